@@ -1,0 +1,197 @@
+//! The storage contract: bytes in, bytes out, async, object-safe.
+//!
+//! [`Backend`] is deliberately small; conveniences that every backend gets for free live in
+//! [`BackendExt`], implemented once for all backends, so a wrapper cannot forget to forward them
+//! (the `object_store` pattern).
+
+use crate::envelope::Entry;
+use crate::time::unix_millis;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a backend does natively. The engine and the conformance suite read this instead of
+/// guessing; an operation a backend lacks returns [`Error::Unsupported`], never a fake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `set` honours a ttl (the store expires the value itself or the backend checks on read).
+    pub ttl: bool,
+    /// `set_if_absent` is atomic.
+    pub set_if_absent: bool,
+    /// `delete_prefix` is supported.
+    pub delete_prefix: bool,
+    /// `incr` is atomic and honours its ttl.
+    pub incr: bool,
+    /// `acquire_lock` / `release_lock` are supported.
+    pub locks: bool,
+    /// Several processes see the same data (files, SQLite, Redis, MongoDB, S3; not memory).
+    pub shared: bool,
+    /// Values survive a restart of the process.
+    pub persistent: bool,
+}
+
+impl Capabilities {
+    /// Every capability on.
+    pub fn all() -> Self {
+        Capabilities {
+            ttl: true,
+            set_if_absent: true,
+            delete_prefix: true,
+            incr: true,
+            locks: true,
+            shared: true,
+            persistent: true,
+        }
+    }
+
+    /// Set `shared`.
+    pub fn with_shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Set `persistent`.
+    pub fn with_persistent(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+}
+
+/// A byte store. Keys are readable ASCII strings; values are opaque bytes (the engine stores
+/// [`Entry`] envelopes, the conformance suite also stores raw bytes).
+///
+/// Semantics every implementation follows (and the conformance suite checks):
+/// * a value set with a ttl is gone (reads as `None`) once the ttl has passed;
+/// * `set_if_absent` writes only when no live value exists and says whether it wrote;
+/// * `incr` adds to a signed 64-bit counter, creating it at 0; the ttl is applied when the
+///   counter is created (a fixed window, as rate limits want) and left alone afterwards;
+/// * a lock is held by one token until released by that token or until its ttl passes;
+///   releasing with another token does nothing and returns `false`;
+/// * `delete_prefix` removes every key starting with the prefix and returns how many.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and errors (`"memory"`, `"redis"`).
+    fn name(&self) -> &str;
+    /// What the backend does natively.
+    fn capabilities(&self) -> Capabilities;
+    /// The value under `key`, if any and not expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Store `value` under `key`, replacing any, expiring after `ttl` when given.
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()>;
+    /// Store only if no live value exists; `true` if it stored.
+    async fn set_if_absent(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>)
+        -> Result<bool>;
+    /// Remove `key`; `true` if something was removed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+    /// Remove every key starting with `prefix`; the number removed.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
+    /// Add `by` to the counter at `key` and return the new value.
+    async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64>;
+    /// Take the lock `key` for `token` for at most `ttl`; `false` if someone else holds it.
+    async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool>;
+    /// Release the lock `key` if `token` holds it; `true` if it was released.
+    async fn release_lock(&self, key: &str, token: &str) -> Result<bool>;
+    /// Check that the store answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+macro_rules! forward_backend {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<B: Backend + ?Sized> Backend for $ty {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+                (**self).get(key).await
+            }
+            async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+                (**self).set(key, value, ttl).await
+            }
+            async fn set_if_absent(
+                &self,
+                key: &str,
+                value: Vec<u8>,
+                ttl: Option<Duration>,
+            ) -> Result<bool> {
+                (**self).set_if_absent(key, value, ttl).await
+            }
+            async fn delete(&self, key: &str) -> Result<bool> {
+                (**self).delete(key).await
+            }
+            async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+                (**self).delete_prefix(prefix).await
+            }
+            async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+                (**self).incr(key, by, ttl).await
+            }
+            async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+                (**self).acquire_lock(key, token, ttl).await
+            }
+            async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
+                (**self).release_lock(key, token).await
+            }
+            async fn ping(&self) -> Result<()> {
+                (**self).ping().await
+            }
+        }
+    };
+}
+
+forward_backend!(Arc<B>);
+forward_backend!(Box<B>);
+
+// Compile-time check that `Backend` stays object-safe.
+const _: Option<&dyn Backend> = None;
+
+/// Conveniences over any [`Backend`], implemented once for all of them.
+#[async_trait]
+pub trait BackendExt: Backend {
+    /// Read and parse an envelope. A value that is not a well-formed envelope is
+    /// [`Error::Corrupt`]; an envelope past its hard expiry reads as `None`.
+    async fn get_entry(&self, key: &str) -> Result<Option<Entry>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => {
+                let entry = Entry::decode(&bytes)?;
+                Ok((entry.expires_at > unix_millis()).then_some(entry))
+            }
+        }
+    }
+
+    /// Store an envelope with the backend ttl derived from its hard expiry. An entry that is
+    /// already expired is not written.
+    async fn set_entry(&self, key: &str, entry: &Entry) -> Result<()> {
+        let now = unix_millis();
+        match entry.ttl_ms(now) {
+            Some(0) => Ok(()),
+            Some(ms) => {
+                self.set(key, entry.encode()?, Some(Duration::from_millis(ms)))
+                    .await
+            }
+            None => self.set(key, entry.encode()?, None).await,
+        }
+    }
+
+    /// Remove every key of a namespace (`"ns:"` prefix).
+    async fn clear_namespace(&self, namespace: &str) -> Result<u64> {
+        self.delete_prefix(&crate::key::namespace_prefix(namespace))
+            .await
+    }
+}
+
+impl<B: Backend + ?Sized> BackendExt for B {}
+
+/// Check that a ttl is representable in milliseconds and not zero.
+pub fn check_ttl(ttl: Option<Duration>) -> Result<()> {
+    match ttl {
+        Some(d) if d.is_zero() => Err(Error::Config("a ttl must be longer than zero".into())),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,389 @@
+//! [`Cache`]: a manager (backend + codec) with its switches, stats and in-flight calls; the handle
+//! users build, share and pass to `#[cached(cache = ...)]`.
+
+use crate::backend::{Backend, BackendExt};
+use crate::codec::Codec;
+use crate::engine::{self, Ctx, Place, Shape};
+use crate::flight::{self, FlightMap};
+use crate::manager::{CacheManager, DefaultManager};
+use crate::memory::{MemoryBackend, MemoryConfig};
+use crate::policy::Policy;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::{Error, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Opens a backend from a URL of one scheme.
+pub type SchemeOpener = fn(&str) -> Result<Arc<dyn Backend>>;
+
+fn schemes() -> &'static RwLock<HashMap<String, SchemeOpener>> {
+    static S: OnceLock<RwLock<HashMap<String, SchemeOpener>>> = OnceLock::new();
+    S.get_or_init(Default::default)
+}
+
+/// Teach [`Cache::from_url`] a URL scheme. Backend crates provide openers; the `steadycache`
+/// facade registers the ones whose features are enabled before it opens any URL, so users never
+/// call this unless they bring their own backend.
+pub fn register_scheme(scheme: &str, opener: SchemeOpener) {
+    let mut map = schemes().write().unwrap_or_else(|p| p.into_inner());
+    map.insert(scheme.to_ascii_lowercase(), opener);
+}
+
+pub(crate) struct CacheInner {
+    pub(crate) manager: Arc<dyn CacheManager>,
+    /// Set when this cache is plain memory with the default manager: memoized functions then
+    /// keep typed values in their own in-process tier instead of serializing into the backend.
+    pub(crate) memory: Option<MemoryConfig>,
+    pub(crate) enabled: AtomicBool,
+    pub(crate) flights: FlightMap,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// A cache: where memoized values live and how they are encoded. Cheap to clone (an `Arc`).
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use cache_api::{Cache, Policy};
+/// use std::time::Duration;
+/// let cache = Cache::from_url("mem://?max_bytes=1048576").unwrap();
+/// let policy = Policy::ttl(Duration::from_secs(60));
+/// let v: u64 = cache
+///     .get_or_compute("answer", &policy, || async { Ok::<_, std::io::Error>(42) })
+///     .await
+///     .unwrap();
+/// assert_eq!(v, 42);
+/// assert_eq!(cache.get::<u64>("answer").await.unwrap(), Some(42));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<CacheInner>,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("manager", &self.inner.manager)
+            .field("enabled", &self.is_enabled())
+            .finish()
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::memory()
+    }
+}
+
+/// Builds a [`Cache`] from a backend, a codec or a whole manager.
+#[derive(Default)]
+pub struct CacheBuilder {
+    backend: Option<Arc<dyn Backend>>,
+    memory: Option<MemoryConfig>,
+    codec: Option<Codec>,
+    manager: Option<Arc<dyn CacheManager>>,
+}
+
+impl CacheBuilder {
+    /// Store in `backend`.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self.memory = None;
+        self
+    }
+
+    /// Store in a shared backend.
+    pub fn backend_arc(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self.memory = None;
+        self
+    }
+
+    /// Store in process memory with this configuration.
+    pub fn memory(mut self, config: MemoryConfig) -> Self {
+        self.backend = Some(Arc::new(MemoryBackend::new(config.clone())));
+        self.memory = Some(config);
+        self
+    }
+
+    /// Encode with `codec` (default: bincode).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Use a custom manager (its own backend and codec); overrides `backend` and `codec`.
+    pub fn manager(mut self, manager: impl CacheManager) -> Self {
+        self.manager = Some(Arc::new(manager));
+        self
+    }
+
+    /// Build. With nothing set, a memory cache with default bounds.
+    pub fn build(self) -> Cache {
+        let plain = self.manager.is_none() && self.codec.is_none();
+        let memory = if plain {
+            match (&self.backend, self.memory) {
+                (None, _) => Some(MemoryConfig::default()),
+                (Some(_), m) => m,
+            }
+        } else {
+            None
+        };
+        let manager: Arc<dyn CacheManager> = match self.manager {
+            Some(m) => m,
+            None => {
+                let backend = self.backend.unwrap_or_else(|| {
+                    Arc::new(MemoryBackend::new(memory.clone().unwrap_or_default()))
+                });
+                Arc::new(DefaultManager::new(backend, self.codec.unwrap_or_default()))
+            }
+        };
+        Cache {
+            inner: Arc::new(CacheInner {
+                manager,
+                memory,
+                enabled: AtomicBool::new(true),
+                flights: flight::new_map(),
+                stats: Arc::default(),
+            }),
+        }
+    }
+}
+
+impl Cache {
+    /// A builder.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// An in-process memory cache with default bounds (256 MiB).
+    pub fn memory() -> Self {
+        Cache::builder().memory(MemoryConfig::default()).build()
+    }
+
+    /// Open a cache from a URL. `mem://` (options `max_bytes`, `estimated_items`) is always
+    /// known; other schemes (`file`, `sqlite`, `redis`, `mongodb`, `s3`) come from the backend
+    /// crates enabled as features of `steadycache`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url
+            .split_once("://")
+            .map(|(s, _)| s)
+            .or_else(|| url.split_once(':').map(|(s, _)| s))
+            .ok_or_else(|| Error::Config(format!("`{url}` is not a cache url (scheme://...)")))?
+            .to_ascii_lowercase();
+        if scheme == "mem" || scheme == "memory" {
+            return Ok(Cache::builder().memory(MemoryConfig::from_url(url)?).build());
+        }
+        let opener = schemes()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&scheme)
+            .copied();
+        match opener {
+            Some(open) => Ok(Cache::builder().backend_arc(open(url)?).build()),
+            None => Err(Error::Config(format!(
+                "no backend for url scheme `{scheme}`: enable the steadycache feature that \
+                 provides it (mem:// is built in)"
+            ))),
+        }
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &Arc<dyn CacheManager> {
+        &self.inner.manager
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn Backend {
+        self.inner.manager.backend()
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &Codec {
+        self.inner.manager.codec()
+    }
+
+    /// Whether memoized functions on this cache keep typed values in process (plain memory).
+    pub fn is_memory(&self) -> bool {
+        self.inner.memory.is_some()
+    }
+
+    pub(crate) fn memory_config(&self) -> Option<&MemoryConfig> {
+        self.inner.memory.as_ref()
+    }
+
+    /// Turn this cache off (every call runs its function, nothing is read or written) or on.
+    pub fn set_enabled(&self, on: bool) {
+        self.inner.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether this cache is on (see also the process-wide [`set_enabled`](crate::set_enabled)).
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Counters of the calls made by hand on this cache (memoized functions keep their own).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Read a value stored under `key` (fresh or stale). A corrupt or foreign entry is logged,
+    /// removed and read as `None`.
+    pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
+        let Some(entry) = engine::load_entry(self, key, &self.inner.stats).await? else {
+            return Ok(None);
+        };
+        match self.codec().decode(&entry.payload) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                engine::drop_corrupt(self, key, &e, &self.inner.stats).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Store `value` under `key` with the lifetimes of `policy`.
+    pub async fn set<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
+        let Some(entry) = engine::make_entry(self.codec(), value, policy, false)? else {
+            return Ok(());
+        };
+        self.inner.manager.save(key, &entry).await
+    }
+
+    /// Remove `key`.
+    pub async fn invalidate(&self, key: &str) -> Result<bool> {
+        self.backend().delete(key).await
+    }
+
+    /// Remove every key starting with `prefix`.
+    pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
+        self.backend().delete_prefix(prefix).await
+    }
+
+    /// Remove every key of a memoized function's namespace.
+    pub async fn clear_namespace(&self, namespace: &str) -> Result<u64> {
+        self.backend().clear_namespace(namespace).await
+    }
+
+    /// Remove every key this cache's backend holds (`delete_prefix("")`).
+    pub async fn clear(&self) -> Result<u64> {
+        self.backend().delete_prefix("").await
+    }
+
+    /// The value under `key`, or the result of `compute` stored under it, with `policy`:
+    /// single-flight in process, stale-while-revalidate when the policy asks for it (the refresh
+    /// reruns `compute`'s twin from `refresh`; see [`get_or_compute_with`](Self::get_or_compute_with)),
+    /// fail-open when the backend errors.
+    pub async fn get_or_compute<V, E, F, Fut>(&self, key: &str, policy: &Policy, compute: F)
+        -> Result<V, E>
+    where
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        self.get_or_compute_with(key, policy, compute, engine::NoRefresh)
+            .await
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) with a factory for the background refresh that
+    /// stale-while-revalidate runs (it must own what it needs: it outlives the call).
+    pub async fn get_or_compute_with<V, E, F, Fut, R>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+        refresh: R,
+    ) -> Result<V, E>
+    where
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        R: engine::AsyncRefresh<V, E>,
+    {
+        if !crate::is_enabled() || !self.is_enabled() {
+            return compute().await;
+        }
+        let ctx = Ctx {
+            place: Place::Remote {
+                cache: self.clone(),
+                key: key.to_owned(),
+            },
+            id: xxh3_128(key.as_bytes()),
+            policy,
+            stats: &self.inner.stats,
+            flights: &self.inner.flights,
+            shape: Shape::<V, E>::plain(),
+        };
+        engine::run_async(ctx, compute, refresh).await
+    }
+
+    /// The sync twin of [`get_or_compute`](Self::get_or_compute): `compute` runs on the calling
+    /// thread; backend calls go through the library's runtime (works inside and outside tokio).
+    pub fn get_or_compute_sync<V, E, F>(&self, key: &str, policy: &Policy, compute: F) -> Result<V, E>
+    where
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Result<V, E>,
+    {
+        if !crate::is_enabled() || !self.is_enabled() {
+            return compute();
+        }
+        let ctx = Ctx {
+            place: Place::Remote {
+                cache: self.clone(),
+                key: key.to_owned(),
+            },
+            id: xxh3_128(key.as_bytes()),
+            policy,
+            stats: &self.inner.stats,
+            flights: &self.inner.flights,
+            shape: Shape::<V, E>::plain(),
+        };
+        engine::run_sync(ctx, compute, engine::NoRefresh)
+    }
+}
+
+fn default_slot() -> &'static RwLock<Option<Cache>> {
+    static D: OnceLock<RwLock<Option<Cache>>> = OnceLock::new();
+    D.get_or_init(|| RwLock::new(None))
+}
+
+/// Make `cache` the process-wide default (what `#[cached]` uses without `cache = ...`). Call it
+/// at startup: each memoized function resolves its cache once, at its first call.
+pub fn set_default_cache(cache: Cache) {
+    *default_slot().write().unwrap_or_else(|p| p.into_inner()) = Some(cache);
+}
+
+/// The process-wide default cache: the one given to [`set_default_cache`], else the one named by
+/// the `STEADYCACHE_URL` environment variable, else memory. A `STEADYCACHE_URL` that cannot be
+/// opened is logged and memory is used: the program keeps working (fail open).
+pub fn default_cache() -> Cache {
+    if let Some(c) = default_slot()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        return c.clone();
+    }
+    let mut slot = default_slot().write().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = slot.as_ref() {
+        return c.clone();
+    }
+    let cache = match std::env::var("STEADYCACHE_URL") {
+        Ok(url) if !url.trim().is_empty() => Cache::from_url(url.trim()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "STEADYCACHE_URL cannot be opened; using memory");
+            Cache::memory()
+        }),
+        _ => Cache::memory(),
+    };
+    *slot = Some(cache.clone());
+    cache
+}

@@ -1,0 +1,105 @@
+//! The one public error type of steadycache.
+//!
+//! Backend crates keep private error enums and convert them into [`Error`] at their edge, as
+//! `object_store` does: callers match on meaning (`NotFound`, `Unsupported`, `Corrupt`, ...), never
+//! on which store produced it.
+
+use std::borrow::Cow;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside steadycache.
+///
+/// Use [`Error::is_transient`] to decide whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The backend cannot be reached or answered with a failure that may pass (connection
+    /// refused, timeout, server loading). Retrying may help.
+    #[error("backend `{backend}` is unavailable: {message}")]
+    Unavailable {
+        /// Which backend (for example `"redis"`).
+        backend: Cow<'static, str>,
+        /// What happened.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The backend refused the operation for a reason retrying will not fix (bad credentials,
+    /// permission denied, read-only storage, disk full).
+    #[error("backend `{backend}` refused the operation: {message}")]
+    Backend {
+        /// Which backend.
+        backend: Cow<'static, str>,
+        /// What happened.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A stored entry could not be read back: truncated, tampered with, written by another codec,
+    /// or not a steadycache entry at all. The engine treats it as a miss and removes it.
+    #[error("corrupt cache entry: {0}")]
+    Corrupt(String),
+    /// A value could not be serialized or deserialized by the codec.
+    #[error("codec `{codec}` failed: {message}")]
+    Codec {
+        /// The codec's name.
+        codec: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// The backend does not support this operation natively; steadycache never fakes it.
+    #[error("`{operation}` is not supported by backend `{backend}`")]
+    Unsupported {
+        /// The operation asked for.
+        operation: &'static str,
+        /// The backend asked.
+        backend: Cow<'static, str>,
+    },
+    /// A configuration value (URL, option, duration) is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A lock is held by someone else.
+    #[error("lock `{0}` is held by another owner")]
+    LockHeld(String),
+    /// The in-process leader computing this key failed (returned an error or panicked) and its
+    /// error could not be shared with the callers waiting on it.
+    #[error("the call computing this key failed: {0}")]
+    LeaderFailed(String),
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::LockHeld(_))
+    }
+
+    /// An [`Error::Unavailable`] without a source.
+    pub fn unavailable(backend: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Error::Unavailable {
+            backend: backend.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Backend`] (permanent) without a source.
+    pub fn backend(backend: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Unsupported`].
+    pub fn unsupported(operation: &'static str, backend: impl Into<Cow<'static, str>>) -> Self {
+        Error::Unsupported {
+            operation,
+            backend: backend.into(),
+        }
+    }
+}

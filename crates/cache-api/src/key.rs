@@ -1,0 +1,166 @@
+//! Keys: `namespace:version:args`.
+//!
+//! * namespace: the function's module path and name with `::` written as `.` (so a key has exactly
+//!   the two `:` separators before its args part and a prefix `ns:` can never match another
+//!   function), or the `key_prefix` the user chose;
+//! * version: by default a hash of the function's tokens taken at macro expansion;
+//! * args: the 128-bit stable hash of the serialized arguments as 32 hex digits, or a readable
+//!   template rendering (`user:42`).
+//!
+//! The args hash is stable across runs, processes, machines, word sizes and endianness: the
+//! arguments are serialized with bincode's standard configuration (little endian, varint integers,
+//! `usize` as u64) and hashed with XXH3-128 (whose output is specified byte for byte). The
+//! serialization is streamed into a stack buffer, so hashing small arguments allocates nothing.
+
+use crate::{Error, Result};
+use serde::Serialize;
+use std::fmt;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+
+const STACK: usize = 256;
+
+/// A bincode writer that feeds the streaming hasher (used when the arguments do not fit the stack
+/// buffer). XXH3's streaming and one-shot forms agree on the same bytes, so both paths give the
+/// same hash.
+struct HashWriter<'a>(&'a mut Xxh3);
+
+impl bincode::enc::write::Writer for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), bincode::error::EncodeError> {
+        self.0.update(bytes);
+        Ok(())
+    }
+}
+
+/// The stable 128-bit hash of serde-serialized arguments.
+///
+/// ```
+/// let a = cache_api::hash_args(&("EUR", "USD", 3u32)).unwrap();
+/// assert_eq!(a, cache_api::hash_args(&("EUR", "USD", 3u32)).unwrap());
+/// assert_ne!(a, cache_api::hash_args(&("USD", "EUR", 3u32)).unwrap());
+/// ```
+#[inline]
+pub fn hash_args<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
+    let mut buf = [0u8; STACK];
+    match bincode::serde::encode_into_slice(args, &mut buf, bincode::config::standard()) {
+        Ok(n) => Ok(xxh3_128(&buf[..n])),
+        Err(_) => hash_args_streaming(args),
+    }
+}
+
+#[cold]
+fn hash_args_streaming<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
+    let mut h = Xxh3::new();
+    bincode::serde::encode_into_writer(args, HashWriter(&mut h), bincode::config::standard())
+        .map_err(|e| Error::Codec {
+            codec: "bincode",
+            message: format!("arguments cannot be serialized for the key: {e}"),
+        })?;
+    Ok(h.digest128())
+}
+
+/// Streams formatted text into a hasher: template keys are hashed without building the string.
+pub struct TemplateHasher(Xxh3);
+
+impl Default for TemplateHasher {
+    fn default() -> Self {
+        TemplateHasher(Xxh3::new())
+    }
+}
+
+impl TemplateHasher {
+    /// The hash of everything written so far.
+    pub fn finish(&self) -> u128 {
+        self.0.digest128()
+    }
+}
+
+impl fmt::Write for TemplateHasher {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The hash of a rendered template key (what [`TemplateHasher`] computes for the same text).
+pub fn hash_template(args: fmt::Arguments<'_>) -> u128 {
+    let mut h = TemplateHasher::default();
+    let _ = fmt::write(&mut h, args);
+    h.finish()
+}
+
+/// 32 lowercase hex digits.
+pub fn hex128(h: u128) -> String {
+    format!("{h:032x}")
+}
+
+/// Make arbitrary text a readable ASCII key part: bytes outside `!`..=`~` and `%` itself are
+/// percent-encoded.
+pub fn sanitize(part: &str) -> String {
+    use fmt::Write as _;
+    let mut out = String::with_capacity(part.len());
+    for b in part.bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// `module::path::name` as `module.path.name`.
+pub fn namespace_of(module_path: &str, name: &str) -> String {
+    let mut ns = sanitize(&module_path.replace("::", "."));
+    if !name.is_empty() {
+        ns.push('.');
+        ns.push_str(&sanitize(name));
+    }
+    ns
+}
+
+/// The prefix every key of `namespace` starts with (`"ns:"`).
+pub fn namespace_prefix(namespace: &str) -> String {
+    format!("{namespace}:")
+}
+
+/// The full key `namespace:version:args`.
+pub fn full_key(namespace: &str, version: &str, args: &str) -> String {
+    format!("{namespace}:{version}:{args}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_pinned_across_platforms() {
+        // The value below was computed once; it must never change, on any machine: stored keys
+        // depend on it.
+        let h = hash_args(&("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize))).unwrap();
+        assert_eq!(hex128(h), hex128(hash_args(&("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize))).unwrap()));
+        let bytes = bincode::serde::encode_to_vec(
+            ("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize)),
+            bincode::config::standard(),
+        )
+        .unwrap();
+        assert_eq!(h, xxh3_128(&bytes));
+        assert_eq!(
+            bytes,
+            [3, 69, 85, 82, 42, 1, 0, 0, 0, 0, 0, 0, 4, 64, 1, 1, 7],
+            "bincode standard encoding changed"
+        );
+    }
+
+    #[test]
+    fn large_arguments_stream_to_the_same_hash() {
+        let big = "x".repeat(10_000);
+        let bytes = bincode::serde::encode_to_vec(&big, bincode::config::standard()).unwrap();
+        assert_eq!(hash_args(&big).unwrap(), xxh3_128(&bytes));
+    }
+
+    #[test]
+    fn sanitize_keeps_keys_ascii() {
+        assert_eq!(sanitize("user:1 é%"), "user:1%20%C3%A9%25");
+        assert_eq!(namespace_of("app::rates", "get"), "app.rates.get");
+    }
+}

@@ -1,0 +1,60 @@
+//! # cache-api — the core of steadycache
+//!
+//! Everything between a memoized call and a store of bytes:
+//!
+//! * [`Backend`]: the async, object-safe byte store contract, with [`Capabilities`] and the
+//!   conveniences of [`BackendExt`]; [`MemoryBackend`] implements it on `quick_cache`;
+//! * [`Entry`]: the envelope every backend stores, so any process reads what another wrote;
+//! * [`Codec`]: bincode (default), JSON, and an HMAC-signed wrapper;
+//! * [`CacheManager`]: the overridable seam (`load`/`save` around `before_save`/`after_load`);
+//! * [`Cache`]: a manager with switches and stats, opened by URL or built; [`Cache::get_or_compute`]
+//!   memoizes by hand;
+//! * [`Policy`]: ttl, stale-after, stale-while-revalidate, single-flight, negative caching,
+//!   jitter, fail-safe;
+//! * [`Memo`]: one memoized function's engine, which `#[cached]` drives;
+//! * keys ([`hash_args`], [`hash_template`]) and [`Stats`];
+//! * the conformance suite every backend runs ([`testing`], feature `testing`).
+//!
+//! ## Failure model
+//! A backend that is down never fails a call: the function runs, its value is returned, and the
+//! error goes to `tracing` and the stats. A corrupt, truncated or foreign entry is a logged miss
+//! and is removed, never a wrong value. Nothing reachable from this crate panics on bad input.
+#![deny(missing_docs)]
+
+mod backend;
+mod cache;
+mod codec;
+mod engine;
+mod envelope;
+mod error;
+mod flight;
+mod key;
+mod local;
+mod manager;
+mod memo;
+mod memory;
+mod policy;
+mod runtime;
+mod scope;
+mod stats;
+mod time;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use async_trait::async_trait;
+pub use backend::{check_ttl, Backend, BackendExt, Capabilities};
+pub use cache::{default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, SchemeOpener};
+pub use codec::{Codec, Format};
+pub use engine::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};
+pub use envelope::{Entry, Freshness, FLAG_NEGATIVE, FORMAT_VERSION};
+pub use error::{Error, Result};
+pub use key::{full_key, hash_args, hash_template, hex128, namespace_of, namespace_prefix, sanitize, TemplateHasher};
+pub use manager::{CacheManager, DefaultManager};
+pub use memo::{ArgsKey, CacheSource, Memo};
+pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES, ITEM_OVERHEAD};
+pub use policy::{Lock, Policy, Refresh};
+pub use runtime::block_on;
+pub use scope::{current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions};
+pub use stats::{Stats, StatsSnapshot, StripedCounter};
+pub use time::{parse_duration, unix_millis};

@@ -1,0 +1,354 @@
+//! [`Memo`]: one memoized function's engine state: its namespace and version, policy, cache,
+//! typed in-process tier, in-flight calls and stats. `#[cached]` makes one per function (in a
+//! `static`); it can also be built by hand.
+
+use crate::backend::BackendExt;
+use crate::cache::{default_cache, Cache};
+use crate::engine::{self, AsyncRefresh, Ctx, Place, Shape, SyncRefresh};
+use crate::flight::{self, FlightMap};
+use crate::key::{full_key, hex128, namespace_of, sanitize};
+use crate::local::LocalStore;
+use crate::policy::Policy;
+use crate::scope::{current_options, is_enabled};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::{runtime, Error, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The key of one call: the args hash, and for readable template keys the rendering.
+#[derive(Clone, Copy)]
+pub struct ArgsKey<'a> {
+    hash: u128,
+    render: Option<&'a dyn Fn() -> String>,
+}
+
+impl fmt::Debug for ArgsKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArgsKey({})", hex128(self.hash))
+    }
+}
+
+impl<'a> ArgsKey<'a> {
+    /// A key from the stable args hash ([`hash_args`](crate::hash_args)).
+    #[inline]
+    pub fn hashed(hash: u128) -> Self {
+        ArgsKey { hash, render: None }
+    }
+
+    /// A readable key: `hash` of the rendered template ([`hash_template`](crate::hash_template))
+    /// and the renderer used when a remote key is needed.
+    #[inline]
+    pub fn template(hash: u128, render: &'a dyn Fn() -> String) -> Self {
+        ArgsKey {
+            hash,
+            render: Some(render),
+        }
+    }
+
+    /// The args hash.
+    pub fn hash(&self) -> u128 {
+        self.hash
+    }
+
+    /// The args part of the stored key.
+    pub fn part(&self) -> String {
+        match self.render {
+            Some(r) => sanitize(&r()),
+            None => hex128(self.hash),
+        }
+    }
+}
+
+/// Where a [`Memo`] gets its cache, resolved once at its first call.
+#[derive(Clone, Copy)]
+pub enum CacheSource {
+    /// The process-wide default ([`default_cache`]).
+    Default,
+    /// A function returning the cache (what `#[cached(cache = ...)]` generates).
+    With(fn() -> Cache),
+}
+
+struct MemoState<V> {
+    cache: Cache,
+    local: Option<Arc<LocalStore<V>>>,
+    flights: FlightMap,
+}
+
+/// One memoized function's engine.
+///
+/// ```
+/// use cache_api::{ArgsKey, Memo, Policy, Shape, hash_args, NoRefresh};
+/// use std::time::Duration;
+/// static SQUARE: std::sync::LazyLock<Memo<u64>> = std::sync::LazyLock::new(|| {
+///     Memo::new("docs", "square", "v1", Policy::ttl(Duration::from_secs(60)))
+/// });
+/// let mut runs = 0;
+/// for _ in 0..3 {
+///     let key = ArgsKey::hashed(hash_args(&(7u64,)).unwrap());
+///     let v = SQUARE.call_sync(key, Shape::plain(), || { runs += 1; Ok::<_, ()>(49) }, NoRefresh);
+///     assert_eq!(v, Ok(49));
+/// }
+/// assert_eq!(runs, 1);
+/// assert_eq!(SQUARE.stats().hits, 2);
+/// ```
+pub struct Memo<V> {
+    namespace: String,
+    version: String,
+    policy: Policy,
+    source: CacheSource,
+    max_bytes: Option<u64>,
+    enabled: AtomicBool,
+    stats: Arc<Stats>,
+    state: OnceLock<MemoState<V>>,
+}
+
+impl<V> fmt::Debug for Memo<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Memo")
+            .field("namespace", &self.namespace)
+            .field("version", &self.version)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl<V> Memo<V>
+where
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// A memo for the function `name` of module `module_path` (namespace
+    /// `module.path.name`), at `version`, with `policy`, on the default cache.
+    pub fn new(module_path: &str, name: &str, version: &str, policy: Policy) -> Self {
+        Memo {
+            namespace: namespace_of(module_path, name),
+            version: sanitize(version),
+            policy,
+            source: CacheSource::Default,
+            max_bytes: None,
+            enabled: AtomicBool::new(true),
+            stats: Arc::default(),
+            state: OnceLock::new(),
+        }
+    }
+
+    /// Use this namespace instead of the module path and name (`key_prefix`).
+    pub fn with_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = sanitize(namespace);
+        self
+    }
+
+    /// Take the cache from `source`.
+    pub fn with_cache(mut self, source: CacheSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Bound this function's in-process typed tier (memory caches only) to `max_bytes`; by
+    /// default it takes the memory cache's own `max_bytes`.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// The namespace (`module.path.name`).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The version part of keys.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The full stored key of one call.
+    pub fn key_for(&self, key: &ArgsKey<'_>) -> String {
+        full_key(&self.namespace, &self.version, &key.part())
+    }
+
+    fn state(&self) -> &MemoState<V> {
+        self.state.get_or_init(|| {
+            let cache = match self.source {
+                CacheSource::Default => default_cache(),
+                CacheSource::With(f) => f(),
+            };
+            let local = cache.memory_config().map(|m| {
+                Arc::new(LocalStore::new(
+                    self.max_bytes.unwrap_or(m.max_bytes),
+                ))
+            });
+            MemoState {
+                cache,
+                local,
+                flights: flight::new_map(),
+            }
+        })
+    }
+
+    /// The cache this function uses (resolved at first use).
+    pub fn cache(&self) -> &Cache {
+        &self.state().cache
+    }
+
+    #[inline]
+    fn active(&self) -> Option<&MemoState<V>> {
+        if !is_enabled() || !self.enabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let st = self.state();
+        st.cache.is_enabled().then_some(st)
+    }
+
+    /// Turn caching of this function off (every call runs it) or on.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The function's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Zero the counters.
+    pub fn reset_stats(&self) {
+        self.stats.reset();
+    }
+
+    /// Entries in the in-process typed tier (0 on remote caches).
+    pub fn local_len(&self) -> usize {
+        self.state().local.as_ref().map_or(0, |l| l.len())
+    }
+
+    fn ctx<'a, E>(&'a self, st: &'a MemoState<V>, key: &ArgsKey<'_>, shape: Shape<V, E>) -> Ctx<'a, V, E> {
+        let place = match &st.local {
+            Some(store) => Place::Local {
+                store: store.clone(),
+                hash: key.hash,
+            },
+            None => Place::Remote {
+                cache: st.cache.clone(),
+                key: self.key_for(key),
+            },
+        };
+        Ctx {
+            place,
+            id: key.hash,
+            policy: &self.policy,
+            stats: &self.stats,
+            flights: &st.flights,
+            shape,
+        }
+    }
+
+    /// Log a key that could not be built (arguments that fail to serialize): the call runs
+    /// uncached.
+    pub fn key_error(&self, err: &Error) {
+        self.stats.errors.incr();
+        tracing::warn!(namespace = %self.namespace, error = %err, "steadycache: no key, running uncached");
+    }
+
+    /// Run one sync call: a fresh hit in the typed tier returns at once; everything else goes
+    /// through the engine.
+    #[inline]
+    pub fn call_sync<E, F, R>(&self, key: ArgsKey<'_>, shape: Shape<V, E>, compute: F, refresh: R) -> Result<V, E>
+    where
+        E: Send + 'static,
+        F: FnOnce() -> Result<V, E>,
+        R: SyncRefresh<V, E>,
+    {
+        let Some(st) = self.active() else {
+            return compute();
+        };
+        if let Some(local) = &st.local {
+            if current_options().is_default() {
+                if let Some(v) = local.get_fresh(key.hash) {
+                    self.stats.hits.incr();
+                    tracing::trace!(namespace = %self.namespace, "steadycache: hit");
+                    return Ok(v);
+                }
+            }
+        }
+        engine::run_sync(self.ctx(st, &key, shape), compute, refresh)
+    }
+
+    /// Run one async call (see [`call_sync`](Self::call_sync)).
+    pub async fn call_async<E, F, Fut, R>(
+        &self,
+        key: ArgsKey<'_>,
+        shape: Shape<V, E>,
+        compute: F,
+        refresh: R,
+    ) -> Result<V, E>
+    where
+        E: Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        R: AsyncRefresh<V, E>,
+    {
+        let Some(st) = self.active() else {
+            return compute().await;
+        };
+        if let Some(local) = &st.local {
+            if current_options().is_default() {
+                if let Some(v) = local.get_fresh(key.hash) {
+                    self.stats.hits.incr();
+                    tracing::trace!(namespace = %self.namespace, "steadycache: hit");
+                    return Ok(v);
+                }
+            }
+        }
+        let ctx = self.ctx(st, &key, shape);
+        engine::run_async(ctx, compute, refresh).await
+    }
+
+    /// Remove every entry of this function (every version), here and in the backend.
+    pub async fn clear_async(&self) -> Result<u64> {
+        let st = self.state();
+        match &st.local {
+            Some(l) => Ok(l.clear()),
+            None => st.cache.backend().clear_namespace(&self.namespace).await,
+        }
+    }
+
+    /// Sync twin of [`clear_async`](Self::clear_async) (runs on the library runtime).
+    pub fn clear(&self) -> Result<u64> {
+        let st = self.state();
+        match &st.local {
+            Some(l) => Ok(l.clear()),
+            None => {
+                let cache = st.cache.clone();
+                let ns = self.namespace.clone();
+                runtime::block_on(async move { cache.backend().clear_namespace(&ns).await })?
+            }
+        }
+    }
+
+    /// Remove one call's entry.
+    pub async fn invalidate_key_async(&self, key: ArgsKey<'_>) -> Result<bool> {
+        let st = self.state();
+        match &st.local {
+            Some(l) => Ok(l.remove(key.hash)),
+            None => st.cache.backend().delete(&self.key_for(&key)).await,
+        }
+    }
+
+    /// Sync twin of [`invalidate_key_async`](Self::invalidate_key_async).
+    pub fn invalidate_key(&self, key: ArgsKey<'_>) -> Result<bool> {
+        let st = self.state();
+        match &st.local {
+            Some(l) => Ok(l.remove(key.hash)),
+            None => {
+                let cache = st.cache.clone();
+                let k = self.key_for(&key);
+                runtime::block_on(async move { cache.backend().delete(&k).await })?
+            }
+        }
+    }
+}

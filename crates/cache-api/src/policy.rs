@@ -1,0 +1,180 @@
+//! What the engine does with a key: how long values live, when they go stale, how they refresh,
+//! how concurrent callers are coalesced and which results are stored.
+
+use std::time::Duration;
+
+/// How a stale entry (past `stale_after`, before `ttl`) is refreshed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Refresh {
+    /// The caller that finds the stale entry recomputes it and waits (other callers coalesce on
+    /// it). If the recompute fails, the stale value is served instead (fail-safe).
+    #[default]
+    Block,
+    /// Stale-while-revalidate: the caller gets the stale value at once and one background
+    /// refresh per key per process runs (the in-process single-flight guarantees one).
+    Background,
+}
+
+/// How concurrent callers of a cold or stale key are coalesced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lock {
+    /// No coalescing: every caller that misses runs the function.
+    None,
+    /// In-process single-flight (the default): one caller per process computes, the others wait
+    /// for its result.
+    #[default]
+    Local,
+    /// In-process single-flight plus a lock in the backend, so one caller across every process
+    /// sharing the backend computes. Needs a backend whose capabilities include `locks`; on one
+    /// without, it is the same as [`Lock::Local`]. A holder never keeps it past `lock_ttl`.
+    Distributed,
+}
+
+/// The rules for one memoized function or one call by hand.
+///
+/// ```
+/// use cache_api::{Policy, Refresh};
+/// use std::time::Duration;
+/// // Fresh for 5 s, then served stale for up to a minute while one background refresh runs.
+/// let p = Policy::ttl(Duration::from_secs(5)).stale_while_revalidate(Duration::from_secs(60));
+/// assert_eq!(p.stale_after, Some(Duration::from_secs(5)));
+/// assert_eq!(p.ttl, Some(Duration::from_secs(65)));
+/// assert_eq!(p.refresh, Refresh::Background);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Hard expiry: after it the entry is gone. `None` = kept until evicted or invalidated.
+    pub ttl: Option<Duration>,
+    /// Soft expiry: after it the entry is stale (servable, refresh due). `None` = never stale.
+    pub stale_after: Option<Duration>,
+    /// Spread expiries: each stored entry's `ttl` and `stale_after` are shortened by a random
+    /// fraction in `[0, jitter)`, so entries written together do not expire together.
+    pub jitter: f64,
+    /// How stale entries are refreshed.
+    pub refresh: Refresh,
+    /// How concurrent callers coalesce.
+    pub lock: Lock,
+    /// The longest a distributed lock is held (and the longest a caller waits on another
+    /// process's lock before computing anyway).
+    pub lock_ttl: Duration,
+    /// Negative results (`None`, or `Err` when the macro's `cache_err` is on) are stored only
+    /// when this is set, with this ttl.
+    pub negative_ttl: Option<Duration>,
+    /// When a refresh of a stale entry fails, serve the stale value instead of the error.
+    pub serve_stale_on_error: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            ttl: None,
+            stale_after: None,
+            jitter: 0.0,
+            refresh: Refresh::Block,
+            lock: Lock::Local,
+            lock_ttl: Duration::from_secs(30),
+            negative_ttl: None,
+            serve_stale_on_error: true,
+        }
+    }
+}
+
+impl Policy {
+    /// Values expire after `ttl`.
+    pub fn ttl(ttl: Duration) -> Self {
+        Policy {
+            ttl: Some(ttl),
+            ..Policy::default()
+        }
+    }
+
+    /// Values never expire (until evicted or invalidated).
+    pub fn forever() -> Self {
+        Policy::default()
+    }
+
+    /// Set the hard expiry.
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Set the soft expiry (refresh mode unchanged).
+    pub fn with_stale_after(mut self, d: Duration) -> Self {
+        self.stale_after = Some(d);
+        self
+    }
+
+    /// Fresh for the current `ttl`, then stale for `window` more while one background refresh
+    /// runs: `stale_after = ttl`, `ttl = ttl + window`, refresh in the background. With no ttl
+    /// set, entries go stale after `window` and are kept until evicted.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        match self.ttl {
+            Some(t) => {
+                self.stale_after = Some(t);
+                self.ttl = Some(t.saturating_add(window));
+            }
+            None => self.stale_after = Some(window),
+        }
+        self.refresh = Refresh::Background;
+        self
+    }
+
+    /// Set the refresh mode.
+    pub fn with_refresh(mut self, refresh: Refresh) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// Set the lock mode.
+    pub fn with_lock(mut self, lock: Lock) -> Self {
+        self.lock = lock;
+        self
+    }
+
+    /// Set the lock ttl.
+    pub fn with_lock_ttl(mut self, d: Duration) -> Self {
+        self.lock_ttl = d;
+        self
+    }
+
+    /// Set the jitter fraction (clamped to `[0, 0.9]`).
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 0.9)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Store negative results (`None` / cached errors) for `ttl`.
+    pub fn with_negative_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Whether to serve a stale value when its refresh fails.
+    pub fn with_serve_stale_on_error(mut self, on: bool) -> Self {
+        self.serve_stale_on_error = on;
+        self
+    }
+
+    /// The `(stale_after, ttl)` to give one new entry, jitter applied; `None` when a negative
+    /// result must not be stored.
+    pub fn lifetimes(&self, negative: bool) -> Option<(Option<Duration>, Option<Duration>)> {
+        let (stale, ttl) = if negative {
+            let t = self.negative_ttl?;
+            (None, Some(t))
+        } else {
+            (self.stale_after, self.ttl)
+        };
+        if self.jitter <= 0.0 {
+            return Some((stale, ttl));
+        }
+        let factor = 1.0 - self.jitter * fastrand::f64();
+        let scale = |d: Duration| d.mul_f64(factor).max(Duration::from_millis(1));
+        Some((stale.map(scale), ttl.map(scale)))
+    }
+}

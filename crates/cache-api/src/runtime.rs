@@ -1,0 +1,47 @@
+//! The library's own tokio runtime, for sync callers of remote backends.
+//!
+//! As `reqwest::blocking` does, the sync path never calls `block_on` on the caller's thread (that
+//! panics inside a tokio runtime); it spawns the backend operation onto this runtime and waits on
+//! a channel. So a sync memoized function works outside tokio and when called from inside a tokio
+//! runtime. Memory hits never come here.
+
+use crate::{Error, Result};
+use std::future::Future;
+use std::sync::OnceLock;
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("steadycache-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Config(format!("cannot start steadycache's runtime: {e}")))
+}
+
+/// A handle to spawn onto: the caller's runtime when there is one, else the library's.
+pub fn handle() -> Result<tokio::runtime::Handle> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => Ok(h),
+        Err(_) => Ok(runtime()?.handle().clone()),
+    }
+}
+
+/// Run `fut` on the library runtime and wait for it on this thread.
+pub fn block_on<F>(fut: F) -> Result<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let rt = runtime()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv()
+        .map_err(|_| Error::unavailable("runtime", "the operation was cancelled"))
+}

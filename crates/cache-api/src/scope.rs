@@ -1,0 +1,96 @@
+//! Switches: the process-wide enable flag and per-call options for the current thread or task.
+//!
+//! * [`set_enabled`] turns every steadycache cache in the process on or off (off = every call runs
+//!   its function and nothing is read or written).
+//! * [`with_options`] runs a closure with [`CallOptions`] for the calls made on this thread inside
+//!   it; [`with_options_async`] does the same for the calls a future makes, wherever its task runs.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn every cache in the process on or off.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether caching is on process-wide.
+#[inline]
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Options for the calls made inside [`with_options`] / [`with_options_async`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Run the function without reading or writing the cache (a scoped disable).
+    pub bypass: bool,
+    /// Run the function even on a hit and store its result (force refresh).
+    pub refresh: bool,
+}
+
+impl CallOptions {
+    /// Options that bypass the cache.
+    pub fn bypass() -> Self {
+        CallOptions {
+            bypass: true,
+            refresh: false,
+        }
+    }
+
+    /// Options that force a refresh.
+    pub fn refresh() -> Self {
+        CallOptions {
+            bypass: false,
+            refresh: true,
+        }
+    }
+
+    pub(crate) fn is_default(self) -> bool {
+        !self.bypass && !self.refresh
+    }
+}
+
+thread_local! {
+    static THREAD_OPTS: Cell<CallOptions> = const { Cell::new(CallOptions { bypass: false, refresh: false }) };
+}
+
+tokio::task_local! {
+    static TASK_OPTS: CallOptions;
+}
+
+/// Run `f` with `opts` applied to every memoized call it makes on this thread.
+///
+/// ```
+/// use cache_api::{with_options, CallOptions};
+/// let v = with_options(CallOptions::bypass(), || 40 + 2);
+/// assert_eq!(v, 42);
+/// ```
+pub fn with_options<R>(opts: CallOptions, f: impl FnOnce() -> R) -> R {
+    struct Restore(CallOptions);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_OPTS.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(THREAD_OPTS.with(|c| c.replace(opts)));
+    f()
+}
+
+/// Run `fut` with `opts` applied to every memoized call it makes (a tokio task-local, so it
+/// follows the future across threads).
+pub async fn with_options_async<F: Future>(opts: CallOptions, fut: F) -> F::Output {
+    TASK_OPTS.scope(opts, fut).await
+}
+
+/// The options in force for the current thread or task.
+#[inline]
+pub fn current_options() -> CallOptions {
+    let t = THREAD_OPTS.with(|c| c.get());
+    if !t.is_default() {
+        return t;
+    }
+    TASK_OPTS.try_with(|o| *o).unwrap_or(t)
+}

@@ -1,1 +1,193 @@
-//! placeholder
+//! # steadycache
+//!
+//! Memoize Rust functions, sync and async, into pluggable storage. A slow, rate-limited or
+//! expensive call runs once; every later call with the same arguments is served from the cache,
+//! fresh or — while it refreshes — stale, never wrong.
+//!
+//! ```
+//! use steadycache::cached;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! static CALLS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[cached(ttl = "10m")]
+//! fn exchange_rate(from: &str, to: &str) -> Result<f64, String> {
+//!     CALLS.fetch_add(1, Ordering::SeqCst); // stands for a slow HTTP call
+//!     Ok(if from == to { 1.0 } else { 1.08 })
+//! }
+//!
+//! assert_eq!(exchange_rate("EUR", "USD"), Ok(1.08));
+//! assert_eq!(exchange_rate("EUR", "USD"), Ok(1.08)); // from the cache
+//! assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+//!
+//! // The per-function handle: stats, invalidate one call, clear all.
+//! assert_eq!(exchange_rate_cache().stats().hits, 1);
+//! exchange_rate_cache().invalidate("EUR", "USD").unwrap();
+//! exchange_rate_cache().clear().unwrap();
+//! ```
+//!
+//! ## `#[cached]` options
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `ttl = "10m"` | hard expiry (a string parsed at compile time, or a `Duration` expression) |
+//! | `stale_after = "1m"` | soft expiry: the next caller refreshes (blocking; others coalesce) |
+//! | `stale_while_revalidate = "1m"` | after `ttl`, serve stale for this long while ONE background refresh per key per process runs (free functions; arguments are cloned for the refresh) |
+//! | `refresh = "block" \| "background"` | refresh mode for `stale_after` |
+//! | `lock = "none" \| "local" \| "distributed"` | coalescing of concurrent misses: none, in-process single-flight (default), or across processes through the backend |
+//! | `lock_ttl = "30s"` | longest hold of a distributed lock |
+//! | `jitter = 0.1` | shorten each entry's lifetimes by a random fraction below this |
+//! | `cache_none = "30s"` | also cache `None` results, for this long |
+//! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`) |
+//! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
+//! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]) |
+//! | `key = "user:{id}"` | readable key template, checked at compile time |
+//! | `skip(client, conn)` | arguments left out of the key |
+//! | `key_self = true` | put `self` in the key (methods; skipped by default) |
+//! | `key_prefix = "rates"` | namespace instead of `module.path.fn_name` |
+//! | `version = "2"` | pin the key version (default: a hash of the function's tokens, so changing the body retires old entries) |
+//! | `max_bytes = 1 << 20` | bound of the function's in-process tier on a memory cache |
+//!
+//! Arguments in the key must implement `serde::Serialize`; return values must be `Serialize +
+//! DeserializeOwned + Clone + Send + Sync + 'static`. Errors say so at compile time.
+//!
+//! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with `cache_none` /
+//! `cache_err`. When a leader's call fails, the callers waiting on it get a clone of its error if
+//! the error type is `Clone`; otherwise (and after a panic) the next one computes. Nobody hangs.
+//!
+//! ## Switches
+//! * [`set_enabled`]`(false)`: every cache in the process off (functions run, nothing stored).
+//! * [`Cache::set_enabled`], and `fn_cache().set_enabled(..)` per function.
+//! * [`with_options`]`(CallOptions::bypass(), || f())` / [`with_options_async`]: bypass or force
+//!   a refresh for the calls made inside, on this thread or task.
+//!
+//! ## Caches
+//! The default cache is memory, unless `STEADYCACHE_URL` names another or [`set_default_cache`]
+//! is called at startup. On a memory cache a memoized function keeps its values typed, in its own
+//! bounded store: a hit is a hash of the arguments, one lookup and a clone — no allocation, no
+//! serialization, no async runtime. Other backends are cargo features (`file`, `sqlite`, `redis`,
+//! `mongo`, `s3`) as they land, opened by [`Cache::from_url`].
+#![deny(missing_docs)]
+
+pub use cache_api::*;
+pub use cache_macros::cached;
+
+/// What `#[cached]` expands to. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use cache_api::{
+        hash_args, ArgsKey, Cache, CacheSource, Lock, Memo, NoRefresh, Policy, Refresh,
+        RefreshWith, Shape,
+    };
+    use std::marker::PhantomData;
+
+    /// Splits a `Result` type (also through aliases such as `anyhow::Result<T>`).
+    pub trait ResultParts {
+        /// The `Ok` type.
+        type Ok;
+        /// The `Err` type.
+        type Err;
+        /// As a plain `Result`.
+        fn into_result(self) -> Result<Self::Ok, Self::Err>;
+        /// Whether it is an `Err`.
+        fn is_err_ref(&self) -> bool;
+    }
+
+    impl<T, E> ResultParts for Result<T, E> {
+        type Ok = T;
+        type Err = E;
+        #[inline]
+        fn into_result(self) -> Result<T, E> {
+            self
+        }
+        #[inline]
+        fn is_err_ref(&self) -> bool {
+            self.is_err()
+        }
+    }
+
+    /// Unwrap a result that cannot be an error.
+    #[inline]
+    pub fn infallible<T>(r: Result<T, std::convert::Infallible>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Arguments that are part of a key.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
+        label = "this argument is hashed into the key",
+        note = "derive `serde::Serialize` for it, or leave it out of the key with `#[cached(skip(arg))]`"
+    )]
+    pub trait KeyArg {}
+    impl<T: serde::Serialize + ?Sized> KeyArg for T {}
+
+    /// Check an argument at compile time.
+    #[inline(always)]
+    pub fn assert_key_arg<T: KeyArg + ?Sized>(_: &T) {}
+
+    /// Values a memoized function returns.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be cached: it must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`",
+        label = "the value this function returns is stored in the cache",
+        note = "derive `serde::Serialize`, `serde::Deserialize` and `Clone` for it (wrap it in `Arc` if cloning is costly)"
+    )]
+    pub trait CacheValue {}
+    impl<T> CacheValue for T where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+    {
+    }
+
+    /// Check the value type at compile time.
+    #[inline(always)]
+    pub fn assert_value<T: CacheValue>() {}
+
+    /// Autoref-specialization probe: shares an error with waiters when it is `Clone`.
+    pub struct ErrProbe<E>(PhantomData<fn() -> E>);
+    impl<E> ErrProbe<E> {
+        /// A probe.
+        pub fn new() -> Self {
+            ErrProbe(PhantomData)
+        }
+    }
+    impl<E> Default for ErrProbe<E> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+    /// Chosen when `E: Clone`.
+    pub trait ShareViaClone<E> {
+        /// The clone function.
+        fn share_fn(&self) -> Option<fn(&E) -> E>;
+    }
+    impl<E: Clone> ShareViaClone<E> for &ErrProbe<E> {
+        fn share_fn(&self) -> Option<fn(&E) -> E> {
+            Some(<E as Clone>::clone)
+        }
+    }
+    /// Chosen otherwise.
+    pub trait ShareNone<E> {
+        /// No clone function.
+        fn share_fn(&self) -> Option<fn(&E) -> E>;
+    }
+    impl<E> ShareNone<E> for ErrProbe<E> {
+        fn share_fn(&self) -> Option<fn(&E) -> E> {
+            None
+        }
+    }
+
+    /// `cache = "url"`: open it, or log and fall back to memory (fail open).
+    pub fn cache_from_url(url: &str) -> Cache {
+        Cache::from_url(url).unwrap_or_else(|e| {
+            tracing::error!(url, error = %e, "steadycache: cannot open cache; using memory");
+            Cache::memory()
+        })
+    }
+
+    /// `cache = expr`: a `Cache` or a `&Cache`.
+    pub fn into_cache(c: impl Into<Cache>) -> Cache {
+        c.into()
+    }
+}

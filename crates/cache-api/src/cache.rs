@@ -177,7 +177,9 @@ impl Cache {
             .ok_or_else(|| Error::Config(format!("`{url}` is not a cache url (scheme://...)")))?
             .to_ascii_lowercase();
         if scheme == "mem" || scheme == "memory" {
-            return Ok(Cache::builder().memory(MemoryConfig::from_url(url)?).build());
+            return Ok(Cache::builder()
+                .memory(MemoryConfig::from_url(url)?)
+                .build());
         }
         let opener = schemes()
             .read()
@@ -280,8 +282,12 @@ impl Cache {
     /// single-flight in process, stale-while-revalidate when the policy asks for it (the refresh
     /// reruns `compute`'s twin from `refresh`; see [`get_or_compute_with`](Self::get_or_compute_with)),
     /// fail-open when the backend errors.
-    pub async fn get_or_compute<V, E, F, Fut>(&self, key: &str, policy: &Policy, compute: F)
-        -> Result<V, E>
+    pub async fn get_or_compute<V, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<V, E>
     where
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         E: Send + 'static,
@@ -327,7 +333,12 @@ impl Cache {
 
     /// The sync twin of [`get_or_compute`](Self::get_or_compute): `compute` runs on the calling
     /// thread; backend calls go through the library's runtime (works inside and outside tokio).
-    pub fn get_or_compute_sync<V, E, F>(&self, key: &str, policy: &Policy, compute: F) -> Result<V, E>
+    pub fn get_or_compute_sync<V, E, F>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        compute: F,
+    ) -> Result<V, E>
     where
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         E: Send + 'static,
@@ -386,4 +397,10 @@ pub fn default_cache() -> Cache {
     };
     *slot = Some(cache.clone());
     cache
+}
+
+impl From<&Cache> for Cache {
+    fn from(c: &Cache) -> Self {
+        c.clone()
+    }
 }

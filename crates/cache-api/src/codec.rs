@@ -187,7 +187,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_foreign_bytes() {
-        for c in [Codec::bincode(), Codec::json(), Codec::bincode().signed("k")] {
+        for c in [
+            Codec::bincode(),
+            Codec::json(),
+            Codec::bincode().signed("k"),
+        ] {
             let b = c.encode(&("x".to_string(), 7u64)).unwrap();
             assert_eq!(c.decode::<(String, u64)>(&b).unwrap(), ("x".into(), 7));
             assert!(c.decode::<(String, u64)>(&b[..b.len() - 1]).is_err());

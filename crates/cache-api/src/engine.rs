@@ -33,7 +33,10 @@ use std::time::Duration;
 /// Where one call's value lives.
 pub(crate) enum Place<V> {
     /// A typed in-process store, by args hash.
-    Local { store: Arc<LocalStore<V>>, hash: u128 },
+    Local {
+        store: Arc<LocalStore<V>>,
+        hash: u128,
+    },
     /// A key of a cache (bytes through its manager and codec).
     Remote { cache: Cache, key: String },
 }
@@ -307,7 +310,10 @@ async fn distributed_acquire<V: DeserializeOwned>(
             }
         }
         if std::time::Instant::now() >= deadline {
-            tracing::warn!(key, "steadycache: lock not released within lock_ttl; computing");
+            tracing::warn!(
+                key,
+                "steadycache: lock not released within lock_ttl; computing"
+            );
             return DistLock::NotHeld;
         }
         tokio::time::sleep(backoff).await;
@@ -477,7 +483,12 @@ where
     let mut dist = DistLock::NotHeld;
     if wants_distributed(&ctx.place, ctx.policy) {
         if let Place::Remote { cache, key } = &ctx.place {
-            let (c, k, p, st) = (cache.clone(), key.clone(), ctx.policy.clone(), ctx.stats.clone());
+            let (c, k, p, st) = (
+                cache.clone(),
+                key.clone(),
+                ctx.policy.clone(),
+                ctx.stats.clone(),
+            );
             let accept = !opts.refresh;
             dist = runtime::block_on(async move {
                 distributed_acquire::<V>(&c, &k, &p, accept, &st).await
@@ -500,7 +511,13 @@ where
     tracing::debug!("steadycache: miss, computing");
     let result = compute();
     if let Ok(v) = &result {
-        store_sync(&ctx.place, v, ctx.policy, (ctx.shape.is_negative)(v), ctx.stats);
+        store_sync(
+            &ctx.place,
+            v,
+            ctx.policy,
+            (ctx.shape.is_negative)(v),
+            ctx.stats,
+        );
     }
     if let (DistLock::Held { key, token }, Place::Remote { cache, .. }) = (&dist, &ctx.place) {
         let (c, k, t, st) = (cache.clone(), key.clone(), token.clone(), ctx.stats.clone());
@@ -549,8 +566,7 @@ where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     E: Send + 'static,
 {
-    let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err)
-    else {
+    let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) else {
         return; // a refresh (or a computation) of this key is already running
     };
     let place = ctx.place.clone();
@@ -590,8 +606,7 @@ where
             return;
         }
     };
-    let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err)
-    else {
+    let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) else {
         return;
     };
     let place = ctx.place.clone();
@@ -700,7 +715,14 @@ where
     tracing::debug!("steadycache: miss, computing");
     let result = compute().await;
     if let Ok(v) = &result {
-        store_async(&ctx.place, v, ctx.policy, (ctx.shape.is_negative)(v), ctx.stats).await;
+        store_async(
+            &ctx.place,
+            v,
+            ctx.policy,
+            (ctx.shape.is_negative)(v),
+            ctx.stats,
+        )
+        .await;
     }
     if let (DistLock::Held { key, token }, Place::Remote { cache, .. }) = (&dist, &ctx.place) {
         release(cache, key, token, ctx.stats).await;

@@ -58,36 +58,6 @@ fn hash_args_streaming<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
     Ok(h.digest128())
 }
 
-/// Streams formatted text into a hasher: template keys are hashed without building the string.
-pub struct TemplateHasher(Xxh3);
-
-impl Default for TemplateHasher {
-    fn default() -> Self {
-        TemplateHasher(Xxh3::new())
-    }
-}
-
-impl TemplateHasher {
-    /// The hash of everything written so far.
-    pub fn finish(&self) -> u128 {
-        self.0.digest128()
-    }
-}
-
-impl fmt::Write for TemplateHasher {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.update(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// The hash of a rendered template key (what [`TemplateHasher`] computes for the same text).
-pub fn hash_template(args: fmt::Arguments<'_>) -> u128 {
-    let mut h = TemplateHasher::default();
-    let _ = fmt::write(&mut h, args);
-    h.finish()
-}
-
 /// 32 lowercase hex digits.
 pub fn hex128(h: u128) -> String {
     format!("{h:032x}")
@@ -137,7 +107,10 @@ mod tests {
         // The value below was computed once; it must never change, on any machine: stored keys
         // depend on it.
         let h = hash_args(&("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize))).unwrap();
-        assert_eq!(hex128(h), hex128(hash_args(&("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize))).unwrap()));
+        assert_eq!(
+            hex128(h),
+            hex128(hash_args(&("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize))).unwrap())
+        );
         let bytes = bincode::serde::encode_to_vec(
             ("EUR", 42u64, -1i32, 2.5f64, true, Some(7usize)),
             bincode::config::standard(),

@@ -12,7 +12,7 @@
 //! * [`Policy`]: ttl, stale-after, stale-while-revalidate, single-flight, negative caching,
 //!   jitter, fail-safe;
 //! * [`Memo`]: one memoized function's engine, which `#[cached]` drives;
-//! * keys ([`hash_args`], [`hash_template`]) and [`Stats`];
+//! * keys ([`hash_args`], [`ArgsKey`]) and [`Stats`];
 //! * the conformance suite every backend runs ([`testing`], feature `testing`).
 //!
 //! ## Failure model
@@ -44,17 +44,21 @@ pub mod testing;
 
 pub use async_trait::async_trait;
 pub use backend::{check_ttl, Backend, BackendExt, Capabilities};
-pub use cache::{default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, SchemeOpener};
+pub use cache::{
+    default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, SchemeOpener,
+};
 pub use codec::{Codec, Format};
 pub use engine::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};
 pub use envelope::{Entry, Freshness, FLAG_NEGATIVE, FORMAT_VERSION};
 pub use error::{Error, Result};
-pub use key::{full_key, hash_args, hash_template, hex128, namespace_of, namespace_prefix, sanitize, TemplateHasher};
+pub use key::{full_key, hash_args, hex128, namespace_of, namespace_prefix, sanitize};
 pub use manager::{CacheManager, DefaultManager};
 pub use memo::{ArgsKey, CacheSource, Memo};
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES, ITEM_OVERHEAD};
 pub use policy::{Lock, Policy, Refresh};
 pub use runtime::block_on;
-pub use scope::{current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions};
+pub use scope::{
+    current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
+};
 pub use stats::{Stats, StatsSnapshot, StripedCounter};
 pub use time::{parse_duration, unix_millis};

@@ -18,16 +18,19 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// The key of one call: the args hash, and for readable template keys the rendering.
+/// The key of one call: the stable args hash, or a readable rendered template.
 #[derive(Clone, Copy)]
 pub struct ArgsKey<'a> {
     hash: u128,
-    render: Option<&'a dyn Fn() -> String>,
+    text: Option<&'a str>,
 }
 
 impl fmt::Debug for ArgsKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ArgsKey({})", hex128(self.hash))
+        match self.text {
+            Some(t) => write!(f, "ArgsKey({t:?})"),
+            None => write!(f, "ArgsKey({})", hex128(self.hash)),
+        }
     }
 }
 
@@ -35,28 +38,28 @@ impl<'a> ArgsKey<'a> {
     /// A key from the stable args hash ([`hash_args`](crate::hash_args)).
     #[inline]
     pub fn hashed(hash: u128) -> Self {
-        ArgsKey { hash, render: None }
+        ArgsKey { hash, text: None }
     }
 
-    /// A readable key: `hash` of the rendered template ([`hash_template`](crate::hash_template))
-    /// and the renderer used when a remote key is needed.
+    /// A readable key (`#[cached(key = "user:{id}")]`): stored as the text itself (made ASCII
+    /// with [`sanitize`]), looked up in process by its XXH3-128 hash.
     #[inline]
-    pub fn template(hash: u128, render: &'a dyn Fn() -> String) -> Self {
+    pub fn text(text: &'a str) -> Self {
         ArgsKey {
-            hash,
-            render: Some(render),
+            hash: xxhash_rust::xxh3::xxh3_128(text.as_bytes()),
+            text: Some(text),
         }
     }
 
-    /// The args hash.
+    /// The hash that identifies the call in process.
     pub fn hash(&self) -> u128 {
         self.hash
     }
 
     /// The args part of the stored key.
     pub fn part(&self) -> String {
-        match self.render {
-            Some(r) => sanitize(&r()),
+        match self.text {
+            Some(t) => sanitize(t),
             None => hex128(self.hash),
         }
     }
@@ -179,11 +182,9 @@ where
                 CacheSource::Default => default_cache(),
                 CacheSource::With(f) => f(),
             };
-            let local = cache.memory_config().map(|m| {
-                Arc::new(LocalStore::new(
-                    self.max_bytes.unwrap_or(m.max_bytes),
-                ))
-            });
+            let local = cache
+                .memory_config()
+                .map(|m| Arc::new(LocalStore::new(self.max_bytes.unwrap_or(m.max_bytes))));
             MemoState {
                 cache,
                 local,
@@ -226,7 +227,12 @@ where
         self.state().local.as_ref().map_or(0, |l| l.len())
     }
 
-    fn ctx<'a, E>(&'a self, st: &'a MemoState<V>, key: &ArgsKey<'_>, shape: Shape<V, E>) -> Ctx<'a, V, E> {
+    fn ctx<'a, E>(
+        &'a self,
+        st: &'a MemoState<V>,
+        key: &ArgsKey<'_>,
+        shape: Shape<V, E>,
+    ) -> Ctx<'a, V, E> {
         let place = match &st.local {
             Some(store) => Place::Local {
                 store: store.clone(),
@@ -257,7 +263,13 @@ where
     /// Run one sync call: a fresh hit in the typed tier returns at once; everything else goes
     /// through the engine.
     #[inline]
-    pub fn call_sync<E, F, R>(&self, key: ArgsKey<'_>, shape: Shape<V, E>, compute: F, refresh: R) -> Result<V, E>
+    pub fn call_sync<E, F, R>(
+        &self,
+        key: ArgsKey<'_>,
+        shape: Shape<V, E>,
+        compute: F,
+        refresh: R,
+    ) -> Result<V, E>
     where
         E: Send + 'static,
         F: FnOnce() -> Result<V, E>,

@@ -302,9 +302,9 @@ impl Backend for MemoryBackend {
                 ))
             }
         };
-        let next = current.checked_add(by).ok_or_else(|| {
-            Error::backend("memory", format!("counter `{key}` would overflow"))
-        })?;
+        let next = current
+            .checked_add(by)
+            .ok_or_else(|| Error::backend("memory", format!("counter `{key}` would overflow")))?;
         self.items.insert(
             key.to_owned(),
             Item {

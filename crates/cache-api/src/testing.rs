@@ -118,10 +118,25 @@ pub async fn incr(b: &dyn Backend, p: &str) {
     assert_eq!(b.incr(&k, 5, None).await.unwrap(), 6);
     assert_eq!(b.incr(&k, -2, None).await.unwrap(), 4);
     let t = format!("{p}ctr-ttl");
-    assert_eq!(b.incr(&t, 1, Some(Duration::from_millis(300))).await.unwrap(), 1);
-    assert_eq!(b.incr(&t, 1, Some(Duration::from_millis(300))).await.unwrap(), 2);
+    assert_eq!(
+        b.incr(&t, 1, Some(Duration::from_millis(300)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        b.incr(&t, 1, Some(Duration::from_millis(300)))
+            .await
+            .unwrap(),
+        2
+    );
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(b.incr(&t, 1, Some(Duration::from_millis(300))).await.unwrap(), 1);
+    assert_eq!(
+        b.incr(&t, 1, Some(Duration::from_millis(300)))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 /// Concurrent increments are not lost.
@@ -173,7 +188,10 @@ pub async fn lock_race(b: &dyn Backend, p: &str) {
         let (k, wins) = (&k, &wins);
         async move {
             let token = format!("t{i}");
-            if b.acquire_lock(k, &token, Duration::from_secs(30)).await.unwrap() {
+            if b.acquire_lock(k, &token, Duration::from_secs(30))
+                .await
+                .unwrap()
+            {
                 wins.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -241,7 +259,10 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
     .encode()
     .unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("garbage", (0..200u32).map(|i| (i * 7 % 256) as u8).collect()),
+        (
+            "garbage",
+            (0..200u32).map(|i| (i * 7 % 256) as u8).collect(),
+        ),
         ("truncated", valid[..valid.len() - 3].to_vec()),
         ("empty", Vec::new()),
         ("foreign-codec", foreign),

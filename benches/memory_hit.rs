@@ -1,1 +1,290 @@
-fn main() {}
+//! Cost of a memoized-function HIT on an in-process cache: steadycache's `#[cached]` on the
+//! default memory cache against the `cached` crate (4.x) and, as the floor, raw `quick_cache`
+//! and `moka` lookups.
+//!
+//! Every function is warmed with keys `0..KEYS` before anything is measured, and each benchmark
+//! walks those keys in turn, so every measured call is a hit.
+//!
+//! Groups:
+//! * `hit_sync`: one thread, sync calls.
+//! * `hit_async`: one task on a current-thread tokio runtime (`Bencher::to_async`).
+//! * `hit_2threads`: two threads hitting the same function at once; throughput in hits/s.
+//!
+//! `cached` 4.x attribute names (from `cached_proc_macro` 3.0): `max_size` (the old `size` is a
+//! compile error), `ttl_secs` (the old `time` is a compile error); `#[concurrent_cached]` exists and,
+//! with neither `redis` nor `disk`, uses the sharded in-memory `ShardedLruTtlCache` for
+//! `max_size` + `ttl_secs`, with a plain (non-`Result`) return type.
+//!
+//! Run: `cargo bench --bench memory_hit`.
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// Hot keys: every function is warmed with `0..KEYS`.
+const KEYS: u64 = 1000;
+
+/// Bound given to the size-bounded stores (well above `KEYS`: nothing is evicted).
+const MAX_SIZE: usize = 10_000;
+
+/// Function bodies run (misses), over all memoized functions; checked after the run.
+static BODY_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[inline]
+fn body(x: u64) -> u64 {
+    BODY_RUNS.fetch_add(1, Ordering::Relaxed);
+    x * 2
+}
+
+// ---- steadycache ----------------------------------------------------------------------------
+
+#[steadycache::cached(ttl = "10m")]
+fn sc_sync(x: u64) -> u64 {
+    body(x)
+}
+
+#[steadycache::cached(ttl = "10m")]
+async fn sc_async(x: u64) -> u64 {
+    body(x)
+}
+
+// ---- cached 4.x -----------------------------------------------------------------------------
+
+/// `SizedCache` (LRU) behind the macro's global lock, no expiry.
+#[cached::proc_macro::cached(max_size = 10000)]
+fn cd_sized(x: u64) -> u64 {
+    body(x)
+}
+
+/// `TimedSizedCache` (LRU + TTL) behind the macro's global lock.
+#[cached::proc_macro::cached(max_size = 10000, ttl_secs = 600)]
+fn cd_sized_ttl(x: u64) -> u64 {
+    body(x)
+}
+
+/// Sharded in-memory `ShardedLruTtlCache`.
+#[cached::proc_macro::concurrent_cached(max_size = 10000, ttl_secs = 600)]
+fn cd_concurrent_ttl(x: u64) -> u64 {
+    body(x)
+}
+
+/// Async `TimedSizedCache` (LRU + TTL) behind an async lock.
+#[cached::proc_macro::cached(max_size = 10000, ttl_secs = 600)]
+async fn cd_sized_ttl_async(x: u64) -> u64 {
+    body(x)
+}
+
+/// Async sharded in-memory `ShardedLruTtlCache`.
+#[cached::proc_macro::concurrent_cached(max_size = 10000, ttl_secs = 600)]
+async fn cd_concurrent_ttl_async(x: u64) -> u64 {
+    body(x)
+}
+
+/// Memoized functions warmed with `KEYS` keys each (for the miss check).
+const MEMOIZED_FNS: u64 = 7;
+
+// ---- helpers --------------------------------------------------------------------------------
+
+/// Walks `0..KEYS` round and round.
+struct Keys(u64);
+
+impl Keys {
+    fn starting_at(k: u64) -> Self {
+        Keys(k % KEYS)
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        let k = self.0;
+        self.0 = if k + 1 == KEYS { 0 } else { k + 1 };
+        k
+    }
+}
+
+fn quick_cache_filled() -> quick_cache::sync::Cache<u64, u64> {
+    let c = quick_cache::sync::Cache::new(MAX_SIZE);
+    for k in 0..KEYS {
+        c.insert(k, k * 2);
+    }
+    c
+}
+
+fn moka_filled() -> moka::sync::Cache<u64, u64> {
+    let c = moka::sync::Cache::builder()
+        .max_capacity(MAX_SIZE as u64)
+        .time_to_live(Duration::from_secs(600))
+        .build();
+    for k in 0..KEYS {
+        c.insert(k, k * 2);
+    }
+    c.run_pending_tasks();
+    c
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn warm_all() {
+    for k in 0..KEYS {
+        sc_sync(k);
+        cd_sized(k);
+        cd_sized_ttl(k);
+        cd_concurrent_ttl(k);
+    }
+    runtime().block_on(async {
+        for k in 0..KEYS {
+            sc_async(k).await;
+            cd_sized_ttl_async(k).await;
+            cd_concurrent_ttl_async(k).await;
+        }
+    });
+}
+
+// ---- benchmarks -----------------------------------------------------------------------------
+
+fn hit_sync(c: &mut Criterion) {
+    warm_all();
+    let qc = quick_cache_filled();
+    let moka = moka_filled();
+
+    let mut g = c.benchmark_group("hit_sync");
+    g.throughput(Throughput::Elements(1));
+
+    let mut keys = Keys::starting_at(0);
+    g.bench_function("steadycache_ttl", |b| {
+        b.iter(|| sc_sync(black_box(keys.next())))
+    });
+    g.bench_function("cached_sized", |b| {
+        b.iter(|| cd_sized(black_box(keys.next())))
+    });
+    g.bench_function("cached_sized_ttl", |b| {
+        b.iter(|| cd_sized_ttl(black_box(keys.next())))
+    });
+    g.bench_function("cached_concurrent_ttl", |b| {
+        b.iter(|| cd_concurrent_ttl(black_box(keys.next())))
+    });
+    g.bench_function("raw_quick_cache", |b| {
+        b.iter(|| qc.get(&black_box(keys.next())))
+    });
+    g.bench_function("raw_moka", |b| b.iter(|| moka.get(&black_box(keys.next()))));
+    g.finish();
+}
+
+fn hit_async(c: &mut Criterion) {
+    warm_all();
+    let rt = runtime();
+    let qc = quick_cache_filled();
+
+    let mut g = c.benchmark_group("hit_async");
+    g.throughput(Throughput::Elements(1));
+
+    let mut keys = Keys::starting_at(0);
+    g.bench_function("steadycache_ttl", |b| {
+        b.to_async(&rt).iter(|| {
+            let k = black_box(keys.next());
+            async move { sc_async(k).await }
+        })
+    });
+    g.bench_function("cached_sized_ttl", |b| {
+        b.to_async(&rt).iter(|| {
+            let k = black_box(keys.next());
+            async move { cd_sized_ttl_async(k).await }
+        })
+    });
+    g.bench_function("cached_concurrent_ttl", |b| {
+        b.to_async(&rt).iter(|| {
+            let k = black_box(keys.next());
+            async move { cd_concurrent_ttl_async(k).await }
+        })
+    });
+    // The floor: a raw lookup inside the same async harness.
+    g.bench_function("raw_quick_cache", |b| {
+        b.to_async(&rt).iter(|| {
+            let k = black_box(keys.next());
+            let qc = &qc;
+            async move { qc.get(&k) }
+        })
+    });
+    g.finish();
+}
+
+/// Two threads, released together by a barrier, each doing `iters` hits over the hot keys
+/// (starting half the key space apart). Returns the wall time until both are done.
+fn two_threads<F>(iters: u64, hit: F) -> Duration
+where
+    F: Fn(u64) -> u64 + Sync,
+{
+    const THREADS: u64 = 2;
+    let barrier = Barrier::new(THREADS as usize + 1);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (barrier, hit) = (&barrier, &hit);
+            s.spawn(move || {
+                let mut keys = Keys::starting_at(t * KEYS / THREADS);
+                barrier.wait();
+                for _ in 0..iters {
+                    black_box(hit(black_box(keys.next())));
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // Leaving the scope joins both threads.
+        start
+    })
+    .elapsed()
+}
+
+fn hit_2threads(c: &mut Criterion) {
+    warm_all();
+    let qc = quick_cache_filled();
+    let moka = moka_filled();
+
+    let mut g = c.benchmark_group("hit_2threads");
+    // One iteration = one hit on each of the two threads.
+    g.throughput(Throughput::Elements(2));
+
+    g.bench_function("steadycache_ttl", |b| {
+        b.iter_custom(|iters| two_threads(iters, sc_sync))
+    });
+    g.bench_function("cached_sized", |b| {
+        b.iter_custom(|iters| two_threads(iters, cd_sized))
+    });
+    g.bench_function("cached_sized_ttl", |b| {
+        b.iter_custom(|iters| two_threads(iters, cd_sized_ttl))
+    });
+    g.bench_function("cached_concurrent_ttl", |b| {
+        b.iter_custom(|iters| two_threads(iters, cd_concurrent_ttl))
+    });
+    g.bench_function("raw_quick_cache", |b| {
+        b.iter_custom(|iters| two_threads(iters, |k| qc.get(&k).unwrap_or(0)))
+    });
+    g.bench_function("raw_moka", |b| {
+        b.iter_custom(|iters| two_threads(iters, |k| moka.get(&k).unwrap_or(0)))
+    });
+    g.finish();
+}
+
+/// Every measured call must have been a hit: the bodies ran only while warming.
+fn check_all_hits(_: &mut Criterion) {
+    let runs = BODY_RUNS.load(Ordering::Relaxed);
+    let expected = MEMOIZED_FNS * KEYS;
+    if runs != expected {
+        eprintln!("WARNING: {runs} function bodies ran, expected {expected}: some calls missed");
+    }
+    let sc = sc_sync_cache().stats();
+    eprintln!(
+        "steadycache sc_sync: {} hits, {} misses; sc_async: {} misses; bodies run: {runs} (expected {expected})",
+        sc.hits,
+        sc.misses,
+        sc_async_cache().stats().misses
+    );
+}
+
+criterion_group!(benches, hit_sync, hit_async, hit_2threads, check_all_hits);
+criterion_main!(benches);

@@ -1,0 +1,94 @@
+//! A memory hit allocates nothing: counted with a global counting allocator (own test binary).
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::Ordering::SeqCst;
+use steadycache::cached;
+
+struct Counting;
+// Counted per thread: the test harness runs tests on parallel threads.
+thread_local!(static ALLOCS_HERE: Cell<usize> = const { Cell::new(0) });
+struct Here;
+impl Here {
+    fn load(&self, _: std::sync::atomic::Ordering) -> usize {
+        ALLOCS_HERE.with(|c| c.get())
+    }
+    fn fetch_add(&self, n: usize, _: std::sync::atomic::Ordering) {
+        let _ = ALLOCS_HERE.try_with(|c| c.set(c.get() + n));
+    }
+}
+static ALLOCS: Here = Here;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+#[cached(ttl = "10m")]
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[cached(ttl = "10m")]
+async fn double_async(x: u64) -> u64 {
+    x * 2
+}
+
+#[test]
+fn a_sync_hit_allocates_nothing() {
+    for i in 0..100 {
+        double(i); // warm, and let thread-locals and the memo initialize
+    }
+    let before = ALLOCS.load(SeqCst);
+    let mut sum = 0;
+    for _ in 0..10 {
+        for i in 0..100 {
+            sum += double(i);
+        }
+    }
+    let after = ALLOCS.load(SeqCst);
+    assert_eq!(sum, 10 * 9900);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations on 1000 hits",
+        after - before
+    );
+    assert_eq!(double_cache().stats().hits, 1000);
+}
+
+#[test]
+fn an_async_hit_allocates_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..100 {
+            double_async(i).await;
+        }
+        let before = ALLOCS.load(SeqCst);
+        let mut sum = 0;
+        for i in 0..100 {
+            sum += double_async(i).await;
+        }
+        let after = ALLOCS.load(SeqCst);
+        assert_eq!(sum, 9900);
+        assert_eq!(
+            after - before,
+            0,
+            "{} allocations on 100 async hits",
+            after - before
+        );
+    });
+}

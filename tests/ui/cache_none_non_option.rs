@@ -1,0 +1,3 @@
+#[steadycache::cached(cache_none = "1m")]
+fn f(x: u32) -> u32 { x }
+fn main() {}

@@ -160,7 +160,7 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let metas = NestedMeta::parse_meta_list(attr).map_err(|e| err(e.span(), e))?;
-    let opts = Options::from_list(&metas).map_err(|e| syn::Error::from(e))?;
+    let opts = Options::from_list(&metas).map_err(syn::Error::from)?;
     let func: ItemFn = syn::parse2(item.clone()).map_err(|e| {
         err(
             e.span(),

@@ -17,7 +17,9 @@ use serde::Serialize;
 use std::fmt;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
-const STACK: usize = 256;
+/// Arguments that serialize to at most this many bytes are hashed from a stack buffer (small
+/// enough that preparing it costs nothing measurable); longer ones are streamed.
+const STACK: usize = 64;
 
 /// A bincode writer that feeds the streaming hasher (used when the arguments do not fit the stack
 /// buffer). XXH3's streaming and one-shot forms agree on the same bytes, so both paths give the

@@ -7,6 +7,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -57,10 +59,6 @@ thread_local! {
     static THREAD_OPTS: Cell<CallOptions> = const { Cell::new(CallOptions { bypass: false, refresh: false }) };
 }
 
-tokio::task_local! {
-    static TASK_OPTS: CallOptions;
-}
-
 /// Run `f` with `opts` applied to every memoized call it makes on this thread.
 ///
 /// ```
@@ -69,28 +67,45 @@ tokio::task_local! {
 /// assert_eq!(v, 42);
 /// ```
 pub fn with_options<R>(opts: CallOptions, f: impl FnOnce() -> R) -> R {
-    struct Restore(CallOptions);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            THREAD_OPTS.with(|c| c.set(self.0));
-        }
-    }
     let _restore = Restore(THREAD_OPTS.with(|c| c.replace(opts)));
     f()
 }
 
-/// Run `fut` with `opts` applied to every memoized call it makes (a tokio task-local, so it
-/// follows the future across threads).
+struct Restore(CallOptions);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        THREAD_OPTS.with(|c| c.set(self.0));
+    }
+}
+
+/// Run `fut` with `opts` applied to every memoized call it makes, on whichever thread each poll
+/// runs: the options are set around every poll of `fut` and restored after it (so the hot path
+/// reads one thread-local, and no task-local is needed).
 pub async fn with_options_async<F: Future>(opts: CallOptions, fut: F) -> F::Output {
-    TASK_OPTS.scope(opts, fut).await
+    WithOptions {
+        opts,
+        fut: Box::pin(fut),
+    }
+    .await
+}
+
+struct WithOptions<F> {
+    opts: CallOptions,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for WithOptions<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let opts = self.opts;
+        let _restore = Restore(THREAD_OPTS.with(|c| c.replace(opts)));
+        self.fut.as_mut().poll(cx)
+    }
 }
 
 /// The options in force for the current thread or task.
 #[inline]
 pub fn current_options() -> CallOptions {
-    let t = THREAD_OPTS.with(|c| c.get());
-    if !t.is_default() {
-        return t;
-    }
-    TASK_OPTS.try_with(|o| *o).unwrap_or(t)
+    THREAD_OPTS.with(|c| c.get())
 }

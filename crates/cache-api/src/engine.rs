@@ -21,7 +21,7 @@ use crate::flight::{self, FlightMap, Outcome, Role};
 use crate::local::LocalStore;
 use crate::policy::{Lock, Policy, Refresh};
 use crate::scope::current_options;
-use crate::stats::Stats;
+use crate::stats::{Counter, Stats};
 use crate::time::{millis, unix_millis};
 use crate::{runtime, Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
@@ -178,7 +178,7 @@ pub(crate) async fn load_entry(cache: &Cache, key: &str, stats: &Stats) -> Resul
 
 /// Log, count and delete an entry that cannot be read.
 pub(crate) async fn drop_corrupt(cache: &Cache, key: &str, err: &Error, stats: &Stats) {
-    stats.corrupt.incr();
+    stats.incr(Counter::Corrupt);
     tracing::warn!(key, error = %err, "steadycache: corrupt entry treated as a miss and removed");
     if let Err(e) = cache.backend().delete(key).await {
         tracing::warn!(key, error = %e, "steadycache: could not remove a corrupt entry");
@@ -186,7 +186,7 @@ pub(crate) async fn drop_corrupt(cache: &Cache, key: &str, err: &Error, stats: &
 }
 
 fn backend_error(stats: &Stats, key: &str, op: &'static str, err: &Error) {
-    stats.backend_errors.incr();
+    stats.incr(Counter::BackendErrors);
     tracing::warn!(key, op, error = %err, "steadycache: backend error, failing open");
 }
 
@@ -247,7 +247,7 @@ async fn remote_store<V: Serialize>(
         Ok(Some(e)) => e,
         Ok(None) => return,
         Err(e) => {
-            stats.errors.incr();
+            stats.incr(Counter::Errors);
             tracing::warn!(key, error = %e, "steadycache: value cannot be encoded; not cached");
             return;
         }
@@ -393,7 +393,7 @@ where
                 Ok(Some(e)) => e,
                 Ok(None) => return,
                 Err(e) => {
-                    stats.errors.incr();
+                    stats.incr(Counter::Errors);
                     tracing::warn!(key, error = %e, "steadycache: value cannot be encoded");
                     return;
                 }
@@ -436,14 +436,14 @@ where
     if !opts.refresh {
         match lookup_sync(&ctx.place, ctx.stats) {
             Lookup::Fresh(v) => {
-                ctx.stats.hits.incr();
+                ctx.stats.incr(Counter::Hits);
                 tracing::trace!("steadycache: hit");
                 return Ok(v);
             }
             Lookup::Stale(v) => {
                 if ctx.policy.refresh == Refresh::Background {
                     if let Some(job) = refresh.job() {
-                        ctx.stats.stale.incr();
+                        ctx.stats.incr(Counter::Stale);
                         tracing::debug!("steadycache: serving stale, refreshing in background");
                         spawn_sync_refresh(&ctx, job);
                         return Ok(v);
@@ -462,7 +462,7 @@ where
             Role::Leader(g) => break Some(g),
             Role::Solo => break None,
             Role::Waiter(f) => {
-                ctx.stats.coalesced.incr();
+                ctx.stats.incr(Counter::Coalesced);
                 match f.wait_sync() {
                     Outcome::Value(v) => return Ok(v),
                     Outcome::Error(e) => {
@@ -497,16 +497,16 @@ where
         }
     }
     if let DistLock::Found(v) = dist {
-        ctx.stats.coalesced.incr();
+        ctx.stats.incr(Counter::Coalesced);
         if let Some(g) = guard {
             g.finish(Outcome::Value(v.clone()));
         }
         return Ok(v);
     }
     if stale.is_some() || opts.refresh {
-        ctx.stats.refreshes.incr();
+        ctx.stats.incr(Counter::Refreshes);
     } else {
-        ctx.stats.misses.incr();
+        ctx.stats.incr(Counter::Misses);
     }
     tracing::debug!("steadycache: miss, computing");
     let result = compute();
@@ -540,10 +540,10 @@ fn finish<V: Clone, E>(
             Ok(v)
         }
         Err(e) => {
-            ctx.stats.errors.incr();
+            ctx.stats.incr(Counter::Errors);
             match stale {
                 Some(s) if ctx.policy.serve_stale_on_error => {
-                    ctx.stats.stale.incr();
+                    ctx.stats.incr(Counter::Stale);
                     tracing::warn!("steadycache: refresh failed, serving the stale value");
                     if let Some(g) = guard {
                         g.finish(Outcome::Value(s.clone()));
@@ -576,14 +576,14 @@ where
     let spawned = std::thread::Builder::new()
         .name("steadycache-refresh".into())
         .spawn(move || {
-            stats.refreshes.incr();
+            stats.incr(Counter::Refreshes);
             match job() {
                 Ok(v) => {
                     store_sync(&place, &v, &policy, (shape.is_negative)(&v), &stats);
                     guard.finish(Outcome::Value(v));
                 }
                 Err(e) => {
-                    stats.errors.incr();
+                    stats.incr(Counter::Errors);
                     tracing::warn!("steadycache: background refresh failed");
                     guard.finish(share(&shape, &e));
                 }
@@ -614,14 +614,14 @@ where
     let stats = ctx.stats.clone();
     let shape = ctx.shape;
     handle.spawn(async move {
-        stats.refreshes.incr();
+        stats.incr(Counter::Refreshes);
         match job.await {
             Ok(v) => {
                 store_async(&place, &v, &policy, (shape.is_negative)(&v), &stats).await;
                 guard.finish(Outcome::Value(v));
             }
             Err(e) => {
-                stats.errors.incr();
+                stats.incr(Counter::Errors);
                 tracing::warn!("steadycache: background refresh failed");
                 guard.finish(share(&shape, &e));
             }
@@ -650,14 +650,14 @@ where
     if !opts.refresh {
         match lookup_async(&ctx.place, ctx.stats).await {
             Lookup::Fresh(v) => {
-                ctx.stats.hits.incr();
+                ctx.stats.incr(Counter::Hits);
                 tracing::trace!("steadycache: hit");
                 return Ok(v);
             }
             Lookup::Stale(v) => {
                 if ctx.policy.refresh == Refresh::Background {
                     if let Some(job) = refresh.job() {
-                        ctx.stats.stale.incr();
+                        ctx.stats.incr(Counter::Stale);
                         tracing::debug!("steadycache: serving stale, refreshing in background");
                         spawn_async_refresh(&ctx, job);
                         return Ok(v);
@@ -676,7 +676,7 @@ where
             Role::Leader(g) => break Some(g),
             Role::Solo => break None,
             Role::Waiter(f) => {
-                ctx.stats.coalesced.incr();
+                ctx.stats.incr(Counter::Coalesced);
                 match f.wait_async().await {
                     Outcome::Value(v) => return Ok(v),
                     Outcome::Error(e) => {
@@ -701,16 +701,16 @@ where
         }
     }
     if let DistLock::Found(v) = dist {
-        ctx.stats.coalesced.incr();
+        ctx.stats.incr(Counter::Coalesced);
         if let Some(g) = guard {
             g.finish(Outcome::Value(v.clone()));
         }
         return Ok(v);
     }
     if stale.is_some() || opts.refresh {
-        ctx.stats.refreshes.incr();
+        ctx.stats.incr(Counter::Refreshes);
     } else {
-        ctx.stats.misses.incr();
+        ctx.stats.incr(Counter::Misses);
     }
     tracing::debug!("steadycache: miss, computing");
     let result = compute().await;

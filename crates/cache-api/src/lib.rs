@@ -60,5 +60,5 @@ pub use runtime::block_on;
 pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
 };
-pub use stats::{Stats, StatsSnapshot, StripedCounter};
+pub use stats::{Counter, Stats, StatsSnapshot, SLOTS as STATS_SLOTS};
 pub use time::{parse_duration, unix_millis};

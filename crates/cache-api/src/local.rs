@@ -1,8 +1,17 @@
 //! The typed in-process tier: a memoized function's own values, unserialized, on `quick_cache`.
 //!
 //! A hit here is the product's hot path: one `quick_cache` lookup by the 128-bit args hash, one
-//! coarse monotonic clock read (`CLOCK_MONOTONIC_COARSE`, a few ns, ms resolution), one clone of
-//! the value. No allocation, no serialization, no async runtime.
+//! relaxed atomic load of a recent clock, one clone of the value. No allocation, no
+//! serialization, no async runtime.
+//!
+//! ## The clock
+//! Reading even a coarse OS clock (`CLOCK_MONOTONIC_COARSE` through the vDSO) costs about 5 ns,
+//! a fifth of a hit. So a hit reads [`recent_ms`]: milliseconds since the process's clock base,
+//! advanced every millisecond by one `steadycache-clock` thread (started with the first typed
+//! store; the same design as `quanta`'s upkeep thread). The only effect of that thread running
+//! late is that a value can be served up to that lateness past its expiry; it is never dropped
+//! early. Stores, stale checks and everything off the hit path read the precise clock. If the
+//! thread cannot be started, hits read the precise clock too.
 //!
 //! Each item weighs its bincode-serialized size (measured once, when stored, with a counting
 //! writer that allocates nothing) plus `size_of::<V>()` and a fixed overhead, so the store is
@@ -11,16 +20,19 @@
 use crate::engine::Lookup;
 use crate::memory::ITEM_OVERHEAD;
 use crate::policy::Policy;
-use coarsetime::Instant;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub(crate) struct LocalItem<V> {
     value: V,
-    /// The earlier of `stale_at` and `expires_at`: one comparison on the hot path.
-    fresh_until: Option<Instant>,
-    stale_at: Option<Instant>,
-    expires_at: Option<Instant>,
+    /// The earlier of `stale_at` and `expires_at` (ms on the clock base; `u64::MAX` = never): one
+    /// comparison on the hot path.
+    fresh_until: u64,
+    stale_at: u64,
+    expires_at: u64,
     weight: u32,
 }
 
@@ -49,20 +61,100 @@ fn weigh<V: Serialize>(value: &V) -> u32 {
     total.min(u32::MAX as u64) as u32
 }
 
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Milliseconds since the clock base, read from the OS now.
+fn now() -> u64 {
+    base().elapsed().as_millis().min(u64::MAX as u128 - 1) as u64
+}
+
+static RECENT: AtomicU64 = AtomicU64::new(0);
+static TICKING: AtomicBool = AtomicBool::new(false);
+
+fn start_clock() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        RECENT.store(now(), Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name("steadycache-clock".into())
+            .spawn(|| loop {
+                RECENT.store(now(), Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            });
+        TICKING.store(spawned.is_ok(), Relaxed);
+    });
+}
+
+/// The recent clock (see the module docs): at most about a millisecond behind [`now`].
 #[inline]
-fn now() -> Instant {
-    Instant::now_without_cache_update()
+fn recent_ms() -> u64 {
+    if TICKING.load(Relaxed) {
+        RECENT.load(Relaxed)
+    } else {
+        now()
+    }
+}
+
+/// Keys are already XXH3-128 hashes: hashing them again is wasted work, so the table uses
+/// their bits as they are.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KeyIsHash;
+
+/// The [`std::hash::Hasher`] of [`KeyIsHash`].
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for u128 keys; fold anything else in so the hasher stays total.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0 = (i as u64) ^ ((i >> 64) as u64);
+    }
+}
+
+impl std::hash::BuildHasher for KeyIsHash {
+    type Hasher = KeyHasher;
+    #[inline]
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
 }
 
 /// One function's typed values.
 pub(crate) struct LocalStore<V> {
-    items: quick_cache::sync::Cache<u128, LocalItem<V>, LocalWeighter>,
+    items: quick_cache::sync::Cache<
+        u128,
+        LocalItem<V>,
+        LocalWeighter,
+        KeyIsHash,
+        quick_cache::sync::DefaultLifecycle<u128, LocalItem<V>>,
+    >,
 }
 
 impl<V: Clone> LocalStore<V> {
     pub(crate) fn new(max_bytes: u64) -> Self {
+        start_clock();
         LocalStore {
-            items: quick_cache::sync::Cache::with_weighter(1024, max_bytes.max(1), LocalWeighter),
+            items: quick_cache::sync::Cache::with(
+                1024,
+                max_bytes.max(1),
+                LocalWeighter,
+                KeyIsHash,
+                Default::default(),
+            ),
         }
     }
 
@@ -70,10 +162,7 @@ impl<V: Clone> LocalStore<V> {
     #[inline]
     pub(crate) fn get_fresh(&self, hash: u128) -> Option<V> {
         let item = self.items.get(&hash)?;
-        match item.fresh_until {
-            Some(t) if now() >= t => None,
-            _ => Some(item.value),
-        }
+        (recent_ms() < item.fresh_until).then_some(item.value)
     }
 
     pub(crate) fn lookup(&self, hash: u128) -> Lookup<V> {
@@ -81,12 +170,11 @@ impl<V: Clone> LocalStore<V> {
             return Lookup::Miss;
         };
         let t = now();
-        if item.expires_at.is_some_and(|e| t >= e) {
-            self.items
-                .remove_if(&hash, |i| i.expires_at.is_some_and(|e| now() >= e));
+        if t >= item.expires_at {
+            self.items.remove_if(&hash, |i| now() >= i.expires_at);
             return Lookup::Miss;
         }
-        if item.stale_at.is_some_and(|s| t >= s) {
+        if t >= item.stale_at {
             return Lookup::Stale(item.value);
         }
         Lookup::Fresh(item.value)
@@ -100,14 +188,14 @@ impl<V: Clone> LocalStore<V> {
             return;
         };
         let t = now();
-        let at = |d: Option<std::time::Duration>| {
-            d.and_then(|d| t.checked_add(coarsetime::Duration::from(d)))
+        let at = |d: Option<Duration>| {
+            d.map_or(u64::MAX, |d| {
+                t.saturating_add(crate::time::millis(d).max(1))
+                    .min(u64::MAX - 1)
+            })
         };
         let (stale_at, expires_at) = (at(stale), at(ttl));
-        let fresh_until = match (stale_at, expires_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let fresh_until = stale_at.min(expires_at);
         self.items.insert(
             hash,
             LocalItem {

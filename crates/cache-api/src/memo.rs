@@ -10,7 +10,7 @@ use crate::key::{full_key, hex128, namespace_of, sanitize};
 use crate::local::LocalStore;
 use crate::policy::Policy;
 use crate::scope::{current_options, is_enabled};
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{Counter, Stats, StatsSnapshot};
 use crate::{runtime, Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -256,7 +256,7 @@ where
     /// Log a key that could not be built (arguments that fail to serialize): the call runs
     /// uncached.
     pub fn key_error(&self, err: &Error) {
-        self.stats.errors.incr();
+        self.stats.incr(Counter::Errors);
         tracing::warn!(namespace = %self.namespace, error = %err, "steadycache: no key, running uncached");
     }
 
@@ -281,7 +281,7 @@ where
         if let Some(local) = &st.local {
             if current_options().is_default() {
                 if let Some(v) = local.get_fresh(key.hash) {
-                    self.stats.hits.incr();
+                    self.stats.incr(Counter::Hits);
                     tracing::trace!(namespace = %self.namespace, "steadycache: hit");
                     return Ok(v);
                 }
@@ -310,7 +310,7 @@ where
         if let Some(local) = &st.local {
             if current_options().is_default() {
                 if let Some(v) = local.get_fresh(key.hash) {
-                    self.stats.hits.incr();
+                    self.stats.incr(Counter::Hits);
                     tracing::trace!(namespace = %self.namespace, "steadycache: hit");
                     return Ok(v);
                 }

@@ -72,6 +72,11 @@
 pub use cache_api::*;
 pub use cache_macros::cached;
 
+#[cfg(feature = "file")]
+pub use backend_file::{FileBackend, FileConfig};
+#[cfg(feature = "sqlite")]
+pub use backend_file::{SqliteBackend, SqliteConfig};
+
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {

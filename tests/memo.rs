@@ -446,3 +446,47 @@ async fn get_or_compute_by_hand_and_fail_open_on_corrupt_entries() {
     assert!(steadycache::Cache::from_url("nope://x").is_err());
     assert!(steadycache::Cache::from_url("mem://?max_bytes=abc").is_err());
 }
+
+static FAILSAFE_RUNS: AtomicUsize = AtomicUsize::new(0);
+#[cached(stale_after = "150ms", ttl = "1h")]
+fn failsafe(x: u32) -> Result<u32, String> {
+    let n = FAILSAFE_RUNS.fetch_add(1, SeqCst);
+    if n == 0 {
+        Ok(x)
+    } else {
+        Err("upstream down".into())
+    }
+}
+
+#[test]
+fn a_failed_blocking_refresh_serves_the_stale_value() {
+    assert_eq!(failsafe(1), Ok(1));
+    std::thread::sleep(Duration::from_millis(300)); // stale now
+    assert_eq!(failsafe(1), Ok(1), "refresh failed: stale value served");
+    assert_eq!(FAILSAFE_RUNS.load(SeqCst), 2, "the refresh did run");
+    let s = failsafe_cache().stats();
+    assert_eq!((s.refreshes, s.errors, s.stale), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn signed_entries_from_another_key_are_rejected() {
+    let shared: std::sync::Arc<dyn steadycache::Backend> =
+        std::sync::Arc::new(steadycache::MemoryBackend::default());
+    let mine = steadycache::Cache::builder()
+        .backend_arc(shared.clone())
+        .codec(steadycache::Codec::bincode().signed(b"my key"))
+        .build();
+    let theirs = steadycache::Cache::builder()
+        .backend_arc(shared)
+        .codec(steadycache::Codec::bincode().signed(b"someone else's key"))
+        .build();
+    let policy = steadycache::Policy::ttl(Duration::from_secs(60));
+    theirs.set("k", &666u64, &policy).await.unwrap();
+    let v: u64 = mine
+        .get_or_compute("k", &policy, || async { Ok::<_, ()>(1) })
+        .await
+        .unwrap();
+    assert_eq!(v, 1, "a value signed with another key is never served");
+    assert_eq!(mine.stats().corrupt, 1);
+    assert_eq!(mine.get::<u64>("k").await.unwrap(), Some(1));
+}

@@ -96,6 +96,25 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn release_lock(&self, key: &str, token: &str) -> Result<bool>;
     /// Check that the store answers.
     async fn ping(&self) -> Result<()>;
+
+    /// Blocking twins of the hot operations, for stores whose I/O is local (files, SQLite). The
+    /// sync engine calls them on the caller's thread instead of handing the call to a runtime
+    /// (two thread hops cost more than reading a small file). `None`, the default, means not
+    /// available.
+    fn blocking(&self) -> Option<&dyn BlockingBackend> {
+        None
+    }
+}
+
+/// Blocking access to a local store (see [`Backend::blocking`]). Same semantics as the async
+/// methods of the same names.
+pub trait BlockingBackend: Send + Sync {
+    /// See [`Backend::get`].
+    fn get_blocking(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// See [`Backend::set`].
+    fn set_blocking(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()>;
+    /// See [`Backend::delete`].
+    fn delete_blocking(&self, key: &str) -> Result<bool>;
 }
 
 macro_rules! forward_backend {
@@ -139,6 +158,9 @@ macro_rules! forward_backend {
             }
             async fn ping(&self) -> Result<()> {
                 (**self).ping().await
+            }
+            fn blocking(&self) -> Option<&dyn BlockingBackend> {
+                (**self).blocking()
             }
         }
     };

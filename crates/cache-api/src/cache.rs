@@ -21,14 +21,33 @@ use xxhash_rust::xxh3::xxh3_128;
 /// Opens a backend from a URL of one scheme.
 pub type SchemeOpener = fn(&str) -> Result<Arc<dyn Backend>>;
 
+/// A URL scheme a backend crate provides, collected at link time (no code runs before `main`):
+///
+/// ```ignore
+/// #[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
+/// #[linkme(crate = cache_api::linkme)]
+/// static FILE: cache_api::Scheme = cache_api::Scheme { name: "file", open: open_file_url };
+/// ```
+#[derive(Clone, Copy)]
+pub struct Scheme {
+    /// The scheme, lowercase, without `://` (`"file"`, `"sqlite"`, `"redis"`).
+    pub name: &'static str,
+    /// Opens a backend from a whole URL of that scheme.
+    pub open: SchemeOpener,
+}
+
+/// Every [`Scheme`] linked into the program (backend crates add theirs).
+#[linkme::distributed_slice]
+pub static SCHEMES: [Scheme];
+
 fn schemes() -> &'static RwLock<HashMap<String, SchemeOpener>> {
     static S: OnceLock<RwLock<HashMap<String, SchemeOpener>>> = OnceLock::new();
     S.get_or_init(Default::default)
 }
 
-/// Teach [`Cache::from_url`] a URL scheme. Backend crates provide openers; the `steadycache`
-/// facade registers the ones whose features are enabled before it opens any URL, so users never
-/// call this unless they bring their own backend.
+/// Teach [`Cache::from_url`] a URL scheme at run time (for a backend of your own). The backend
+/// crates of steadycache need no call: they add theirs to [`SCHEMES`] at link time. A scheme
+/// registered here takes precedence.
 pub fn register_scheme(scheme: &str, opener: SchemeOpener) {
     let mut map = schemes().write().unwrap_or_else(|p| p.into_inner());
     map.insert(scheme.to_ascii_lowercase(), opener);
@@ -185,7 +204,8 @@ impl Cache {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&scheme)
-            .copied();
+            .copied()
+            .or_else(|| SCHEMES.iter().find(|s| s.name == scheme).map(|s| s.open));
         match opener {
             Some(open) => Ok(Cache::builder().backend_arc(open(url)?).build()),
             None => Err(Error::Config(format!(

@@ -155,31 +155,49 @@ pub(crate) enum Lookup<V> {
 
 // ---------------------------------------------------------------- remote storage
 
+/// What a load came to, before any cleanup I/O.
+enum Loaded {
+    Entry(Entry),
+    Absent,
+    Corrupt(Error),
+    Failed(Error),
+}
+
+fn classify_load(cache: &Cache, r: Result<Option<Entry>>) -> Loaded {
+    match r {
+        Ok(Some(e)) if e.codec != cache.codec().id() => Loaded::Corrupt(Error::Corrupt(format!(
+            "entry written by codec {:#x}, this cache reads {:#x}",
+            e.codec,
+            cache.codec().id()
+        ))),
+        Ok(Some(e)) => Loaded::Entry(e),
+        Ok(None) => Loaded::Absent,
+        Err(e @ (Error::Corrupt(_) | Error::Codec { .. })) => Loaded::Corrupt(e),
+        Err(e) => Loaded::Failed(e),
+    }
+}
+
 /// Load an envelope through the manager; a corrupt one is logged, removed and read as absent.
 pub(crate) async fn load_entry(cache: &Cache, key: &str, stats: &Stats) -> Result<Option<Entry>> {
-    match cache.manager().load(key).await {
-        Ok(Some(e)) if e.codec != cache.codec().id() => {
-            let err = Error::Corrupt(format!(
-                "entry written by codec {:#x}, this cache reads {:#x}",
-                e.codec,
-                cache.codec().id()
-            ));
+    match classify_load(cache, cache.manager().load(key).await) {
+        Loaded::Entry(e) => Ok(Some(e)),
+        Loaded::Absent => Ok(None),
+        Loaded::Corrupt(err) => {
             drop_corrupt(cache, key, &err, stats).await;
             Ok(None)
         }
-        Ok(x) => Ok(x),
-        Err(e @ (Error::Corrupt(_) | Error::Codec { .. })) => {
-            drop_corrupt(cache, key, &e, stats).await;
-            Ok(None)
-        }
-        Err(e) => Err(e),
+        Loaded::Failed(e) => Err(e),
     }
+}
+
+fn log_corrupt(key: &str, err: &Error, stats: &Stats) {
+    stats.incr(Counter::Corrupt);
+    tracing::warn!(key, error = %err, "steadycache: corrupt entry treated as a miss and removed");
 }
 
 /// Log, count and delete an entry that cannot be read.
 pub(crate) async fn drop_corrupt(cache: &Cache, key: &str, err: &Error, stats: &Stats) {
-    stats.incr(Counter::Corrupt);
-    tracing::warn!(key, error = %err, "steadycache: corrupt entry treated as a miss and removed");
+    log_corrupt(key, err, stats);
     if let Err(e) = cache.backend().delete(key).await {
         tracing::warn!(key, error = %e, "steadycache: could not remove a corrupt entry");
     }
@@ -188,6 +206,19 @@ pub(crate) async fn drop_corrupt(cache: &Cache, key: &str, err: &Error, stats: &
 fn backend_error(stats: &Stats, key: &str, op: &'static str, err: &Error) {
     stats.incr(Counter::BackendErrors);
     tracing::warn!(key, op, error = %err, "steadycache: backend error, failing open");
+}
+
+/// Decode a loaded entry into a lookup; `Err` carries a corruption to clean up.
+fn decode_entry<V: DeserializeOwned>(
+    cache: &Cache,
+    entry: Entry,
+) -> std::result::Result<Lookup<V>, Error> {
+    let value = cache.codec().decode::<V>(&entry.payload)?;
+    Ok(match entry.freshness(unix_millis()) {
+        Freshness::Fresh => Lookup::Fresh(value),
+        Freshness::Stale => Lookup::Stale(value),
+        Freshness::Expired => Lookup::Miss,
+    })
 }
 
 async fn remote_lookup<V: DeserializeOwned>(cache: &Cache, key: &str, stats: &Stats) -> Lookup<V> {
@@ -199,18 +230,41 @@ async fn remote_lookup<V: DeserializeOwned>(cache: &Cache, key: &str, stats: &St
             return Lookup::Miss;
         }
     };
-    let value = match cache.codec().decode::<V>(&entry.payload) {
-        Ok(v) => v,
+    match decode_entry(cache, entry) {
+        Ok(l) => l,
         Err(e) => {
             drop_corrupt(cache, key, &e, stats).await;
-            return Lookup::Miss;
+            Lookup::Miss
         }
-    };
-    match entry.freshness(unix_millis()) {
-        Freshness::Fresh => Lookup::Fresh(value),
-        Freshness::Stale => Lookup::Stale(value),
-        Freshness::Expired => Lookup::Miss,
     }
+}
+
+/// The blocking lookup for backends with local I/O; `None` when the manager has no blocking path.
+fn remote_lookup_blocking<V: DeserializeOwned>(
+    cache: &Cache,
+    key: &str,
+    stats: &Stats,
+) -> Option<Lookup<V>> {
+    let loaded = classify_load(cache, cache.manager().load_blocking(key)?);
+    let corrupt = match loaded {
+        Loaded::Absent => return Some(Lookup::Miss),
+        Loaded::Failed(e) => {
+            backend_error(stats, key, "load", &e);
+            return Some(Lookup::Miss);
+        }
+        Loaded::Entry(entry) => match decode_entry(cache, entry) {
+            Ok(l) => return Some(l),
+            Err(e) => e,
+        },
+        Loaded::Corrupt(e) => e,
+    };
+    log_corrupt(key, &corrupt, stats);
+    if let Some(b) = cache.backend().blocking() {
+        if let Err(e) = b.delete_blocking(key) {
+            tracing::warn!(key, error = %e, "steadycache: could not remove a corrupt entry");
+        }
+    }
+    Some(Lookup::Miss)
 }
 
 /// The envelope for a new value, or `None` when the policy does not store it.
@@ -355,6 +409,9 @@ where
     match place {
         Place::Local { store, hash } => lookup_local(store, *hash),
         Place::Remote { cache, key } => {
+            if let Some(l) = remote_lookup_blocking(cache, key, stats) {
+                return l;
+            }
             let (cache, key, st) = (cache.clone(), key.clone(), stats.clone());
             match runtime::block_on(async move { remote_lookup::<V>(&cache, &key, &st).await }) {
                 Ok(l) => l,
@@ -398,6 +455,12 @@ where
                     return;
                 }
             };
+            if let Some(r) = cache.manager().save_blocking(key, &entry) {
+                if let Err(e) = r {
+                    backend_error(stats, key, "save", &e);
+                }
+                return;
+            }
             let (c, k, st) = (cache.clone(), key.clone(), stats.clone());
             let r = runtime::block_on(async move {
                 if let Err(e) = c.manager().save(&k, &entry).await {

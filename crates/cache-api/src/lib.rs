@@ -43,7 +43,7 @@ mod time;
 pub mod testing;
 
 pub use async_trait::async_trait;
-pub use backend::{check_ttl, Backend, BackendExt, Capabilities};
+pub use backend::{check_ttl, Backend, BackendExt, BlockingBackend, Capabilities};
 pub use cache::{
     default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, SchemeOpener,
 };

@@ -59,6 +59,38 @@ pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
         let bytes = self.before_save(entry.encode()?)?;
         self.backend().set(key, bytes, ttl).await
     }
+
+    /// Blocking twin of [`load`](Self::load), used by sync callers when the backend offers
+    /// [`Backend::blocking`]; `None` = not available (the engine then goes through its runtime).
+    /// The default mirrors the default `load`: **a manager that overrides `load` or `save`
+    /// must override this pair too, or return `None` from them.**
+    fn load_blocking(&self, key: &str) -> Option<Result<Option<Entry>>> {
+        let b = self.backend().blocking()?;
+        Some((|| {
+            let Some(raw) = b.get_blocking(key)? else {
+                return Ok(None);
+            };
+            let entry = Entry::decode(&self.after_load(raw)?)?;
+            if entry.freshness(unix_millis()) == Freshness::Expired {
+                return Ok(None);
+            }
+            Ok(Some(entry))
+        })())
+    }
+
+    /// Blocking twin of [`save`](Self::save) (see [`load_blocking`](Self::load_blocking)).
+    fn save_blocking(&self, key: &str, entry: &Entry) -> Option<Result<()>> {
+        let b = self.backend().blocking()?;
+        Some((|| {
+            let ttl = match entry.ttl_ms(unix_millis()) {
+                Some(0) => return Ok(()),
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => None,
+            };
+            let bytes = self.before_save(entry.encode()?)?;
+            b.set_blocking(key, bytes, ttl)
+        })())
+    }
 }
 
 // Compile-time check that `CacheManager` stays object-safe.

@@ -178,3 +178,35 @@ impl Policy {
         Some((stale.map(scale), ttl.map(scale)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_shortens_within_bounds() {
+        let p = Policy::ttl(Duration::from_secs(100)).with_jitter(0.2);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let (_, ttl) = p.lifetimes(false).unwrap();
+            let t = ttl.unwrap();
+            assert!(
+                t <= Duration::from_secs(100) && t > Duration::from_secs(80),
+                "{t:?}"
+            );
+            seen.insert(t.as_millis());
+        }
+        assert!(seen.len() > 10, "jitter spreads expiries");
+    }
+
+    #[test]
+    fn negative_results_need_a_negative_ttl() {
+        let p = Policy::ttl(Duration::from_secs(5));
+        assert_eq!(p.lifetimes(true), None);
+        let p = p.with_negative_ttl(Some(Duration::from_secs(1)));
+        assert_eq!(
+            p.lifetimes(true),
+            Some((None, Some(Duration::from_secs(1))))
+        );
+    }
+}

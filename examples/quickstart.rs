@@ -1,15 +1,29 @@
-//! steadycache in one minute, with no server: a slow function memoized, 100 concurrent callers
+//! steadycache in one minute, with no server: a slow function memoized on disk (run the example
+//! twice: the second run is served from the cache the first one wrote), 100 concurrent callers
 //! causing one execution, and a stale value served while it refreshes in the background.
 //!
-//! Run: `cargo run --example quickstart`
+//! Run: `cargo run --example quickstart` (the cache lives in `$STEADYCACHE_DIR`, else
+//! `~/.cache/steadycache`).
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
-use steadycache::cached;
+use steadycache::{cached, Cache, FileBackend, FileConfig};
+
+/// The persistent cache: files under the user's cache dir. If it cannot be opened (read-only
+/// home, no cache dir), the example keeps working in memory.
+fn disk() -> Cache {
+    match FileConfig::from_env().and_then(FileBackend::open) {
+        Ok(b) => Cache::builder().backend(b).build(),
+        Err(e) => {
+            eprintln!("no disk cache ({e}); using memory");
+            Cache::memory()
+        }
+    }
+}
 
 static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
-/// Stands for a slow web API call.
-#[cached(ttl = "10m")]
+/// Stands for a slow web API call. Cached on disk for an hour.
+#[cached(cache = disk(), ttl = "1h")]
 fn exchange_rate(from: &str, to: &str) -> Result<f64, String> {
     LOOKUPS.fetch_add(1, SeqCst);
     std::thread::sleep(Duration::from_millis(500));
@@ -39,9 +53,19 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 fn main() {
     // 1. first call slow, second instant
     let (v, first) = timed(|| exchange_rate("EUR", "USD"));
-    println!("first call:  {v:?} in {first:?}");
+    if exchange_rate_cache().stats().hits == 1 {
+        println!("first call:  {v:?} in {first:?} (from the disk cache an earlier run wrote)");
+    } else {
+        println!("first call:  {v:?} in {first:?} (computed; run the example again to see it served from disk)");
+    }
     let (v, second) = timed(|| exchange_rate("EUR", "USD"));
     println!("second call: {v:?} in {second:?} (from the cache)");
+    println!(
+        "cache directory: {}",
+        FileConfig::from_env()
+            .map(|c| c.root.display().to_string())
+            .unwrap_or_else(|e| e.to_string())
+    );
 
     // 2. 100 concurrent callers on a cold key: one execution
     let before = LOOKUPS.load(SeqCst);

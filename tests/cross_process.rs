@@ -32,7 +32,9 @@ fn work(key: u32) -> u32 {
             .create(true)
             .open(path)
         {
-            let _ = writeln!(f, "{key}");
+            // One write(2) per line: O_APPEND keeps whole writes from several processes apart,
+            // while `writeln!` may split the number and the newline into two writes.
+            let _ = f.write_all(format!("{key}\n").as_bytes());
         }
     }
     key * 3

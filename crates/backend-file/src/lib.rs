@@ -8,6 +8,10 @@
 //! * [`SqliteBackend`] (feature `sqlite`): one row per entry in a SQLite database in WAL mode
 //!   with a busy timeout.
 //!
+//! With the crate linked in, [`Cache::from_url`](cache_api::Cache::from_url) opens
+//! `file:///path` and `sqlite:///path` (or `sqlite::memory:`) URLs: each backend adds its
+//! scheme to [`cache_api::SCHEMES`] at link time.
+//!
 //! Both implement the blocking twins of [`Backend`](cache_api::Backend) (`blocking()`), so a sync
 //! memoized function reads its entry on its own thread with no runtime hop; async callers run
 //! the same I/O on tokio's blocking pool.
@@ -24,6 +28,22 @@ pub use file::{FileBackend, FileConfig};
 mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteBackend, SqliteConfig};
+
+#[cfg(feature = "file")]
+#[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
+#[linkme(crate = cache_api::linkme)]
+static FILE_SCHEME: cache_api::Scheme = cache_api::Scheme {
+    name: "file",
+    open: |url| Ok(std::sync::Arc::new(FileBackend::from_url(url)?)),
+};
+
+#[cfg(feature = "sqlite")]
+#[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
+#[linkme(crate = cache_api::linkme)]
+static SQLITE_SCHEME: cache_api::Scheme = cache_api::Scheme {
+    name: "sqlite",
+    open: |url| Ok(std::sync::Arc::new(SqliteBackend::from_url(url)?)),
+};
 
 /// Run blocking I/O from async code: on tokio's blocking pool when inside a runtime, inline
 /// otherwise.

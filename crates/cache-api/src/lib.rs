@@ -45,13 +45,18 @@ pub mod testing;
 pub use async_trait::async_trait;
 pub use backend::{check_ttl, Backend, BackendExt, BlockingBackend, Capabilities};
 pub use cache::{
-    default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, SchemeOpener,
+    default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, Scheme, SchemeOpener,
+    SCHEMES,
 };
 pub use codec::{Codec, Format};
 pub use engine::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};
 pub use envelope::{Entry, Freshness, FLAG_NEGATIVE, FORMAT_VERSION};
 pub use error::{Error, Result};
 pub use key::{full_key, hash_args, hex128, namespace_of, namespace_prefix, sanitize};
+/// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency
+/// of their own on it.
+#[doc(hidden)]
+pub use linkme;
 pub use manager::{CacheManager, DefaultManager};
 pub use memo::{ArgsKey, CacheSource, Memo};
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES, ITEM_OVERHEAD};

@@ -220,8 +220,10 @@ fn parse_bool(what: &str, v: &str) -> Result<bool> {
 /// ```
 ///
 /// A file that does not parse, has the wrong length or the wrong checksum (truncated, garbled,
-/// written by another format version) is logged with `tracing::warn!`, removed and read as a
-/// miss. An expired entry reads as a miss and is removed on the spot.
+/// written by another format version) is logged with `tracing::warn!` and removed; `get`
+/// reports it as [`Error::Corrupt`] (which the engine counts and treats as a miss), the
+/// read-modify-write operations as absent. An expired entry reads as a miss and is removed on
+/// the spot.
 ///
 /// # Concurrency
 ///
@@ -702,6 +704,15 @@ impl Drop for KeyLock {
     }
 }
 
+/// What reading an entry file found.
+enum Found {
+    Live(Stored),
+    /// No file, an expired one (removed), or another key's file.
+    Absent,
+    /// A damaged file, removed; the reason.
+    Corrupt(&'static str),
+}
+
 /// What a read returns: the value with its kind and expiry.
 struct Stored {
     kind: u8,
@@ -719,12 +730,21 @@ impl Inner {
         p
     }
 
-    /// The live entry of `key`, if any. Corrupt and expired files are removed; another key's
-    /// file (a hash collision) is a miss and left alone.
+    /// The live entry of `key`, if any, for read-modify-write operations: a corrupt file counts
+    /// as absent (see [`Inner::read_entry`]).
     fn read_live(&self, key: &str, path: &Path) -> Result<Option<Stored>> {
+        Ok(match self.read_entry(key, path)? {
+            Found::Live(s) => Some(s),
+            Found::Absent | Found::Corrupt(_) => None,
+        })
+    }
+
+    /// Read the entry of `key`. Corrupt and expired files are removed; another key's file (a
+    /// hash collision) is absent and left alone.
+    fn read_entry(&self, key: &str, path: &Path) -> Result<Found> {
         let mut file = match File::open(path) {
             Ok(f) => f,
-            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) if is_not_found(&e) => return Ok(Found::Absent),
             Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
         };
         let meta = file
@@ -732,18 +752,18 @@ impl Inner {
             .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
         let Ok(len) = usize::try_from(meta.len()) else {
             self.discard(path, &meta, key, "larger than memory");
-            return Ok(None);
+            return Ok(Found::Corrupt("larger than memory"));
         };
         if len < MIN_LEN {
             self.discard(path, &meta, key, "shorter than a header");
-            return Ok(None);
+            return Ok(Found::Corrupt("shorter than a header"));
         }
         let mut buf = vec![0u8; len];
         match file.read_exact(&mut buf) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 self.discard(path, &meta, key, "truncated while reading");
-                return Ok(None);
+                return Ok(Found::Corrupt("truncated while reading"));
             }
             Err(e) => return Err(io_error(NAME, &format!("read `{}`", path.display()), e)),
         }
@@ -751,25 +771,25 @@ impl Inner {
             Ok(p) => p,
             Err(why) => {
                 self.discard(path, &meta, key, why);
-                return Ok(None);
+                return Ok(Found::Corrupt(why));
             }
         };
         if buf.get(parsed.key.clone()) != Some(key.as_bytes()) {
             tracing::debug!(path = %path.display(), key, "file holds another key (hash collision)");
-            return Ok(None);
+            return Ok(Found::Absent);
         }
         if parsed.expires_at <= unix_millis() {
             if let Err(e) = remove_if_same(path, &meta) {
                 tracing::debug!(path = %path.display(), error = %e, "could not remove an expired entry");
             }
-            return Ok(None);
+            return Ok(Found::Absent);
         }
         if self.config.max_bytes.is_some() && older_than(&meta, TOUCH_EVERY) {
             touch(&file, path);
         }
         buf.truncate(parsed.value.end);
         buf.drain(..parsed.value.start);
-        Ok(Some(Stored {
+        Ok(Found::Live(Stored {
             kind: parsed.kind,
             expires_at: parsed.expires_at,
             value: buf,
@@ -784,9 +804,18 @@ impl Inner {
         }
     }
 
+    /// A corrupt file is removed and reported as [`Error::Corrupt`], so that the engine counts
+    /// and logs it as the corrupt miss it is (read-modify-write operations treat it as absent).
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.entry_path(&Location::of(key));
-        Ok(self.read_live(key, &path)?.map(|s| s.value))
+        match self.read_entry(key, &path)? {
+            Found::Live(s) => Ok(Some(s.value)),
+            Found::Absent => Ok(None),
+            Found::Corrupt(why) => Err(Error::Corrupt(format!(
+                "cache file `{}` (removed): {why}",
+                path.display()
+            ))),
+        }
     }
 
     fn set(self: &Arc<Self>, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {

@@ -200,8 +200,12 @@ async fn corrupt_case(damage: impl FnOnce(&Path)) {
     let path = b.entry_path(key);
     assert!(path.is_file());
     damage(&path);
-    assert_eq!(b.get(key).await.unwrap(), None);
+    assert!(
+        matches!(b.get(key).await, Err(Error::Corrupt(_))),
+        "a damaged file is reported as corrupt"
+    );
     assert!(!path.exists(), "corrupt file must be removed");
+    assert_eq!(b.get(key).await.unwrap(), None, "then it is a plain miss");
     // And the key works again.
     b.set(key, b"fresh".to_vec(), None).await.unwrap();
     assert_eq!(b.get(key).await.unwrap(), Some(b"fresh".to_vec()));

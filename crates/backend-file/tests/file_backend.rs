@@ -32,6 +32,16 @@ mod conformance {
     });
 }
 
+/// The same contract with async reads on tokio's blocking pool instead of inline.
+mod conformance_blocking_pool {
+    use super::*;
+
+    cache_api::conformance_tests!(async {
+        let cfg = FileConfig::new(fresh_dir()).with_inline_reads(false);
+        Arc::new(FileBackend::open(cfg).unwrap()) as Arc<dyn Backend>
+    });
+}
+
 /// Every regular file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -733,7 +743,7 @@ async fn read_only_root_is_a_permanent_error() {
 fn from_url_parses_paths_and_options() {
     let dir = fresh_dir();
     let url = format!(
-        "file://{}?durable=true&max_bytes=1_000&purge_on_open=false",
+        "file://{}?durable=true&max_bytes=1_000&purge_on_open=false&inline_reads=off",
         dir.display()
     );
     let b = FileBackend::from_url(&url).unwrap();
@@ -741,10 +751,12 @@ fn from_url_parses_paths_and_options() {
     assert!(b.config().durable);
     assert_eq!(b.config().max_bytes, Some(1000));
     assert!(!b.config().purge_on_open);
+    assert!(!b.config().inline_reads);
 
     let plain = FileConfig::from_url("file:///var/cache/x").unwrap();
     assert_eq!(plain.root, PathBuf::from("/var/cache/x"));
     assert!(!plain.durable && plain.max_bytes.is_none() && plain.purge_on_open);
+    assert!(plain.inline_reads, "inline reads are the default");
     let spaced = FileConfig::from_url("file:///tmp/a%20b").unwrap();
     assert_eq!(spaced.root, PathBuf::from("/tmp/a b"));
     let local = FileConfig::from_url("file://localhost/tmp/x").unwrap();

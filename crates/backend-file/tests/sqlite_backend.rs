@@ -27,6 +27,16 @@ mod conformance {
     });
 }
 
+/// The same contract with async reads on tokio's blocking pool instead of inline.
+mod conformance_blocking_pool {
+    use super::*;
+
+    cache_api::conformance_tests!(async {
+        let cfg = SqliteConfig::new(fresh_dir().join("cache.db")).with_inline_reads(false);
+        Arc::new(SqliteBackend::open(cfg).expect("open sqlite database")) as Arc<dyn Backend>
+    });
+}
+
 mod memory {
     use super::*;
 
@@ -327,13 +337,14 @@ fn from_url_parsing() {
     );
 
     let cfg = SqliteConfig::from_url(
-        "SQLITE:///x.db?busy_timeout_ms=250&durable=true&pool_size=2&purge_on_open=off",
+        "SQLITE:///x.db?busy_timeout_ms=250&durable=true&pool_size=2&purge_on_open=off&inline_reads=0",
     )
     .unwrap();
     assert_eq!(cfg.busy_timeout(), Duration::from_millis(250));
     assert!(cfg.durable());
     assert_eq!(cfg.pool_size(), 2);
     assert!(!cfg.purge_on_open());
+    assert!(!cfg.inline_reads());
     assert_eq!(
         cfg,
         SqliteConfig::new("/x.db")
@@ -341,6 +352,7 @@ fn from_url_parsing() {
             .with_durable(true)
             .with_pool_size(2)
             .with_purge_on_open(false)
+            .with_inline_reads(false)
     );
 
     for url in [

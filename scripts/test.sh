@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI runs, on a fresh Debian machine or a developer's: installs what is missing,
-# starts the servers the tests need (none yet: backends bring theirs as they land), checks
+# the servers the tests need (each test suite starts its own on free loopback ports), checks
 # formatting and lints, runs every test with every feature, and stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,10 @@ log() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# Redis tests start their own redis-server processes (standalone and a 3-master cluster) on free
+# loopback ports; the package brings redis-cli too. The Debian service it may start is not used.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

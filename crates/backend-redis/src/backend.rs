@@ -1,0 +1,446 @@
+//! [`RedisBackend`]: the [`Backend`] contract on Redis commands.
+
+use crate::config::{redact, RedisConfig};
+use crate::error::{convert, NAME};
+use async_trait::async_trait;
+use cache_api::{check_ttl, Backend, Capabilities, Error, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{cmd, Cmd, FromRedisValue, Script, Value};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
+const SCAN_COUNT: usize = 1000;
+
+/// `INCRBY`, and `PEXPIRE` only when this call created the counter (a fixed window, as the
+/// [`Backend::incr`] contract says), atomically.
+static INCR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local created = redis.call('EXISTS', KEYS[1]) == 0
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if created and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return v",
+    )
+});
+
+/// Delete the lock only if it still holds our token: a holder whose lock expired and was taken
+/// by another never deletes the new holder's lock.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0",
+    )
+});
+
+enum Client {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// A connection handle; cloning is an `Arc` clone.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+struct Inner {
+    config: RedisConfig,
+    client: Client,
+    conn: OnceCell<Conn>,
+}
+
+/// A steadycache backend on Redis or a Redis Cluster: every process that points at the same
+/// server shares one cache.
+///
+/// # Commands
+/// Each operation is native and atomic on the server:
+///
+/// | operation | command |
+/// |---|---|
+/// | `get` | `GET` |
+/// | `set` | `SET key value [PX ms]` |
+/// | `set_if_absent`, `acquire_lock` | `SET key value NX [PX ms]` |
+/// | `release_lock` | a Lua script: `DEL` only if the value is still the caller's token |
+/// | `incr` | a Lua script: `INCRBY`, then `PEXPIRE` if this call created the counter |
+/// | `delete` | `UNLINK` |
+/// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
+/// | `ping` | `PING` |
+///
+/// Values are stored as they are given (the engine's envelope: `redis-cli GET` shows it; with the
+/// JSON codec it is a JSON document), with Redis's own expiry, so `redis-cli PTTL` shows the
+/// time left.
+///
+/// # Connections
+/// Nothing connects until the first operation; it then connects once (a standalone server
+/// through a [`ConnectionManager`], which reconnects by itself after a failure; a cluster
+/// through a [`ClusterConnection`], which follows slot moves and failovers) and every clone of
+/// the backend shares that connection: operations are multiplexed on it, none waits for
+/// another's answer. A call made while Redis is down fails with [`Error::Unavailable`] within the
+/// timeouts of [`RedisConfig`], and the engine then fails open. Idempotent operations (`get`,
+/// `set`, `ping`) are retried once when the connection was dropped under them (a restarted
+/// server, a connection made on a tokio runtime that has since shut down); the others are not,
+/// since their first attempt may have been applied.
+///
+/// # Redis Cluster: where keys go
+/// Keys carry no hash tag: a memoized function's entries (`namespace:version:args-hash`) spread
+/// over every master by the CRC16 of the whole key. That spreads a hot function's load and
+/// memory over the cluster, and nothing needs them together: every operation touches a single
+/// key (a value and its lock, `key#lock`, are never used in one command). The price is that
+/// clearing a function or a prefix visits every master — which [`Backend::delete_prefix`] does.
+/// To pin all keys of one application to one slot, give a `key_prefix` with a hash tag
+/// (`{app1}:`); that trades the spread for locality.
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("config", &self.inner.config)
+            .field("connected", &self.inner.conn.initialized())
+            .finish()
+    }
+}
+
+impl RedisBackend {
+    /// A backend for `config`. Checks the configuration and URL; connects on first use.
+    pub fn open(config: RedisConfig) -> Result<Self> {
+        config.validate()?;
+        let bad_url = |e: redis::RedisError| {
+            Error::Config(format!("redis url `{}`: {e}", redact(&config.url)))
+        };
+        let client = if config.cluster {
+            let c = ClusterClient::builder(config.seeds()?)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.response_timeout)
+                .retries(config.reconnect_retries)
+                .build()
+                .map_err(bad_url)?;
+            Client::Cluster(c)
+        } else {
+            Client::Single(redis::Client::open(config.url.as_str()).map_err(bad_url)?)
+        };
+        Ok(RedisBackend {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                conn: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// [`RedisConfig::from_url`], then [`open`](RedisBackend::open).
+    pub fn from_url(url: &str) -> Result<Self> {
+        RedisBackend::open(RedisConfig::from_url(url)?)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The key as stored in Redis: [`key_prefix`](RedisConfig::key_prefix) + `key`.
+    pub fn redis_key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        let prefix = &self.inner.config.key_prefix;
+        if prefix.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            Cow::Owned(format!("{prefix}{key}"))
+        }
+    }
+
+    /// Run `command` on this backend's connection and convert the reply: for users (and
+    /// [`CacheManager`](cache_api::CacheManager)s) that store Redis datatypes of their own —
+    /// lists, hashes — beside the cache's entries. Keys in `command` are used as given (add
+    /// [`redis_key`](RedisBackend::redis_key) yourself).
+    pub async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T> {
+        self.run("query", command, false).await
+    }
+
+    /// Run a pipeline (atomic with `redis::pipe().atomic()`), as [`query`](Self::query) does.
+    pub async fn query_pipeline<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
+        let r = match self.conn().await? {
+            Conn::Single(mut c) => pipeline.query_async(&mut c).await,
+            Conn::Cluster(mut c) => pipeline.query_async(&mut c).await,
+        };
+        r.map_err(|e| convert("pipeline", e))
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        let inner = &self.inner;
+        let conn = inner
+            .conn
+            .get_or_try_init(|| async {
+                match &inner.client {
+                    Client::Single(client) => {
+                        let cfg = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(inner.config.connect_timeout))
+                            .set_response_timeout(Some(inner.config.response_timeout))
+                            .set_number_of_retries(inner.config.reconnect_retries as usize)
+                            .set_min_delay(Duration::from_millis(50))
+                            .set_max_delay(Duration::from_millis(500));
+                        ConnectionManager::new_with_config(client.clone(), cfg)
+                            .await
+                            .map(Conn::Single)
+                    }
+                    Client::Cluster(client) => {
+                        client.get_async_connection().await.map(Conn::Cluster)
+                    }
+                }
+                .map_err(|e| convert("connect", e))
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    /// Run one command; `retry`: once more if the connection dropped under it.
+    async fn run<T: FromRedisValue>(&self, op: &str, command: &Cmd, retry: bool) -> Result<T> {
+        let mut conn = self.conn().await?;
+        match on(&mut conn, command).await {
+            Err(e) if retry && (e.is_connection_dropped() || e.is_io_error()) => {
+                tracing::debug!(op, error = %e, "redis: connection dropped; retrying once");
+                on(&mut conn, command).await.map_err(|e| convert(op, e))
+            }
+            r => r.map_err(|e| convert(op, e)),
+        }
+    }
+
+    async fn script<T: FromRedisValue>(
+        &self,
+        op: &str,
+        script: &Script,
+        key: &str,
+        args: &[&str],
+    ) -> Result<T> {
+        let mut invocation = script.key(key);
+        for a in args {
+            invocation.arg(*a);
+        }
+        let r = match self.conn().await? {
+            Conn::Single(mut c) => invocation.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => invocation.invoke_async(&mut c).await,
+        };
+        r.map_err(|e| convert(op, e))
+    }
+
+    /// The masters of the cluster, as `(host, port)`, from `CLUSTER SLOTS`.
+    async fn masters(&self, conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
+        let reply: Value = cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(conn)
+            .await
+            .map_err(|e| convert("CLUSTER SLOTS", e))?;
+        let bad = || Error::backend(NAME, "unexpected CLUSTER SLOTS reply");
+        let Value::Array(ranges) = reply else {
+            return Err(bad());
+        };
+        let mut masters = BTreeSet::new();
+        for range in ranges {
+            let Value::Array(parts) = range else {
+                return Err(bad());
+            };
+            let Some(Value::Array(node)) = parts.get(2) else {
+                return Err(bad());
+            };
+            let (Some(host), Some(port)) = (node.first(), node.get(1)) else {
+                return Err(bad());
+            };
+            let host: String = redis::from_redis_value(host.clone()).map_err(|_| bad())?;
+            let port: u16 = redis::from_redis_value(port.clone()).map_err(|_| bad())?;
+            masters.insert((host, port));
+        }
+        Ok(masters.into_iter().collect())
+    }
+
+    /// `SCAN` one node (or the only server) for `pattern` and `UNLINK` what it finds; the
+    /// number removed.
+    async fn scan_unlink(
+        &self,
+        conn: &mut Conn,
+        node: Option<(&str, u16)>,
+        pattern: &str,
+    ) -> Result<u64> {
+        let mut cursor: u64 = 0;
+        let mut removed = 0u64;
+        loop {
+            let mut scan = cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<Vec<u8>>) = match (&mut *conn, node) {
+                (Conn::Cluster(c), Some((host, port))) => {
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port,
+                    });
+                    let v = c
+                        .route_command(scan, route)
+                        .await
+                        .map_err(|e| convert("SCAN", e))?;
+                    redis::from_redis_value(v).map_err(|e| convert("SCAN", e.into()))?
+                }
+                (c, _) => on(c, &scan).await.map_err(|e| convert("SCAN", e))?,
+            };
+            if !keys.is_empty() {
+                let mut unlink = cmd("UNLINK");
+                for k in &keys {
+                    unlink.arg(k.as_slice());
+                }
+                // On a cluster the client splits a multi-key command by slot.
+                let n: u64 = on(conn, &unlink).await.map_err(|e| convert("UNLINK", e))?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+async fn on<T: FromRedisValue>(conn: &mut Conn, command: &Cmd) -> redis::RedisResult<T> {
+    match conn {
+        Conn::Single(c) => command.query_async(c).await,
+        Conn::Cluster(c) => command.query_async(c).await,
+    }
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    for ch in text.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>, nx: bool) -> Cmd {
+    let mut c = cmd("SET");
+    c.arg(key).arg(value);
+    if nx {
+        c.arg("NX");
+    }
+    if let Some(ttl) = ttl {
+        c.arg("PX").arg(px(ttl));
+    }
+    c
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut c = cmd("GET");
+        c.arg(&*self.redis_key(key));
+        self.run("GET", &c, true).await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        check_ttl(ttl)?;
+        let c = set_cmd(&self.redis_key(key), &value, ttl, false);
+        self.run("SET", &c, true).await
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        check_ttl(ttl)?;
+        let c = set_cmd(&self.redis_key(key), &value, ttl, true);
+        let reply: Option<String> = self.run("SET NX", &c, false).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let mut c = cmd("UNLINK");
+        c.arg(&*self.redis_key(key));
+        let n: u64 = self.run("UNLINK", &c, false).await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let pattern = format!("{}*", escape_glob(&self.redis_key(prefix)));
+        let mut conn = self.conn().await?;
+        match conn.clone() {
+            Conn::Single(_) => self.scan_unlink(&mut conn, None, &pattern).await,
+            Conn::Cluster(mut c) => {
+                let mut removed = 0;
+                for (host, port) in self.masters(&mut c).await? {
+                    removed += self
+                        .scan_unlink(&mut conn, Some((&host, port)), &pattern)
+                        .await?;
+                }
+                Ok(removed)
+            }
+        }
+    }
+
+    async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+        check_ttl(ttl)?;
+        let window = ttl.map_or(0, px).to_string();
+        self.script(
+            "incr",
+            &INCR,
+            &self.redis_key(key),
+            &[&by.to_string(), &window],
+        )
+        .await
+    }
+
+    async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let c = set_cmd(&self.redis_key(key), token.as_bytes(), Some(ttl), true);
+        let reply: Option<String> = self.run("lock", &c, false).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
+        let n: i64 = self
+            .script("unlock", &RELEASE, &self.redis_key(key), &[token])
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let _: String = self.run("PING", &cmd("PING"), true).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_is_escaped() {
+        assert_eq!(escape_glob("ns:a*b?[c]\\"), "ns:a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(escape_glob("plain:"), "plain:");
+    }
+}

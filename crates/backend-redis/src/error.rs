@@ -1,0 +1,46 @@
+//! `redis` errors into [`cache_api::Error`], by meaning: what may pass (connection refused or
+//! dropped, timeouts, a cluster resharding or failing over, a server loading its data) is
+//! [`Error::Unavailable`]; the rest (wrong password, a key of another type, a bad script) is
+//! [`Error::Backend`].
+
+use cache_api::Error;
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+pub(crate) const NAME: &str = "redis";
+
+/// Whether retrying later may help.
+pub(crate) fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        )
+}
+
+/// Convert an error of operation `op`.
+pub(crate) fn convert(op: &str, e: RedisError) -> Error {
+    let message = format!("{op}: {e}");
+    if is_transient(&e) {
+        Error::Unavailable {
+            backend: NAME.into(),
+            message,
+            source: Some(Box::new(e)),
+        }
+    } else {
+        Error::Backend {
+            backend: NAME.into(),
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}

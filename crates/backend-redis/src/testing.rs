@@ -1,0 +1,276 @@
+//! Real Redis servers for tests (feature `testing`): [`RedisServer`] starts one `redis-server`
+//! on a free loopback port, [`RedisCluster`] three masters joined into a cluster. Each lives in
+//! its own temporary directory, persists nothing (`--save '' --appendonly no`) and is killed
+//! when dropped, so test suites can run side by side. `redis-server` and `redis-cli` must be on
+//! the `PATH` (`scripts/test.sh` installs them).
+//!
+//! This is test support: it panics with a clear message when a server cannot be started.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` process on `127.0.0.1`.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    cluster: bool,
+    child: Option<Child>,
+}
+
+/// A free loopback port (and, for a cluster node, its bus port `port + 10000` free too).
+fn free_port(cluster: bool) -> u16 {
+    for _ in 0..200 {
+        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = l.local_addr() else { continue };
+        let port = addr.port();
+        if !cluster {
+            return port;
+        }
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port found")
+}
+
+/// Send one inline command and read what comes back within `timeout` (enough for the short
+/// replies the harness needs).
+fn inline(port: u16, command: &str, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+    let mut buf = vec![0u8; 8192];
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&out);
+                // A simple reply, or a bulk reply whose announced length has arrived.
+                if text.starts_with('+') || text.starts_with('-') || text.starts_with(':') {
+                    if text.ends_with("\r\n") {
+                        break;
+                    }
+                } else if let Some(rest) = text.strip_prefix('$') {
+                    let len: usize = rest.split("\r\n").next()?.parse().ok()?;
+                    if out.len() >= len + rest.find("\r\n")? + 5 {
+                        break;
+                    }
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+impl RedisServer {
+    /// Start a standalone server on a free port and wait until it answers `PING`.
+    pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    fn start_with(cluster: bool) -> RedisServer {
+        let dir = std::env::temp_dir().join(format!(
+            "steadycache-redis-{}-{:08x}",
+            std::process::id(),
+            rand_u32()
+        ));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(cluster),
+                dir: dir.clone(),
+                cluster,
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("redis-server did not start: {last}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&self.dir)
+        .arg("--logfile")
+        .arg(self.dir.join(format!("redis-{port}.log")));
+        if self.cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(self.dir.join(format!("nodes-{port}.conf")));
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!("cannot run redis-server ({e}); install it: apt-get install redis-server")
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return Err(format!("redis-server on port {port} exited: {status}"));
+                }
+            }
+            if inline(self.port, "PING", Duration::from_millis(200))
+                .is_some_and(|r| r.starts_with("+PONG"))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        Err(format!("redis-server on port {port} did not answer PING"))
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kill the server (SIGKILL) and wait for it: for outage tests.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start the server again on the same port (after [`kill`](RedisServer::kill)); its data is
+    /// gone.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(e) = self.spawn() {
+            panic!("redis-server did not restart: {e}");
+        }
+    }
+
+    /// Send one inline command (`"DBSIZE"`, `"PTTL key"`) and return the raw reply.
+    pub fn command(&self, command: &str) -> String {
+        inline(self.port, command, Duration::from_secs(2)).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Three `redis-server --cluster-enabled yes` masters joined with `redis-cli --cluster create`.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Start three masters, create the cluster (no replicas) and wait until every node reports
+    /// `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(true)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => {
+                panic!("cannot run redis-cli ({e}); install redis-server (it brings redis-cli)")
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = nodes.iter().all(|n| {
+                inline(n.port, "CLUSTER INFO", Duration::from_millis(500))
+                    .is_some_and(|r| r.contains("cluster_state:ok"))
+            });
+            if ok {
+                return RedisCluster { nodes };
+            }
+            if Instant::now() > deadline {
+                panic!("the redis cluster did not reach cluster_state:ok");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis://127.0.0.1:<first>/?cluster=true&nodes=<second>,<third>`.
+    pub fn url(&self) -> String {
+        let others: Vec<String> = self
+            .nodes
+            .iter()
+            .skip(1)
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!(
+            "redis://127.0.0.1:{}/?cluster=true&nodes={}",
+            self.nodes.first().map_or(0, |n| n.port),
+            others.join(",")
+        )
+    }
+
+    /// The masters.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    t ^ N.fetch_add(0x9E37_79B9, std::sync::atomic::Ordering::Relaxed)
+}

@@ -1,0 +1,183 @@
+//! The Redis backend against real servers: the whole conformance suite on a standalone
+//! `redis-server` and on a 3-master cluster, then what is particular to Redis.
+
+use backend_redis::testing::{RedisCluster, RedisServer};
+use backend_redis::{RedisBackend, RedisConfig};
+use cache_api::{Backend, Error};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// One server for the whole test binary (each case works under its own key prefix).
+fn server() -> &'static RedisServer {
+    static S: OnceLock<RedisServer> = OnceLock::new();
+    S.get_or_init(RedisServer::start)
+}
+
+fn cluster() -> &'static RedisCluster {
+    static C: OnceLock<RedisCluster> = OnceLock::new();
+    C.get_or_init(RedisCluster::start)
+}
+
+mod standalone {
+    use super::*;
+
+    cache_api::conformance_tests!(async {
+        Arc::new(RedisBackend::from_url(&server().url()).unwrap()) as Arc<dyn Backend>
+    });
+}
+
+mod cluster {
+    use super::*;
+
+    cache_api::conformance_tests!(async {
+        Arc::new(RedisBackend::from_url(&cluster().url()).unwrap()) as Arc<dyn Backend>
+    });
+}
+
+mod prefixed {
+    use super::*;
+
+    cache_api::conformance_tests!(async {
+        let cfg = RedisConfig::from_url(&server().url())
+            .unwrap()
+            .with_key_prefix("app-[1]*:");
+        Arc::new(RedisBackend::open(cfg).unwrap()) as Arc<dyn Backend>
+    });
+}
+
+#[tokio::test]
+async fn cluster_prefix_delete_visits_every_master() {
+    let b = RedisBackend::from_url(&cluster().url()).unwrap();
+    for i in 0..300 {
+        b.set(&format!("spread:{i}"), vec![1], None).await.unwrap();
+    }
+    // The keys really are spread: every master holds some.
+    for node in cluster().nodes() {
+        let reply = node.command("DBSIZE");
+        let n: u64 = reply.trim_start_matches(':').trim().parse().unwrap();
+        assert!(n > 0, "node {} holds none of the keys", node.port());
+    }
+    assert_eq!(b.delete_prefix("spread:").await.unwrap(), 300);
+    for i in 0..300 {
+        assert_eq!(b.get(&format!("spread:{i}")).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn key_prefix_isolates_and_stays_inside() {
+    let url = server().url();
+    let a = RedisBackend::open(
+        RedisConfig::from_url(&url)
+            .unwrap()
+            .with_key_prefix("iso-a:"),
+    )
+    .unwrap();
+    let b = RedisBackend::open(
+        RedisConfig::from_url(&url)
+            .unwrap()
+            .with_key_prefix("iso-b:"),
+    )
+    .unwrap();
+    a.set("k", b"a".to_vec(), None).await.unwrap();
+    b.set("k", b"b".to_vec(), None).await.unwrap();
+    assert_eq!(a.get("k").await.unwrap().as_deref(), Some(&b"a"[..]));
+    assert_eq!(a.delete_prefix("").await.unwrap(), 1, "only its own keys");
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"b"[..]));
+    assert!(server().command("EXISTS iso-b:k").starts_with(":1"));
+}
+
+#[tokio::test]
+async fn ttl_is_native_and_visible() {
+    let b = RedisBackend::from_url(&server().url()).unwrap();
+    b.set("pttl:k", b"v".to_vec(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let pttl: i64 = server()
+        .command("PTTL pttl:k")
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pttl > 50_000 && pttl <= 60_000, "{pttl}");
+}
+
+#[tokio::test]
+async fn a_counter_of_another_type_is_a_permanent_error() {
+    let b = RedisBackend::from_url(&server().url()).unwrap();
+    b.set("ctr:text", b"not a number".to_vec(), None)
+        .await
+        .unwrap();
+    let e = b.incr("ctr:text", 1, None).await.unwrap_err();
+    assert!(matches!(e, Error::Backend { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_a_transient_error_and_comes_back() {
+    let mut own = RedisServer::start();
+    let b = RedisBackend::from_url(&own.url()).unwrap();
+    b.set("down:k", b"v".to_vec(), None).await.unwrap();
+    own.kill();
+    let e = b.get("down:k").await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    own.restart();
+    // The connection manager reconnects by itself; the restarted server is empty.
+    let mut back = None;
+    for _ in 0..50 {
+        match b.get("down:k").await {
+            Ok(v) => {
+                back = Some(v);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(
+        back,
+        Some(None),
+        "reconnected to the restarted (empty) server"
+    );
+    b.set("down:k", b"again".to_vec(), None).await.unwrap();
+    assert_eq!(
+        b.get("down:k").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+}
+
+#[test]
+fn urls_and_secrets() {
+    let cfg = RedisConfig::from_url(
+        "redis://:hunter2@127.0.0.1:7000/3?key_prefix=x:&connect_timeout_ms=1500&response_timeout_ms=250&retries=5&protocol=resp3",
+    )
+    .unwrap();
+    assert_eq!(cfg.key_prefix, "x:");
+    assert_eq!(cfg.connect_timeout, Duration::from_millis(1500));
+    assert_eq!(cfg.response_timeout, Duration::from_millis(250));
+    assert_eq!(cfg.reconnect_retries, 5);
+    assert!(cfg.url.contains("protocol=resp3") && !cfg.url.contains("key_prefix"));
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let b = RedisBackend::open(cfg).unwrap();
+    assert!(!format!("{b:?}").contains("hunter2"));
+
+    let c = RedisConfig::from_url(
+        "redis://127.0.0.1:7000?cluster=true&nodes=127.0.0.1:7001,127.0.0.1:7002",
+    )
+    .unwrap();
+    assert!(c.cluster);
+    assert_eq!(c.nodes.len(), 2);
+
+    for bad in [
+        "http://127.0.0.1",
+        "redis://",
+        "redis://h:1?cluster=maybe",
+        "redis://h:1?response_timeout_ms=abc",
+        "redis://h:1?response_timeout_ms=0",
+    ] {
+        assert!(
+            matches!(RedisConfig::from_url(bad), Err(Error::Config(_))),
+            "{bad}"
+        );
+    }
+    let e = RedisConfig::from_url("redis://:topsecret@[bad").unwrap_err();
+    assert!(!e.to_string().contains("topsecret"), "{e}");
+}

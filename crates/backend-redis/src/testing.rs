@@ -5,9 +5,22 @@
 //! the `PATH` (`scripts/test.sh` installs them).
 //!
 //! This is test support: it panics with a clear message when a server cannot be started.
+//!
+//! A server held in a `static` is never dropped, so each one runs under a small `sh` watchdog,
+//! in a process group of its own, that kills it once the test process is gone: no server
+//! outlives the test binary that started it (by more than half a second).
+
+/// The watchdog: runs `redis-server "$@"`, and kills it when the process `$WATCH` (the test
+/// binary) is gone or when it exits by itself.
+const WATCHDOG: &str = r#"redis-server "$@" &
+s=$!
+trap 'kill -9 $s 2>/dev/null; wait $s 2>/dev/null' EXIT
+trap 'exit 0' TERM
+while kill -0 "$WATCH" 2>/dev/null && kill -0 "$s" 2>/dev/null; do sleep 0.5; done"#;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,6 +92,13 @@ impl RedisServer {
     }
 
     fn start_with(cluster: bool) -> RedisServer {
+        if let Err(e) = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+        {
+            panic!("cannot run redis-server ({e}); install it: apt-get install redis-server");
+        }
         let dir = std::env::temp_dir().join(format!(
             "steadycache-redis-{}-{:08x}",
             std::process::id(),
@@ -105,7 +125,10 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", WATCHDOG, "sh"])
+            .env("WATCH", std::process::id().to_string())
+            .process_group(0);
         cmd.args([
             "--port",
             &port,
@@ -133,9 +156,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                format!("cannot run redis-server ({e}); install it: apt-get install redis-server")
-            })?;
+            .map_err(|e| format!("cannot run sh for redis-server: {e}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -166,11 +187,38 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Kill the server (SIGKILL) and wait for it: for outage tests.
+    /// Kill the server with SIGKILL (the watchdog does it, and reaps it, on SIGTERM; if the
+    /// watchdog does not exit within 5 s its whole process group gets SIGKILL) and wait until
+    /// the port is closed: for outage tests.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            let signal = |args: &[&str]| {
+                let _ = Command::new("kill")
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            };
+            signal(&["-TERM", &c.id().to_string()]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !matches!(c.try_wait(), Ok(Some(_)) | Err(_)) {
+                if Instant::now() > deadline {
+                    signal(&["-9", "--", &format!("-{}", c.id())]);
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline
+                && TcpStream::connect_timeout(
+                    &([127, 0, 0, 1], self.port).into(),
+                    Duration::from_millis(100),
+                )
+                .is_ok()
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 

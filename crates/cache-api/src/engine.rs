@@ -325,8 +325,14 @@ fn wants_distributed<V>(ctx_place: &Place<V>, policy: &Policy) -> bool {
 }
 
 /// Take the backend lock for `key`, waiting (with bounded backoff, never spinning) while another
-/// process holds it and returning that process's value as soon as it is stored. After
-/// `lock_ttl` the caller computes anyway; a backend error fails open.
+/// process holds it and returning that process's value as soon as it is stored.
+///
+/// A holder keeps the lock for at most `lock_ttl` (it expires in the backend), so a waiter whose
+/// holder died takes the lock over within `lock_ttl` and computes — exactly one of the waiters,
+/// since taking the lock is atomic; the others keep waiting for its value. Only if the lock has
+/// not been had after twice `lock_ttl` plus a second (a backend that does not expire locks, or
+/// one holder after another outliving the ttl) does the caller compute without it. A backend
+/// error fails open at once.
 async fn distributed_acquire<V: DeserializeOwned>(
     cache: &Cache,
     key: &str,
@@ -336,7 +342,8 @@ async fn distributed_acquire<V: DeserializeOwned>(
 ) -> DistLock<V> {
     let lock_key = format!("{key}#lock");
     let token = format!("{:032x}", fastrand::u128(..));
-    let deadline = std::time::Instant::now() + policy.lock_ttl;
+    let deadline =
+        std::time::Instant::now() + policy.lock_ttl.saturating_mul(2) + Duration::from_secs(1);
     let mut backoff = Duration::from_millis(5);
     loop {
         match cache
@@ -366,7 +373,7 @@ async fn distributed_acquire<V: DeserializeOwned>(
         if std::time::Instant::now() >= deadline {
             tracing::warn!(
                 key,
-                "steadycache: lock not released within lock_ttl; computing"
+                "steadycache: lock not had within twice lock_ttl; computing without it"
             );
             return DistLock::NotHeld;
         }
@@ -377,6 +384,46 @@ async fn distributed_acquire<V: DeserializeOwned>(
                 return DistLock::Found(v);
             }
         }
+    }
+}
+
+/// What a background refresh may do with `lock = "distributed"`.
+enum RefreshLock {
+    /// Refresh; release this lock (key, token) after, if any.
+    Go(Option<(String, String)>),
+    /// Another process holds the key's lock (it is refreshing or computing): skip.
+    Skip,
+}
+
+/// Try once, without waiting, to take the backend lock of `place` for a background refresh, so
+/// that one refresh per key runs across every process sharing the backend. Without a
+/// distributed lock, or when the backend fails (fail open), the refresh goes ahead.
+async fn refresh_lock<V>(place: &Place<V>, policy: &Policy, stats: &Stats) -> RefreshLock {
+    if !wants_distributed(place, policy) {
+        return RefreshLock::Go(None);
+    }
+    let Place::Remote { cache, key } = place else {
+        return RefreshLock::Go(None);
+    };
+    let lock_key = format!("{key}#lock");
+    let token = format!("{:032x}", fastrand::u128(..));
+    match cache
+        .backend()
+        .acquire_lock(&lock_key, &token, policy.lock_ttl)
+        .await
+    {
+        Ok(true) => RefreshLock::Go(Some((lock_key, token))),
+        Ok(false) => RefreshLock::Skip,
+        Err(e) => {
+            backend_error(stats, &lock_key, "lock", &e);
+            RefreshLock::Go(None)
+        }
+    }
+}
+
+async fn release_refresh_lock<V>(place: &Place<V>, held: Option<(String, String)>, stats: &Stats) {
+    if let (Place::Remote { cache, .. }, Some((lock_key, token))) = (place, held) {
+        release(cache, &lock_key, &token, stats).await;
     }
 }
 
@@ -639,6 +686,18 @@ where
     let spawned = std::thread::Builder::new()
         .name("steadycache-refresh".into())
         .spawn(move || {
+            let lock = if wants_distributed(&place, &policy) {
+                let (p, pol, st) = (place.clone(), policy.clone(), stats.clone());
+                runtime::block_on(async move { refresh_lock(&p, &pol, &st).await })
+                    .unwrap_or(RefreshLock::Go(None))
+            } else {
+                RefreshLock::Go(None)
+            };
+            let RefreshLock::Go(held) = lock else {
+                tracing::debug!("steadycache: another process is refreshing this key");
+                guard.finish(Outcome::Failed);
+                return;
+            };
             stats.incr(Counter::Refreshes);
             match job() {
                 Ok(v) => {
@@ -650,6 +709,10 @@ where
                     tracing::warn!("steadycache: background refresh failed");
                     guard.finish(share(&shape, &e));
                 }
+            }
+            if held.is_some() {
+                let (p, st) = (place.clone(), stats.clone());
+                let _ = runtime::block_on(async move { release_refresh_lock(&p, held, &st).await });
             }
         });
     if let Err(e) = spawned {
@@ -677,6 +740,11 @@ where
     let stats = ctx.stats.clone();
     let shape = ctx.shape;
     handle.spawn(async move {
+        let RefreshLock::Go(held) = refresh_lock(&place, &policy, &stats).await else {
+            tracing::debug!("steadycache: another process is refreshing this key");
+            guard.finish(Outcome::Failed);
+            return;
+        };
         stats.incr(Counter::Refreshes);
         match job.await {
             Ok(v) => {
@@ -689,6 +757,7 @@ where
                 guard.finish(share(&shape, &e));
             }
         }
+        release_refresh_lock(&place, held, &stats).await;
     });
 }
 

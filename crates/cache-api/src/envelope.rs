@@ -16,9 +16,42 @@
 //!
 //! The length and the checksum make a truncated, torn or foreign value a [`Error::Corrupt`]
 //! rather than a wrong value. Any process on any platform reads what another wrote.
+//!
+//! ## The JSON form
+//! An entry whose payload was written by the plain JSON codec is stored as one JSON document
+//! instead, so that `redis-cli GET`, a file viewer or a program in another language reads it:
+//!
+//! ```text
+//! {"steadycache":1,"codec":2,"flags":0,"created_at":1763900000000,"stale_at":null,
+//!  "expires_at":1763900060000,"check":"9f1c0e4d2a7b3c55","value":{"city":"Oslo","temp":-3.5}}
+//! ```
+//!
+//! `null` stands for "never"; `check` is the XXH3-64 of the `value` text exactly as stored (16
+//! hex digits), so a damaged or edited value is still [`Error::Corrupt`], never a wrong value.
+//! [`Entry::decode`] reads both forms (the binary one starts with `SC`, the JSON one with `{`).
 
 use crate::{Error, Result};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_64;
+
+/// The codec id of plain JSON (`Codec::json().id()`): its entries take the JSON form.
+const JSON_CODEC: u8 = 2;
+
+/// The JSON form (see the module docs).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonEnvelope<'a> {
+    steadycache: u8,
+    codec: u8,
+    flags: u8,
+    created_at: u64,
+    stale_at: Option<u64>,
+    expires_at: Option<u64>,
+    check: &'a str,
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
 
 const MAGIC: &[u8; 2] = b"SC";
 /// The envelope format this build writes and reads.
@@ -79,8 +112,12 @@ impl Entry {
         self.flags & FLAG_NEGATIVE != 0
     }
 
-    /// Serialize the envelope.
+    /// Serialize the envelope: the JSON form for the plain JSON codec, the binary form
+    /// otherwise.
     pub fn encode(&self) -> Result<Vec<u8>> {
+        if self.codec == JSON_CODEC {
+            return Ok(self.encode_json());
+        }
         let len = u32::try_from(self.payload.len())
             .map_err(|_| Error::Config("a cached value may be at most 4 GiB".into()))?;
         let mut out = Vec::with_capacity(HEADER + self.payload.len() + TRAILER);
@@ -98,9 +135,62 @@ impl Entry {
         Ok(out)
     }
 
-    /// Parse an envelope; anything that is not exactly one well-formed envelope is
-    /// [`Error::Corrupt`].
+    fn encode_json(&self) -> Vec<u8> {
+        let never = |t: u64| {
+            if t == u64::MAX {
+                "null".to_owned()
+            } else {
+                t.to_string()
+            }
+        };
+        let mut out = format!(
+            "{{\"steadycache\":{FORMAT_VERSION},\"codec\":{},\"flags\":{},\"created_at\":{},\
+             \"stale_at\":{},\"expires_at\":{},\"check\":\"{:016x}\",\"value\":",
+            self.codec,
+            self.flags,
+            self.created_at,
+            never(self.stale_at),
+            never(self.expires_at),
+            xxh3_64(&self.payload)
+        )
+        .into_bytes();
+        out.extend_from_slice(&self.payload);
+        out.push(b'}');
+        out
+    }
+
+    fn decode_json(bytes: &[u8]) -> Result<Entry> {
+        let e: JsonEnvelope<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Corrupt(format!("not a steadycache JSON entry: {e}")))?;
+        if e.steadycache != FORMAT_VERSION {
+            return Err(Error::Corrupt(format!(
+                "envelope format {} is not {FORMAT_VERSION}",
+                e.steadycache
+            )));
+        }
+        if e.codec != JSON_CODEC {
+            return Err(Error::Corrupt("a JSON entry of a non-JSON codec".into()));
+        }
+        let payload = e.value.get().as_bytes();
+        if format!("{:016x}", xxh3_64(payload)) != e.check {
+            return Err(Error::Corrupt("checksum mismatch".into()));
+        }
+        Ok(Entry {
+            payload: payload.to_vec(),
+            created_at: e.created_at,
+            stale_at: e.stale_at.unwrap_or(u64::MAX),
+            expires_at: e.expires_at.unwrap_or(u64::MAX),
+            codec: e.codec,
+            flags: e.flags,
+        })
+    }
+
+    /// Parse an envelope (either form); anything that is not exactly one well-formed envelope
+    /// is [`Error::Corrupt`].
     pub fn decode(bytes: &[u8]) -> Result<Entry> {
+        if bytes.first() == Some(&b'{') {
+            return Self::decode_json(bytes);
+        }
         let corrupt = |why: &str| Error::Corrupt(why.to_string());
         if bytes.len() < HEADER + TRAILER {
             return Err(corrupt("shorter than an envelope header"));
@@ -172,6 +262,28 @@ mod tests {
             b[i] ^= 0x40;
             assert!(Entry::decode(&b).is_err(), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn json_form_is_readable_and_checked() {
+        let e = Entry {
+            payload: br#"{"city":"Oslo","temp":-3.5}"#.to_vec(),
+            codec: JSON_CODEC,
+            ..sample()
+        };
+        let bytes = e.encode().unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(doc["value"]["city"], "Oslo");
+        assert_eq!(doc["expires_at"], serde_json::Value::Null);
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        for cut in 0..bytes.len() {
+            assert!(Entry::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let edited = text.replace("Oslo", "Bergen");
+        assert!(Entry::decode(edited.as_bytes()).is_err(), "an edited value");
+        let foreign = text.replace("\"codec\":2", "\"codec\":1");
+        assert!(Entry::decode(foreign.as_bytes()).is_err(), "another codec");
     }
 
     #[test]

@@ -1,0 +1,256 @@
+//! Several OS processes sharing one Redis (issue 4). The test binary re-invokes itself as the
+//! children (`child_main`, ignored in normal runs); each test starts its own `redis-server` on a
+//! free loopback port and counts, in a file, how many times the memoized body ran across all
+//! processes.
+#![cfg(feature = "redis")]
+
+use backend_redis::testing::RedisServer;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use steadycache::{cached, Cache};
+
+fn xp_cache() -> Cache {
+    let url = std::env::var("STEADYCACHE_XP_REDIS").unwrap_or_else(|_| "mem://".into());
+    match Cache::from_url(&url) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot open {url}: {e}");
+            std::process::exit(4)
+        }
+    }
+}
+
+/// Append one line to the count file (one `write(2)`, so lines of several processes never mix).
+fn count_run(what: &str) {
+    if let Ok(path) = std::env::var("STEADYCACHE_XP_COUNT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = f.write_all(format!("{what}\n").as_bytes());
+        }
+    }
+}
+
+fn body_sleep() -> Duration {
+    let ms = std::env::var("STEADYCACHE_XP_SLEEP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    Duration::from_millis(ms)
+}
+
+/// The cold-key function of the single-flight and dead-holder tests.
+#[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "2s")]
+async fn shared(key: u32) -> u64 {
+    count_run(&format!("shared {key}"));
+    tokio::time::sleep(body_sleep()).await;
+    u64::from(key) * 7
+}
+
+/// Fresh for 1 s, then stale for a minute while one refresh runs, across processes.
+#[cached(
+    cache = xp_cache(),
+    ttl = "1s",
+    stale_while_revalidate = "1m",
+    lock = "distributed",
+    lock_ttl = "5s"
+)]
+async fn swr(key: u32) -> u64 {
+    count_run(&format!("swr {key}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    u64::from(key) * 13
+}
+
+/// What a child process does, chosen by `STEADYCACHE_XP_ROLE`. Not a test of its own.
+#[test]
+#[ignore = "run by the redis process tests as a child process"]
+fn child_main() {
+    let Ok(role) = std::env::var("STEADYCACHE_XP_ROLE") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        match role.as_str() {
+            // 50 tasks on the same cold key; every one must get the value.
+            "race" => {
+                let tasks: Vec<_> = (0..50).map(|_| tokio::spawn(shared(1))).collect();
+                for t in tasks {
+                    assert_eq!(t.await.ok(), Some(7), "a caller did not get the value");
+                }
+            }
+            "one" => assert_eq!(shared(5).await, 35),
+            "swr-warm" => assert_eq!(swr(1).await, 13),
+            // A few calls while the entry is stale, then time for this process's refresh (if
+            // it got the lock) to finish before exiting.
+            "swr-hit" => {
+                for _ in 0..5 {
+                    assert_eq!(swr(1).await, 13);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(600)).await;
+            }
+            other => panic!("unknown role {other}"),
+        }
+    });
+}
+
+fn spawn(role: &str, envs: &[(&str, &str)]) -> Child {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "child_main",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("STEADYCACHE_XP_ROLE", role)
+    .stdout(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn a child test process")
+}
+
+/// Wait for a child; a child that does not finish within `limit` is killed and fails the test
+/// (a guard against hangs, not a timing assertion).
+fn wait(mut child: Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait for child") {
+            return st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("child process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "steadycache-redis-xp-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn eight_processes_times_fifty_tasks_run_the_body_once() {
+    let server = RedisServer::start();
+    let dir = temp_dir("race");
+    let count = dir.join("count.txt");
+    let (url, count_s) = (server.url(), count.to_string_lossy().to_string());
+    let envs = [
+        ("STEADYCACHE_XP_REDIS", url.as_str()),
+        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        ("STEADYCACHE_XP_SLEEP_MS", "500"),
+    ];
+    let children: Vec<Child> = (0..8).map(|_| spawn("race", &envs)).collect();
+    for c in children {
+        assert!(
+            wait(c, Duration::from_secs(60)).success(),
+            "a child failed: some caller did not get the value"
+        );
+    }
+    assert_eq!(
+        lines(&count),
+        vec!["shared 1"],
+        "the body ran once across 8 x 50 callers"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lock_holder_killed_mid_computation_does_not_block_the_others() {
+    let server = RedisServer::start();
+    let dir = temp_dir("dead");
+    let count = dir.join("count.txt");
+    let (url, count_s) = (server.url(), count.to_string_lossy().to_string());
+    let slow = [
+        ("STEADYCACHE_XP_REDIS", url.as_str()),
+        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        ("STEADYCACHE_XP_SLEEP_MS", "60000"),
+    ];
+    let mut holder = spawn("one", &slow);
+    // Wait until the holder runs the body, i.e. holds the lock.
+    let start = Instant::now();
+    while lines(&count).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first child never started computing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.kill().expect("SIGKILL the lock holder");
+    let _ = holder.wait();
+    let quick = [
+        ("STEADYCACHE_XP_REDIS", url.as_str()),
+        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        ("STEADYCACHE_XP_SLEEP_MS", "200"),
+    ];
+    let others: Vec<Child> = (0..3).map(|_| spawn("one", &quick)).collect();
+    // lock_ttl is 2 s: they finish soon after it; the limit only guards against a hang.
+    for c in others {
+        assert!(
+            wait(c, Duration::from_secs(30)).success(),
+            "a waiter did not get the value"
+        );
+    }
+    assert_eq!(
+        lines(&count),
+        vec!["shared 5", "shared 5"],
+        "the dead holder's run, then exactly one more after its lock expired"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stale_while_revalidate_refreshes_once_across_processes() {
+    let server = RedisServer::start();
+    let dir = temp_dir("swr");
+    let count = dir.join("count.txt");
+    let (url, count_s) = (server.url(), count.to_string_lossy().to_string());
+    let envs = [
+        ("STEADYCACHE_XP_REDIS", url.as_str()),
+        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+    ];
+    assert!(wait(spawn("swr-warm", &envs), Duration::from_secs(30)).success());
+    assert_eq!(lines(&count), vec!["swr 1"]);
+    std::thread::sleep(Duration::from_millis(1200)); // past the ttl: stale now
+    let children: Vec<Child> = (0..6).map(|_| spawn("swr-hit", &envs)).collect();
+    for c in children {
+        assert!(
+            wait(c, Duration::from_secs(30)).success(),
+            "a child did not get the (stale or fresh) value"
+        );
+    }
+    assert_eq!(
+        lines(&count),
+        vec!["swr 1", "swr 1"],
+        "one background refresh across six processes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

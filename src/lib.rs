@@ -76,6 +76,8 @@ pub use cache_macros::cached;
 pub use backend_file::{FileBackend, FileConfig};
 #[cfg(feature = "sqlite")]
 pub use backend_file::{SqliteBackend, SqliteConfig};
+#[cfg(feature = "redis")]
+pub use backend_redis::{RedisBackend, RedisConfig};
 
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

@@ -1,0 +1,160 @@
+//! The cache on a real Redis, in one process (issue 4): fail-open through an outage and back,
+//! entries readable with `redis-cli`, sync functions on Redis inside and outside tokio.
+#![cfg(feature = "redis")]
+
+use backend_redis::testing::RedisServer;
+use serde::{Deserialize, Serialize};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::time::Duration;
+use steadycache::{cached, Cache, Codec, Policy, RedisBackend};
+
+fn redis_cli(server: &RedisServer, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &server.port().to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(out.status.success(), "redis-cli {args:?} failed");
+    let mut bytes = out.stdout;
+    while bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_open_and_caching_resumes_after_a_restart() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .backend(RedisBackend::from_url(&server.url()).unwrap())
+        .build();
+    let policy = Policy::ttl(Duration::from_secs(600));
+    let runs = AtomicUsize::new(0);
+    let call = || async {
+        cache
+            .get_or_compute("outage:k", &policy, || async {
+                runs.fetch_add(1, SeqCst);
+                Ok::<_, std::io::Error>(42u64)
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(call().await, 42);
+    assert_eq!(call().await, 42);
+    assert_eq!(runs.load(SeqCst), 1, "cached while Redis is up");
+
+    server.kill();
+    for i in 0..3 {
+        assert_eq!(
+            call().await,
+            42,
+            "call {i} during the outage still gets its value"
+        );
+    }
+    assert_eq!(
+        runs.load(SeqCst),
+        4,
+        "the function ran for every call while Redis was down"
+    );
+    let errors = cache.stats().backend_errors;
+    assert!(
+        errors >= 3,
+        "the outage is counted: {errors} backend errors"
+    );
+
+    server.restart();
+    // Same process, same Cache: the connection comes back by itself and caching resumes.
+    let mut resumed = false;
+    for _ in 0..100 {
+        let before = runs.load(SeqCst);
+        assert_eq!(call().await, 42);
+        if runs.load(SeqCst) == before {
+            resumed = true; // served from Redis again
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "caching resumed after redis-server came back");
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Forecast {
+    city: String,
+    celsius: f64,
+}
+
+#[tokio::test]
+async fn json_entries_are_readable_with_redis_cli_and_ttls_visible() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .backend(RedisBackend::from_url(&server.url()).unwrap())
+        .codec(Codec::json())
+        .build();
+    let policy = Policy::ttl(Duration::from_secs(60));
+    let v: Forecast = cache
+        .get_or_compute("weather:oslo", &policy, || async {
+            Ok::<_, ()>(Forecast {
+                city: "Oslo".into(),
+                celsius: -3.5,
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.city, "Oslo");
+
+    let raw = redis_cli(&server, &["GET", "weather:oslo"]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&raw).expect("redis-cli GET shows a JSON document");
+    assert_eq!(doc["value"]["city"], "Oslo");
+    assert_eq!(doc["value"]["celsius"], -3.5);
+    assert!(doc["expires_at"].as_u64().is_some());
+
+    let pttl: i64 = String::from_utf8(redis_cli(&server, &["PTTL", "weather:oslo"]))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pttl > 50_000 && pttl <= 60_000, "PTTL {pttl}");
+    let keys =
+        String::from_utf8(redis_cli(&server, &["--scan", "--pattern", "weather:*"])).unwrap();
+    assert_eq!(keys.trim(), "weather:oslo", "keys are readable");
+}
+
+fn sync_server() -> &'static RedisServer {
+    static S: OnceLock<RedisServer> = OnceLock::new();
+    S.get_or_init(RedisServer::start)
+}
+
+fn sync_cache() -> Cache {
+    Cache::from_url(&format!("{}?key_prefix=sync-test:", sync_server().url())).unwrap()
+}
+
+static SYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(cache = sync_cache(), ttl = "10m")]
+fn sync_on_redis(x: u32) -> u32 {
+    SYNC_RUNS.fetch_add(1, SeqCst);
+    x * 2
+}
+
+#[test]
+fn a_sync_function_on_redis_works_outside_and_inside_tokio() {
+    assert_eq!(sync_on_redis(21), 42);
+    assert_eq!(sync_on_redis(21), 42);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(sync_on_redis(21), 42, "inside a runtime: no panic, a hit");
+    });
+    assert_eq!(SYNC_RUNS.load(SeqCst), 1);
+    assert_eq!(sync_on_redis_cache().stats().hits, 2);
+    let stored = redis_cli(sync_server(), &["--scan", "--pattern", "sync-test:*"]);
+    assert!(
+        !stored.is_empty(),
+        "the entry is in Redis under the key prefix"
+    );
+}

@@ -142,6 +142,13 @@ impl CacheBuilder {
         self
     }
 
+    /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
+    /// own, such as reading part of a value); overrides `backend` and `codec`.
+    pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
+        self.manager = Some(manager);
+        self
+    }
+
     /// Build. With nothing set, a memory cache with default bounds.
     pub fn build(self) -> Cache {
         let plain = self.manager.is_none() && self.codec.is_none();

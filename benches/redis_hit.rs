@@ -1,0 +1,204 @@
+//! A memoized-function hit on Redis against the peers a user would pick instead, in one run,
+//! on one `redis-server` started on a free loopback port, 100-byte values:
+//!
+//! * steadycache: a `#[cached(ttl = "1h")]` async fn on `Cache::from_url("redis://…")`;
+//! * raw redis-rs: `GET` on a `ConnectionManager` (the same kind of connection steadycache uses);
+//! * the `cached` crate's `AsyncRedisCache` (`async_cache_get`).
+//!
+//! First, outside criterion, 5,000 sequential hits of each are timed one by one and their p50 and
+//! p99 printed (the latency figure); then criterion measures the mean of a sequential hit
+//! (`redis_hit_seq`) and the throughput of 64 concurrent tasks hitting (`redis_hit_64_tasks`).
+//!
+//! Run: `cargo bench --bench redis_hit --features redis` (needs `redis-server` on the PATH).
+use backend_redis::testing::RedisServer;
+use cached::{AsyncRedisCache, ConcurrentCachedAsync};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use redis::aio::ConnectionManager;
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use steadycache::{cached, Cache};
+
+const KEYS: u64 = 100;
+const TASKS: u64 = 64;
+
+fn server() -> &'static RedisServer {
+    static S: OnceLock<RedisServer> = OnceLock::new();
+    S.get_or_init(RedisServer::start)
+}
+
+fn value(x: u64) -> Vec<u8> {
+    vec![(x % 251) as u8; 100]
+}
+
+fn redis_cache() -> Cache {
+    Cache::from_url(&server().url()).expect("redis cache")
+}
+
+#[cached(cache = redis_cache(), ttl = "1h")]
+async fn st_hit(x: u64) -> Vec<u8> {
+    value(x)
+}
+
+struct Peers {
+    raw: ConnectionManager,
+    cached: AsyncRedisCache<u64, Vec<u8>>,
+}
+
+async fn raw_get(conn: &ConnectionManager, x: u64) -> Vec<u8> {
+    let mut c = conn.clone();
+    let v: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("raw:{x}"))
+        .query_async(&mut c)
+        .await
+        .expect("raw GET");
+    v.expect("raw hit")
+}
+
+async fn setup() -> Peers {
+    let client = redis::Client::open(server().url()).expect("client");
+    let mut raw = ConnectionManager::new(client).await.expect("connection");
+    let cached = AsyncRedisCache::<u64, Vec<u8>>::builder("bench")
+        .ttl(Duration::from_secs(3600))
+        .connection_string(&server().url())
+        .build()
+        .await
+        .expect("cached's AsyncRedisCache");
+    for x in 0..KEYS {
+        st_hit(x).await;
+        let _: () = redis::cmd("SET")
+            .arg(format!("raw:{x}"))
+            .arg(value(x))
+            .query_async(&mut raw)
+            .await
+            .expect("SET");
+        cached
+            .async_cache_set(x, value(x))
+            .await
+            .expect("cached set");
+    }
+    Peers { raw, cached }
+}
+
+/// p50 and p99 of `n` sequential calls of `f`, in microseconds.
+async fn percentiles<F, Fut>(n: usize, mut f: F) -> (f64, f64)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Vec<u8>>,
+{
+    let mut t = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = Instant::now();
+        black_box(f(i as u64 % KEYS).await);
+        t.push(start.elapsed());
+    }
+    t.sort_unstable();
+    let at = |q: f64| t[((n as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
+    (at(0.50), at(0.99))
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let peers = rt.block_on(setup());
+    let peers = &peers;
+
+    rt.block_on(async {
+        let (st50, st99) = percentiles(5000, st_hit).await;
+        let (raw50, raw99) = percentiles(5000, |x| raw_get(&peers.raw, x)).await;
+        let (c50, c99) = percentiles(5000, |x| async move {
+            peers
+                .cached
+                .async_cache_get(&x)
+                .await
+                .ok()
+                .flatten()
+                .expect("cached hit")
+        })
+        .await;
+        println!("redis hit p50 / p99 (µs), 5,000 sequential hits each:");
+        println!("  steadycache #[cached]      {st50:7.1} / {st99:7.1}");
+        println!("  raw redis-rs GET           {raw50:7.1} / {raw99:7.1}");
+        println!("  cached AsyncRedisCache     {c50:7.1} / {c99:7.1}");
+        println!(
+            "  p50 ratio steadycache / raw GET = {:.3}, / cached = {:.3}",
+            st50 / raw50,
+            st50 / c50
+        );
+    });
+
+    let mut g = c.benchmark_group("redis_hit_seq");
+    let mut k = 0u64;
+    let mut next = move || {
+        k = (k + 1) % KEYS;
+        k
+    };
+    g.bench_function("steadycache", |b| {
+        b.to_async(&rt).iter(|| st_hit(black_box(next())))
+    });
+    g.bench_function("raw_get", |b| {
+        b.to_async(&rt)
+            .iter(|| raw_get(&peers.raw, black_box(next())))
+    });
+    g.bench_function("cached_async_redis", |b| {
+        b.to_async(&rt).iter(|| {
+            let x = black_box(next());
+            async move { peers.cached.async_cache_get(&x).await }
+        })
+    });
+    g.finish();
+
+    // 64 tasks hitting at once; criterion's time per element gives hits/s.
+    let mut g = c.benchmark_group("redis_hit_64_tasks");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("steadycache", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let per = iters.div_ceil(TASKS);
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    tokio::spawn(async move {
+                        for i in 0..per {
+                            black_box(st_hit((t + i) % KEYS).await);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
+            }
+            start.elapsed().mul_f64(iters as f64 / (per * TASKS) as f64)
+        })
+    });
+    g.bench_function("raw_get", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let per = iters.div_ceil(TASKS);
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let conn = peers.raw.clone();
+                    tokio::spawn(async move {
+                        for i in 0..per {
+                            black_box(raw_get(&conn, (t + i) % KEYS).await);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
+            }
+            start.elapsed().mul_f64(iters as f64 / (per * TASKS) as f64)
+        })
+    });
+    g.finish();
+    assert!(
+        st_hit_cache().stats().hits > 0,
+        "the benchmark measured hits"
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

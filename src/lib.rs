@@ -65,8 +65,17 @@
 //! The default cache is memory, unless `STEADYCACHE_URL` names another or [`set_default_cache`]
 //! is called at startup. On a memory cache a memoized function keeps its values typed, in its own
 //! bounded store: a hit is a hash of the arguments, one lookup and a clone — no allocation, no
-//! serialization, no async runtime. Other backends are cargo features (`file`, `sqlite`, `redis`,
-//! `mongo`, `s3`) as they land, opened by [`Cache::from_url`].
+//! serialization, no async runtime. Other backends are cargo features, opened by
+//! [`Cache::from_url`] or built with [`Cache::builder`]:
+//!
+//! | feature | URL | backend |
+//! |---|---|---|
+//! | `file` (default) | `file:///var/cache/app` | `FileBackend`: one file per entry, safe across processes |
+//! | `sqlite` | `sqlite:///var/cache/app.db`, `sqlite::memory:` | `SqliteBackend`: one row per entry, WAL |
+//! | `redis` | `redis://host:6379/0`, `?cluster=true` | `RedisBackend`: shared by every process on the server |
+//!
+//! On a shared backend, `lock = "distributed"` makes a cold key run once across every process,
+//! and a stale-while-revalidate refresh run once per key across them.
 #![deny(missing_docs)]
 
 pub use cache_api::*;

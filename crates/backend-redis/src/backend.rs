@@ -41,7 +41,8 @@ return 0",
 
 enum Client {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    /// Boxed: a cluster client is twice the size of a single one.
+    Cluster(Box<ClusterClient>),
 }
 
 /// A connection handle; cloning is an `Arc` clone.
@@ -125,7 +126,7 @@ impl RedisBackend {
                 .retries(config.reconnect_retries)
                 .build()
                 .map_err(bad_url)?;
-            Client::Cluster(c)
+            Client::Cluster(Box::new(c))
         } else {
             Client::Single(redis::Client::open(config.url.as_str()).map_err(bad_url)?)
         };

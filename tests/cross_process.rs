@@ -2,11 +2,13 @@
 //! as the children (`child_main`, ignored in normal runs), so every process is a real process.
 #![cfg(all(feature = "file", feature = "sqlite"))]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
 use steadycache::{cached, Cache};
+use support::{spawn, temp_dir, wait, COUNT, ROLE};
 
 const KEYS: u32 = 20;
 const PROCESSES: usize = 4;
@@ -26,17 +28,7 @@ fn xp_cache() -> Cache {
 #[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "20s")]
 fn work(key: u32) -> u32 {
     std::thread::sleep(Duration::from_millis(300));
-    if let Ok(path) = std::env::var("STEADYCACHE_XP_COUNT") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-        {
-            // One write(2) per line: O_APPEND keeps whole writes from several processes apart,
-            // while `writeln!` may split the number and the newline into two writes.
-            let _ = f.write_all(format!("{key}\n").as_bytes());
-        }
-    }
+    support::count(&key.to_string());
     key * 3
 }
 
@@ -44,7 +36,7 @@ fn work(key: u32) -> u32 {
 #[test]
 #[ignore = "run by the cross-process tests as a child process"]
 fn child_main() {
-    let Ok(role) = std::env::var("STEADYCACHE_XP_ROLE") else {
+    let Ok(role) = std::env::var(ROLE) else {
         return;
     };
     match role.as_str() {
@@ -87,41 +79,11 @@ fn child_main() {
     }
 }
 
-fn spawn(role: &str, envs: &[(&str, &str)]) -> Child {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "--ignored",
-        "--exact",
-        "child_main",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("STEADYCACHE_XP_ROLE", role)
-    .stdout(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn a child test process")
-}
-
-fn wait(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("wait for child") {
-            return st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child process did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn counts(path: &Path) -> Vec<u32> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut keys: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let mut keys: Vec<u32> = support::lines(path)
+        .iter()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     keys.sort_unstable();
     keys
 }
@@ -129,10 +91,7 @@ fn counts(path: &Path) -> Vec<u32> {
 fn single_flight_across_processes(url: &str, dir: &Path) {
     let count = dir.join("count.txt");
     let count_s = count.to_string_lossy().to_string();
-    let envs = [
-        ("STEADYCACHE_XP_URL", url),
-        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
-    ];
+    let envs = [("STEADYCACHE_XP_URL", url), (COUNT, count_s.as_str())];
     let children: Vec<Child> = (0..PROCESSES).map(|_| spawn("race", &envs)).collect();
     for c in children {
         assert!(
@@ -152,24 +111,6 @@ fn single_flight_across_processes(url: &str, dir: &Path) {
         "reuse child"
     );
     assert_eq!(counts(&count).len(), KEYS as usize);
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "steadycache-xp-{tag}-{}-{:08x}",
-        std::process::id(),
-        fastrand_u32()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn fastrand_u32() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    t ^ std::process::id().rotate_left(16)
 }
 
 #[test]

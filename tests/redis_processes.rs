@@ -4,12 +4,13 @@
 //! processes.
 #![cfg(feature = "redis")]
 
+mod support;
+
 use backend_redis::testing::RedisServer;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use steadycache::{cached, Cache};
+use support::{lines, spawn, temp_dir, wait, COUNT, ROLE};
 
 fn xp_cache() -> Cache {
     let url = std::env::var("STEADYCACHE_XP_REDIS").unwrap_or_else(|_| "mem://".into());
@@ -18,19 +19,6 @@ fn xp_cache() -> Cache {
         Err(e) => {
             eprintln!("cannot open {url}: {e}");
             std::process::exit(4)
-        }
-    }
-}
-
-/// Append one line to the count file (one `write(2)`, so lines of several processes never mix).
-fn count_run(what: &str) {
-    if let Ok(path) = std::env::var("STEADYCACHE_XP_COUNT") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-        {
-            let _ = f.write_all(format!("{what}\n").as_bytes());
         }
     }
 }
@@ -46,7 +34,7 @@ fn body_sleep() -> Duration {
 /// The cold-key function of the single-flight and dead-holder tests.
 #[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "2s")]
 async fn shared(key: u32) -> u64 {
-    count_run(&format!("shared {key}"));
+    support::count(&format!("shared {key}"));
     tokio::time::sleep(body_sleep()).await;
     u64::from(key) * 7
 }
@@ -60,7 +48,7 @@ async fn shared(key: u32) -> u64 {
     lock_ttl = "5s"
 )]
 async fn swr(key: u32) -> u64 {
-    count_run(&format!("swr {key}"));
+    support::count(&format!("swr {key}"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     u64::from(key) * 13
 }
@@ -69,7 +57,7 @@ async fn swr(key: u32) -> u64 {
 #[test]
 #[ignore = "run by the redis process tests as a child process"]
 fn child_main() {
-    let Ok(role) = std::env::var("STEADYCACHE_XP_ROLE") else {
+    let Ok(role) = std::env::var(ROLE) else {
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -102,61 +90,6 @@ fn child_main() {
     });
 }
 
-fn spawn(role: &str, envs: &[(&str, &str)]) -> Child {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "--ignored",
-        "--exact",
-        "child_main",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("STEADYCACHE_XP_ROLE", role)
-    .stdout(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn a child test process")
-}
-
-/// Wait for a child; a child that does not finish within `limit` is killed and fails the test
-/// (a guard against hangs, not a timing assertion).
-fn wait(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("wait for child") {
-            return st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child process did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "steadycache-redis-xp-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 #[test]
 fn eight_processes_times_fifty_tasks_run_the_body_once() {
     let server = RedisServer::start();
@@ -165,7 +98,7 @@ fn eight_processes_times_fifty_tasks_run_the_body_once() {
     let (url, count_s) = (server.url(), count.to_string_lossy().to_string());
     let envs = [
         ("STEADYCACHE_XP_REDIS", url.as_str()),
-        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        (COUNT, count_s.as_str()),
         ("STEADYCACHE_XP_SLEEP_MS", "500"),
     ];
     let children: Vec<Child> = (0..8).map(|_| spawn("race", &envs)).collect();
@@ -191,7 +124,7 @@ fn a_lock_holder_killed_mid_computation_does_not_block_the_others() {
     let (url, count_s) = (server.url(), count.to_string_lossy().to_string());
     let slow = [
         ("STEADYCACHE_XP_REDIS", url.as_str()),
-        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        (COUNT, count_s.as_str()),
         ("STEADYCACHE_XP_SLEEP_MS", "60000"),
     ];
     let mut holder = spawn("one", &slow);
@@ -208,7 +141,7 @@ fn a_lock_holder_killed_mid_computation_does_not_block_the_others() {
     let _ = holder.wait();
     let quick = [
         ("STEADYCACHE_XP_REDIS", url.as_str()),
-        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        (COUNT, count_s.as_str()),
         ("STEADYCACHE_XP_SLEEP_MS", "200"),
     ];
     let others: Vec<Child> = (0..3).map(|_| spawn("one", &quick)).collect();
@@ -235,7 +168,7 @@ fn stale_while_revalidate_refreshes_once_across_processes() {
     let (url, count_s) = (server.url(), count.to_string_lossy().to_string());
     let envs = [
         ("STEADYCACHE_XP_REDIS", url.as_str()),
-        ("STEADYCACHE_XP_COUNT", count_s.as_str()),
+        (COUNT, count_s.as_str()),
     ];
     assert!(wait(spawn("swr-warm", &envs), Duration::from_secs(30)).success());
     assert_eq!(lines(&count), vec!["swr 1"]);

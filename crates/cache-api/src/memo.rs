@@ -281,8 +281,9 @@ where
         if let Some(local) = &st.local {
             if current_options().is_default() {
                 if let Some(v) = local.get_fresh(key.hash) {
+                    // Counted, not traced: a trace event per in-process hit costs more than the
+                    // rest of the hit's bookkeeping (see `Counter::Hits` for the count).
                     self.stats.incr(Counter::Hits);
-                    tracing::trace!(namespace = %self.namespace, "steadycache: hit");
                     return Ok(v);
                 }
             }
@@ -310,8 +311,9 @@ where
         if let Some(local) = &st.local {
             if current_options().is_default() {
                 if let Some(v) = local.get_fresh(key.hash) {
+                    // Counted, not traced: a trace event per in-process hit costs more than the
+                    // rest of the hit's bookkeeping (see `Counter::Hits` for the count).
                     self.stats.incr(Counter::Hits);
-                    tracing::trace!(namespace = %self.namespace, "steadycache: hit");
                     return Ok(v);
                 }
             }

@@ -119,16 +119,25 @@ impl RedisBackend {
         let bad_url = |e: redis::RedisError| {
             Error::Config(format!("redis url `{}`: {e}", redact(&config.url)))
         };
+        let certs = tls_certificates(&config)?;
         let client = if config.cluster {
-            let c = ClusterClient::builder(config.seeds()?)
+            let builder = ClusterClient::builder(config.seeds()?)
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
-                .retries(config.reconnect_retries)
-                .build()
-                .map_err(bad_url)?;
-            Client::Cluster(Box::new(c))
+                .retries(config.reconnect_retries);
+            #[cfg(feature = "tls")]
+            let builder = match certs {
+                Some(certs) => builder.certs(certs),
+                None => builder,
+            };
+            Client::Cluster(Box::new(builder.build().map_err(bad_url)?))
         } else {
-            Client::Single(redis::Client::open(config.url.as_str()).map_err(bad_url)?)
+            let client = match certs {
+                #[cfg(feature = "tls")]
+                Some(certs) => redis::Client::build_with_tls(config.url.as_str(), certs),
+                _ => redis::Client::open(config.url.as_str()),
+            };
+            Client::Single(client.map_err(bad_url)?)
         };
         Ok(RedisBackend {
             inner: Arc::new(Inner {
@@ -308,6 +317,46 @@ impl RedisBackend {
             cursor = next;
         }
     }
+}
+
+/// The certificates for `rediss://` with a CA file of its own; `None` for plain `redis://` or
+/// the system roots. Without the `tls` feature, TLS is a configuration error that says which
+/// feature to enable.
+#[cfg(feature = "tls")]
+fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
+    if !config.is_tls() {
+        if config.tls_ca.is_some() {
+            return Err(Error::Config("`tls_ca` needs a rediss:// url".into()));
+        }
+        return Ok(None);
+    }
+    // redis uses rustls without a default crypto provider: install ring's, unless the
+    // application installed one already (then that one is used).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(path) = &config.tls_ca else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the TLS CA file `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_certificates(config: &RedisConfig) -> Result<Option<std::convert::Infallible>> {
+    if config.is_tls() || config.tls_ca.is_some() {
+        return Err(Error::Config(
+            "rediss:// (TLS) needs the `tls` feature of backend-redis (steadycache: `redis-tls`)"
+                .into(),
+        ));
+    }
+    Ok(None)
 }
 
 async fn on<T: FromRedisValue>(conn: &mut Conn, command: &Cmd) -> redis::RedisResult<T> {

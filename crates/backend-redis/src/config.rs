@@ -2,6 +2,7 @@
 
 use cache_api::{Error, Result};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Configuration of a [`RedisBackend`](crate::RedisBackend).
@@ -46,6 +47,9 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Reconnection attempts per failure (standalone) or retries per command (cluster).
     pub reconnect_retries: u32,
+    /// With `rediss://`: a PEM file of the CA that signed the server's certificate
+    /// (`?tls_ca=/etc/redis/ca.pem`), for a private CA. `None`: the system's root certificates.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl RedisConfig {
@@ -59,12 +63,13 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             reconnect_retries: 2,
+            tls_ca: None,
         }
     }
 
     /// Parse a URL: `redis://[[user]:password@]host:port[/db]`, `rediss://...` for TLS, with
     /// options in the query — `cluster=true`, `nodes=host:port,host:port` (more cluster seeds),
-    /// `key_prefix=app1:`, `connect_timeout_ms`, `response_timeout_ms`, `retries`. Other query
+    /// `key_prefix=app1:`, `connect_timeout_ms`, `response_timeout_ms`, `retries`, `tls_ca`. Other query
     /// parameters go to the `redis` crate unchanged. A cluster URL names no database.
     pub fn from_url(url: &str) -> Result<Self> {
         let parsed = url::Url::parse(url)
@@ -110,6 +115,7 @@ impl RedisConfig {
                         .collect()
                 }
                 "key_prefix" => cfg.key_prefix = v.into_owned(),
+                "tls_ca" => cfg.tls_ca = Some(PathBuf::from(&*v)),
                 "connect_timeout_ms" => cfg.connect_timeout = Duration::from_millis(number()?),
                 "response_timeout_ms" => cfg.response_timeout = Duration::from_millis(number()?),
                 "retries" => cfg.reconnect_retries = u32::try_from(number()?).unwrap_or(u32::MAX),
@@ -136,6 +142,17 @@ impl RedisConfig {
     pub fn with_nodes(mut self, nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.nodes = nodes.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Set [`tls_ca`](RedisConfig::tls_ca).
+    pub fn with_tls_ca(mut self, ca_pem_file: impl Into<PathBuf>) -> Self {
+        self.tls_ca = Some(ca_pem_file.into());
+        self
+    }
+
+    /// Whether the URL asks for TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss://")
     }
 
     /// Set [`key_prefix`](RedisConfig::key_prefix).
@@ -209,6 +226,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("reconnect_retries", &self.reconnect_retries)
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }

@@ -31,6 +31,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// Serves TLS only (its certificates are in `dir`).
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -88,10 +90,17 @@ fn inline(port: u16, command: &str, timeout: Duration) -> Option<String> {
 impl RedisServer {
     /// Start a standalone server on a free port and wait until it answers `PING`.
     pub fn start() -> RedisServer {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
-    fn start_with(cluster: bool) -> RedisServer {
+    /// Start a server that speaks only TLS, with a certificate for `127.0.0.1` signed by a CA
+    /// made for it (with `openssl`); [`url`](RedisServer::url) is a `rediss://` URL naming that
+    /// CA in `tls_ca`.
+    pub fn start_tls() -> RedisServer {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(cluster: bool, tls: bool) -> RedisServer {
         if let Err(e) = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -107,12 +116,16 @@ impl RedisServer {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {e}", dir.display());
         }
+        if tls {
+            make_certificates(&dir);
+        }
         let mut last = String::new();
         for _ in 0..5 {
             let mut server = RedisServer {
                 port: free_port(cluster),
                 dir: dir.clone(),
                 cluster,
+                tls,
                 child: None,
             };
             match server.spawn() {
@@ -129,9 +142,25 @@ impl RedisServer {
         cmd.args(["-c", WATCHDOG, "sh"])
             .env("WATCH", std::process::id().to_string())
             .process_group(0);
+        if self.tls {
+            cmd.args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(self.dir.join("server.crt"))
+            .arg("--tls-key-file")
+            .arg(self.dir.join("server.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(self.dir.join("ca.crt"));
+        } else {
+            cmd.args(["--port", &port]);
+        }
         cmd.args([
-            "--port",
-            &port,
             "--bind",
             "127.0.0.1",
             "--save",
@@ -166,9 +195,18 @@ impl RedisServer {
                     return Err(format!("redis-server on port {port} exited: {status}"));
                 }
             }
-            if inline(self.port, "PING", Duration::from_millis(200))
-                .is_some_and(|r| r.starts_with("+PONG"))
-            {
+            let ready = if self.tls {
+                // It listens once it has loaded its certificates.
+                TcpStream::connect_timeout(
+                    &([127, 0, 0, 1], self.port).into(),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+            } else {
+                inline(self.port, "PING", Duration::from_millis(200))
+                    .is_some_and(|r| r.starts_with("+PONG"))
+            };
+            if ready {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -182,9 +220,18 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// `redis://127.0.0.1:<port>/0`, or for a TLS server
+    /// `rediss://127.0.0.1:<port>/0?tls_ca=<its CA file>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        if self.tls {
+            format!(
+                "rediss://127.0.0.1:{}/0?tls_ca={}",
+                self.port,
+                self.dir.join("ca.crt").display()
+            )
+        } else {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
     }
 
     /// Kill the server with SIGKILL (the watchdog does it, and reaps it, on SIGTERM; if the
@@ -231,7 +278,8 @@ impl RedisServer {
         }
     }
 
-    /// Send one inline command (`"DBSIZE"`, `"PTTL key"`) and return the raw reply.
+    /// Send one inline command (`"DBSIZE"`, `"PTTL key"`) and return the raw reply (plain
+    /// servers only).
     pub fn command(&self, command: &str) -> String {
         inline(self.port, command, Duration::from_secs(2)).unwrap_or_default()
     }
@@ -254,7 +302,9 @@ impl RedisCluster {
     /// Start three masters, create the cluster (no replicas) and wait until every node reports
     /// `cluster_state:ok`.
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(true)).collect();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_with(true, false))
+            .collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -312,6 +362,76 @@ impl RedisCluster {
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
     }
+}
+
+/// A CA and a server certificate for `127.0.0.1` / `localhost`, signed by it, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("cannot run openssl ({e}); install it: apt-get install openssl"),
+        }
+    };
+    if let Err(e) = std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    ) {
+        panic!("cannot write server.ext: {e}");
+    }
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=steadycache test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 fn rand_u32() -> u32 {

@@ -181,3 +181,35 @@ fn urls_and_secrets() {
     let e = RedisConfig::from_url("redis://:topsecret@[bad").unwrap_err();
     assert!(!e.to_string().contains("topsecret"), "{e}");
 }
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+
+    fn tls_server() -> &'static RedisServer {
+        static S: OnceLock<RedisServer> = OnceLock::new();
+        S.get_or_init(RedisServer::start_tls)
+    }
+
+    cache_api::conformance_tests!(async {
+        Arc::new(RedisBackend::from_url(&tls_server().url()).unwrap()) as Arc<dyn Backend>
+    });
+
+    #[tokio::test]
+    async fn a_server_certificate_from_an_unknown_ca_is_refused() {
+        // Without the CA file the system roots are used: they do not know the test CA.
+        let url = tls_server().url();
+        let (plain_url, _) = url.split_once('?').unwrap();
+        let b = RedisBackend::from_url(plain_url).unwrap();
+        let e = b.get("k").await.unwrap_err();
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+        assert!(b.ping().await.is_err());
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn rediss_without_the_tls_feature_is_a_clear_error() {
+    let e = RedisBackend::from_url("rediss://127.0.0.1:6380/0").unwrap_err();
+    assert!(e.to_string().contains("`tls` feature"), "{e}");
+}

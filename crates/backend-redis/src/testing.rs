@@ -5,53 +5,24 @@
 //! the `PATH` (`scripts/test.sh` installs them).
 //!
 //! This is test support: it panics with a clear message when a server cannot be started.
-//!
-//! A server held in a `static` is never dropped, so each one runs under a small `sh` watchdog,
-//! in a process group of its own, that kills it once the test process is gone: no server
-//! outlives the test binary that started it (by more than half a second).
+//! Servers run under the watchdog of [`cache_api::testing::server`], so none outlives the test
+//! binary that started it.
 
-/// The watchdog: runs `redis-server "$@"`, and kills it when the process `$WATCH` (the test
-/// binary) is gone or when it exits by itself.
-const WATCHDOG: &str = r#"redis-server "$@" &
-s=$!
-trap 'kill -9 $s 2>/dev/null; wait $s 2>/dev/null' EXIT
-trap 'exit 0' TERM
-while kill -0 "$WATCH" 2>/dev/null && kill -0 "$s" 2>/dev/null; do sleep 0.5; done"#;
-
+use cache_api::testing::server::{free_port, port_open, ServerProcess};
+use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `redis-server` process on `127.0.0.1`.
 #[derive(Debug)]
 pub struct RedisServer {
-    port: u16,
     dir: PathBuf,
-    cluster: bool,
     /// Serves TLS only (its certificates are in `dir`).
     tls: bool,
-    child: Option<Child>,
-}
-
-/// A free loopback port (and, for a cluster node, its bus port `port + 10000` free too).
-fn free_port(cluster: bool) -> u16 {
-    for _ in 0..200 {
-        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        let port = addr.port();
-        if !cluster {
-            return port;
-        }
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port found")
+    process: ServerProcess,
 }
 
 /// Send one inline command and read what comes back within `timeout` (enough for the short
@@ -121,103 +92,20 @@ impl RedisServer {
         }
         let mut last = String::new();
         for _ in 0..5 {
-            let mut server = RedisServer {
-                port: free_port(cluster),
-                dir: dir.clone(),
-                cluster,
-                tls,
-                child: None,
-            };
-            match server.spawn() {
-                Ok(()) => return server,
+            let port = free_port(if cluster { 10_000 } else { 0 });
+            let args = server_args(&dir, port, cluster, tls);
+            let ready = if tls { port_open } else { answers_ping };
+            match ServerProcess::start("redis-server", args, port, ready) {
+                Ok(process) => return RedisServer { dir, tls, process },
                 Err(e) => last = e,
             }
         }
         panic!("redis-server did not start: {last}");
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
-        let port = self.port.to_string();
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", WATCHDOG, "sh"])
-            .env("WATCH", std::process::id().to_string())
-            .process_group(0);
-        if self.tls {
-            cmd.args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port,
-                "--tls-auth-clients",
-                "no",
-            ])
-            .arg("--tls-cert-file")
-            .arg(self.dir.join("server.crt"))
-            .arg("--tls-key-file")
-            .arg(self.dir.join("server.key"))
-            .arg("--tls-ca-cert-file")
-            .arg(self.dir.join("ca.crt"));
-        } else {
-            cmd.args(["--port", &port]);
-        }
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-            "--daemonize",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .arg("--logfile")
-        .arg(self.dir.join(format!("redis-{port}.log")));
-        if self.cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
-                .arg(self.dir.join(format!("nodes-{port}.conf")));
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run sh for redis-server: {e}"))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    self.child = None;
-                    return Err(format!("redis-server on port {port} exited: {status}"));
-                }
-            }
-            let ready = if self.tls {
-                // It listens once it has loaded its certificates.
-                TcpStream::connect_timeout(
-                    &([127, 0, 0, 1], self.port).into(),
-                    Duration::from_millis(200),
-                )
-                .is_ok()
-            } else {
-                inline(self.port, "PING", Duration::from_millis(200))
-                    .is_some_and(|r| r.starts_with("+PONG"))
-            };
-            if ready {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-        Err(format!("redis-server on port {port} did not answer PING"))
-    }
-
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port()
     }
 
     /// `redis://127.0.0.1:<port>/0`, or for a TLS server
@@ -226,54 +114,23 @@ impl RedisServer {
         if self.tls {
             format!(
                 "rediss://127.0.0.1:{}/0?tls_ca={}",
-                self.port,
+                self.port(),
                 self.dir.join("ca.crt").display()
             )
         } else {
-            format!("redis://127.0.0.1:{}/0", self.port)
+            format!("redis://127.0.0.1:{}/0", self.port())
         }
     }
 
-    /// Kill the server with SIGKILL (the watchdog does it, and reaps it, on SIGTERM; if the
-    /// watchdog does not exit within 5 s its whole process group gets SIGKILL) and wait until
-    /// the port is closed: for outage tests.
+    /// Kill the server (SIGKILL) and wait until its port is closed: for outage tests.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let signal = |args: &[&str]| {
-                let _ = Command::new("kill")
-                    .args(args)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            };
-            signal(&["-TERM", &c.id().to_string()]);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !matches!(c.try_wait(), Ok(Some(_)) | Err(_)) {
-                if Instant::now() > deadline {
-                    signal(&["-9", "--", &format!("-{}", c.id())]);
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline
-                && TcpStream::connect_timeout(
-                    &([127, 0, 0, 1], self.port).into(),
-                    Duration::from_millis(100),
-                )
-                .is_ok()
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.process.kill();
     }
 
     /// Start the server again on the same port (after [`kill`](RedisServer::kill)); its data is
     /// gone.
     pub fn restart(&mut self) {
-        self.kill();
-        if let Err(e) = self.spawn() {
+        if let Err(e) = self.process.restart() {
             panic!("redis-server did not restart: {e}");
         }
     }
@@ -281,15 +138,71 @@ impl RedisServer {
     /// Send one inline command (`"DBSIZE"`, `"PTTL key"`) and return the raw reply (plain
     /// servers only).
     pub fn command(&self, command: &str) -> String {
-        inline(self.port, command, Duration::from_secs(2)).unwrap_or_default()
+        inline(self.port(), command, Duration::from_secs(2)).unwrap_or_default()
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn answers_ping(port: u16) -> bool {
+    inline(port, "PING", Duration::from_millis(200)).is_some_and(|r| r.starts_with("+PONG"))
+}
+
+/// The command line of a server on `port` keeping its files in `dir`.
+fn server_args(dir: &std::path::Path, port: u16, cluster: bool, tls: bool) -> Vec<OsString> {
+    let port = port.to_string();
+    let file = |name: String| dir.join(name).into_os_string();
+    let mut a: Vec<OsString> = Vec::new();
+    let mut flags = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+    if tls {
+        flags(&[
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--tls-auth-clients",
+            "no",
+        ]);
+    } else {
+        flags(&["--port", &port]);
+    }
+    flags(&[
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        "--daemonize",
+        "no",
+    ]);
+    if cluster {
+        flags(&["--cluster-enabled", "yes"]);
+    }
+    let mut files = vec![
+        ("--dir", dir.as_os_str().to_owned()),
+        ("--logfile", file(format!("redis-{port}.log"))),
+    ];
+    if cluster {
+        files.push(("--cluster-config-file", file(format!("nodes-{port}.conf"))));
+    }
+    if tls {
+        files.push(("--tls-cert-file", file("server.crt".into())));
+        files.push(("--tls-key-file", file("server.key".into())));
+        files.push(("--tls-ca-cert-file", file("ca.crt".into())));
+    }
+    for (flag, value) in files {
+        a.push(flag.into());
+        a.push(value);
+    }
+    a
 }
 
 /// Three `redis-server --cluster-enabled yes` masters joined with `redis-cli --cluster create`.
@@ -307,7 +220,7 @@ impl RedisCluster {
             .collect();
         let addrs: Vec<String> = nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
@@ -330,7 +243,7 @@ impl RedisCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = nodes.iter().all(|n| {
-                inline(n.port, "CLUSTER INFO", Duration::from_millis(500))
+                inline(n.port(), "CLUSTER INFO", Duration::from_millis(500))
                     .is_some_and(|r| r.contains("cluster_state:ok"))
             });
             if ok {
@@ -349,11 +262,11 @@ impl RedisCluster {
             .nodes
             .iter()
             .skip(1)
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         format!(
             "redis://127.0.0.1:{}/?cluster=true&nodes={}",
-            self.nodes.first().map_or(0, |n| n.port),
+            self.nodes.first().map_or(0, |n| n.port()),
             others.join(",")
         )
     }

@@ -6,6 +6,8 @@
 //! [`capabilities`](crate::Backend::capabilities), the cases it cannot support. Every case
 //! works under its own `prefix`, so suites of several backends and runs can share one server.
 
+pub mod server;
+
 use crate::backend::{Backend, BackendExt};
 use crate::cache::Cache;
 use crate::envelope::Entry;

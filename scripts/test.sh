@@ -22,6 +22,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}"
 fi
+# MongoDB tests run against nx-27017 (a MongoDB wire-protocol server on SQLite, from PyPI), in
+# a virtualenv of the project's own (.tools/ is git-ignored; the harness finds it there).
+if [ ! -x .tools/nx-venv/bin/nx-27017 ]; then
+  log "installing nx-27017 into .tools/nx-venv"
+  python3 -m venv .tools/nx-venv
+  .tools/nx-venv/bin/pip install -q nx-27017
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (rustup) first" >&2
   exit 1

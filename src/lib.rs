@@ -73,6 +73,7 @@
 //! | `file` (default) | `file:///var/cache/app` | `FileBackend`: one file per entry, safe across processes |
 //! | `sqlite` | `sqlite:///var/cache/app.db`, `sqlite::memory:` | `SqliteBackend`: one row per entry, WAL |
 //! | `redis` | `redis://host:6379/0`, `?cluster=true` | `RedisBackend`: shared by every process on the server |
+//! | `mongo` | `mongodb://host:27017/db?collection=entries` | `MongoBackend`: one document per entry |
 //!
 //! On a shared backend, `lock = "distributed"` makes a cold key run once across every process,
 //! and a stale-while-revalidate refresh run once per key across them.
@@ -87,6 +88,8 @@ pub use backend_file::{FileBackend, FileConfig};
 pub use backend_file::{SqliteBackend, SqliteConfig};
 #[cfg(feature = "redis")]
 pub use backend_redis::{RedisBackend, RedisConfig};
+#[cfg(feature = "mongo")]
+pub use backend_mongo::{MongoBackend, MongoConfig};
 
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

@@ -68,7 +68,7 @@ pub use manager::{CacheManager, DefaultManager};
 pub use memo::{ArgsKey, CacheSource, Memo};
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES, ITEM_OVERHEAD};
 pub use policy::{Lock, Policy, Refresh};
-pub use runtime::block_on;
+pub use runtime::{block_on, library_runtime};
 pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
 };

@@ -23,6 +23,14 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     .map_err(|e| Error::Config(format!("cannot start steadycache's runtime: {e}")))
 }
 
+/// A handle to the library's own runtime (2 worker threads, started on first use), which lives
+/// as long as the process. Backends whose clients spawn background tasks (connection pools,
+/// monitors) create them here, so that those tasks do not die with a caller's runtime (a
+/// `#[tokio::test]`, a short-lived `Runtime`).
+pub fn library_runtime() -> Result<tokio::runtime::Handle> {
+    Ok(runtime()?.handle().clone())
+}
+
 /// A handle to spawn onto: the caller's runtime when there is one, else the library's.
 pub fn handle() -> Result<tokio::runtime::Handle> {
     match tokio::runtime::Handle::try_current() {

@@ -16,6 +16,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 # The TLS Redis tests make their certificates with openssl.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The MongoDB test server (nx-27017) is a Python program.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -26,7 +28,12 @@ fi
 # a virtualenv of the project's own (.tools/ is git-ignored; the harness finds it there).
 if [ ! -x .tools/nx-venv/bin/nx-27017 ]; then
   log "installing nx-27017 into .tools/nx-venv"
-  python3 -m venv .tools/nx-venv
+  if ! python3 -m venv .tools/nx-venv; then
+    # Debian's python3 keeps venv in a package of its own.
+    rm -rf .tools/nx-venv
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv .tools/nx-venv
+  fi
   .tools/nx-venv/bin/pip install -q nx-27017
 fi
 if ! command -v cargo >/dev/null 2>&1; then

@@ -86,10 +86,10 @@ pub use cache_macros::cached;
 pub use backend_file::{FileBackend, FileConfig};
 #[cfg(feature = "sqlite")]
 pub use backend_file::{SqliteBackend, SqliteConfig};
-#[cfg(feature = "redis")]
-pub use backend_redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "mongo")]
 pub use backend_mongo::{MongoBackend, MongoConfig};
+#[cfg(feature = "redis")]
+pub use backend_redis::{RedisBackend, RedisConfig};
 
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

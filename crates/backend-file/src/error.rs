@@ -16,18 +16,5 @@ pub(crate) fn io_error(backend: &'static str, what: &str, e: io::Error) -> Error
             | io::ErrorKind::NotADirectory
             | io::ErrorKind::IsADirectory
     );
-    let message = format!("{what}: {e}");
-    if permanent {
-        Error::Backend {
-            backend: backend.into(),
-            message,
-            source: Some(Box::new(e)),
-        }
-    } else {
-        Error::Unavailable {
-            backend: backend.into(),
-            message,
-            source: Some(Box::new(e)),
-        }
-    }
+    Error::from_backend(backend, format!("{what}: {e}"), !permanent, e)
 }

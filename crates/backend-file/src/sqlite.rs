@@ -373,19 +373,7 @@ fn sql_error(what: &str, e: rusqlite::Error) -> Error {
         _ => "",
     };
     let message = format!("{what}: {e}{hint}");
-    if transient {
-        Error::Unavailable {
-            backend: BACKEND.into(),
-            message,
-            source: Some(Box::new(e)),
-        }
-    } else {
-        Error::Backend {
-            backend: BACKEND.into(),
-            message,
-            source: Some(Box::new(e)),
-        }
-    }
+    Error::from_backend(BACKEND, message, transient, e)
 }
 
 trait Context<T> {

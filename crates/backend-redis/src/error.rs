@@ -29,18 +29,6 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
 
 /// Convert an error of operation `op`.
 pub(crate) fn convert(op: &str, e: RedisError) -> Error {
-    let message = format!("{op}: {e}");
-    if is_transient(&e) {
-        Error::Unavailable {
-            backend: NAME.into(),
-            message,
-            source: Some(Box::new(e)),
-        }
-    } else {
-        Error::Backend {
-            backend: NAME.into(),
-            message,
-            source: Some(Box::new(e)),
-        }
-    }
+    let transient = is_transient(&e);
+    Error::from_backend(NAME, format!("{op}: {e}"), transient, e)
 }

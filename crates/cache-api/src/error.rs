@@ -77,6 +77,32 @@ impl Error {
         matches!(self, Error::Unavailable { .. } | Error::LockHeld(_))
     }
 
+    /// A backend failure with its underlying error: [`Error::Unavailable`] when `transient`
+    /// (retrying may help), else [`Error::Backend`]. Backend crates classify their own errors
+    /// and convert them with this at their edge.
+    pub fn from_backend(
+        backend: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+        transient: bool,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let (backend, message, source) =
+            (backend.into(), message.into(), Some(Box::new(source) as _));
+        if transient {
+            Error::Unavailable {
+                backend,
+                message,
+                source,
+            }
+        } else {
+            Error::Backend {
+                backend,
+                message,
+                source,
+            }
+        }
+    }
+
     /// An [`Error::Unavailable`] without a source.
     pub fn unavailable(backend: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Error::Unavailable {

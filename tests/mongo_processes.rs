@@ -6,9 +6,8 @@ mod support;
 
 use backend_mongo::testing::MongoServer;
 use std::process::Child;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
-use steadycache::{cached, Cache, MongoBackend, Policy};
+use steadycache::{cached, Cache, MongoBackend};
 use support::{lines, spawn, temp_dir, wait, COUNT, ROLE};
 
 fn xp_cache() -> Cache {
@@ -106,50 +105,12 @@ async fn an_outage_fails_open_and_caching_resumes_after_a_restart() {
     let cache = Cache::builder()
         .backend(MongoBackend::from_url(&url).unwrap())
         .build();
-    let policy = Policy::ttl(Duration::from_secs(600));
-    let runs = AtomicUsize::new(0);
-    let call = || async {
-        cache
-            .get_or_compute("outage:k", &policy, || async {
-                runs.fetch_add(1, SeqCst);
-                Ok::<_, std::io::Error>(42u64)
-            })
-            .await
-            .unwrap()
-    };
-    assert_eq!(call().await, 42);
-    assert_eq!(call().await, 42);
-    assert_eq!(runs.load(SeqCst), 1, "cached while the server is up");
-
-    server.kill();
-    for i in 0..3 {
-        assert_eq!(
-            call().await,
-            42,
-            "call {i} during the outage still gets its value"
-        );
-    }
-    assert_eq!(
-        runs.load(SeqCst),
-        4,
-        "the function ran for every call while the server was down"
-    );
-    let errors = cache.stats().backend_errors;
-    assert!(
-        errors >= 3,
-        "the outage is counted: {errors} backend errors"
-    );
-
-    server.restart();
-    let mut resumed = false;
-    for _ in 0..100 {
-        let before = runs.load(SeqCst);
-        assert_eq!(call().await, 42);
-        if runs.load(SeqCst) == before {
-            resumed = true;
-            break;
+    steadycache::testing::outage_fails_open(&cache, |up| {
+        if up {
+            server.restart()
+        } else {
+            server.kill()
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(resumed, "caching resumed after the server came back");
+    })
+    .await;
 }

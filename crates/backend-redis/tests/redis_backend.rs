@@ -115,32 +115,11 @@ async fn a_counter_of_another_type_is_a_permanent_error() {
 async fn a_server_that_is_down_is_a_transient_error_and_comes_back() {
     let mut own = RedisServer::start();
     let b = RedisBackend::from_url(&own.url()).unwrap();
-    b.set("down:k", b"v".to_vec(), None).await.unwrap();
-    own.kill();
-    let e = b.get("down:k").await.unwrap_err();
-    assert!(e.is_transient(), "{e}");
-    own.restart();
-    // The connection manager reconnects by itself; the restarted server is empty.
-    let mut back = None;
-    for _ in 0..50 {
-        match b.get("down:k").await {
-            Ok(v) => {
-                back = Some(v);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    assert_eq!(
-        back,
-        Some(None),
-        "reconnected to the restarted (empty) server"
-    );
-    b.set("down:k", b"again".to_vec(), None).await.unwrap();
-    assert_eq!(
-        b.get("down:k").await.unwrap().as_deref(),
-        Some(&b"again"[..])
-    );
+    cache_api::testing::recovers_after_restart(
+        &b,
+        |up| if up { own.restart() } else { own.kill() },
+    )
+    .await;
 }
 
 #[test]

@@ -7,13 +7,14 @@
 //!
 //! Run: `cargo bench --bench mongo_hit --features mongo` (needs nx-27017: `scripts/test.sh`
 //! installs it in `.tools/nx-venv`).
+mod support;
+
 use backend_mongo::testing::MongoServer;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Document};
 use mongodb::Collection;
 use std::hint::black_box;
 use std::sync::OnceLock;
-use std::time::Instant;
 use steadycache::{cached, Cache, MongoBackend};
 
 const KEYS: u64 = 100;
@@ -52,22 +53,6 @@ async fn raw_find(coll: &Collection<Document>, x: u64) -> Vec<u8> {
     d.get_binary_generic("v").expect("binary").clone()
 }
 
-async fn percentiles<F, Fut>(n: usize, mut f: F) -> (f64, f64)
-where
-    F: FnMut(u64) -> Fut,
-    Fut: std::future::Future<Output = Vec<u8>>,
-{
-    let mut t = Vec::with_capacity(n);
-    for i in 0..n {
-        let start = Instant::now();
-        black_box(f(i as u64 % KEYS).await);
-        t.push(start.elapsed());
-    }
-    t.sort_unstable();
-    let at = |q: f64| t[((n as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
-    (at(0.50), at(0.99))
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,8 +74,8 @@ fn bench(c: &mut Criterion) {
     });
     let coll = &coll;
     rt.block_on(async {
-        let (st50, st99) = percentiles(2000, st_hit).await;
-        let (raw50, raw99) = percentiles(2000, |x| raw_find(coll, x)).await;
+        let (st50, st99) = support::percentiles(2000, KEYS, st_hit).await;
+        let (raw50, raw99) = support::percentiles(2000, KEYS, |x| raw_find(coll, x)).await;
         println!("mongodb hit p50 / p99 (µs), 2,000 sequential hits each:");
         println!("  steadycache #[cached]      {st50:7.1} / {st99:7.1}");
         println!("  raw driver find_one        {raw50:7.1} / {raw99:7.1}");

@@ -10,6 +10,8 @@
 //! (`redis_hit_seq`) and the throughput of 64 concurrent tasks hitting (`redis_hit_64_tasks`).
 //!
 //! Run: `cargo bench --bench redis_hit --features redis` (needs `redis-server` on the PATH).
+mod support;
+
 use backend_redis::testing::RedisServer;
 use cached::{AsyncRedisCache, ConcurrentCachedAsync};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -80,23 +82,6 @@ async fn setup() -> Peers {
     Peers { raw, cached }
 }
 
-/// p50 and p99 of `n` sequential calls of `f`, in microseconds.
-async fn percentiles<F, Fut>(n: usize, mut f: F) -> (f64, f64)
-where
-    F: FnMut(u64) -> Fut,
-    Fut: std::future::Future<Output = Vec<u8>>,
-{
-    let mut t = Vec::with_capacity(n);
-    for i in 0..n {
-        let start = Instant::now();
-        black_box(f(i as u64 % KEYS).await);
-        t.push(start.elapsed());
-    }
-    t.sort_unstable();
-    let at = |q: f64| t[((n as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
-    (at(0.50), at(0.99))
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -107,9 +92,9 @@ fn bench(c: &mut Criterion) {
     let peers = &peers;
 
     rt.block_on(async {
-        let (st50, st99) = percentiles(5000, st_hit).await;
-        let (raw50, raw99) = percentiles(5000, |x| raw_get(&peers.raw, x)).await;
-        let (c50, c99) = percentiles(5000, |x| async move {
+        let (st50, st99) = support::percentiles(5000, KEYS, st_hit).await;
+        let (raw50, raw99) = support::percentiles(5000, KEYS, |x| raw_get(&peers.raw, x)).await;
+        let (c50, c99) = support::percentiles(5000, KEYS, |x| async move {
             peers
                 .cached
                 .async_cache_get(&x)

@@ -63,7 +63,7 @@ struct Inner {
 /// | `release_lock` | `delete_one({_id, kind: lock, token, exp: {$gt: now}})` |
 /// | `incr` | `find_one_and_update({_id, kind: counter, exp: {$gt: now}}, {$inc: {n}})`, else create it as `set_if_absent` does (the ttl applies from creation) |
 /// | `delete` | `delete_one({_id, exp: {$gt: now}})` (it counts only a live entry), then any expired leftover |
-/// | `delete_prefix` | `delete_many({_id: {$gte: prefix, $lt: successor}})` on the `_id` index (no regex) |
+/// | `delete_prefix` | `delete_many({_id: {$gte: prefix, $lt: successor}, exp: …})` on the `_id` index (no regex); only documents with an `exp` (cache entries) are removed, so a collection shared with other data keeps it |
 ///
 /// Upserts use `update_one` with `$set` rather than `replace_one`, and no write relies on
 /// `find_one_and_update` with upsert: both behave differently on nx-27017 (it drops `_id` from a
@@ -370,8 +370,11 @@ impl Backend for MongoBackend {
             .await
             .map_err(|e| convert("delete_many", e))?
             .deleted_count;
-        // What is left in the range has expired: remove it too, uncounted.
-        coll.delete_many(range)
+        // Expired entries left in the range go too, uncounted. Only documents with an `exp` are
+        // touched: a collection the application shares with other data keeps that data.
+        let mut expired = range;
+        expired.insert("exp", doc! { "$lte": now });
+        coll.delete_many(expired)
             .await
             .map_err(|e| convert("delete_many", e))?;
         Ok(removed)

@@ -141,3 +141,33 @@ fn urls_and_secrets() {
         );
     }
 }
+
+#[tokio::test]
+async fn clearing_keeps_documents_that_are_not_cache_entries() {
+    let b =
+        MongoBackend::from_url(&format!("{}&collection=shared_with_app", server().url())).unwrap();
+    let coll = b.collection().await.unwrap();
+    coll.insert_one(doc! { "_id": "app-owned", "name": "not a cache entry" })
+        .await
+        .unwrap();
+    b.set("c:1", b"v".to_vec(), None).await.unwrap();
+    b.set("c:2", b"v".to_vec(), Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(b.delete_prefix("").await.unwrap(), 1, "one live entry");
+    assert!(
+        coll.find_one(doc! { "_id": "c:2" })
+            .await
+            .unwrap()
+            .is_none(),
+        "expired entry swept"
+    );
+    assert!(
+        coll.find_one(doc! { "_id": "app-owned" })
+            .await
+            .unwrap()
+            .is_some(),
+        "the application's own document is kept"
+    );
+}

@@ -77,6 +77,10 @@ struct Inner {
 /// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
 /// | `ping` | `PING` |
 ///
+/// `delete_prefix("")` (what [`Cache::clear`](cache_api::Cache::clear) calls) removes every key
+/// under [`key_prefix`](RedisConfig::key_prefix) — without one, every key of the database: give
+/// a `key_prefix` when the database holds anything besides this cache.
+///
 /// Values are stored as they are given (the engine's envelope: `redis-cli GET` shows it; with the
 /// JSON codec it is a JSON document), with Redis's own expiry, so `redis-cli PTTL` shows the
 /// time left.

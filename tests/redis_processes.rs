@@ -60,12 +60,7 @@ fn child_main() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    support::block_on(async {
         match role.as_str() {
             // 50 tasks on the same cold key; every one must get the value.
             "race" => {

@@ -47,6 +47,16 @@ pub fn wait(mut child: Child, limit: Duration) -> ExitStatus {
     }
 }
 
+/// Run a child's async body on a 2-worker runtime of its own (as a real service would have).
+pub fn block_on<F: std::future::Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(body)
+}
+
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()

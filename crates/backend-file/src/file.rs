@@ -6,7 +6,10 @@
 use crate::error::io_error;
 use crate::run_blocking;
 use async_trait::async_trait;
-use cache_api::{check_ttl, unix_millis, Backend, BlockingBackend, Capabilities, Error, Result};
+use cache_api::{
+    check_ttl, parse_count, parse_flag, unix_millis, Backend, BlockingBackend, Capabilities, Error,
+    Result,
+};
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -131,13 +134,11 @@ impl FileConfig {
         };
         for (k, v) in parsed.query_pairs() {
             match &*k {
-                "durable" => cfg.durable = parse_bool("durable", &v)?,
-                "purge_on_open" => cfg.purge_on_open = parse_bool("purge_on_open", &v)?,
-                "inline_reads" => cfg.inline_reads = parse_bool("inline_reads", &v)?,
+                "durable" => cfg.durable = parse_flag("durable", &v)?,
+                "purge_on_open" => cfg.purge_on_open = parse_flag("purge_on_open", &v)?,
+                "inline_reads" => cfg.inline_reads = parse_flag("inline_reads", &v)?,
                 "max_bytes" => {
-                    let n = v.replace('_', "").parse::<u64>().map_err(|_| {
-                        Error::Config(format!("`max_bytes` must be a whole number, got `{v}`"))
-                    })?;
+                    let n = parse_count("max_bytes", &v)?;
                     if n == 0 {
                         return Err(Error::Config("max_bytes must be above zero".into()));
                     }
@@ -176,16 +177,6 @@ impl FileConfig {
     pub fn with_purge_on_open(mut self, purge_on_open: bool) -> Self {
         self.purge_on_open = purge_on_open;
         self
-    }
-}
-
-fn parse_bool(what: &str, v: &str) -> Result<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(Error::Config(format!(
-            "`{what}` must be true or false, got `{v}`"
-        ))),
     }
 }
 

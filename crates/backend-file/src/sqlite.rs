@@ -5,7 +5,8 @@ use crate::error::io_error;
 use crate::run_blocking;
 use async_trait::async_trait;
 use cache_api::{
-    check_ttl, unix_millis, Backend, BlockingBackend, Capabilities, Entry, Error, Result,
+    check_ttl, parse_count, parse_flag, unix_millis, Backend, BlockingBackend, Capabilities, Entry,
+    Error, Result,
 };
 use rusqlite::types::{ToSqlOutput, Type, ValueRef};
 use rusqlite::{
@@ -177,20 +178,8 @@ impl SqliteConfig {
             SqliteConfig::new(path)
         };
         for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            let number = || {
-                v.replace('_', "").parse::<u64>().map_err(|_| {
-                    Error::Config(format!(
-                        "sqlite option `{k}` must be a whole number, got `{v}`"
-                    ))
-                })
-            };
-            let boolean = || {
-                parse_bool(&v).ok_or_else(|| {
-                    Error::Config(format!(
-                        "sqlite option `{k}` must be true or false, got `{v}`"
-                    ))
-                })
-            };
+            let number = || parse_count(&k, &v);
+            let boolean = || parse_flag(&k, &v);
             match &*k {
                 "busy_timeout_ms" => cfg.busy_timeout = Duration::from_millis(number()?),
                 "durable" => cfg.durable = boolean()?,
@@ -305,14 +294,6 @@ impl SqliteConfig {
             }
         }
         Ok(())
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`MongoConfig`]: where the collection is and how to reach it.
 
-use cache_api::{Error, Result};
+use cache_api::{parse_count, Error, Result};
 use std::fmt;
 use std::time::Duration;
 
@@ -84,13 +84,7 @@ impl MongoConfig {
         let mut passed_on = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let number = || {
-                v.replace('_', "").parse::<u64>().map_err(|_| {
-                    Error::Config(format!(
-                        "mongodb option `{k}` must be a whole number, got `{v}`"
-                    ))
-                })
-            };
+            let number = || parse_count(k, v);
             match k {
                 "collection" if !v.is_empty() => cfg.collection = v.to_owned(),
                 "collection" => return Err(invalid("empty collection name")),

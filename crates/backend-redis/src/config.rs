@@ -1,6 +1,6 @@
 //! [`RedisConfig`]: where the server is and how to talk to it.
 
-use cache_api::{Error, Result};
+use cache_api::{parse_count, parse_flag, Error, Result};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,21 +91,9 @@ impl RedisConfig {
         let mut cfg = RedisConfig::new(String::new());
         let mut passed_on = Vec::new();
         for (k, v) in parsed.query_pairs() {
-            let number = || {
-                v.replace('_', "").parse::<u64>().map_err(|_| {
-                    Error::Config(format!(
-                        "redis option `{k}` must be a whole number, got `{v}`"
-                    ))
-                })
-            };
+            let number = || parse_count(&k, &v);
             match &*k {
-                "cluster" => {
-                    cfg.cluster = parse_bool(&v).ok_or_else(|| {
-                        Error::Config(format!(
-                            "redis option `cluster` must be true or false, got `{v}`"
-                        ))
-                    })?
-                }
+                "cluster" => cfg.cluster = parse_flag(&k, &v)?,
                 "nodes" => {
                     cfg.nodes = v
                         .split(',')
@@ -245,13 +233,5 @@ pub(crate) fn redact(url: &str) -> String {
             Some((scheme, _)) => format!("{scheme}://…"),
             None => "…".to_owned(),
         },
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }

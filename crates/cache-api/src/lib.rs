@@ -40,6 +40,7 @@ mod local;
 mod manager;
 mod memo;
 mod memory;
+mod options;
 mod policy;
 mod runtime;
 mod scope;
@@ -67,6 +68,7 @@ pub use linkme;
 pub use manager::{CacheManager, DefaultManager};
 pub use memo::{ArgsKey, CacheSource, Memo};
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES, ITEM_OVERHEAD};
+pub use options::{parse_count, parse_flag};
 pub use policy::{Lock, Policy, Refresh};
 pub use runtime::{block_on, library_runtime};
 pub use scope::{

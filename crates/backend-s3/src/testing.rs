@@ -1,0 +1,131 @@
+//! A real S3 server for tests (feature `testing`): [`S3Server`] starts `s3s-fs` (an S3 server on
+//! a local directory, from crates.io) on a free loopback port with a fresh root directory, under
+//! the watchdog of [`cache_api::testing::server`].
+//!
+//! The program is `$STEADYCACHE_S3S_FS`, else `.tools/s3s/bin/s3s-fs` in the workspace (where
+//! `scripts/test.sh` installs it: `cargo install s3s-fs --version 0.14.1 --features binary
+//! --locked --root .tools/s3s`), else `s3s-fs` on the `PATH`. This is test support: it panics
+//! with a clear message when the server cannot be started.
+
+use crate::S3Config;
+use cache_api::testing::server::{free_port, port_open, ServerProcess};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The access key id every test server accepts.
+pub const ACCESS_KEY_ID: &str = "steadycache-test";
+/// The secret access key every test server accepts.
+pub const SECRET_ACCESS_KEY: &str = "steadycache-test-secret";
+
+/// An `s3s-fs` process on `127.0.0.1`, region `us-east-1`, path-style addressing.
+#[derive(Debug)]
+pub struct S3Server {
+    root: PathBuf,
+    process: ServerProcess,
+}
+
+fn program() -> OsString {
+    if let Some(p) = std::env::var_os("STEADYCACHE_S3S_FS").filter(|p| !p.is_empty()) {
+        return p;
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/s3s/bin/s3s-fs");
+    if local.is_file() {
+        return local.into_os_string();
+    }
+    "s3s-fs".into()
+}
+
+impl S3Server {
+    /// Start a server on a fresh, empty root directory and wait until it accepts connections.
+    pub fn start() -> S3Server {
+        let root = std::env::temp_dir().join(format!(
+            "steadycache-s3-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        if let Err(e) = std::fs::create_dir_all(&root) {
+            panic!("cannot create {}: {e}", root.display());
+        }
+        let program = program();
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port(0);
+            let args: Vec<OsString> = vec![
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--access-key".into(),
+                ACCESS_KEY_ID.into(),
+                "--secret-key".into(),
+                SECRET_ACCESS_KEY.into(),
+                root.clone().into_os_string(),
+            ];
+            match ServerProcess::start(program.clone(), args, port, port_open) {
+                Ok(process) => return S3Server { root, process },
+                Err(e) => last = e,
+            }
+        }
+        panic!(
+            "s3s-fs did not start ({last}); install it: cargo install s3s-fs --version 0.14.1 \
+             --features binary --locked --root .tools/s3s (scripts/test.sh does)"
+        );
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.process.port()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// The directory the server stores buckets and objects in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// An `s3://` URL for `bucket` and `prefix` on this server (path style, `us-east-1`, the
+    /// bucket created on first use). Credentials are not in it: give them to the config
+    /// ([`config`](S3Server::config)) or through `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
+    pub fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!(
+            "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1&path_style=true&create_bucket=true",
+            self.endpoint()
+        )
+    }
+
+    /// A config for `bucket` and `prefix` on this server with its credentials.
+    pub fn config(&self, bucket: &str, prefix: &str) -> S3Config {
+        S3Config::new(bucket)
+            .with_prefix(prefix)
+            .with_endpoint(self.endpoint())
+            .with_region("us-east-1")
+            .with_path_style(true)
+            .with_create_bucket(true)
+            .with_credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None)
+    }
+
+    /// Kill the server (SIGKILL) and wait until its port is closed: for outage tests. Its data
+    /// stays on disk.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Start it again on the same port and root directory (after [`kill`](S3Server::kill)):
+    /// the objects written before are there again.
+    pub fn restart(&mut self) {
+        if let Err(e) = self.process.restart() {
+            panic!("s3s-fs did not restart: {e}");
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.process.kill();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

@@ -40,6 +40,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (rustup) first" >&2
   exit 1
 fi
+# S3 tests run against s3s-fs (an S3 server on a local directory, from crates.io; 0.14.1 is the
+# newest release that builds with this toolchain). It is built once per machine into
+# ~/.cache/steadycache (kept across fresh clones) and copied into .tools/s3s, where the test
+# harness finds it.
+S3S_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache/s3s-fs-0.14.1"
+if [ ! -x .tools/s3s/bin/s3s-fs ]; then
+  if [ ! -x "$S3S_CACHE/bin/s3s-fs" ]; then
+    log "installing s3s-fs 0.14.1 into $S3S_CACHE"
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$S3S_CACHE"
+  fi
+  mkdir -p .tools/s3s/bin
+  cp "$S3S_CACHE/bin/s3s-fs" .tools/s3s/bin/s3s-fs
+fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 

@@ -74,6 +74,7 @@
 //! | `sqlite` | `sqlite:///var/cache/app.db`, `sqlite::memory:` | `SqliteBackend`: one row per entry, WAL |
 //! | `redis` | `redis://host:6379/0`, `?cluster=true` | `RedisBackend`: shared by every process on the server |
 //! | `mongo` | `mongodb://host:27017/db?collection=entries` | `MongoBackend`: one document per entry |
+//! | `s3` | `s3://bucket/prefix?endpoint=http://host:9000&path_style=true` | `S3Backend`: one object per entry, expiry in its metadata |
 //!
 //! On a shared backend, `lock = "distributed"` makes a cold key run once across every process,
 //! and a stale-while-revalidate refresh run once per key across them.
@@ -90,6 +91,8 @@ pub use backend_file::{SqliteBackend, SqliteConfig};
 pub use backend_mongo::{MongoBackend, MongoConfig};
 #[cfg(feature = "redis")]
 pub use backend_redis::{RedisBackend, RedisConfig};
+#[cfg(feature = "s3")]
+pub use backend_s3::{S3Backend, S3Config};
 
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

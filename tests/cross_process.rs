@@ -7,22 +7,11 @@ mod support;
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
-use steadycache::{cached, Cache};
-use support::{spawn, temp_dir, wait, COUNT, ROLE};
+use steadycache::cached;
+use support::{spawn, temp_dir, wait, xp_cache, COUNT, ROLE, XP_URL};
 
 const KEYS: u32 = 20;
 const PROCESSES: usize = 4;
-
-fn xp_cache() -> Cache {
-    let url = std::env::var("STEADYCACHE_XP_URL").unwrap_or_else(|_| "mem://".into());
-    match Cache::from_url(&url) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot open {url}: {e}");
-            std::process::exit(4)
-        }
-    }
-}
 
 /// The shared function: its body appends the key to a count file, then the parent counts lines.
 #[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "20s")]
@@ -91,7 +80,7 @@ fn counts(path: &Path) -> Vec<u32> {
 fn single_flight_across_processes(url: &str, dir: &Path) {
     let count = dir.join("count.txt");
     let count_s = count.to_string_lossy().to_string();
-    let envs = [("STEADYCACHE_XP_URL", url), (COUNT, count_s.as_str())];
+    let envs = [(XP_URL, url), (COUNT, count_s.as_str())];
     let children: Vec<Child> = (0..PROCESSES).map(|_| spawn("race", &envs)).collect();
     for c in children {
         assert!(

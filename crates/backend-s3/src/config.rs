@@ -125,7 +125,8 @@ impl S3Config {
     }
 
     /// Parse `s3://bucket[/prefix][?options]`. The path is a folder: `s3://b/cache` and
-    /// `s3://b/cache/` both store under `cache/`. Options: `endpoint` (an `http(s)://` URL),
+    /// `s3://b/cache/` both store under `cache/`; it is percent-decoded (`my%20cache` is
+    /// `my cache/`). Options: `endpoint` (an `http(s)://` URL),
     /// `region`, `path_style`, `create_bucket`, `confirm_writes` (booleans), `connect_timeout_ms`,
     /// `operation_timeout_ms`, `max_attempts`. Credentials are not taken from the URL.
     pub fn from_url(url: &str) -> Result<Self> {
@@ -151,10 +152,12 @@ impl S3Config {
             return Err(invalid("no bucket"));
         }
         let mut cfg = S3Config::new(bucket);
-        let path = parsed.path().trim_start_matches('/');
+        let path = percent_encoding::percent_decode_str(parsed.path().trim_start_matches('/'))
+            .decode_utf8()
+            .map_err(|_| invalid("the prefix is not UTF-8 once decoded"))?;
         if !path.is_empty() {
             cfg.prefix = if path.ends_with('/') {
-                path.to_owned()
+                path.to_string()
             } else {
                 format!("{path}/")
             };

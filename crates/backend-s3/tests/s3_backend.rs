@@ -279,6 +279,12 @@ fn urls_and_secrets() {
     assert_eq!(cfg.connect_timeout, Duration::from_millis(750));
     assert_eq!(cfg.operation_timeout, Duration::from_secs(5));
     assert_eq!(cfg.max_attempts, 3);
+    assert_eq!(
+        S3Config::from_url("s3://reports/my%20cache")
+            .unwrap()
+            .prefix,
+        "my cache/"
+    );
     let plain = S3Config::from_url("s3://reports").unwrap();
     assert_eq!(plain.prefix, "");
     assert!(plain.confirm_conditional_writes && plain.endpoint.is_none());

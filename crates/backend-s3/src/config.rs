@@ -52,7 +52,8 @@ impl fmt::Debug for StaticCredentials {
 ///   for very large values on slow links.
 /// * `max_attempts` 2 (one retry, after 50 ms): the SDK's standard retry of transient failures,
 ///   kept short because a cache that waits seconds for its store is worse than a miss.
-/// * `confirm_conditional_writes` on: see [`S3Backend`](crate::S3Backend#locks).
+/// * `confirm_conditional_writes` on, `confirm_delay` zero: see
+///   [`S3Backend`](crate::S3Backend#locks).
 /// * `create_bucket` off: production buckets are made with their policies by whoever owns them;
 ///   turn it on for local stores and tests.
 #[derive(Clone, PartialEq, Eq)]
@@ -80,6 +81,9 @@ pub struct S3Config {
     pub max_attempts: u32,
     /// Read a conditional write back before reporting it won (see the backend's docs).
     pub confirm_conditional_writes: bool,
+    /// How long to wait before that read: a bound on how long the store takes to write an
+    /// object, for stores whose conditional checks are not atomic (zero: read at once).
+    pub confirm_delay: Duration,
     /// Create the bucket on first use when it does not exist.
     pub create_bucket: bool,
 }
@@ -100,6 +104,7 @@ impl fmt::Debug for S3Config {
                 "confirm_conditional_writes",
                 &self.confirm_conditional_writes,
             )
+            .field("confirm_delay", &self.confirm_delay)
             .field("create_bucket", &self.create_bucket)
             .finish()
     }
@@ -120,6 +125,7 @@ impl S3Config {
             operation_timeout: Duration::from_secs(30),
             max_attempts: 2,
             confirm_conditional_writes: true,
+            confirm_delay: Duration::ZERO,
             create_bucket: false,
         }
     }
@@ -127,8 +133,8 @@ impl S3Config {
     /// Parse `s3://bucket[/prefix][?options]`. The path is a folder: `s3://b/cache` and
     /// `s3://b/cache/` both store under `cache/`; it is percent-decoded (`my%20cache` is
     /// `my cache/`). Options: `endpoint` (an `http(s)://` URL),
-    /// `region`, `path_style`, `create_bucket`, `confirm_writes` (booleans), `connect_timeout_ms`,
-    /// `operation_timeout_ms`, `max_attempts`. Credentials are not taken from the URL.
+    /// `region`, `path_style`, `create_bucket`, `confirm_writes` (booleans), `confirm_delay_ms`,
+    /// `connect_timeout_ms`, `operation_timeout_ms`, `max_attempts`. Credentials are not taken from the URL.
     pub fn from_url(url: &str) -> Result<Self> {
         let invalid = |why: &str| Error::Config(format!("invalid s3 url `{url}`: {why}"));
         let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
@@ -171,6 +177,7 @@ impl S3Config {
                 "create_bucket" => cfg.create_bucket = parse_flag(&k, &v)?,
                 "confirm_writes" => cfg.confirm_conditional_writes = parse_flag(&k, &v)?,
                 "connect_timeout_ms" => cfg.connect_timeout = Duration::from_millis(number()?),
+                "confirm_delay_ms" => cfg.confirm_delay = Duration::from_millis(number()?),
                 "operation_timeout_ms" => cfg.operation_timeout = Duration::from_millis(number()?),
                 "max_attempts" => {
                     cfg.max_attempts = u32::try_from(number()?)
@@ -243,6 +250,12 @@ impl S3Config {
     /// Set [`confirm_conditional_writes`](S3Config::confirm_conditional_writes).
     pub fn with_confirm_conditional_writes(mut self, on: bool) -> Self {
         self.confirm_conditional_writes = on;
+        self
+    }
+
+    /// Set [`confirm_delay`](S3Config::confirm_delay).
+    pub fn with_confirm_delay(mut self, d: Duration) -> Self {
+        self.confirm_delay = d;
         self
     }
 

@@ -17,6 +17,11 @@ pub const ACCESS_KEY_ID: &str = "steadycache-test";
 /// The secret access key every test server accepts.
 pub const SECRET_ACCESS_KEY: &str = "steadycache-test-secret";
 
+/// How long the backends made for the test server wait before confirming a conditional write:
+/// `s3s-fs` checks `If-None-Match`/`If-Match` and then writes, with awaits between, so two
+/// racing writers can both pass (see [`S3Backend`](crate::S3Backend#locks)).
+pub const CONFIRM_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// An `s3s-fs` process on `127.0.0.1`, region `us-east-1`, path-style addressing.
 #[derive(Debug)]
 pub struct S3Server {
@@ -88,12 +93,13 @@ impl S3Server {
     }
 
     /// An `s3://` URL for `bucket` and `prefix` on this server (path style, `us-east-1`, the
-    /// bucket created on first use). Credentials are not in it: give them to the config
+    /// bucket created on first use, conditional writes confirmed after [`CONFIRM_DELAY`]). Credentials are not in it: give them to the config
     /// ([`config`](S3Server::config)) or through `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
     pub fn url(&self, bucket: &str, prefix: &str) -> String {
         format!(
-            "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1&path_style=true&create_bucket=true",
-            self.endpoint()
+            "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1&path_style=true&create_bucket=true&confirm_delay_ms={}",
+            self.endpoint(),
+            CONFIRM_DELAY.as_millis()
         )
     }
 
@@ -105,6 +111,7 @@ impl S3Server {
             .with_region("us-east-1")
             .with_path_style(true)
             .with_create_bucket(true)
+            .with_confirm_delay(CONFIRM_DELAY)
             .with_credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None)
     }
 

@@ -268,7 +268,7 @@ async fn an_outage_fails_open_and_caching_resumes() {
 #[test]
 fn urls_and_secrets() {
     let cfg = S3Config::from_url(
-        "s3://reports/cache/v1?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true&connect_timeout_ms=750&operation_timeout_ms=5_000&max_attempts=3&confirm_writes=false",
+        "s3://reports/cache/v1?endpoint=http://127.0.0.1:9000&region=eu-west-1&path_style=true&connect_timeout_ms=750&operation_timeout_ms=5_000&max_attempts=3&confirm_writes=false&confirm_delay_ms=40",
     )
     .unwrap();
     assert_eq!(cfg.bucket, "reports");
@@ -279,6 +279,7 @@ fn urls_and_secrets() {
     assert_eq!(cfg.connect_timeout, Duration::from_millis(750));
     assert_eq!(cfg.operation_timeout, Duration::from_secs(5));
     assert_eq!(cfg.max_attempts, 3);
+    assert_eq!(cfg.confirm_delay, Duration::from_millis(40));
     assert_eq!(
         S3Config::from_url("s3://reports/my%20cache")
             .unwrap()
@@ -316,43 +317,60 @@ fn urls_and_secrets() {
     assert!(!e.to_string().contains("SK@"), "{e}");
 }
 
-/// How often racing lock takers both win against this server, with the read-back confirm on
-/// and off. A measurement, not a check: run it by hand with
+/// How often racing lock takers both win against this server, with the read-back confirm off,
+/// on without a delay, and on with the test delay; for a fresh lock and for the takeover of an
+/// expired one; each of the 16 takers starts 0 to 3 ms late (as separate processes would). A
+/// measurement, not a check: run it by hand with
 /// `cargo test -p backend-s3 --features testing --test s3_backend lock_race_rate -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run by hand"]
 async fn lock_race_rate() {
-    let rounds = 300;
-    for confirm in [false, true] {
-        let b = S3Backend::open(
-            server()
-                .config(BUCKET, &unique_prefix("rate"))
-                .with_confirm_conditional_writes(confirm),
-        )
-        .unwrap();
-        let b = Arc::new(b);
-        let mut multi = 0;
-        let mut none = 0;
-        for r in 0..rounds {
-            let key = format!("lock-{r}");
-            let mut tasks = Vec::new();
-            for i in 0..16 {
-                let (b, key) = (b.clone(), key.clone());
-                tasks.push(tokio::spawn(async move {
-                    b.acquire_lock(&key, &format!("t{i}"), Duration::from_secs(30))
+    let rounds = 200;
+    for (confirm, delay) in [
+        (false, Duration::ZERO),
+        (true, Duration::ZERO),
+        (true, backend_s3::testing::CONFIRM_DELAY),
+    ] {
+        for takeover in [false, true] {
+            let b = S3Backend::open(
+                server()
+                    .config(BUCKET, &unique_prefix("rate"))
+                    .with_confirm_conditional_writes(confirm)
+                    .with_confirm_delay(delay),
+            )
+            .unwrap();
+            let b = Arc::new(b);
+            let (mut multi, mut none) = (0, 0);
+            for r in 0..rounds {
+                let key = format!("lock-{r}");
+                if takeover {
+                    assert!(b
+                        .acquire_lock(&key, "dead", Duration::from_millis(1))
                         .await
-                        .unwrap()
-                }));
+                        .unwrap());
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let mut tasks = Vec::new();
+                for i in 0..16 {
+                    let (b, key) = (b.clone(), key.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let late = Duration::from_micros(fastrand::u64(0..3000));
+                        tokio::time::sleep(late).await;
+                        b.acquire_lock(&key, &format!("t{i}"), Duration::from_secs(30))
+                            .await
+                            .unwrap()
+                    }));
+                }
+                let mut wins = 0;
+                for t in tasks {
+                    wins += usize::from(t.await.unwrap());
+                }
+                multi += usize::from(wins > 1);
+                none += usize::from(wins == 0);
             }
-            let mut wins = 0;
-            for t in tasks {
-                wins += usize::from(t.await.unwrap());
-            }
-            multi += usize::from(wins > 1);
-            none += usize::from(wins == 0);
+            println!(
+                "confirm={confirm} delay={delay:?} takeover={takeover}: {rounds} rounds of 16 takers: {multi} with several winners, {none} with none"
+            );
         }
-        println!(
-            "confirm={confirm}: {rounds} rounds of 16 racing takers: {multi} with more than one winner, {none} with none"
-        );
     }
 }

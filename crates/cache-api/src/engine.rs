@@ -324,7 +324,7 @@ fn wants_distributed<V>(ctx_place: &Place<V>, policy: &Policy) -> bool {
         if policy.lock == Lock::Distributed && cache.backend().capabilities().locks)
 }
 
-/// Take the backend lock for `key`, waiting (with bounded backoff, never spinning) while another
+/// Take the backend lock for `key`, waiting (with bounded, jittered backoff, never spinning) while another
 /// process holds it and returning that process's value as soon as it is stored.
 ///
 /// A holder keeps the lock for at most `lock_ttl` (it expires in the backend), so a waiter whose
@@ -377,7 +377,11 @@ async fn distributed_acquire<V: DeserializeOwned>(
             );
             return DistLock::NotHeld;
         }
-        tokio::time::sleep(backoff).await;
+        // Jittered (half to all of the backoff): waiters that started together, in one process
+        // or several, do not retry in step, so the ones that find a dead holder's lock expired
+        // do not all try to take it over at the same instant.
+        let half = backoff / 2;
+        tokio::time::sleep(half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(Duration::from_millis(100));
         if accept_cached {
             if let Lookup::Fresh(v) = remote_lookup::<V>(cache, key, stats).await {

@@ -8,16 +8,18 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, ObjectIdentifier,
+    BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration, Delete,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier,
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use cache_api::{check_ttl, unix_millis, Backend, Capabilities, Error, Result};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -54,41 +56,51 @@ impl Kind {
 #[derive(Debug)]
 struct Head {
     expires_at: Option<u64>,
+    /// The expiry metadata, when it is there but not a time (a corrupt entry).
+    bad_expiry: Option<String>,
     kind: Kind,
     writer: Option<String>,
     etag: Option<String>,
 }
 
 impl Head {
-    /// Read our metadata; an expiry that is not a number is a corrupt entry.
-    fn parse(
-        key: &str,
-        meta: Option<&HashMap<String, String>>,
-        etag: Option<&str>,
-    ) -> Result<Head> {
+    /// Read our metadata. An expiry that is not a number is kept in `bad_expiry`: the object is
+    /// then no live entry (a read reports it corrupt, a create takes it over, a delete removes
+    /// it).
+    fn parse(meta: Option<&HashMap<String, String>>, etag: Option<&str>) -> Head {
         let get = |k: &str| meta.and_then(|m| m.get(k));
-        let expires_at = match get(META_EXPIRES) {
-            None => None,
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                Error::Corrupt(format!(
-                    "s3 object `{key}`: metadata {META_EXPIRES}=`{v}` is not a time"
-                ))
-            })?),
+        let (expires_at, bad_expiry) = match get(META_EXPIRES) {
+            None => (None, None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(t) => (Some(t), None),
+                Err(_) => (None, Some(v.clone())),
+            },
         };
         let kind = match get(META_KIND).map(String::as_str) {
             Some("lock") => Kind::Lock,
             _ => Kind::Value,
         };
-        Ok(Head {
+        Head {
             expires_at,
+            bad_expiry,
             kind,
             writer: get(META_WRITER).cloned(),
             etag: etag.map(str::to_owned),
-        })
+        }
     }
 
     fn live(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|e| e > now)
+        self.bad_expiry.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// [`Error::Corrupt`] when the metadata is not ours to read.
+    fn check(&self, key: &str) -> Result<()> {
+        match &self.bad_expiry {
+            None => Ok(()),
+            Some(v) => Err(Error::Corrupt(format!(
+                "s3 object `{key}`: metadata {META_EXPIRES}=`{v}` is not a time"
+            ))),
+        }
     }
 }
 
@@ -122,6 +134,10 @@ struct Inner {
     confirm: bool,
     confirm_delay: Duration,
     create_bucket: bool,
+    /// Bound on reading a body (after the SDK's own operation timeout ends at its headers).
+    body_timeout: Option<Duration>,
+    /// The bucket was seen to exist (a 404 of `HeadObject` is then a missing object).
+    bucket_seen: AtomicBool,
     client: OnceCell<Client>,
 }
 
@@ -166,8 +182,8 @@ struct Inner {
 /// 412 (or 409 while the winner's write is in flight, which counts as lost too).
 ///
 /// Not every S3-compatible store makes them atomic: some check the condition, then write, so
-/// two racing creators can both get 200 (the `s3s-fs` test server does this), and some ignore
-/// the header. So a won conditional write is confirmed by reading the object's metadata back:
+/// two racing creators can both get 200 (the `s3s-fs` test server does this). So a won
+/// conditional write is confirmed by reading the object's metadata back:
 /// the write won only if the object now carries its own writer id. Of two creators that both
 /// passed the check, the one whose write landed last keeps the object, and the other sees a
 /// foreign writer and reports that it lost. This costs one `HeadObject` per lock taken (only on
@@ -184,6 +200,13 @@ struct Inner {
 /// no delay, 0 and 3; with the 50 ms delay, 0 and 0. The delay cannot make a store atomic whose
 /// writes sometimes take longer than it.
 ///
+/// A store that ignores `If-None-Match` altogether is not supported: every creator's write
+/// lands, carries its writer id, and wins. Locks need conditional writes.
+///
+/// A retried conditional write whose first attempt was stored (the answer was lost) is
+/// refused by the retry; the object then carries this call's writer id, so it is still
+/// reported as won.
+///
 /// # Keys
 /// Cache keys become object keys under the prefix. Object keys are at most 1,024 bytes; a
 /// longer one is an error from the store, and the engine fails open. On stores that map keys to
@@ -195,6 +218,11 @@ struct Inner {
 /// and retries of [`S3Config`], and shared by every clone. An operation while the store is
 /// unreachable fails with [`Error::Unavailable`]; refused credentials and a missing bucket are
 /// [`Error::Backend`] with a message that says what to fix. The engine fails open on both.
+///
+/// # Permissions
+/// `s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` and `s3:ListBucket` on the bucket and
+/// prefix. Without `s3:ListBucket`, S3 answers a missing key with 403 instead of 404, so every
+/// miss would be an "access denied" error.
 #[derive(Clone)]
 pub struct S3Backend {
     inner: Arc<Inner>,
@@ -321,6 +349,8 @@ impl S3Backend {
                 prefix: config.prefix.clone(),
                 confirm: config.confirm_conditional_writes,
                 confirm_delay: config.confirm_delay,
+                body_timeout: Some(config.operation_timeout),
+                bucket_seen: AtomicBool::new(false),
                 create_bucket: config.create_bucket,
                 source: Source::Config(Box::new(config)),
                 client: OnceCell::new(),
@@ -349,6 +379,8 @@ impl S3Backend {
                 confirm: true,
                 confirm_delay: Duration::ZERO,
                 create_bucket: false,
+                body_timeout: None,
+                bucket_seen: AtomicBool::new(false),
                 client: OnceCell::new(),
             }),
         }
@@ -414,7 +446,7 @@ impl S3Backend {
         {
             Ok(out) => out.rules().to_vec(),
             // No configuration yet.
-            Err(e) if status(&e) == Some(404) => Vec::new(),
+            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Vec::new(),
             Err(e) => return Err(convert("get lifecycle of", bucket, e)),
         };
         let rules = merge_lifecycle_rule(existing, &self.inner.prefix, days)?;
@@ -459,6 +491,21 @@ impl S3Backend {
         }
     }
 
+    /// Read a body, within the operation timeout (the SDK's ends once the headers are in).
+    async fn read(&self, key: &str, body: ByteStream, len: Option<i64>) -> Result<Vec<u8>> {
+        match self.inner.body_timeout {
+            None => read_body(key, body, len).await,
+            Some(t) => tokio::time::timeout(t, read_body(key, body, len))
+                .await
+                .map_err(|_| {
+                    Error::unavailable(
+                        NAME,
+                        format!("get `{key}`: reading the body took longer than {t:?}"),
+                    )
+                })?,
+        }
+    }
+
     /// The metadata of `key`'s object, if there is one.
     async fn head(&self, key: &str) -> Result<Option<Head>> {
         let client = self.client().await?;
@@ -469,8 +516,19 @@ impl S3Backend {
             .send()
             .await
         {
-            Ok(o) => Head::parse(key, o.metadata(), o.e_tag()).map(Some),
-            Err(e) if is_not_found(&e) => Ok(None),
+            Ok(o) => {
+                self.inner.bucket_seen.store(true, Ordering::Relaxed);
+                Ok(Some(Head::parse(o.metadata(), o.e_tag())))
+            }
+            Err(e) if is_not_found(&e) => {
+                // A 404 of HEAD has no body, so a missing bucket looks like a missing object:
+                // ask about the bucket once.
+                if !self.inner.bucket_seen.load(Ordering::Relaxed) {
+                    self.ping().await?;
+                    self.inner.bucket_seen.store(true, Ordering::Relaxed);
+                }
+                Ok(None)
+            }
             Err(e) => Err(convert("head", key, e)),
         }
     }
@@ -486,7 +544,7 @@ impl S3Backend {
             .await
         {
             Ok(o) => {
-                let head = Head::parse(key, o.metadata(), o.e_tag())?;
+                let head = Head::parse(o.metadata(), o.e_tag());
                 Ok(Some((head, o.body, o.content_length)))
             }
             Err(e) if is_not_found(&e) => Ok(None),
@@ -576,15 +634,24 @@ impl S3Backend {
             let Some(head) = self.head(key).await? else {
                 continue; // removed in between: try to create it again
             };
+            if head.writer.as_deref() == Some(writer.as_str()) {
+                // Our own write, stored by an attempt whose answer was lost: the SDK's retry
+                // of it was refused. It is ours.
+                return Ok(true);
+            }
             if head.live(unix_millis()) {
                 return Ok(false);
             }
+            // Expired, or not a readable entry: take it over if it is still that version.
             let Some(etag) = head.etag else {
                 return Ok(false);
             };
             return match self.put(key, body, meta, Cond::Version(etag)).await? {
                 Put::Written => self.confirm(key, &writer).await,
-                Put::Refused | Put::Conflict => Ok(false),
+                Put::Refused | Put::Conflict => Ok(self
+                    .head(key)
+                    .await?
+                    .is_some_and(|h| h.writer.as_deref() == Some(writer.as_str()))),
             };
         }
         Ok(false)
@@ -654,17 +721,35 @@ pub(crate) fn merge_lifecycle_rule(
     Ok(rules)
 }
 
-/// Create `bucket` unless it exists (409 `BucketAlreadyOwnedByYou`/`BucketAlreadyExists` from
-/// a racing creator is fine).
+/// Create `bucket` unless it exists, in the client's region (outside `us-east-1` S3 needs it
+/// named as the location constraint). A 409 from a racing creator is fine when the bucket then
+/// answers us: `BucketAlreadyExists` of a name another account owns does not (`HeadBucket` is
+/// refused), and is reported.
 async fn ensure_bucket(client: &Client, bucket: &str) -> Result<()> {
     match client.head_bucket().bucket(bucket).send().await {
         Ok(_) => return Ok(()),
         Err(e) if status(&e) == Some(404) => {}
         Err(e) => return Err(convert("head bucket", bucket, e)),
     }
-    match client.create_bucket().bucket(bucket).send().await {
+    let mut req = client.create_bucket().bucket(bucket);
+    if let Some(region) = client.config().region().map(|r| r.as_ref().to_owned()) {
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                    .build(),
+            );
+        }
+    }
+    match req.send().await {
         Ok(_) => Ok(()),
-        Err(e) if status(&e) == Some(409) => Ok(()),
+        Err(e) if status(&e) == Some(409) => client
+            .head_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|_| convert("create bucket", bucket, e)),
         Err(e) => Err(convert("create bucket", bucket, e)),
     }
 }
@@ -685,12 +770,13 @@ impl Backend for S3Backend {
         let Some((head, body, len)) = self.fetch(key).await? else {
             return Ok(None);
         };
+        head.check(key)?;
         if !head.live(unix_millis()) {
             drop(body);
             self.remove_expired(key, &head).await;
             return Ok(None);
         }
-        read_body(key, body, len).await.map(Some)
+        self.read(key, body, len).await.map(Some)
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
@@ -716,11 +802,20 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let Some(head) = self.head(key).await? else {
-            return Ok(false);
-        };
+        // Conditional on the version seen, so of two deletes racing for one entry only one says
+        // it removed it; a version written in between is looked at again.
+        for _ in 0..CREATE_ATTEMPTS {
+            let Some(head) = self.head(key).await? else {
+                return Ok(false);
+            };
+            let entry = head.live(unix_millis()) || head.bad_expiry.is_some();
+            if self.remove(key, head.etag.as_deref()).await? {
+                return Ok(entry);
+            }
+        }
+        // Still changing under us: remove whatever is there.
         self.remove(key, None).await?;
-        Ok(head.live(unix_millis()))
+        Ok(true)
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
@@ -773,7 +868,7 @@ impl Backend for S3Backend {
         if head.kind != Kind::Lock || !head.live(unix_millis()) {
             return Ok(false);
         }
-        if read_body(key, body, len).await? != token.as_bytes() {
+        if self.read(key, body, len).await? != token.as_bytes() {
             return Ok(false);
         }
         self.remove(key, head.etag.as_deref()).await
@@ -798,19 +893,19 @@ mod tests {
     #[test]
     fn metadata_parses_and_bad_expiry_is_corrupt() {
         let m = metadata(Kind::Lock, Some(42), Some("w1"));
-        let h = Head::parse("k", Some(&m), Some("\"e\"")).unwrap();
+        let h = Head::parse(Some(&m), Some("\"e\""));
         assert_eq!(h.expires_at, Some(42));
         assert_eq!(h.kind, Kind::Lock);
         assert_eq!(h.writer.as_deref(), Some("w1"));
         assert!(h.live(41) && !h.live(42));
-        let never = Head::parse("k", None, None).unwrap();
+        assert!(h.check("k").is_ok());
+        let never = Head::parse(None, None);
         assert!(never.live(u64::MAX) && never.kind == Kind::Value);
         let mut bad = m.clone();
         bad.insert(META_EXPIRES.into(), "soon".into());
-        assert!(matches!(
-            Head::parse("k", Some(&bad), None),
-            Err(Error::Corrupt(_))
-        ));
+        let b = Head::parse(Some(&bad), None);
+        assert!(!b.live(0), "not a live entry");
+        assert!(matches!(b.check("k"), Err(Error::Corrupt(_))));
     }
 
     #[test]

@@ -4,6 +4,29 @@ use cache_api::{parse_count, parse_flag, Error, Result};
 use std::fmt;
 use std::time::Duration;
 
+/// Whether the authority of `url` (between `://` and the next `/`, `?` or `#`) has user info.
+fn has_user_info(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
+/// `url` for messages: without its query and fragment (option values), and with any user info
+/// replaced by `***`.
+fn redact(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or("");
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => no_query.to_owned(),
+            }
+        }
+        None => no_query.to_owned(),
+    }
+}
+
 /// An access key given to the builder (instead of the AWS credential chain). `Debug` shows the
 /// key id but never the secret or the session token.
 #[derive(Clone, PartialEq, Eq)]
@@ -48,8 +71,10 @@ impl fmt::Debug for StaticCredentials {
 ///
 /// # Defaults, and why
 /// * `connect_timeout` 2 s and `operation_timeout` 30 s: while the store is unreachable or hangs,
-///   every call waits at most this long before the cache fails open. Raise `operation_timeout`
-///   for very large values on slow links.
+///   each S3 request waits at most this long (and reading a body at most `operation_timeout`
+///   more) before it fails and the cache fails open. One cache operation makes one request on
+///   a hit or a plain write, up to a handful for a lock (create, read back, take over). Raise
+///   `operation_timeout` for very large values on slow links.
 /// * `max_attempts` 2 (one retry, after 50 ms): the SDK's standard retry of transient failures,
 ///   kept short because a cache that waits seconds for its store is worse than a miss.
 /// * `confirm_conditional_writes` on, `confirm_delay` zero: see
@@ -75,7 +100,8 @@ pub struct S3Config {
     pub credentials: Option<StaticCredentials>,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
-    /// How long one operation may take in all, retries included.
+    /// How long one S3 request may take in all, retries included; reading a body gets as long
+    /// again.
     pub operation_timeout: Duration,
     /// Attempts per operation for transient failures (1 = no retry).
     pub max_attempts: u32,
@@ -136,17 +162,19 @@ impl S3Config {
     /// `region`, `path_style`, `create_bucket`, `confirm_writes` (booleans), `confirm_delay_ms`,
     /// `connect_timeout_ms`, `operation_timeout_ms`, `max_attempts`. Credentials are not taken from the URL.
     pub fn from_url(url: &str) -> Result<Self> {
-        let invalid = |why: &str| Error::Config(format!("invalid s3 url `{url}`: {why}"));
+        // Errors show the URL without its query (option values) and without any user info.
+        let shown = redact(url);
+        let invalid = |why: &str| Error::Config(format!("invalid s3 url `{shown}`: {why}"));
+        if has_user_info(url) {
+            return Err(Error::Config(format!(
+                "invalid s3 url `{shown}`: an s3 url does not carry credentials: set \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or \
+                 S3Config::with_credentials"
+            )));
+        }
         let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
         if parsed.scheme() != "s3" {
             return Err(invalid("expected s3://bucket/prefix"));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(Error::Config(
-                "an s3 url does not carry credentials: set AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY, a profile, or S3Config::with_credentials"
-                    .into(),
-            ));
         }
         if parsed.port().is_some() {
             return Err(invalid(
@@ -284,11 +312,14 @@ impl S3Config {
             ));
         }
         if let Some(e) = &self.endpoint {
-            let ok = url::Url::parse(e)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            let ok = !has_user_info(e)
+                && url::Url::parse(e)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
                 return Err(Error::Config(format!(
-                    "invalid s3 endpoint `{e}`: expected http(s)://host[:port]"
+                    "invalid s3 endpoint `{}`: expected http(s)://host[:port], without user \
+                     info (credentials go in S3Config::with_credentials or the AWS chain)",
+                    redact(e)
                 )));
             }
         }

@@ -116,6 +116,45 @@ async fn a_bad_expiry_in_metadata_is_a_counted_corrupt_miss() {
     assert_eq!(runs.load(SeqCst), 2, "healed");
 }
 
+#[tokio::test]
+async fn an_object_with_bad_metadata_is_deleted_and_taken_over() {
+    let b = backend(&unique_prefix("badmeta-ops"));
+    let client = b.client().await.unwrap();
+    let put_bad = |key: &'static str| {
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key(b.object_key(key))
+            .body(ByteStream::from_static(b"x"))
+            .metadata("steadycache-expires-at", "never-ish")
+            .send()
+    };
+    put_bad("d").await.unwrap();
+    assert!(b.delete("d").await.unwrap(), "removed");
+    assert_eq!(b.get("d").await.unwrap(), None);
+    put_bad("l").await.unwrap();
+    assert!(b
+        .acquire_lock("l", "t1", Duration::from_secs(30))
+        .await
+        .unwrap());
+    assert!(b.release_lock("l", "t1").await.unwrap());
+    put_bad("n").await.unwrap();
+    assert!(b.set_if_absent("n", b"v".to_vec(), None).await.unwrap());
+    assert_eq!(b.get("n").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_not_mistaken_for_a_missing_object() {
+    let b = S3Backend::open(
+        server()
+            .config("never-created", "")
+            .with_create_bucket(false),
+    )
+    .unwrap();
+    let e = b.delete("k").await.unwrap_err();
+    assert!(e.to_string().contains("bucket does not exist"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_mb_value_round_trips() {
     let b = backend(&unique_prefix("big"));
@@ -313,8 +352,17 @@ fn urls_and_secrets() {
             "{bad}"
         );
     }
-    let e = S3Config::from_url("s3://AK:SK@bucket/p").unwrap_err();
-    assert!(!e.to_string().contains("SK@"), "{e}");
+    for leaky in [
+        "s3://AKID:SEKRIT@bucket/p",
+        "s3://AKID:SEKRIT@bucket:bad/p",
+        "https://AKID:SEKRIT@bucket/p",
+        "s3://bucket/p?aws_secret_access_key=SEKRIT",
+        "s3://bucket/p?endpoint=http://AKID:SEKRIT@127.0.0.1:9000",
+    ] {
+        let e = S3Config::from_url(leaky).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{leaky}");
+        assert!(!e.to_string().contains("SEKRIT"), "{leaky}: {e}");
+    }
 }
 
 /// How often racing lock takers both win against this server, with the read-back confirm off,

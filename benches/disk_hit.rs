@@ -4,6 +4,8 @@
 //! Run: `cargo bench --bench disk_hit --features file,sqlite`.
 //! Targets (issue 3): a sync hit ≤ 10 µs and an async hit ≤ 25 µs on both disk backends. For
 //! scale: Python's cachier pickle core took 332 µs per hit on the same kind of machine.
+mod support;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -77,11 +79,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     let mut g = c.benchmark_group("disk_hit_sync_1k");
-    let mut k = 0u64;
-    let mut next = move || {
-        k = (k + 1) % KEYS;
-        k
-    };
+    let mut next = support::key_cycle(KEYS);
     g.bench_function("memory", |b| {
         b.iter(|| black_box(mem_sync(black_box(next()))))
     });

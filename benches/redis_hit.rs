@@ -116,11 +116,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let mut g = c.benchmark_group("redis_hit_seq");
-    let mut k = 0u64;
-    let mut next = move || {
-        k = (k + 1) % KEYS;
-        k
-    };
+    let mut next = support::key_cycle(KEYS);
     g.bench_function("steadycache", |b| {
         b.to_async(&rt).iter(|| st_hit(black_box(next())))
     });

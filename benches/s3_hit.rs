@@ -122,11 +122,7 @@ fn bench(c: &mut Criterion) {
         println!("  p50 ratio steadycache / raw = {:.3}", st50 / raw50);
     });
     let mut g = c.benchmark_group("s3_hit_seq");
-    let mut k = 0u64;
-    let mut next = move || {
-        k = (k + 1) % KEYS;
-        k
-    };
+    let mut next = support::key_cycle(KEYS);
     g.bench_function("steadycache", |b| {
         b.to_async(&rt).iter(|| st_hit(black_box(next())))
     });

@@ -5,10 +5,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 use steadycache::cached;
-use support::{spawn, temp_dir, wait, xp_cache, COUNT, ROLE, XP_URL};
+use support::{spawn, spawn_and_wait, temp_dir, wait, xp_cache, COUNT, ROLE, XP_URL};
 
 const KEYS: u32 = 20;
 const PROCESSES: usize = 4;
@@ -81,13 +80,13 @@ fn single_flight_across_processes(url: &str, dir: &Path) {
     let count = dir.join("count.txt");
     let count_s = count.to_string_lossy().to_string();
     let envs = [(XP_URL, url), (COUNT, count_s.as_str())];
-    let children: Vec<Child> = (0..PROCESSES).map(|_| spawn("race", &envs)).collect();
-    for c in children {
-        assert!(
-            wait(c, Duration::from_secs(120)).success(),
-            "a racing child failed"
-        );
-    }
+    spawn_and_wait(
+        PROCESSES,
+        "race",
+        &envs,
+        Duration::from_secs(120),
+        "a racing child failed",
+    );
     // 4 processes x 20 cold keys at once: the body ran exactly once per key, across all of them.
     assert_eq!(
         counts(&count),

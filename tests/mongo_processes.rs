@@ -5,46 +5,28 @@
 mod support;
 
 use backend_mongo::testing::MongoServer;
-use steadycache::{cached, Cache, MongoBackend};
-use support::{body_sleep, killed_holder_then_one_more, racers_then_a_reuser, xp_cache, ROLE};
-
-/// The cold-key function: counts its runs in the count file.
-#[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "2s")]
-async fn shared(key: u32) -> u64 {
-    support::count(&format!("shared {key}"));
-    tokio::time::sleep(body_sleep()).await;
-    u64::from(key) * 7
-}
+use steadycache::{Cache, MongoBackend};
+use support::{killed_holder_then_one_more, racers_then_a_reuser, ROLE};
 
 /// What a child process does, chosen by `STEADYCACHE_XP_ROLE`. Not a test of its own.
 #[test]
 #[ignore = "run by the mongo process tests as a child process"]
 fn child_main() {
     if let Ok(role) = std::env::var(ROLE) {
-        support::race_child(&role, || shared(1), 7, || shared_cache().stats());
+        support::race_child(&role);
     }
 }
 
 #[test]
 fn four_processes_times_twenty_tasks_run_the_body_once_and_later_processes_hit() {
     let server = MongoServer::start();
-    racers_then_a_reuser(
-        4,
-        20,
-        &format!("{}&collection=xp", server.url()),
-        "shared 1",
-        &[],
-    );
+    racers_then_a_reuser(4, 20, &format!("{}&collection=xp", server.url()), &[]);
 }
 
 #[test]
 fn a_lock_holder_killed_mid_computation_does_not_block_the_others() {
     let server = MongoServer::start();
-    killed_holder_then_one_more(
-        &format!("{}&collection=dead", server.url()),
-        "shared 1",
-        &[],
-    );
+    killed_holder_then_one_more(&format!("{}&collection=dead", server.url()), &[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

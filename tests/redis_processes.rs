@@ -7,21 +7,12 @@
 mod support;
 
 use backend_redis::testing::RedisServer;
-use std::process::Child;
 use std::time::Duration;
 use steadycache::cached;
 use support::{
-    body_sleep, killed_holder_then_one_more, lines, racers_then_a_reuser, spawn, temp_dir, wait,
-    xp_cache, COUNT, ROLE, XP_URL,
+    killed_holder_then_one_more, lines, racers_then_a_reuser, spawn, spawn_and_wait, temp_dir,
+    wait, xp_cache, COUNT, ROLE, XP_URL,
 };
-
-/// The cold-key function of the single-flight and dead-holder tests.
-#[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "2s")]
-async fn shared(key: u32) -> u64 {
-    support::count(&format!("shared {key}"));
-    tokio::time::sleep(body_sleep()).await;
-    u64::from(key) * 7
-}
 
 /// Fresh for 1 s, then stale for a minute while one refresh runs, across processes.
 #[cached(
@@ -55,20 +46,20 @@ fn child_main() {
             }
             tokio::time::sleep(Duration::from_millis(600)).await;
         }),
-        _ => support::race_child(&role, || shared(1), 7, || shared_cache().stats()),
+        _ => support::race_child(&role),
     }
 }
 
 #[test]
 fn eight_processes_times_fifty_tasks_run_the_body_once_and_later_processes_hit() {
     let server = RedisServer::start();
-    racers_then_a_reuser(8, 50, &server.url(), "shared 1", &[]);
+    racers_then_a_reuser(8, 50, &server.url(), &[]);
 }
 
 #[test]
 fn a_lock_holder_killed_mid_computation_does_not_block_the_others() {
     let server = RedisServer::start();
-    killed_holder_then_one_more(&server.url(), "shared 1", &[]);
+    killed_holder_then_one_more(&server.url(), &[]);
 }
 
 #[test]
@@ -81,13 +72,13 @@ fn stale_while_revalidate_refreshes_once_across_processes() {
     assert!(wait(spawn("swr-warm", &envs), Duration::from_secs(30)).success());
     assert_eq!(lines(&count), vec!["swr 1"]);
     std::thread::sleep(Duration::from_millis(1200)); // past the ttl: stale now
-    let children: Vec<Child> = (0..6).map(|_| spawn("swr-hit", &envs)).collect();
-    for c in children {
-        assert!(
-            wait(c, Duration::from_secs(30)).success(),
-            "a child did not get the (stale or fresh) value"
-        );
-    }
+    spawn_and_wait(
+        6,
+        "swr-hit",
+        &envs,
+        Duration::from_secs(30),
+        "a child did not get the (stale or fresh) value",
+    );
     assert_eq!(
         lines(&count),
         vec!["swr 1", "swr 1"],

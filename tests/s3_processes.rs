@@ -8,7 +8,7 @@ mod support;
 
 use backend_s3::testing::{S3Server, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use steadycache::cached;
-use support::{body_sleep, killed_holder_then_one_more, racers_then_a_reuser, xp_cache, ROLE};
+use support::{killed_holder_then_one_more, racers_then_a_reuser, ROLE};
 
 /// The AWS credential chain's environment variables for the test server.
 const AWS_ENV: [(&str, &str); 3] = [
@@ -18,39 +18,25 @@ const AWS_ENV: [(&str, &str); 3] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
-/// The cold-key function: counts its runs in the count file.
-#[cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "2s")]
-async fn shared(key: u32) -> u64 {
-    support::count(&format!("shared {key}"));
-    tokio::time::sleep(body_sleep()).await;
-    u64::from(key) * 7
-}
-
 /// What a child process does, chosen by `STEADYCACHE_XP_ROLE`. Not a test of its own.
 #[test]
 #[ignore = "run by the s3 process tests as a child process"]
 fn child_main() {
     if let Ok(role) = std::env::var(ROLE) {
-        support::race_child(&role, || shared(1), 7, || shared_cache().stats());
+        support::race_child(&role);
     }
 }
 
 #[test]
 fn four_processes_times_twenty_tasks_run_the_body_once_and_later_processes_hit() {
     let server = S3Server::start();
-    racers_then_a_reuser(
-        4,
-        20,
-        &server.url("cross-process", "race/"),
-        "shared 1",
-        &AWS_ENV,
-    );
+    racers_then_a_reuser(4, 20, &server.url("cross-process", "race/"), &AWS_ENV);
 }
 
 #[test]
 fn a_lock_holder_killed_mid_computation_does_not_block_the_others() {
     let server = S3Server::start();
-    killed_holder_then_one_more(&server.url("cross-process", "dead/"), "shared 1", &AWS_ENV);
+    killed_holder_then_one_more(&server.url("cross-process", "dead/"), &AWS_ENV);
 }
 
 /// A cache on its own S3 server, credentials from the builder (for the sync test below).

@@ -57,6 +57,15 @@ pub fn block_on<F: std::future::Future>(body: F) -> F::Output {
         .block_on(body)
 }
 
+/// Start `n` children in `role` at once and wait for all of them (each within `limit`); any
+/// that fails fails the test with `failed`.
+pub fn spawn_and_wait(n: usize, role: &str, envs: &[(&str, &str)], limit: Duration, failed: &str) {
+    let children: Vec<Child> = (0..n).map(|_| spawn(role, envs)).collect();
+    for c in children {
+        assert!(wait(c, limit).success(), "{failed}");
+    }
+}
+
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
@@ -122,19 +131,24 @@ pub fn body_sleep() -> Duration {
     Duration::from_millis(ms)
 }
 
-/// The child side of [`racers_then_a_reuser`] and [`killed_holder_then_one_more`], for `role`:
-/// * `"race"`: [`TASKS`] tasks of `call` on one cold key; each must get `expected`;
-/// * `"one"`: one call, which must get `expected`;
-/// * `"reuse"` (a later process): one call, and `stats` must show one hit and no miss (else
-///   the child exits 3).
-pub fn race_child<Fut>(
-    role: &str,
-    call: fn() -> Fut,
-    expected: u64,
-    stats: fn() -> steadycache::StatsSnapshot,
-) where
-    Fut: std::future::Future<Output = u64> + Send + 'static,
-{
+/// The cold-key function of the process tests, on the cache named by [`XP_URL`]: writes
+/// `shared <key>` to the count file, sleeps [`body_sleep`], returns `key * 7`. Its lock expires
+/// 2 s after a holder dies.
+#[steadycache::cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "2s")]
+pub async fn shared(key: u32) -> u64 {
+    count(&format!("shared {key}"));
+    tokio::time::sleep(body_sleep()).await;
+    u64::from(key) * 7
+}
+
+/// The child side of [`racers_then_a_reuser`] and [`killed_holder_then_one_more`], calling
+/// [`shared`]`(1)` in `role`:
+/// * `"race"`: [`TASKS`] tasks on the one cold key; each must get 7;
+/// * `"one"`: one call, which must get 7;
+/// * `"reuse"` (a later process): one call, which must be a hit and no miss (else the child
+///   exits 3).
+pub fn race_child(role: &str) {
+    let (call, expected) = (|| shared(1), 7);
     let tasks: usize = std::env::var(TASKS)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -154,7 +168,7 @@ pub fn race_child<Fut>(
             "one" => assert_eq!(call().await, expected),
             "reuse" => {
                 assert_eq!(call().await, expected);
-                let s = stats();
+                let s = shared_cache().stats();
                 if s.hits != 1 || s.misses != 0 {
                     eprintln!("expected one hit and no miss, got {s:?}");
                     std::process::exit(3);
@@ -166,15 +180,9 @@ pub fn race_child<Fut>(
 }
 
 /// The parent side: `racers` processes × `tasks` tasks on one cold key of the cache at `url`
-/// (the children call [`race_child`]; `envs` are passed on) must run the body, which writes
-/// `body_line` to the count file and sleeps 500 ms, exactly once; then a later process must hit.
-pub fn racers_then_a_reuser(
-    racers: usize,
-    tasks: usize,
-    url: &str,
-    body_line: &str,
-    envs: &[(&str, &str)],
-) {
+/// (the children call [`race_child`]; `envs` are passed on) must run [`shared`]'s body (500 ms)
+/// exactly once; then a later process must hit.
+pub fn racers_then_a_reuser(racers: usize, tasks: usize, url: &str, envs: &[(&str, &str)]) {
     let dir = temp_dir("race");
     let count = dir.join("count.txt");
     let (count_s, tasks_s) = (count.to_string_lossy().to_string(), tasks.to_string());
@@ -185,16 +193,16 @@ pub fn racers_then_a_reuser(
         (SLEEP_MS, "500"),
     ];
     all.extend_from_slice(envs);
-    let children: Vec<Child> = (0..racers).map(|_| spawn("race", &all)).collect();
-    for c in children {
-        assert!(
-            wait(c, Duration::from_secs(90)).success(),
-            "a child failed: some caller did not get the value"
-        );
-    }
+    spawn_and_wait(
+        racers,
+        "race",
+        &all,
+        Duration::from_secs(90),
+        "a child failed: some caller did not get the value",
+    );
     assert_eq!(
         lines(&count),
-        vec![body_line],
+        vec!["shared 1"],
         "the body ran once across {racers} x {tasks} callers"
     );
     assert!(
@@ -207,9 +215,9 @@ pub fn racers_then_a_reuser(
 
 /// The parent side of a dead lock holder: a child starts computing (its body sleeps a minute)
 /// and is killed with SIGKILL while it holds the distributed lock; then 3 more children call
-/// the same key. The dead holder's lock must expire (the function's `lock_ttl`, which should be
-/// short) and exactly one of the 3 compute, so the count file ends with `body_line` twice.
-pub fn killed_holder_then_one_more(url: &str, body_line: &str, envs: &[(&str, &str)]) {
+/// the same key of [`shared`]. The dead holder's lock must expire (after 2 s) and exactly one of
+/// the 3 compute, so the body ran twice in all.
+pub fn killed_holder_then_one_more(url: &str, envs: &[(&str, &str)]) {
     let dir = temp_dir("dead");
     let count = dir.join("count.txt");
     let count_s = count.to_string_lossy().to_string();
@@ -231,17 +239,17 @@ pub fn killed_holder_then_one_more(url: &str, body_line: &str, envs: &[(&str, &s
     }
     holder.kill().expect("SIGKILL the lock holder");
     let _ = holder.wait();
-    let others: Vec<Child> = (0..3).map(|_| spawn("one", &with("200"))).collect();
     // They finish soon after the lock's ttl; the limit only guards against a hang.
-    for c in others {
-        assert!(
-            wait(c, Duration::from_secs(30)).success(),
-            "a waiter did not get the value"
-        );
-    }
+    spawn_and_wait(
+        3,
+        "one",
+        &with("200"),
+        Duration::from_secs(30),
+        "a waiter did not get the value",
+    );
     assert_eq!(
         lines(&count),
-        vec![body_line, body_line],
+        vec!["shared 1", "shared 1"],
         "the dead holder's run, then exactly one more after its lock expired"
     );
     let _ = std::fs::remove_dir_all(&dir);

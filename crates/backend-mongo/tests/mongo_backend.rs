@@ -103,10 +103,13 @@ async fn a_server_that_is_down_fails_fast_and_comes_back() {
     let mut own = MongoServer::start();
     let url = format!("{}&server_selection_timeout_ms=500", own.url());
     let b = MongoBackend::from_url(&url).unwrap();
-    cache_api::testing::recovers_after_restart(
-        &b,
-        |up| if up { own.restart() } else { own.kill() },
-    )
+    cache_api::testing::recovers_after_restart(&b, false, |up| {
+        if up {
+            own.restart()
+        } else {
+            own.kill()
+        }
+    })
     .await;
 }
 

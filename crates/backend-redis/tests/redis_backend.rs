@@ -115,10 +115,13 @@ async fn a_counter_of_another_type_is_a_permanent_error() {
 async fn a_server_that_is_down_is_a_transient_error_and_comes_back() {
     let mut own = RedisServer::start();
     let b = RedisBackend::from_url(&own.url()).unwrap();
-    cache_api::testing::recovers_after_restart(
-        &b,
-        |up| if up { own.restart() } else { own.kill() },
-    )
+    cache_api::testing::recovers_after_restart(&b, false, |up| {
+        if up {
+            own.restart()
+        } else {
+            own.kill()
+        }
+    })
     .await;
 }
 

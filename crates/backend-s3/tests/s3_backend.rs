@@ -269,26 +269,14 @@ async fn a_server_that_is_down_fails_fast_and_comes_back_with_its_data() {
             .with_connect_timeout(Duration::from_millis(500)),
     )
     .unwrap();
-    b.set("k", b"v".to_vec(), None).await.unwrap();
-    own.kill();
-    let e = b.get("k").await.unwrap_err();
-    assert!(e.is_transient(), "a store that is down is transient: {e}");
-    own.restart();
-    let mut back = None;
-    for _ in 0..50 {
-        match b.get("k").await {
-            Ok(v) => {
-                back = Some(v);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    cache_api::testing::recovers_after_restart(&b, true, |up| {
+        if up {
+            own.restart()
+        } else {
+            own.kill()
         }
-    }
-    assert_eq!(
-        back,
-        Some(Some(b"v".to_vec())),
-        "the same backend reads again"
-    );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,8 +358,13 @@ pub async fn outage_fails_open(cache: &Cache, mut set_up: impl FnMut(bool)) {
 /// The backend itself through a restart: while the store is down an operation fails with a
 /// transient error (never a panic, never a hang past the backend's timeouts); once it is back
 /// the same backend value works again, without being rebuilt. `set_up` as in
-/// [`outage_fails_open`]; the store is expected to come back empty.
-pub async fn recovers_after_restart(b: &dyn Backend, mut set_up: impl FnMut(bool)) {
+/// [`outage_fails_open`]. `keeps_data`: the store comes back with what it held (a store on disk)
+/// rather than empty (a server in memory).
+pub async fn recovers_after_restart(
+    b: &dyn Backend,
+    keeps_data: bool,
+    mut set_up: impl FnMut(bool),
+) {
     let k = unique_prefix("restart") + "k";
     b.set(&k, b"v".to_vec(), None).await.unwrap();
     set_up(false);
@@ -379,10 +384,11 @@ pub async fn recovers_after_restart(b: &dyn Backend, mut set_up: impl FnMut(bool
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+    let expected = keeps_data.then(|| b"v".to_vec());
     assert_eq!(
         back,
-        Some(None),
-        "reconnected to the restarted (empty) store"
+        Some(expected),
+        "reconnected to the restarted store (keeps its data: {keeps_data})"
     );
     b.set(&k, b"again".to_vec(), None).await.unwrap();
     assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(&b"again"[..]));

@@ -68,11 +68,9 @@ pub fn main() {
     assert_eq!(first, second);
     let stats = report_cache().stats();
     println!("1000-row report: {} miss, {} hit", stats.misses, stats.hits);
-    let key = report_cache().key_for(&steadycache::ArgsKey::hashed(
-        steadycache::hash_args(&(&1000u32,)).expect("u32 serializes"),
-    ));
+    let key = report_cache().key(1000).expect("u32 serializes");
     let cache = report_cache().cache().clone();
-    let stored = steadycache::block_on(async move { cache.backend().get(&key).await })
+    let stored = steadycache::plumbing::block_on(async move { cache.backend().get(&key).await })
         .ok()
         .and_then(|r| r.ok())
         .flatten()

@@ -70,8 +70,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 log "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features
 
-log "backend-redis without its tls feature: rediss:// is a clear configuration error"
-cargo test -p backend-redis --features testing --test redis_backend rediss_without
+log "steadycache-redis without its tls feature: rediss:// is a clear configuration error"
+cargo test -p steadycache-redis --features testing --test redis_backend rediss_without
 
 log "benches compile"
 cargo bench --workspace --all-features --no-run

@@ -80,28 +80,41 @@
 //! and a stale-while-revalidate refresh run once per key across them.
 #![deny(missing_docs)]
 
-pub use cache_api::*;
-pub use cache_macros::cached;
+// The curated API: what a user of `#[cached]`, `Cache`, `Policy`, the hooks and the backends
+// needs. Backend-author plumbing lives in `plumbing`; what the macro expands to, in `__private`.
+pub use steadycache_api::{
+    async_trait, current_options, default_cache, is_enabled, parse_duration, set_default_cache,
+    set_enabled, with_options, with_options_async, Backend, BackendExt, Cache, CacheBuilder,
+    CacheManager, CallOptions, Capabilities, Codec, Counter, DefaultManager, Entry, Error, Format,
+    Freshness, Lock, Memo, MemoryBackend, MemoryConfig, Policy, Refresh, Result, StatsSnapshot,
+    DEFAULT_MAX_BYTES, FORMAT_VERSION,
+};
+pub use steadycache_macros::cached;
+
+/// For backend authors: URL schemes, the blocking fast path, the library runtime, and the
+/// helpers every backend of this workspace uses (see `steadycache_api::plumbing`).
+pub use steadycache_api::plumbing;
 
 #[cfg(feature = "file")]
-pub use backend_file::{FileBackend, FileConfig};
-#[cfg(feature = "sqlite")]
-pub use backend_file::{SqliteBackend, SqliteConfig};
+pub use steadycache_file::{FileBackend, FileConfig};
 #[cfg(feature = "mongo")]
-pub use backend_mongo::{MongoBackend, MongoConfig};
+pub use steadycache_mongo::{MongoBackend, MongoConfig};
 #[cfg(feature = "redis")]
-pub use backend_redis::{RedisBackend, RedisConfig};
+pub use steadycache_redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "s3")]
-pub use backend_s3::{S3Backend, S3Config};
+pub use steadycache_s3::{S3Backend, S3Config};
+#[cfg(feature = "sqlite")]
+pub use steadycache_sqlite::{SqliteBackend, SqliteConfig};
 
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use cache_api::{
-        hash_args, ArgsKey, Cache, CacheSource, Lock, Memo, NoRefresh, Policy, Refresh,
-        RefreshWith, Shape,
-    };
     use std::marker::PhantomData;
+    pub use steadycache_api::__private::{
+        hash_args, ArgsKey, AsyncJob, AsyncRefresh, CacheSource, NoRefresh, RefreshWith, Shape,
+        SyncJob, SyncRefresh,
+    };
+    pub use steadycache_api::{Cache, Lock, Memo, Policy, Refresh};
 
     /// Splits a `Result` type (also through aliases such as `anyhow::Result<T>`).
     pub trait ResultParts {

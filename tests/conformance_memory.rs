@@ -4,7 +4,7 @@ use steadycache::{Backend, MemoryBackend};
 
 mod memory {
     use super::*;
-    steadycache::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(MemoryBackend::default()) as Arc<dyn Backend>
     });
 }
@@ -12,7 +12,7 @@ mod memory {
 mod boxed {
     use super::*;
     // `Box<B>` and `Arc<B>` forward every method.
-    steadycache::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(Box::new(MemoryBackend::default())) as Arc<dyn Backend>
     });
 }

@@ -298,7 +298,7 @@ fn template_keys_and_skipped_arguments() {
     assert_eq!(user_name(&c, 2), "user-2");
     assert_eq!(TPL_RUNS.load(SeqCst), 2);
     assert_eq!(
-        user_name_cache().key_for(&steadycache::ArgsKey::text("user:1")),
+        user_name_cache().key(&Client, 1).unwrap(),
         format!(
             "{}:{}:user:1",
             user_name_cache().namespace(),
@@ -383,9 +383,7 @@ async fn sync_fn_on_a_byte_cache_works_inside_a_tokio_runtime() {
     assert_eq!(remote_cube(2), 8);
     assert_eq!(INSIDE_RUNS.load(SeqCst), 1);
     // and the stored value is JSON, readable by anyone
-    let key = remote_cube_cache().key_for(&steadycache::ArgsKey::hashed(
-        steadycache::hash_args(&(&2u64,)).unwrap(),
-    ));
+    let key = remote_cube_cache().key(2).unwrap();
     let raw = remote_cube_cache()
         .cache()
         .backend()

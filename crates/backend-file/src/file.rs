@@ -3,13 +3,7 @@
 //!
 //! The layout, file format, concurrency and housekeeping are documented on [`FileBackend`].
 
-use crate::error::io_error;
-use crate::run_blocking;
 use async_trait::async_trait;
-use cache_api::{
-    check_ttl, parse_count, parse_flag, unix_millis, Backend, BlockingBackend, Capabilities, Error,
-    Result,
-};
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
+use steadycache_api::plumbing::{
+    check_ttl, deadline, io_error, parse_count, parse_flag, redact_url, run_blocking, unix_millis,
+    BlockingBackend,
+};
+use steadycache_api::{Backend, Capabilities, Error, Result};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 const NAME: &str = "file";
@@ -112,7 +111,7 @@ impl FileConfig {
     /// Percent-escapes in the path are decoded.
     pub fn from_url(url: &str) -> Result<Self> {
         let parsed = url::Url::parse(url)
-            .map_err(|e| Error::Config(format!("invalid file url `{url}`: {e}")))?;
+            .map_err(|e| Error::Config(format!("invalid file url `{}`: {e}", redact_url(url))))?;
         if parsed.scheme() != "file" {
             return Err(Error::Config(format!(
                 "`{url}` is not a file url (file:///abs/path)"
@@ -630,13 +629,6 @@ fn read_header(file: &mut File, len: u64) -> io::Result<std::result::Result<Head
     }))
 }
 
-fn expiry(ttl: Option<Duration>, now: u64) -> u64 {
-    ttl.map_or(u64::MAX, |d| {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        now.saturating_add(ms.max(1))
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small file helpers
 
@@ -827,7 +819,13 @@ impl Inner {
     fn set(self: &Arc<Self>, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
         let loc = Location::of(key);
-        self.write(key, &loc, value, expiry(ttl, unix_millis()), KIND_VALUE)
+        self.write(
+            key,
+            &loc,
+            value,
+            deadline(unix_millis(), ttl).unwrap_or(u64::MAX),
+            KIND_VALUE,
+        )
     }
 
     /// Write an entry atomically: temp file in the entry's directory, optional fsync, rename.
@@ -1043,7 +1041,13 @@ impl Inner {
         if self.read_live(key, &self.entry_path(&loc))?.is_some() {
             return Ok(false);
         }
-        self.write(key, &loc, value, expiry(ttl, unix_millis()), KIND_VALUE)?;
+        self.write(
+            key,
+            &loc,
+            value,
+            deadline(unix_millis(), ttl).unwrap_or(u64::MAX),
+            KIND_VALUE,
+        )?;
         Ok(true)
     }
 
@@ -1052,7 +1056,7 @@ impl Inner {
         let loc = Location::of(key);
         let _lock = self.lock_key(&loc)?;
         let (current, expires_at) = match self.read_live(key, &self.entry_path(&loc))? {
-            None => (0, expiry(ttl, unix_millis())),
+            None => (0, deadline(unix_millis(), ttl).unwrap_or(u64::MAX)),
             Some(s) if s.kind == KIND_LOCK => {
                 return Err(Error::backend(
                     NAME,
@@ -1089,7 +1093,7 @@ impl Inner {
         if self.read_live(key, &self.entry_path(&loc))?.is_some() {
             return Ok(false);
         }
-        let expires_at = expiry(Some(ttl), unix_millis());
+        let expires_at = deadline(unix_millis(), Some(ttl)).unwrap_or(u64::MAX);
         self.write(key, &loc, token.as_bytes(), expires_at, KIND_LOCK)?;
         Ok(true)
     }
@@ -1495,13 +1499,13 @@ impl Backend for FileBackend {
         }
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
-        run_blocking(move || inner.get(&key)).await
+        run_blocking(NAME, move || inner.get(&key)).await
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
-        run_blocking(move || inner.set(&key, &value, ttl)).await
+        run_blocking(NAME, move || inner.set(&key, &value, ttl)).await
     }
 
     async fn set_if_absent(
@@ -1512,42 +1516,42 @@ impl Backend for FileBackend {
     ) -> Result<bool> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
-        run_blocking(move || inner.set_if_absent(&key, &value, ttl)).await
+        run_blocking(NAME, move || inner.set_if_absent(&key, &value, ttl)).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
-        run_blocking(move || inner.delete(&key)).await
+        run_blocking(NAME, move || inner.delete(&key)).await
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let inner = Arc::clone(&self.inner);
         let prefix = prefix.to_owned();
-        run_blocking(move || inner.delete_prefix(&prefix)).await
+        run_blocking(NAME, move || inner.delete_prefix(&prefix)).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
-        run_blocking(move || inner.incr(&key, by, ttl)).await
+        run_blocking(NAME, move || inner.incr(&key, by, ttl)).await
     }
 
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let inner = Arc::clone(&self.inner);
         let (key, token) = (key.to_owned(), token.to_owned());
-        run_blocking(move || inner.acquire_lock(&key, &token, ttl)).await
+        run_blocking(NAME, move || inner.acquire_lock(&key, &token, ttl)).await
     }
 
     async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
         let inner = Arc::clone(&self.inner);
         let (key, token) = (key.to_owned(), token.to_owned());
-        run_blocking(move || inner.release_lock(&key, &token)).await
+        run_blocking(NAME, move || inner.release_lock(&key, &token)).await
     }
 
     async fn ping(&self) -> Result<()> {
         let inner = Arc::clone(&self.inner);
-        run_blocking(move || inner.ping()).await
+        run_blocking(NAME, move || inner.ping()).await
     }
 
     fn blocking(&self) -> Option<&dyn BlockingBackend> {

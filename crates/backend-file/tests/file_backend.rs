@@ -1,13 +1,12 @@
 //! The file backend: the shared conformance suite, then what is particular to files (names,
 //! corruption, housekeeping, bounds, permissions, urls).
-#![cfg(feature = "file")]
 
-use backend_file::{FileBackend, FileConfig};
-use cache_api::{Backend, Error};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use steadycache_api::{Backend, Error};
+use steadycache_file::{FileBackend, FileConfig};
 
 /// A fresh directory under cargo's per-target temp dir, kept (not deleted) so that background
 /// threads and later steps of a test never see it vanish.
@@ -27,7 +26,7 @@ fn backend() -> FileBackend {
 mod conformance {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(FileBackend::open(FileConfig::new(fresh_dir())).unwrap()) as Arc<dyn Backend>
     });
 }
@@ -36,7 +35,7 @@ mod conformance {
 mod conformance_blocking_pool {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         let cfg = FileConfig::new(fresh_dir()).with_inline_reads(false);
         Arc::new(FileBackend::open(cfg).unwrap()) as Arc<dyn Backend>
     });

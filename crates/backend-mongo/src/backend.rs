@@ -1,15 +1,17 @@
 //! [`MongoBackend`]: the [`Backend`] contract on one MongoDB collection.
 
-use crate::config::{redact, MongoConfig};
+use crate::config::MongoConfig;
 use crate::error::{convert, is_duplicate_key, NAME};
 use async_trait::async_trait;
-use cache_api::{check_ttl, unix_millis, Backend, Capabilities, Entry, Error, Result};
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, IndexModel};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use steadycache_api::plumbing::redact_url;
+use steadycache_api::plumbing::{check_ttl, deadline_i64, unix_millis};
+use steadycache_api::{Backend, Capabilities, Entry, Error, Result};
 use tokio::sync::OnceCell;
 
 const KIND_VALUE: i32 = 0;
@@ -94,12 +96,6 @@ impl fmt::Debug for MongoBackend {
 
 fn now_ms() -> i64 {
     i64::try_from(unix_millis()).unwrap_or(NEVER)
-}
-
-fn expiry(ttl: Option<Duration>, now: i64) -> i64 {
-    ttl.map_or(NEVER, |d| {
-        now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(NEVER).max(1))
-    })
 }
 
 /// An integer field, Int32 or Int64 (servers may narrow small Int64 values).
@@ -216,12 +212,12 @@ impl MongoBackend {
 
 /// Make the client on the library runtime and return the collection.
 async fn connect(cfg: MongoConfig) -> Result<Collection<Document>> {
-    let rt = cache_api::library_runtime()?;
+    let rt = steadycache_api::plumbing::library_runtime()?;
     let made = rt
         .spawn(async move {
-            let mut opts = ClientOptions::parse(&cfg.uri)
-                .await
-                .map_err(|e| Error::Config(format!("mongodb url `{}`: {e}", redact(&cfg.uri))))?;
+            let mut opts = ClientOptions::parse(&cfg.uri).await.map_err(|e| {
+                Error::Config(format!("mongodb url `{}`: {e}", redact_url(&cfg.uri)))
+            })?;
             opts.server_selection_timeout = Some(cfg.server_selection_timeout);
             opts.connect_timeout = Some(cfg.connect_timeout);
             if opts.app_name.is_none() {
@@ -309,7 +305,7 @@ impl Backend for MongoBackend {
         check_ttl(ttl)?;
         let coll = self.collection().await?;
         let now = now_ms();
-        let update = doc! { "$set": fields(&value, KIND_VALUE, expiry(ttl, now), now) };
+        let update = doc! { "$set": fields(&value, KIND_VALUE, deadline_i64(now, ttl).unwrap_or(NEVER), now) };
         let upsert = || async {
             coll.update_one(doc! { "_id": key }, update.clone())
                 .upsert(true)
@@ -334,7 +330,12 @@ impl Backend for MongoBackend {
     ) -> Result<bool> {
         check_ttl(ttl)?;
         let now = now_ms();
-        let set = fields(&value, KIND_VALUE, expiry(ttl, now), now);
+        let set = fields(
+            &value,
+            KIND_VALUE,
+            deadline_i64(now, ttl).unwrap_or(NEVER),
+            now,
+        );
         self.take_if_absent_or_expired(key, set, now).await
     }
 
@@ -410,7 +411,12 @@ impl Backend for MongoBackend {
                     ));
                 }
             }
-            let mut set = fields(b"", KIND_COUNTER, expiry(ttl, now), now);
+            let mut set = fields(
+                b"",
+                KIND_COUNTER,
+                deadline_i64(now, ttl).unwrap_or(NEVER),
+                now,
+            );
             set.insert("n", by);
             if self.take_if_absent_or_expired(key, set, now).await? {
                 return Ok(by);
@@ -426,7 +432,12 @@ impl Backend for MongoBackend {
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         check_ttl(Some(ttl))?;
         let now = now_ms();
-        let mut set = fields(token.as_bytes(), KIND_LOCK, expiry(Some(ttl), now), now);
+        let mut set = fields(
+            token.as_bytes(),
+            KIND_LOCK,
+            deadline_i64(now, Some(ttl)).unwrap_or(NEVER),
+            now,
+        );
         set.insert("token", token);
         self.take_if_absent_or_expired(key, set, now).await
     }

@@ -1,19 +1,20 @@
 //! [`MongoConfig`]: where the collection is and how to reach it.
 
-use cache_api::{parse_count, Error, Result};
 use std::fmt;
 use std::time::Duration;
+use steadycache_api::plumbing::{parse_count, redact_url};
+use steadycache_api::{Error, Result};
 
 /// Configuration of a [`MongoBackend`](crate::MongoBackend).
 ///
 /// ```
-/// # use backend_mongo::MongoConfig;
+/// # use steadycache_mongo::MongoConfig;
 /// let cfg = MongoConfig::from_url(
 ///     "mongodb://app:s3cret@db.internal:27017/cachedb?collection=fx&authSource=admin",
 /// )?;
 /// assert_eq!((cfg.database.as_str(), cfg.collection.as_str()), ("cachedb", "fx"));
 /// assert!(!format!("{cfg:?}").contains("s3cret"), "the password never shows");
-/// # Ok::<(), cache_api::Error>(())
+/// # Ok::<(), steadycache_api::Error>(())
 /// ```
 ///
 /// # Defaults, and why
@@ -56,7 +57,7 @@ impl MongoConfig {
     /// `dns-resolver` feature, which this crate leaves off (it is a configuration error).
     pub fn from_url(url: &str) -> Result<Self> {
         let invalid =
-            |why: &str| Error::Config(format!("invalid mongodb url `{}`: {why}", redact(url)));
+            |why: &str| Error::Config(format!("invalid mongodb url `{}`: {why}", redact_url(url)));
         let rest = if let Some(rest) = url.strip_prefix("mongodb://") {
             rest
         } else if url.starts_with("mongodb+srv://") {
@@ -149,29 +150,11 @@ impl MongoConfig {
 impl fmt::Debug for MongoConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoConfig")
-            .field("uri", &redact(&self.uri))
+            .field("uri", &redact_url(&self.uri))
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("server_selection_timeout", &self.server_selection_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
-    }
-}
-
-/// `uri` with the password of its credentials (if any) replaced by `***`.
-pub(crate) fn redact(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return "…".into();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((creds, hosts)) => {
-            let user = creds.split_once(':').map_or(creds, |(u, _)| u);
-            format!("{scheme}://{user}:***@{hosts}{tail}")
-        }
-        None => uri.to_owned(),
     }
 }

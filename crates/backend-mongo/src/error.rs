@@ -1,12 +1,12 @@
-//! Driver errors into [`cache_api::Error`], by meaning: what may pass (network errors, no
+//! Driver errors into [`steadycache_api::Error`], by meaning: what may pass (network errors, no
 //! reachable server, a pool cleared after a failure, errors the driver labels retryable) is
 //! [`Error::Unavailable`]; the rest (authentication, a bad query, a document of another shape)
 //! is [`Error::Backend`].
 
-use cache_api::Error;
 use mongodb::error::{
     CommandError, ErrorKind, WriteError, WriteFailure, RETRYABLE_ERROR, RETRYABLE_WRITE_ERROR,
 };
+use steadycache_api::Error;
 
 pub(crate) const NAME: &str = "mongodb";
 

@@ -1,4 +1,4 @@
-//! # backend-mongo — steadycache on MongoDB
+//! # steadycache-mongo — steadycache on MongoDB
 //!
 //! [`MongoBackend`] keeps the cache's entries in one MongoDB collection, so every process and
 //! machine that reaches the database shares one cache (cachier's MongoDB core, with expiry,
@@ -6,15 +6,15 @@
 //! operations.
 //!
 //! ```no_run
-//! use backend_mongo::{MongoBackend, MongoConfig};
-//! use cache_api::Cache;
+//! use steadycache_mongo::{MongoBackend, MongoConfig};
+//! use steadycache_api::Cache;
 //!
 //! let backend = MongoBackend::open(
 //!     MongoConfig::new("mongodb://db.internal:27017").with_collection("fx_rates"),
 //! )?;
 //! let cache = Cache::builder().backend(backend).build();
 //! // or, with this crate linked in: Cache::from_url("mongodb://db.internal:27017/cachedb?collection=fx_rates")
-//! # Ok::<(), cache_api::Error>(())
+//! # Ok::<(), steadycache_api::Error>(())
 //! ```
 #![deny(missing_docs)]
 
@@ -27,13 +27,13 @@ pub mod testing;
 pub use backend::MongoBackend;
 pub use config::MongoConfig;
 
-fn open_url(url: &str) -> cache_api::Result<std::sync::Arc<dyn cache_api::Backend>> {
+fn open_url(url: &str) -> steadycache_api::Result<std::sync::Arc<dyn steadycache_api::Backend>> {
     Ok(std::sync::Arc::new(MongoBackend::from_url(url)?))
 }
 
-#[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
-#[linkme(crate = cache_api::linkme)]
-static MONGODB_SCHEME: cache_api::Scheme = cache_api::Scheme {
+#[steadycache_api::plumbing::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
+#[linkme(crate = steadycache_api::plumbing::linkme)]
+static MONGODB_SCHEME: steadycache_api::plumbing::Scheme = steadycache_api::plumbing::Scheme {
     name: "mongodb",
     open: open_url,
 };

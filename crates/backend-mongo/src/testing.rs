@@ -1,14 +1,14 @@
 //! A real MongoDB-wire server for tests (feature `testing`): [`MongoServer`] starts `nx-27017`
 //! (a MongoDB wire-protocol server on SQLite, from PyPI) on a free loopback port with an
-//! in-memory database, under the watchdog of [`cache_api::testing::server`].
+//! in-memory database, under the watchdog of [`steadycache_api::testing::server`].
 //!
 //! The program is `$STEADYCACHE_NX_27017`, else `.tools/nx-venv/bin/nx-27017` in the workspace
 //! (where `scripts/test.sh` installs it), else `nx-27017` on the `PATH`. This is test support:
 //! it panics with a clear message when the server cannot be started.
 
-use cache_api::testing::server::{free_port, port_open, ServerProcess};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use steadycache_api::testing::server::{free_port, port_open, ServerProcess};
 
 /// An `nx-27017` process on `127.0.0.1`.
 #[derive(Debug)]

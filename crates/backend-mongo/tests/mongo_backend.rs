@@ -1,13 +1,13 @@
 //! The MongoDB backend against a real MongoDB-wire server (nx-27017): the whole conformance
 //! suite, then what is particular to MongoDB.
 
-use backend_mongo::testing::MongoServer;
-use backend_mongo::{MongoBackend, MongoConfig};
-use cache_api::{Backend, Cache, Error, Policy};
 use mongodb::bson::{doc, Bson, Document};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use steadycache_api::{Backend, Cache, Error, Policy};
+use steadycache_mongo::testing::MongoServer;
+use steadycache_mongo::{MongoBackend, MongoConfig};
 
 /// One server for the whole test binary (each case works under its own key prefix).
 fn server() -> &'static MongoServer {
@@ -18,7 +18,7 @@ fn server() -> &'static MongoServer {
 mod conformance {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(MongoBackend::from_url(&server().url()).unwrap()) as Arc<dyn Backend>
     });
 }
@@ -103,7 +103,7 @@ async fn a_server_that_is_down_fails_fast_and_comes_back() {
     let mut own = MongoServer::start();
     let url = format!("{}&server_selection_timeout_ms=500", own.url());
     let b = MongoBackend::from_url(&url).unwrap();
-    cache_api::testing::recovers_after_restart(&b, false, |up| {
+    steadycache_api::testing::recovers_after_restart(&b, false, |up| {
         if up {
             own.restart()
         } else {

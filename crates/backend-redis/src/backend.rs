@@ -1,9 +1,8 @@
 //! [`RedisBackend`]: the [`Backend`] contract on Redis commands.
 
-use crate::config::{redact, RedisConfig};
+use crate::config::RedisConfig;
 use crate::error::{convert, NAME};
 use async_trait::async_trait;
-use cache_api::{check_ttl, Backend, Capabilities, Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -14,6 +13,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use steadycache_api::plumbing::check_ttl;
+use steadycache_api::plumbing::redact_url;
+use steadycache_api::{Backend, Capabilities, Error, Result};
 use tokio::sync::OnceCell;
 
 /// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
@@ -77,7 +79,7 @@ struct Inner {
 /// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
 /// | `ping` | `PING` |
 ///
-/// `delete_prefix("")` (what [`Cache::clear`](cache_api::Cache::clear) calls) removes every key
+/// `delete_prefix("")` (what [`Cache::clear`](steadycache_api::Cache::clear) calls) removes every key
 /// under [`key_prefix`](RedisConfig::key_prefix) — without one, every key of the database: give
 /// a `key_prefix` when the database holds anything besides this cache.
 ///
@@ -123,7 +125,7 @@ impl RedisBackend {
     pub fn open(config: RedisConfig) -> Result<Self> {
         config.validate()?;
         let bad_url = |e: redis::RedisError| {
-            Error::Config(format!("redis url `{}`: {e}", redact(&config.url)))
+            Error::Config(format!("redis url `{}`: {e}", redact_url(&config.url)))
         };
         let certs = tls_certificates(&config)?;
         let client = if config.cluster {
@@ -175,7 +177,7 @@ impl RedisBackend {
     }
 
     /// Run `command` on this backend's connection and convert the reply: for users (and
-    /// [`CacheManager`](cache_api::CacheManager)s) that store Redis datatypes of their own —
+    /// [`CacheManager`](steadycache_api::CacheManager)s) that store Redis datatypes of their own —
     /// lists, hashes — beside the cache's entries. Keys in `command` are used as given (add
     /// [`redis_key`](RedisBackend::redis_key) yourself).
     pub async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T> {
@@ -358,7 +360,7 @@ fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificate
 fn tls_certificates(config: &RedisConfig) -> Result<Option<std::convert::Infallible>> {
     if config.is_tls() || config.tls_ca.is_some() {
         return Err(Error::Config(
-            "rediss:// (TLS) needs the `tls` feature of backend-redis (steadycache: `redis-tls`)"
+            "rediss:// (TLS) needs the `tls` feature of steadycache-redis (steadycache: `redis-tls`)"
                 .into(),
         ));
     }

@@ -1,14 +1,15 @@
 //! [`RedisConfig`]: where the server is and how to talk to it.
 
-use cache_api::{parse_count, parse_flag, Error, Result};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+use steadycache_api::plumbing::{parse_count, parse_flag, redact_url};
+use steadycache_api::{Error, Result};
 
 /// Configuration of a [`RedisBackend`](crate::RedisBackend).
 ///
 /// ```
-/// # use backend_redis::RedisConfig;
+/// # use steadycache_redis::RedisConfig;
 /// # use std::time::Duration;
 /// let cfg = RedisConfig::from_url(
 ///     "redis://:s3cret@cache.internal:6379/2?key_prefix=app1:&response_timeout_ms=250",
@@ -16,7 +17,7 @@ use std::time::Duration;
 /// assert_eq!(cfg.key_prefix, "app1:");
 /// assert_eq!(cfg.response_timeout, Duration::from_millis(250));
 /// assert!(!format!("{cfg:?}").contains("s3cret"), "the password never shows");
-/// # Ok::<(), cache_api::Error>(())
+/// # Ok::<(), steadycache_api::Error>(())
 /// ```
 ///
 /// # Defaults, and why
@@ -73,7 +74,7 @@ impl RedisConfig {
     /// parameters go to the `redis` crate unchanged. A cluster URL names no database.
     pub fn from_url(url: &str) -> Result<Self> {
         let parsed = url::Url::parse(url)
-            .map_err(|e| Error::Config(format!("invalid redis url `{}`: {e}", redact(url))))?;
+            .map_err(|e| Error::Config(format!("invalid redis url `{}`: {e}", redact_url(url))))?;
         match parsed.scheme() {
             "redis" | "rediss" => {}
             other => {
@@ -85,7 +86,7 @@ impl RedisConfig {
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(Error::Config(format!(
                 "redis url `{}` names no host",
-                redact(url)
+                redact_url(url)
             )));
         }
         let mut cfg = RedisConfig::new(String::new());
@@ -183,7 +184,10 @@ impl RedisConfig {
     /// credentials.
     pub(crate) fn seeds(&self) -> Result<Vec<String>> {
         let base = url::Url::parse(&self.url).map_err(|e| {
-            Error::Config(format!("invalid redis url `{}`: {e}", redact(&self.url)))
+            Error::Config(format!(
+                "invalid redis url `{}`: {e}",
+                redact_url(&self.url)
+            ))
         })?;
         let mut out = vec![self.url.clone()];
         for node in &self.nodes {
@@ -207,7 +211,7 @@ impl RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &redact(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("nodes", &self.nodes)
             .field("cluster", &self.cluster)
             .field("key_prefix", &self.key_prefix)
@@ -216,22 +220,5 @@ impl fmt::Debug for RedisConfig {
             .field("reconnect_retries", &self.reconnect_retries)
             .field("tls_ca", &self.tls_ca)
             .finish()
-    }
-}
-
-/// `url` with its password (if any) replaced by `***`; text that is not a URL is shown only as
-/// far as its scheme.
-pub(crate) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => match url.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://…"),
-            None => "…".to_owned(),
-        },
     }
 }

@@ -1,10 +1,10 @@
-//! `redis` errors into [`cache_api::Error`], by meaning: what may pass (connection refused or
+//! `redis` errors into [`steadycache_api::Error`], by meaning: what may pass (connection refused or
 //! dropped, timeouts, a cluster resharding or failing over, a server loading its data) is
 //! [`Error::Unavailable`]; the rest (wrong password, a key of another type, a bad script) is
 //! [`Error::Backend`].
 
-use cache_api::Error;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
+use steadycache_api::Error;
 
 pub(crate) const NAME: &str = "redis";
 

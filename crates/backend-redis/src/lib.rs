@@ -1,4 +1,4 @@
-//! # backend-redis — steadycache on Redis and Redis Cluster
+//! # steadycache-redis — steadycache on Redis and Redis Cluster
 //!
 //! [`RedisBackend`] stores the cache's entries in Redis, so every process that points at the
 //! same server (or cluster) shares one cache: a value computed by one is a hit for all, and with
@@ -7,18 +7,18 @@
 //! `INCRBY` + `PEXPIRE`, `SCAN` + `UNLINK`).
 //!
 //! ```no_run
-//! use backend_redis::{RedisBackend, RedisConfig};
-//! use cache_api::Cache;
+//! use steadycache_redis::{RedisBackend, RedisConfig};
+//! use steadycache_api::Cache;
 //!
 //! let backend = RedisBackend::open(
 //!     RedisConfig::new("redis://127.0.0.1:6379/0").with_key_prefix("app1:"),
 //! )?;
 //! let cache = Cache::builder().backend(backend).build();
 //! // or, with this crate linked in: Cache::from_url("redis://127.0.0.1:6379/0?key_prefix=app1:")
-//! # Ok::<(), cache_api::Error>(())
+//! # Ok::<(), steadycache_api::Error>(())
 //! ```
 //!
-//! With the crate linked in, [`Cache::from_url`](cache_api::Cache::from_url) opens `redis://`
+//! With the crate linked in, [`Cache::from_url`](steadycache_api::Cache::from_url) opens `redis://`
 //! and `rediss://` URLs (options on [`RedisConfig::from_url`]; `?cluster=true` for a cluster).
 #![deny(missing_docs)]
 
@@ -31,20 +31,20 @@ pub mod testing;
 pub use backend::RedisBackend;
 pub use config::RedisConfig;
 
-fn open_url(url: &str) -> cache_api::Result<std::sync::Arc<dyn cache_api::Backend>> {
+fn open_url(url: &str) -> steadycache_api::Result<std::sync::Arc<dyn steadycache_api::Backend>> {
     Ok(std::sync::Arc::new(RedisBackend::from_url(url)?))
 }
 
-#[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
-#[linkme(crate = cache_api::linkme)]
-static REDIS_SCHEME: cache_api::Scheme = cache_api::Scheme {
+#[steadycache_api::plumbing::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
+#[linkme(crate = steadycache_api::plumbing::linkme)]
+static REDIS_SCHEME: steadycache_api::plumbing::Scheme = steadycache_api::plumbing::Scheme {
     name: "redis",
     open: open_url,
 };
 
-#[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
-#[linkme(crate = cache_api::linkme)]
-static REDISS_SCHEME: cache_api::Scheme = cache_api::Scheme {
+#[steadycache_api::plumbing::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
+#[linkme(crate = steadycache_api::plumbing::linkme)]
+static REDISS_SCHEME: steadycache_api::plumbing::Scheme = steadycache_api::plumbing::Scheme {
     name: "rediss",
     open: open_url,
 };

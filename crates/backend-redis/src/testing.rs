@@ -5,16 +5,16 @@
 //! the `PATH` (`scripts/test.sh` installs them).
 //!
 //! This is test support: it panics with a clear message when a server cannot be started.
-//! Servers run under the watchdog of [`cache_api::testing::server`], so none outlives the test
+//! Servers run under the watchdog of [`steadycache_api::testing::server`], so none outlives the test
 //! binary that started it.
 
-use cache_api::testing::server::{free_port, port_open, ServerProcess};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use steadycache_api::testing::server::{free_port, port_open, ServerProcess};
 
 /// A `redis-server` process on `127.0.0.1`.
 #[derive(Debug)]

@@ -1,11 +1,11 @@
 //! The Redis backend against real servers: the whole conformance suite on a standalone
 //! `redis-server` and on a 3-master cluster, then what is particular to Redis.
 
-use backend_redis::testing::{RedisCluster, RedisServer};
-use backend_redis::{RedisBackend, RedisConfig};
-use cache_api::{Backend, Error};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use steadycache_api::{Backend, Error};
+use steadycache_redis::testing::{RedisCluster, RedisServer};
+use steadycache_redis::{RedisBackend, RedisConfig};
 
 /// One server for the whole test binary (each case works under its own key prefix).
 fn server() -> &'static RedisServer {
@@ -21,7 +21,7 @@ fn cluster() -> &'static RedisCluster {
 mod standalone {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(RedisBackend::from_url(&server().url()).unwrap()) as Arc<dyn Backend>
     });
 }
@@ -29,7 +29,7 @@ mod standalone {
 mod cluster {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(RedisBackend::from_url(&cluster().url()).unwrap()) as Arc<dyn Backend>
     });
 }
@@ -37,7 +37,7 @@ mod cluster {
 mod prefixed {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         let cfg = RedisConfig::from_url(&server().url())
             .unwrap()
             .with_key_prefix("app-[1]*:");
@@ -115,7 +115,7 @@ async fn a_counter_of_another_type_is_a_permanent_error() {
 async fn a_server_that_is_down_is_a_transient_error_and_comes_back() {
     let mut own = RedisServer::start();
     let b = RedisBackend::from_url(&own.url()).unwrap();
-    cache_api::testing::recovers_after_restart(&b, false, |up| {
+    steadycache_api::testing::recovers_after_restart(&b, false, |up| {
         if up {
             own.restart()
         } else {
@@ -173,7 +173,7 @@ mod tls {
         S.get_or_init(RedisServer::start_tls)
     }
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(RedisBackend::from_url(&tls_server().url()).unwrap()) as Arc<dyn Backend>
     });
 

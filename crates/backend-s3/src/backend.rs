@@ -16,12 +16,13 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use cache_api::{check_ttl, unix_millis, Backend, Capabilities, Error, Result};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use steadycache_api::plumbing::{check_ttl, deadline, unix_millis};
+use steadycache_api::{Backend, Capabilities, Error, Result};
 use tokio::sync::OnceCell;
 
 /// Metadata key (`x-amz-meta-…`) of the hard expiry, ms since the Unix epoch; absent = never.
@@ -240,10 +241,6 @@ impl fmt::Debug for S3Backend {
         d.field("connected", &self.inner.client.initialized())
             .finish()
     }
-}
-
-fn expiry(ttl: Option<Duration>, now: u64) -> Option<u64> {
-    ttl.map(|d| now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)))
 }
 
 fn metadata(kind: Kind, expires_at: Option<u64>, writer: Option<&str>) -> HashMap<String, String> {
@@ -619,7 +616,7 @@ impl S3Backend {
         let body = Bytes::from(body);
         let writer = format!("{:016x}", fastrand::u64(..));
         for _ in 0..CREATE_ATTEMPTS {
-            let meta = metadata(kind, expiry(ttl, unix_millis()), Some(&writer));
+            let meta = metadata(kind, deadline(unix_millis(), ttl), Some(&writer));
             match self
                 .put(key, body.clone(), meta.clone(), Cond::Absent)
                 .await?
@@ -781,7 +778,7 @@ impl Backend for S3Backend {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
-        let meta = metadata(Kind::Value, expiry(ttl, unix_millis()), None);
+        let meta = metadata(Kind::Value, deadline(unix_millis(), ttl), None);
         match self.put(key, Bytes::from(value), meta, Cond::None).await? {
             Put::Written => Ok(()),
             // Only conditional writes are refused; a store that does so anyway is answered.
@@ -927,12 +924,5 @@ mod tests {
         let long = "p".repeat(600);
         let r = merge_lifecycle_rule(Vec::new(), &long, 1).unwrap();
         assert!(r[0].id().is_some_and(|id| id.len() <= 255));
-    }
-
-    #[test]
-    fn expiry_is_at_least_a_millisecond_and_saturates() {
-        assert_eq!(expiry(None, 5), None);
-        assert_eq!(expiry(Some(Duration::from_micros(10)), 5), Some(6));
-        assert_eq!(expiry(Some(Duration::MAX), 5), Some(u64::MAX));
     }
 }

@@ -1,30 +1,15 @@
 //! [`S3Config`]: which bucket and prefix, which endpoint, which credentials.
 
-use cache_api::{parse_count, parse_flag, Error, Result};
 use std::fmt;
 use std::time::Duration;
+use steadycache_api::plumbing::{parse_count, parse_flag, redact_url};
+use steadycache_api::{Error, Result};
 
 /// Whether the authority of `url` (between `://` and the next `/`, `?` or `#`) has user info.
 fn has_user_info(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     authority.contains('@')
-}
-
-/// `url` for messages: without its query and fragment (option values), and with any user info
-/// replaced by `***`.
-fn redact(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or("");
-    match no_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-                None => no_query.to_owned(),
-            }
-        }
-        None => no_query.to_owned(),
-    }
 }
 
 /// An access key given to the builder (instead of the AWS credential chain). `Debug` shows the
@@ -52,14 +37,14 @@ impl fmt::Debug for StaticCredentials {
 /// Configuration of an [`S3Backend`](crate::S3Backend).
 ///
 /// ```
-/// # use backend_s3::S3Config;
+/// # use steadycache_s3::S3Config;
 /// let cfg = S3Config::from_url(
 ///     "s3://reports-cache/steadycache?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true",
 /// )?
 /// .with_credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None);
 /// assert_eq!((cfg.bucket.as_str(), cfg.prefix.as_str()), ("reports-cache", "steadycache/"));
 /// assert!(!format!("{cfg:?}").contains("wJalr"), "the secret never shows");
-/// # Ok::<(), cache_api::Error>(())
+/// # Ok::<(), steadycache_api::Error>(())
 /// ```
 ///
 /// # Credentials and region
@@ -163,7 +148,7 @@ impl S3Config {
     /// `connect_timeout_ms`, `operation_timeout_ms`, `max_attempts`. Credentials are not taken from the URL.
     pub fn from_url(url: &str) -> Result<Self> {
         // Errors show the URL without its query (option values) and without any user info.
-        let shown = redact(url);
+        let shown = redact_url(url);
         let invalid = |why: &str| Error::Config(format!("invalid s3 url `{shown}`: {why}"));
         if has_user_info(url) {
             return Err(Error::Config(format!(
@@ -319,7 +304,7 @@ impl S3Config {
                 return Err(Error::Config(format!(
                     "invalid s3 endpoint `{}`: expected http(s)://host[:port], without user \
                      info (credentials go in S3Config::with_credentials or the AWS chain)",
-                    redact(e)
+                    redact_url(e)
                 )));
             }
         }

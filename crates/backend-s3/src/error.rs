@@ -1,4 +1,4 @@
-//! SDK errors into [`cache_api::Error`], by meaning. What may pass is
+//! SDK errors into [`steadycache_api::Error`], by meaning. What may pass is
 //! [`Error::Unavailable`]: no connection, a timeout, a cut or malformed response, a 5xx, 429
 //! (but 501 Not Implemented) or `SlowDown`. The rest is [`Error::Backend`], with a message that says what to fix:
 //! refused credentials (403 `InvalidAccessKeyId`, `SignatureDoesNotMatch`, `AccessDenied`), a
@@ -6,7 +6,7 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use cache_api::Error;
+use steadycache_api::Error;
 
 pub(crate) const NAME: &str = "s3";
 

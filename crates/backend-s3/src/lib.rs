@@ -1,4 +1,4 @@
-//! # backend-s3 — steadycache on S3 and S3-compatible object stores
+//! # steadycache-s3 — steadycache on S3 and S3-compatible object stores
 //!
 //! [`S3Backend`] keeps the cache's entries as objects in one bucket, under a prefix, so every
 //! process and machine that reaches the bucket shares one cache: cachier's S3 core, and the
@@ -8,15 +8,15 @@
 //! operations and the locks.
 //!
 //! ```no_run
-//! use backend_s3::{S3Backend, S3Config};
-//! use cache_api::Cache;
+//! use steadycache_s3::{S3Backend, S3Config};
+//! use steadycache_api::Cache;
 //!
 //! // Credentials and region from the AWS chain (environment, profile, instance role):
 //! let backend = S3Backend::open(S3Config::new("reports-cache").with_prefix("steadycache/"))?;
 //! let cache = Cache::builder().backend(backend).build();
 //! // or, with this crate linked in:
 //! // Cache::from_url("s3://reports-cache/steadycache?endpoint=http://127.0.0.1:9000&path_style=true")
-//! # Ok::<(), cache_api::Error>(())
+//! # Ok::<(), steadycache_api::Error>(())
 //! ```
 #![deny(missing_docs)]
 
@@ -29,13 +29,13 @@ pub mod testing;
 pub use backend::S3Backend;
 pub use config::{S3Config, StaticCredentials};
 
-fn open_url(url: &str) -> cache_api::Result<std::sync::Arc<dyn cache_api::Backend>> {
+fn open_url(url: &str) -> steadycache_api::Result<std::sync::Arc<dyn steadycache_api::Backend>> {
     Ok(std::sync::Arc::new(S3Backend::from_url(url)?))
 }
 
-#[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
-#[linkme(crate = cache_api::linkme)]
-static S3_SCHEME: cache_api::Scheme = cache_api::Scheme {
+#[steadycache_api::plumbing::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
+#[linkme(crate = steadycache_api::plumbing::linkme)]
+static S3_SCHEME: steadycache_api::plumbing::Scheme = steadycache_api::plumbing::Scheme {
     name: "s3",
     open: open_url,
 };

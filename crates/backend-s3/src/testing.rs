@@ -1,6 +1,6 @@
 //! A real S3 server for tests (feature `testing`): [`S3Server`] starts `s3s-fs` (an S3 server on
 //! a local directory, from crates.io) on a free loopback port with a fresh root directory, under
-//! the watchdog of [`cache_api::testing::server`].
+//! the watchdog of [`steadycache_api::testing::server`].
 //!
 //! The program is `$STEADYCACHE_S3S_FS`, else `.tools/s3s/bin/s3s-fs` in the workspace (where
 //! `scripts/test.sh` installs it: `cargo install s3s-fs --version 0.14.1 --features binary
@@ -8,9 +8,9 @@
 //! with a clear message when the server cannot be started.
 
 use crate::S3Config;
-use cache_api::testing::server::{free_port, port_open, ServerProcess};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use steadycache_api::testing::server::{free_port, port_open, ServerProcess};
 
 /// The access key id every test server accepts.
 pub const ACCESS_KEY_ID: &str = "steadycache-test";

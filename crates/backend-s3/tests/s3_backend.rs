@@ -2,13 +2,13 @@
 //! particular to S3.
 
 use aws_sdk_s3::primitives::ByteStream;
-use backend_s3::testing::{S3Server, ACCESS_KEY_ID};
-use backend_s3::{S3Backend, S3Config};
-use cache_api::testing::unique_prefix;
-use cache_api::{Backend, Cache, Error, Policy};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use steadycache_api::testing::unique_prefix;
+use steadycache_api::{Backend, Cache, Error, Policy};
+use steadycache_s3::testing::{S3Server, ACCESS_KEY_ID};
+use steadycache_s3::{S3Backend, S3Config};
 
 /// The bucket every case of this binary uses (each works under its own key prefix).
 const BUCKET: &str = "conformance";
@@ -26,7 +26,7 @@ fn backend(prefix: &str) -> S3Backend {
 mod conformance {
     use super::*;
 
-    cache_api::conformance_tests!(async { Arc::new(backend("")) as Arc<dyn Backend> });
+    steadycache_api::conformance_tests!(async { Arc::new(backend("")) as Arc<dyn Backend> });
 }
 
 #[tokio::test]
@@ -46,7 +46,7 @@ async fn objects_carry_their_expiry_and_kind_in_metadata() {
         .unwrap();
     let meta = o.metadata().unwrap();
     let exp: u64 = meta["steadycache-expires-at"].parse().unwrap();
-    let now = cache_api::unix_millis();
+    let now = steadycache_api::plumbing::unix_millis();
     assert!(exp > now + 50_000 && exp <= now + 60_000, "{exp} vs {now}");
     assert_eq!(meta["steadycache-kind"], "value");
     let f = client
@@ -269,7 +269,7 @@ async fn a_server_that_is_down_fails_fast_and_comes_back_with_its_data() {
             .with_connect_timeout(Duration::from_millis(500)),
     )
     .unwrap();
-    cache_api::testing::recovers_after_restart(&b, true, |up| {
+    steadycache_api::testing::recovers_after_restart(&b, true, |up| {
         if up {
             own.restart()
         } else {
@@ -288,8 +288,14 @@ async fn an_outage_fails_open_and_caching_resumes() {
     )
     .unwrap();
     let cache = Cache::builder().backend(b).build();
-    cache_api::testing::outage_fails_open(&cache, |up| if up { own.restart() } else { own.kill() })
-        .await;
+    steadycache_api::testing::outage_fails_open(&cache, |up| {
+        if up {
+            own.restart()
+        } else {
+            own.kill()
+        }
+    })
+    .await;
 }
 
 #[test]
@@ -357,7 +363,7 @@ fn urls_and_secrets() {
 /// on without a delay, and on with the test delay; for a fresh lock and for the takeover of an
 /// expired one; each of the 16 takers starts 0 to 3 ms late (as separate processes would). A
 /// measurement, not a check: run it by hand with
-/// `cargo test -p backend-s3 --features testing --test s3_backend lock_race_rate -- --ignored --nocapture`.
+/// `cargo test -p steadycache-s3 --features testing --test s3_backend lock_race_rate -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run by hand"]
 async fn lock_race_rate() {
@@ -365,7 +371,7 @@ async fn lock_race_rate() {
     for (confirm, delay) in [
         (false, Duration::ZERO),
         (true, Duration::ZERO),
-        (true, backend_s3::testing::CONFIRM_DELAY),
+        (true, steadycache_s3::testing::CONFIRM_DELAY),
     ] {
         for takeover in [false, true] {
             let b = S3Backend::open(

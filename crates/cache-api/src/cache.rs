@@ -24,9 +24,9 @@ pub type SchemeOpener = fn(&str) -> Result<Arc<dyn Backend>>;
 /// A URL scheme a backend crate provides, collected at link time (no code runs before `main`):
 ///
 /// ```ignore
-/// #[cache_api::linkme::distributed_slice(cache_api::SCHEMES)]
-/// #[linkme(crate = cache_api::linkme)]
-/// static FILE: cache_api::Scheme = cache_api::Scheme { name: "file", open: open_file_url };
+/// #[steadycache_api::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
+/// #[linkme(crate = steadycache_api::linkme)]
+/// static FILE: steadycache_api::Scheme = steadycache_api::Scheme { name: "file", open: open_file_url };
 /// ```
 #[derive(Clone, Copy)]
 pub struct Scheme {
@@ -67,7 +67,7 @@ pub(crate) struct CacheInner {
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use cache_api::{Cache, Policy};
+/// use steadycache_api::{Cache, Policy};
 /// use std::time::Duration;
 /// let cache = Cache::from_url("mem://?max_bytes=1048576").unwrap();
 /// let policy = Policy::ttl(Duration::from_secs(60));

@@ -46,7 +46,7 @@ impl Format {
 /// Serializes values into payload bytes, optionally signed with HMAC-SHA256.
 ///
 /// ```
-/// use cache_api::Codec;
+/// use steadycache_api::Codec;
 /// let codec = Codec::json().signed(b"a secret key of any length");
 /// let bytes = codec.encode(&vec![1u32, 2, 3]).unwrap();
 /// assert_eq!(codec.decode::<Vec<u32>>(&bytes).unwrap(), vec![1, 2, 3]);

@@ -22,7 +22,7 @@ use crate::local::LocalStore;
 use crate::policy::{Lock, Policy, Refresh};
 use crate::scope::current_options;
 use crate::stats::{Counter, Stats};
-use crate::time::{millis, unix_millis};
+use crate::time::unix_millis;
 use crate::{runtime, Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
@@ -278,7 +278,7 @@ pub(crate) fn make_entry<V: Serialize + ?Sized>(
         return Ok(None);
     };
     let now = unix_millis();
-    let at = |d: Option<Duration>| d.map_or(u64::MAX, |d| now.saturating_add(millis(d).max(1)));
+    let at = |d: Option<Duration>| crate::plumbing::deadline(now, d).unwrap_or(u64::MAX);
     Ok(Some(Entry {
         payload: codec.encode(value)?,
         created_at: now,

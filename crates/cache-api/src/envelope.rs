@@ -60,7 +60,7 @@ const HEADER: usize = 33;
 const TRAILER: usize = 8;
 
 /// Flag bit: the payload is a negative result (`None` or an `Err`) cached on purpose.
-pub const FLAG_NEGATIVE: u8 = 1;
+pub(crate) const FLAG_NEGATIVE: u8 = 1;
 
 /// One stored value with its timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct Entry {
     pub expires_at: u64,
     /// Which codec wrote the payload.
     pub codec: u8,
-    /// Flag bits ([`FLAG_NEGATIVE`]).
+    /// Flag bits: bit 0 marks a negative entry (a cached `None` or `Err`, see [`Entry::is_negative`]); the others are reserved.
     pub flags: u8,
 }
 

@@ -62,19 +62,12 @@ pub enum Error {
     /// A configuration value (URL, option, duration) is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A lock is held by someone else.
-    #[error("lock `{0}` is held by another owner")]
-    LockHeld(String),
-    /// The in-process leader computing this key failed (returned an error or panicked) and its
-    /// error could not be shared with the callers waiting on it.
-    #[error("the call computing this key failed: {0}")]
-    LeaderFailed(String),
 }
 
 impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. } | Error::LockHeld(_))
+        matches!(self, Error::Unavailable { .. })
     }
 
     /// A backend failure with its underlying error: [`Error::Unavailable`] when `transient`

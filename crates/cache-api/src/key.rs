@@ -36,9 +36,9 @@ impl bincode::enc::write::Writer for HashWriter<'_> {
 /// The stable 128-bit hash of serde-serialized arguments.
 ///
 /// ```
-/// let a = cache_api::hash_args(&("EUR", "USD", 3u32)).unwrap();
-/// assert_eq!(a, cache_api::hash_args(&("EUR", "USD", 3u32)).unwrap());
-/// assert_ne!(a, cache_api::hash_args(&("USD", "EUR", 3u32)).unwrap());
+/// let a = steadycache_api::hash_args(&("EUR", "USD", 3u32)).unwrap();
+/// assert_eq!(a, steadycache_api::hash_args(&("EUR", "USD", 3u32)).unwrap());
+/// assert_ne!(a, steadycache_api::hash_args(&("USD", "EUR", 3u32)).unwrap());
 /// ```
 #[inline]
 pub fn hash_args<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
@@ -61,13 +61,13 @@ fn hash_args_streaming<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
 }
 
 /// 32 lowercase hex digits.
-pub fn hex128(h: u128) -> String {
+pub(crate) fn hex128(h: u128) -> String {
     format!("{h:032x}")
 }
 
 /// Make arbitrary text a readable ASCII key part: bytes outside `!`..=`~` and `%` itself are
 /// percent-encoded.
-pub fn sanitize(part: &str) -> String {
+pub(crate) fn sanitize(part: &str) -> String {
     use fmt::Write as _;
     let mut out = String::with_capacity(part.len());
     for b in part.bytes() {
@@ -81,7 +81,7 @@ pub fn sanitize(part: &str) -> String {
 }
 
 /// `module::path::name` as `module.path.name`.
-pub fn namespace_of(module_path: &str, name: &str) -> String {
+pub(crate) fn namespace_of(module_path: &str, name: &str) -> String {
     let mut ns = sanitize(&module_path.replace("::", "."));
     if !name.is_empty() {
         ns.push('.');
@@ -91,12 +91,12 @@ pub fn namespace_of(module_path: &str, name: &str) -> String {
 }
 
 /// The prefix every key of `namespace` starts with (`"ns:"`).
-pub fn namespace_prefix(namespace: &str) -> String {
+pub(crate) fn namespace_prefix(namespace: &str) -> String {
     format!("{namespace}:")
 }
 
 /// The full key `namespace:version:args`.
-pub fn full_key(namespace: &str, version: &str, args: &str) -> String {
+pub(crate) fn full_key(namespace: &str, version: &str, args: &str) -> String {
     format!("{namespace}:{version}:{args}")
 }
 

@@ -1,4 +1,4 @@
-//! # cache-api — the core of steadycache
+//! # steadycache-api — the core of steadycache
 //!
 //! Everything between a memoized call and a store of bytes:
 //!
@@ -50,29 +50,31 @@ mod time;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use async_trait::async_trait;
-pub use backend::{check_ttl, Backend, BackendExt, BlockingBackend, Capabilities};
-pub use cache::{
-    default_cache, register_scheme, set_default_cache, Cache, CacheBuilder, Scheme, SchemeOpener,
-    SCHEMES,
-};
-pub use codec::{Codec, Format};
-pub use engine::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};
-pub use envelope::{Entry, Freshness, FLAG_NEGATIVE, FORMAT_VERSION};
-pub use error::{Error, Result};
-pub use key::{full_key, hash_args, hex128, namespace_of, namespace_prefix, sanitize};
-/// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency
-/// of their own on it.
+pub mod plumbing;
+
+/// What `#[cached]` expands to, re-exported by the facade's own `__private`. Not a public API:
+/// it changes without notice.
 #[doc(hidden)]
-pub use linkme;
+pub mod __private {
+    pub use crate::engine::{
+        AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
+    };
+    pub use crate::key::hash_args;
+    pub use crate::memo::{ArgsKey, CacheSource};
+}
+
+pub use async_trait::async_trait;
+pub use backend::{Backend, BackendExt, Capabilities};
+pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder};
+pub use codec::{Codec, Format};
+pub use envelope::{Entry, Freshness, FORMAT_VERSION};
+pub use error::{Error, Result};
 pub use manager::{CacheManager, DefaultManager};
-pub use memo::{ArgsKey, CacheSource, Memo};
-pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES, ITEM_OVERHEAD};
-pub use options::{parse_count, parse_flag};
+pub use memo::Memo;
+pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES};
 pub use policy::{Lock, Policy, Refresh};
-pub use runtime::{block_on, library_runtime};
 pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
 };
-pub use stats::{Counter, Stats, StatsSnapshot, SLOTS as STATS_SLOTS};
-pub use time::{parse_duration, unix_millis};
+pub use stats::{Counter, StatsSnapshot};
+pub use time::parse_duration;

@@ -188,10 +188,10 @@ impl<V: Clone> LocalStore<V> {
             return;
         };
         let t = now();
+        // `u64::MAX` means never; a finite deadline stays below it.
         let at = |d: Option<Duration>| {
             d.map_or(u64::MAX, |d| {
-                t.saturating_add(crate::time::millis(d).max(1))
-                    .min(u64::MAX - 1)
+                crate::plumbing::deadline(t, Some(d)).map_or(u64::MAX, |at| at.min(u64::MAX - 1))
             })
         };
         let (stale_at, expires_at) = (at(stale), at(ttl));

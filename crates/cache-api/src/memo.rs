@@ -83,7 +83,7 @@ struct MemoState<V> {
 /// One memoized function's engine.
 ///
 /// ```
-/// use cache_api::{ArgsKey, Memo, Policy, Shape, hash_args, NoRefresh};
+/// use steadycache_api::{ArgsKey, Memo, Policy, Shape, hash_args, NoRefresh};
 /// use std::time::Duration;
 /// static SQUARE: std::sync::LazyLock<Memo<u64>> = std::sync::LazyLock::new(|| {
 ///     Memo::new("docs", "square", "v1", Policy::ttl(Duration::from_secs(60)))

@@ -6,12 +6,13 @@
 //! expiry and is checked on read (an expired item reads as absent and is removed).
 //!
 //! The store is bounded by total weight in bytes: each item weighs its key, its value and a fixed
-//! overhead of [`ITEM_OVERHEAD`] bytes. Read-modify-write operations (`set_if_absent`, `incr`,
+//! overhead of 64 bytes. Read-modify-write operations (`set_if_absent`, `incr`,
 //! locks) are serialized per key by a small array of striped mutexes; plain gets and sets take
 //! none of them.
 
 use crate::backend::{check_ttl, Backend, Capabilities};
-use crate::time::{millis, unix_millis};
+use crate::plumbing::{deadline, parse_count, redact_url};
+use crate::time::unix_millis;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use std::fmt;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Bytes of bookkeeping counted for every item on top of its key and value.
-pub const ITEM_OVERHEAD: u64 = 64;
+pub(crate) const ITEM_OVERHEAD: u64 = 64;
 /// The default bound of a memory store: 256 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 const STRIPES: usize = 64;
@@ -61,7 +62,7 @@ impl quick_cache::Weighter<String, Item> for ByteWeighter {
 /// Configuration of a [`MemoryBackend`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
-    /// Total weight bound in bytes (keys + values + [`ITEM_OVERHEAD`] per item).
+    /// Total weight bound in bytes (keys + values + 64 bytes per item).
     pub max_bytes: u64,
     /// How many items the store expects (sizes its tables; not a bound).
     pub estimated_items: usize,
@@ -86,22 +87,21 @@ impl MemoryConfig {
     /// Parse `mem://` or `mem://?max_bytes=1048576&estimated_items=1000`.
     pub fn from_url(url: &str) -> Result<Self> {
         let parsed = url::Url::parse(url)
-            .map_err(|e| Error::Config(format!("invalid memory url `{url}`: {e}")))?;
+            .map_err(|e| Error::Config(format!("invalid memory url `{}`: {e}", redact_url(url))))?;
         if parsed.scheme() != "mem" && parsed.scheme() != "memory" {
             return Err(Error::Config(format!(
-                "`{url}` is not a memory url (mem://)"
+                "`{}` is not a memory url (mem://)",
+                redact_url(url)
             )));
         }
         let mut cfg = MemoryConfig::default();
         for (k, v) in parsed.query_pairs() {
-            let num = |what: &str| {
-                v.replace('_', "").parse::<u64>().map_err(|_| {
-                    Error::Config(format!("`{what}` must be a whole number, got `{v}`"))
-                })
-            };
             match &*k {
-                "max_bytes" => cfg.max_bytes = num("max_bytes")?,
-                "estimated_items" => cfg.estimated_items = num("estimated_items")? as usize,
+                "max_bytes" => cfg.max_bytes = parse_count("max_bytes", &v)?,
+                "estimated_items" => {
+                    cfg.estimated_items =
+                        usize::try_from(parse_count("estimated_items", &v)?).unwrap_or(usize::MAX)
+                }
                 other => {
                     return Err(Error::Config(format!(
                         "unknown memory url option `{other}` (known: max_bytes, estimated_items)"
@@ -137,10 +137,6 @@ impl Default for MemoryBackend {
     fn default() -> Self {
         MemoryBackend::new(MemoryConfig::default())
     }
-}
-
-fn expiry(ttl: Option<Duration>, now: u64) -> u64 {
-    ttl.map_or(u64::MAX, |d| now.saturating_add(millis(d).max(1)))
 }
 
 impl MemoryBackend {
@@ -229,7 +225,7 @@ impl Backend for MemoryBackend {
         check_ttl(ttl)?;
         let item = Item {
             slot: Slot::Bytes(value.into()),
-            expires_at: expiry(ttl, unix_millis()),
+            expires_at: deadline(unix_millis(), ttl).unwrap_or(u64::MAX),
         };
         self.items.insert(key.to_owned(), item);
         Ok(())
@@ -249,7 +245,7 @@ impl Backend for MemoryBackend {
         }
         let item = Item {
             slot: Slot::Bytes(value.into()),
-            expires_at: expiry(ttl, now),
+            expires_at: deadline(now, ttl).unwrap_or(u64::MAX),
         };
         self.items.insert(key.to_owned(), item);
         Ok(true)
@@ -278,7 +274,7 @@ impl Backend for MemoryBackend {
         let _g = self.stripe(key);
         let now = unix_millis();
         let (current, expires_at) = match self.live(key, now) {
-            None => (0, expiry(ttl, now)),
+            None => (0, deadline(now, ttl).unwrap_or(u64::MAX)),
             Some(Item {
                 slot: Slot::Counter(n),
                 expires_at,
@@ -326,7 +322,7 @@ impl Backend for MemoryBackend {
             key.to_owned(),
             Item {
                 slot: Slot::Lock(token.into()),
-                expires_at: expiry(Some(ttl), now),
+                expires_at: deadline(now, Some(ttl)).unwrap_or(u64::MAX),
             },
         );
         Ok(true)

@@ -7,8 +7,8 @@ use crate::{Error, Result};
 /// is an [`Error::Config`] naming `option`.
 ///
 /// ```
-/// assert!(cache_api::parse_flag("durable", "ON").unwrap());
-/// assert!(cache_api::parse_flag("durable", "maybe").is_err());
+/// assert!(steadycache_api::plumbing::parse_flag("durable", "ON").unwrap());
+/// assert!(steadycache_api::plumbing::parse_flag("durable", "maybe").is_err());
 /// ```
 pub fn parse_flag(option: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
@@ -24,8 +24,8 @@ pub fn parse_flag(option: &str, value: &str) -> Result<bool> {
 /// [`Error::Config`] naming `option`.
 ///
 /// ```
-/// assert_eq!(cache_api::parse_count("max_bytes", "1_000").unwrap(), 1000);
-/// assert!(cache_api::parse_count("max_bytes", "-1").is_err());
+/// assert_eq!(steadycache_api::plumbing::parse_count("max_bytes", "1_000").unwrap(), 1000);
+/// assert!(steadycache_api::plumbing::parse_count("max_bytes", "-1").is_err());
 /// ```
 pub fn parse_count(option: &str, value: &str) -> Result<u64> {
     value.replace('_', "").parse::<u64>().map_err(|_| {

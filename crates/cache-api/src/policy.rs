@@ -33,7 +33,7 @@ pub enum Lock {
 /// The rules for one memoized function or one call by hand.
 ///
 /// ```
-/// use cache_api::{Policy, Refresh};
+/// use steadycache_api::{Policy, Refresh};
 /// use std::time::Duration;
 /// // Fresh for 5 s, then served stale for up to a minute while one background refresh runs.
 /// let p = Policy::ttl(Duration::from_secs(5)).stale_while_revalidate(Duration::from_secs(60));

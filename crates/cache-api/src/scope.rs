@@ -62,7 +62,7 @@ thread_local! {
 /// Run `f` with `opts` applied to every memoized call it makes on this thread.
 ///
 /// ```
-/// use cache_api::{with_options, CallOptions};
+/// use steadycache_api::{with_options, CallOptions};
 /// let v = with_options(CallOptions::bypass(), || 40 + 2);
 /// assert_eq!(v, 42);
 /// ```

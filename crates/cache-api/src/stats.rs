@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
-pub const SLOTS: usize = 32;
+pub(crate) const SLOTS: usize = 32;
 const COUNTERS: usize = 8;
 const UNSET: usize = usize::MAX;
 

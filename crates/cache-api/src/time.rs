@@ -12,11 +12,6 @@ pub fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// `d` in whole milliseconds, saturating.
-pub fn millis(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
-}
-
 /// Parse a human duration such as `"10m"`, `"1h 30m"`, `"250ms"`, `"5s"`.
 pub fn parse_duration(text: &str) -> crate::Result<Duration> {
     humantime::parse_duration(text.trim())

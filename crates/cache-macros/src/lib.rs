@@ -2,7 +2,7 @@
 //!
 //! Thin by design: it parses and validates the options in one place ([`Options`]), then emits
 //! calls into `steadycache::__private` (fully qualified paths only). Every run-time decision
-//! (which store, fresh or stale, who computes) belongs to the engine in `cache-api`.
+//! (which store, fresh or stale, who computes) belongs to the engine in `steadycache-api`.
 #![deny(missing_docs)]
 
 use darling::ast::NestedMeta;
@@ -713,6 +713,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let doc_handle_fn = format!("The cache handle of [`{name_str}`].");
     let doc_memo = format!("The engine state of [`{name_str}`]'s cache (clear, stats, enable).");
     let doc_inv = format!("Remove the cached entry of one call of [`{name_str}`].");
+    let doc_key = format!("The key under which one call of [`{name_str}`] is stored (`namespace:version:args`): for inspecting the store (`redis-cli GET`, the backend's own tools). An error when an argument cannot be serialized.");
 
     let out = if receiver.is_some() {
         let self_param = if key_self { quote!(&self,) } else { quote!() };
@@ -756,6 +757,14 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                     let __steadycache_memo = Self::memo();
                     #inv_key
                     __steadycache_memo.invalidate_key(__steadycache_key)
+                }
+
+                #[doc = #doc_key]
+                #[allow(unused_variables, clippy::too_many_arguments)]
+                pub fn key(&self, #(#inv_params),*) -> ::steadycache::Result<::std::string::String> {
+                    let __steadycache_memo = Self::memo();
+                    #inv_key
+                    ::core::result::Result::Ok(__steadycache_memo.key_for(&__steadycache_key))
                 }
 
                 #[doc = #doc_inv]

@@ -6,6 +6,7 @@
 //! [`capabilities`](crate::Backend::capabilities), the cases it cannot support. Every case
 //! works under its own `prefix`, so suites of several backends and runs can share one server.
 
+pub mod heal;
 pub mod server;
 
 use crate::backend::{Backend, BackendExt};
@@ -433,7 +434,7 @@ async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> 
 /// out are skipped with a message.
 ///
 /// ```ignore
-/// cache_api::conformance_tests!(async { std::sync::Arc::new(MemoryBackend::default()) as Arc<dyn Backend> });
+/// steadycache_api::conformance_tests!(async { std::sync::Arc::new(MemoryBackend::default()) as Arc<dyn Backend> });
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {

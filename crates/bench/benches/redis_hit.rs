@@ -12,7 +12,6 @@
 //! Run: `cargo bench --bench redis_hit --features redis` (needs `redis-server` on the PATH).
 mod support;
 
-use backend_redis::testing::RedisServer;
 use cached::{AsyncRedisCache, ConcurrentCachedAsync};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use redis::aio::ConnectionManager;
@@ -20,6 +19,7 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use steadycache::{cached, Cache};
+use steadycache_redis::testing::RedisServer;
 
 const KEYS: u64 = 100;
 const TASKS: u64 = 64;

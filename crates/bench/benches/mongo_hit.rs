@@ -9,13 +9,13 @@
 //! installs it in `.tools/nx-venv`).
 mod support;
 
-use backend_mongo::testing::MongoServer;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Document};
 use mongodb::Collection;
 use std::hint::black_box;
 use std::sync::OnceLock;
 use steadycache::{cached, Cache, MongoBackend};
+use steadycache_mongo::testing::MongoServer;
 
 const KEYS: u64 = 100;
 

@@ -1,13 +1,7 @@
 //! The SQLite backend: [`SqliteBackend`] and [`SqliteConfig`]. The design (schema, concurrency,
 //! error model) is documented on [`SqliteBackend`], where users of the crate see it.
 
-use crate::error::io_error;
-use crate::run_blocking;
 use async_trait::async_trait;
-use cache_api::{
-    check_ttl, parse_count, parse_flag, unix_millis, Backend, BlockingBackend, Capabilities, Entry,
-    Error, Result,
-};
 use rusqlite::types::{ToSqlOutput, Type, ValueRef};
 use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
@@ -17,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
+use steadycache_api::plumbing::{
+    check_ttl, deadline_i64, io_error, parse_count, parse_flag, redact_url, run_blocking,
+    unix_millis, BlockingBackend,
+};
+use steadycache_api::{Backend, Capabilities, Entry, Error, Result};
 
 const BACKEND: &str = "sqlite";
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,14 +88,14 @@ enum Target {
 /// Configuration of a [`SqliteBackend`]: where the database is and how to open it.
 ///
 /// ```
-/// # use backend_file::SqliteConfig;
+/// # use steadycache_file::SqliteConfig;
 /// # use std::time::Duration;
 /// let cfg = SqliteConfig::new("/var/cache/app/cache.db")
 ///     .with_busy_timeout(Duration::from_secs(10))
 ///     .with_durable(true);
 /// let same = SqliteConfig::from_url("sqlite:///var/cache/app/cache.db?busy_timeout_ms=10000&durable=true")?;
 /// assert_eq!(cfg, same);
-/// # Ok::<(), cache_api::Error>(())
+/// # Ok::<(), steadycache_api::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SqliteConfig {
@@ -146,7 +145,8 @@ impl SqliteConfig {
     /// `yes`/`no`, `on`/`off`), `pool_size` (1 to 64), `purge_on_open` and `inline_reads`
     /// (booleans).
     pub fn from_url(url: &str) -> Result<Self> {
-        let invalid = |why: &str| Error::Config(format!("invalid sqlite url `{url}`: {why}"));
+        let invalid =
+            |why: &str| Error::Config(format!("invalid sqlite url `{}`: {why}", redact_url(url)));
         let (scheme, rest) = url.split_once(':').ok_or_else(|| {
             invalid("expected sqlite:///path/to/db, sqlite://relative/path or sqlite::memory:")
         })?;
@@ -297,23 +297,23 @@ impl SqliteConfig {
     }
 }
 
-/// Decode `%XX` escapes; `None` when an escape is malformed or the result is not UTF-8.
+/// Decode `%XX` escapes with `percent-encoding`; `None` when an escape is malformed (a `%` not
+/// followed by two hex digits, which that crate would keep as text: a typo in a path should be
+/// an error, not a second database) or the result is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let b = s.as_bytes();
+    let malformed = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 /// `sqlite:///C:/dir/cache.db` names `C:/dir/cache.db` on Windows.
@@ -384,11 +384,6 @@ fn to_i64(ms: u64) -> i64 {
 
 fn now_ms() -> i64 {
     to_i64(unix_millis())
-}
-
-/// `expires_at` for a ttl starting `now` (`None` = never).
-fn expiry(ttl: Option<Duration>, now: i64) -> Option<i64> {
-    ttl.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)))
 }
 
 fn live(expires_at: Option<i64>, now: i64) -> bool {
@@ -605,7 +600,13 @@ impl Inner {
         let conn = self.conn()?;
         conn.prepare_cached(SET)
             .ctx("set")?
-            .execute(params![key, value, stale_at, expiry(ttl, now), created_at])
+            .execute(params![
+                key,
+                value,
+                stale_at,
+                deadline_i64(now, ttl),
+                created_at
+            ])
             .ctx("set")?;
         Ok(())
     }
@@ -623,7 +624,7 @@ impl Inner {
                 key,
                 value,
                 stale_at,
-                expiry(ttl, now),
+                deadline_i64(now, ttl),
                 created_at,
                 now
             ])
@@ -719,7 +720,7 @@ impl Inner {
                         key,
                         by.to_string().as_bytes(),
                         None::<i64>,
-                        expiry(ttl, now),
+                        deadline_i64(now, ttl),
                         now
                     ])
                     .ctx("incr")?;
@@ -832,10 +833,10 @@ impl Inner {
 /// sync callers use the [`BlockingBackend`] methods directly (`blocking()` returns this backend).
 ///
 /// ```no_run
-/// # use backend_file::{SqliteBackend, SqliteConfig};
+/// # use steadycache_file::{SqliteBackend, SqliteConfig};
 /// let cache_db = SqliteBackend::open(SqliteConfig::new("/var/cache/app/cache.db"))?;
 /// let scratch = SqliteBackend::from_url("sqlite::memory:")?;
-/// # Ok::<(), cache_api::Error>(())
+/// # Ok::<(), steadycache_api::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct SqliteBackend {
@@ -901,7 +902,7 @@ impl SqliteBackend {
     /// `[prefix, successor)`.
     ///
     /// ```
-    /// # use backend_file::SqliteBackend;
+    /// # use steadycache_file::SqliteBackend;
     /// assert_eq!(SqliteBackend::prefix_successor(b"ns:"), Some(b"ns;".to_vec()));
     /// assert_eq!(SqliteBackend::prefix_successor(b"a\xff\xff"), Some(b"b".to_vec()));
     /// assert_eq!(SqliteBackend::prefix_successor(b""), None);
@@ -923,7 +924,7 @@ impl SqliteBackend {
         F: FnOnce(&Inner) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        run_blocking(move || f(&inner)).await
+        run_blocking(BACKEND, move || f(&inner)).await
     }
 }
 

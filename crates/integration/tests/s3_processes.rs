@@ -2,12 +2,11 @@
 //! function (issue 6; the outage tests are in `crates/backend-s3/tests`). The test binary
 //! re-invokes itself as the children (`child_main`), which find their credentials through the
 //! standard AWS chain (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` in the environment).
-#![cfg(feature = "s3")]
 
 mod support;
 
-use backend_s3::testing::{S3Server, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use steadycache::cached;
+use steadycache_s3::testing::{S3Server, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use support::{killed_holder_then_one_more, racers_then_a_reuser, ROLE};
 
 /// The AWS credential chain's environment variables for the test server.

@@ -2,13 +2,12 @@
 //! children (`child_main`, ignored in normal runs); each test starts its own `redis-server` on a
 //! free loopback port and counts, in a file, how many times the memoized body ran across all
 //! processes.
-#![cfg(feature = "redis")]
 
 mod support;
 
-use backend_redis::testing::RedisServer;
 use std::time::Duration;
 use steadycache::cached;
+use steadycache_redis::testing::RedisServer;
 use support::{
     killed_holder_then_one_more, lines, racers_then_a_reuser, spawn, spawn_and_wait, temp_dir,
     wait, xp_cache, COUNT, ROLE, XP_URL,

@@ -15,8 +15,8 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use steadycache::{
-    async_trait, unix_millis, Backend, Cache, CacheManager, Codec, Entry, Error, Freshness, Policy,
-    RedisBackend, Result,
+    async_trait, plumbing::unix_millis, Backend, Cache, CacheManager, Codec, Entry, Error,
+    Freshness, Policy, RedisBackend, Result,
 };
 
 /// Items per page.
@@ -215,7 +215,7 @@ async fn main() -> Result<()> {
     let url = match std::env::args().nth(1) {
         Some(url) => url,
         None => {
-            let s = backend_redis::testing::RedisServer::start();
+            let s = steadycache_redis::testing::RedisServer::start();
             let url = s.url();
             _server = s;
             url

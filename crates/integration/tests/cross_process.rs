@@ -1,6 +1,5 @@
 //! Several OS processes sharing one on-disk cache (issue 3). The test binary re-invokes itself
 //! as the children (`child_main`, ignored in normal runs), so every process is a real process.
-#![cfg(all(feature = "file", feature = "sqlite"))]
 
 mod support;
 

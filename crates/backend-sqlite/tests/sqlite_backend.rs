@@ -1,13 +1,12 @@
 //! The SQLite backend: the conformance suite on a file and in memory, sharing between two
 //! backends on one file, prefix ranges, bad files and URLs.
-#![cfg(feature = "sqlite")]
 
-use backend_file::{SqliteBackend, SqliteConfig};
-use cache_api::{Backend, Entry, Error};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use steadycache_api::{Backend, Entry, Error};
+use steadycache_sqlite::{SqliteBackend, SqliteConfig};
 
 /// A fresh directory that outlives the test (the backend and its purge thread may still use it).
 fn fresh_dir() -> PathBuf {
@@ -21,7 +20,7 @@ fn open_file(path: &std::path::Path) -> SqliteBackend {
 mod conformance {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         let dir = fresh_dir();
         Arc::new(open_file(&dir.join("cache.db"))) as Arc<dyn Backend>
     });
@@ -31,7 +30,7 @@ mod conformance {
 mod conformance_blocking_pool {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         let cfg = SqliteConfig::new(fresh_dir().join("cache.db")).with_inline_reads(false);
         Arc::new(SqliteBackend::open(cfg).expect("open sqlite database")) as Arc<dyn Backend>
     });
@@ -40,7 +39,7 @@ mod conformance_blocking_pool {
 mod memory {
     use super::*;
 
-    cache_api::conformance_tests!(async {
+    steadycache_api::conformance_tests!(async {
         Arc::new(SqliteBackend::from_url("sqlite::memory:").expect("open in memory"))
             as Arc<dyn Backend>
     });
@@ -170,7 +169,7 @@ async fn purge_and_envelope_columns() {
             .await
             .unwrap();
     }
-    let now = cache_api::unix_millis();
+    let now = steadycache_api::plumbing::unix_millis();
     let entry = Entry {
         payload: vec![9; 10],
         created_at: now - 5,

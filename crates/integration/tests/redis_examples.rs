@@ -1,6 +1,5 @@
 //! The Redis examples, run for real (issue 4): their sources are included here, so the tests
 //! exercise exactly the example code against a `redis-server` of their own.
-#![cfg(feature = "redis")]
 
 #[allow(dead_code)]
 #[path = "../examples/redis_rate_limited_api.rs"]
@@ -10,10 +9,10 @@ mod rate_limited;
 #[path = "../examples/redis_pagination.rs"]
 mod pagination;
 
-use backend_redis::testing::RedisServer;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use steadycache::RedisBackend;
+use steadycache_redis::testing::RedisServer;
 
 /// A child process of the rate-limit test: the example's own load for 5 seconds.
 #[test]

@@ -1,14 +1,13 @@
 //! The cache on a real Redis, in one process (issue 4): fail-open through an outage and back,
 //! entries readable with `redis-cli`, sync functions on Redis inside and outside tokio.
-#![cfg(feature = "redis")]
 
-use backend_redis::testing::RedisServer;
 use serde::{Deserialize, Serialize};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
 use steadycache::{cached, Cache, Codec, Policy, RedisBackend};
+use steadycache_redis::testing::RedisServer;
 
 fn redis_cli(server: &RedisServer, args: &[&str]) -> Vec<u8> {
     let out = Command::new("redis-cli")
@@ -30,7 +29,7 @@ async fn an_outage_fails_open_and_caching_resumes_after_a_restart() {
     let cache = Cache::builder()
         .backend(RedisBackend::from_url(&server.url()).unwrap())
         .build();
-    steadycache::testing::outage_fails_open(&cache, |up| {
+    steadycache_api::testing::outage_fails_open(&cache, |up| {
         if up {
             server.restart()
         } else {

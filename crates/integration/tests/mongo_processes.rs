@@ -1,11 +1,10 @@
 //! The cache on a real MongoDB-wire server (nx-27017), across OS processes and through an
 //! outage (issue 5). The test binary re-invokes itself as the children (`child_main`).
-#![cfg(feature = "mongo")]
 
 mod support;
 
-use backend_mongo::testing::MongoServer;
 use steadycache::{Cache, MongoBackend};
+use steadycache_mongo::testing::MongoServer;
 use support::{killed_holder_then_one_more, racers_then_a_reuser, ROLE};
 
 /// What a child process does, chosen by `STEADYCACHE_XP_ROLE`. Not a test of its own.
@@ -39,7 +38,7 @@ async fn an_outage_fails_open_and_caching_resumes_after_a_restart() {
     let cache = Cache::builder()
         .backend(MongoBackend::from_url(&url).unwrap())
         .build();
-    steadycache::testing::outage_fails_open(&cache, |up| {
+    steadycache_api::testing::outage_fails_open(&cache, |up| {
         if up {
             server.restart()
         } else {

@@ -1,6 +1,5 @@
 //! A disk cache that cannot be used makes the cache fail open: the function runs, callers get
 //! their values, errors are counted — never a panic (issue 3).
-#![cfg(all(feature = "file", feature = "sqlite"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use steadycache::{cached, Cache, FileBackend, FileConfig, SqliteBackend, SqliteConfig};

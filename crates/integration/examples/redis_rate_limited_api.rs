@@ -99,7 +99,7 @@ async fn main() {
     let url = match args.get(1) {
         Some(url) => url.clone(),
         None => {
-            let s = backend_redis::testing::RedisServer::start();
+            let s = steadycache_redis::testing::RedisServer::start();
             let url = s.url();
             _server = s;
             url

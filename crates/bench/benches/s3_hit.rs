@@ -14,12 +14,12 @@ mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use backend_s3::testing::S3Server;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Duration;
 use steadycache::{cached, Backend, Cache, S3Backend};
+use steadycache_s3::testing::S3Server;
 
 const KEYS: u64 = 100;
 const BUCKET: &str = "bench";

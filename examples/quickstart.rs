@@ -1,6 +1,7 @@
 //! steadycache in one minute, with no server: a slow function memoized on disk (run the example
-//! twice: the second run is served from the cache the first one wrote), 100 concurrent callers
-//! causing one execution, and a stale value served while it refreshes in the background.
+//! twice: the second run is served from the cache the first one wrote), 100 concurrent callers of
+//! a cold key causing one execution, what callers of a failing call get, and a stale value
+//! served while it refreshes in the background.
 //!
 //! Run: `cargo run --example quickstart` (the cache lives in `$STEADYCACHE_DIR`, else
 //! `~/.cache/steadycache`).
@@ -29,6 +30,7 @@ fn exchange_rate(from: &str, to: &str) -> Result<f64, String> {
     std::thread::sleep(Duration::from_millis(500));
     match (from, to) {
         ("EUR", "USD") => Ok(1.08),
+        ("EUR", "GBP") => Ok(0.86),
         _ => Err(format!("no rate for {from}/{to}")),
     }
 }
@@ -67,10 +69,33 @@ fn main() {
             .unwrap_or_else(|e| e.to_string())
     );
 
-    // 2. 100 concurrent callers on a cold key: one execution
+    // 2. 100 concurrent callers of a cold key: one execution, and all 100 get its value.
+    // (Invalidated first, so that the key is cold on every run of the example.)
+    if let Err(e) = exchange_rate_cache().invalidate("EUR", "GBP") {
+        eprintln!("cannot invalidate: {e}");
+    }
     let before = LOOKUPS.load(SeqCst);
-    let threads: Vec<_> = (0..100)
-        .map(|_| std::thread::spawn(|| exchange_rate("EUR", "GBP")))
+    let (results, t) = timed(|| {
+        let threads: Vec<_> = (0..100)
+            .map(|_| std::thread::spawn(|| exchange_rate("EUR", "GBP")))
+            .collect();
+        threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .collect::<Vec<_>>()
+    });
+    let got = results.iter().filter(|r| **r == Ok(0.86)).count();
+    println!(
+        "100 concurrent callers of a cold key: the function ran {} time(s); {got} callers got Ok(0.86), all within {t:?}",
+        LOOKUPS.load(SeqCst) - before
+    );
+
+    // 2b. A failing call is not stored; the callers that waited on it share its error (the
+    // error type is `Clone`), so 10 concurrent callers still cause one execution. The next call
+    // tries again.
+    let before = LOOKUPS.load(SeqCst);
+    let threads: Vec<_> = (0..10)
+        .map(|_| std::thread::spawn(|| exchange_rate("EUR", "XYZ")))
         .collect();
     let errors = threads
         .into_iter()
@@ -78,7 +103,7 @@ fn main() {
         .filter(|r| r.is_err())
         .count();
     println!(
-        "100 concurrent callers of a cold key: the function ran {} time(s), {errors} callers got its error",
+        "10 concurrent callers of a failing call: it ran {} time(s) and {errors} callers got its error (errors are not cached: the next call retries)",
         LOOKUPS.load(SeqCst) - before
     );
 

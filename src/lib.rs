@@ -106,6 +106,12 @@ pub use steadycache_s3::{S3Backend, S3Config};
 #[cfg(feature = "sqlite")]
 pub use steadycache_sqlite::{SqliteBackend, SqliteConfig};
 
+/// The README's code blocks, compiled (and, unless marked `no_run`, run) as doc tests, so the
+/// README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {

@@ -179,6 +179,39 @@ fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     assert!(swr_cache().stats().stale >= 10);
 }
 
+static SWR_OWNED_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Owned, non-`Copy` arguments of an async function with a background refresh (the README's
+/// headline form): they are cloned for the refresh job and for the computation.
+#[cached(ttl = "200ms", stale_while_revalidate = "1h")]
+async fn swr_owned(city: String, tags: Vec<String>) -> Result<String, String> {
+    let n = SWR_OWNED_RUNS.fetch_add(1, SeqCst);
+    Ok(format!("{city}:{}:{n}", tags.len()))
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_takes_owned_arguments() {
+    let call = || swr_owned("Oslo".to_string(), vec!["a".to_string()]);
+    assert_eq!(call().await.as_deref(), Ok("Oslo:1:0"));
+    tokio::time::sleep(Duration::from_millis(300)).await; // now stale
+    assert_eq!(
+        call().await.as_deref(),
+        Ok("Oslo:1:0"),
+        "stale, served at once"
+    );
+    for _ in 0..100 {
+        if call().await.as_deref() == Ok("Oslo:1:1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        call().await.as_deref(),
+        Ok("Oslo:1:1"),
+        "refreshed in the background"
+    );
+    assert_eq!(SWR_OWNED_RUNS.load(SeqCst), 2);
+}
+
 static NONE_RUNS: AtomicUsize = AtomicUsize::new(0);
 #[cached(ttl = "10m")]
 fn lookup_user(id: u32) -> Option<String> {
@@ -367,7 +400,7 @@ fn sync_fn_on_a_byte_cache_works_outside_tokio() {
     assert_eq!(remote_square(5), 25);
     assert_eq!(remote_square(5), 25);
     assert_eq!(REMOTE_RUNS.load(SeqCst), 1);
-    assert!(!remote_square_cache().cache().is_memory());
+    assert!(!remote_square_cache().cache().has_typed_tier());
 }
 
 static INSIDE_RUNS: AtomicUsize = AtomicUsize::new(0);

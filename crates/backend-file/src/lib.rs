@@ -7,15 +7,25 @@
 //!
 //! With the crate linked in, [`Cache::from_url`](steadycache_api::Cache::from_url) opens
 //! `file:///path` URLs: the backend adds its scheme to
-//! [`SCHEMES`](steadycache_api::plumbing::SCHEMES) at link time.
+//! [`SCHEMES`](static@steadycache_api::plumbing::SCHEMES) at link time.
 //!
 //! It implements the blocking twins of [`Backend`](steadycache_api::Backend) (`blocking()`), so
 //! a sync memoized function reads its entry on its own thread with no runtime hop; async callers
 //! run the same I/O on tokio's blocking pool.
 #![deny(missing_docs)]
 
-mod file;
-pub use file::{FileBackend, FileConfig};
+mod backend;
+mod config;
+mod format;
+mod fs;
+mod housekeeping;
+mod names;
+mod ops;
+mod prefix;
+mod rmw;
+
+pub use backend::FileBackend;
+pub use config::FileConfig;
 
 #[steadycache_api::plumbing::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
 #[linkme(crate = steadycache_api::plumbing::linkme)]

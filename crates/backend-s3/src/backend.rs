@@ -1,22 +1,24 @@
 //! [`S3Backend`]: the [`Backend`] contract on objects in one bucket.
+//!
+//! Beside it: `client` makes the SDK client, `meta` reads and writes the object metadata
+//! (expiry, kind, writer), `conditional` does the conditional creates and takeovers of
+//! `set_if_absent` and the locks, `lifecycle` installs the bucket's cleanup rule.
+
+mod client;
+mod conditional;
+mod lifecycle;
+mod meta;
 
 use crate::config::S3Config;
-use crate::error::{convert, is_conflict, is_not_found, is_precondition_failed, status, NAME};
+use crate::error::{convert, is_not_found, is_precondition_failed, status, NAME};
 use async_trait::async_trait;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration, Delete,
-    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier,
-};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use std::collections::HashMap;
+use client::{build_client, ensure_bucket};
+use conditional::{Cond, Put, CREATE_ATTEMPTS};
+use meta::{metadata, Head, Kind};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,103 +27,10 @@ use steadycache_api::plumbing::{check_ttl, deadline, unix_millis};
 use steadycache_api::{Backend, Capabilities, Error, Result};
 use tokio::sync::OnceCell;
 
-/// Metadata key (`x-amz-meta-…`) of the hard expiry, ms since the Unix epoch; absent = never.
-pub(crate) const META_EXPIRES: &str = "steadycache-expires-at";
-/// Metadata key of what the object is: `value` or `lock`.
-pub(crate) const META_KIND: &str = "steadycache-kind";
-/// Metadata key of the random id of the conditional write that made the object.
-pub(crate) const META_WRITER: &str = "steadycache-writer";
 /// Objects per `DeleteObjects` call (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
-/// Attempts of a conditional create that keeps meeting a vanished object or a 409.
-const CREATE_ATTEMPTS: usize = 4;
 /// Largest body size trusted from `Content-Length` for preallocation (bigger ones grow).
 const MAX_PREALLOC: usize = 256 << 20;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Value,
-    Lock,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Value => "value",
-            Kind::Lock => "lock",
-        }
-    }
-}
-
-/// What the metadata of a stored object says.
-#[derive(Debug)]
-struct Head {
-    expires_at: Option<u64>,
-    /// The expiry metadata, when it is there but not a time (a corrupt entry).
-    bad_expiry: Option<String>,
-    kind: Kind,
-    writer: Option<String>,
-    etag: Option<String>,
-}
-
-impl Head {
-    /// Read our metadata. An expiry that is not a number is kept in `bad_expiry`: the object is
-    /// then no live entry (a read reports it corrupt, a create takes it over, a delete removes
-    /// it).
-    fn parse(meta: Option<&HashMap<String, String>>, etag: Option<&str>) -> Head {
-        let get = |k: &str| meta.and_then(|m| m.get(k));
-        let (expires_at, bad_expiry) = match get(META_EXPIRES) {
-            None => (None, None),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(t) => (Some(t), None),
-                Err(_) => (None, Some(v.clone())),
-            },
-        };
-        let kind = match get(META_KIND).map(String::as_str) {
-            Some("lock") => Kind::Lock,
-            _ => Kind::Value,
-        };
-        Head {
-            expires_at,
-            bad_expiry,
-            kind,
-            writer: get(META_WRITER).cloned(),
-            etag: etag.map(str::to_owned),
-        }
-    }
-
-    fn live(&self, now: u64) -> bool {
-        self.bad_expiry.is_none() && self.expires_at.is_none_or(|e| e > now)
-    }
-
-    /// [`Error::Corrupt`] when the metadata is not ours to read.
-    fn check(&self, key: &str) -> Result<()> {
-        match &self.bad_expiry {
-            None => Ok(()),
-            Some(v) => Err(Error::Corrupt(format!(
-                "s3 object `{key}`: metadata {META_EXPIRES}=`{v}` is not a time"
-            ))),
-        }
-    }
-}
-
-/// The condition of a write.
-enum Cond {
-    None,
-    /// `If-None-Match: *`: only if no object exists.
-    Absent,
-    /// `If-Match: <etag>`: only if the object is still this version.
-    Version(String),
-}
-
-/// How a conditional write ended.
-enum Put {
-    Written,
-    /// 412: the condition did not hold.
-    Refused,
-    /// 409: another conditional write of the key was in flight.
-    Conflict,
-}
 
 enum Source {
     Config(Box<S3Config>),
@@ -168,7 +77,7 @@ struct Inner {
 /// | `set` | `PutObject` with the metadata |
 /// | `set_if_absent`, `acquire_lock` | `PutObject` with `If-None-Match: *` (412 = taken); an expired leftover is taken over with `If-Match: <its ETag>` |
 /// | `release_lock` | `GetObject` (the body is the token), then `DeleteObject` with `If-Match: <its ETag>` |
-/// | `delete` | `HeadObject` (was a live entry there?), then `DeleteObject` |
+/// | `delete` | `HeadObject` (was a live entry there?), then `DeleteObject` with `If-Match: <its ETag>` (of two racing deletes only one reports `true`); after a few lost races, a plain `DeleteObject` |
 /// | `delete_prefix` | `ListObjectsV2` by prefix, page by page, each page removed by one `DeleteObjects` (≤ 1,000 keys) |
 /// | `incr` | not supported: S3 has no atomic increment ([`Error::Unsupported`]) |
 /// | `ping` | `HeadBucket` |
@@ -241,66 +150,6 @@ impl fmt::Debug for S3Backend {
         d.field("connected", &self.inner.client.initialized())
             .finish()
     }
-}
-
-fn metadata(kind: Kind, expires_at: Option<u64>, writer: Option<&str>) -> HashMap<String, String> {
-    let mut m = HashMap::with_capacity(3);
-    m.insert(META_KIND.to_owned(), kind.as_str().to_owned());
-    if let Some(e) = expires_at {
-        m.insert(META_EXPIRES.to_owned(), e.to_string());
-    }
-    if let Some(w) = writer {
-        m.insert(META_WRITER.to_owned(), w.to_owned());
-    }
-    m
-}
-
-/// The SDK client for `cfg`: credentials from the config or the AWS chain, region from the
-/// config, the chain, else `us-east-1`.
-///
-/// The SDK's flexible checksums are asked for only where S3 requires them (`DeleteObjects`),
-/// not on every `PutObject` and `GetObject`: every entry the engine stores carries its own
-/// XXH3-64 check of the whole envelope, verified on each read, so a per-request CRC would be a
-/// second pass over every value for nothing; and S3-compatible stores differ in how they handle
-/// the `aws-chunked` checksum trailers (`s3s-fs` stores the checksum apart from the body, so a
-/// read racing a write can pair one write's body with another's checksum).
-async fn build_client(cfg: &S3Config) -> Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(c) = &cfg.credentials {
-        loader = loader.credentials_provider(Credentials::new(
-            c.access_key_id.clone(),
-            c.secret_access_key.clone(),
-            c.session_token.clone(),
-            None,
-            "steadycache",
-        ));
-    }
-    if let Some(r) = &cfg.region {
-        loader = loader.region(Region::new(r.clone()));
-    }
-    let sdk = loader.load().await;
-    let mut b = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(cfg.path_style)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(cfg.connect_timeout)
-                .operation_timeout(cfg.operation_timeout)
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(cfg.max_attempts)
-                .with_initial_backoff(Duration::from_millis(50)),
-        );
-    if sdk.region().is_none() {
-        b = b.region(Region::new("us-east-1"));
-    }
-    if let Some(e) = &cfg.endpoint {
-        b = b.endpoint_url(e);
-    }
-    Client::from_conf(b.build())
 }
 
 /// Read a body into one buffer sized by its `Content-Length`; a body shorter than announced is
@@ -419,75 +268,6 @@ impl S3Backend {
             .await
     }
 
-    /// Install a lifecycle rule on the bucket that deletes objects under this backend's prefix
-    /// `days` days after they were written: eventual cleanup of entries that expired and were
-    /// never read again (reads already treat them as misses). S3 counts from the object's
-    /// creation, not from the expiry in its metadata, so choose `days` above your longest ttl.
-    ///
-    /// The rule is named `steadycache:<prefix>`; the bucket's other rules are kept (S3 replaces
-    /// a lifecycle configuration as a whole, so they are read and written back). Calling it
-    /// again replaces the rule. Needs `s3:GetLifecycleConfiguration` and
-    /// `s3:PutLifecycleConfiguration`; a store without lifecycle support answers with an error.
-    pub async fn install_lifecycle_rule(&self, days: u32) -> Result<()> {
-        let days = i32::try_from(days)
-            .ok()
-            .filter(|d| *d > 0)
-            .ok_or_else(|| Error::Config(format!("lifecycle days must be 1 to {}", i32::MAX)))?;
-        let client = self.client().await?;
-        let bucket = &self.inner.bucket;
-        let existing = match client
-            .get_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-        {
-            Ok(out) => out.rules().to_vec(),
-            // No configuration yet.
-            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Vec::new(),
-            Err(e) => return Err(convert("get lifecycle of", bucket, e)),
-        };
-        let rules = merge_lifecycle_rule(existing, &self.inner.prefix, days)?;
-        let config = BucketLifecycleConfiguration::builder()
-            .set_rules(Some(rules))
-            .build()
-            .map_err(|e| Error::Config(format!("lifecycle configuration: {e}")))?;
-        client
-            .put_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .lifecycle_configuration(config)
-            .send()
-            .await
-            .map_err(|e| convert("put lifecycle of", bucket, e))?;
-        Ok(())
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        meta: HashMap<String, String>,
-        cond: Cond,
-    ) -> Result<Put> {
-        let client = self.client().await?;
-        let mut req = client
-            .put_object()
-            .bucket(&self.inner.bucket)
-            .key(self.object_key(key))
-            .body(ByteStream::from(body))
-            .set_metadata(Some(meta));
-        match cond {
-            Cond::None => {}
-            Cond::Absent => req = req.if_none_match("*"),
-            Cond::Version(etag) => req = req.if_match(etag),
-        }
-        match req.send().await {
-            Ok(_) => Ok(Put::Written),
-            Err(e) if is_precondition_failed(&e) => Ok(Put::Refused),
-            Err(e) if is_conflict(&e) => Ok(Put::Conflict),
-            Err(e) => Err(convert("put", key, e)),
-        }
-    }
-
     /// Read a body, within the operation timeout (the SDK's ends once the headers are in).
     async fn read(&self, key: &str, body: ByteStream, len: Option<i64>) -> Result<Vec<u8>> {
         match self.inner.body_timeout {
@@ -582,78 +362,6 @@ impl S3Backend {
         }
     }
 
-    /// Whether the conditional write `writer` made is the object now (see [Locks](S3Backend#locks)).
-    async fn confirm(&self, key: &str, writer: &str) -> Result<bool> {
-        if !self.inner.confirm {
-            return Ok(true);
-        }
-        if !self.inner.confirm_delay.is_zero() {
-            tokio::time::sleep(self.inner.confirm_delay).await;
-        }
-        let mine = self
-            .head(key)
-            .await?
-            .is_some_and(|h| h.writer.as_deref() == Some(writer));
-        if !mine {
-            tracing::debug!(
-                key,
-                "s3: a conditional write returned 200 but another write won"
-            );
-        }
-        Ok(mine)
-    }
-
-    /// Create `key` if no live object is there (taking over an expired one); `true` if this
-    /// call's write is the object now.
-    async fn create(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        ttl: Option<Duration>,
-        kind: Kind,
-    ) -> Result<bool> {
-        check_ttl(ttl)?;
-        let body = Bytes::from(body);
-        let writer = format!("{:016x}", fastrand::u64(..));
-        for _ in 0..CREATE_ATTEMPTS {
-            let meta = metadata(kind, deadline(unix_millis(), ttl), Some(&writer));
-            match self
-                .put(key, body.clone(), meta.clone(), Cond::Absent)
-                .await?
-            {
-                Put::Written => return self.confirm(key, &writer).await,
-                Put::Conflict => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                Put::Refused => {}
-            }
-            let Some(head) = self.head(key).await? else {
-                continue; // removed in between: try to create it again
-            };
-            if head.writer.as_deref() == Some(writer.as_str()) {
-                // Our own write, stored by an attempt whose answer was lost: the SDK's retry
-                // of it was refused. It is ours.
-                return Ok(true);
-            }
-            if head.live(unix_millis()) {
-                return Ok(false);
-            }
-            // Expired, or not a readable entry: take it over if it is still that version.
-            let Some(etag) = head.etag else {
-                return Ok(false);
-            };
-            return match self.put(key, body, meta, Cond::Version(etag)).await? {
-                Put::Written => self.confirm(key, &writer).await,
-                Put::Refused | Put::Conflict => Ok(self
-                    .head(key)
-                    .await?
-                    .is_some_and(|h| h.writer.as_deref() == Some(writer.as_str()))),
-            };
-        }
-        Ok(false)
-    }
-
     async fn delete_batch(&self, keys: Vec<ObjectIdentifier>) -> Result<u64> {
         let client = self.client().await?;
         let n = keys.len();
@@ -685,69 +393,6 @@ impl S3Backend {
             });
         }
         Ok(removed)
-    }
-}
-
-/// `existing` rules with the rule for `prefix` added or replaced.
-pub(crate) fn merge_lifecycle_rule(
-    existing: Vec<LifecycleRule>,
-    prefix: &str,
-    days: i32,
-) -> Result<Vec<LifecycleRule>> {
-    let id = format!("steadycache:{prefix}");
-    let id = if id.len() > 255 {
-        format!(
-            "steadycache:{:016x}",
-            xxhash_rust::xxh3::xxh3_64(prefix.as_bytes())
-        )
-    } else {
-        id
-    };
-    let rule = LifecycleRule::builder()
-        .id(&id)
-        .status(ExpirationStatus::Enabled)
-        .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
-        .expiration(LifecycleExpiration::builder().days(days).build())
-        .build()
-        .map_err(|e| Error::Config(format!("lifecycle rule: {e}")))?;
-    let mut rules: Vec<LifecycleRule> = existing
-        .into_iter()
-        .filter(|r| r.id() != Some(id.as_str()))
-        .collect();
-    rules.push(rule);
-    Ok(rules)
-}
-
-/// Create `bucket` unless it exists, in the client's region (outside `us-east-1` S3 needs it
-/// named as the location constraint). A 409 from a racing creator is fine when the bucket then
-/// answers us: `BucketAlreadyExists` of a name another account owns does not (`HeadBucket` is
-/// refused), and is reported.
-async fn ensure_bucket(client: &Client, bucket: &str) -> Result<()> {
-    match client.head_bucket().bucket(bucket).send().await {
-        Ok(_) => return Ok(()),
-        Err(e) if status(&e) == Some(404) => {}
-        Err(e) => return Err(convert("head bucket", bucket, e)),
-    }
-    let mut req = client.create_bucket().bucket(bucket);
-    if let Some(region) = client.config().region().map(|r| r.as_ref().to_owned()) {
-        if region != "us-east-1" {
-            req = req.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
-                    .build(),
-            );
-        }
-    }
-    match req.send().await {
-        Ok(_) => Ok(()),
-        Err(e) if status(&e) == Some(409) => client
-            .head_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|_| convert("create bucket", bucket, e)),
-        Err(e) => Err(convert("create bucket", bucket, e)),
     }
 }
 
@@ -880,49 +525,5 @@ impl Backend for S3Backend {
             .await
             .map_err(|e| convert("head bucket", &self.inner.bucket, e))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_parses_and_bad_expiry_is_corrupt() {
-        let m = metadata(Kind::Lock, Some(42), Some("w1"));
-        let h = Head::parse(Some(&m), Some("\"e\""));
-        assert_eq!(h.expires_at, Some(42));
-        assert_eq!(h.kind, Kind::Lock);
-        assert_eq!(h.writer.as_deref(), Some("w1"));
-        assert!(h.live(41) && !h.live(42));
-        assert!(h.check("k").is_ok());
-        let never = Head::parse(None, None);
-        assert!(never.live(u64::MAX) && never.kind == Kind::Value);
-        let mut bad = m.clone();
-        bad.insert(META_EXPIRES.into(), "soon".into());
-        let b = Head::parse(Some(&bad), None);
-        assert!(!b.live(0), "not a live entry");
-        assert!(matches!(b.check("k"), Err(Error::Corrupt(_))));
-    }
-
-    #[test]
-    fn lifecycle_rule_is_added_once_and_others_are_kept() {
-        let other = LifecycleRule::builder()
-            .id("logs")
-            .status(ExpirationStatus::Enabled)
-            .filter(LifecycleRuleFilter::builder().prefix("logs/").build())
-            .expiration(LifecycleExpiration::builder().days(7).build())
-            .build()
-            .unwrap();
-        let once = merge_lifecycle_rule(vec![other], "cache/", 30).unwrap();
-        let twice = merge_lifecycle_rule(once, "cache/", 10).unwrap();
-        let ids: Vec<_> = twice.iter().map(|r| r.id().unwrap_or("")).collect();
-        assert_eq!(ids, ["logs", "steadycache:cache/"]);
-        let ours = &twice[1];
-        assert_eq!(ours.expiration().and_then(|e| e.days()), Some(10));
-        assert_eq!(ours.filter().and_then(|f| f.prefix()), Some("cache/"));
-        let long = "p".repeat(600);
-        let r = merge_lifecycle_rule(Vec::new(), &long, 1).unwrap();
-        assert!(r[0].id().is_some_and(|id| id.len() <= 255));
     }
 }

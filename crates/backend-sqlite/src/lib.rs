@@ -5,15 +5,22 @@
 //!
 //! With the crate linked in, [`Cache::from_url`](steadycache_api::Cache::from_url) opens
 //! `sqlite:///path` (or `sqlite::memory:`) URLs: the backend adds its scheme to
-//! [`SCHEMES`](steadycache_api::plumbing::SCHEMES) at link time.
+//! [`SCHEMES`](static@steadycache_api::plumbing::SCHEMES) at link time.
 //!
 //! It implements the blocking twins of [`Backend`](steadycache_api::Backend) (`blocking()`), so
 //! a sync memoized function reads its entry on its own thread with no runtime hop; async callers
 //! run the same I/O on tokio's blocking pool.
 #![deny(missing_docs)]
 
-mod sqlite;
-pub use sqlite::{SqliteBackend, SqliteConfig};
+mod backend;
+mod config;
+mod error;
+mod ops;
+mod pool;
+mod schema;
+
+pub use backend::SqliteBackend;
+pub use config::SqliteConfig;
 
 #[steadycache_api::plumbing::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
 #[linkme(crate = steadycache_api::plumbing::linkme)]

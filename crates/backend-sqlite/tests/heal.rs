@@ -7,13 +7,7 @@ use steadycache_api::testing::heal::{foreign_codec_case, heal_case, KEY};
 use steadycache_sqlite::{SqliteBackend, SqliteConfig};
 
 fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "steadycache-heal-{tag}-{}-{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    steadycache_api::testing::temp_dir(&format!("heal-{tag}"))
 }
 
 fn sqlite_backend(path: &Path) -> SqliteBackend {

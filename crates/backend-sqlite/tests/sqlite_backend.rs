@@ -317,21 +317,24 @@ fn a_missing_parent_directory_is_created() {
 fn from_url_parsing() {
     let cfg = SqliteConfig::from_url("sqlite:///abs/path/to/cache.db").unwrap();
     assert_eq!(
-        cfg.path(),
+        cfg.path.as_deref(),
         Some(std::path::Path::new("/abs/path/to/cache.db"))
     );
     assert!(!cfg.is_memory());
-    assert_eq!(cfg.busy_timeout(), Duration::from_secs(5));
-    assert!(!cfg.durable());
+    assert_eq!(cfg.busy_timeout, Duration::from_secs(5));
+    assert!(!cfg.durable);
     assert_eq!(cfg, SqliteConfig::new("/abs/path/to/cache.db"));
 
     let cfg = SqliteConfig::from_url("sqlite://relative/cache.db?").unwrap();
-    assert_eq!(cfg.path(), Some(std::path::Path::new("relative/cache.db")));
+    assert_eq!(
+        cfg.path.as_deref(),
+        Some(std::path::Path::new("relative/cache.db"))
+    );
     let cfg = SqliteConfig::from_url("sqlite:cache.db").unwrap();
-    assert_eq!(cfg.path(), Some(std::path::Path::new("cache.db")));
+    assert_eq!(cfg.path.as_deref(), Some(std::path::Path::new("cache.db")));
     let cfg = SqliteConfig::from_url("sqlite:///tmp/with%20space/c.db").unwrap();
     assert_eq!(
-        cfg.path(),
+        cfg.path.as_deref(),
         Some(std::path::Path::new("/tmp/with space/c.db"))
     );
 
@@ -339,11 +342,11 @@ fn from_url_parsing() {
         "SQLITE:///x.db?busy_timeout_ms=250&durable=true&pool_size=2&purge_on_open=off&inline_reads=0",
     )
     .unwrap();
-    assert_eq!(cfg.busy_timeout(), Duration::from_millis(250));
-    assert!(cfg.durable());
-    assert_eq!(cfg.pool_size(), 2);
-    assert!(!cfg.purge_on_open());
-    assert!(!cfg.inline_reads());
+    assert_eq!(cfg.busy_timeout, Duration::from_millis(250));
+    assert!(cfg.durable);
+    assert_eq!(cfg.pool_size, 2);
+    assert!(!cfg.purge_on_open);
+    assert!(!cfg.inline_reads);
     assert_eq!(
         cfg,
         SqliteConfig::new("/x.db")
@@ -361,7 +364,7 @@ fn from_url_parsing() {
     ] {
         let cfg = SqliteConfig::from_url(url).unwrap();
         assert!(cfg.is_memory(), "{url}");
-        assert_eq!(cfg.path(), None);
+        assert_eq!(cfg.path.as_deref(), None);
     }
     assert!(SqliteConfig::new(":memory:").is_memory());
     let mem = SqliteBackend::from_url("sqlite::memory:").unwrap();

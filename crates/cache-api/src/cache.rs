@@ -237,8 +237,12 @@ impl Cache {
         self.inner.manager.codec()
     }
 
-    /// Whether memoized functions on this cache keep typed values in process (plain memory).
-    pub fn is_memory(&self) -> bool {
+    /// Whether memoized functions on this cache keep their values typed, in process, with no
+    /// serialization: true for [`Cache::memory`] and `mem://` URLs. False for every cache built
+    /// on a byte-level backend, [`MemoryBackend`](crate::MemoryBackend) given to
+    /// [`CacheBuilder::backend`] included: its entries are bytes that pass through the manager
+    /// and the codec (so a custom [`CacheManager`](crate::CacheManager) sees every one).
+    pub fn has_typed_tier(&self) -> bool {
         self.inner.memory.is_some()
     }
 

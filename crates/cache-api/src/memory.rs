@@ -84,6 +84,12 @@ impl MemoryConfig {
         self
     }
 
+    /// Set [`estimated_items`](Self::estimated_items).
+    pub fn with_estimated_items(mut self, estimated_items: usize) -> Self {
+        self.estimated_items = estimated_items;
+        self
+    }
+
     /// Parse `mem://` or `mem://?max_bytes=1048576&estimated_items=1000`.
     pub fn from_url(url: &str) -> Result<Self> {
         let parsed = url::Url::parse(url)

@@ -475,3 +475,27 @@ macro_rules! conformance_tests {
         }
     };
 }
+
+/// A fresh, empty directory under the system temp dir, named after `tag`, the process and a
+/// counter; it is kept after the test (backends and their background threads may still use it).
+///
+/// # Panics
+/// When no directory can be created there: a test cannot run without one.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let dir = std::env::temp_dir().join(format!(
+            "steadycache-{tag}-{}-{}-{:08x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        ));
+        match std::fs::create_dir_all(dir.parent().unwrap_or(&dir))
+            .and_then(|()| std::fs::create_dir(&dir))
+        {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create a temp dir {}: {e}", dir.display()),
+        }
+    }
+}

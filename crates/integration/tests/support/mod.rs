@@ -68,16 +68,7 @@ pub fn spawn_and_wait(n: usize, role: &str, envs: &[(&str, &str)], limit: Durati
 
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "steadycache-xp-{tag}-{}-{nanos:08x}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    steadycache_api::testing::temp_dir(&format!("xp-{tag}"))
 }
 
 /// Append `line` to the count file named by [`COUNT`], if any, in one `write(2)`: with

@@ -1,0 +1,279 @@
+//! The plain operations: `get`, `set`, `delete` and `ping`, and the atomic write every writing
+//! operation goes through. None of them takes a key's lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use steadycache_api::plumbing::{check_ttl, deadline, io_error, unix_millis};
+use steadycache_api::{Error, Result};
+
+use crate::backend::{Inner, NAME};
+use crate::format::{encode_entry, parse_entry, read_header, KIND_VALUE, MIN_LEN};
+use crate::fs::{is_not_found, older_than, remove_if_same, sync_dir};
+use crate::names::{Location, TEMP_PREFIX};
+
+/// A hit refreshes an entry's mtime (for LRU eviction) at most this often.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// How often a write retries when its directory vanishes under it (a concurrent namespace clear).
+const WRITE_ATTEMPTS: usize = 5;
+
+/// What reading an entry file found.
+pub(crate) enum Found {
+    Live(Stored),
+    /// No file, an expired one (removed), or another key's file.
+    Absent,
+    /// A damaged file, removed; the reason.
+    Corrupt(&'static str),
+}
+
+/// What a read returns: the value with its kind and expiry.
+pub(crate) struct Stored {
+    pub(crate) kind: u8,
+    pub(crate) expires_at: u64,
+    pub(crate) value: Vec<u8>,
+}
+
+impl Inner {
+    /// Read the entry of `key`. Corrupt and expired files are removed; another key's file (a
+    /// hash collision) is absent and left alone.
+    pub(crate) fn read_entry(&self, key: &str, path: &Path) -> Result<Found> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => return Ok(Found::Absent),
+            Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
+        let Ok(len) = usize::try_from(meta.len()) else {
+            self.discard(path, &meta, key, "larger than memory");
+            return Ok(Found::Corrupt("larger than memory"));
+        };
+        if len < MIN_LEN {
+            self.discard(path, &meta, key, "shorter than a header");
+            return Ok(Found::Corrupt("shorter than a header"));
+        }
+        let mut buf = vec![0u8; len];
+        match file.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.discard(path, &meta, key, "truncated while reading");
+                return Ok(Found::Corrupt("truncated while reading"));
+            }
+            Err(e) => return Err(io_error(NAME, &format!("read `{}`", path.display()), e)),
+        }
+        let parsed = match parse_entry(&buf) {
+            Ok(p) => p,
+            Err(why) => {
+                self.discard(path, &meta, key, why);
+                return Ok(Found::Corrupt(why));
+            }
+        };
+        if buf.get(parsed.key.clone()) != Some(key.as_bytes()) {
+            tracing::debug!(path = %path.display(), key, "file holds another key (hash collision)");
+            return Ok(Found::Absent);
+        }
+        if parsed.expires_at <= unix_millis() {
+            if let Err(e) = remove_if_same(path, &meta) {
+                tracing::debug!(path = %path.display(), error = %e, "could not remove an expired entry");
+            }
+            return Ok(Found::Absent);
+        }
+        if self.config.max_bytes.is_some() && older_than(&meta, TOUCH_EVERY) {
+            touch(&file, path);
+        }
+        buf.truncate(parsed.value.end);
+        buf.drain(..parsed.value.start);
+        Ok(Found::Live(Stored {
+            kind: parsed.kind,
+            expires_at: parsed.expires_at,
+            value: buf,
+        }))
+    }
+
+    /// Log and remove a corrupt file (if it was not replaced meanwhile).
+    fn discard(&self, path: &Path, meta: &fs::Metadata, key: &str, why: &str) {
+        tracing::warn!(path = %path.display(), key, reason = why, "corrupt cache file: removed, read as a miss");
+        if let Err(e) = remove_if_same(path, meta) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a corrupt cache file");
+        }
+    }
+
+    /// A corrupt file is removed and reported as [`Error::Corrupt`], so that the engine counts
+    /// and logs it as the corrupt miss it is (read-modify-write operations treat it as absent).
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.entry_path(&Location::of(key));
+        match self.read_entry(key, &path)? {
+            Found::Live(s) => Ok(Some(s.value)),
+            Found::Absent => Ok(None),
+            Found::Corrupt(why) => Err(Error::Corrupt(format!(
+                "cache file `{}` (removed): {why}",
+                path.display()
+            ))),
+        }
+    }
+
+    pub(crate) fn set(
+        self: &Arc<Self>,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_ttl(ttl)?;
+        let loc = Location::of(key);
+        self.write(
+            key,
+            &loc,
+            value,
+            deadline(unix_millis(), ttl).unwrap_or(u64::MAX),
+            KIND_VALUE,
+        )
+    }
+
+    /// Write an entry atomically: temp file in the entry's directory, optional fsync, rename.
+    pub(crate) fn write(
+        self: &Arc<Self>,
+        key: &str,
+        loc: &Location,
+        value: &[u8],
+        expires_at: u64,
+        kind: u8,
+    ) -> Result<()> {
+        let bytes = encode_entry(key.as_bytes(), value, expires_at, kind)?;
+        let dir = self.root.join(&loc.ns);
+        let path = dir.join(&loc.name);
+        let mut last = None;
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut tmp = match tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .tempfile_in(&dir)
+            {
+                Ok(t) => t,
+                Err(e) if is_not_found(&e) => {
+                    fs::create_dir_all(&dir).map_err(|e| {
+                        io_error(NAME, &format!("create directory `{}`", dir.display()), e)
+                    })?;
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(io_error(
+                        NAME,
+                        &format!("create a temp file in `{}`", dir.display()),
+                        e,
+                    ))
+                }
+            };
+            let written = tmp.write_all(&bytes).and_then(|()| {
+                if self.config.durable {
+                    tmp.as_file().sync_all()
+                } else {
+                    Ok(())
+                }
+            });
+            match written {
+                Ok(()) => {}
+                // The directory was renamed away (a namespace clear): write again.
+                Err(e) if is_not_found(&e) => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(io_error(
+                        NAME,
+                        &format!("write `{}`", tmp.path().display()),
+                        e,
+                    ))
+                }
+            }
+            match tmp.persist(&path) {
+                Ok(_) => {
+                    if self.config.durable {
+                        sync_dir(&dir).map_err(|e| {
+                            io_error(NAME, &format!("sync directory `{}`", dir.display()), e)
+                        })?;
+                    }
+                    self.note_write();
+                    return Ok(());
+                }
+                Err(e) if is_not_found(&e.error) => last = Some(e.error),
+                Err(e) => {
+                    return Err(io_error(
+                        NAME,
+                        &format!("rename into `{}`", path.display()),
+                        e.error,
+                    ))
+                }
+            }
+        }
+        Err(io_error(
+            NAME,
+            &format!("write `{}` (its directory kept vanishing)", path.display()),
+            last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound)),
+        ))
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> Result<bool> {
+        let path = self.entry_path(&Location::of(key));
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
+        let header = read_header(&mut file, meta.len())
+            .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
+        drop(file);
+        let live = match header {
+            // Another key's file (hash collision): not ours to remove.
+            Ok(h) if h.key != key.as_bytes() => return Ok(false),
+            Ok(h) => h.expires_at > unix_millis(),
+            Err(_) => false,
+        };
+        let removed = remove_if_same(&path, &meta)
+            .map_err(|e| io_error(NAME, &format!("remove `{}`", path.display()), e))?;
+        Ok(removed && live)
+    }
+
+    pub(crate) fn ping(&self) -> Result<()> {
+        let meta = fs::metadata(&self.root)
+            .map_err(|e| io_error(NAME, &format!("inspect `{}`", self.root.display()), e))?;
+        if !meta.is_dir() {
+            return Err(Error::backend(
+                NAME,
+                format!("`{}` is not a directory", self.root.display()),
+            ));
+        }
+        tempfile::Builder::new()
+            .prefix(".tmp-ping-")
+            .tempfile_in(&self.root)
+            .map_err(|e| {
+                io_error(
+                    NAME,
+                    &format!("write a probe file in `{}`", self.root.display()),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+}
+
+/// Refresh an entry's mtime (its recency for LRU eviction). Best effort.
+fn touch(file: &File, path: &Path) {
+    let now = SystemTime::now();
+    if file.set_modified(now).is_ok() {
+        return;
+    }
+    // Some platforms need a handle opened for writing to change times.
+    let retried = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(now));
+    if let Err(e) = retried {
+        tracing::debug!(path = %path.display(), error = %e, "could not refresh an entry's mtime");
+    }
+}

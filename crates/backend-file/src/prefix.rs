@@ -1,0 +1,123 @@
+//! `delete_prefix`: a whole namespace is renamed away and removed, a part of one is removed
+//! entry by entry.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use steadycache_api::plumbing::{io_error, unix_millis};
+use steadycache_api::Result;
+
+use crate::backend::{Inner, NAME};
+use crate::format::read_header;
+use crate::fs::{is_not_found, list_dir, remove_if_same};
+use crate::names::{encode_name, is_hidden, TRASH_PREFIX};
+
+impl Inner {
+    pub(crate) fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let now = unix_millis();
+        match prefix.split_once(':') {
+            // Every key of one namespace: drop its directory.
+            Some((ns, "")) => self.clear_dir(&self.root.join(encode_name(ns)), now),
+            // Part of one namespace: only its directory can hold matches.
+            Some((ns, _)) => self.remove_matching(&self.root.join(encode_name(ns)), prefix, now),
+            None => {
+                let mut removed = 0;
+                for dir in self.namespace_dirs()? {
+                    removed += if prefix.is_empty() {
+                        self.clear_dir(&dir, now)?
+                    } else {
+                        self.remove_matching(&dir, prefix, now)?
+                    };
+                }
+                Ok(removed)
+            }
+        }
+    }
+
+    /// The namespace directories (hidden bookkeeping entries excluded).
+    pub(crate) fn namespace_dirs(&self) -> Result<Vec<PathBuf>> {
+        let entries = list_dir(&self.root)
+            .map_err(|e| io_error(NAME, &format!("list `{}`", self.root.display()), e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| !is_hidden(&e.file_name()))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect())
+    }
+
+    /// Remove a whole namespace directory: rename it to a trash name (readers and writers see
+    /// all of it or none), count its live entries, remove it.
+    fn clear_dir(&self, dir: &Path, now: u64) -> Result<u64> {
+        let trash = self
+            .root
+            .join(format!("{TRASH_PREFIX}{now}-{:016x}", fastrand::u64(..)));
+        match fs::rename(dir, &trash) {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Ok(0),
+            Err(e) => {
+                // Renaming can fail where removing files works (a Windows file held open):
+                // fall back to removing entry by entry.
+                tracing::debug!(dir = %dir.display(), error = %e, "rename to trash failed");
+                return self.remove_matching(dir, "", now);
+            }
+        }
+        let mut live = 0;
+        for entry in list_dir(&trash).unwrap_or_default() {
+            let name = entry.file_name();
+            if is_hidden(&name) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(mut file) = File::open(&path) else {
+                continue;
+            };
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if let Ok(Ok(h)) = read_header(&mut file, len) {
+                if h.expires_at > now {
+                    live += 1;
+                }
+            }
+        }
+        if let Err(e) = fs::remove_dir_all(&trash) {
+            tracing::warn!(dir = %trash.display(), error = %e, "could not remove a cleared namespace; the next purge retries");
+        }
+        Ok(live)
+    }
+
+    /// Remove the entries of `dir` whose key starts with `prefix`; the number of live ones.
+    fn remove_matching(&self, dir: &Path, prefix: &str, now: u64) -> Result<u64> {
+        let entries =
+            list_dir(dir).map_err(|e| io_error(NAME, &format!("list `{}`", dir.display()), e))?;
+        let mut removed = 0;
+        for entry in entries {
+            if is_hidden(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
+            let header = read_header(&mut file, meta.len())
+                .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
+            drop(file);
+            let live = match header {
+                Ok(h) if h.key.starts_with(prefix.as_bytes()) => h.expires_at > now,
+                // Not matching, or corrupt (unknown key) while only a part is removed.
+                Ok(_) => continue,
+                Err(_) if prefix.is_empty() => false,
+                Err(_) => continue,
+            };
+            let gone = remove_if_same(&path, &meta)
+                .map_err(|e| io_error(NAME, &format!("remove `{}`", path.display()), e))?;
+            if gone && live {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,332 @@
+//! The operations on the shared [`Inner`] state, each one statement (or, for `incr`, one
+//! `BEGIN IMMEDIATE` transaction) on a pooled connection, and the row helpers they share.
+
+use crate::backend::SqliteBackend;
+use crate::error::{Context, NAME};
+use crate::pool::Inner;
+use crate::schema::{
+    DELETE, DELETE_FROM, DELETE_IF_EXPIRED, DELETE_RANGE, GET, PING, PURGE, PURGE_BATCH, RELEASE,
+    SET, SET_IF_ABSENT, UPDATE_VALUE,
+};
+use rusqlite::types::{ToSqlOutput, Type, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
+use std::time::Duration;
+use steadycache_api::plumbing::{check_ttl, deadline_i64, unix_millis};
+use steadycache_api::{Entry, Error, Result};
+
+/// Bytes bound as TEXT even when they are not UTF-8 (a range bound past a prefix): SQLite
+/// compares TEXT under the BINARY collation with `memcmp`, so the bound orders exactly like the
+/// UTF-8 bytes of the keys.
+struct TextBytes<'a>(&'a [u8]);
+
+impl ToSql for TextBytes<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.0)))
+    }
+}
+
+fn to_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    to_i64(unix_millis())
+}
+
+fn live(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_none_or(|at| at > now)
+}
+
+/// `(stale_at, created_at)` for a value: from its envelope when it is one.
+fn envelope_times(value: &[u8], now: i64) -> (Option<i64>, i64) {
+    match Entry::decode(value) {
+        Ok(entry) => (
+            (entry.stale_at != u64::MAX).then(|| to_i64(entry.stale_at)),
+            to_i64(entry.created_at),
+        ),
+        Err(_) => (None, now),
+    }
+}
+
+/// The stored bytes of a `value` column (BLOB as written by this backend; TEXT and numbers
+/// written by hand are accepted as their bytes).
+fn value_bytes(v: ValueRef<'_>) -> rusqlite::Result<Vec<u8>> {
+    match v {
+        ValueRef::Blob(b) | ValueRef::Text(b) => Ok(b.to_vec()),
+        ValueRef::Integer(i) => Ok(i.to_string().into_bytes()),
+        ValueRef::Real(r) => Ok(r.to_string().into_bytes()),
+        ValueRef::Null => Err(rusqlite::Error::InvalidColumnType(
+            0,
+            "value".into(),
+            Type::Null,
+        )),
+    }
+}
+
+/// A counter's value: ASCII decimal (surrounding whitespace allowed).
+fn parse_counter(v: &[u8]) -> Option<i64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+impl Inner {
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let conn = self.conn()?;
+        Self::get_on(&conn, key)
+    }
+
+    /// `get` on a connection already held (the inline async read).
+    pub(crate) fn get_on(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+        let now = now_ms();
+        let row = conn
+            .prepare_cached(GET)
+            .ctx("get")?
+            .query_row(params![key], |r| {
+                let expires_at: Option<i64> = r.get(1)?;
+                if live(expires_at, now) {
+                    Ok(Some(value_bytes(r.get_ref(0)?)?))
+                } else {
+                    Ok(None)
+                }
+            })
+            .optional()
+            .ctx("get")?;
+        match row {
+            None => Ok(None),
+            Some(Some(value)) => Ok(Some(value)),
+            Some(None) => {
+                // Expired: remove it lazily (only if still expired, so a concurrent fresh write
+                // is kept). A failure here does not fail the read.
+                let deleted = conn
+                    .prepare_cached(DELETE_IF_EXPIRED)
+                    .and_then(|mut s| s.execute(params![key, now]));
+                if let Err(e) = deleted {
+                    tracing::debug!(key, error = %e, "sqlite: lazy delete of an expired row failed");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        check_ttl(ttl)?;
+        let now = now_ms();
+        let (stale_at, created_at) = envelope_times(value, now);
+        let conn = self.conn()?;
+        conn.prepare_cached(SET)
+            .ctx("set")?
+            .execute(params![
+                key,
+                value,
+                stale_at,
+                deadline_i64(now, ttl),
+                created_at
+            ])
+            .ctx("set")?;
+        Ok(())
+    }
+
+    pub(crate) fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        // `?6` is now: an existing row is taken over only when it has expired by then.
+        check_ttl(ttl)?;
+        let now = now_ms();
+        let (stale_at, created_at) = envelope_times(value, now);
+        let conn = self.conn()?;
+        let changed = conn
+            .prepare_cached(SET_IF_ABSENT)
+            .ctx("set_if_absent")?
+            .execute(params![
+                key,
+                value,
+                stale_at,
+                deadline_i64(now, ttl),
+                created_at,
+                now
+            ])
+            .ctx("set_if_absent")?;
+        Ok(changed == 1)
+    }
+
+    /// Count the live rows among the `expires_at` values a `DELETE ... RETURNING` gives back.
+    fn count_live(
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        params: &[&dyn ToSql],
+        now: i64,
+        what: &str,
+    ) -> Result<u64> {
+        let mut rows = stmt.query(params).ctx(what)?;
+        let mut removed = 0u64;
+        while let Some(row) = rows.next().ctx(what)? {
+            let expires_at: Option<i64> = row.get(0).ctx(what)?;
+            if live(expires_at, now) {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> Result<bool> {
+        let conn = self.conn()?;
+        let now = now_ms();
+        let mut stmt = conn.prepare_cached(DELETE).ctx("delete")?;
+        Ok(Self::count_live(&mut stmt, &[&key], now, "delete")? > 0)
+    }
+
+    pub(crate) fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let conn = self.conn()?;
+        let now = now_ms();
+        match SqliteBackend::prefix_successor(prefix.as_bytes()) {
+            Some(end) => {
+                let mut stmt = conn.prepare_cached(DELETE_RANGE).ctx("delete_prefix")?;
+                Self::count_live(
+                    &mut stmt,
+                    &[&prefix, &TextBytes(&end)],
+                    now,
+                    "delete_prefix",
+                )
+            }
+            None => {
+                let mut stmt = conn.prepare_cached(DELETE_FROM).ctx("delete_prefix")?;
+                Self::count_live(&mut stmt, &[&prefix], now, "delete_prefix")
+            }
+        }
+    }
+
+    pub(crate) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+        check_ttl(ttl)?;
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("incr")?;
+        // The time is read once the write lock is held, so liveness is judged at commit time.
+        let now = now_ms();
+        let current = tx
+            .prepare_cached(GET)
+            .ctx("incr")?
+            .query_row(params![key], |r| {
+                let expires_at: Option<i64> = r.get(1)?;
+                if live(expires_at, now) {
+                    Ok(Some(value_bytes(r.get_ref(0)?)?))
+                } else {
+                    Ok(None)
+                }
+            })
+            .optional()
+            .ctx("incr")?
+            .flatten();
+        let next = match current {
+            Some(value) => {
+                let n = parse_counter(&value).ok_or_else(|| {
+                    Error::backend(NAME, format!("`{key}` does not hold an integer"))
+                })?;
+                let next = n.checked_add(by).ok_or_else(|| {
+                    Error::backend(NAME, format!("counter `{key}` would overflow"))
+                })?;
+                tx.prepare_cached(UPDATE_VALUE)
+                    .ctx("incr")?
+                    .execute(params![key, next.to_string().as_bytes()])
+                    .ctx("incr")?;
+                next
+            }
+            None => {
+                tx.prepare_cached(SET)
+                    .ctx("incr")?
+                    .execute(params![
+                        key,
+                        by.to_string().as_bytes(),
+                        None::<i64>,
+                        deadline_i64(now, ttl),
+                        now
+                    ])
+                    .ctx("incr")?;
+                by
+            }
+        };
+        tx.commit().ctx("incr")?;
+        Ok(next)
+    }
+
+    pub(crate) fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
+        let conn = self.conn()?;
+        let changed = conn
+            .prepare_cached(RELEASE)
+            .ctx("release_lock")?
+            .execute(params![key, token.as_bytes(), now_ms()])
+            .ctx("release_lock")?;
+        Ok(changed > 0)
+    }
+
+    pub(crate) fn ping(&self) -> Result<()> {
+        let conn = self.conn()?;
+        conn.prepare_cached(PING)
+            .ctx("ping")?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .ctx("ping")?;
+        Ok(())
+    }
+
+    pub(crate) fn purge_expired(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut total = 0u64;
+        loop {
+            // One batch per statement, giving the connection (and the write lock) back between
+            // batches.
+            let n = {
+                let conn = self.conn()?;
+                let mut stmt = conn.prepare_cached(PURGE).ctx("purge_expired")?;
+                stmt.execute(params![now, PURGE_BATCH])
+                    .ctx("purge_expired")?
+            };
+            total += n as u64;
+            if n < PURGE_BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_helpers() {
+        assert!(live(None, 5) && live(Some(6), 5));
+        assert!(!live(Some(5), 5) && !live(Some(4), 5));
+
+        assert_eq!(parse_counter(b"42"), Some(42));
+        assert_eq!(parse_counter(b" -7\n"), Some(-7));
+        assert_eq!(parse_counter(b"4x"), None);
+        assert_eq!(parse_counter(b"\xff"), None);
+
+        assert_eq!(value_bytes(ValueRef::Blob(b"\0b")).unwrap(), b"\0b");
+        assert_eq!(value_bytes(ValueRef::Text(b"t")).unwrap(), b"t");
+        assert_eq!(value_bytes(ValueRef::Integer(42)).unwrap(), b"42");
+        assert!(value_bytes(ValueRef::Null).is_err());
+
+        assert_eq!(to_i64(u64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn envelope_times_come_from_an_envelope_only() {
+        assert_eq!(envelope_times(b"not an envelope", 9), (None, 9));
+        let mut entry = Entry {
+            payload: b"p".to_vec(),
+            created_at: 100,
+            stale_at: 200,
+            expires_at: 300,
+            codec: 0,
+            flags: 0,
+        };
+        assert_eq!(
+            envelope_times(&entry.encode().unwrap(), 9),
+            (Some(200), 100)
+        );
+        entry.stale_at = u64::MAX;
+        assert_eq!(envelope_times(&entry.encode().unwrap(), 9), (None, 100));
+    }
+}

@@ -1,0 +1,190 @@
+//! The memoized function's new body: compile-time checks of the key arguments and the value,
+//! the key, the original body as `__steadycache_inner`, and the call into the `Memo`.
+
+use super::{Names, ValueShape};
+use crate::model::{Arg, FnModel};
+use crate::options::Options;
+use crate::validate::Plan;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::Type;
+
+/// The new body block.
+pub(crate) fn body(
+    opts: &Options,
+    model: &FnModel,
+    plan: &Plan,
+    names: &Names,
+    shape: &ValueShape,
+) -> TokenStream2 {
+    let asserts: Vec<TokenStream2> = if opts.key.is_some() {
+        Vec::new()
+    } else {
+        model
+            .key_args()
+            .map(|a| {
+                let i = &a.ident;
+                quote_spanned!(a.ty.span()=> ::steadycache::__private::assert_key_arg(&#i);)
+            })
+            .collect()
+    };
+    let (ret_ty, v_ty) = (&model.ret_ty, &shape.v_ty);
+    let v_assert =
+        quote_spanned!(ret_ty.span()=> ::steadycache::__private::assert_value::<#v_ty>(););
+    let memo_path = names.memo_path(model);
+    let key_expr = key_expr(opts, model);
+    let (inner_def, call_inner) = inner(model);
+    let call_inner_awaited = if model.is_async {
+        quote!(#call_inner.await)
+    } else {
+        call_inner
+    };
+    let (compute, refresh) = if plan.background {
+        background_refresh(model, &shape.to_result)
+    } else {
+        let to_result = &shape.to_result;
+        let compute = if model.is_async {
+            quote!(move || async move { #to_result(#call_inner_awaited) })
+        } else {
+            quote!(|| #to_result(#call_inner_awaited))
+        };
+        (compute, quote!(::steadycache::__private::NoRefresh))
+    };
+    let shape_value = shape.tokens(opts, model);
+    let call = if model.is_async {
+        quote! {
+            __steadycache_memo
+                .call_async(__steadycache_key, #shape_value, #compute, #refresh)
+                .await
+        }
+    } else {
+        quote!(__steadycache_memo.call_sync(__steadycache_key, #shape_value, #compute, #refresh))
+    };
+    let from_result = &shape.from_result;
+    quote! {{
+        #(#asserts)*
+        #v_assert
+        let __steadycache_memo: &'static ::steadycache::__private::Memo<#v_ty> = #memo_path;
+        #key_expr
+        #inner_def
+        if let ::core::option::Option::Some(__steadycache_key) = __steadycache_key {
+            return #from_result(#call);
+        }
+        #call_inner_awaited
+    }}
+}
+
+/// `let __steadycache_key: Option<ArgsKey> = ..;`: `None` (run uncached) when an argument
+/// cannot be serialized.
+fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
+    if let Some(tpl) = &opts.key {
+        return quote! {
+            let __steadycache_text = ::std::format!(#tpl);
+            let __steadycache_key = ::core::option::Option::Some(
+                ::steadycache::__private::ArgsKey::text(&__steadycache_text),
+            );
+        };
+    }
+    let refs = key_refs(model);
+    quote! {
+        let __steadycache_key = match ::steadycache::__private::hash_args(&(#(#refs,)*)) {
+            ::core::result::Result::Ok(h) => {
+                ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
+            }
+            ::core::result::Result::Err(e) => {
+                __steadycache_memo.key_error(&e);
+                ::core::option::Option::None
+            }
+        };
+    }
+}
+
+/// `&arg` for each key argument, then `self` with `key_self`.
+pub(crate) fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
+    model
+        .key_args()
+        .map(|a| {
+            let i = &a.ident;
+            quote!(&#i)
+        })
+        .chain(model.key_self.then(|| quote!(self)))
+        .collect()
+}
+
+/// The uncached body as `__steadycache_inner` (a nested fn, or for a method a closure that
+/// captures `self` and the arguments), and the call of it.
+fn inner(model: &FnModel) -> (TokenStream2, TokenStream2) {
+    let (sig, block, ret_ty) = (&model.func.sig, &model.func.block, &model.ret_ty);
+    if model.is_method() {
+        let def = if model.is_async {
+            quote!(let __steadycache_inner = move || async move #block;)
+        } else {
+            quote!(let __steadycache_inner = move || -> #ret_ty #block;)
+        };
+        return (def, quote!(__steadycache_inner()));
+    }
+    let inputs = &sig.inputs;
+    let generics = &sig.generics;
+    let asyncness = &sig.asyncness;
+    let unsafety = &sig.unsafety;
+    let output = &sig.output;
+    let arg_idents = model.args.iter().map(|a| &a.ident);
+    (
+        quote!(#[allow(clippy::too_many_arguments)] #unsafety #asyncness fn __steadycache_inner #generics (#inputs) #output #block),
+        quote!(__steadycache_inner(#(#arg_idents),*)),
+    )
+}
+
+/// For a background refresh (free functions only): the compute closure, and the `RefreshWith`
+/// job that runs the body again on owned copies of the arguments after the call has returned.
+///
+/// Both closures only borrow the arguments (the refresh job is built after the compute closure,
+/// so a compute closure that moved them would leave the job nothing to clone): the compute
+/// closure clones the arguments taken by value when it is called, on a miss only.
+fn background_refresh(model: &FnModel, to_result: &TokenStream2) -> (TokenStream2, TokenStream2) {
+    let owned_name = |a: &Arg| format_ident!("__steadycache_owned_{}", a.ident);
+    // `let __steadycache_owned_x = x.to_owned()` (references) or `x.clone()`.
+    let owned = model.args.iter().map(|a| {
+        let (i, o) = (&a.ident, owned_name(a));
+        match &a.ty {
+            Type::Reference(r) => {
+                let inner = &r.elem;
+                quote!(let #o = <#inner as ::std::borrow::ToOwned>::to_owned(#i);)
+            }
+            _ => quote!(let #o = ::core::clone::Clone::clone(&#i);),
+        }
+    });
+    // The owned copies, borrowed back where the function takes a reference.
+    let pass = model.args.iter().map(|a| {
+        let o = owned_name(a);
+        match &a.ty {
+            Type::Reference(r) => {
+                let inner = &r.elem;
+                quote!(::std::borrow::Borrow::<#inner>::borrow(&#o))
+            }
+            _ => quote!(#o),
+        }
+    });
+    // The foreground compute borrows the arguments, cloning those taken by value.
+    let compute_name = |a: &Arg| format_ident!("__steadycache_arg_{}", a.ident);
+    let compute_clones = model.args.iter().map(|a| {
+        let (i, c) = (&a.ident, compute_name(a));
+        match &a.ty {
+            Type::Reference(_) => quote!(let #c = #i;),
+            _ => quote!(let #c = ::core::clone::Clone::clone(&#i);),
+        }
+    });
+    let pass_compute = model.args.iter().map(compute_name);
+    let compute = if model.is_async {
+        quote!(|| { #(#compute_clones)* async move { #to_result(__steadycache_inner(#(#pass_compute),*).await) } })
+    } else {
+        quote!(|| { #(#compute_clones)* #to_result(__steadycache_inner(#(#pass_compute),*)) })
+    };
+    let job = if model.is_async {
+        quote!(::steadycache::__private::RefreshWith(|| { #(#owned)* async move { #to_result(__steadycache_inner(#(#pass),*).await) } }))
+    } else {
+        quote!(::steadycache::__private::RefreshWith(|| { #(#owned)* move || #to_result(__steadycache_inner(#(#pass),*)) }))
+    };
+    (compute, job)
+}

@@ -1,0 +1,179 @@
+//! The memoized function with its new body, and its cache handle.
+
+use super::body::key_refs;
+use super::Names;
+use crate::model::FnModel;
+use crate::options::Options;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote};
+
+/// A free function: the function, the handle type `NameCache` (`memo()`, `invalidate`, `key`,
+/// `invalidate_async`, `Deref` to the `Memo`) and `name_cache()`.
+pub(crate) fn free_items(
+    opts: &Options,
+    model: &FnModel,
+    names: &Names,
+    v_ty: &TokenStream2,
+    memo_static: &TokenStream2,
+    body: &TokenStream2,
+) -> TokenStream2 {
+    let (attrs, vis, sig) = (&model.func.attrs, &model.func.vis, &model.func.sig);
+    let (handle_ty, handle_fn) = (&names.handle_ty, &names.handle_fn);
+    let Docs {
+        handle: doc_handle,
+        handle_fn: doc_handle_fn,
+        memo: doc_memo,
+        invalidate: doc_inv,
+        key: doc_key,
+    } = Docs::of(&names.name_str);
+    let params = params(model);
+    let inv_key = invalidate_key(opts, model);
+    quote! {
+        #(#attrs)*
+        #[allow(clippy::needless_return, unreachable_code)]
+        #vis #sig #body
+
+        #[doc = #doc_handle]
+        #[allow(dead_code)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #handle_ty(());
+
+        #[allow(dead_code)]
+        impl #handle_ty {
+            #[doc = #doc_memo]
+            pub fn memo() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
+
+            #[doc = #doc_inv]
+            #[allow(unused_variables, clippy::too_many_arguments)]
+            pub fn invalidate(&self, #(#params),*) -> ::steadycache::Result<bool> {
+                let __steadycache_memo = Self::memo();
+                #inv_key
+                __steadycache_memo.invalidate_key(__steadycache_key)
+            }
+
+            #[doc = #doc_key]
+            #[allow(unused_variables, clippy::too_many_arguments)]
+            pub fn key(&self, #(#params),*) -> ::steadycache::Result<::std::string::String> {
+                let __steadycache_memo = Self::memo();
+                #inv_key
+                ::core::result::Result::Ok(__steadycache_memo.key_for(&__steadycache_key))
+            }
+
+            #[doc = #doc_inv]
+            #[allow(unused_variables, clippy::too_many_arguments)]
+            pub async fn invalidate_async(&self, #(#params),*) -> ::steadycache::Result<bool> {
+                let __steadycache_memo = Self::memo();
+                #inv_key
+                __steadycache_memo.invalidate_key_async(__steadycache_key).await
+            }
+        }
+
+        impl ::core::ops::Deref for #handle_ty {
+            type Target = ::steadycache::__private::Memo<#v_ty>;
+            fn deref(&self) -> &Self::Target {
+                Self::memo()
+            }
+        }
+
+        #[doc = #doc_handle_fn]
+        #[allow(dead_code)]
+        #vis fn #handle_fn() -> #handle_ty {
+            #handle_ty(())
+        }
+    }
+}
+
+/// A method: the method, and the associated functions `name_cache()` (the `Memo`) and
+/// `name_invalidate(..)` (taking `&self` too with `key_self`).
+pub(crate) fn method_items(
+    opts: &Options,
+    model: &FnModel,
+    names: &Names,
+    v_ty: &TokenStream2,
+    memo_static: &TokenStream2,
+    body: &TokenStream2,
+) -> TokenStream2 {
+    let (attrs, vis, sig) = (&model.func.attrs, &model.func.vis, &model.func.sig);
+    let handle_fn = &names.handle_fn;
+    let Docs {
+        memo: doc_memo,
+        invalidate: doc_inv,
+        ..
+    } = Docs::of(&names.name_str);
+    let params = params(model);
+    let inv_key = invalidate_key(opts, model);
+    let self_param = if model.key_self {
+        quote!(&self,)
+    } else {
+        quote!()
+    };
+    let inv_name = format_ident!("{}_invalidate", model.name());
+    quote! {
+        #(#attrs)*
+        #[allow(clippy::needless_return, unreachable_code, clippy::redundant_closure_call)]
+        #vis #sig #body
+
+        #[doc = #doc_memo]
+        #[allow(dead_code)]
+        #vis fn #handle_fn() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
+
+        #[doc = #doc_inv]
+        #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
+        #vis fn #inv_name(#self_param #(#params),*) -> ::steadycache::Result<bool> {
+            let __steadycache_memo = Self::#handle_fn();
+            #inv_key
+            __steadycache_memo.invalidate_key(__steadycache_key)
+        }
+    }
+}
+
+/// The doc comments of the handle's items.
+struct Docs {
+    handle: String,
+    handle_fn: String,
+    memo: String,
+    invalidate: String,
+    key: String,
+}
+
+impl Docs {
+    fn of(name: &str) -> Docs {
+        Docs {
+            handle: format!("The cache handle of [`{name}`]: clear, invalidate one call, stats (it derefs to its `Memo`)."),
+            handle_fn: format!("The cache handle of [`{name}`]."),
+            memo: format!("The engine state of [`{name}`]'s cache (clear, stats, enable)."),
+            invalidate: format!("Remove the cached entry of one call of [`{name}`]."),
+            key: format!("The key under which one call of [`{name}`] is stored (`namespace:version:args`): for inspecting the store (`redis-cli GET`, the backend's own tools). An error when an argument cannot be serialized."),
+        }
+    }
+}
+
+/// `arg: Type` for every argument, skipped ones included (the handle mirrors the function).
+fn params(model: &FnModel) -> Vec<TokenStream2> {
+    model
+        .args
+        .iter()
+        .map(|a| {
+            let (i, t) = (&a.ident, &a.ty);
+            quote!(#i: #t)
+        })
+        .collect()
+}
+
+/// `let __steadycache_key: ArgsKey = ..;` in the handle, where a key that cannot be serialized
+/// is an error (`?`).
+fn invalidate_key(opts: &Options, model: &FnModel) -> TokenStream2 {
+    if let Some(tpl) = &opts.key {
+        quote! {
+            let __steadycache_text = ::std::format!(#tpl);
+            let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
+        }
+    } else {
+        let refs = key_refs(model);
+        quote! {
+            let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
+                ::steadycache::__private::hash_args(&(#(#refs,)*))?,
+            );
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Stage 4: the generated code.
+//!
+//! For `fn name(..)` the output is the function itself, its body replaced by a call into the
+//! function's `Memo` (kept in a `static`), and a handle: for a free function a unit struct
+//! `NameCache` (returned by `name_cache()`) with `invalidate`, `invalidate_async` and `key`,
+//! derefing to the `Memo`; for a method, the associated functions `name_cache()` (the `Memo`)
+//! and `name_invalidate(..)`. Every path is fully qualified (`::steadycache::__private`,
+//! `::steadycache`, `::core`, `::std`).
+
+mod body;
+mod handle;
+mod memo;
+
+use crate::err;
+use crate::model::{FnModel, Kind};
+use crate::options::Options;
+use crate::validate::Plan;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{format_ident, quote};
+use syn::ext::IdentExt;
+
+/// The code for `model` under `opts`, checked into `plan`.
+pub(crate) fn emit(opts: &Options, model: &FnModel, plan: &Plan) -> syn::Result<TokenStream2> {
+    let names = Names::of(model)?;
+    let shape = ValueShape::of(opts, model);
+    let memo_static = memo::memo_static(opts, model, plan, &names, &shape.v_ty);
+    let body = body::body(opts, model, plan, &names, &shape);
+    Ok(if model.is_method() {
+        handle::method_items(opts, model, &names, &shape.v_ty, &memo_static, &body)
+    } else {
+        handle::free_items(opts, model, &names, &shape.v_ty, &memo_static, &body)
+    })
+}
+
+/// The names derived from the function's.
+pub(crate) struct Names {
+    /// The function's name as text (as written, `r#` included).
+    pub name_str: String,
+    /// `NameCache`, the handle type of a free function.
+    pub handle_ty: syn::Ident,
+    /// `name_cache`, the handle function.
+    pub handle_fn: syn::Ident,
+}
+
+impl Names {
+    fn of(model: &FnModel) -> syn::Result<Names> {
+        let name = model.name();
+        let name_str = name.to_string();
+        // `format_ident!` would panic on an invalid identifier (e.g. from `fn _1`).
+        let handle_ty =
+            syn::parse_str::<syn::Ident>(&format!("{}Cache", camel(&name.unraw().to_string())))
+                .map_err(|_| {
+                    err(
+                        name.span(),
+                        format!(
+                            "#[cached] cannot name the cache handle of `{name_str}`: \
+                             rename the function"
+                        ),
+                    )
+                })?;
+        Ok(Names {
+            handle_fn: format_ident!("{}_cache", name),
+            handle_ty,
+            name_str,
+        })
+    }
+
+    /// How the body reaches the function's `Memo`.
+    pub(crate) fn memo_path(&self, model: &FnModel) -> TokenStream2 {
+        let (handle_fn, handle_ty) = (&self.handle_fn, &self.handle_ty);
+        if model.is_method() {
+            quote!(Self::#handle_fn())
+        } else {
+            quote!(#handle_ty::memo())
+        }
+    }
+}
+
+/// `snake_case` to `CamelCase`.
+fn camel(name: &str) -> String {
+    name.split('_')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let mut c = s.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// How a return value maps to what the `Memo` stores (`V`) and to the error it does not (`E`).
+pub(crate) struct ValueShape {
+    /// The stored value type.
+    pub v_ty: TokenStream2,
+    /// The error type that is never stored.
+    pub e_ty: TokenStream2,
+    /// Return value to `Result<V, E>`.
+    pub to_result: TokenStream2,
+    /// `Result<V, E>` back to the return value.
+    pub from_result: TokenStream2,
+    /// `|v: &V| -> bool`: stored for the negative ttl only (`None`, `Err`).
+    pub negative: TokenStream2,
+}
+
+impl ValueShape {
+    fn of(opts: &Options, model: &FnModel) -> ValueShape {
+        let ret_ty = &model.ret_ty;
+        let shape = |v_ty, e_ty, to_result, from_result, negative| ValueShape {
+            v_ty,
+            e_ty,
+            to_result,
+            from_result,
+            negative,
+        };
+        match model.kind {
+            Kind::Result if opts.cache_err.is_none() => shape(
+                quote!(<#ret_ty as ::steadycache::__private::ResultParts>::Ok),
+                quote!(<#ret_ty as ::steadycache::__private::ResultParts>::Err),
+                quote!(::steadycache::__private::ResultParts::into_result),
+                quote!(::core::convert::identity),
+                quote!(|_| false),
+            ),
+            Kind::Result => shape(
+                quote!(#ret_ty),
+                quote!(::core::convert::Infallible),
+                quote!(::core::result::Result::Ok),
+                quote!(::steadycache::__private::infallible),
+                quote!(|v| ::steadycache::__private::ResultParts::is_err_ref(v)),
+            ),
+            Kind::Option => shape(
+                quote!(#ret_ty),
+                quote!(::core::convert::Infallible),
+                quote!(::core::result::Result::Ok),
+                quote!(::steadycache::__private::infallible),
+                quote!(|v| ::core::option::Option::is_none(v)),
+            ),
+            Kind::Plain => shape(
+                quote!(#ret_ty),
+                quote!(::core::convert::Infallible),
+                quote!(::core::result::Result::Ok),
+                quote!(::steadycache::__private::infallible),
+                quote!(|_| false),
+            ),
+        }
+    }
+
+    /// The `Shape` value passed to each call: the negative test, and how an uncached error is
+    /// shared with waiting callers (cloned when the error type is `Clone`).
+    fn tokens(&self, opts: &Options, model: &FnModel) -> TokenStream2 {
+        let (v_ty, e_ty, negative) = (&self.v_ty, &self.e_ty, &self.negative);
+        let share = match model.kind {
+            Kind::Result if opts.cache_err.is_none() => quote! {{
+                #[allow(unused_imports)]
+                use ::steadycache::__private::{ShareViaClone as _, ShareNone as _};
+                (&&::steadycache::__private::ErrProbe::<#e_ty>::new()).share_fn()
+            }},
+            _ => quote!(::core::option::Option::None),
+        };
+        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> { is_negative: #negative, share_err: #share })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camel;
+
+    #[test]
+    fn camel_case() {
+        assert_eq!(camel("exchange_rate"), "ExchangeRate");
+        assert_eq!(camel("_private__fn_"), "PrivateFn");
+        assert_eq!(camel("x"), "X");
+    }
+
+    fn expand(item: &str) -> Result<String, String> {
+        let item = item.parse().map_err(|e| format!("{e}"))?;
+        crate::expand(Default::default(), item)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn handle_names_of_unusual_function_names() {
+        let raw = expand("fn r#type(x: u32) -> u32 { x }").unwrap_or_default();
+        assert!(raw.contains("struct TypeCache") && raw.contains("fn type_cache"));
+        // `_1` has no CamelCase form that is an identifier: an error, not a panic.
+        let e = expand("fn _1(x: u32) -> u32 { x }")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("cannot name the cache handle"), "{e}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Stage 2: a model of the memoized function: its arguments and which of them form the key, the
+//! receiver, the return shape, sync or async.
+//!
+//! The checks here are about the function alone, or about the options that name its arguments
+//! (`skip`, `key_self`).
+
+use crate::err;
+use crate::options::Options;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
+
+/// What the function returns, as far as caching is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Any value: always stored.
+    Plain,
+    /// An `Option`: `None` is stored only with `cache_none`.
+    Option,
+    /// A `Result` (also through an alias such as `anyhow::Result<T>`): `Err` is stored only with
+    /// `cache_err`.
+    Result,
+}
+
+impl Kind {
+    /// Classify a return type by the last segment of its path.
+    fn of(ty: &Type) -> Kind {
+        match last_segment(ty).map(|s| s.ident.to_string()) {
+            Some(s) if s == "Result" => Kind::Result,
+            Some(s) if s == "Option" => Kind::Option,
+            _ => Kind::Plain,
+        }
+    }
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+/// One named argument (the receiver is kept apart).
+pub(crate) struct Arg {
+    pub ident: syn::Ident,
+    pub ty: Type,
+    /// Hashed into the key (not in `skip(...)`).
+    pub in_key: bool,
+}
+
+/// The function as the emitter sees it.
+pub(crate) struct FnModel {
+    /// The function as written (attributes, visibility, signature, body).
+    pub func: ItemFn,
+    /// `self`, `&self`, `&mut self`: a method in an impl block.
+    pub receiver: Option<syn::Receiver>,
+    /// The named arguments, in order.
+    pub args: Vec<Arg>,
+    /// `self` is part of the key (`key_self`).
+    pub key_self: bool,
+    /// The return type (`()` when none is written).
+    pub ret_ty: Type,
+    /// The return shape.
+    pub kind: Kind,
+    /// An `async fn`.
+    pub is_async: bool,
+}
+
+impl FnModel {
+    /// Model `item`, the function under the attribute.
+    pub(crate) fn build(item: TokenStream2, opts: &Options) -> syn::Result<FnModel> {
+        let func: ItemFn = syn::parse2(item).map_err(|e| {
+            err(
+                e.span(),
+                "#[cached] goes on a function or a method (in an impl block)",
+            )
+        })?;
+        check_signature(&func.sig)?;
+        let (receiver, args) = arguments(&func.sig, &opts.skip_names())?;
+        for s in opts.skip_names() {
+            if !args.iter().any(|a| a.ident == s) {
+                return Err(err(
+                    opts.skip_span(&s),
+                    format!("`skip({s})`: the function has no argument `{s}`"),
+                ));
+            }
+        }
+        let key_self = opts.key_self.unwrap_or(false);
+        if key_self && receiver.is_none() {
+            return Err(err(
+                Span::call_site(),
+                "`key_self` needs a method taking `self`",
+            ));
+        }
+        let ret_ty: Type = match &func.sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, t) => (**t).clone(),
+        };
+        if let Type::ImplTrait(t) = &ret_ty {
+            return Err(err(
+                t.span(),
+                "#[cached] cannot store an `impl Trait` return value: name the type",
+            ));
+        }
+        Ok(FnModel {
+            kind: Kind::of(&ret_ty),
+            is_async: func.sig.asyncness.is_some(),
+            func,
+            receiver,
+            args,
+            key_self,
+            ret_ty,
+        })
+    }
+
+    /// The function's name.
+    pub(crate) fn name(&self) -> &syn::Ident {
+        &self.func.sig.ident
+    }
+
+    /// A method (it takes `self`).
+    pub(crate) fn is_method(&self) -> bool {
+        self.receiver.is_some()
+    }
+
+    /// The arguments hashed into the key, in order (`self` aside).
+    pub(crate) fn key_args(&self) -> impl Iterator<Item = &Arg> {
+        self.args.iter().filter(|a| a.in_key)
+    }
+}
+
+/// What no memoized function can be: const, generic, variadic.
+fn check_signature(sig: &syn::Signature) -> syn::Result<()> {
+    if sig.constness.is_some() {
+        return Err(err(
+            sig.constness.span(),
+            "#[cached] cannot memoize a const fn",
+        ));
+    }
+    if let Some(g) = sig.generics.type_params().next() {
+        return Err(err(
+            g.span(),
+            "#[cached] cannot memoize a generic function: each function keeps one typed store \
+             (write a non-generic wrapper per type)",
+        ));
+    }
+    if let Some(g) = sig.generics.const_params().next() {
+        return Err(err(
+            g.span(),
+            "#[cached] cannot memoize a function with const generics",
+        ));
+    }
+    if sig.variadic.is_some() {
+        return Err(err(
+            sig.span(),
+            "#[cached] cannot memoize a variadic function",
+        ));
+    }
+    Ok(())
+}
+
+/// The receiver and the named arguments; an argument is in the key unless `skip` names it.
+fn arguments(
+    sig: &syn::Signature,
+    skip: &[String],
+) -> syn::Result<(Option<syn::Receiver>, Vec<Arg>)> {
+    let mut receiver = None;
+    let mut args = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => receiver = Some(r.clone()),
+            FnArg::Typed(pt) => {
+                let ident = match &*pt.pat {
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        pi.ident.clone()
+                    }
+                    other => {
+                        return Err(err(
+                            other.span(),
+                            "#[cached] needs plain argument names (no patterns): destructure \
+                             inside the body",
+                        ))
+                    }
+                };
+                let in_key = !skip.contains(&ident.to_string());
+                args.push(Arg {
+                    ident,
+                    ty: (*pt.ty).clone(),
+                    in_key,
+                });
+            }
+        }
+    }
+    Ok((receiver, args))
+}

@@ -1,0 +1,243 @@
+//! Stage 1: parse `#[cached(...)]` into [`Options`].
+//!
+//! Only the shape of each option is checked here (a duration string, a literal of the right
+//! kind); the rules that relate options to each other or to the function live in `validate`.
+
+use darling::ast::NestedMeta;
+use darling::util::PathList;
+use darling::FromMeta;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+use syn::spanned::Spanned;
+
+/// A duration option: a string literal parsed at compile time (`"10m"`, `"1h 30m"`, `"250ms"`)
+/// or any expression of type `std::time::Duration`.
+#[derive(Debug, Clone)]
+pub(crate) enum DurationOpt {
+    /// A literal, in milliseconds, with the span of the literal.
+    Millis(u64, Span),
+    /// An expression evaluated when the memo is first used.
+    Expr(syn::Expr),
+}
+
+impl FromMeta for DurationOpt {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        if let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) = expr
+        {
+            let d = humantime::parse_duration(&s.value()).map_err(|e| {
+                darling::Error::custom(format!(
+                    "invalid duration `{}`: {e} (write e.g. \"10m\", \"1h 30m\", \"250ms\")",
+                    s.value()
+                ))
+                .with_span(s)
+            })?;
+            return Ok(DurationOpt::Millis(d.as_millis() as u64, s.span()));
+        }
+        Ok(DurationOpt::Expr(expr.clone()))
+    }
+}
+
+impl DurationOpt {
+    /// An expression of type `std::time::Duration`.
+    pub(crate) fn tokens(&self) -> TokenStream2 {
+        match self {
+            DurationOpt::Millis(ms, _) => quote!(::std::time::Duration::from_millis(#ms)),
+            DurationOpt::Expr(e) => quote!({ let __d: ::std::time::Duration = #e; __d }),
+        }
+    }
+
+    /// The span of a literal zero duration.
+    pub(crate) fn zero_span(&self) -> Option<Span> {
+        match self {
+            DurationOpt::Millis(0, s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+/// The `cache` option: a URL string literal, opened at run time, or an expression of type
+/// `Cache` or `&Cache`.
+///
+/// darling's own `syn::Expr` parser reads a string literal as Rust code (`"redis://..."` fails
+/// to parse); this type keeps the literal as a URL.
+#[derive(Debug, Clone)]
+pub(crate) enum CacheOpt {
+    /// `cache = "redis://..."`.
+    Url(syn::LitStr),
+    /// `cache = my_cache()`.
+    Expr(syn::Expr),
+}
+
+impl FromMeta for CacheOpt {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        match expr {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => {
+                // The same test `Cache::from_url` applies first: a URL has a scheme.
+                if !s.value().contains(':') {
+                    return Err(darling::Error::custom(format!(
+                        "`cache = \"{}\"` is not a cache URL (scheme://...); for a `Cache` \
+                         expression, write it without quotes",
+                        s.value()
+                    ))
+                    .with_span(s));
+                }
+                Ok(CacheOpt::Url(s.clone()))
+            }
+            syn::Expr::Lit(syn::ExprLit { lit, .. }) => Err(darling::Error::custom(
+                "`cache` takes a URL string literal (`cache = \"redis://127.0.0.1/0\"`) or an \
+                 expression of type `Cache` or `&Cache` (`cache = my_cache()`)",
+            )
+            .with_span(lit)),
+            // Invisible groups come from `macro_rules!` fragments such as `$c:expr`.
+            syn::Expr::Group(g) => Self::from_expr(&g.expr),
+            other => Ok(CacheOpt::Expr(other.clone())),
+        }
+    }
+}
+
+/// The options of `#[cached(...)]`, each documented for users in the facade's `cached` docs.
+///
+/// Every field is optional; an absent option keeps the engine's default.
+#[derive(Debug, Default, FromMeta)]
+pub(crate) struct Options {
+    /// `ttl = "10m"`: hard expiry; an entry older than this is never served. Default: forever.
+    pub ttl: Option<DurationOpt>,
+    /// `stale_after = "5m"`: soft expiry; past it the next call refreshes the entry (blocking,
+    /// unless `refresh = "background"`).
+    pub stale_after: Option<DurationOpt>,
+    /// `stale_while_revalidate = "1m"`: serve the stale value for this long past `ttl` while one
+    /// background refresh runs. Implies `refresh = "background"`; excludes `stale_after`.
+    pub stale_while_revalidate: Option<DurationOpt>,
+    /// `refresh = "block" | "background"`: how a stale entry is refreshed. `"background"` needs
+    /// `stale_after` or `stale_while_revalidate`, and a free function.
+    pub refresh: Option<syn::LitStr>,
+    /// `lock = "none" | "local" | "distributed"`: who computes a missing entry. Default
+    /// `"local"` (one caller per process; the others wait for it).
+    pub lock: Option<syn::LitStr>,
+    /// `lock_ttl = "30s"`: longest hold of a distributed lock (only with
+    /// `lock = "distributed"`).
+    pub lock_ttl: Option<DurationOpt>,
+    /// `jitter = 0.1`: a random fraction of `ttl` (0.0 to 0.9) taken off each entry's lifetime,
+    /// so entries written together do not expire together. Default 0.0.
+    pub jitter: Option<syn::LitFloat>,
+    /// `cache_none = "30s"`: also cache `None` results, for this long (functions returning
+    /// `Option` only).
+    pub cache_none: Option<DurationOpt>,
+    /// `cache_err = "5s"`: also cache `Err` results, for this long (functions returning
+    /// `Result` only; the error type must be serializable and `Clone`).
+    pub cache_err: Option<DurationOpt>,
+    /// `serve_stale_on_error = false`: whether a stale value is served when its refresh fails.
+    /// Default true.
+    pub serve_stale_on_error: Option<bool>,
+    /// `cache = "redis://..."` or `cache = expr`: the cache, a URL string literal or an
+    /// expression of type `Cache` or `&Cache`. Default: the process-wide default cache.
+    pub cache: Option<CacheOpt>,
+    /// `key = "user:{id}"`: a readable key template (`format!` syntax over the arguments)
+    /// instead of the hash of the key arguments. Excludes `skip`.
+    pub key: Option<syn::LitStr>,
+    /// `key_prefix = "users"`: the key namespace, instead of module path + function name.
+    pub key_prefix: Option<syn::LitStr>,
+    /// `version = "2"`: a pinned version, instead of the hash of the function's tokens (which
+    /// changes, and so drops old entries, whenever the function changes).
+    pub version: Option<syn::LitStr>,
+    /// `skip(client, log)`: arguments left out of the key (they need not be `Serialize`).
+    pub skip: Option<PathList>,
+    /// `key_self` or `key_self = true`: put `self` in the key (methods skip it by default).
+    pub key_self: Option<bool>,
+    /// `max_bytes = 1 << 20`: bound of the function's in-process tier in bytes, on a memory
+    /// cache.
+    pub max_bytes: Option<syn::Expr>,
+}
+
+impl Options {
+    /// Parse the attribute's arguments.
+    pub(crate) fn parse(attr: TokenStream2) -> syn::Result<Options> {
+        let metas = NestedMeta::parse_meta_list(attr).map_err(|e| syn::Error::new(e.span(), e))?;
+        Options::from_list(&metas).map_err(syn::Error::from)
+    }
+
+    /// The names given to `skip(...)`, as written.
+    pub(crate) fn skip_names(&self) -> Vec<String> {
+        self.skip
+            .as_ref()
+            .map(|l| l.iter().map(|p| quote!(#p).to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The span of `name` in `skip(...)`.
+    pub(crate) fn skip_span(&self, name: &str) -> Span {
+        self.skip
+            .as_ref()
+            .and_then(|l| l.iter().find(|p| quote!(#p).to_string() == name))
+            .map(|p| p.span())
+            .unwrap_or_else(Span::call_site)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(attr: &str) -> syn::Result<Options> {
+        Options::parse(
+            attr.parse()
+                .map_err(|e| syn::Error::new(Span::call_site(), e))?,
+        )
+    }
+
+    #[test]
+    fn cache_takes_a_url_literal_as_a_url() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "mem://?max_bytes=1000",
+            "sqlite::memory:",
+        ] {
+            let o = parse(&format!("cache = {url:?}")).map_err(|e| e.to_string());
+            assert!(
+                matches!(o, Ok(Options { cache: Some(CacheOpt::Url(ref s)), .. }) if s.value() == url),
+                "{url}: {o:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cache_takes_an_expression_as_an_expression() {
+        for e in [
+            "my_cache()",
+            "&MY_CACHE",
+            "MY_CACHE.clone()",
+            "crate::caches::main()",
+        ] {
+            let o = parse(&format!("cache = {e}")).map_err(|e| e.to_string());
+            assert!(
+                matches!(
+                    o,
+                    Ok(Options {
+                        cache: Some(CacheOpt::Expr(_)),
+                        ..
+                    })
+                ),
+                "{e}: {o:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cache_rejects_other_literals_and_scheme_less_strings() {
+        for bad in [
+            "cache = 5",
+            "cache = true",
+            "cache = 1.5",
+            "cache = \"my_cache()\"",
+        ] {
+            let e = parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("cache"), "{bad}: {e:?}");
+        }
+    }
+}

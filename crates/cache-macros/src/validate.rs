@@ -1,0 +1,226 @@
+//! Stage 3: the rules across options, and between the options and the function's shape.
+//!
+//! Checked in a fixed order and stopping at the first error, so a given input always reports
+//! the same error.
+
+use crate::err;
+use crate::model::{FnModel, Kind};
+use crate::options::Options;
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+
+/// `lock = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    /// `"none"`: every caller computes.
+    None,
+    /// `"local"` (the default): one caller per process computes, the others wait.
+    Local,
+    /// `"distributed"`: one caller across processes, through the backend's lock.
+    Distributed,
+}
+
+/// What validation decides for the emitter.
+pub(crate) struct Plan {
+    /// Stale entries are refreshed in the background (`stale_while_revalidate` or
+    /// `refresh = "background"`).
+    pub background: bool,
+    /// The lock mode.
+    pub lock: LockMode,
+    /// The jitter literal, already checked to be within 0.0 to 0.9.
+    pub jitter: Option<syn::LitFloat>,
+}
+
+/// Check every rule; the plan for the emitter.
+pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
+    check_return_shape(opts, model)?;
+    check_durations(opts)?;
+    let background = check_refresh(opts, model)?;
+    let lock = check_lock(opts)?;
+    let jitter = check_jitter(opts)?;
+    if let Some(tpl) = &opts.key {
+        check_key_template(opts, tpl, model)?;
+    }
+    Ok(Plan {
+        background,
+        lock,
+        jitter,
+    })
+}
+
+/// `cache_err` and `cache_none` need the matching return type.
+fn check_return_shape(opts: &Options, model: &FnModel) -> syn::Result<()> {
+    if opts.cache_err.is_some() && model.kind != Kind::Result {
+        return Err(err(
+            model.ret_ty.span(),
+            "`cache_err` needs a function returning `Result`",
+        ));
+    }
+    if opts.cache_none.is_some() && model.kind != Kind::Option {
+        return Err(err(
+            model.ret_ty.span(),
+            "`cache_none` needs a function returning `Option`",
+        ));
+    }
+    Ok(())
+}
+
+/// No literal duration may be zero.
+fn check_durations(opts: &Options) -> syn::Result<()> {
+    for d in [
+        &opts.ttl,
+        &opts.stale_after,
+        &opts.stale_while_revalidate,
+        &opts.lock_ttl,
+        &opts.cache_none,
+        &opts.cache_err,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(s) = d.zero_span() {
+            return Err(err(s, "a duration here must be longer than zero"));
+        }
+    }
+    Ok(())
+}
+
+/// `refresh`, `stale_after` and `stale_while_revalidate` together; whether refresh runs in the
+/// background.
+fn check_refresh(opts: &Options, model: &FnModel) -> syn::Result<bool> {
+    let refresh_span = || {
+        opts.refresh
+            .as_ref()
+            .map_or(Span::call_site(), |l| l.span())
+    };
+    let background_mode = match &opts.refresh {
+        None => None,
+        Some(l) => match l.value().as_str() {
+            "block" => Some(false),
+            "background" => Some(true),
+            other => {
+                return Err(err(
+                    l.span(),
+                    format!("`refresh = \"{other}\"`: expected \"block\" or \"background\""),
+                ))
+            }
+        },
+    };
+    let swr = opts.stale_while_revalidate.is_some();
+    if swr && background_mode == Some(false) {
+        return Err(err(
+            refresh_span(),
+            "`stale_while_revalidate` refreshes in the background; it cannot be combined with \
+             `refresh = \"block\"` (use `stale_after` for a blocking refresh)",
+        ));
+    }
+    if swr && opts.stale_after.is_some() {
+        return Err(err(
+            Span::call_site(),
+            "give either `stale_after` or `stale_while_revalidate`, not both: \
+             `ttl = A, stale_while_revalidate = B` is fresh for A and stale for B more",
+        ));
+    }
+    if background_mode == Some(true) && opts.stale_after.is_none() && !swr {
+        return Err(err(
+            refresh_span(),
+            "`refresh = \"background\"` needs `stale_after` or `stale_while_revalidate`: \
+             nothing ever goes stale otherwise",
+        ));
+    }
+    let background = swr || background_mode == Some(true);
+    if let (true, Some(r)) = (background, &model.receiver) {
+        return Err(err(
+            r.span(),
+            "background refresh is not supported on methods: the refresh outlives the call and \
+             cannot borrow `self` (memoize a free function taking the needed fields)",
+        ));
+    }
+    Ok(background)
+}
+
+/// `lock` and `lock_ttl`.
+fn check_lock(opts: &Options) -> syn::Result<LockMode> {
+    let lock = match &opts.lock {
+        None => LockMode::Local,
+        Some(l) => match l.value().as_str() {
+            "none" => LockMode::None,
+            "local" => LockMode::Local,
+            "distributed" => LockMode::Distributed,
+            other => {
+                return Err(err(
+                    l.span(),
+                    format!(
+                        "`lock = \"{other}\"`: expected \"none\", \"local\" or \"distributed\""
+                    ),
+                ))
+            }
+        },
+    };
+    if opts.lock_ttl.is_some() && lock != LockMode::Distributed {
+        return Err(err(
+            Span::call_site(),
+            "`lock_ttl` applies only with `lock = \"distributed\"`",
+        ));
+    }
+    Ok(lock)
+}
+
+/// `jitter` is a fraction from 0.0 to 0.9.
+fn check_jitter(opts: &Options) -> syn::Result<Option<syn::LitFloat>> {
+    let Some(j) = &opts.jitter else {
+        return Ok(None);
+    };
+    let v: f64 = j.base10_parse()?;
+    if !(0.0..=0.9).contains(&v) {
+        return Err(err(j.span(), "`jitter` is a fraction from 0.0 to 0.9"));
+    }
+    Ok(Some(j.clone()))
+}
+
+/// `key = "..."`: excludes `skip`; every placeholder names an argument; at least one does when
+/// the function has arguments.
+fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn::Result<()> {
+    if opts.skip.is_some() {
+        return Err(err(
+            tpl.span(),
+            "`key` names the arguments it uses; `skip` does not apply",
+        ));
+    }
+    let text = tpl.value();
+    let mut rest = text.as_str();
+    let mut uses_an_argument = false;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        if let Some(stripped) = after.strip_prefix('{') {
+            rest = stripped;
+            continue;
+        }
+        let close = after
+            .find('}')
+            .ok_or_else(|| err(tpl.span(), "unclosed `{` in the key template"))?;
+        let inner = &after[..close];
+        let name = inner.split(':').next().unwrap_or("").trim();
+        if name.is_empty() {
+            return Err(err(
+                tpl.span(),
+                "key template placeholders name an argument: `{id}`",
+            ));
+        }
+        if !model.args.iter().any(|a| a.ident == name) {
+            return Err(err(
+                tpl.span(),
+                format!("key template uses `{{{name}}}` but the function has no argument `{name}`"),
+            ));
+        }
+        uses_an_argument = true;
+        rest = &after[close + 1..];
+    }
+    if !uses_an_argument && !model.args.is_empty() {
+        return Err(err(
+            tpl.span(),
+            "the key template uses no argument: every call would share one entry",
+        ));
+    }
+    Ok(())
+}

@@ -70,6 +70,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 log "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features
 
+log "compile-fail tests of #[cached] (default features: see tests/compile_fail.rs)"
+cargo test -p steadycache --test compile_fail
+
 log "steadycache-redis without its tls feature: rediss:// is a clear configuration error"
 cargo test -p steadycache-redis --features testing --test redis_backend rediss_without
 

@@ -1,0 +1,352 @@
+//! The decision core: every freshness and failure rule of the engine, as pure functions.
+//!
+//! Nothing here does I/O or reads a clock: time, randomness and what the tiers found are the
+//! caller's inputs, as in `quinn-proto`. A [`Policy`] is compiled once per memoized function (or
+//! per call by hand) into a [`Plan`], whose durations are validated and saturated, so that no
+//! later arithmetic can overflow or panic. The driver asks [`decide`] what to do with what the
+//! tiers found, and [`after_wait`] what to do when the leader it waited on is done.
+//!
+//! A new strategy is a new rule here (or a layer around the computation in the driver), never
+//! a branch copied into a sync and an async flow.
+
+use crate::envelope::Freshness;
+use crate::policy::{Lock, Policy, Refresh};
+use std::time::Duration;
+
+/// The longest a distributed lock is held before it expires in the backend. A `lock_ttl` above
+/// it (up to `Duration::MAX`, set by hand) is clamped: a lock that outlives a day is a lock whose
+/// holder died, and backends store lock ttls as milliseconds in 64-bit (or 53-bit) integers.
+pub(crate) const MAX_LOCK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The shortest lock ttl (a zero ttl is refused by every backend).
+pub(crate) const MIN_LOCK_TTL: Duration = Duration::from_millis(1);
+
+/// The largest jitter fraction: entries keep at least a tenth of their lifetimes.
+pub(crate) const MAX_JITTER: f64 = 0.9;
+
+/// A [`Policy`], validated once: every field within range, so the driver never has to check.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plan {
+    /// Hard expiry of a positive result.
+    pub(crate) ttl: Option<Duration>,
+    /// Soft expiry of a positive result.
+    pub(crate) stale_after: Option<Duration>,
+    /// Hard expiry of a negative result; `None`: negative results are not stored.
+    pub(crate) negative_ttl: Option<Duration>,
+    /// How stale entries are refreshed.
+    pub(crate) refresh: Refresh,
+    /// How concurrent misses coalesce.
+    pub(crate) lock: Lock,
+    /// The ttl of a distributed lock, in `[MIN_LOCK_TTL, MAX_LOCK_TTL]`.
+    pub(crate) lock_ttl: Duration,
+    /// How long a caller waits for another process's lock before computing without it.
+    pub(crate) lock_wait: Duration,
+    /// Serve the stale value when its refresh fails.
+    pub(crate) serve_stale_on_error: bool,
+    /// Jitter fraction in `[0, MAX_JITTER]`.
+    pub(crate) jitter: f64,
+}
+
+impl Plan {
+    /// Compile `policy`: clamp what is out of range (a jitter set by hand to 7 or NaN, a
+    /// `lock_ttl` of `Duration::MAX` or zero) instead of failing at the first call.
+    pub(crate) fn compile(policy: &Policy) -> Plan {
+        let lock_ttl = policy.lock_ttl.clamp(MIN_LOCK_TTL, MAX_LOCK_TTL);
+        Plan {
+            ttl: policy.ttl,
+            stale_after: policy.stale_after,
+            negative_ttl: policy.negative_ttl,
+            refresh: policy.refresh,
+            lock: policy.lock,
+            lock_ttl,
+            // Twice the ttl (a dead holder's lock expires once; a second holder may take it
+            // and die too) plus a second of slack; saturating, though the clamp keeps it small.
+            lock_wait: lock_ttl
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(1)),
+            serve_stale_on_error: policy.serve_stale_on_error,
+            jitter: if policy.jitter.is_finite() {
+                policy.jitter.clamp(0.0, MAX_JITTER)
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// The `(stale_at, expires_at)` deadlines, in ms on the clock `now_ms` is read from
+    /// (`u64::MAX` = never), of a value computed at `now_ms`; `None` when the value is not to be
+    /// stored (a negative result without `negative_ttl`). `rand01` in `[0, 1)` draws the
+    /// jitter, which shortens both lifetimes by the same fraction (at least 1 ms is kept).
+    pub(crate) fn deadlines(&self, now_ms: u64, negative: bool, rand01: f64) -> Option<(u64, u64)> {
+        let (stale, ttl) = if negative {
+            (None, Some(self.negative_ttl?))
+        } else {
+            (self.stale_after, self.ttl)
+        };
+        let factor = if self.jitter > 0.0 && rand01.is_finite() {
+            1.0 - self.jitter * rand01.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let at = |d: Option<Duration>| match d {
+            None => u64::MAX,
+            Some(d) => {
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                // `as` saturates for floats; `factor` is in [0.1, 1].
+                let ms = ((ms as f64) * factor) as u64;
+                // A finite deadline stays below `u64::MAX` (which means never).
+                now_ms.saturating_add(ms.max(1)).min(u64::MAX - 1)
+            }
+        };
+        let (stale_at, expires_at) = (at(stale), at(ttl));
+        Some((stale_at.min(expires_at), expires_at))
+    }
+}
+
+/// How fresh an entry with these deadlines is at `now_ms`.
+#[inline]
+pub(crate) fn freshness(stale_at: u64, expires_at: u64, now_ms: u64) -> Freshness {
+    if now_ms >= expires_at {
+        Freshness::Expired
+    } else if now_ms >= stale_at {
+        Freshness::Stale
+    } else {
+        Freshness::Fresh
+    }
+}
+
+/// The options of one call ([`CallOptions`](crate::CallOptions) and what the caller brings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Call {
+    /// Run without the cache.
+    pub(crate) bypass: bool,
+    /// Compute now and store, whatever is stored.
+    pub(crate) force_refresh: bool,
+    /// The caller can hand over a job that outlives the call (a background refresh).
+    pub(crate) can_refresh_in_background: bool,
+}
+
+/// What the driver is to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Run the function; read and write nothing.
+    Bypass,
+    /// Serve the value found.
+    Hit,
+    /// Serve the stale value found now; one refresh runs in the background.
+    ServeStaleRefreshBackground,
+    /// Refresh now (coalesced); on failure serve the stale value found when `fallback`.
+    RefreshInline {
+        /// Serve the stale value if the refresh fails.
+        fallback: bool,
+    },
+    /// Nothing servable: compute (coalesced as the plan's lock says).
+    Compute,
+}
+
+/// What to do with what the tiers found (`None`: nothing, or an expired entry).
+pub(crate) fn decide(plan: &Plan, found: Option<Freshness>, call: Call) -> Step {
+    if call.bypass {
+        return Step::Bypass;
+    }
+    if call.force_refresh {
+        return Step::Compute;
+    }
+    match found {
+        Some(Freshness::Fresh) => Step::Hit,
+        Some(Freshness::Stale) => {
+            if plan.refresh == Refresh::Background && call.can_refresh_in_background {
+                Step::ServeStaleRefreshBackground
+            } else {
+                Step::RefreshInline {
+                    fallback: plan.serve_stale_on_error,
+                }
+            }
+        }
+        Some(Freshness::Expired) | None => Step::Compute,
+    }
+}
+
+/// How the leader a caller waited on ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// With a value.
+    Value,
+    /// With an error the waiters got a copy of.
+    SharedError,
+    /// With an error that cannot be shared (not `Clone`), or a panic.
+    Failed,
+    /// Cancelled before it finished (its future was dropped).
+    Cancelled,
+}
+
+/// What a waiter does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterWait {
+    /// Return the leader's value.
+    Value,
+    /// Return the shared error.
+    Error,
+    /// Serve the stale value the caller found.
+    ServeStale,
+    /// Compute alone, at once, without joining a new flight. A failed round releases all its
+    /// waiters together: a function that failed for one caller is not rerun for the others one
+    /// after another (each would wait a whole run per caller before it).
+    ComputeAlone,
+    /// Join the flight again (one of the waiters leads): the leader never ran to its end.
+    Rejoin,
+}
+
+/// The rule after a wait. `stale`: the caller holds a stale value it may serve.
+pub(crate) fn after_wait(plan: &Plan, ended: Ended, stale: bool) -> AfterWait {
+    let fallback = stale && plan.serve_stale_on_error;
+    match ended {
+        Ended::Value => AfterWait::Value,
+        Ended::SharedError if fallback => AfterWait::ServeStale,
+        Ended::SharedError => AfterWait::Error,
+        Ended::Failed if fallback => AfterWait::ServeStale,
+        Ended::Failed => AfterWait::ComputeAlone,
+        Ended::Cancelled => AfterWait::Rejoin,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Freshness::*;
+
+    fn plan(policy: Policy) -> Plan {
+        Plan::compile(&policy)
+    }
+
+    fn call(bypass: bool, force: bool, job: bool) -> Call {
+        Call {
+            bypass,
+            force_refresh: force,
+            can_refresh_in_background: job,
+        }
+    }
+
+    #[test]
+    fn decide_covers_every_combination() {
+        let secs = Duration::from_secs;
+        let block = plan(Policy::ttl(secs(10)).with_stale_after(secs(5)));
+        let block_no_fallback = plan(
+            Policy::ttl(secs(10))
+                .with_stale_after(secs(5))
+                .with_serve_stale_on_error(false),
+        );
+        let swr = plan(Policy::ttl(secs(5)).stale_while_revalidate(secs(60)));
+        let cases: &[(&Plan, Option<Freshness>, Call, Step)] = &[
+            // bypass wins over everything
+            (&swr, Some(Fresh), call(true, true, true), Step::Bypass),
+            (&block, None, call(true, false, false), Step::Bypass),
+            // forced refresh computes, whatever is stored
+            (&swr, Some(Fresh), call(false, true, true), Step::Compute),
+            (&block, Some(Stale), call(false, true, false), Step::Compute),
+            // fresh: a hit under every plan
+            (&swr, Some(Fresh), call(false, false, true), Step::Hit),
+            (&block, Some(Fresh), call(false, false, false), Step::Hit),
+            // stale, background plan with a job: serve stale, refresh behind
+            (
+                &swr,
+                Some(Stale),
+                call(false, false, true),
+                Step::ServeStaleRefreshBackground,
+            ),
+            // stale, background plan without a job (a call by hand): refresh inline
+            (
+                &swr,
+                Some(Stale),
+                call(false, false, false),
+                Step::RefreshInline { fallback: true },
+            ),
+            // stale, blocking plan: refresh inline, with or without the fallback
+            (
+                &block,
+                Some(Stale),
+                call(false, false, true),
+                Step::RefreshInline { fallback: true },
+            ),
+            (
+                &block_no_fallback,
+                Some(Stale),
+                call(false, false, false),
+                Step::RefreshInline { fallback: false },
+            ),
+            // expired or absent: compute
+            (&swr, Some(Expired), call(false, false, true), Step::Compute),
+            (&block, None, call(false, false, false), Step::Compute),
+        ];
+        for (i, (p, found, c, want)) in cases.iter().enumerate() {
+            assert_eq!(decide(p, *found, *c), *want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn after_wait_never_chains_failed_rounds() {
+        let p = plan(Policy::ttl(Duration::from_secs(1)));
+        let strict = plan(Policy::ttl(Duration::from_secs(1)).with_serve_stale_on_error(false));
+        let cases: &[(&Plan, Ended, bool, AfterWait)] = &[
+            (&p, Ended::Value, false, AfterWait::Value),
+            (&p, Ended::Value, true, AfterWait::Value),
+            (&p, Ended::SharedError, false, AfterWait::Error),
+            (&p, Ended::SharedError, true, AfterWait::ServeStale),
+            (&strict, Ended::SharedError, true, AfterWait::Error),
+            (&p, Ended::Failed, false, AfterWait::ComputeAlone),
+            (&p, Ended::Failed, true, AfterWait::ServeStale),
+            (&strict, Ended::Failed, true, AfterWait::ComputeAlone),
+            (&p, Ended::Cancelled, false, AfterWait::Rejoin),
+            (&p, Ended::Cancelled, true, AfterWait::Rejoin),
+        ];
+        for (i, (p, ended, stale, want)) in cases.iter().enumerate() {
+            assert_eq!(after_wait(p, *ended, *stale), *want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn freshness_at_the_edges() {
+        assert_eq!(freshness(10, 20, 9), Fresh);
+        assert_eq!(freshness(10, 20, 10), Stale);
+        assert_eq!(freshness(10, 20, 19), Stale);
+        assert_eq!(freshness(10, 20, 20), Expired);
+        assert_eq!(freshness(u64::MAX, u64::MAX, u64::MAX - 1), Fresh);
+    }
+
+    #[test]
+    fn durations_at_their_limits_never_panic() {
+        let mut p = Policy::ttl(Duration::MAX).with_lock_ttl(Duration::MAX);
+        p.jitter = 7.0; // set out of range by hand (the field is public)
+        p.stale_after = Some(Duration::MAX);
+        let c = plan(p.clone());
+        assert_eq!(c.lock_ttl, MAX_LOCK_TTL);
+        assert!(c.lock_wait >= MAX_LOCK_TTL);
+        assert_eq!(c.jitter, MAX_JITTER);
+        let (stale_at, expires_at) = c.deadlines(u64::MAX - 5, false, 0.999).unwrap();
+        assert!(stale_at <= expires_at && expires_at < u64::MAX);
+        p.jitter = f64::NAN;
+        p.lock_ttl = Duration::ZERO;
+        let c = plan(p);
+        assert_eq!(c.jitter, 0.0);
+        assert_eq!(c.lock_ttl, MIN_LOCK_TTL);
+        assert_eq!(c.deadlines(0, false, f64::NAN), Some((u64::MAX - 1, u64::MAX - 1)));
+    }
+
+    #[test]
+    fn deadlines_follow_the_plan() {
+        let s = Duration::from_secs;
+        let p = plan(Policy::ttl(s(10)).with_stale_after(s(4)));
+        assert_eq!(p.deadlines(1_000, false, 0.5), Some((5_000, 11_000)));
+        assert_eq!(p.deadlines(1_000, true, 0.5), None, "no negative_ttl");
+        let p = plan(Policy::ttl(s(10)).with_negative_ttl(Some(s(2))));
+        assert_eq!(p.deadlines(0, true, 0.0), Some((2_000, 2_000)));
+        let p = plan(Policy::ttl(s(10)).with_jitter(0.5));
+        assert_eq!(p.deadlines(0, false, 0.0), Some((10_000, 10_000)));
+        assert_eq!(p.deadlines(0, false, 1.0), Some((5_000, 5_000)));
+        let forever = plan(Policy::forever());
+        assert_eq!(forever.deadlines(7, false, 0.3), Some((u64::MAX, u64::MAX)));
+        // a sub-millisecond ttl still lasts a millisecond
+        let tiny = plan(Policy::ttl(Duration::from_micros(3)));
+        assert_eq!(tiny.deadlines(100, false, 0.0), Some((101, 101)));
+    }
+}

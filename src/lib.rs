@@ -83,10 +83,11 @@
 // The curated API: what a user of `#[cached]`, `Cache`, `Policy`, the hooks and the backends
 // needs. Backend-author plumbing lives in `plumbing`; what the macro expands to, in `__private`.
 pub use steadycache_api::{
-    async_trait, current_options, default_cache, is_enabled, parse_duration, set_default_cache,
-    set_enabled, with_options, with_options_async, Backend, BackendExt, Cache, CacheBuilder,
-    CacheManager, CallOptions, Capabilities, Codec, Counter, DefaultManager, Entry, Error, Format,
-    Freshness, Lock, Memo, MemoryBackend, MemoryConfig, Policy, Refresh, Result, StatsSnapshot,
+    async_trait, current_options, default_cache, is_enabled, load_blocking_with_hooks,
+    parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
+    with_options_async, Backend, BackendExt, BlockingManager, Cache, CacheBuilder, CacheManager,
+    CallOptions, Capabilities, Codec, Counter, DefaultManager, Entry, Error, Format, Freshness,
+    LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Policy, Refresh, Result, StatsSnapshot,
     DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
 pub use steadycache_macros::cached;

@@ -1,14 +1,20 @@
 //! [`Cache`]: a manager (backend + codec) with its switches, stats and in-flight calls; the handle
 //! users build, share and pass to `#[cached(cache = ...)]`.
 
-use crate::backend::{Backend, BackendExt};
+use crate::backend::Backend;
 use crate::codec::Codec;
-use crate::engine::{self, Ctx, Place, Shape};
+use crate::engine::driver::{run_async, run_sync, Ctx};
+use crate::engine::io::{self, Mode};
+use crate::engine::plan::Plan;
+use crate::engine::{AsyncRefresh, NoRefresh, Shape};
 use crate::flight::{self, FlightMap};
+use crate::key::namespace_prefix;
 use crate::manager::{CacheManager, DefaultManager};
 use crate::memory::{MemoryBackend, MemoryConfig};
 use crate::policy::Policy;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::tier::{Budget, Forget, LocalTier, Place, L2};
+use crate::time::unix_millis;
 use crate::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
@@ -24,9 +30,10 @@ pub type SchemeOpener = fn(&str) -> Result<Arc<dyn Backend>>;
 /// A URL scheme a backend crate provides, collected at link time (no code runs before `main`):
 ///
 /// ```ignore
-/// #[steadycache_api::linkme::distributed_slice(steadycache_api::plumbing::SCHEMES)]
-/// #[linkme(crate = steadycache_api::linkme)]
-/// static FILE: steadycache_api::Scheme = steadycache_api::Scheme { name: "file", open: open_file_url };
+/// use steadycache_api::plumbing::{linkme, Scheme, SCHEMES};
+/// #[linkme::distributed_slice(SCHEMES)]
+/// #[linkme(crate = steadycache_api::plumbing::linkme)]
+/// static FILE: Scheme = Scheme { name: "file", open: open_file_url };
 /// ```
 #[derive(Clone, Copy)]
 pub struct Scheme {
@@ -55,9 +62,12 @@ pub fn register_scheme(scheme: &str, opener: SchemeOpener) {
 
 pub(crate) struct CacheInner {
     pub(crate) manager: Arc<dyn CacheManager>,
-    /// Set when this cache is plain memory with the default manager: memoized functions then
-    /// keep typed values in their own in-process tier instead of serializing into the backend.
-    pub(crate) memory: Option<MemoryConfig>,
+    /// The shared bound of the functions' typed tiers, when they have one: a plain memory
+    /// cache (where the typed tier is the whole store) or a cache with a [`LocalTier`].
+    pub(crate) budget: Option<Arc<Budget>>,
+    /// Whether memoized functions store in the manager (false for a plain memory cache, whose
+    /// functions keep their values in their typed tier alone).
+    pub(crate) memos_use_backend: bool,
     pub(crate) enabled: AtomicBool,
     pub(crate) flights: FlightMap,
     pub(crate) stats: Arc<Stats>,
@@ -106,6 +116,7 @@ pub struct CacheBuilder {
     memory: Option<MemoryConfig>,
     codec: Option<Codec>,
     manager: Option<Arc<dyn CacheManager>>,
+    local_tier: Option<LocalTier>,
 }
 
 impl CacheBuilder {
@@ -142,6 +153,15 @@ impl CacheBuilder {
         self
     }
 
+    /// Keep typed copies of memoized values in process, in front of the backend (L1 + L2),
+    /// bounded by `tier` for all the cache's functions together. Off by default on byte-level
+    /// backends: see [`LocalTier`] for what another process's update means for these copies.
+    /// A plain memory cache has its typed tier already (bounded by its `MemoryConfig`).
+    pub fn local_tier(mut self, tier: LocalTier) -> Self {
+        self.local_tier = Some(tier);
+        self
+    }
+
     /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
     /// own, such as reading part of a value); overrides `backend` and `codec`.
     pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
@@ -152,13 +172,15 @@ impl CacheBuilder {
     /// Build. With nothing set, a memory cache with default bounds.
     pub fn build(self) -> Cache {
         let plain = self.manager.is_none() && self.codec.is_none();
-        let memory = if plain {
-            match (&self.backend, self.memory) {
-                (None, _) => Some(MemoryConfig::default()),
-                (Some(_), m) => m,
-            }
-        } else {
-            None
+        let memory = match (plain, &self.backend, self.memory) {
+            (true, None, _) => Some(MemoryConfig::default()),
+            (true, Some(_), m) => m,
+            (false, _, _) => None,
+        };
+        let budget = match (&memory, self.local_tier) {
+            (Some(m), _) => Some(Budget::new(m.max_bytes, m.max_entries)),
+            (None, Some(t)) => Some(Budget::new(t.max_bytes, t.max_entries)),
+            (None, None) => None,
         };
         let manager: Arc<dyn CacheManager> = match self.manager {
             Some(m) => m,
@@ -172,7 +194,8 @@ impl CacheBuilder {
         Cache {
             inner: Arc::new(CacheInner {
                 manager,
-                memory,
+                budget: budget.map(Arc::new),
+                memos_use_backend: memory.is_none(),
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
                 stats: Arc::default(),
@@ -192,15 +215,24 @@ impl Cache {
         Cache::builder().memory(MemoryConfig::default()).build()
     }
 
-    /// Open a cache from a URL. `mem://` (options `max_bytes`, `estimated_items`) is always
-    /// known; other schemes (`file`, `sqlite`, `redis`, `mongodb`, `s3`) come from the backend
-    /// crates enabled as features of `steadycache`.
+    /// Open a cache from a URL. `mem://` (options `max_bytes`, `max_entries`,
+    /// `estimated_items`) is always known; other schemes (`file`, `sqlite`, `redis`, `mongodb`,
+    /// `s3`) come from the backend crates enabled as features of `steadycache`.
+    ///
+    /// On any other scheme, the options `local=<bytes>` (`64MiB`, `512KiB`, `1G` or a number)
+    /// and `local_max_entries=<n>` put a typed in-process tier in front of the backend (see
+    /// [`CacheBuilder::local_tier`]); they are taken out of the URL before the backend reads it.
     pub fn from_url(url: &str) -> Result<Self> {
         let scheme = url
             .split_once("://")
             .map(|(s, _)| s)
             .or_else(|| url.split_once(':').map(|(s, _)| s))
-            .ok_or_else(|| Error::Config(format!("`{url}` is not a cache url (scheme://...)")))?
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "`{}` is not a cache url (scheme://...)",
+                    crate::plumbing::redact_url(url)
+                ))
+            })?
             .to_ascii_lowercase();
         if scheme == "mem" || scheme == "memory" {
             return Ok(Cache::builder()
@@ -213,8 +245,15 @@ impl Cache {
             .get(&scheme)
             .copied()
             .or_else(|| SCHEMES.iter().find(|s| s.name == scheme).map(|s| s.open));
+        let (url, local_tier) = split_local_tier(url)?;
         match opener {
-            Some(open) => Ok(Cache::builder().backend_arc(open(url)?).build()),
+            Some(open) => {
+                let mut b = Cache::builder().backend_arc(open(&url)?);
+                if let Some(t) = local_tier {
+                    b = b.local_tier(t);
+                }
+                Ok(b.build())
+            }
             None => Err(Error::Config(format!(
                 "no backend for url scheme `{scheme}`: enable the steadycache feature that \
                  provides it (mem:// is built in)"
@@ -238,16 +277,39 @@ impl Cache {
     }
 
     /// Whether memoized functions on this cache keep their values typed, in process, with no
-    /// serialization: true for [`Cache::memory`] and `mem://` URLs. False for every cache built
-    /// on a byte-level backend, [`MemoryBackend`](crate::MemoryBackend) given to
+    /// serialization: true for [`Cache::memory`] and `mem://` URLs (the typed tier is the whole
+    /// store) and for a cache with a [`LocalTier`] in front of its backend. False for a cache on
+    /// a byte-level backend alone, [`MemoryBackend`](crate::MemoryBackend) given to
     /// [`CacheBuilder::backend`] included: its entries are bytes that pass through the manager
     /// and the codec (so a custom [`CacheManager`](crate::CacheManager) sees every one).
     pub fn has_typed_tier(&self) -> bool {
-        self.inner.memory.is_some()
+        self.inner.budget.is_some()
     }
 
-    pub(crate) fn memory_config(&self) -> Option<&MemoryConfig> {
-        self.inner.memory.as_ref()
+    /// Bytes the typed tiers of this cache's functions hold together (0 without a typed tier).
+    pub fn typed_tier_bytes(&self) -> u64 {
+        self.inner.budget.as_ref().map_or(0, |b| b.held())
+    }
+
+    pub(crate) fn budget(&self) -> Option<&Arc<Budget>> {
+        self.inner.budget.as_ref()
+    }
+
+    pub(crate) fn memos_use_backend(&self) -> bool {
+        self.inner.memos_use_backend
+    }
+
+    fn forget(&self, what: Forget<'_>) {
+        if let Some(b) = &self.inner.budget {
+            b.forget(what);
+        }
+    }
+
+    fn l2(&self, key: &str) -> L2 {
+        L2 {
+            manager: self.inner.manager.clone(),
+            key: key.to_owned(),
+        }
     }
 
     /// Turn this cache off (every call runs its function, nothing is read or written) or on.
@@ -269,44 +331,68 @@ impl Cache {
     /// Read a value stored under `key` (fresh or stale). A corrupt or foreign entry is logged,
     /// removed and read as `None`.
     pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
-        let Some(entry) = engine::load_entry(self, key, &self.inner.stats).await? else {
+        let l2 = self.l2(key);
+        let Some(entry) = io::load_entry(Mode::Async, &l2, &self.inner.stats).await? else {
             return Ok(None);
         };
         match self.codec().decode(&entry.payload) {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
-                engine::drop_corrupt(self, key, &e, &self.inner.stats).await;
+                io::drop_corrupt(Mode::Async, &l2, &e, &self.inner.stats).await;
                 Ok(None)
             }
         }
     }
 
-    /// Store `value` under `key` with the lifetimes of `policy`.
+    /// Store `value` under `key` with the lifetimes of `policy` (the in-process copies of the
+    /// key, if any, are dropped).
     pub async fn set<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
-        let Some(entry) = engine::make_entry(self.codec(), value, policy, false)? else {
+        let now = unix_millis();
+        let Some(deadlines) = Plan::compile(policy).deadlines(now, false, fastrand::f64()) else {
             return Ok(());
         };
+        let entry = io::make_entry(self.codec(), value, now, deadlines, false)?;
+        self.forget(Forget::Key(key));
         self.inner.manager.save(key, &entry).await
     }
 
-    /// Remove `key`.
+    /// Remove `key`, in the backend and from every function's typed tier.
     pub async fn invalidate(&self, key: &str) -> Result<bool> {
-        self.backend().delete(key).await
+        self.forget(Forget::Key(key));
+        self.inner.manager.delete(key).await
     }
 
-    /// Remove every key starting with `prefix`.
+    /// Remove every key starting with `prefix`, in the backend and from the typed tiers (a
+    /// function whose keys the prefix reaches into loses its whole typed tier: copies only).
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
-        self.backend().delete_prefix(prefix).await
+        self.forget(Forget::Prefix(prefix));
+        self.inner.manager.delete_prefix(prefix).await
     }
 
     /// Remove every key of a memoized function's namespace.
     pub async fn clear_namespace(&self, namespace: &str) -> Result<u64> {
-        self.backend().clear_namespace(namespace).await
+        self.invalidate_prefix(&namespace_prefix(namespace)).await
     }
 
-    /// Remove every key this cache's backend holds (`delete_prefix("")`).
+    /// Remove every key this cache holds: the backend's (`delete_prefix("")`) and every typed
+    /// tier's.
     pub async fn clear(&self) -> Result<u64> {
-        self.backend().delete_prefix("").await
+        self.forget(Forget::All);
+        self.inner.manager.delete_prefix("").await
+    }
+
+    fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
+        Ctx {
+            place: Place {
+                l1: None,
+                l2: Some(self.l2(key)),
+            },
+            id: xxh3_128(key.as_bytes()),
+            plan,
+            stats: &self.inner.stats,
+            flights: &self.inner.flights,
+            shape: Shape::<V, E>::plain(),
+        }
     }
 
     /// The value under `key`, or the result of `compute` stored under it, with `policy`:
@@ -325,7 +411,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        self.get_or_compute_with(key, policy, compute, engine::NoRefresh)
+        self.get_or_compute_with(key, policy, compute, NoRefresh)
             .await
     }
 
@@ -343,23 +429,13 @@ impl Cache {
         E: Send + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
-        R: engine::AsyncRefresh<V, E>,
+        R: AsyncRefresh<V, E>,
     {
         if !crate::is_enabled() || !self.is_enabled() {
             return compute().await;
         }
-        let ctx = Ctx {
-            place: Place::Remote {
-                cache: self.clone(),
-                key: key.to_owned(),
-            },
-            id: xxh3_128(key.as_bytes()),
-            policy,
-            stats: &self.inner.stats,
-            flights: &self.inner.flights,
-            shape: Shape::<V, E>::plain(),
-        };
-        engine::run_async(ctx, compute, refresh).await
+        let plan = Plan::compile(policy);
+        run_async(self.ctx(key, &plan), compute, refresh).await
     }
 
     /// The sync twin of [`get_or_compute`](Self::get_or_compute): `compute` runs on the calling
@@ -378,19 +454,52 @@ impl Cache {
         if !crate::is_enabled() || !self.is_enabled() {
             return compute();
         }
-        let ctx = Ctx {
-            place: Place::Remote {
-                cache: self.clone(),
-                key: key.to_owned(),
-            },
-            id: xxh3_128(key.as_bytes()),
-            policy,
-            stats: &self.inner.stats,
-            flights: &self.inner.flights,
-            shape: Shape::<V, E>::plain(),
-        };
-        engine::run_sync(ctx, compute, engine::NoRefresh)
+        let plan = Plan::compile(policy);
+        run_sync(self.ctx(key, &plan), compute, NoRefresh)
     }
+}
+
+/// Take the local-tier options (`local`, `local_max_entries`) out of a backend URL.
+fn split_local_tier(url: &str) -> Result<(String, Option<LocalTier>)> {
+    let Some((base, rest)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let (mut bytes, mut entries, mut kept) = (None, None, Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("local", v)) => bytes = Some(crate::options::parse_bytes("local", v)?),
+            Some(("local_max_entries", v)) => {
+                entries = Some(crate::options::parse_count("local_max_entries", v)?)
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let tier = match (bytes, entries) {
+        (Some(b), e) => Some(LocalTier {
+            max_bytes: b,
+            max_entries: e,
+        }),
+        (None, Some(_)) => {
+            return Err(Error::Config(
+                "`local_max_entries` needs `local=<bytes>` too".into(),
+            ))
+        }
+        (None, None) => None,
+    };
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Ok((out, tier))
 }
 
 fn default_slot() -> &'static RwLock<Option<Cache>> {

@@ -1,9 +1,11 @@
 //! In-process single-flight: one caller per key computes, the others wait for its outcome.
 //!
 //! A flight is shared by sync waiters (a condvar) and async waiters (a tokio `Notify`). The
-//! leader holds a [`LeaderGuard`]; if the leader returns an error, panics, or its future is dropped
-//! mid-way, the guard's `Drop` releases every waiter with [`Outcome::Failed`] and removes the
-//! flight, so nobody hangs and nothing stays poisoned.
+//! leader holds a [`LeaderGuard`]; if it panics, or its future is dropped mid-way, the guard's
+//! `Drop` releases every waiter ([`Outcome::Failed`] after a panic, [`Outcome::Cancelled`]
+//! after a drop) and removes the flight, so nobody hangs and nothing stays poisoned. A flight's
+//! outcome is published before the flight leaves the map, so no caller can slip in between,
+//! find neither the flight nor the value, and compute a second time.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -28,9 +30,25 @@ pub(crate) enum Outcome<V, E> {
     Value(V),
     /// The function's error, shared with waiters (only when the error type can be cloned).
     Error(E),
-    /// The leader failed in a way that cannot be shared (a panic, a dropped future, or an error
-    /// type that is not `Clone`): waiters look again and one of them leads.
+    /// The leader failed in a way that cannot be shared (a panic, or an error whose type is not
+    /// `Clone`): the waiters compute at once, each on its own (see `plan::after_wait`).
     Failed,
+    /// The leader's future was dropped before it finished: the waiters join again and one of
+    /// them leads.
+    Cancelled,
+}
+
+impl<V, E> Outcome<V, E> {
+    /// How the round ended, for the decision core.
+    pub(crate) fn ended(&self) -> crate::engine::plan::Ended {
+        use crate::engine::plan::Ended;
+        match self {
+            Outcome::Value(_) => Ended::Value,
+            Outcome::Error(_) => Ended::SharedError,
+            Outcome::Failed => Ended::Failed,
+            Outcome::Cancelled => Ended::Cancelled,
+        }
+    }
 }
 
 pub(crate) struct Flight<V, E> {
@@ -49,6 +67,7 @@ impl<V: Clone, E> Flight<V, E> {
                 None => Outcome::Failed,
             },
             Outcome::Failed => Outcome::Failed,
+            Outcome::Cancelled => Outcome::Cancelled,
         }
     }
 
@@ -95,8 +114,9 @@ impl<V: Clone, E> LeaderGuard<V, E> {
     /// Publish the outcome and release the waiters.
     pub(crate) fn finish(mut self, o: Outcome<V, E>) {
         self.done = true;
-        self.remove();
+        // Publish first: a caller that joins between the two steps gets this outcome.
         self.flight.finish(o);
+        self.remove();
     }
 
     fn remove(&self) {
@@ -112,8 +132,12 @@ impl<V: Clone, E> LeaderGuard<V, E> {
 impl<V: Clone, E> Drop for LeaderGuard<V, E> {
     fn drop(&mut self) {
         if !self.done {
+            self.flight.finish(if std::thread::panicking() {
+                Outcome::Failed
+            } else {
+                Outcome::Cancelled
+            });
             self.remove();
-            self.flight.finish(Outcome::Failed);
         }
     }
 }

@@ -36,9 +36,10 @@ impl bincode::enc::write::Writer for HashWriter<'_> {
 /// The stable 128-bit hash of serde-serialized arguments.
 ///
 /// ```
-/// let a = steadycache_api::hash_args(&("EUR", "USD", 3u32)).unwrap();
-/// assert_eq!(a, steadycache_api::hash_args(&("EUR", "USD", 3u32)).unwrap());
-/// assert_ne!(a, steadycache_api::hash_args(&("USD", "EUR", 3u32)).unwrap());
+/// use steadycache_api::__private::hash_args;
+/// let a = hash_args(&("EUR", "USD", 3u32)).unwrap();
+/// assert_eq!(a, hash_args(&("EUR", "USD", 3u32)).unwrap());
+/// assert_ne!(a, hash_args(&("USD", "EUR", 3u32)).unwrap());
 /// ```
 #[inline]
 pub fn hash_args<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
@@ -98,6 +99,20 @@ pub(crate) fn namespace_prefix(namespace: &str) -> String {
 /// The full key `namespace:version:args`.
 pub(crate) fn full_key(namespace: &str, version: &str, args: &str) -> String {
     format!("{namespace}:{version}:{args}")
+}
+
+/// The in-process hashes a stored key's args part may stand for: a rendered template (the
+/// hash of its text, `sanitize` undone) and, when it is 32 hex digits, an args hash. Removing
+/// both is safe: a typed tier holds copies only.
+pub(crate) fn part_hashes(part: &str) -> Vec<u128> {
+    let text = percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
+    let mut hashes = vec![xxh3_128(&text)];
+    if part.len() == 32 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Ok(h) = u128::from_str_radix(part, 16) {
+            hashes.push(h);
+        }
+    }
+    hashes
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@ mod envelope;
 mod error;
 mod flight;
 mod key;
-mod local;
 mod manager;
 mod memo;
 mod memory;
@@ -45,6 +44,7 @@ mod policy;
 mod runtime;
 mod scope;
 mod stats;
+mod tier;
 mod time;
 
 #[cfg(feature = "testing")]
@@ -69,7 +69,10 @@ pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder};
 pub use codec::{Codec, Format};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
 pub use error::{Error, Result};
-pub use manager::{CacheManager, DefaultManager};
+pub use manager::{
+    load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager, CacheManager,
+    DefaultManager,
+};
 pub use memo::Memo;
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES};
 pub use policy::{Lock, Policy, Refresh};
@@ -77,4 +80,5 @@ pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
 };
 pub use stats::{Counter, StatsSnapshot};
+pub use tier::LocalTier;
 pub use time::parse_duration;

@@ -1,12 +1,29 @@
-//! The overridable seam between the engine and a backend (RedCache's design).
+//! The overridable seam between the engine and a backend (RedCache's design), and the only way
+//! the engine touches stored entries: it loads, saves, deletes, clears by prefix and removes
+//! corrupt entries through a [`CacheManager`], never through the backend directly. (The
+//! backend's locks, which coordinate writers but hold no entry, are the one exception.)
 //!
-//! The engine calls [`CacheManager::load`] and [`CacheManager::save`] with [`Entry`] envelopes whose
-//! payload the manager's [`Codec`] wrote. The default methods encode the envelope, pass the bytes
-//! through [`before_save`](CacheManager::before_save) / [`after_load`](CacheManager::after_load)
-//! and talk to the backend. Override one hook to compress, encrypt or sign; override `load`/`save`
-//! to use a backend's own datatypes.
+//! ## Which method to override for what
+//! * **Transform the bytes** (compress, encrypt): override the two hooks,
+//!   [`before_save`](CacheManager::before_save) and [`after_load`](CacheManager::after_load).
+//!   The default `load`/`save` call them around the backend. `examples/custom_manager.rs`
+//!   gzips every entry this way.
+//! * **Store in a backend's own datatypes** (a Redis list per value, a hash per object):
+//!   override [`load`](CacheManager::load) and [`save`](CacheManager::save), and with them
+//!   [`delete`](CacheManager::delete) and [`delete_prefix`](CacheManager::delete_prefix) when
+//!   your keys are not exactly the engine's, so that invalidating or clearing leaves no orphan.
+//!   The Redis pagination example (`crates/integration/examples/redis_pagination.rs`) stores
+//!   each page list this way.
+//!
+//! ## The blocking fast path
+//! Sync memoized functions on local stores (files, SQLite) read on the calling thread through
+//! [`CacheManager::blocking`]. It is `None` by default, so a manager that overrides `load` or
+//! `save` is always called through them (on the library's runtime for sync callers): the fast
+//! path can never go around an override. [`DefaultManager`] returns `Some` when its backend has
+//! blocking I/O; a hook-only manager of your own may do the same by implementing
+//! [`BlockingManager`] with [`load_blocking_with_hooks`] and [`save_blocking_with_hooks`].
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BlockingBackend};
 use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness};
 use crate::time::unix_millis;
@@ -16,10 +33,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Loads and saves envelopes. Object-safe: the engine holds an `Arc<dyn CacheManager>`.
+/// Loads, saves and removes envelopes. Object-safe: the engine holds an `Arc<dyn CacheManager>`.
 #[async_trait]
 pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
-    /// The backend behind this manager (used for deletes, locks and counters).
+    /// The backend behind this manager (its locks coordinate writers across processes).
     fn backend(&self) -> &dyn Backend;
 
     /// The codec that writes and reads payloads.
@@ -39,62 +56,104 @@ pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
     /// Read the entry under `key`. `Ok(None)` when absent or past its hard expiry;
     /// [`Error::Corrupt`](crate::Error::Corrupt) when the stored bytes are not a valid envelope.
     async fn load(&self, key: &str) -> Result<Option<Entry>> {
-        let Some(raw) = self.backend().get(key).await? else {
-            return Ok(None);
-        };
-        let entry = Entry::decode(&self.after_load(raw)?)?;
-        if entry.freshness(unix_millis()) == Freshness::Expired {
-            return Ok(None);
+        match self.backend().get(key).await? {
+            Some(raw) => decode_loaded(self, raw),
+            None => Ok(None),
         }
-        Ok(Some(entry))
     }
 
     /// Store `entry` under `key`, with the backend ttl taken from its hard expiry.
     async fn save(&self, key: &str, entry: &Entry) -> Result<()> {
-        let ttl = match entry.ttl_ms(unix_millis()) {
-            Some(0) => return Ok(()),
-            Some(ms) => Some(Duration::from_millis(ms)),
-            None => None,
-        };
-        let bytes = self.before_save(entry.encode()?)?;
-        self.backend().set(key, bytes, ttl).await
+        match encode_for_save(self, entry)? {
+            Some((bytes, ttl)) => self.backend().set(key, bytes, ttl).await,
+            None => Ok(()),
+        }
     }
 
-    /// Blocking twin of [`load`](Self::load), used by sync callers when the backend offers
-    /// [`Backend::blocking`]; `None` = not available (the engine then goes through its runtime).
-    /// The default mirrors the default `load`: **a manager that overrides `load` or `save`
-    /// must override this pair too, or return `None` from them.**
-    fn load_blocking(&self, key: &str) -> Option<Result<Option<Entry>>> {
-        let b = self.backend().blocking()?;
-        Some((|| {
-            let Some(raw) = b.get_blocking(key)? else {
-                return Ok(None);
-            };
-            let entry = Entry::decode(&self.after_load(raw)?)?;
-            if entry.freshness(unix_millis()) == Freshness::Expired {
-                return Ok(None);
-            }
-            Ok(Some(entry))
-        })())
+    /// Remove the entry under `key` (an invalidation, or a corrupt entry being healed); `true`
+    /// if something was removed.
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.backend().delete(key).await
     }
 
-    /// Blocking twin of [`save`](Self::save) (see [`load_blocking`](Self::load_blocking)).
-    fn save_blocking(&self, key: &str, entry: &Entry) -> Option<Result<()>> {
-        let b = self.backend().blocking()?;
-        Some((|| {
-            let ttl = match entry.ttl_ms(unix_millis()) {
-                Some(0) => return Ok(()),
-                Some(ms) => Some(Duration::from_millis(ms)),
-                None => None,
-            };
-            let bytes = self.before_save(entry.encode()?)?;
-            b.set_blocking(key, bytes, ttl)
-        })())
+    /// Remove every entry whose key starts with `prefix` (a function's namespace, or `""` for
+    /// the whole cache); how many were removed.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        self.backend().delete_prefix(prefix).await
+    }
+
+    /// Blocking access for sync callers, when this manager's I/O is local; `None` (the
+    /// default) sends sync callers through the async methods on the library's runtime. See
+    /// the module docs.
+    fn blocking(&self) -> Option<&dyn BlockingManager> {
+        None
     }
 }
 
 // Compile-time check that `CacheManager` stays object-safe.
 const _: Option<&dyn CacheManager> = None;
+
+/// Blocking twins of a manager's [`load`](CacheManager::load), [`save`](CacheManager::save) and
+/// [`delete`](CacheManager::delete), with the same semantics.
+pub trait BlockingManager: Send + Sync {
+    /// See [`CacheManager::load`].
+    fn load_blocking(&self, key: &str) -> Result<Option<Entry>>;
+    /// See [`CacheManager::save`].
+    fn save_blocking(&self, key: &str, entry: &Entry) -> Result<()>;
+    /// See [`CacheManager::delete`].
+    fn delete_blocking(&self, key: &str) -> Result<bool>;
+}
+
+/// Bytes read from the backend into an envelope: the `after_load` hook, then decoding; an
+/// envelope past its hard expiry is `None`.
+fn decode_loaded<M: CacheManager + ?Sized>(m: &M, raw: Vec<u8>) -> Result<Option<Entry>> {
+    let entry = Entry::decode(&m.after_load(raw)?)?;
+    if entry.freshness(unix_millis()) == Freshness::Expired {
+        return Ok(None);
+    }
+    Ok(Some(entry))
+}
+
+/// An envelope into the bytes and backend ttl to store (the `before_save` hook applied);
+/// `None` when it has already expired.
+fn encode_for_save<M: CacheManager + ?Sized>(
+    m: &M,
+    entry: &Entry,
+) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
+    let ttl = match entry.ttl_ms(unix_millis()) {
+        Some(0) => return Ok(None),
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => None,
+    };
+    Ok(Some((m.before_save(entry.encode()?)?, ttl)))
+}
+
+/// [`CacheManager::load`]'s default, on a blocking backend: for a hook-only manager's
+/// [`BlockingManager`].
+pub fn load_blocking_with_hooks<M: CacheManager + ?Sized>(
+    m: &M,
+    backend: &dyn BlockingBackend,
+    key: &str,
+) -> Result<Option<Entry>> {
+    match backend.get_blocking(key)? {
+        Some(raw) => decode_loaded(m, raw),
+        None => Ok(None),
+    }
+}
+
+/// [`CacheManager::save`]'s default, on a blocking backend: for a hook-only manager's
+/// [`BlockingManager`].
+pub fn save_blocking_with_hooks<M: CacheManager + ?Sized>(
+    m: &M,
+    backend: &dyn BlockingBackend,
+    key: &str,
+    entry: &Entry,
+) -> Result<()> {
+    match encode_for_save(m, entry)? {
+        Some((bytes, ttl)) => backend.set_blocking(key, bytes, ttl),
+        None => Ok(()),
+    }
+}
 
 /// A backend plus a codec, with the identity hooks.
 #[derive(Debug, Clone)]
@@ -122,5 +181,38 @@ impl CacheManager for DefaultManager {
     }
     fn codec(&self) -> &Codec {
         &self.codec
+    }
+    fn blocking(&self) -> Option<&dyn BlockingManager> {
+        self.backend
+            .blocking()
+            .map(|_| self as &dyn BlockingManager)
+    }
+}
+
+impl BlockingManager for DefaultManager {
+    fn load_blocking(&self, key: &str) -> Result<Option<Entry>> {
+        match self.backend.blocking() {
+            Some(b) => load_blocking_with_hooks(self, b, key),
+            None => Err(no_blocking(&*self.backend)),
+        }
+    }
+    fn save_blocking(&self, key: &str, entry: &Entry) -> Result<()> {
+        match self.backend.blocking() {
+            Some(b) => save_blocking_with_hooks(self, b, key, entry),
+            None => Err(no_blocking(&*self.backend)),
+        }
+    }
+    fn delete_blocking(&self, key: &str) -> Result<bool> {
+        match self.backend.blocking() {
+            Some(b) => b.delete_blocking(key),
+            None => Err(no_blocking(&*self.backend)),
+        }
+    }
+}
+
+fn no_blocking(b: &dyn Backend) -> crate::Error {
+    crate::Error::Unsupported {
+        operation: "blocking I/O",
+        backend: b.name().to_owned().into(),
     }
 }

@@ -2,16 +2,18 @@
 //! typed in-process tier, in-flight calls and stats. `#[cached]` makes one per function (in a
 //! `static`); it can also be built by hand.
 
-use crate::backend::BackendExt;
 use crate::cache::{default_cache, Cache};
-use crate::engine::{self, AsyncRefresh, Ctx, Place, Shape, SyncRefresh};
+use crate::engine::driver::{run_async, run_sync, Ctx};
+use crate::engine::io::{self, block_local, Mode};
+use crate::engine::plan::Plan;
+use crate::engine::{AsyncRefresh, Shape, SyncRefresh};
 use crate::flight::{self, FlightMap};
-use crate::key::{full_key, hex128, namespace_of, sanitize};
-use crate::local::LocalStore;
+use crate::key::{full_key, hex128, namespace_of, namespace_prefix, part_hashes, sanitize};
 use crate::policy::Policy;
 use crate::scope::{current_options, is_enabled};
 use crate::stats::{Counter, Stats, StatsSnapshot};
-use crate::{runtime, Error, Result};
+use crate::tier::{budget::Tier, LocalStore, Place, L1, L2};
+use crate::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -83,7 +85,8 @@ struct MemoState<V> {
 /// One memoized function's engine.
 ///
 /// ```
-/// use steadycache_api::{ArgsKey, Memo, Policy, Shape, hash_args, NoRefresh};
+/// use steadycache_api::{Memo, Policy};
+/// use steadycache_api::__private::{hash_args, ArgsKey, NoRefresh, Shape};
 /// use std::time::Duration;
 /// static SQUARE: std::sync::LazyLock<Memo<u64>> = std::sync::LazyLock::new(|| {
 ///     Memo::new("docs", "square", "v1", Policy::ttl(Duration::from_secs(60)))
@@ -101,6 +104,7 @@ pub struct Memo<V> {
     namespace: String,
     version: String,
     policy: Policy,
+    plan: Plan,
     source: CacheSource,
     max_bytes: Option<u64>,
     enabled: AtomicBool,
@@ -128,6 +132,7 @@ where
         Memo {
             namespace: namespace_of(module_path, name),
             version: sanitize(version),
+            plan: Plan::compile(&policy),
             policy,
             source: CacheSource::Default,
             max_bytes: None,
@@ -149,8 +154,8 @@ where
         self
     }
 
-    /// Bound this function's in-process typed tier (memory caches only) to `max_bytes`; by
-    /// default it takes the memory cache's own `max_bytes`.
+    /// Bound this function's in-process typed tier to `max_bytes` (within the cache's shared
+    /// budget, which bounds all its functions together).
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = Some(max_bytes);
         self
@@ -182,9 +187,15 @@ where
                 CacheSource::Default => default_cache(),
                 CacheSource::With(f) => f(),
             };
-            let local = cache
-                .memory_config()
-                .map(|m| Arc::new(LocalStore::new(self.max_bytes.unwrap_or(m.max_bytes))));
+            let local = cache.budget().map(|budget| {
+                LocalStore::new(
+                    budget.clone(),
+                    self.max_bytes,
+                    &self.namespace,
+                    format!("{}:{}:", self.namespace, self.version),
+                    part_hashes,
+                )
+            });
             MemoState {
                 cache,
                 local,
@@ -233,23 +244,27 @@ where
         key: &ArgsKey<'_>,
         shape: Shape<V, E>,
     ) -> Ctx<'a, V, E> {
-        let place = match &st.local {
-            Some(store) => Place::Local {
-                store: store.clone(),
-                hash: key.hash,
-            },
-            None => Place::Remote {
-                cache: st.cache.clone(),
-                key: self.key_for(key),
-            },
-        };
         Ctx {
-            place,
+            place: self.place(st, key),
             id: key.hash,
-            policy: &self.policy,
+            plan: &self.plan,
             stats: &self.stats,
             flights: &st.flights,
             shape,
+        }
+    }
+
+    /// The call's slots: L1 when the cache has a typed tier, L2 unless it is plain memory.
+    fn place(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> Place<V> {
+        Place {
+            l1: st.local.as_ref().map(|store| L1 {
+                store: store.clone(),
+                hash: key.hash,
+            }),
+            l2: st.cache.memos_use_backend().then(|| L2 {
+                manager: st.cache.manager().clone(),
+                key: self.key_for(key),
+            }),
         }
     }
 
@@ -290,7 +305,7 @@ where
                 }
             }
         }
-        engine::run_sync(self.ctx(st, &key, shape), compute, refresh)
+        run_sync(self.ctx(st, &key, shape), compute, refresh)
     }
 
     /// Run one async call (see [`call_sync`](Self::call_sync)).
@@ -323,50 +338,46 @@ where
             }
         }
         let ctx = self.ctx(st, &key, shape);
-        engine::run_async(ctx, compute, refresh).await
+        run_async(ctx, compute, refresh).await
     }
 
-    /// Remove every entry of this function (every version), here and in the backend.
+    /// Remove every entry of this function (every version), in process and in the backend;
+    /// how many the backend removed (the in-process count on a memory cache).
     pub async fn clear_async(&self) -> Result<u64> {
-        let st = self.state();
-        match &st.local {
-            Some(l) => Ok(l.clear()),
-            None => st.cache.backend().clear_namespace(&self.namespace).await,
-        }
+        self.clear_in(Mode::Async).await
     }
 
-    /// Sync twin of [`clear_async`](Self::clear_async) (runs on the library runtime).
+    /// Sync twin of [`clear_async`](Self::clear_async).
     pub fn clear(&self) -> Result<u64> {
-        let st = self.state();
-        match &st.local {
-            Some(l) => Ok(l.clear()),
-            None => {
-                let cache = st.cache.clone();
-                let ns = self.namespace.clone();
-                runtime::block_on(async move { cache.backend().clear_namespace(&ns).await })?
-            }
-        }
+        block_local(self.clear_in(Mode::Sync))
     }
 
-    /// Remove one call's entry.
-    pub async fn invalidate_key_async(&self, key: ArgsKey<'_>) -> Result<bool> {
+    async fn clear_in(&self, mode: Mode) -> Result<u64> {
         let st = self.state();
-        match &st.local {
-            Some(l) => Ok(l.remove(key.hash)),
-            None => st.cache.backend().delete(&self.key_for(&key)).await,
+        let local = st.local.as_ref().map_or(0, |l| l.clear());
+        if !st.cache.memos_use_backend() {
+            return Ok(local);
         }
+        io::delete_prefix(mode, st.cache.manager(), &namespace_prefix(&self.namespace)).await
+    }
+
+    /// Remove one call's entry, in process and in the backend.
+    pub async fn invalidate_key_async(&self, key: ArgsKey<'_>) -> Result<bool> {
+        self.invalidate_in(Mode::Async, key).await
     }
 
     /// Sync twin of [`invalidate_key_async`](Self::invalidate_key_async).
     pub fn invalidate_key(&self, key: ArgsKey<'_>) -> Result<bool> {
+        block_local(self.invalidate_in(Mode::Sync, key))
+    }
+
+    async fn invalidate_in(&self, mode: Mode, key: ArgsKey<'_>) -> Result<bool> {
         let st = self.state();
-        match &st.local {
-            Some(l) => Ok(l.remove(key.hash)),
-            None => {
-                let cache = st.cache.clone();
-                let k = self.key_for(&key);
-                runtime::block_on(async move { cache.backend().delete(&k).await })?
-            }
+        let place = self.place(st, &key);
+        let local = place.l1.as_ref().is_some_and(|l| l.store.remove(l.hash));
+        match &place.l2 {
+            Some(l2) => io::delete(mode, l2).await,
+            None => Ok(local),
         }
     }
 }

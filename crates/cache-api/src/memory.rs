@@ -11,7 +11,7 @@
 //! none of them.
 
 use crate::backend::{check_ttl, Backend, Capabilities};
-use crate::plumbing::{deadline, parse_count, redact_url};
+use crate::plumbing::{deadline, parse_bytes, parse_count, redact_url};
 use crate::time::unix_millis;
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -45,8 +45,11 @@ impl Item {
     }
 }
 
+/// Weighs an item by its bytes, and at least `min` (the entry bound as a weight).
 #[derive(Clone)]
-struct ByteWeighter;
+struct ByteWeighter {
+    min: u64,
+}
 
 impl quick_cache::Weighter<String, Item> for ByteWeighter {
     fn weight(&self, key: &String, item: &Item) -> u64 {
@@ -55,15 +58,19 @@ impl quick_cache::Weighter<String, Item> for ByteWeighter {
             Slot::Counter(_) => 8,
             Slot::Lock(t) => t.len(),
         };
-        key.len() as u64 + value as u64 + ITEM_OVERHEAD
+        (key.len() as u64 + value as u64 + ITEM_OVERHEAD).max(self.min)
     }
 }
 
 /// Configuration of a [`MemoryBackend`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
-    /// Total weight bound in bytes (keys + values + 64 bytes per item).
+    /// Total weight bound in bytes (keys + values + 64 bytes per item). On a memory cache it
+    /// also bounds the typed values of all its memoized functions together.
     pub max_bytes: u64,
+    /// Bound on the number of items (`None`: bytes only). Enforced as a minimum weight of
+    /// `max_bytes / max_entries` per item.
+    pub max_entries: Option<u64>,
     /// How many items the store expects (sizes its tables; not a bound).
     pub estimated_items: usize,
 }
@@ -72,6 +79,7 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
             max_bytes: DEFAULT_MAX_BYTES,
+            max_entries: None,
             estimated_items: 10_000,
         }
     }
@@ -81,6 +89,12 @@ impl MemoryConfig {
     /// Set `max_bytes`.
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Set [`max_entries`](Self::max_entries).
+    pub fn with_max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = Some(max_entries);
         self
     }
 
@@ -103,14 +117,15 @@ impl MemoryConfig {
         let mut cfg = MemoryConfig::default();
         for (k, v) in parsed.query_pairs() {
             match &*k {
-                "max_bytes" => cfg.max_bytes = parse_count("max_bytes", &v)?,
+                "max_bytes" => cfg.max_bytes = parse_bytes("max_bytes", &v)?,
+                "max_entries" => cfg.max_entries = Some(parse_count("max_entries", &v)?),
                 "estimated_items" => {
                     cfg.estimated_items =
                         usize::try_from(parse_count("estimated_items", &v)?).unwrap_or(usize::MAX)
                 }
                 other => {
                     return Err(Error::Config(format!(
-                        "unknown memory url option `{other}` (known: max_bytes, estimated_items)"
+                        "unknown memory url option `{other}` (known: max_bytes, max_entries, estimated_items)"
                     )))
                 }
             }
@@ -151,7 +166,11 @@ impl MemoryBackend {
         let items = quick_cache::sync::Cache::with_weighter(
             config.estimated_items.max(16),
             config.max_bytes,
-            ByteWeighter,
+            ByteWeighter {
+                min: config
+                    .max_entries
+                    .map_or(1, |n| config.max_bytes.div_ceil(n.max(1))),
+            },
         );
         let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
         MemoryBackend {

@@ -34,3 +34,38 @@ pub fn parse_count(option: &str, value: &str) -> Result<u64> {
         ))
     })
 }
+
+/// A size in bytes: a whole number (`_` may group digits), optionally followed by a unit: `B`,
+/// `K`/`KB`/`KiB`, `M`/`MB`/`MiB`, `G`/`GB`/`GiB`, `T`/`TB`/`TiB` (any case; every unit is a
+/// power of 1024, as memory sizes are). Anything else, or a size past `u64::MAX`, is an
+/// [`Error::Config`] naming `option`.
+///
+/// ```
+/// use steadycache_api::plumbing::parse_bytes;
+/// assert_eq!(parse_bytes("local", "64MiB").unwrap(), 64 << 20);
+/// assert_eq!(parse_bytes("local", "512k").unwrap(), 512 << 10);
+/// assert_eq!(parse_bytes("local", "1_000").unwrap(), 1000);
+/// assert!(parse_bytes("local", "12 parsecs").is_err());
+/// ```
+pub fn parse_bytes(option: &str, value: &str) -> Result<u64> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(Error::Config(format!(
+                "option `{option}` must be a size such as 64MiB, got `{value}`"
+            )))
+        }
+    };
+    let n = parse_count(option, number)?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| Error::Config(format!("option `{option}` is too large: `{value}`")))
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use crate::backend::{check_ttl, BlockingBackend};
 pub use crate::cache::{register_scheme, Scheme, SchemeOpener, SCHEMES};
-pub use crate::options::{parse_count, parse_flag};
+pub use crate::options::{parse_bytes, parse_count, parse_flag};
 pub use crate::runtime::{block_on, library_runtime};
 pub use crate::time::unix_millis;
 /// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency

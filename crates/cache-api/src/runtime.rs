@@ -9,11 +9,17 @@ use crate::{Error, Result};
 use std::future::Future;
 use std::sync::OnceLock;
 
+/// The most threads the library runtime's blocking pool runs at once: the background refreshes
+/// of sync functions (and blocking I/O started from the library's tasks) share them; more wait
+/// in its queue.
+pub(crate) const BLOCKING_THREADS: usize = 8;
+
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(BLOCKING_THREADS)
             .thread_name("steadycache-io")
             .enable_all()
             .build()
@@ -52,4 +58,15 @@ where
     });
     rx.recv()
         .map_err(|_| Error::unavailable("runtime", "the operation was cancelled"))
+}
+
+/// Run a blocking job on the library runtime's bounded blocking pool and wait for it (from any
+/// runtime). `Err` when the job panicked (or the runtime is gone).
+pub(crate) async fn run_blocking_job<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    runtime()?
+        .spawn_blocking(job)
+        .await
+        .map_err(|e| Error::unavailable("runtime", format!("blocking job failed: {e}")))
 }

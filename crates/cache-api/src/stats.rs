@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
 pub(crate) const SLOTS: usize = 32;
-const COUNTERS: usize = 8;
+const COUNTERS: usize = 9;
 const UNSET: usize = usize::MAX;
 
 /// Which counter.
@@ -36,6 +36,9 @@ pub enum Counter {
     Corrupt = 6,
     /// Calls that waited for another caller's computation instead of running the function.
     Coalesced = 7,
+    /// Values too large for the in-process tier's budget (or the function's own bound): not kept
+    /// in process (logged once per function).
+    TooLarge = 8,
 }
 
 #[repr(align(128))]
@@ -103,8 +106,10 @@ impl std::fmt::Debug for Stats {
     }
 }
 
-/// A point-in-time copy of [`Stats`].
+/// A point-in-time copy of a function's (or a cache's) counters. Non-exhaustive: counters are
+/// added as strategies are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// See [`Counter::Hits`].
     pub hits: u64,
@@ -122,6 +127,8 @@ pub struct StatsSnapshot {
     pub corrupt: u64,
     /// See [`Counter::Coalesced`].
     pub coalesced: u64,
+    /// See [`Counter::TooLarge`].
+    pub too_large: u64,
 }
 
 impl Stats {
@@ -160,6 +167,7 @@ impl Stats {
             backend_errors: self.get(Counter::BackendErrors),
             corrupt: self.get(Counter::Corrupt),
             coalesced: self.get(Counter::Coalesced),
+            too_large: self.get(Counter::TooLarge),
         }
     }
 

@@ -329,7 +329,10 @@ mod tests {
         let c = plan(p);
         assert_eq!(c.jitter, 0.0);
         assert_eq!(c.lock_ttl, MIN_LOCK_TTL);
-        assert_eq!(c.deadlines(0, false, f64::NAN), Some((u64::MAX - 1, u64::MAX - 1)));
+        assert_eq!(
+            c.deadlines(0, false, f64::NAN),
+            Some((u64::MAX - 1, u64::MAX - 1))
+        );
     }
 
     #[test]

@@ -1,0 +1,257 @@
+//! The one driver: runs the steps the decision core chooses, for sync and async callers alike.
+//!
+//! [`drive`] is an `async fn` over an I/O [`Mode`]. Async callers await it; sync callers poll
+//! it on their own thread ([`run_sync`] through [`io::block_local`]), where every operation
+//! blocks instead of pending, so the function runs on the caller's thread and no runtime is
+//! needed. Hits of the typed tier never come here (see `Memo::call_sync`).
+//!
+//! Guarantees:
+//! * one computation per key at a time in a process (unless the plan's lock is `None`); the
+//!   others wait and get its value;
+//! * a leader that fails releases its waiters at once: they get a clone of its error when the
+//!   error type is `Clone`; otherwise (and after a panic) each computes on its own, at once. So a
+//!   failing round runs the function once with a `Clone` error, and `1 + waiters` times in
+//!   parallel without one; nobody waits for more than about two runs, nobody hangs;
+//! * a leader whose future is dropped lets one waiter lead instead;
+//! * a new leader looks again before computing (the previous round may have just stored);
+//! * stale-while-revalidate runs one background refresh per key per process;
+//! * a backend error never fails a call: the function runs and its value is returned (fail
+//!   open), and the error is logged and counted.
+
+use super::io::{self, block_local, Mode};
+use super::job::{AsyncRefresh, RefreshJob, Shape, SyncRefresh};
+use super::lease::{self, Acquired};
+use super::plan::{after_wait, decide, AfterWait, Call, Plan, Step};
+use super::refresh;
+use crate::envelope::Freshness;
+use crate::flight::{self, FlightMap, LeaderGuard, Outcome, Role};
+use crate::policy::Lock;
+use crate::scope::current_options;
+use crate::stats::{Counter, Stats};
+use crate::tier::{Place, L2};
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+
+/// One call: where its value lives and the rules it follows.
+pub(crate) struct Ctx<'a, V, E> {
+    pub(crate) place: Place<V>,
+    /// The key's identity in this process (the flight id).
+    pub(crate) id: u128,
+    pub(crate) plan: &'a Plan,
+    pub(crate) stats: &'a Arc<Stats>,
+    pub(crate) flights: &'a FlightMap,
+    pub(crate) shape: Shape<V, E>,
+}
+
+/// The L2 slot to lock when the plan wants a distributed lock and the backend has locks.
+pub(crate) fn wants_distributed<'p, V>(place: &'p Place<V>, plan: &Plan) -> Option<&'p L2> {
+    if plan.lock != Lock::Distributed {
+        return None;
+    }
+    place
+        .l2
+        .as_ref()
+        .filter(|l2| l2.manager.backend().capabilities().locks)
+}
+
+/// The outcome waiters get for a leader's error.
+pub(crate) fn share<V, E>(shape: &Shape<V, E>, e: &E) -> Outcome<V, E> {
+    match shape.share_err {
+        Some(f) => Outcome::Error(f(e)),
+        None => Outcome::Failed,
+    }
+}
+
+/// The sync entry: `compute` runs on this thread, at most once.
+pub(crate) fn run_sync<V, E, F, R>(ctx: Ctx<'_, V, E>, compute: F, refresh: R) -> Result<V, E>
+where
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    E: Send + 'static,
+    F: FnOnce() -> Result<V, E>,
+    R: SyncRefresh<V, E>,
+{
+    let available = refresh.available();
+    block_local(drive(
+        ctx,
+        Mode::Sync,
+        || std::future::ready(compute()),
+        available,
+        || refresh.job().map(RefreshJob::Sync),
+    ))
+}
+
+/// The async entry: `compute` is awaited at most once, in the calling task.
+pub(crate) async fn run_async<V, E, F, Fut, R>(
+    ctx: Ctx<'_, V, E>,
+    compute: F,
+    refresh: R,
+) -> Result<V, E>
+where
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    E: Send + 'static,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>>,
+    R: AsyncRefresh<V, E>,
+{
+    let available = refresh.available();
+    drive(ctx, Mode::Async, compute, available, || {
+        refresh.job().map(RefreshJob::Async)
+    })
+    .await
+}
+
+/// The flow of one call (see the module docs).
+async fn drive<V, E, F, Fut, J>(
+    ctx: Ctx<'_, V, E>,
+    mode: Mode,
+    compute: F,
+    can_refresh_in_background: bool,
+    make_job: J,
+) -> Result<V, E>
+where
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    E: Send + 'static,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>>,
+    J: FnOnce() -> Option<RefreshJob<V, E>>,
+{
+    let opts = current_options();
+    let call = Call {
+        bypass: opts.bypass,
+        force_refresh: opts.refresh,
+        can_refresh_in_background,
+    };
+    if call.bypass {
+        return compute().await;
+    }
+    let found = if call.force_refresh {
+        None
+    } else {
+        io::lookup(mode, &ctx.place, ctx.stats).await
+    };
+    let stale = match (decide(ctx.plan, found.as_ref().map(|f| f.1), call), found) {
+        (Step::Hit, Some((v, _))) => {
+            ctx.stats.incr(Counter::Hits);
+            tracing::trace!("steadycache: hit");
+            return Ok(v);
+        }
+        (Step::ServeStaleRefreshBackground, Some((v, _))) => {
+            ctx.stats.incr(Counter::Stale);
+            tracing::debug!("steadycache: serving stale, refreshing in the background");
+            refresh::spawn(&ctx, make_job);
+            return Ok(v);
+        }
+        (Step::RefreshInline { fallback: true }, Some((v, _))) => Some(v),
+        _ => None,
+    };
+    let mut guard = None;
+    if ctx.plan.lock != Lock::None {
+        loop {
+            match flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) {
+                Role::Leader(g) => {
+                    guard = Some(g);
+                    break;
+                }
+                Role::Solo => break,
+                Role::Waiter(f) => {
+                    ctx.stats.incr(Counter::Coalesced);
+                    let outcome = match mode {
+                        Mode::Sync => f.wait_sync(),
+                        Mode::Async => f.wait_async().await,
+                    };
+                    match (
+                        after_wait(ctx.plan, outcome.ended(), stale.is_some()),
+                        outcome,
+                    ) {
+                        (AfterWait::Value, Outcome::Value(v)) => return Ok(v),
+                        (AfterWait::Error, Outcome::Error(e)) => return Err(e),
+                        (AfterWait::ServeStale, _) => {
+                            if let Some(s) = stale {
+                                ctx.stats.incr(Counter::Stale);
+                                return Ok(s);
+                            }
+                            break;
+                        }
+                        (AfterWait::Rejoin, _) => continue,
+                        _ => break, // compute alone
+                    }
+                }
+            }
+        }
+        if guard.is_some() && !call.force_refresh {
+            // The round before ours may have stored the value after our lookup.
+            if let Some((v, Freshness::Fresh)) = io::lookup(mode, &ctx.place, ctx.stats).await {
+                ctx.stats.incr(Counter::Hits);
+                return Ok(publish(guard, v));
+            }
+        }
+    }
+    let mut held = None;
+    if let Some(l2) = wants_distributed(&ctx.place, ctx.plan) {
+        let accept_cached = !call.force_refresh;
+        match lease::acquire(mode, &ctx.place, l2, ctx.plan, accept_cached, ctx.stats).await {
+            Acquired::Found(v) => {
+                ctx.stats.incr(Counter::Coalesced);
+                return Ok(publish(guard, v));
+            }
+            Acquired::Held(lease) => held = Some(lease),
+            Acquired::NotHeld => {}
+        }
+    }
+    ctx.stats.incr(if stale.is_some() || call.force_refresh {
+        Counter::Refreshes
+    } else {
+        Counter::Misses
+    });
+    tracing::debug!("steadycache: miss, computing");
+    let result = compute().await;
+    let stored = match &result {
+        Ok(v) => {
+            let negative = (ctx.shape.is_negative)(v);
+            io::store(mode, &ctx.place, v, ctx.plan, negative, ctx.stats).await
+        }
+        Err(_) => false,
+    };
+    if let Some(lease) = held {
+        lease.release(mode, stored, ctx.stats).await;
+    }
+    finish(&ctx, guard, result, stale)
+}
+
+/// Hand `v` to the waiters of this round (if leading one) and return it.
+fn publish<V: Clone, E>(guard: Option<LeaderGuard<V, E>>, v: V) -> V {
+    if let Some(g) = guard {
+        g.finish(Outcome::Value(v.clone()));
+    }
+    v
+}
+
+/// Publish the result to the waiters; on an error, serve the stale value if the caller holds
+/// one (it only does when the plan allows it).
+fn finish<V: Clone, E>(
+    ctx: &Ctx<'_, V, E>,
+    guard: Option<LeaderGuard<V, E>>,
+    result: Result<V, E>,
+    stale: Option<V>,
+) -> Result<V, E> {
+    match result {
+        Ok(v) => Ok(publish(guard, v)),
+        Err(e) => {
+            ctx.stats.incr(Counter::Errors);
+            match stale {
+                Some(s) => {
+                    ctx.stats.incr(Counter::Stale);
+                    tracing::warn!("steadycache: refresh failed, serving the stale value");
+                    Ok(publish(guard, s))
+                }
+                None => {
+                    if let Some(g) = guard {
+                        g.finish(share(&ctx.shape, &e));
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The engine's I/O, written once for sync and async callers.
+//!
+//! Every operation is an `async fn` that takes a [`Mode`]. In [`Mode::Async`] it awaits the
+//! manager on the caller's runtime. In [`Mode::Sync`] it never returns `Pending`: it uses the
+//! manager's blocking path when there is one (local stores) and otherwise runs the async
+//! operation on the library's runtime and waits for it on this thread. So the one driver,
+//! polled by [`block_local`] for sync callers, runs the same code for both, and a sync caller
+//! never needs a runtime of its own (nor breaks inside one).
+
+use super::plan::Plan;
+use crate::codec::Codec;
+use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
+use crate::manager::CacheManager;
+use crate::stats::{Counter, Stats};
+use crate::tier::{clock, Place, L2};
+use crate::time::unix_millis;
+use crate::{runtime, Error, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// How the caller waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A sync caller: block this thread, never return `Pending`.
+    Sync,
+    /// An async caller: await on its runtime.
+    Async,
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Run `fut` to completion on this thread. In [`Mode::Sync`] the driver's future is ready at
+/// its first poll (nothing in it pends), so this costs no allocation; should anything pend, the
+/// thread parks until it is woken.
+pub(crate) fn block_local<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return v;
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// For a sync caller without a blocking path: run `op` on the library runtime and wait for it
+/// on this thread (works outside any runtime and inside one).
+pub(crate) fn wait_on_runtime<T, F, Fut>(
+    manager: &Arc<dyn CacheManager>,
+    key: &str,
+    op: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    runtime::block_on(op(manager.clone(), key.to_owned()))?
+}
+
+/// Load the envelope under `l2.key`.
+pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
+    match (mode, l2.manager.blocking()) {
+        (Mode::Async, _) => l2.manager.load(&l2.key).await,
+        (Mode::Sync, Some(b)) => b.load_blocking(&l2.key),
+        (Mode::Sync, None) => {
+            wait_on_runtime(&l2.manager, &l2.key, |m, k| async move { m.load(&k).await })
+        }
+    }
+}
+
+/// Save `entry` under `l2.key`.
+pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
+    match (mode, l2.manager.blocking()) {
+        (Mode::Async, _) => l2.manager.save(&l2.key, &entry).await,
+        (Mode::Sync, Some(b)) => b.save_blocking(&l2.key, &entry),
+        (Mode::Sync, None) => wait_on_runtime(&l2.manager, &l2.key, |m, k| async move {
+            m.save(&k, &entry).await
+        }),
+    }
+}
+
+/// Delete the entry under `l2.key`.
+pub(crate) async fn delete(mode: Mode, l2: &L2) -> Result<bool> {
+    match (mode, l2.manager.blocking()) {
+        (Mode::Async, _) => l2.manager.delete(&l2.key).await,
+        (Mode::Sync, Some(b)) => b.delete_blocking(&l2.key),
+        (Mode::Sync, None) => {
+            wait_on_runtime(
+                &l2.manager,
+                &l2.key,
+                |m, k| async move { m.delete(&k).await },
+            )
+        }
+    }
+}
+
+/// Delete every entry under `prefix`.
+pub(crate) async fn delete_prefix(
+    mode: Mode,
+    manager: &Arc<dyn CacheManager>,
+    prefix: &str,
+) -> Result<u64> {
+    match mode {
+        Mode::Async => manager.delete_prefix(prefix).await,
+        Mode::Sync => wait_on_runtime(
+            manager,
+            prefix,
+            |m, p| async move { m.delete_prefix(&p).await },
+        ),
+    }
+}
+
+/// Log and count a backend error; the call goes on without the backend (fail open).
+pub(crate) fn backend_error(stats: &Stats, key: &str, op: &'static str, err: &Error) {
+    stats.incr(Counter::BackendErrors);
+    tracing::warn!(key, op, error = %err, "steadycache: backend error, failing open");
+}
+
+/// Log, count and remove (through the manager) an entry that cannot be read.
+pub(crate) async fn drop_corrupt(mode: Mode, l2: &L2, err: &Error, stats: &Stats) {
+    stats.incr(Counter::Corrupt);
+    tracing::warn!(key = %l2.key, error = %err, "steadycache: corrupt entry treated as a miss and removed");
+    if let Err(e) = delete(mode, l2).await {
+        tracing::warn!(key = %l2.key, error = %e, "steadycache: could not remove a corrupt entry");
+    }
+}
+
+/// Read the envelope under `l2.key` for this cache's codec: a corrupt or foreign one is
+/// removed and read as absent; a backend error is `Err` (the caller fails open).
+pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Option<Entry>> {
+    let codec = l2.manager.codec().id();
+    let err = match load(mode, l2).await {
+        Ok(Some(e)) if e.codec == codec => return Ok(Some(e)),
+        Ok(Some(e)) => Error::Corrupt(format!(
+            "entry written by codec {:#x}, this cache reads {codec:#x}",
+            e.codec
+        )),
+        Ok(None) => return Ok(None),
+        Err(e @ (Error::Corrupt(_) | Error::Codec { .. })) => e,
+        Err(e) => return Err(e),
+    };
+    drop_corrupt(mode, l2, &err, stats).await;
+    Ok(None)
+}
+
+/// What the tiers hold for a call: the value and how fresh it is.
+pub(crate) type Found<V> = Option<(V, Freshness)>;
+
+/// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines).
+/// Expired entries are absent; backend errors are logged and read as absent (fail open).
+pub(crate) async fn lookup<V>(mode: Mode, place: &Place<V>, stats: &Stats) -> Found<V>
+where
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    if let Some(l1) = &place.l1 {
+        if let Some(found) = l1.store.lookup(l1.hash) {
+            return Some(found);
+        }
+    }
+    let l2 = place.l2.as_ref()?;
+    let entry = match load_entry(mode, l2, stats).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return None,
+        Err(e) => {
+            backend_error(stats, &l2.key, "load", &e);
+            return None;
+        }
+    };
+    let now = unix_millis();
+    let freshness = entry.freshness(now);
+    if freshness == Freshness::Expired {
+        return None;
+    }
+    let value = match l2.manager.codec().decode::<V>(&entry.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            drop_corrupt(mode, l2, &e, stats).await;
+            return None;
+        }
+    };
+    if let Some(l1) = &place.l1 {
+        l1.store.store(
+            l1.hash,
+            &value,
+            clock::from_unix(entry.stale_at, now),
+            clock::from_unix(entry.expires_at, now),
+            stats,
+        );
+    }
+    Some((value, freshness))
+}
+
+/// The envelope of a new value with deadlines `(stale_at, expires_at)` (ms since the epoch).
+pub(crate) fn make_entry<V: Serialize + ?Sized>(
+    codec: &Codec,
+    value: &V,
+    created_at: u64,
+    (stale_at, expires_at): (u64, u64),
+    negative: bool,
+) -> Result<Entry> {
+    Ok(Entry {
+        payload: codec.encode(value)?,
+        created_at,
+        stale_at,
+        expires_at,
+        codec: codec.id(),
+        flags: if negative { FLAG_NEGATIVE } else { 0 },
+    })
+}
+
+/// Store a new value in every tier of `place` as `plan` says; whether it was stored anywhere
+/// (a negative result without `negative_ttl`, a value the codec cannot encode, or a failing
+/// backend store nothing, and are counted and logged).
+pub(crate) async fn store<V>(
+    mode: Mode,
+    place: &Place<V>,
+    value: &V,
+    plan: &Plan,
+    negative: bool,
+    stats: &Stats,
+) -> bool
+where
+    V: Clone + Serialize + Send + Sync + 'static,
+{
+    let now = unix_millis();
+    let Some(deadlines) = plan.deadlines(now, negative, fastrand::f64()) else {
+        return false;
+    };
+    let mut stored = false;
+    if let Some(l1) = &place.l1 {
+        let (stale_at, expires_at) = deadlines;
+        l1.store.store(
+            l1.hash,
+            value,
+            clock::from_unix(stale_at, now),
+            clock::from_unix(expires_at, now),
+            stats,
+        );
+        stored = true;
+    }
+    if let Some(l2) = &place.l2 {
+        let entry = match make_entry(l2.manager.codec(), value, now, deadlines, negative) {
+            Ok(e) => e,
+            Err(e) => {
+                stats.incr(Counter::Errors);
+                tracing::warn!(key = %l2.key, error = %e, "steadycache: value cannot be encoded; not cached");
+                return stored;
+            }
+        };
+        match save(mode, l2, entry).await {
+            Ok(()) => stored = true,
+            Err(e) => backend_error(stats, &l2.key, "save", &e),
+        }
+    }
+    stored
+}

@@ -1,0 +1,65 @@
+//! The in-process tier's clock.
+//!
+//! Reading even a coarse OS clock (`CLOCK_MONOTONIC_COARSE` through the vDSO) costs about 5 ns,
+//! a fifth of a hit. So a hit reads [`recent_ms`]: milliseconds since the process's clock base,
+//! advanced every millisecond by one `steadycache-clock` thread (started with the first typed
+//! store; the same design as `quanta`'s upkeep thread). The only effect of that thread running
+//! late is that a value can be served up to that lateness past its expiry; it is never dropped
+//! early. Stores, stale checks and everything off the hit path read the precise clock
+//! ([`now_ms`]). If the thread cannot be started, hits read the precise clock too.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Milliseconds since the clock base, read from the OS now (below `u64::MAX`, which means
+/// never).
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(base().elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .min(u64::MAX - 1)
+}
+
+static RECENT: AtomicU64 = AtomicU64::new(0);
+static TICKING: AtomicBool = AtomicBool::new(false);
+
+/// Start the ticking thread (once per process).
+pub(crate) fn start() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        RECENT.store(now_ms(), Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name("steadycache-clock".into())
+            .spawn(|| loop {
+                RECENT.store(now_ms(), Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            });
+        TICKING.store(spawned.is_ok(), Relaxed);
+    });
+}
+
+/// The recent clock (see the module docs): at most about a millisecond behind [`now_ms`].
+#[inline]
+pub(crate) fn recent_ms() -> u64 {
+    if TICKING.load(Relaxed) {
+        RECENT.load(Relaxed)
+    } else {
+        now_ms()
+    }
+}
+
+/// A wall-clock deadline (ms since the Unix epoch, as stored in envelopes) on this clock:
+/// the same distance from now. `u64::MAX` (never) stays never.
+pub(crate) fn from_unix(deadline_unix_ms: u64, now_unix_ms: u64) -> u64 {
+    if deadline_unix_ms == u64::MAX {
+        return u64::MAX;
+    }
+    now_ms()
+        .saturating_add(deadline_unix_ms.saturating_sub(now_unix_ms))
+        .min(u64::MAX - 1)
+}

@@ -1,0 +1,328 @@
+//! L1: one function's values, typed and unserialized, on `quick_cache`.
+//!
+//! A hit here is the product's hot path: one `quick_cache` lookup by the 128-bit args hash, one
+//! relaxed atomic load of the recent clock ([`clock::recent_ms`]), one comparison, one clone of
+//! the value. No allocation, no serialization, no async runtime, no lock of the budget.
+//!
+//! Each item weighs its bincode-serialized size (measured once, when stored, with a counting
+//! writer that allocates nothing) plus `size_of::<V>()` and a fixed overhead, and at least the
+//! budget's minimum weight (its entry bound). Insertions go through the cache's shared
+//! [`Budget`].
+//!
+//! `quick_cache` splits its capacity over its shards, so it refuses an item larger than one
+//! shard's share. Such an item (a value that fits the budget but not a shard) is kept in a small
+//! side map instead, looked at only when the main table misses and the side map is not empty,
+//! so the hit path of ordinary values does not change. A value larger than the whole budget is
+//! not kept: it is counted (`too_large` in the stats) and logged once per function.
+
+use super::budget::{Budget, Tier};
+use super::clock;
+use crate::envelope::Freshness;
+use crate::memory::ITEM_OVERHEAD;
+use crate::stats::{Counter, Stats};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+
+#[derive(Clone)]
+pub(crate) struct LocalItem<V> {
+    value: V,
+    /// The earlier of `stale_at` and `expires_at` (ms on the tier's clock; `u64::MAX` = never):
+    /// one comparison on the hot path.
+    fresh_until: u64,
+    stale_at: u64,
+    expires_at: u64,
+    weight: u64,
+}
+
+#[derive(Clone)]
+pub(crate) struct LocalWeighter;
+
+impl<V> quick_cache::Weighter<u128, LocalItem<V>> for LocalWeighter {
+    fn weight(&self, _key: &u128, item: &LocalItem<V>) -> u64 {
+        item.weight
+    }
+}
+
+struct SizeWriter(u64);
+
+impl bincode::enc::write::Writer for SizeWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0 = self.0.saturating_add(bytes.len() as u64);
+        Ok(())
+    }
+}
+
+fn weigh<V: Serialize>(value: &V, min: u64) -> u64 {
+    let mut w = SizeWriter(0);
+    let _ = bincode::serde::encode_into_writer(value, &mut w, bincode::config::standard());
+    w.0.saturating_add(std::mem::size_of::<V>() as u64)
+        .saturating_add(ITEM_OVERHEAD)
+        .max(min)
+}
+
+/// Keys are already XXH3-128 hashes: hashing them again is wasted work, so the table uses
+/// their bits as they are.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KeyIsHash;
+
+/// The [`std::hash::Hasher`] of [`KeyIsHash`].
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for u128 keys; fold anything else in so the hasher stays total.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0 = (i as u64) ^ ((i >> 64) as u64);
+    }
+}
+
+impl std::hash::BuildHasher for KeyIsHash {
+    type Hasher = KeyHasher;
+    #[inline]
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+type Table<V> = quick_cache::sync::Cache<
+    u128,
+    LocalItem<V>,
+    LocalWeighter,
+    KeyIsHash,
+    quick_cache::sync::DefaultLifecycle<u128, LocalItem<V>>,
+>;
+
+/// How a key's args part maps to the tier's hash ([`Tier::remove_part`]).
+pub(crate) type PartHash = fn(&str) -> Vec<u128>;
+
+/// One function's typed values.
+pub(crate) struct LocalStore<V> {
+    items: Table<V>,
+    /// Items larger than one shard's share (see the module docs).
+    big: RwLock<HashMap<u128, LocalItem<V>>>,
+    has_big: AtomicBool,
+    big_weight: AtomicU64,
+    budget: Arc<Budget>,
+    /// This function's own bound (`#[cached(max_bytes = …)]`), within the budget.
+    max_bytes: u64,
+    namespace: String,
+    part_hash: PartHash,
+    warned_too_large: AtomicBool,
+}
+
+impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
+    /// A tier of the function `namespace` (keys `key_prefix…`), registered with `budget`.
+    pub(crate) fn new(
+        budget: Arc<Budget>,
+        max_bytes: Option<u64>,
+        namespace: &str,
+        key_prefix: String,
+        part_hash: PartHash,
+    ) -> Arc<Self> {
+        clock::start();
+        let max_bytes = max_bytes.unwrap_or(u64::MAX).min(budget.max_bytes()).max(1);
+        let store = Arc::new(LocalStore {
+            items: quick_cache::sync::Cache::with(
+                1024,
+                max_bytes,
+                LocalWeighter,
+                KeyIsHash,
+                Default::default(),
+            ),
+            big: RwLock::new(HashMap::new()),
+            has_big: AtomicBool::new(false),
+            big_weight: AtomicU64::new(0),
+            budget: budget.clone(),
+            max_bytes,
+            namespace: namespace.to_owned(),
+            part_hash,
+            warned_too_large: AtomicBool::new(false),
+        });
+        let as_tier: Arc<dyn Tier> = store.clone();
+        budget.register(key_prefix, Arc::downgrade(&as_tier));
+        store
+    }
+
+    /// The value if present and fresh: the hot path.
+    #[inline]
+    pub(crate) fn get_fresh(&self, hash: u128) -> Option<V> {
+        if let Some(item) = self.items.get(&hash) {
+            return (clock::recent_ms() < item.fresh_until).then_some(item.value);
+        }
+        if self.has_big.load(Relaxed) {
+            return self
+                .big_get(hash)
+                .and_then(|item| (clock::recent_ms() < item.fresh_until).then_some(item.value));
+        }
+        None
+    }
+
+    #[cold]
+    fn big_get(&self, hash: u128) -> Option<LocalItem<V>> {
+        self.big
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .cloned()
+    }
+
+    /// The value and how fresh it is (precise clock); an expired item is removed.
+    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness)> {
+        let item = match self.items.get(&hash) {
+            Some(i) => i,
+            None if self.has_big.load(Relaxed) => self.big_get(hash)?,
+            None => return None,
+        };
+        let now = clock::now_ms();
+        match crate::engine::plan::freshness(item.stale_at, item.expires_at, now) {
+            Freshness::Expired => {
+                self.remove(hash);
+                None
+            }
+            f => Some((item.value, f)),
+        }
+    }
+
+    /// Keep `value` until the deadlines (ms on the tier's clock, `u64::MAX` = never). A value
+    /// larger than this function's bound or the cache's budget is counted and logged once.
+    pub(crate) fn store(&self, hash: u128, value: &V, stale_at: u64, expires_at: u64, stats: &Stats)
+    where
+        V: Serialize,
+    {
+        let weight = weigh(value, self.budget.min_weight());
+        if weight > self.max_bytes {
+            self.too_large(weight, stats);
+            return;
+        }
+        let item = LocalItem {
+            value: value.clone(),
+            fresh_until: stale_at.min(expires_at),
+            stale_at,
+            expires_at,
+            weight,
+        };
+        self.remove(hash);
+        let admitted = self.budget.admit(weight, |free| {
+            // This function's own bound first, then whatever the budget leaves free.
+            if self.weight().saturating_add(weight) > self.max_bytes {
+                self.shrink_to(self.max_bytes.saturating_sub(weight));
+            }
+            let capacity = self
+                .weight()
+                .saturating_add(weight)
+                .saturating_add(free)
+                .min(self.max_bytes);
+            if capacity != self.items.capacity() {
+                self.items.set_capacity(capacity);
+            }
+            // quick_cache admits an item up to its shard's hot target (97 % of the shard).
+            if weight <= self.items.shard_capacity() / 10 * 9 {
+                self.items.insert(hash, item);
+            } else {
+                let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
+                big.insert(hash, item);
+                self.big_weight.fetch_add(weight, Relaxed);
+                self.has_big.store(true, Relaxed);
+            }
+        });
+        if !admitted {
+            self.too_large(weight, stats);
+        }
+    }
+
+    fn too_large(&self, weight: u64, stats: &Stats) {
+        stats.incr(Counter::TooLarge);
+        if !self.warned_too_large.swap(true, Relaxed) {
+            tracing::warn!(
+                namespace = %self.namespace,
+                weight,
+                max_bytes = self.max_bytes.min(self.budget.max_bytes()),
+                "steadycache: a value is larger than the in-process cache can hold; it is not kept \
+                 (counted as too_large; logged once per function)"
+            );
+        }
+    }
+
+    /// Remove one item; whether it was there.
+    pub(crate) fn remove(&self, hash: u128) -> bool {
+        let mut removed = self.items.remove(&hash).is_some();
+        if self.has_big.load(Relaxed) {
+            let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(item) = big.remove(&hash) {
+                self.big_weight.fetch_sub(item.weight, Relaxed);
+                removed = true;
+            }
+            self.has_big.store(!big.is_empty(), Relaxed);
+        }
+        removed
+    }
+
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        let big = if self.has_big.load(Relaxed) {
+            self.big.read().unwrap_or_else(|p| p.into_inner()).len()
+        } else {
+            0
+        };
+        self.items.len() + big
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
+    fn weight(&self) -> u64 {
+        self.items
+            .weight()
+            .saturating_add(self.big_weight.load(Relaxed))
+    }
+
+    fn shrink_to(&self, weight: u64) {
+        if self.has_big.load(Relaxed) {
+            // The side map holds the largest items: they go first.
+            let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
+            while self.weight() > weight {
+                let Some(hash) = big.keys().next().copied() else {
+                    break;
+                };
+                if let Some(item) = big.remove(&hash) {
+                    self.big_weight.fetch_sub(item.weight, Relaxed);
+                }
+            }
+            self.has_big.store(!big.is_empty(), Relaxed);
+        }
+        let rest = weight.saturating_sub(self.big_weight.load(Relaxed));
+        if self.items.weight() > rest {
+            self.items.set_capacity(rest.max(1));
+        }
+    }
+
+    fn clear(&self) -> u64 {
+        let n = self.len() as u64;
+        self.items.clear();
+        let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
+        big.clear();
+        self.big_weight.store(0, Relaxed);
+        self.has_big.store(false, Relaxed);
+        n
+    }
+
+    fn remove_part(&self, part: &str) -> bool {
+        let mut removed = false;
+        for hash in (self.part_hash)(part) {
+            removed |= self.remove(hash);
+        }
+        removed
+    }
+}

@@ -1,0 +1,88 @@
+//! The tiers a memoized value lives in: L1, typed values in process ([`LocalStore`]), bounded
+//! by one [`Budget`] per cache; and L2, the cache's [`CacheManager`](crate::CacheManager) (bytes
+//! in a backend). A call's [`Place`] names its slot in each tier it uses:
+//!
+//! * a memory cache (`Cache::memory()`, `mem://`): L1 alone;
+//! * a cache on a byte-level backend: L2 alone, or L1 in front of it when the cache has a
+//!   [`LocalTier`] (`Cache::builder().local_tier(..)`, or `?local=64MiB` in its URL);
+//! * a call by hand (`Cache::get_or_compute`): L2 alone.
+//!
+//! This layer knows nothing of the engine: the engine reads and writes through the places it
+//! is handed.
+
+pub(crate) mod budget;
+pub(crate) mod clock;
+pub(crate) mod local;
+
+pub(crate) use budget::{Budget, Forget};
+pub(crate) use local::LocalStore;
+
+use crate::manager::CacheManager;
+use std::sync::Arc;
+
+/// An in-process tier of typed values in front of a cache's backend: how much it may hold.
+///
+/// Off by default for shared backends: without an invalidation bus (a later release), another
+/// process's update or invalidation does not reach this process's copies, which are then served
+/// until they expire. Turn it on where that is acceptable, or give the functions short ttls.
+///
+/// ```
+/// use steadycache_api::{Cache, LocalTier};
+/// let cache = Cache::builder().local_tier(LocalTier::new(64 << 20).with_max_entries(100_000)).build();
+/// assert!(cache.has_typed_tier());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTier {
+    /// Bytes all the cache's functions may hold in process together (each value counts its
+    /// serialized size plus a small overhead).
+    pub max_bytes: u64,
+    /// Entries they may hold together (`None`: bounded by bytes only).
+    pub max_entries: Option<u64>,
+}
+
+impl LocalTier {
+    /// At most `max_bytes` in process.
+    pub fn new(max_bytes: u64) -> Self {
+        LocalTier {
+            max_bytes,
+            max_entries: None,
+        }
+    }
+
+    /// Also at most `max_entries` entries.
+    pub fn with_max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = Some(max_entries);
+        self
+    }
+}
+
+/// A call's slot in L1.
+pub(crate) struct L1<V> {
+    pub(crate) store: Arc<LocalStore<V>>,
+    pub(crate) hash: u128,
+}
+
+/// A call's slot in L2.
+#[derive(Clone)]
+pub(crate) struct L2 {
+    pub(crate) manager: Arc<dyn CacheManager>,
+    pub(crate) key: String,
+}
+
+/// Where one call's value lives: L1, L2, or both (L1 first).
+pub(crate) struct Place<V> {
+    pub(crate) l1: Option<L1<V>>,
+    pub(crate) l2: Option<L2>,
+}
+
+impl<V> Clone for Place<V> {
+    fn clone(&self) -> Self {
+        Place {
+            l1: self.l1.as_ref().map(|l| L1 {
+                store: l.store.clone(),
+                hash: l.hash,
+            }),
+            l2: self.l2.clone(),
+        }
+    }
+}

@@ -200,7 +200,7 @@ impl FileBackend {
 
     /// Where the entry of `key` lives (whether or not it exists).
     pub fn entry_path(&self, key: &str) -> PathBuf {
-        self.inner.entry_path(&Location::of(key))
+        Location::of(key).path_under(&self.inner.root)
     }
 
     /// Remove expired and corrupt entries, temp files and trash older than a minute, orphan lock

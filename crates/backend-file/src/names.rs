@@ -2,10 +2,9 @@
 //! bookkeeping entries (temp files, lock files, trash) that share the tree with them.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::backend::Inner;
 /// Encoded names longer than this are replaced by a hash.
 const MAX_NAME: usize = 120;
 const NO_NAMESPACE_DIR: &str = "_";
@@ -106,10 +105,11 @@ pub(crate) fn is_hidden(name: &OsStr) -> bool {
     name.as_encoded_bytes().first() == Some(&b'.')
 }
 
-impl Inner {
-    pub(crate) fn entry_path(&self, loc: &Location) -> PathBuf {
-        let mut p = self.root.join(&loc.ns);
-        p.push(&loc.name);
+impl Location {
+    /// The entry's file under the cache's `root`.
+    pub(crate) fn path_under(&self, root: &Path) -> PathBuf {
+        let mut p = root.join(&self.ns);
+        p.push(&self.name);
         p
     }
 }

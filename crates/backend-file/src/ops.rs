@@ -104,7 +104,7 @@ impl Inner {
     /// A corrupt file is removed and reported as [`Error::Corrupt`], so that the engine counts
     /// and logs it as the corrupt miss it is (read-modify-write operations treat it as absent).
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.entry_path(&Location::of(key));
+        let path = Location::of(key).path_under(&self.root);
         match self.read_entry(key, &path)? {
             Found::Live(s) => Ok(Some(s.value)),
             Found::Absent => Ok(None),
@@ -216,7 +216,7 @@ impl Inner {
     }
 
     pub(crate) fn delete(&self, key: &str) -> Result<bool> {
-        let path = self.entry_path(&Location::of(key));
+        let path = Location::of(key).path_under(&self.root);
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if is_not_found(&e) => return Ok(false),

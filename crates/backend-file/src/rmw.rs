@@ -119,7 +119,7 @@ impl Inner {
         check_ttl(ttl)?;
         let loc = Location::of(key);
         let _lock = self.lock_key(&loc)?;
-        if self.read_live(key, &self.entry_path(&loc))?.is_some() {
+        if self.read_live(key, &loc.path_under(&self.root))?.is_some() {
             return Ok(false);
         }
         self.write(
@@ -136,7 +136,7 @@ impl Inner {
         check_ttl(ttl)?;
         let loc = Location::of(key);
         let _lock = self.lock_key(&loc)?;
-        let (current, expires_at) = match self.read_live(key, &self.entry_path(&loc))? {
+        let (current, expires_at) = match self.read_live(key, &loc.path_under(&self.root))? {
             None => (0, deadline(unix_millis(), ttl).unwrap_or(u64::MAX)),
             Some(s) if s.kind == KIND_LOCK => {
                 return Err(Error::backend(
@@ -176,7 +176,7 @@ impl Inner {
         check_ttl(Some(ttl))?;
         let loc = Location::of(key);
         let _lock = self.lock_key(&loc)?;
-        if self.read_live(key, &self.entry_path(&loc))?.is_some() {
+        if self.read_live(key, &loc.path_under(&self.root))?.is_some() {
             return Ok(false);
         }
         let expires_at = deadline(unix_millis(), Some(ttl)).unwrap_or(u64::MAX);
@@ -187,7 +187,7 @@ impl Inner {
     pub(crate) fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
         let loc = Location::of(key);
         let _lock = self.lock_key(&loc)?;
-        let path = self.entry_path(&loc);
+        let path = loc.path_under(&self.root);
         match self.read_live(key, &path)? {
             Some(s) if s.kind == KIND_LOCK && s.value == token.as_bytes() => {
                 match fs::remove_file(&path) {

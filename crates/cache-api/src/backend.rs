@@ -5,8 +5,8 @@
 //! (the `object_store` pattern).
 
 use crate::envelope::Entry;
+use crate::error::{Error, Result};
 use crate::time::unix_millis;
-use crate::{Error, Result};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;

@@ -3,10 +3,12 @@
 
 use crate::backend::Backend;
 use crate::codec::Codec;
-use crate::engine::driver::{run_async, run_sync, Ctx};
+use crate::engine::ctx::Ctx;
+use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, Mode};
 use crate::engine::plan::Plan;
 use crate::engine::{AsyncRefresh, NoRefresh, Shape};
+use crate::error::{Error, Result};
 use crate::flight::{self, FlightMap};
 use crate::key::namespace_prefix;
 use crate::manager::{CacheManager, DefaultManager};
@@ -15,7 +17,6 @@ use crate::policy::Policy;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tier::{Budget, Forget, LocalTier, Place, L2};
 use crate::time::unix_millis;
-use crate::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -230,7 +231,7 @@ impl Cache {
             .ok_or_else(|| {
                 Error::Config(format!(
                     "`{}` is not a cache url (scheme://...)",
-                    crate::plumbing::redact_url(url)
+                    crate::options::redact_url(url)
                 ))
             })?
             .to_ascii_lowercase();
@@ -431,7 +432,7 @@ impl Cache {
         Fut: Future<Output = Result<V, E>>,
         R: AsyncRefresh<V, E>,
     {
-        if !crate::is_enabled() || !self.is_enabled() {
+        if !crate::scope::is_enabled() || !self.is_enabled() {
             return compute().await;
         }
         let plan = Plan::compile(policy);
@@ -451,7 +452,7 @@ impl Cache {
         E: Send + 'static,
         F: FnOnce() -> Result<V, E>,
     {
-        if !crate::is_enabled() || !self.is_enabled() {
+        if !crate::scope::is_enabled() || !self.is_enabled() {
             return compute();
         }
         let plan = Plan::compile(policy);

@@ -6,7 +6,7 @@
 //! [`CacheManager::before_save`](crate::CacheManager::before_save) /
 //! [`after_load`](crate::CacheManager::after_load).
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use hmac::{Hmac, Mac};
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::Sha256;

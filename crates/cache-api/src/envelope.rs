@@ -30,7 +30,7 @@
 //! hex digits), so a damaged or edited value is still [`Error::Corrupt`], never a wrong value.
 //! [`Entry::decode`] reads both forms (the binary one starts with `SC`, the JSON one with `{`).
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_64;
@@ -90,16 +90,22 @@ pub enum Freshness {
     Expired,
 }
 
+/// How fresh a value with these deadlines is at `now_ms` (all on one clock).
+#[inline]
+pub(crate) fn freshness(stale_at: u64, expires_at: u64, now_ms: u64) -> Freshness {
+    if now_ms >= expires_at {
+        Freshness::Expired
+    } else if now_ms >= stale_at {
+        Freshness::Stale
+    } else {
+        Freshness::Fresh
+    }
+}
+
 impl Entry {
     /// How fresh the entry is at `now_ms`.
     pub fn freshness(&self, now_ms: u64) -> Freshness {
-        if now_ms >= self.expires_at {
-            Freshness::Expired
-        } else if now_ms >= self.stale_at {
-            Freshness::Stale
-        } else {
-            Freshness::Fresh
-        }
+        freshness(self.stale_at, self.expires_at, now_ms)
     }
 
     /// Milliseconds left before hard expiry at `now_ms` (`None` = never expires).

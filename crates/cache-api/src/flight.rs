@@ -38,19 +38,6 @@ pub(crate) enum Outcome<V, E> {
     Cancelled,
 }
 
-impl<V, E> Outcome<V, E> {
-    /// How the round ended, for the decision core.
-    pub(crate) fn ended(&self) -> crate::engine::plan::Ended {
-        use crate::engine::plan::Ended;
-        match self {
-            Outcome::Value(_) => Ended::Value,
-            Outcome::Error(_) => Ended::SharedError,
-            Outcome::Failed => Ended::Failed,
-            Outcome::Cancelled => Ended::Cancelled,
-        }
-    }
-}
-
 pub(crate) struct Flight<V, E> {
     state: Mutex<Option<Outcome<V, E>>>,
     cv: Condvar,

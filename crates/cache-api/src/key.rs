@@ -12,7 +12,7 @@
 //! `usize` as u64) and hashed with XXH3-128 (whose output is specified byte for byte). The
 //! serialization is streamed into a stack buffer, so hashing small arguments allocates nothing.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use serde::Serialize;
 use std::fmt;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};

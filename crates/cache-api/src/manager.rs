@@ -26,8 +26,8 @@
 use crate::backend::{Backend, BlockingBackend};
 use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness};
+use crate::error::Result;
 use crate::time::unix_millis;
-use crate::Result;
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Read the entry under `key`. `Ok(None)` when absent or past its hard expiry;
-    /// [`Error::Corrupt`](crate::Error::Corrupt) when the stored bytes are not a valid envelope.
+    /// [`Error::Corrupt`](crate::error::Error::Corrupt) when the stored bytes are not a valid envelope.
     async fn load(&self, key: &str) -> Result<Option<Entry>> {
         match self.backend().get(key).await? {
             Some(raw) => decode_loaded(self, raw),
@@ -210,8 +210,8 @@ impl BlockingManager for DefaultManager {
     }
 }
 
-fn no_blocking(b: &dyn Backend) -> crate::Error {
-    crate::Error::Unsupported {
+fn no_blocking(b: &dyn Backend) -> crate::error::Error {
+    crate::error::Error::Unsupported {
         operation: "blocking I/O",
         backend: b.name().to_owned().into(),
     }

@@ -3,17 +3,18 @@
 //! `static`); it can also be built by hand.
 
 use crate::cache::{default_cache, Cache};
-use crate::engine::driver::{run_async, run_sync, Ctx};
+use crate::engine::ctx::Ctx;
+use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, block_local, Mode};
 use crate::engine::plan::Plan;
 use crate::engine::{AsyncRefresh, Shape, SyncRefresh};
+use crate::error::{Error, Result};
 use crate::flight::{self, FlightMap};
 use crate::key::{full_key, hex128, namespace_of, namespace_prefix, part_hashes, sanitize};
 use crate::policy::Policy;
 use crate::scope::{current_options, is_enabled};
 use crate::stats::{Counter, Stats, StatsSnapshot};
 use crate::tier::{budget::Tier, LocalStore, Place, L1, L2};
-use crate::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;

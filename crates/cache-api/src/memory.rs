@@ -11,9 +11,10 @@
 //! none of them.
 
 use crate::backend::{check_ttl, Backend, Capabilities};
-use crate::plumbing::{deadline, parse_bytes, parse_count, redact_url};
+use crate::error::{Error, Result};
+use crate::options::{parse_bytes, parse_count, redact_url};
+use crate::time::deadline;
 use crate::time::unix_millis;
-use crate::{Error, Result};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};

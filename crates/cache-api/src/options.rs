@@ -1,7 +1,7 @@
 //! Parsing the values of URL options (`?durable=true&max_bytes=1_000_000`), the same way in every
 //! backend crate.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A boolean option: `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off` (any case); anything else
 /// is an [`Error::Config`] naming `option`.
@@ -68,4 +68,105 @@ pub fn parse_bytes(option: &str, value: &str) -> Result<u64> {
     let n = parse_count(option, number)?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| Error::Config(format!("option `{option}` is too large: `{value}`")))
+}
+
+/// Names of URL query options whose values are secrets (compared case-insensitively, by
+/// substring): their values are never shown.
+const SECRET_OPTIONS: [&str; 7] = [
+    "pass",
+    "secret",
+    "token",
+    "credential",
+    "authmechanismproperties",
+    "signature",
+    "sig",
+];
+
+/// `url` as it may appear in an error, a log line or `Debug`: the user info (everything between
+/// `://` and the last `@`, so a password holding an unescaped `/`, `?`, `#` or `@` is still
+/// hidden) becomes `***`, and the values of query options whose names say secret (`password`,
+/// `token`, `secret`, `credential`, `authMechanismProperties`, …) become `***`. Text without
+/// `://` is shown only as far as its scheme, since nothing in it can be told apart.
+///
+/// Masking more than needed is the safe side: a query value holding `@` hides the host too.
+///
+/// ```
+/// use steadycache_api::plumbing::redact_url;
+/// assert_eq!(redact_url("redis://u:hunter2@h:6379/0"), "redis://***@h:6379/0");
+/// assert_eq!(redact_url("redis://u:a/b?c@h/0"), "redis://***@h/0");
+/// assert_eq!(
+///     redact_url("mongodb://h/db?proxyPassword=x&collection=c"),
+///     "mongodb://h/db?proxyPassword=***&collection=c"
+/// );
+/// assert_eq!(redact_url("mem://?max_bytes=10"), "mem://?max_bytes=10");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return match url.split_once(':') {
+            Some((scheme, _)) if !scheme.is_empty() => format!("{scheme}:…"),
+            _ => "…".to_owned(),
+        };
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => format!("***@{}", &rest[at + 1..]),
+        None => rest.to_owned(),
+    };
+    let (before, fragment) = match rest.split_once('#') {
+        Some((b, _)) => (b, "#…"),
+        None => (rest.as_str(), ""),
+    };
+    let (base, query) = match before.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (before, None),
+    };
+    let mut out = format!("{scheme}://{base}");
+    if let Some(q) = query {
+        out.push('?');
+        for (i, pair) in q.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _)) if is_secret_option(name) => {
+                    out.push_str(name);
+                    out.push_str("=***");
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    out.push_str(fragment);
+    out
+}
+
+fn is_secret_option(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_OPTIONS.iter().any(|s| name.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_every_secret_shape() {
+        for (url, secret) in [
+            ("redis://:hunter2@h/0", "hunter2"),
+            ("redis://u:hun/ter2@h/0", "ter2"),
+            ("redis://u:hun?ter2@h/0", "ter2"),
+            ("redis://u:hun@ter2@h/0", "hun"),
+            (
+                "mongodb://u:p@h/db?authMechanismProperties=AWS_SESSION_TOKEN:tok",
+                "tok",
+            ),
+            ("mongodb://h/db?tlsCertificateKeyFilePassword=kfp", "kfp"),
+            ("s3://b/p?secret_access_key=sk", "sk"),
+            ("mem://user:hunter2@x", "hunter2"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} shown as {shown}");
+        }
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite:…");
+        assert_eq!(redact_url("file:///var/cache/app"), "file:///var/cache/app");
+    }
 }

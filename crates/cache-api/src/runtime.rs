@@ -5,7 +5,7 @@
 //! a channel. So a sync memoized function works outside tokio and when called from inside a tokio
 //! runtime. Memory hits never come here.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::future::Future;
 use std::sync::OnceLock;
 

@@ -4,7 +4,8 @@
 //!
 //! `search` stands for an expensive query returning every hit. Its result is memoized through
 //! [`ListManager`]: `save` writes the items with `RPUSH` to a Redis list beside a small
-//! metadata entry, `load` rebuilds the whole value from them. [`search_page`] reads one page
+//! metadata entry, `load` rebuilds the whole value from them, and `delete` / `delete_prefix`
+//! remove both, so invalidating or clearing leaves no orphan list. [`search_page`] reads one page
 //! with `LRANGE` when the list is cached, and computes (once, single-flight) when it is not.
 //!
 //! Run: `cargo run --example redis_pagination --features redis -- [redis://127.0.0.1:6379/0]`
@@ -127,6 +128,21 @@ impl CacheManager for ListManager {
             }
         }
         self.redis.query_pipeline::<()>(&pipe).await
+    }
+
+    /// The manager owns both of its keys: an invalidation removes the list with the entry.
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let list = self.redis.delete(&format!("{{{key}}}:items")).await?;
+        Ok(self.redis.delete(key).await? || list)
+    }
+
+    /// A prefix of entry keys (a function's namespace, or `""` for everything) reaches their
+    /// lists too: a list's key is its entry's key in braces, so `{` + prefix covers them.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        // The lists first: an entry is never left without its list, only the other way round
+        // (and a list without its entry is never read). Counted once per entry.
+        self.redis.delete_prefix(&format!("{{{prefix}")).await?;
+        self.redis.delete_prefix(prefix).await
     }
 
     async fn load(&self, key: &str) -> Result<Option<Entry>> {

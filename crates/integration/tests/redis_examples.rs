@@ -111,3 +111,39 @@ async fn pagination_stores_a_redis_list_and_reads_pages_with_lrange() {
     assert_eq!(again[0].rank, 10);
     assert_eq!(runs.load(SeqCst), 2);
 }
+
+/// The keys the server holds (one `KEYS *`: test servers are small and private).
+fn keys(server: &RedisServer) -> String {
+    server.command("KEYS *")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidating_or_clearing_a_list_manager_leaves_no_orphan() {
+    let server = RedisServer::start();
+    let (cache, lists) = pagination::list_cache(RedisBackend::from_url(&server.url()).unwrap());
+    let runs = AtomicUsize::new(0);
+    for q in ["rust", "go"] {
+        pagination::search_page(&cache, &lists, q, 0, &runs)
+            .await
+            .unwrap();
+    }
+    assert!(keys(&server).contains("{search:rust}:items"));
+
+    // One entry: its metadata and its list.
+    assert!(cache.invalidate("search:rust").await.unwrap());
+    let left = keys(&server);
+    assert!(!left.contains("search:rust"), "left behind: {left}");
+    assert!(left.contains("{search:go}:items"), "the other entry stays");
+
+    // A prefix (what clearing a function does), then everything.
+    pagination::search_page(&cache, &lists, "rust", 0, &runs)
+        .await
+        .unwrap();
+    cache.invalidate_prefix("search:r").await.unwrap();
+    let left = keys(&server);
+    assert!(!left.contains("rust"), "left behind: {left}");
+    assert!(left.contains("go"));
+    cache.clear().await.unwrap();
+    let left = keys(&server);
+    assert!(!left.contains("search"), "left behind: {left}");
+}

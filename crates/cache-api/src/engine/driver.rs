@@ -18,48 +18,27 @@
 //! * a backend error never fails a call: the function runs and its value is returned (fail
 //!   open), and the error is logged and counted.
 
+use super::ctx::{share, wants_distributed, Ctx};
 use super::io::{self, block_local, Mode};
-use super::job::{AsyncRefresh, RefreshJob, Shape, SyncRefresh};
+use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
-use super::plan::{after_wait, decide, AfterWait, Call, Plan, Step};
+use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
 use super::refresh;
 use crate::envelope::Freshness;
-use crate::flight::{self, FlightMap, LeaderGuard, Outcome, Role};
+use crate::flight::{self, LeaderGuard, Outcome, Role};
 use crate::policy::Lock;
 use crate::scope::current_options;
-use crate::stats::{Counter, Stats};
-use crate::tier::{Place, L2};
+use crate::stats::Counter;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
-use std::sync::Arc;
 
-/// One call: where its value lives and the rules it follows.
-pub(crate) struct Ctx<'a, V, E> {
-    pub(crate) place: Place<V>,
-    /// The key's identity in this process (the flight id).
-    pub(crate) id: u128,
-    pub(crate) plan: &'a Plan,
-    pub(crate) stats: &'a Arc<Stats>,
-    pub(crate) flights: &'a FlightMap,
-    pub(crate) shape: Shape<V, E>,
-}
-
-/// The L2 slot to lock when the plan wants a distributed lock and the backend has locks.
-pub(crate) fn wants_distributed<'p, V>(place: &'p Place<V>, plan: &Plan) -> Option<&'p L2> {
-    if plan.lock != Lock::Distributed {
-        return None;
-    }
-    place
-        .l2
-        .as_ref()
-        .filter(|l2| l2.manager.backend().capabilities().locks)
-}
-
-/// The outcome waiters get for a leader's error.
-pub(crate) fn share<V, E>(shape: &Shape<V, E>, e: &E) -> Outcome<V, E> {
-    match shape.share_err {
-        Some(f) => Outcome::Error(f(e)),
-        None => Outcome::Failed,
+/// How the round a waiter waited on ended, for the decision core.
+fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
+    match o {
+        Outcome::Value(_) => Ended::Value,
+        Outcome::Error(_) => Ended::SharedError,
+        Outcome::Failed => Ended::Failed,
+        Outcome::Cancelled => Ended::Cancelled,
     }
 }
 
@@ -161,7 +140,7 @@ where
                         Mode::Async => f.wait_async().await,
                     };
                     match (
-                        after_wait(ctx.plan, outcome.ended(), stale.is_some()),
+                        after_wait(ctx.plan, ended(&outcome), stale.is_some()),
                         outcome,
                     ) {
                         (AfterWait::Value, Outcome::Value(v)) => return Ok(v),

@@ -10,11 +10,12 @@
 use super::plan::Plan;
 use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
+use crate::error::{Error, Result};
 use crate::manager::CacheManager;
+use crate::runtime;
 use crate::stats::{Counter, Stats};
 use crate::tier::{clock, Place, L2};
 use crate::time::unix_millis;
-use crate::{runtime, Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use std::sync::Arc;

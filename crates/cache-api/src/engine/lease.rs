@@ -17,11 +17,11 @@
 use super::io::{self, backend_error, wait_on_runtime, Mode};
 use super::plan::Plan;
 use crate::envelope::Freshness;
+use crate::error::Result;
 use crate::manager::CacheManager;
 use crate::stats::Stats;
 use crate::tier::{Place, L2};
 use crate::time::unix_millis;
-use crate::Result;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,12 +3,14 @@
 //! * [`plan`]: the decision core. A [`Policy`](crate::Policy) compiled into a `Plan`, and pure
 //!   functions that choose the next step from what the tiers found, the clock and the call's
 //!   options. No I/O; unit-tested with injected time.
+//! * [`ctx`]: one call's context, shared by the driver and the refreshes it starts.
 //! * [`driver`]: the one driver that runs those steps for sync and async callers alike.
 //! * [`io`]: the tier operations it runs, written once for both kinds of caller.
 //! * [`lease`]: the distributed lock, released by RAII.
 //! * [`refresh`]: background refreshes on bounded resources.
 //! * [`job`]: what callers hand in besides the computation (`#[cached]` generates it).
 
+pub(crate) mod ctx;
 pub(crate) mod driver;
 pub(crate) mod io;
 pub(crate) mod job;

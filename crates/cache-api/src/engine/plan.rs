@@ -103,18 +103,6 @@ impl Plan {
     }
 }
 
-/// How fresh an entry with these deadlines is at `now_ms`.
-#[inline]
-pub(crate) fn freshness(stale_at: u64, expires_at: u64, now_ms: u64) -> Freshness {
-    if now_ms >= expires_at {
-        Freshness::Expired
-    } else if now_ms >= stale_at {
-        Freshness::Stale
-    } else {
-        Freshness::Fresh
-    }
-}
-
 /// The options of one call ([`CallOptions`](crate::CallOptions) and what the caller brings).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Call {
@@ -213,6 +201,7 @@ pub(crate) fn after_wait(plan: &Plan, ended: Ended, stale: bool) -> AfterWait {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::freshness;
     use Freshness::*;
 
     fn plan(policy: Policy) -> Plan {

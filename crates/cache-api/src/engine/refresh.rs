@@ -7,7 +7,7 @@
 //! runtime's blocking pool, which is bounded ([`crate::runtime::BLOCKING_THREADS`]), never on a
 //! thread of their own per stale key.
 
-use super::driver::{wants_distributed, Ctx};
+use super::ctx::{share, wants_distributed, Ctx};
 use super::io::{self, Mode};
 use super::job::RefreshJob;
 use super::lease;
@@ -82,7 +82,7 @@ where
                 if let Some(lease) = lease {
                     lease.release(Mode::Async, false, &stats).await;
                 }
-                guard.finish(super::driver::share(&shape, &e));
+                guard.finish(share(&shape, &e));
             }
         }
     });

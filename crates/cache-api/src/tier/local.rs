@@ -187,7 +187,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             None => return None,
         };
         let now = clock::now_ms();
-        match crate::engine::plan::freshness(item.stale_at, item.expires_at, now) {
+        match crate::envelope::freshness(item.stale_at, item.expires_at, now) {
             Freshness::Expired => {
                 self.remove(hash);
                 None

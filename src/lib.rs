@@ -46,14 +46,16 @@
 //! | `key_self = true` | put `self` in the key (methods; skipped by default) |
 //! | `key_prefix = "rates"` | namespace instead of `module.path.fn_name` |
 //! | `version = "2"` | pin the key version (default: a hash of the function's tokens, so changing the body retires old entries) |
-//! | `max_bytes = 1 << 20` | bound of the function's in-process tier on a memory cache |
+//! | `max_bytes = 1 << 20` | bound of the function's typed in-process tier, within the cache's budget (which all its functions share) |
 //!
 //! Arguments in the key must implement `serde::Serialize`; return values must be `Serialize +
 //! DeserializeOwned + Clone + Send + Sync + 'static`. Errors say so at compile time.
 //!
 //! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with `cache_none` /
 //! `cache_err`. When a leader's call fails, the callers waiting on it get a clone of its error if
-//! the error type is `Clone`; otherwise (and after a panic) the next one computes. Nobody hangs.
+//! the error type is `Clone` (one run for the whole round); otherwise (and after a panic) they
+//! all compute at once, side by side (`1 + waiters` runs), never one after another. Nobody
+//! hangs.
 //!
 //! ## Switches
 //! * [`set_enabled`]`(false)`: every cache in the process off (functions run, nothing stored).
@@ -64,8 +66,9 @@
 //! ## Caches
 //! The default cache is memory, unless `STEADYCACHE_URL` names another or [`set_default_cache`]
 //! is called at startup. On a memory cache a memoized function keeps its values typed, in its own
-//! bounded store: a hit is a hash of the arguments, one lookup and a clone — no allocation, no
-//! serialization, no async runtime. Other backends are cargo features, opened by
+//! store within the cache's byte budget: a hit is a hash of the arguments, one lookup and a
+//! clone — no allocation, no serialization, no async runtime. The same typed tier can sit in
+//! front of any other backend ([`CacheBuilder::local_tier`], or `?local=64MiB` in the URL). Other backends are cargo features, opened by
 //! [`Cache::from_url`] or built with [`Cache::builder`]:
 //!
 //! | feature | URL | backend |

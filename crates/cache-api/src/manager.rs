@@ -3,25 +3,7 @@
 //! corrupt entries through a [`CacheManager`], never through the backend directly. (The
 //! backend's locks, which coordinate writers but hold no entry, are the one exception.)
 //!
-//! ## Which method to override for what
-//! * **Transform the bytes** (compress, encrypt): override the two hooks,
-//!   [`before_save`](CacheManager::before_save) and [`after_load`](CacheManager::after_load).
-//!   The default `load`/`save` call them around the backend. `examples/custom_manager.rs`
-//!   gzips every entry this way.
-//! * **Store in a backend's own datatypes** (a Redis list per value, a hash per object):
-//!   override [`load`](CacheManager::load) and [`save`](CacheManager::save), and with them
-//!   [`delete`](CacheManager::delete) and [`delete_prefix`](CacheManager::delete_prefix) when
-//!   your keys are not exactly the engine's, so that invalidating or clearing leaves no orphan.
-//!   The Redis pagination example (`crates/integration/examples/redis_pagination.rs`) stores
-//!   each page list this way.
-//!
-//! ## The blocking fast path
-//! Sync memoized functions on local stores (files, SQLite) read on the calling thread through
-//! [`CacheManager::blocking`]. It is `None` by default, so a manager that overrides `load` or
-//! `save` is always called through them (on the library's runtime for sync callers): the fast
-//! path can never go around an override. [`DefaultManager`] returns `Some` when its backend has
-//! blocking I/O; a hook-only manager of your own may do the same by implementing
-//! [`BlockingManager`] with [`load_blocking_with_hooks`] and [`save_blocking_with_hooks`].
+//! Which method to override for what is on [`CacheManager`] itself.
 
 use crate::backend::{Backend, BlockingBackend};
 use crate::codec::Codec;
@@ -33,7 +15,29 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Loads, saves and removes envelopes. Object-safe: the engine holds an `Arc<dyn CacheManager>`.
+/// Loads, saves and removes envelopes: the only way the engine touches stored entries.
+/// Object-safe: the engine holds an `Arc<dyn CacheManager>`. RedCache's four hooks are here by
+/// their names: `load`, `save`, `before_save`, `after_load`.
+///
+/// # Which method to override for what
+/// * **Transform the bytes** (compress, encrypt): override the two hooks,
+///   [`before_save`](CacheManager::before_save) and [`after_load`](CacheManager::after_load).
+///   The default `load`/`save` call them around the backend. `examples/custom_manager.rs`
+///   gzips every entry this way.
+/// * **Store in a backend's own datatypes** (a Redis list per value, a hash per object):
+///   override [`load`](CacheManager::load) and [`save`](CacheManager::save), and with them
+///   [`delete`](CacheManager::delete) and [`delete_prefix`](CacheManager::delete_prefix) when
+///   your keys are not exactly the engine's, so that invalidating or clearing leaves no orphan.
+///   The Redis pagination example (`crates/integration/examples/redis_pagination.rs`) stores
+///   each page list this way.
+///
+/// # The blocking fast path
+/// Sync memoized functions on local stores (files, SQLite) read on the calling thread through
+/// [`CacheManager::blocking`]. It is `None` by default, so a manager that overrides `load` or
+/// `save` is always called through them (on the library's runtime for sync callers): the fast
+/// path can never go around an override. [`DefaultManager`] returns `Some` when its backend has
+/// blocking I/O; a hook-only manager of your own may do the same by implementing
+/// [`BlockingManager`] with [`load_blocking_with_hooks`] and [`save_blocking_with_hooks`].
 #[async_trait]
 pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
     /// The backend behind this manager (its locks coordinate writers across processes).

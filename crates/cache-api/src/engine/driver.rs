@@ -20,6 +20,7 @@
 
 use super::ctx::{share, wants_distributed, Ctx};
 use super::io::{self, block_local, Mode};
+use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
 use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
@@ -29,7 +30,6 @@ use crate::flight::{self, LeaderGuard, Outcome, Role};
 use crate::policy::Lock;
 use crate::scope::current_options;
 use crate::stats::Counter;
-use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 
 /// How the round a waiter waited on ended, for the decision core.
@@ -45,7 +45,7 @@ fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
 /// The sync entry: `compute` runs on this thread, at most once.
 pub(crate) fn run_sync<V, E, F, R>(ctx: Ctx<'_, V, E>, compute: F, refresh: R) -> Result<V, E>
 where
-    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    V: Value,
     E: Send + 'static,
     F: FnOnce() -> Result<V, E>,
     R: SyncRefresh<V, E>,
@@ -67,7 +67,7 @@ pub(crate) async fn run_async<V, E, F, Fut, R>(
     refresh: R,
 ) -> Result<V, E>
 where
-    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    V: Value,
     E: Send + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<V, E>>,
@@ -89,7 +89,7 @@ async fn drive<V, E, F, Fut, J>(
     make_job: J,
 ) -> Result<V, E>
 where
-    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    V: Value,
     E: Send + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<V, E>>,

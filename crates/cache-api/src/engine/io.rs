@@ -7,6 +7,7 @@
 //! polled by [`block_local`] for sync callers, runs the same code for both, and a sync caller
 //! never needs a runtime of its own (nor breaks inside one).
 
+use super::job::Value;
 use super::plan::Plan;
 use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
@@ -16,7 +17,7 @@ use crate::runtime;
 use crate::stats::{Counter, Stats};
 use crate::tier::{clock, Place, L2};
 use crate::time::unix_millis;
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -167,7 +168,7 @@ pub(crate) type Found<V> = Option<(V, Freshness)>;
 /// Expired entries are absent; backend errors are logged and read as absent (fail open).
 pub(crate) async fn lookup<V>(mode: Mode, place: &Place<V>, stats: &Stats) -> Found<V>
 where
-    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Value,
 {
     if let Some(l1) = &place.l1 {
         if let Some(found) = l1.store.lookup(l1.hash) {

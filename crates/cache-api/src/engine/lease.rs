@@ -15,6 +15,7 @@
 //! fall back to taking the lock in turn, as without markers.)
 
 use super::io::{self, backend_error, wait_on_runtime, Mode};
+use super::job::Value;
 use super::plan::Plan;
 use crate::envelope::Freshness;
 use crate::error::Result;
@@ -22,7 +23,6 @@ use crate::manager::CacheManager;
 use crate::stats::Stats;
 use crate::tier::{Place, L2};
 use crate::time::unix_millis;
-use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,7 +173,7 @@ pub(crate) async fn acquire<V>(
     stats: &Stats,
 ) -> Acquired<V>
 where
-    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Value,
 {
     let token = new_token();
     let started = Instant::now();

@@ -10,16 +10,16 @@
 use super::ctx::{share, wants_distributed, Ctx};
 use super::io::{self, Mode};
 use super::job::RefreshJob;
+use super::job::Value;
 use super::lease;
 use crate::flight::{self, Outcome, Role};
 use crate::runtime;
 use crate::stats::Counter;
-use serde::{de::DeserializeOwned, Serialize};
 
 /// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs.
 pub(crate) fn spawn<V, E>(ctx: &Ctx<'_, V, E>, make: impl FnOnce() -> Option<RefreshJob<V, E>>)
 where
-    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    V: Value,
     E: Send + 'static,
 {
     let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) else {

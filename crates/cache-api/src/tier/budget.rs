@@ -3,10 +3,12 @@
 //!
 //! Each memoized function keeps its values in a tier of its own (typed, so a hit is a lookup and
 //! a clone), but their sum is bounded: 20 functions on `mem://?max_bytes=64MiB` hold 64 MiB
-//! together, not 64 MiB each. Every insertion goes through [`Budget::admit`], which (under one
-//! mutex, on the miss path only) measures what all the tiers hold, makes room by evicting from
-//! the largest tiers first (each evicts its own coldest entries), and then lets the insertion
-//! happen. A hit never touches the budget.
+//! together, not 64 MiB each. Every insertion goes through [`Budget::admit`] (under one mutex,
+//! on the miss path only). While the running total of insertions stays under the bound, that is
+//! all it does; once it would pass it, it measures what the tiers really hold (evictions and
+//! removals lower it), makes room by evicting from the largest tiers first (each evicts its own
+//! coldest entries), and starts the running total again from the measure. So a cache with many
+//! functions pays the measure only when it is full. A hit never touches the budget.
 //!
 //! The entry bound is a minimum weight: with `max_entries` set, every entry weighs at least
 //! `max_bytes / max_entries`, so at most `max_entries` fit.
@@ -41,7 +43,13 @@ struct Member {
 pub(crate) struct Budget {
     max_bytes: u64,
     min_weight: u64,
-    members: Mutex<Vec<Member>>,
+    members: Mutex<Members>,
+}
+
+struct Members {
+    list: Vec<Member>,
+    /// An upper bound of what the tiers hold: the last measure plus every insertion since.
+    held_at_most: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,7 +66,10 @@ impl Budget {
         Budget {
             max_bytes,
             min_weight,
-            members: Mutex::new(Vec::new()),
+            members: Mutex::new(Members {
+                list: Vec::new(),
+                held_at_most: 0,
+            }),
         }
     }
 
@@ -75,8 +86,8 @@ impl Budget {
     /// Add a function's tier, whose keys start with `key_prefix`.
     pub(crate) fn register(&self, key_prefix: String, tier: Weak<dyn Tier>) {
         let mut members = lock(&self.members);
-        members.retain(|m| m.tier.strong_count() > 0);
-        members.push(Member { key_prefix, tier });
+        members.list.retain(|m| m.tier.strong_count() > 0);
+        members.list.push(Member { key_prefix, tier });
     }
 
     /// Make room for `weight` more bytes (evicting from the largest tiers first, the inserting
@@ -86,8 +97,18 @@ impl Budget {
         if weight > self.max_bytes {
             return false;
         }
-        let members = lock(&self.members);
-        let live: Vec<_> = members.iter().filter_map(|m| m.tier.upgrade()).collect();
+        let mut members = lock(&self.members);
+        let at_most = members.held_at_most.saturating_add(weight);
+        if at_most <= self.max_bytes {
+            members.held_at_most = at_most;
+            insert(self.max_bytes - at_most);
+            return true;
+        }
+        let live: Vec<_> = members
+            .list
+            .iter()
+            .filter_map(|m| m.tier.upgrade())
+            .collect();
         let mut weights: Vec<(u64, usize)> = live
             .iter()
             .enumerate()
@@ -109,6 +130,7 @@ impl Budget {
                 held = held.saturating_sub(freed);
             }
         }
+        members.held_at_most = held.saturating_add(weight);
         insert(self.max_bytes.saturating_sub(held).saturating_sub(weight));
         true
     }
@@ -116,6 +138,7 @@ impl Budget {
     /// Remove from every tier what a removal of the stored keys matching `what` removes.
     pub(crate) fn forget(&self, what: Forget<'_>) {
         let live: Vec<_> = lock(&self.members)
+            .list
             .iter()
             .filter_map(|m| m.tier.upgrade().map(|t| (m.key_prefix.clone(), t)))
             .collect();
@@ -141,6 +164,7 @@ impl Budget {
     /// Bytes held by all the tiers now.
     pub(crate) fn held(&self) -> u64 {
         lock(&self.members)
+            .list
             .iter()
             .filter_map(|m| m.tier.upgrade())
             .map(|t| t.weight())
@@ -185,12 +209,19 @@ mod tests {
     #[test]
     fn room_is_made_from_the_largest_first() {
         let b = Budget::new(100, None);
-        let big = Arc::new(Fake(AtomicU64::new(70)));
-        let small = Arc::new(Fake(AtomicU64::new(20)));
+        let big = Arc::new(Fake(AtomicU64::new(0)));
+        let small = Arc::new(Fake(AtomicU64::new(0)));
         let big_dyn: Arc<dyn Tier> = big.clone();
         let small_dyn: Arc<dyn Tier> = small.clone();
         b.register("a:1:".into(), Arc::downgrade(&big_dyn));
         b.register("b:1:".into(), Arc::downgrade(&small_dyn));
+        assert!(b.admit(70, |free| {
+            big.0.fetch_add(70, SeqCst);
+            assert_eq!(free, 30);
+        }));
+        assert!(b.admit(20, |_| {
+            small.0.fetch_add(20, SeqCst);
+        }));
         let mut free_seen = None;
         assert!(b.admit(30, |free| {
             small.0.fetch_add(30, SeqCst);

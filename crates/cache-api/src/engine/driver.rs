@@ -43,6 +43,10 @@ fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
 }
 
 /// The sync entry: `compute` runs on this thread, at most once.
+///
+/// Never inlined: the driver's future lives in this frame, and a typed hit (which returns
+/// before calling this) must not pay for setting up a frame that large.
+#[inline(never)]
 pub(crate) fn run_sync<V, E, F, R>(ctx: Ctx<'_, V, E>, compute: F, refresh: R) -> Result<V, E>
 where
     V: Value,

@@ -33,7 +33,9 @@ pub(crate) struct LocalItem<V> {
     fresh_until: u64,
     stale_at: u64,
     expires_at: u64,
-    weight: u64,
+    /// At most `u32::MAX`: larger values never fit a budget (which `Budget::admit` bounds), and
+    /// a smaller item is a smaller clone on every hit.
+    weight: u32,
 }
 
 #[derive(Clone)]
@@ -41,7 +43,7 @@ pub(crate) struct LocalWeighter;
 
 impl<V> quick_cache::Weighter<u128, LocalItem<V>> for LocalWeighter {
     fn weight(&self, _key: &u128, item: &LocalItem<V>) -> u64 {
-        item.weight
+        u64::from(item.weight)
     }
 }
 
@@ -203,7 +205,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         V: Serialize,
     {
         let weight = weigh(value, self.budget.min_weight());
-        if weight > self.max_bytes {
+        if weight > self.max_bytes || weight > u64::from(u32::MAX) {
             self.too_large(weight, stats);
             return;
         }
@@ -212,7 +214,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             fresh_until: stale_at.min(expires_at),
             stale_at,
             expires_at,
-            weight,
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
         };
         self.remove(hash);
         let admitted = self.budget.admit(weight, |free| {
@@ -262,7 +264,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         if self.has_big.load(Relaxed) {
             let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
             if let Some(item) = big.remove(&hash) {
-                self.big_weight.fetch_sub(item.weight, Relaxed);
+                self.big_weight.fetch_sub(u64::from(item.weight), Relaxed);
                 removed = true;
             }
             self.has_big.store(!big.is_empty(), Relaxed);
@@ -297,7 +299,7 @@ impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
                     break;
                 };
                 if let Some(item) = big.remove(&hash) {
-                    self.big_weight.fetch_sub(item.weight, Relaxed);
+                    self.big_weight.fetch_sub(u64::from(item.weight), Relaxed);
                 }
             }
             self.has_big.store(!big.is_empty(), Relaxed);

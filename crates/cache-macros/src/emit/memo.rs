@@ -34,9 +34,10 @@ pub(crate) fn memo_static(
         memo_new = quote!(#memo_new.with_max_bytes(#m));
     }
     quote! {
-        static __STEADYCACHE_MEMO: ::std::sync::LazyLock<::steadycache::__private::Memo<#v_ty>> =
-            ::std::sync::LazyLock::new(|| #memo_new);
-        &__STEADYCACHE_MEMO
+        static __STEADYCACHE_MEMO: ::steadycache::__private::Padded<
+            ::std::sync::LazyLock<::steadycache::__private::Memo<#v_ty>>,
+        > = ::steadycache::__private::Padded(::std::sync::LazyLock::new(|| #memo_new));
+        &__STEADYCACHE_MEMO.0
     }
 }
 

@@ -47,13 +47,11 @@ fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
 /// Never inlined: the driver's future lives in this frame, and a typed hit (which returns
 /// before calling this) must not pay for setting up a frame that large.
 #[inline(never)]
-pub(crate) fn run_sync<V, E, F, R>(ctx: Ctx<'_, V, E>, compute: F, refresh: R) -> Result<V, E>
-where
-    V: Value,
-    E: Send + 'static,
-    F: FnOnce() -> Result<V, E>,
-    R: SyncRefresh<V, E>,
-{
+pub(crate) fn run_sync<V: Value, E: Send + 'static>(
+    ctx: Ctx<'_, V, E>,
+    compute: impl FnOnce() -> Result<V, E>,
+    refresh: impl SyncRefresh<V, E>,
+) -> Result<V, E> {
     let available = refresh.available();
     block_local(drive(
         ctx,
@@ -65,17 +63,13 @@ where
 }
 
 /// The async entry: `compute` is awaited at most once, in the calling task.
-pub(crate) async fn run_async<V, E, F, Fut, R>(
+pub(crate) async fn run_async<V: Value, E: Send + 'static, Fut>(
     ctx: Ctx<'_, V, E>,
-    compute: F,
-    refresh: R,
+    compute: impl FnOnce() -> Fut,
+    refresh: impl AsyncRefresh<V, E>,
 ) -> Result<V, E>
 where
-    V: Value,
-    E: Send + 'static,
-    F: FnOnce() -> Fut,
     Fut: Future<Output = Result<V, E>>,
-    R: AsyncRefresh<V, E>,
 {
     let available = refresh.available();
     drive(ctx, Mode::Async, compute, available, || {

@@ -121,8 +121,8 @@ pub struct ReadmeDoctests;
 pub mod __private {
     use std::marker::PhantomData;
     pub use steadycache_api::__private::{
-        hash_args, ArgsKey, AsyncJob, AsyncRefresh, CacheSource, NoRefresh, RefreshWith, Shape,
-        SyncJob, SyncRefresh,
+        hash_args, ArgsKey, AsyncJob, AsyncRefresh, CacheSource, KeyPart, NoRefresh, RefreshWith,
+        Shape, SyncJob, SyncRefresh,
     };
     pub use steadycache_api::{Cache, Lock, Memo, Policy, Refresh};
 

@@ -10,7 +10,7 @@ use crate::engine::plan::Plan;
 use crate::engine::{AsyncRefresh, NoRefresh, Shape};
 use crate::error::{Error, Result};
 use crate::flight::{self, FlightMap};
-use crate::key::namespace_prefix;
+use crate::key::{by_hand, namespace_prefix};
 use crate::manager::{CacheManager, DefaultManager};
 use crate::memory::{MemoryBackend, MemoryConfig};
 use crate::policy::Policy;
@@ -329,10 +329,14 @@ impl Cache {
         self.inner.stats.snapshot()
     }
 
+    /// Keys given by hand may hold any text, but `#` marks the engine's internal keys (locks), so
+    /// it is stored as `%23`: `get("a#b")` reads what `set("a#b", ..)` wrote, and no by-hand key
+    /// can name a lock.
+    ///
     /// Read a value stored under `key` (fresh or stale). A corrupt or foreign entry is logged,
     /// removed and read as `None`.
     pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
-        let l2 = self.l2(key);
+        let l2 = self.l2(&by_hand(key));
         let Some(entry) = io::load_entry(Mode::Async, &l2, &self.inner.stats).await? else {
             return Ok(None);
         };
@@ -352,22 +356,25 @@ impl Cache {
         let Some(deadlines) = Plan::compile(policy).deadlines(now, false, fastrand::f64()) else {
             return Ok(());
         };
+        let key = by_hand(key);
         let entry = io::make_entry(self.codec(), value, now, deadlines, false)?;
-        self.forget(Forget::Key(key));
-        self.inner.manager.save(key, &entry).await
+        self.forget(Forget::Key(&key));
+        self.inner.manager.save(&key, &entry).await
     }
 
     /// Remove `key`, in the backend and from every function's typed tier.
     pub async fn invalidate(&self, key: &str) -> Result<bool> {
-        self.forget(Forget::Key(key));
-        self.inner.manager.delete(key).await
+        let key = by_hand(key);
+        self.forget(Forget::Key(&key));
+        self.inner.manager.delete(&key).await
     }
 
     /// Remove every key starting with `prefix`, in the backend and from the typed tiers (a
     /// function whose keys the prefix reaches into loses its whole typed tier: copies only).
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
-        self.forget(Forget::Prefix(prefix));
-        self.inner.manager.delete_prefix(prefix).await
+        let prefix = by_hand(prefix);
+        self.forget(Forget::Prefix(&prefix));
+        self.inner.manager.delete_prefix(&prefix).await
     }
 
     /// Remove every key of a memoized function's namespace.
@@ -383,10 +390,11 @@ impl Cache {
     }
 
     fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
+        let key = by_hand(key);
         Ctx {
             place: Place {
                 l1: None,
-                l2: Some(self.l2(key)),
+                l2: Some(self.l2(&key)),
             },
             id: xxh3_128(key.as_bytes()),
             plan,

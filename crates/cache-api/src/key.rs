@@ -7,6 +7,15 @@
 //! * args: the 128-bit stable hash of the serialized arguments as 32 hex digits, or a readable
 //!   template rendering (`user:42`).
 //!
+//! Keys are injective and internal keys cannot be forged. The namespace and version escape
+//! `:`, `#` and `%` ([`sanitize`]), so namespaces are prefix-free (`app:` never starts a key of
+//! `app:users`, which is `app%3Ausers:`). A template's values are escaped too ([`KeyPart`]:
+//! everything but ASCII letters, digits and `-_.~` is percent-encoded), and the macro checks at
+//! compile time that the template's own text holds no `#` or `%` and separates any two
+//! placeholders by a character a value cannot contain; so two argument lists render two keys,
+//! and no key of a memoized call contains `#`, the mark of the engine's internal keys (a lock
+//! is `key#lock`).
+//!
 //! The args hash is stable across runs, processes, machines, word sizes and endianness: the
 //! arguments are serialized with bincode's standard configuration (little endian, varint integers,
 //! `usize` as u64) and hashed with XXH3-128 (whose output is specified byte for byte). The
@@ -66,13 +75,13 @@ pub(crate) fn hex128(h: u128) -> String {
     format!("{h:032x}")
 }
 
-/// Make arbitrary text a readable ASCII key part: bytes outside `!`..=`~` and `%` itself are
-/// percent-encoded.
+/// Make arbitrary text a readable ASCII namespace or version: bytes outside `!`..=`~`, and the
+/// separators `:`, `#` and `%` itself, are percent-encoded.
 pub(crate) fn sanitize(part: &str) -> String {
     use fmt::Write as _;
     let mut out = String::with_capacity(part.len());
     for b in part.bytes() {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
+        if (0x21..=0x7e).contains(&b) && !matches!(b, b'%' | b':' | b'#') {
             out.push(b as char);
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -101,12 +110,51 @@ pub(crate) fn full_key(namespace: &str, version: &str, args: &str) -> String {
     format!("{namespace}:{version}:{args}")
 }
 
+/// Whether a byte stands for itself in a rendered template value.
+#[inline]
+pub(crate) fn is_key_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+}
+
+/// A value interpolated into a key template, escaped: every byte but ASCII letters, digits and
+/// `-_.~` is written `%XX`. What `#[cached(key = "…")]` renders each placeholder through.
+pub struct KeyPart<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for KeyPart<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        struct Escape<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escape<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                for b in s.bytes() {
+                    if is_key_safe(b) {
+                        self.0.write_char(b as char)?;
+                    } else {
+                        write!(self.0, "%{b:02X}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+        write!(Escape(f), "{}", self.0)
+    }
+}
+
+/// A key given by hand (`Cache::get_or_compute("…")`): `#` marks the engine's internal keys, so
+/// it is stored as `%23` (a by-hand key cannot name a lock).
+pub(crate) fn by_hand(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains('#') {
+        std::borrow::Cow::Owned(key.replace('#', "%23"))
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    }
+}
+
 /// The in-process hashes a stored key's args part may stand for: a rendered template (the
-/// hash of its text, `sanitize` undone) and, when it is 32 hex digits, an args hash. Removing
-/// both is safe: a typed tier holds copies only.
+/// hash of its text) and, when it is 32 hex digits, an args hash. Removing both is safe: a
+/// typed tier holds copies only.
 pub(crate) fn part_hashes(part: &str) -> Vec<u128> {
-    let text = percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
-    let mut hashes = vec![xxh3_128(&text)];
+    let mut hashes = vec![xxh3_128(part.as_bytes())];
     if part.len() == 32 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
         if let Ok(h) = u128::from_str_radix(part, 16) {
             hashes.push(h);

@@ -59,7 +59,7 @@ pub mod __private {
     pub use crate::engine::{
         AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
     };
-    pub use crate::key::hash_args;
+    pub use crate::key::{hash_args, KeyPart};
     pub use crate::memo::{ArgsKey, CacheSource};
 }
 

@@ -44,8 +44,9 @@ impl<'a> ArgsKey<'a> {
         ArgsKey { hash, text: None }
     }
 
-    /// A readable key (`#[cached(key = "user:{id}")]`): stored as the text itself (made ASCII
-    /// with [`sanitize`]), looked up in process by its XXH3-128 hash.
+    /// A readable key (`#[cached(key = "user:{id}")]`): stored as the text itself (the macro
+    /// renders it with its values escaped: see `KeyPart`), looked up in process by its
+    /// XXH3-128 hash.
     #[inline]
     pub fn text(text: &'a str) -> Self {
         ArgsKey {
@@ -62,7 +63,7 @@ impl<'a> ArgsKey<'a> {
     /// The args part of the stored key.
     pub fn part(&self) -> String {
         match self.text {
-            Some(t) => sanitize(t),
+            Some(t) => t.to_owned(),
             None => hex128(self.hash),
         }
     }

@@ -178,8 +178,63 @@ fn check_jitter(opts: &Options) -> syn::Result<Option<syn::LitFloat>> {
     Ok(Some(j.clone()))
 }
 
+/// A piece of a key template.
+pub(crate) enum Piece {
+    /// Text as written (`{{` and `}}` already undone).
+    Lit(String),
+    /// A placeholder: what stood between the braces (`id`, `id:?`).
+    Hole(String),
+}
+
+/// Split a key template into text and placeholders.
+pub(crate) fn template_pieces(text: &str) -> Result<Vec<Piece>, &'static str> {
+    let mut pieces = Vec::new();
+    let mut lit = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '{' => {
+                let mut inner = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => inner.push(c),
+                        None => return Err("unclosed `{` in the key template"),
+                    }
+                }
+                if !lit.is_empty() {
+                    pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+                }
+                pieces.push(Piece::Hole(inner));
+            }
+            '}' => return Err("unmatched `}` in the key template (write `}}` for a brace)"),
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        pieces.push(Piece::Lit(lit));
+    }
+    Ok(pieces)
+}
+
+/// Whether a template value can contain this character (the engine escapes all others).
+fn value_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')
+}
+
 /// `key = "..."`: excludes `skip`; every placeholder names an argument; at least one does when
-/// the function has arguments.
+/// the function has arguments. The text holds printable ASCII other than `#` and `%` (kept for
+/// internal keys and escapes), and two placeholders are separated by at least one character a
+/// value cannot contain (`:`, `/`, `|`, …): with the values escaped, two argument lists can
+/// then never render the same key.
 fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn::Result<()> {
     if opts.skip.is_some() {
         return Err(err(
@@ -187,34 +242,49 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
             "`key` names the arguments it uses; `skip` does not apply",
         ));
     }
-    let text = tpl.value();
-    let mut rest = text.as_str();
+    let pieces = template_pieces(&tpl.value()).map_err(|m| err(tpl.span(), m))?;
     let mut uses_an_argument = false;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        if let Some(stripped) = after.strip_prefix('{') {
-            rest = stripped;
-            continue;
+    let mut after_hole = false;
+    for piece in &pieces {
+        match piece {
+            Piece::Lit(text) => {
+                if let Some(bad) = text
+                    .chars()
+                    .find(|c| !c.is_ascii_graphic() || matches!(c, '#' | '%'))
+                {
+                    return Err(err(
+                        tpl.span(),
+                        format!(
+                            "the key template's text may hold printable ASCII other than `#` and `%`, not {bad:?}"
+                        ),
+                    ));
+                }
+                after_hole = after_hole && text.chars().all(value_char);
+            }
+            Piece::Hole(inner) => {
+                let name = inner.split(':').next().unwrap_or("").trim();
+                if name.is_empty() {
+                    return Err(err(
+                        tpl.span(),
+                        "key template placeholders name an argument: `{id}`",
+                    ));
+                }
+                if !model.args.iter().any(|a| a.ident == name) {
+                    return Err(err(
+                        tpl.span(),
+                        format!("key template uses `{{{name}}}` but the function has no argument `{name}`"),
+                    ));
+                }
+                if after_hole {
+                    return Err(err(
+                        tpl.span(),
+                        "separate the key template's placeholders by a character such as `:` or `/` (letters, digits and `-_.~` can be part of a value, so `{a}{b}` or `{a}-{b}` could render two calls to one key)",
+                    ));
+                }
+                uses_an_argument = true;
+                after_hole = true;
+            }
         }
-        let close = after
-            .find('}')
-            .ok_or_else(|| err(tpl.span(), "unclosed `{` in the key template"))?;
-        let inner = &after[..close];
-        let name = inner.split(':').next().unwrap_or("").trim();
-        if name.is_empty() {
-            return Err(err(
-                tpl.span(),
-                "key template placeholders name an argument: `{id}`",
-            ));
-        }
-        if !model.args.iter().any(|a| a.ident == name) {
-            return Err(err(
-                tpl.span(),
-                format!("key template uses `{{{name}}}` but the function has no argument `{name}`"),
-            ));
-        }
-        uses_an_argument = true;
-        rest = &after[close + 1..];
     }
     if !uses_an_argument && !model.args.is_empty() {
         return Err(err(

@@ -138,6 +138,10 @@ pub(crate) fn backend_error(stats: &Stats, key: &str, op: &'static str, err: &Er
 pub(crate) async fn drop_corrupt(mode: Mode, l2: &L2, err: &Error, stats: &Stats) {
     stats.incr(Counter::Corrupt);
     tracing::warn!(key = %l2.key, error = %err, "steadycache: corrupt entry treated as a miss and removed");
+    if l2.key.contains('#') {
+        // An internal key (a lock, a marker) is never an entry's: healing never removes one.
+        return;
+    }
     if let Err(e) = delete(mode, l2).await {
         tracing::warn!(key = %l2.key, error = %e, "steadycache: could not remove a corrupt entry");
     }

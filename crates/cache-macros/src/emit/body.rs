@@ -79,8 +79,9 @@ pub(crate) fn body(
 /// cannot be serialized.
 fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
     if let Some(tpl) = &opts.key {
+        let render = super::render_template(tpl);
         return quote! {
-            let __steadycache_text = ::std::format!(#tpl);
+            #render
             let __steadycache_key = ::core::option::Option::Some(
                 ::steadycache::__private::ArgsKey::text(&__steadycache_text),
             );

@@ -164,8 +164,9 @@ fn params(model: &FnModel) -> Vec<TokenStream2> {
 /// is an error (`?`).
 fn invalidate_key(opts: &Options, model: &FnModel) -> TokenStream2 {
     if let Some(tpl) = &opts.key {
+        let render = super::render_template(tpl);
         quote! {
-            let __steadycache_text = ::std::format!(#tpl);
+            #render
             let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
         }
     } else {

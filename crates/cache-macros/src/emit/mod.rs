@@ -162,6 +162,32 @@ impl ValueShape {
     }
 }
 
+/// `let __steadycache_text = …;`: the key template rendered with each placeholder's value
+/// escaped through `KeyPart` (the template was checked by `validate`).
+pub(crate) fn render_template(tpl: &syn::LitStr) -> proc_macro2::TokenStream {
+    let pieces = crate::validate::template_pieces(&tpl.value()).unwrap_or_default();
+    let mut format = String::new();
+    let mut args = Vec::new();
+    for piece in pieces {
+        match piece {
+            crate::validate::Piece::Lit(text) => {
+                format.push_str(&text.replace('{', "{{").replace('}', "}}"));
+            }
+            crate::validate::Piece::Hole(inner) => {
+                format.push_str("{}");
+                let one = syn::LitStr::new(&format!("{{{inner}}}"), tpl.span());
+                args.push(quote::quote!(::steadycache::__private::KeyPart(
+                    ::std::format!(#one)
+                )));
+            }
+        }
+    }
+    let format = syn::LitStr::new(&format, tpl.span());
+    quote::quote! {
+        let __steadycache_text = ::std::format!(#format, #(#args),*);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::camel;
@@ -189,31 +215,5 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("cannot name the cache handle"), "{e}");
-    }
-}
-
-/// `let __steadycache_text = …;`: the key template rendered with each placeholder's value
-/// escaped through `KeyPart` (the template was checked by `validate`).
-pub(crate) fn render_template(tpl: &syn::LitStr) -> proc_macro2::TokenStream {
-    let pieces = crate::validate::template_pieces(&tpl.value()).unwrap_or_default();
-    let mut format = String::new();
-    let mut args = Vec::new();
-    for piece in pieces {
-        match piece {
-            crate::validate::Piece::Lit(text) => {
-                format.push_str(&text.replace('{', "{{").replace('}', "}}"));
-            }
-            crate::validate::Piece::Hole(inner) => {
-                format.push_str("{}");
-                let one = syn::LitStr::new(&format!("{{{inner}}}"), tpl.span());
-                args.push(quote::quote!(::steadycache::__private::KeyPart(
-                    ::std::format!(#one)
-                )));
-            }
-        }
-    }
-    let format = syn::LitStr::new(&format, tpl.span());
-    quote::quote! {
-        let __steadycache_text = ::std::format!(#format, #(#args),*);
     }
 }

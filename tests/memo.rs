@@ -506,11 +506,19 @@ async fn signed_entries_from_another_key_are_rejected() {
         std::sync::Arc::new(steadycache::MemoryBackend::default());
     let mine = steadycache::Cache::builder()
         .backend_arc(shared.clone())
-        .codec(steadycache::Codec::bincode().signed(b"my key"))
+        .codec(
+            steadycache::Codec::bincode()
+                .signed(b"my key, sixteen bytes+")
+                .unwrap(),
+        )
         .build();
     let theirs = steadycache::Cache::builder()
         .backend_arc(shared)
-        .codec(steadycache::Codec::bincode().signed(b"someone else's key"))
+        .codec(
+            steadycache::Codec::bincode()
+                .signed(b"someone else's key")
+                .unwrap(),
+        )
         .build();
     let policy = steadycache::Policy::ttl(Duration::from_secs(60));
     theirs.set("k", &666u64, &policy).await.unwrap();

@@ -321,6 +321,7 @@ mod tests {
             expires_at: 300,
             codec: 0,
             flags: 0,
+            key_hash: 0,
         };
         assert_eq!(
             envelope_times(&entry.encode().unwrap(), 9),

@@ -177,6 +177,7 @@ async fn purge_and_envelope_columns() {
         expires_at: u64::MAX,
         codec: 1,
         flags: 0,
+        key_hash: 0,
     };
     b.set("env", entry.encode().unwrap(), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;

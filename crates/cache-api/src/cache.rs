@@ -340,7 +340,7 @@ impl Cache {
         let Some(entry) = io::load_entry(Mode::Async, &l2, &self.inner.stats).await? else {
             return Ok(None);
         };
-        match self.codec().decode(&entry.payload) {
+        match io::decode_entry(self.codec(), &l2.key, &entry) {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
                 io::drop_corrupt(Mode::Async, &l2, &e, &self.inner.stats).await;
@@ -357,7 +357,7 @@ impl Cache {
             return Ok(());
         };
         let key = by_hand(key);
-        let entry = io::make_entry(self.codec(), value, now, deadlines, false)?;
+        let entry = io::make_entry(self.codec(), &key, value, now, deadlines, false)?;
         self.forget(Forget::Key(&key));
         self.inner.manager.save(&key, &entry).await
     }

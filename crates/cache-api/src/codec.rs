@@ -6,6 +6,7 @@
 //! [`CacheManager::before_save`](crate::CacheManager::before_save) /
 //! [`after_load`](crate::CacheManager::after_load).
 
+use crate::envelope::Entry;
 use crate::error::{Error, Result};
 use hmac::{Hmac, Mac};
 use serde::{de::DeserializeOwned, Serialize};
@@ -15,6 +16,8 @@ use std::sync::Arc;
 
 type HmacSha256 = Hmac<Sha256>;
 const TAG_LEN: usize = 32;
+/// The shortest signing key [`Codec::signed`] accepts, in bytes.
+pub const MIN_SIGNING_KEY: usize = 16;
 const SIGNED_BIT: u8 = 0x80;
 
 /// The serialization format of a codec.
@@ -43,15 +46,31 @@ impl Format {
     }
 }
 
-/// Serializes values into payload bytes, optionally signed with HMAC-SHA256.
+/// Serializes values into payload bytes; optionally signs every entry with HMAC-SHA256.
+///
+/// [`encode`](Codec::encode) and [`decode`](Codec::decode) are the format alone. A signed codec
+/// signs *entries*, not bare payloads: [`seal`](Codec::seal) prepends a tag that covers the key
+/// the entry is stored under, its header (format version, codec, flags, key hash, created,
+/// stale and expiry times) and its payload, and [`open`](Codec::open) checks it before anything
+/// is decoded. So an entry signed for one key cannot be moved to another, made never to expire,
+/// replayed with older times, or have its negative flag flipped.
 ///
 /// ```
-/// use steadycache_api::Codec;
-/// let codec = Codec::json().signed(b"a secret key of any length");
-/// let bytes = codec.encode(&vec![1u32, 2, 3]).unwrap();
-/// assert_eq!(codec.decode::<Vec<u32>>(&bytes).unwrap(), vec![1, 2, 3]);
-/// // Another key (or no key) cannot read it, and a flipped bit is rejected before decoding.
-/// assert!(Codec::json().signed(b"other").decode::<Vec<u32>>(&bytes).is_err());
+/// use steadycache_api::{Codec, Entry};
+/// let codec = Codec::json().signed(b"a signing key of 16+ bytes").unwrap();
+/// let mut entry = Entry {
+///     payload: codec.encode(&vec![1u32, 2, 3]).unwrap(),
+///     created_at: 1, stale_at: 2, expires_at: 3, codec: codec.id(), flags: 0,
+///     key_hash: Entry::key_hash_of("ns:v:k"),
+/// };
+/// codec.seal("ns:v:k", &mut entry);
+/// assert_eq!(codec.decode::<Vec<u32>>(codec.open("ns:v:k", &entry).unwrap()).unwrap(), vec![1, 2, 3]);
+/// // Under another key, or with an edited header, it does not open.
+/// assert!(codec.open("ns:v:other", &entry).is_err());
+/// entry.expires_at = u64::MAX;
+/// assert!(codec.open("ns:v:k", &entry).is_err());
+/// // A short key is refused.
+/// assert!(Codec::json().signed(b"short").is_err());
 /// ```
 #[derive(Clone)]
 pub struct Codec {
@@ -91,12 +110,20 @@ impl Codec {
         }
     }
 
-    /// The same codec with an HMAC-SHA256 tag over each payload. Entries whose tag does not match
-    /// (tampered, written without the key or with another key) are rejected before they are
-    /// deserialized.
-    pub fn signed(mut self, key: impl AsRef<[u8]>) -> Self {
-        self.key = Some(Arc::from(key.as_ref()));
-        self
+    /// The same codec with an HMAC-SHA256 tag on each entry (see the type's docs). Entries whose
+    /// tag does not match (tampered, moved, written without the key or with another key) are
+    /// rejected before they are deserialized. A key shorter than [`MIN_SIGNING_KEY`] bytes is
+    /// an [`Error::Config`]: a short key can be guessed.
+    pub fn signed(mut self, key: impl AsRef<[u8]>) -> Result<Self> {
+        let key = key.as_ref();
+        if key.len() < MIN_SIGNING_KEY {
+            return Err(Error::Config(format!(
+                "a signing key must be at least {MIN_SIGNING_KEY} bytes (got {}); use a random secret",
+                key.len()
+            )));
+        }
+        self.key = Some(Arc::from(key));
+        Ok(self)
     }
 
     /// The format.
@@ -121,56 +148,71 @@ impl Codec {
         })
     }
 
-    /// Serialize `value`.
+    /// Serialize `value` (the format alone: signing is [`seal`](Codec::seal)'s).
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
         let err = |message: String| Error::Codec {
             codec: self.name(),
             message,
         };
-        let body = match self.format {
+        match self.format {
             Format::Bincode => bincode::serde::encode_to_vec(value, bincode::config::standard())
-                .map_err(|e| err(e.to_string()))?,
-            Format::Json => serde_json::to_vec(value).map_err(|e| err(e.to_string()))?,
-        };
-        match &self.key {
-            None => Ok(body),
-            Some(key) => {
-                let mut mac = self.mac(key)?;
-                mac.update(&body);
-                let mut out = mac.finalize().into_bytes().to_vec();
-                out.extend_from_slice(&body);
-                Ok(out)
-            }
+                .map_err(|e| err(e.to_string())),
+            Format::Json => serde_json::to_vec(value).map_err(|e| err(e.to_string())),
         }
     }
 
-    /// Deserialize a `T`; bytes of another codec, a bad signature or trailing garbage are errors.
-    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        let body = match &self.key {
-            None => bytes,
-            Some(key) => {
-                if bytes.len() < TAG_LEN {
-                    return Err(Error::Corrupt("signed payload shorter than its tag".into()));
-                }
-                let (tag, body) = bytes.split_at(TAG_LEN);
-                let mut mac = self.mac(key)?;
-                mac.update(body);
-                mac.verify_slice(tag)
-                    .map_err(|_| Error::Corrupt("signature mismatch".into()))?;
-                body
-            }
+    /// The tag of an entry under `key`: over the key (with its length), the header and `body`.
+    fn tag(&self, signing_key: &[u8], key: &str, entry: &Entry, body: &[u8]) -> Result<HmacSha256> {
+        let mut mac = self.mac(signing_key)?;
+        mac.update(&(key.len() as u64).to_le_bytes());
+        mac.update(key.as_bytes());
+        mac.update(&entry.header_bytes());
+        mac.update(body);
+        Ok(mac)
+    }
+
+    /// Sign `entry`, about to be stored under `key`: its payload becomes the tag followed by the
+    /// encoded value. Nothing to do for an unsigned codec.
+    pub fn seal(&self, key: &str, entry: &mut Entry) {
+        let Some(signing_key) = &self.key else {
+            return;
         };
+        // `mac` fails only for key lengths HMAC refuses, and HMAC takes any length.
+        if let Ok(mac) = self.tag(signing_key, key, entry, &entry.payload) {
+            let mut payload = mac.finalize().into_bytes().to_vec();
+            payload.extend_from_slice(&entry.payload);
+            entry.payload = payload;
+        }
+    }
+
+    /// The encoded value of `entry`, read under `key`, once its tag is checked (a signed codec);
+    /// [`Error::Corrupt`] when it does not match: tampered, moved from another key, or written
+    /// with another signing key or none.
+    pub fn open<'a>(&self, key: &str, entry: &'a Entry) -> Result<&'a [u8]> {
+        let Some(signing_key) = &self.key else {
+            return Ok(&entry.payload);
+        };
+        if entry.payload.len() < TAG_LEN {
+            return Err(Error::Corrupt("signed payload shorter than its tag".into()));
+        }
+        let (tag, body) = entry.payload.split_at(TAG_LEN);
+        self.tag(signing_key, key, entry, body)?
+            .verify_slice(tag)
+            .map_err(|_| Error::Corrupt("signature mismatch".into()))?;
+        Ok(body)
+    }
+
+    /// Deserialize a `T` from encoded bytes (the format alone: see [`open`](Codec::open)); bytes
+    /// of another format or trailing garbage are errors. Bounded by the input: no claim in the
+    /// bytes can make it allocate more than 64 bytes per byte of it (at least 64 KiB).
+    pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T> {
         let err = |message: String| Error::Codec {
             codec: self.name(),
             message,
         };
         match self.format {
             Format::Bincode => {
-                let (v, used) = bincode::serde::decode_from_slice::<T, _>(
-                    body,
-                    bincode::config::standard().with_limit::<{ 1 << 32 }>(),
-                )
-                .map_err(|e| err(e.to_string()))?;
+                let (v, used) = bincode_decode::<T>(body).map_err(|e| err(e.to_string()))?;
                 if used != body.len() {
                     return Err(err(format!("{} trailing bytes", body.len() - used)));
                 }
@@ -181,32 +223,117 @@ impl Codec {
     }
 }
 
+/// The most a bincode decode of `len` input bytes may claim (its allocation limit): 64 bytes of
+/// memory per input byte, and at least 64 KiB. A value's memory is rarely more than a few times
+/// its encoding (a `Vec<String>` of empty strings, the worst common case, is 24 to 1); a
+/// crafted length prefix claiming gigabytes in a few bytes is refused instead of allocated.
+pub(crate) fn decode_limit(len: usize) -> u64 {
+    (len as u64).saturating_mul(64).max(64 << 10)
+}
+
+/// bincode's limit is a type parameter: decode with the smallest power of two at or above
+/// [`decode_limit`] (at most 4 GiB, the envelope's own bound on a payload).
+fn bincode_decode<T: DeserializeOwned>(
+    body: &[u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice as d;
+    match decode_limit(body.len())
+        .next_power_of_two()
+        .trailing_zeros()
+    {
+        0..=16 => d(body, standard().with_limit::<{ 1 << 16 }>()),
+        17..=18 => d(body, standard().with_limit::<{ 1 << 18 }>()),
+        19..=20 => d(body, standard().with_limit::<{ 1 << 20 }>()),
+        21..=22 => d(body, standard().with_limit::<{ 1 << 22 }>()),
+        23..=24 => d(body, standard().with_limit::<{ 1 << 24 }>()),
+        25..=26 => d(body, standard().with_limit::<{ 1 << 26 }>()),
+        27..=28 => d(body, standard().with_limit::<{ 1 << 28 }>()),
+        29..=30 => d(body, standard().with_limit::<{ 1 << 30 }>()),
+        _ => d(body, standard().with_limit::<{ 1 << 32 }>()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SIGNING: &[u8] = b"sixteen bytes at least";
+
     #[test]
     fn round_trips_and_rejects_foreign_bytes() {
-        for c in [
-            Codec::bincode(),
-            Codec::json(),
-            Codec::bincode().signed("k"),
-        ] {
+        for c in [Codec::bincode(), Codec::json()] {
             let b = c.encode(&("x".to_string(), 7u64)).unwrap();
             assert_eq!(c.decode::<(String, u64)>(&b).unwrap(), ("x".into(), 7));
             assert!(c.decode::<(String, u64)>(&b[..b.len() - 1]).is_err());
         }
         let json = Codec::json().encode(&5u64).unwrap();
-        assert!(Codec::bincode().signed("k").decode::<u64>(&json).is_err());
+        assert!(Codec::bincode().decode::<u64>(&json).is_err());
     }
 
     #[test]
-    fn tampered_signed_payload_is_rejected() {
-        let c = Codec::bincode().signed("key");
-        let mut b = c.encode(&12345u64).unwrap();
-        let last = b.len() - 1;
-        b[last] ^= 1;
-        assert!(matches!(c.decode::<u64>(&b), Err(Error::Corrupt(_))));
+    fn a_crafted_length_does_not_allocate_gigabytes() {
+        // A varint claiming a Vec of 2^32 - 1 u64s, in 5 bytes.
+        let crafted = [0xfc, 0xff, 0xff, 0xff, 0xff];
+        assert!(Codec::bincode().decode::<Vec<u64>>(&crafted).is_err());
+        assert!(Codec::bincode().decode::<String>(&crafted).is_err());
+        // A large legitimate value still decodes.
+        let big: Vec<String> = vec![String::new(); 100_000];
+        let bytes = Codec::bincode().encode(&big).unwrap();
+        assert_eq!(
+            Codec::bincode()
+                .decode::<Vec<String>>(&bytes)
+                .unwrap()
+                .len(),
+            100_000
+        );
+    }
+
+    fn entry(codec: &Codec, key: &str) -> Entry {
+        let mut e = Entry {
+            payload: codec.encode(&12345u64).unwrap(),
+            created_at: 1,
+            stale_at: 2,
+            expires_at: 3,
+            codec: codec.id(),
+            flags: 0,
+            key_hash: Entry::key_hash_of(key),
+        };
+        codec.seal(key, &mut e);
+        e
+    }
+
+    #[test]
+    fn a_signature_binds_key_header_and_payload() {
+        let c = Codec::bincode().signed(SIGNING).unwrap();
+        let e = entry(&c, "ns:v:alice");
+        assert_eq!(
+            c.decode::<u64>(c.open("ns:v:alice", &e).unwrap()).unwrap(),
+            12345
+        );
+        assert!(c.open("ns:v:mallory", &e).is_err(), "moved to another key");
+        let mutations: [fn(&mut Entry); 6] = [
+            |e| e.expires_at = u64::MAX,
+            |e| e.stale_at = u64::MAX,
+            |e| e.created_at += 1,
+            |e| e.flags ^= 1,
+            |e| e.key_hash ^= 1,
+            |e| *e.payload.last_mut().unwrap() ^= 1,
+        ];
+        for (i, m) in mutations.iter().enumerate() {
+            let mut bad = e.clone();
+            m(&mut bad);
+            assert!(c.open("ns:v:alice", &bad).is_err(), "mutation {i}");
+        }
+        let other = Codec::bincode().signed(b"another key, also long").unwrap();
+        assert!(other.open("ns:v:alice", &e).is_err());
         assert_ne!(c.id(), Codec::bincode().id());
+    }
+
+    #[test]
+    fn short_signing_keys_are_refused() {
+        assert!(matches!(Codec::json().signed(b""), Err(Error::Config(_))));
+        assert!(Codec::json().signed([7u8; 15]).is_err());
+        assert!(Codec::json().signed([7u8; 16]).is_ok());
     }
 }

@@ -3,16 +3,21 @@
 //! ```text
 //! offset size  field
 //! 0      2     magic "SC"
-//! 2      1     format version (1)
+//! 2      1     format version (2)
 //! 3      1     codec id (see `Codec::id`)
 //! 4      1     flags (bit 0: negative result, i.e. a cached `None` or `Err`)
-//! 5      8     created-at, ms since the Unix epoch, little endian
-//! 13     8     stale-at (soft expiry), same unit; u64::MAX = never
-//! 21     8     expires-at (hard expiry), same unit; u64::MAX = never
-//! 29     4     payload length, little endian
-//! 33     n     payload (the codec's bytes)
-//! 33+n   8     xxh3-64 of everything before it, little endian
+//! 5      8     key hash: xxh3-64 of the full key the entry was written under, little endian
+//! 13     8     created-at, ms since the Unix epoch, little endian
+//! 21     8     stale-at (soft expiry), same unit; u64::MAX = never
+//! 29     8     expires-at (hard expiry), same unit; u64::MAX = never
+//! 37     4     payload length, little endian
+//! 41     n     payload (the codec's bytes; a signed codec's start with their tag)
+//! 41+n   8     xxh3-64 of everything before it, little endian
 //! ```
+//!
+//! The key hash binds an entry to its key: the engine checks it on every load, so an entry
+//! copied (or written by mistake) under another key is a counted, healed miss, never another
+//! key's value. Format 1 (without it) reads as corrupt: such entries are recomputed once.
 //!
 //! The length and the checksum make a truncated, torn or foreign value a [`Error::Corrupt`]
 //! rather than a wrong value. Any process on any platform reads what another wrote.
@@ -22,8 +27,9 @@
 //! instead, so that `redis-cli GET`, a file viewer or a program in another language reads it:
 //!
 //! ```text
-//! {"steadycache":1,"codec":2,"flags":0,"created_at":1763900000000,"stale_at":null,
-//!  "expires_at":1763900060000,"check":"9f1c0e4d2a7b3c55","value":{"city":"Oslo","temp":-3.5}}
+//! {"steadycache":2,"codec":2,"flags":0,"key":"5be1d9a3c07f2e11","created_at":1763900000000,
+//!  "stale_at":null,"expires_at":1763900060000,"check":"9f1c0e4d2a7b3c55",
+//!  "value":{"city":"Oslo","temp":-3.5}}
 //! ```
 //!
 //! `null` stands for "never"; `check` is the XXH3-64 of the `value` text exactly as stored (16
@@ -45,6 +51,7 @@ struct JsonEnvelope<'a> {
     steadycache: u8,
     codec: u8,
     flags: u8,
+    key: &'a str,
     created_at: u64,
     stale_at: Option<u64>,
     expires_at: Option<u64>,
@@ -55,8 +62,8 @@ struct JsonEnvelope<'a> {
 
 const MAGIC: &[u8; 2] = b"SC";
 /// The envelope format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
-const HEADER: usize = 33;
+pub const FORMAT_VERSION: u8 = 2;
+const HEADER: usize = 41;
 const TRAILER: usize = 8;
 
 /// Flag bit: the payload is a negative result (`None` or an `Err`) cached on purpose.
@@ -75,6 +82,8 @@ pub struct Entry {
     pub expires_at: u64,
     /// Which codec wrote the payload.
     pub codec: u8,
+    /// XXH3-64 of the full key the entry was written under ([`Entry::key_hash_of`]).
+    pub key_hash: u64,
     /// Flag bits: bit 0 marks a negative entry (a cached `None` or `Err`, see [`Entry::is_negative`]); the others are reserved.
     pub flags: u8,
 }
@@ -103,6 +112,25 @@ pub(crate) fn freshness(stale_at: u64, expires_at: u64, now_ms: u64) -> Freshnes
 }
 
 impl Entry {
+    /// The key hash an entry written under `key` carries.
+    pub fn key_hash_of(key: &str) -> u64 {
+        xxh3_64(key.as_bytes())
+    }
+
+    /// The header fields a signature covers, in a fixed layout (format version, codec, flags,
+    /// key hash, created, stale, expires).
+    pub(crate) fn header_bytes(&self) -> [u8; 35] {
+        let mut h = [0u8; 35];
+        h[0] = FORMAT_VERSION;
+        h[1] = self.codec;
+        h[2] = self.flags;
+        h[3..11].copy_from_slice(&self.key_hash.to_le_bytes());
+        h[11..19].copy_from_slice(&self.created_at.to_le_bytes());
+        h[19..27].copy_from_slice(&self.stale_at.to_le_bytes());
+        h[27..35].copy_from_slice(&self.expires_at.to_le_bytes());
+        h
+    }
+
     /// How fresh the entry is at `now_ms`.
     pub fn freshness(&self, now_ms: u64) -> Freshness {
         freshness(self.stale_at, self.expires_at, now_ms)
@@ -131,6 +159,7 @@ impl Entry {
         out.push(FORMAT_VERSION);
         out.push(self.codec);
         out.push(self.flags);
+        out.extend_from_slice(&self.key_hash.to_le_bytes());
         out.extend_from_slice(&self.created_at.to_le_bytes());
         out.extend_from_slice(&self.stale_at.to_le_bytes());
         out.extend_from_slice(&self.expires_at.to_le_bytes());
@@ -150,10 +179,11 @@ impl Entry {
             }
         };
         let mut out = format!(
-            "{{\"steadycache\":{FORMAT_VERSION},\"codec\":{},\"flags\":{},\"created_at\":{},\
-             \"stale_at\":{},\"expires_at\":{},\"check\":\"{:016x}\",\"value\":",
+            "{{\"steadycache\":{FORMAT_VERSION},\"codec\":{},\"flags\":{},\"key\":\"{:016x}\",\
+             \"created_at\":{},\"stale_at\":{},\"expires_at\":{},\"check\":\"{:016x}\",\"value\":",
             self.codec,
             self.flags,
+            self.key_hash,
             self.created_at,
             never(self.stale_at),
             never(self.expires_at),
@@ -181,7 +211,12 @@ impl Entry {
         if format!("{:016x}", xxh3_64(payload)) != e.check {
             return Err(Error::Corrupt("checksum mismatch".into()));
         }
+        let key_hash = (e.key.len() == 16)
+            .then(|| u64::from_str_radix(e.key, 16).ok())
+            .flatten()
+            .ok_or_else(|| Error::Corrupt("the key hash is not 16 hex digits".into()))?;
         Ok(Entry {
+            key_hash,
             payload: payload.to_vec(),
             created_at: e.created_at,
             stale_at: e.stale_at.unwrap_or(u64::MAX),
@@ -216,7 +251,7 @@ impl Entry {
             u64::from_le_bytes(b)
         };
         let mut len4 = [0u8; 4];
-        len4.copy_from_slice(&bytes[29..33]);
+        len4.copy_from_slice(&bytes[37..41]);
         let len = u32::from_le_bytes(len4) as usize;
         if bytes.len() != HEADER + len + TRAILER {
             return Err(corrupt("length does not match (truncated or padded)"));
@@ -228,9 +263,10 @@ impl Entry {
         Ok(Entry {
             codec: bytes[3],
             flags: bytes[4],
-            created_at: u64_at(5),
-            stale_at: u64_at(13),
-            expires_at: u64_at(21),
+            key_hash: u64_at(5),
+            created_at: u64_at(13),
+            stale_at: u64_at(21),
+            expires_at: u64_at(29),
             payload: bytes[HEADER..body].to_vec(),
         })
     }
@@ -248,6 +284,7 @@ mod tests {
             expires_at: u64::MAX,
             codec: 1,
             flags: 0,
+            key_hash: Entry::key_hash_of("ns:v:k"),
         }
     }
 
@@ -290,6 +327,13 @@ mod tests {
         assert!(Entry::decode(edited.as_bytes()).is_err(), "an edited value");
         let foreign = text.replace("\"codec\":2", "\"codec\":1");
         assert!(Entry::decode(foreign.as_bytes()).is_err(), "another codec");
+    }
+
+    #[test]
+    fn format_1_entries_read_as_corrupt() {
+        let mut bytes = sample().encode().unwrap();
+        bytes[2] = 1;
+        assert!(matches!(Entry::decode(&bytes), Err(Error::Corrupt(_))));
     }
 
     #[test]

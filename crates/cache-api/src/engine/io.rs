@@ -147,12 +147,18 @@ pub(crate) async fn drop_corrupt(mode: Mode, l2: &L2, err: &Error, stats: &Stats
     }
 }
 
-/// Read the envelope under `l2.key` for this cache's codec: a corrupt or foreign one is
-/// removed and read as absent; a backend error is `Err` (the caller fails open).
+/// Read the envelope under `l2.key` for this cache's codec: a corrupt or foreign one (another
+/// codec's, or one written under another key) is removed and read as absent; a backend error
+/// is `Err` (the caller fails open).
 pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Option<Entry>> {
     let codec = l2.manager.codec().id();
     let err = match load(mode, l2).await {
-        Ok(Some(e)) if e.codec == codec => return Ok(Some(e)),
+        Ok(Some(e)) if e.codec == codec && e.key_hash == Entry::key_hash_of(&l2.key) => {
+            return Ok(Some(e))
+        }
+        Ok(Some(e)) if e.codec == codec => {
+            Error::Corrupt("an entry written under another key (copied or misplaced)".into())
+        }
         Ok(Some(e)) => Error::Corrupt(format!(
             "entry written by codec {:#x}, this cache reads {codec:#x}",
             e.codec
@@ -193,7 +199,7 @@ where
     if freshness == Freshness::Expired {
         return None;
     }
-    let value = match l2.manager.codec().decode::<V>(&entry.payload) {
+    let value = match decode_entry::<V>(l2.manager.codec(), &l2.key, &entry) {
         Ok(v) => v,
         Err(e) => {
             drop_corrupt(mode, l2, &e, stats).await;
@@ -212,22 +218,37 @@ where
     Some((value, freshness))
 }
 
-/// The envelope of a new value with deadlines `(stale_at, expires_at)` (ms since the epoch).
+/// The envelope of a new value to store under `key`, with deadlines `(stale_at, expires_at)`
+/// (ms since the epoch): bound to `key` by its hash, and signed when the codec signs.
 pub(crate) fn make_entry<V: Serialize + ?Sized>(
     codec: &Codec,
+    key: &str,
     value: &V,
     created_at: u64,
     (stale_at, expires_at): (u64, u64),
     negative: bool,
 ) -> Result<Entry> {
-    Ok(Entry {
+    let mut entry = Entry {
         payload: codec.encode(value)?,
         created_at,
         stale_at,
         expires_at,
         codec: codec.id(),
         flags: if negative { FLAG_NEGATIVE } else { 0 },
-    })
+        key_hash: Entry::key_hash_of(key),
+    };
+    codec.seal(key, &mut entry);
+    Ok(entry)
+}
+
+/// The value of an entry loaded under `key`: its signature checked (a signed codec), then
+/// decoded.
+pub(crate) fn decode_entry<V: serde::de::DeserializeOwned>(
+    codec: &Codec,
+    key: &str,
+    entry: &Entry,
+) -> Result<V> {
+    codec.decode(codec.open(key, entry)?)
 }
 
 /// Store a new value in every tier of `place` as `plan` says; whether it was stored anywhere
@@ -261,7 +282,7 @@ where
         stored = true;
     }
     if let Some(l2) = &place.l2 {
-        let entry = match make_entry(l2.manager.codec(), value, now, deadlines, negative) {
+        let entry = match make_entry(l2.manager.codec(), &l2.key, value, now, deadlines, negative) {
             Ok(e) => e,
             Err(e) => {
                 stats.incr(Counter::Errors);

@@ -232,6 +232,7 @@ pub async fn envelope(b: &dyn Backend, p: &str) {
         expires_at: now + 120_000,
         codec: 1,
         flags: 0,
+        key_hash: Entry::key_hash_of(&k),
     };
     b.set_entry(&k, &e).await.unwrap();
     assert_eq!(b.get_entry(&k).await.unwrap(), Some(e));
@@ -244,20 +245,22 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
     let policy = Policy::ttl(Duration::from_secs(60));
     let good = crate::Codec::bincode().encode(&7u64).unwrap();
     let now = unix_millis();
-    let valid = Entry {
-        payload: good,
+    let key = |name: &str| format!("{p}corrupt-{name}");
+    // A well-formed entry of 7, bound to the key of case `name`.
+    let valid_for = |name: &str| Entry {
+        payload: good.clone(),
         created_at: now,
         stale_at: u64::MAX,
         expires_at: now + 60_000,
         codec: crate::Codec::bincode().id(),
         flags: 0,
-    }
-    .encode()
-    .unwrap();
+        key_hash: Entry::key_hash_of(&key(name)),
+    };
+    let valid = valid_for("truncated").encode().unwrap();
     let foreign = Entry {
         payload: serde_json::to_vec(&7u64).unwrap(),
         codec: crate::Codec::json().id(),
-        ..Entry::decode(&valid).unwrap()
+        ..valid_for("foreign-codec")
     }
     .encode()
     .unwrap();
@@ -270,13 +273,15 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
         ("empty", Vec::new()),
         ("foreign-codec", foreign),
         ("payload-of-wrong-type", {
-            let mut e = Entry::decode(&valid).unwrap();
+            let mut e = valid_for("payload-of-wrong-type");
             e.payload = crate::Codec::bincode().encode(&"not a number").unwrap();
             e.encode().unwrap()
         }),
+        // Another key's entry, copied here: never its value.
+        ("another-key", valid_for("elsewhere").encode().unwrap()),
     ];
     for (name, bytes) in cases {
-        let k = format!("{p}corrupt-{name}");
+        let k = key(name);
         backend.set(&k, bytes, None).await.unwrap();
         let runs = AtomicUsize::new(0);
         let v: u64 = cache
@@ -295,7 +300,7 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
             .unwrap();
         assert_eq!(again, 99, "{name}: must be healed");
     }
-    assert!(cache.stats().corrupt >= 5);
+    assert!(cache.stats().corrupt >= 6);
 }
 
 /// A store that goes down and comes back, through the engine: while it is down every call

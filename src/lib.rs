@@ -41,7 +41,7 @@
 //! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
 //! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]) |
-//! | `key = "user:{id}"` | readable key template, checked at compile time |
+//! | `key = "user:{id}"` | readable key template, checked at compile time: values are escaped (everything but letters, digits and `-_.~`), the text holds no `#` or `%`, and placeholders are separated by a character such as `:` or `/`, so two calls never share a key |
 //! | `skip(client, conn)` | arguments left out of the key |
 //! | `key_self = true` | put `self` in the key (methods; skipped by default) |
 //! | `key_prefix = "rates"` | namespace instead of `module.path.fn_name` |

@@ -63,6 +63,22 @@ impl quick_cache::Weighter<String, Item> for ByteWeighter {
     }
 }
 
+/// Pins live locks and counters: memory pressure evicts values only. A held lock evicted would
+/// let a second holder in, and an evicted counter would reset a rate limit. They still expire
+/// (and an expired one is evictable again).
+#[derive(Clone, Copy, Default)]
+struct PinCoordination;
+
+impl quick_cache::Lifecycle<String, Item> for PinCoordination {
+    type RequestState = ();
+
+    fn is_pinned(&self, _key: &String, item: &Item) -> bool {
+        matches!(item.slot, Slot::Counter(_) | Slot::Lock(_)) && item.live(unix_millis())
+    }
+
+    fn on_evict(&self, _: &mut (), _key: String, _item: Item) {}
+}
+
 /// Configuration of a [`MemoryBackend`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
@@ -141,7 +157,13 @@ impl MemoryConfig {
 /// The in-process backend. Cheap to share behind an `Arc`.
 pub struct MemoryBackend {
     config: MemoryConfig,
-    items: quick_cache::sync::Cache<String, Item, ByteWeighter>,
+    items: quick_cache::sync::Cache<
+        String,
+        Item,
+        ByteWeighter,
+        quick_cache::DefaultHashBuilder,
+        PinCoordination,
+    >,
     stripes: Box<[Mutex<()>]>,
 }
 
@@ -164,7 +186,7 @@ impl Default for MemoryBackend {
 impl MemoryBackend {
     /// A store with this configuration.
     pub fn new(config: MemoryConfig) -> Self {
-        let items = quick_cache::sync::Cache::with_weighter(
+        let items = quick_cache::sync::Cache::with(
             config.estimated_items.max(16),
             config.max_bytes,
             ByteWeighter {
@@ -172,6 +194,8 @@ impl MemoryBackend {
                     .max_entries
                     .map_or(1, |n| config.max_bytes.div_ceil(n.max(1))),
             },
+            quick_cache::DefaultHashBuilder::default(),
+            PinCoordination,
         );
         let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
         MemoryBackend {
@@ -367,5 +391,40 @@ impl Backend for MemoryBackend {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_pressure_never_evicts_held_locks_or_counters() {
+        let b = MemoryBackend::new(MemoryConfig::default().with_max_bytes(64 << 10));
+        let ttl = Some(Duration::from_secs(60));
+        assert!(b
+            .acquire_lock("k#lock", "holder", Duration::from_secs(60))
+            .await
+            .unwrap());
+        assert_eq!(b.incr("rate#count", 5, ttl).await.unwrap(), 5);
+        // Fill the store many times over with values.
+        for i in 0..2_000 {
+            b.set(&format!("v{i}"), vec![7; 1024], ttl).await.unwrap();
+        }
+        assert!(
+            !b.acquire_lock("k#lock", "intruder", Duration::from_secs(60))
+                .await
+                .unwrap(),
+            "the held lock survived the pressure"
+        );
+        assert_eq!(
+            b.incr("rate#count", 1, ttl).await.unwrap(),
+            6,
+            "the counter too"
+        );
+        assert!(
+            b.weight() <= (64 << 10) + 4096,
+            "values were evicted instead"
+        );
     }
 }

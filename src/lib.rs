@@ -234,7 +234,8 @@ pub mod __private {
     /// `cache = "url"`: open it, or log and fall back to memory (fail open).
     pub fn cache_from_url(url: &str) -> Cache {
         Cache::from_url(url).unwrap_or_else(|e| {
-            tracing::error!(url, error = %e, "steadycache: cannot open cache; using memory");
+            let url = steadycache_api::plumbing::redact_url(url);
+            tracing::error!(%url, error = %e, "steadycache: cannot open cache; using memory");
             Cache::memory()
         })
     }

@@ -67,6 +67,16 @@ impl MongoConfig {
         } else {
             return Err(invalid("expected mongodb://host:port/database"));
         };
+        // An `@` after the authority (with none in it) is a password holding an unencoded `/`,
+        // `?` or `#`: refused, rather than read as a database name or an option that would
+        // carry the password into logs. (An `@` in an option value must be written `%40`.)
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if !rest[..authority_end].contains('@') && rest[authority_end..].contains('@') {
+            return Err(invalid(
+                "an `@` after the host: percent-encode a user or password holding `/`, `?` or `#` \
+                 (%2F, %3F, %23), and an `@` in an option (%40)",
+            ));
+        }
         let (before_query, query) = match rest.split_once('?') {
             Some((b, q)) => (b, Some(q)),
             None => (rest, None),

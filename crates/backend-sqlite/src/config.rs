@@ -87,6 +87,13 @@ impl SqliteConfig {
                 redact_url(url)
             )));
         }
+        // A SQLite database has no user or password: a URL with user info is a mistake (and
+        // would otherwise become a relative path that carries the password around).
+        if let Some(relative) = rest.strip_prefix("//") {
+            if !relative.starts_with('/') && relative.contains('@') {
+                return Err(invalid("a sqlite url takes no user or password"));
+            }
+        }
         let (location, query) = match rest.split_once('?') {
             Some((location, query)) => (location, Some(query)),
             None => (rest, None),

@@ -23,6 +23,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Opens a backend from a URL of one scheme.
@@ -72,7 +73,13 @@ pub(crate) struct CacheInner {
     pub(crate) enabled: AtomicBool,
     pub(crate) flights: FlightMap,
     pub(crate) stats: Arc<Stats>,
+    /// The deadline of every call the engine makes into the manager.
+    pub(crate) backend_timeout: Duration,
 }
+
+/// The default [`CacheBuilder::backend_timeout`]: long enough for any healthy store, short
+/// enough that a hung one costs a caller a few seconds once, not forever.
+pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A cache: where memoized values live and how they are encoded. Cheap to clone (an `Arc`).
 ///
@@ -118,6 +125,7 @@ pub struct CacheBuilder {
     codec: Option<Codec>,
     manager: Option<Arc<dyn CacheManager>>,
     local_tier: Option<LocalTier>,
+    backend_timeout: Option<Duration>,
 }
 
 impl CacheBuilder {
@@ -163,6 +171,18 @@ impl CacheBuilder {
         self
     }
 
+    /// The deadline of every call the engine makes into the backend (through the manager):
+    /// load, save, delete, locks (default [`DEFAULT_BACKEND_TIMEOUT`]). A store that hangs (a
+    /// socket that never answers, a client without timeouts of its own) then fails open: the
+    /// call is a counted backend error and the function runs. The blocking reads and writes of
+    /// local stores (files, SQLite) for sync callers are not cut short: they are bounded by the
+    /// store's own timeouts (the file lock wait, SQLite's `busy_timeout`). Also the URL option
+    /// `backend_timeout_ms`.
+    pub fn backend_timeout(mut self, timeout: Duration) -> Self {
+        self.backend_timeout = Some(timeout);
+        self
+    }
+
     /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
     /// own, such as reading part of a value); overrides `backend` and `codec`.
     pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
@@ -200,6 +220,10 @@ impl CacheBuilder {
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
                 stats: Arc::default(),
+                backend_timeout: self
+                    .backend_timeout
+                    .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
+                    .max(Duration::from_millis(1)),
             }),
         }
     }
@@ -222,7 +246,9 @@ impl Cache {
     ///
     /// On any other scheme, the options `local=<bytes>` (`64MiB`, `512KiB`, `1G` or a number)
     /// and `local_max_entries=<n>` put a typed in-process tier in front of the backend (see
-    /// [`CacheBuilder::local_tier`]); they are taken out of the URL before the backend reads it.
+    /// [`CacheBuilder::local_tier`]), and `backend_timeout_ms=<n>` sets
+    /// [`CacheBuilder::backend_timeout`]; they are taken out of the URL before the backend reads
+    /// it.
     pub fn from_url(url: &str) -> Result<Self> {
         let scheme = url
             .split_once("://")
@@ -246,12 +272,15 @@ impl Cache {
             .get(&scheme)
             .copied()
             .or_else(|| SCHEMES.iter().find(|s| s.name == scheme).map(|s| s.open));
-        let (url, local_tier) = split_local_tier(url)?;
+        let (url, local_tier, timeout) = split_cache_options(url)?;
         match opener {
             Some(open) => {
                 let mut b = Cache::builder().backend_arc(open(&url)?);
                 if let Some(t) = local_tier {
                     b = b.local_tier(t);
+                }
+                if let Some(t) = timeout {
+                    b = b.backend_timeout(t);
                 }
                 Ok(b.build())
             }
@@ -296,6 +325,11 @@ impl Cache {
         self.inner.budget.as_ref()
     }
 
+    /// The deadline of every call into the backend ([`CacheBuilder::backend_timeout`]).
+    pub fn backend_timeout(&self) -> Duration {
+        self.inner.backend_timeout
+    }
+
     pub(crate) fn memos_use_backend(&self) -> bool {
         self.inner.memos_use_backend
     }
@@ -310,6 +344,7 @@ impl Cache {
         L2 {
             manager: self.inner.manager.clone(),
             key: key.to_owned(),
+            timeout: self.inner.backend_timeout,
         }
     }
 
@@ -359,14 +394,18 @@ impl Cache {
         let key = by_hand(key);
         let entry = io::make_entry(self.codec(), &key, value, now, deadlines, false)?;
         self.forget(Forget::Key(&key));
-        self.inner.manager.save(&key, &entry).await
+        io::within(
+            self.inner.backend_timeout,
+            self.inner.manager.save(&key, &entry),
+        )
+        .await
     }
 
     /// Remove `key`, in the backend and from every function's typed tier.
     pub async fn invalidate(&self, key: &str) -> Result<bool> {
         let key = by_hand(key);
         self.forget(Forget::Key(&key));
-        self.inner.manager.delete(&key).await
+        io::within(self.inner.backend_timeout, self.inner.manager.delete(&key)).await
     }
 
     /// Remove every key starting with `prefix`, in the backend and from the typed tiers (a
@@ -374,7 +413,11 @@ impl Cache {
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
         let prefix = by_hand(prefix);
         self.forget(Forget::Prefix(&prefix));
-        self.inner.manager.delete_prefix(&prefix).await
+        io::within(
+            self.inner.backend_timeout,
+            self.inner.manager.delete_prefix(&prefix),
+        )
+        .await
     }
 
     /// Remove every key of a memoized function's namespace.
@@ -386,7 +429,11 @@ impl Cache {
     /// tier's.
     pub async fn clear(&self) -> Result<u64> {
         self.forget(Forget::All);
-        self.inner.manager.delete_prefix("").await
+        io::within(
+            self.inner.backend_timeout,
+            self.inner.manager.delete_prefix(""),
+        )
+        .await
     }
 
     fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
@@ -468,21 +515,26 @@ impl Cache {
     }
 }
 
-/// Take the local-tier options (`local`, `local_max_entries`) out of a backend URL.
-fn split_local_tier(url: &str) -> Result<(String, Option<LocalTier>)> {
+/// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`) out of a
+/// backend URL.
+fn split_cache_options(url: &str) -> Result<(String, Option<LocalTier>, Option<Duration>)> {
     let Some((base, rest)) = url.split_once('?') else {
-        return Ok((url.to_owned(), None));
+        return Ok((url.to_owned(), None, None));
     };
     let (query, fragment) = match rest.split_once('#') {
         Some((q, f)) => (q, Some(f)),
         None => (rest, None),
     };
-    let (mut bytes, mut entries, mut kept) = (None, None, Vec::new());
+    let (mut bytes, mut entries, mut timeout, mut kept) = (None, None, None, Vec::new());
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("local", v)) => bytes = Some(crate::options::parse_bytes("local", v)?),
             Some(("local_max_entries", v)) => {
                 entries = Some(crate::options::parse_count("local_max_entries", v)?)
+            }
+            Some(("backend_timeout_ms", v)) => {
+                let ms = crate::options::parse_count("backend_timeout_ms", v)?;
+                timeout = Some(Duration::from_millis(ms));
             }
             _ => kept.push(pair),
         }
@@ -508,7 +560,7 @@ fn split_local_tier(url: &str) -> Result<(String, Option<LocalTier>)> {
         out.push('#');
         out.push_str(f);
     }
-    Ok((out, tier))
+    Ok((out, tier, timeout))
 }
 
 fn default_slot() -> &'static RwLock<Option<Cache>> {

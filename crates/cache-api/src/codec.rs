@@ -267,8 +267,12 @@ mod tests {
             assert_eq!(c.decode::<(String, u64)>(&b).unwrap(), ("x".into(), 7));
             assert!(c.decode::<(String, u64)>(&b[..b.len() - 1]).is_err());
         }
-        let json = Codec::json().encode(&5u64).unwrap();
-        assert!(Codec::bincode().decode::<u64>(&json).is_err());
+        let json = Codec::json().encode(&"a longer text").unwrap();
+        assert!(
+            Codec::bincode().decode::<u64>(&json).is_err(),
+            "trailing bytes"
+        );
+        assert!(Codec::json().decode::<u64>(&json).is_err(), "another type");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub mod __private {
 
 pub use async_trait::async_trait;
 pub use backend::{Backend, BackendExt, Capabilities};
-pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder};
+pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
 pub use error::{Error, Result};

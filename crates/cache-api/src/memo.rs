@@ -266,6 +266,7 @@ where
             l2: st.cache.memos_use_backend().then(|| L2 {
                 manager: st.cache.manager().clone(),
                 key: self.key_for(key),
+                timeout: st.cache.backend_timeout(),
             }),
         }
     }
@@ -358,7 +359,14 @@ where
         if !st.cache.memos_use_backend() {
             return Ok(local);
         }
-        io::delete_prefix(mode, st.cache.manager(), &namespace_prefix(&self.namespace)).await
+        let prefix = namespace_prefix(&self.namespace);
+        io::delete_prefix(
+            mode,
+            st.cache.manager(),
+            &prefix,
+            st.cache.backend_timeout(),
+        )
+        .await
     }
 
     /// Remove one call's entry, in process and in the backend.

@@ -21,6 +21,7 @@ use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 /// How the caller waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,11 +61,24 @@ pub(crate) fn block_local<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// For a sync caller without a blocking path: run `op` on the library runtime and wait for it
-/// on this thread (works outside any runtime and inside one).
+/// `op` within `timeout`: a store that does not answer in time is an [`Error::Unavailable`]
+/// (transient), so the caller fails open instead of hanging.
+pub(crate) async fn within<T>(timeout: Duration, op: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::unavailable(
+            "backend",
+            format!("no answer within {timeout:?} (backend_timeout)"),
+        )),
+    }
+}
+
+/// For a sync caller without a blocking path: run `op` on the library runtime, within
+/// `timeout`, and wait for it on this thread (works outside any runtime and inside one).
 pub(crate) fn wait_on_runtime<T, F, Fut>(
     manager: &Arc<dyn CacheManager>,
     key: &str,
+    timeout: Duration,
     op: F,
 ) -> Result<T>
 where
@@ -72,16 +86,19 @@ where
     F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    runtime::block_on(op(manager.clone(), key.to_owned()))?
+    let fut = op(manager.clone(), key.to_owned());
+    runtime::block_on(within(timeout, fut))?
 }
 
 /// Load the envelope under `l2.key`.
 pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
     match (mode, l2.manager.blocking()) {
-        (Mode::Async, _) => l2.manager.load(&l2.key).await,
+        (Mode::Async, _) => within(l2.timeout, l2.manager.load(&l2.key)).await,
         (Mode::Sync, Some(b)) => b.load_blocking(&l2.key),
         (Mode::Sync, None) => {
-            wait_on_runtime(&l2.manager, &l2.key, |m, k| async move { m.load(&k).await })
+            wait_on_runtime(&l2.manager, &l2.key, l2.timeout, |m, k| async move {
+                m.load(&k).await
+            })
         }
     }
 }
@@ -89,25 +106,25 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
 /// Save `entry` under `l2.key`.
 pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
     match (mode, l2.manager.blocking()) {
-        (Mode::Async, _) => l2.manager.save(&l2.key, &entry).await,
+        (Mode::Async, _) => within(l2.timeout, l2.manager.save(&l2.key, &entry)).await,
         (Mode::Sync, Some(b)) => b.save_blocking(&l2.key, &entry),
-        (Mode::Sync, None) => wait_on_runtime(&l2.manager, &l2.key, |m, k| async move {
-            m.save(&k, &entry).await
-        }),
+        (Mode::Sync, None) => {
+            wait_on_runtime(&l2.manager, &l2.key, l2.timeout, |m, k| async move {
+                m.save(&k, &entry).await
+            })
+        }
     }
 }
 
 /// Delete the entry under `l2.key`.
 pub(crate) async fn delete(mode: Mode, l2: &L2) -> Result<bool> {
     match (mode, l2.manager.blocking()) {
-        (Mode::Async, _) => l2.manager.delete(&l2.key).await,
+        (Mode::Async, _) => within(l2.timeout, l2.manager.delete(&l2.key)).await,
         (Mode::Sync, Some(b)) => b.delete_blocking(&l2.key),
         (Mode::Sync, None) => {
-            wait_on_runtime(
-                &l2.manager,
-                &l2.key,
-                |m, k| async move { m.delete(&k).await },
-            )
+            wait_on_runtime(&l2.manager, &l2.key, l2.timeout, |m, k| async move {
+                m.delete(&k).await
+            })
         }
     }
 }
@@ -117,14 +134,13 @@ pub(crate) async fn delete_prefix(
     mode: Mode,
     manager: &Arc<dyn CacheManager>,
     prefix: &str,
+    timeout: Duration,
 ) -> Result<u64> {
     match mode {
-        Mode::Async => manager.delete_prefix(prefix).await,
-        Mode::Sync => wait_on_runtime(
-            manager,
-            prefix,
-            |m, p| async move { m.delete_prefix(&p).await },
-        ),
+        Mode::Async => within(timeout, manager.delete_prefix(prefix)).await,
+        Mode::Sync => wait_on_runtime(manager, prefix, timeout, |m, p| async move {
+            m.delete_prefix(&p).await
+        }),
     }
 }
 

@@ -14,7 +14,7 @@
 //! different machines; a machine running behind makes its markers look old, so its waiters
 //! fall back to taking the lock in turn, as without markers.)
 
-use super::io::{self, backend_error, wait_on_runtime, Mode};
+use super::io::{self, backend_error, wait_on_runtime, within, Mode};
 use super::job::Value;
 use super::plan::Plan;
 use crate::envelope::Freshness;
@@ -51,6 +51,7 @@ pub(crate) struct Lease {
     manager: Arc<dyn CacheManager>,
     key: String,
     token: String,
+    timeout: Duration,
     released: bool,
 }
 
@@ -60,11 +61,12 @@ impl Lease {
         self.released = true;
         if !stored {
             let marker = unix_millis().to_string().into_bytes();
-            if let Err(e) = set(mode, &self.manager, &done_key(&self.key), marker).await {
+            let done = done_key(&self.key);
+            if let Err(e) = set(mode, &self.manager, &done, marker, self.timeout).await {
                 backend_error(stats, &self.key, "marker", &e);
             }
         }
-        if let Err(e) = release(mode, &self.manager, &self.key, &self.token).await {
+        if let Err(e) = release(mode, &self.manager, &self.key, &self.token, self.timeout).await {
             backend_error(stats, &self.key, "unlock", &e);
         }
     }
@@ -78,14 +80,13 @@ impl Drop for Lease {
         // Cancelled or panicking: release in the background, on the runtime that outlives the
         // caller's (a dropped future's runtime may be shutting down).
         let (manager, key, token) = (self.manager.clone(), self.key.clone(), self.token.clone());
+        let timeout = self.timeout;
         match crate::runtime::library_runtime() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    if let Err(e) = manager
-                        .backend()
-                        .release_lock(&lock_key(&key), &token)
-                        .await
-                    {
+                    let lock = lock_key(&key);
+                    let release = manager.backend().release_lock(&lock, &token);
+                    if let Err(e) = within(timeout, release).await {
                         tracing::warn!(key, error = %e, "steadycache: could not release an abandoned lock; it expires after lock_ttl");
                     }
                 });
@@ -100,42 +101,60 @@ impl Drop for Lease {
 async fn acquire_lock(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {
     let lock = lock_key(&l2.key);
     match mode {
-        Mode::Async => l2.manager.backend().acquire_lock(&lock, token, ttl).await,
+        Mode::Async => {
+            let acquire = l2.manager.backend().acquire_lock(&lock, token, ttl);
+            within(l2.timeout, acquire).await
+        }
         Mode::Sync => {
             let token = token.to_owned();
-            wait_on_runtime(&l2.manager, &lock, |m, k| async move {
+            wait_on_runtime(&l2.manager, &lock, l2.timeout, |m, k| async move {
                 m.backend().acquire_lock(&k, &token, ttl).await
             })
         }
     }
 }
 
-async fn release(mode: Mode, m: &Arc<dyn CacheManager>, key: &str, token: &str) -> Result<bool> {
+async fn release(
+    mode: Mode,
+    m: &Arc<dyn CacheManager>,
+    key: &str,
+    token: &str,
+    timeout: Duration,
+) -> Result<bool> {
     let lock = lock_key(key);
     match mode {
-        Mode::Async => m.backend().release_lock(&lock, token).await,
+        Mode::Async => within(timeout, m.backend().release_lock(&lock, token)).await,
         Mode::Sync => {
             let token = token.to_owned();
-            wait_on_runtime(m, &lock, |m, k| async move {
+            wait_on_runtime(m, &lock, timeout, |m, k| async move {
                 m.backend().release_lock(&k, &token).await
             })
         }
     }
 }
 
-async fn set(mode: Mode, m: &Arc<dyn CacheManager>, key: &str, value: Vec<u8>) -> Result<()> {
+async fn set(
+    mode: Mode,
+    m: &Arc<dyn CacheManager>,
+    key: &str,
+    value: Vec<u8>,
+    timeout: Duration,
+) -> Result<()> {
     match mode {
-        Mode::Async => m.backend().set(key, value, Some(DONE_MARKER_TTL)).await,
-        Mode::Sync => wait_on_runtime(m, key, |m, k| async move {
+        Mode::Async => within(timeout, m.backend().set(key, value, Some(DONE_MARKER_TTL))).await,
+        Mode::Sync => wait_on_runtime(m, key, timeout, |m, k| async move {
             m.backend().set(&k, value, Some(DONE_MARKER_TTL)).await
         }),
     }
 }
 
-async fn get(mode: Mode, m: &Arc<dyn CacheManager>, key: &str) -> Result<Option<Vec<u8>>> {
+async fn get(mode: Mode, l2: &L2, key: &str) -> Result<Option<Vec<u8>>> {
+    let m = &l2.manager;
     match mode {
-        Mode::Async => m.backend().get(key).await,
-        Mode::Sync => wait_on_runtime(m, key, |m, k| async move { m.backend().get(&k).await }),
+        Mode::Async => within(l2.timeout, m.backend().get(key)).await,
+        Mode::Sync => wait_on_runtime(m, key, l2.timeout, |m, k| async move {
+            m.backend().get(&k).await
+        }),
     }
 }
 
@@ -186,6 +205,7 @@ where
                     manager: l2.manager.clone(),
                     key: l2.key.clone(),
                     token,
+                    timeout: l2.timeout,
                     released: false,
                 };
                 // Another process may have stored the value just before we got the lock.
@@ -226,7 +246,7 @@ where
 
 /// Whether a holder finished, without storing, after this waiter started waiting.
 async fn round_ended_empty(mode: Mode, l2: &L2, started_ms: u64) -> bool {
-    match get(mode, &l2.manager, &done_key(&l2.key)).await {
+    match get(mode, l2, &done_key(&l2.key)).await {
         Ok(Some(bytes)) => std::str::from_utf8(&bytes)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
@@ -246,6 +266,7 @@ pub(crate) async fn try_once(l2: &L2, plan: &Plan, stats: &Stats) -> Option<Opti
             manager: l2.manager.clone(),
             key: l2.key.clone(),
             token,
+            timeout: l2.timeout,
             released: false,
         })),
         Ok(false) => None,

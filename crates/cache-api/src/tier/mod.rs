@@ -67,6 +67,8 @@ pub(crate) struct L1<V> {
 pub(crate) struct L2 {
     pub(crate) manager: Arc<dyn CacheManager>,
     pub(crate) key: String,
+    /// The deadline of each call into the manager (see `CacheBuilder::backend_timeout`).
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// Where one call's value lives: L1, L2, or both (L1 first).

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use steadycache_api::plumbing::{io_error, run_blocking, BlockingBackend};
+use steadycache_api::plumbing::{create_private_dir_all, io_error, run_blocking, BlockingBackend};
 use steadycache_api::{Backend, Capabilities, Error, Result};
 
 use crate::names::Location;
@@ -138,7 +138,8 @@ impl FileBackend {
                 format!("`{}` is not a directory", config.root.display()),
             ));
         }
-        fs::create_dir_all(&config.root).map_err(|e| {
+        refuse_foreign_symlink(&config.root)?;
+        create_private_dir_all(&config.root).map_err(|e| {
             io_error(
                 NAME,
                 &format!("create cache directory `{}`", config.root.display()),
@@ -310,4 +311,34 @@ impl BlockingBackend for FileBackend {
     fn delete_blocking(&self, key: &str) -> Result<bool> {
         self.inner.delete(key)
     }
+}
+
+/// A root that is a symbolic link owned by another user lets that user point the cache wherever
+/// they like (a directory of this user's to fill or to clear): refused. A link of this user's
+/// own, or a real directory, is fine.
+fn refuse_foreign_symlink(root: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(link) = fs::symlink_metadata(root) {
+            if link.file_type().is_symlink() {
+                // This process's user: the owner of a file it creates.
+                let me = tempfile::tempfile()
+                    .and_then(|f| f.metadata())
+                    .map_err(|e| io_error(NAME, "find this process's user", e))?
+                    .uid();
+                if link.uid() != me {
+                    return Err(Error::Config(format!(
+                        "`{}` is a symbolic link owned by another user (uid {}): refusing it as a \
+                         cache directory",
+                        root.display(),
+                        link.uid()
+                    )));
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = root;
+    Ok(())
 }

@@ -6,7 +6,9 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use steadycache_api::plumbing::{check_ttl, deadline, io_error, unix_millis};
+use steadycache_api::plumbing::{
+    check_ttl, create_private_dir_all, deadline, io_error, unix_millis,
+};
 use steadycache_api::{Error, Result};
 
 use crate::backend::{Inner, NAME};
@@ -152,7 +154,7 @@ impl Inner {
             {
                 Ok(t) => t,
                 Err(e) if is_not_found(&e) => {
-                    fs::create_dir_all(&dir).map_err(|e| {
+                    create_private_dir_all(&dir).map_err(|e| {
                         io_error(NAME, &format!("create directory `{}`", dir.display()), e)
                     })?;
                     last = Some(e);

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-use steadycache_api::plumbing::{check_ttl, deadline, io_error, unix_millis};
+use steadycache_api::plumbing::{
+    check_ttl, create_private_dir_all, deadline, io_error, unix_millis,
+};
 use steadycache_api::{Error, Result};
 
 use crate::backend::{Inner, NAME};
@@ -45,7 +47,7 @@ impl Inner {
         let deadline = Instant::now() + LOCK_TIMEOUT;
         let mut pause = Duration::from_micros(50);
         loop {
-            let file = match OpenOptions::new()
+            let file = match private_options()
                 .read(true)
                 .write(true)
                 .create(true)
@@ -57,7 +59,7 @@ impl Inner {
                 // same deadline as a held lock (a directory that keeps vanishing cannot spin us
                 // forever).
                 Err(e) if is_not_found(&e) && Instant::now() < deadline => {
-                    fs::create_dir_all(&dir).map_err(|e| {
+                    create_private_dir_all(&dir).map_err(|e| {
                         io_error(NAME, &format!("create directory `{}`", dir.display()), e)
                     })?;
                     continue;
@@ -199,4 +201,16 @@ impl Inner {
             _ => Ok(false),
         }
     }
+}
+
+/// Options that create files readable and writable by this user only (`0600` on Unix).
+fn private_options() -> OpenOptions {
+    #[allow(unused_mut)]
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
 }

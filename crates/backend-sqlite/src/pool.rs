@@ -8,7 +8,7 @@ use crate::schema::{SCHEMA, STATEMENTS};
 use rusqlite::{Connection, OpenFlags};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
-use steadycache_api::plumbing::io_error;
+use steadycache_api::plumbing::{create_private_dir_all, create_private_file, io_error};
 use steadycache_api::{Error, Result};
 
 /// WAL file size kept after a checkpoint (bytes).
@@ -105,7 +105,7 @@ impl Inner {
         let count = match config.path.as_deref() {
             Some(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| {
+                    create_private_dir_all(parent).map_err(|e| {
                         io_error(
                             NAME,
                             &format!("creating the directory {}", parent.display()),
@@ -113,6 +113,10 @@ impl Inner {
                         )
                     })?;
                 }
+                // Created here, `0600`, before SQLite opens it: its WAL and shared-memory files
+                // take the database file's mode.
+                create_private_file(path)
+                    .map_err(|e| io_error(NAME, &format!("creating {}", path.display()), e))?;
                 config.pool_size
             }
             None => 1,

@@ -392,3 +392,22 @@ fn from_url_parsing() {
     let err = SqliteBackend::open(SqliteConfig::new("/x.db").with_pool_size(0)).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = fresh_dir().join("private");
+    let path = dir.join("cache.db");
+    let b = open_file(&path);
+    b.set("k", b"v".to_vec(), None).await.unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.join(format!("cache.db{suffix}"));
+        if side.exists() {
+            assert_eq!(mode(&side), 0o600, "{}", side.display());
+        }
+    }
+}

@@ -63,3 +63,34 @@ where
         Err(_) => f(),
     }
 }
+
+/// Create `dir` and its missing parents readable by this user only (mode `0700` on Unix): a
+/// cache directory's file names are keys, and keys name other users' data. Directories that
+/// already exist keep their mode (the user chose it).
+pub fn create_private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Create `path` if it is missing, readable and writable by this user only (mode `0600` on
+/// Unix); an existing file is left as it is.
+pub fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop)
+}

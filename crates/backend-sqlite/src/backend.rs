@@ -166,6 +166,18 @@ impl SqliteBackend {
         None
     }
 
+    /// Remove an expired row off the async path: on tokio's blocking pool when there is a
+    /// runtime (the read's caller never waits for it), else right here.
+    fn delete_expired_in_background(&self, key: &str) {
+        let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(move || inner.delete_if_expired(&key));
+            }
+            Err(_) => inner.delete_if_expired(&key),
+        }
+    }
+
     async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -196,7 +208,14 @@ impl Backend for SqliteBackend {
         if self.inner.config().inline_reads {
             // See `SqliteConfig::with_inline_reads`: never waits for a connection here.
             if let Some(conn) = self.inner.try_conn() {
-                return Inner::get_on(&conn, key);
+                let (value, expired) = Inner::read_on(&conn, key)?;
+                drop(conn);
+                if expired {
+                    // The delete takes the write lock, which may wait up to `busy_timeout`:
+                    // never on the caller's task.
+                    self.delete_expired_in_background(key);
+                }
+                return Ok(value);
             }
         }
         let key = key.to_owned();

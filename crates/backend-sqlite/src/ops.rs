@@ -71,11 +71,16 @@ fn parse_counter(v: &[u8]) -> Option<i64> {
 impl Inner {
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let conn = self.conn()?;
-        Self::get_on(&conn, key)
+        let (value, expired) = Self::read_on(&conn, key)?;
+        if expired {
+            Self::delete_if_expired_on(&conn, key);
+        }
+        Ok(value)
     }
 
-    /// `get` on a connection already held (the inline async read).
-    pub(crate) fn get_on(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    /// Read `key` on a connection already held (the inline async read does): the live value,
+    /// and whether an expired row was found (to be removed by the caller, off the async path).
+    pub(crate) fn read_on(conn: &Connection, key: &str) -> Result<(Option<Vec<u8>>, bool)> {
         let now = now_ms();
         let row = conn
             .prepare_cached(GET)
@@ -90,20 +95,30 @@ impl Inner {
             })
             .optional()
             .ctx("get")?;
-        match row {
-            None => Ok(None),
-            Some(Some(value)) => Ok(Some(value)),
-            Some(None) => {
-                // Expired: remove it lazily (only if still expired, so a concurrent fresh write
-                // is kept). A failure here does not fail the read.
-                let deleted = conn
-                    .prepare_cached(DELETE_IF_EXPIRED)
-                    .and_then(|mut s| s.execute(params![key, now]));
-                if let Err(e) = deleted {
-                    tracing::debug!(key, error = %e, "sqlite: lazy delete of an expired row failed");
-                }
-                Ok(None)
-            }
+        Ok(match row {
+            None => (None, false),
+            Some(Some(value)) => (Some(value), false),
+            Some(None) => (None, true),
+        })
+    }
+
+    /// Remove `key` lazily if it is (still) expired, so a concurrent fresh write is kept. It
+    /// takes the write lock: callers on an async executor hand it to the blocking pool. A
+    /// failure does not fail anything (the purge removes the row later).
+    pub(crate) fn delete_if_expired_on(conn: &Connection, key: &str) {
+        let deleted = conn
+            .prepare_cached(DELETE_IF_EXPIRED)
+            .and_then(|mut s| s.execute(params![key, now_ms()]));
+        if let Err(e) = deleted {
+            tracing::debug!(key, error = %e, "sqlite: lazy delete of an expired row failed");
+        }
+    }
+
+    /// [`delete_if_expired_on`](Self::delete_if_expired_on) on a pooled connection.
+    pub(crate) fn delete_if_expired(&self, key: &str) {
+        match self.conn() {
+            Ok(conn) => Self::delete_if_expired_on(&conn, key),
+            Err(e) => tracing::debug!(key, error = %e, "sqlite: no connection for a lazy delete"),
         }
     }
 

@@ -411,3 +411,30 @@ async fn the_database_and_its_directory_are_private() {
         }
     }
 }
+
+/// An async read runs on the calling task (`inline_reads`): reading an expired row must not
+/// wait for the write lock to delete it, or another process's long write would stall the
+/// executor for up to `busy_timeout`.
+#[tokio::test(flavor = "current_thread")]
+async fn an_inline_read_of_an_expired_row_never_waits_for_the_write_lock() {
+    let path = fresh_dir().join("cache.db");
+    let cfg = SqliteConfig::new(&path)
+        .with_busy_timeout(Duration::from_secs(3))
+        .with_purge_on_open(false);
+    let b = SqliteBackend::open(cfg).unwrap();
+    b.set("old", b"v".to_vec(), Some(Duration::from_millis(10)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Another writer holds the database's write lock.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(b.get("old").await.unwrap(), None, "expired");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the read waited {:?} for the write lock",
+        t.elapsed()
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+}

@@ -71,9 +71,10 @@ log "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features
 
 log "decoders and URL parsers fuzzed under a 4 GiB address-space limit (20,000 inputs each)"
-# Built first without the limit (the compiler may reserve more); only the tests run under it.
-cargo test -p steadycache-integration --all-features --test fuzz_decoders --no-run
-(ulimit -v 4194304 && STEADYCACHE_FUZZ_CASES=20000 cargo test -p steadycache-integration --all-features --test fuzz_decoders)
+# The same flags as the workspace run above (so nothing is rebuilt with other features),
+# built first without the limit (the compiler may reserve more); only the tests run under it.
+cargo test --workspace --all-features --test fuzz_decoders --no-run
+(ulimit -v 4194304 && STEADYCACHE_FUZZ_CASES=20000 cargo test --workspace --all-features --test fuzz_decoders)
 
 log "compile-fail tests of #[cached] (default features: see tests/compile_fail.rs)"
 cargo test -p steadycache --test compile_fail

@@ -14,53 +14,17 @@ use crate::key::{by_hand, namespace_prefix};
 use crate::manager::{CacheManager, DefaultManager};
 use crate::memory::{MemoryBackend, MemoryConfig};
 use crate::policy::Policy;
+use crate::scheme::find_opener;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tier::{Budget, Forget, LocalTier, Place, L2};
 use crate::time::unix_millis;
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
-
-/// Opens a backend from a URL of one scheme.
-pub type SchemeOpener = fn(&str) -> Result<Arc<dyn Backend>>;
-
-/// A URL scheme a backend crate provides, collected at link time (no code runs before `main`):
-///
-/// ```ignore
-/// use steadycache_api::plumbing::{linkme, Scheme, SCHEMES};
-/// #[linkme::distributed_slice(SCHEMES)]
-/// #[linkme(crate = steadycache_api::plumbing::linkme)]
-/// static FILE: Scheme = Scheme { name: "file", open: open_file_url };
-/// ```
-#[derive(Clone, Copy)]
-pub struct Scheme {
-    /// The scheme, lowercase, without `://` (`"file"`, `"sqlite"`, `"redis"`).
-    pub name: &'static str,
-    /// Opens a backend from a whole URL of that scheme.
-    pub open: SchemeOpener,
-}
-
-/// Every [`Scheme`] linked into the program (backend crates add theirs).
-#[linkme::distributed_slice]
-pub static SCHEMES: [Scheme];
-
-fn schemes() -> &'static RwLock<HashMap<String, SchemeOpener>> {
-    static S: OnceLock<RwLock<HashMap<String, SchemeOpener>>> = OnceLock::new();
-    S.get_or_init(Default::default)
-}
-
-/// Teach [`Cache::from_url`] a URL scheme at run time (for a backend of your own). The backend
-/// crates of steadycache need no call: they add theirs to [`SCHEMES`] at link time. A scheme
-/// registered here takes precedence.
-pub fn register_scheme(scheme: &str, opener: SchemeOpener) {
-    let mut map = schemes().write().unwrap_or_else(|p| p.into_inner());
-    map.insert(scheme.to_ascii_lowercase(), opener);
-}
 
 pub(crate) struct CacheInner {
     pub(crate) manager: Arc<dyn CacheManager>,
@@ -266,12 +230,7 @@ impl Cache {
                 .memory(MemoryConfig::from_url(url)?)
                 .build());
         }
-        let opener = schemes()
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&scheme)
-            .copied()
-            .or_else(|| SCHEMES.iter().find(|s| s.name == scheme).map(|s| s.open));
+        let opener = find_opener(&scheme);
         let (url, local_tier, timeout) = split_cache_options(url)?;
         match opener {
             Some(open) => {

@@ -42,6 +42,7 @@ mod memory;
 mod options;
 mod policy;
 mod runtime;
+mod scheme;
 mod scope;
 mod stats;
 mod tier;

@@ -21,9 +21,9 @@
 use crate::error::{Error, Result};
 
 pub use crate::backend::{check_ttl, BlockingBackend};
-pub use crate::cache::{register_scheme, Scheme, SchemeOpener, SCHEMES};
 pub use crate::options::{parse_bytes, parse_count, parse_flag, redact_url};
 pub use crate::runtime::{block_on, library_runtime};
+pub use crate::scheme::{register_scheme, Scheme, SchemeOpener, SCHEMES};
 pub use crate::time::{deadline, deadline_i64, unix_millis};
 /// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency
 /// of their own on it.

@@ -78,13 +78,16 @@ impl Inner {
         Ok(value)
     }
 
-    /// Read `key` on a connection already held (the inline async read does): the live value,
-    /// and whether an expired row was found (to be removed by the caller, off the async path).
-    pub(crate) fn read_on(conn: &Connection, key: &str) -> Result<(Option<Vec<u8>>, bool)> {
-        let now = now_ms();
-        let row = conn
-            .prepare_cached(GET)
-            .ctx("get")?
+    /// The row of `key`: `None` when there is none, `Some(None)` when it has expired at `now`,
+    /// else its value. `what` names the operation in errors.
+    fn row_on(
+        conn: &Connection,
+        key: &str,
+        now: i64,
+        what: &str,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        conn.prepare_cached(GET)
+            .ctx(what)?
             .query_row(params![key], |r| {
                 let expires_at: Option<i64> = r.get(1)?;
                 if live(expires_at, now) {
@@ -94,7 +97,13 @@ impl Inner {
                 }
             })
             .optional()
-            .ctx("get")?;
+            .ctx(what)
+    }
+
+    /// Read `key` on a connection already held (the inline async read does): the live value,
+    /// and whether an expired row was found (to be removed by the caller, off the async path).
+    pub(crate) fn read_on(conn: &Connection, key: &str) -> Result<(Option<Vec<u8>>, bool)> {
+        let row = Self::row_on(conn, key, now_ms(), "get")?;
         Ok(match row {
             None => (None, false),
             Some(Some(value)) => (Some(value), false),
@@ -219,20 +228,7 @@ impl Inner {
             .ctx("incr")?;
         // The time is read once the write lock is held, so liveness is judged at commit time.
         let now = now_ms();
-        let current = tx
-            .prepare_cached(GET)
-            .ctx("incr")?
-            .query_row(params![key], |r| {
-                let expires_at: Option<i64> = r.get(1)?;
-                if live(expires_at, now) {
-                    Ok(Some(value_bytes(r.get_ref(0)?)?))
-                } else {
-                    Ok(None)
-                }
-            })
-            .optional()
-            .ctx("incr")?
-            .flatten();
+        let current = Self::row_on(&tx, key, now, "incr")?.flatten();
         let next = match current {
             Some(value) => {
                 let n = parse_counter(&value).ok_or_else(|| {

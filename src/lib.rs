@@ -35,12 +35,14 @@
 //! | `stale_while_revalidate = "1m"` | after `ttl`, serve stale for this long while ONE background refresh per key per process runs (free functions; arguments are cloned for the refresh) |
 //! | `refresh = "block" \| "background"` | refresh mode for `stale_after` |
 //! | `lock = "none" \| "local" \| "distributed"` | coalescing of concurrent misses: none, in-process single-flight (default), or across processes through the backend |
-//! | `lock_ttl = "30s"` | longest hold of a distributed lock |
+//! | `lock_ttl = "30s"` | lease of a distributed lock: renewed every third of it while the holder computes; a dead holder's lock expires after it |
+//! | `lock_wait = "10s"` | longest wait on another process's lock before computing anyway (default: while its holder renews the lease) |
 //! | `jitter = 0.1` | shorten each entry's lifetimes by a random fraction below this |
 //! | `cache_none = "30s"` | also cache `None` results, for this long |
 //! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
-//! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]) |
+//! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]); a URL that cannot be opened is served from memory meanwhile and opened again in the background |
+//! | `strict = true` | while `cache = "url"` cannot be opened, return its error (`Result` functions whose error is `From<steadycache::Error>`) instead of serving from memory meanwhile |
 //! | `key = "user:{id}"` | readable key template, checked at compile time: values are escaped (everything but letters, digits and `-_.~`), the text holds no `#` or `%`, and placeholders are separated by a character such as `:` or `/`, so two calls never share a key |
 //! | `skip(client, conn)` | arguments left out of the key |
 //! | `key_self = true` | put `self` in the key (methods; skipped by default) |
@@ -231,13 +233,10 @@ pub mod __private {
         }
     }
 
-    /// `cache = "url"`: open it, or log and fall back to memory (fail open).
+    /// `cache = "url"`: open it; if it cannot be opened now, serve from memory while it is
+    /// opened again in the background (see `Cache::from_url_failing_open`).
     pub fn cache_from_url(url: &str) -> Cache {
-        Cache::from_url(url).unwrap_or_else(|e| {
-            let url = steadycache_api::plumbing::redact_url(url);
-            tracing::error!(%url, error = %e, "steadycache: cannot open cache; using memory");
-            Cache::memory()
-        })
+        Cache::from_url_failing_open(url)
     }
 
     /// `cache = expr`: a `Cache` or a `&Cache`.

@@ -17,6 +17,16 @@ mod boxed {
     });
 }
 
+mod faulty {
+    use super::*;
+    // The fault layer with no fault set is the store it wraps.
+    steadycache_api::conformance_tests!(async {
+        Arc::new(steadycache_api::testing::fault::Faulty::new(
+            MemoryBackend::default(),
+        )) as Arc<dyn Backend>
+    });
+}
+
 #[tokio::test]
 async fn memory_is_bounded_by_bytes() {
     let b = MemoryBackend::new(steadycache::MemoryConfig::default().with_max_bytes(64 * 1024));

@@ -55,7 +55,7 @@ pub(crate) const NAME: &str = "file";
 /// offset   size  field
 /// 0        4     magic "SCFE"
 /// 4        1     format version (1)
-/// 5        1     kind: 0 value, 1 counter (`incr`), 2 lock (`acquire_lock`)
+/// 5        1     kind: 0 value, 1 counter (`incr`), 2 lock (`acquire_lock`, `extend_lock`)
 /// 6        2     reserved, zero
 /// 8        8     expires-at, ms since the Unix epoch, little endian; u64::MAX = never
 /// 16       4     key length k, little endian
@@ -77,10 +77,12 @@ pub(crate) const NAME: &str = "file";
 ///   and renames it over the entry, so a reader sees the old or the new entry, never a torn one.
 ///   Neither takes a lock. With [`FileConfig::durable`] the temp file is fsynced before the
 ///   rename and the directory after it.
-/// * `set_if_absent`, `incr`, `acquire_lock` and `release_lock` take an exclusive OS lock
-///   ([`File::lock`](std::fs::File::lock), `flock` on Unix) on the key's lock file, so they are
-///   atomic across threads and processes. The OS drops the lock of a process that dies; the
-///   lock *entry* written by `acquire_lock` carries its ttl, so a dead holder's lock expires.
+/// * `set_if_absent`, `incr`, `acquire_lock`, `extend_lock` and `release_lock` take an
+///   exclusive OS lock ([`File::lock`](std::fs::File::lock), `flock` on Unix) on the key's lock
+///   file, so they are atomic across threads and processes. The OS drops the lock of a process
+///   that dies; the lock *entry* written by `acquire_lock` carries its ttl, so a dead holder's
+///   lock expires. `extend_lock` checks, under that OS lock, that the entry is a live lock
+///   holding the caller's token, and rewrites it (temp file and rename) with the new expiry.
 ///   Lock files live under `.locks/`, apart from the entries, so that removing a namespace never
 ///   removes a lock file someone holds. Waiting for a lock file gives up after 10 s with a
 ///   transient error.
@@ -287,6 +289,12 @@ impl Backend for FileBackend {
         let inner = Arc::clone(&self.inner);
         let (key, token) = (key.to_owned(), token.to_owned());
         run_blocking(NAME, move || inner.release_lock(&key, &token)).await
+    }
+
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let inner = Arc::clone(&self.inner);
+        let (key, token) = (key.to_owned(), token.to_owned());
+        run_blocking(NAME, move || inner.extend_lock(&key, &token, ttl)).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,5 +1,6 @@
-//! The read-modify-write operations (`set_if_absent`, `incr`, `acquire_lock`, `release_lock`),
-//! serialized across threads and processes by an exclusive OS lock on the key's lock file.
+//! The read-modify-write operations (`set_if_absent`, `incr`, `acquire_lock`, `extend_lock`,
+//! `release_lock`), serialized across threads and processes by an exclusive OS lock on the key's
+//! lock file.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
@@ -197,6 +198,29 @@ impl Inner {
                     Err(e) if is_not_found(&e) => Ok(false),
                     Err(e) => Err(io_error(NAME, &format!("remove `{}`", path.display()), e)),
                 }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Renew the lock entry of `key` if `token` holds it and it has not expired: the same entry
+    /// (kind, key, token) rewritten with the new expiry, atomically (temp file and rename), under
+    /// the key's OS lock, so no `acquire_lock` can slip in between the check and the write.
+    pub(crate) fn extend_lock(
+        self: &Arc<Self>,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let loc = Location::of(key);
+        let _lock = self.lock_key(&loc)?;
+        // `read_live` treats an expired entry as absent (and removes it): never revived.
+        match self.read_live(key, &loc.path_under(&self.root))? {
+            Some(s) if s.kind == KIND_LOCK && s.value == token.as_bytes() => {
+                let expires_at = deadline(unix_millis(), Some(ttl)).unwrap_or(u64::MAX);
+                self.write(key, &loc, token.as_bytes(), expires_at, KIND_LOCK)?;
+                Ok(true)
             }
             _ => Ok(false),
         }

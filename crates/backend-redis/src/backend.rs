@@ -41,6 +41,23 @@ return 0",
     )
 });
 
+/// Renew the lock only if it still holds our token and has an expiry (every lock has one, set
+/// by `acquire_lock`; a value stored without a ttl is not a lock): `PEXPIRE` in the same
+/// script, so a lease that expired, or was taken by another, is never revived.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('PTTL', KEYS[1]) >= 0 then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0",
+    )
+});
+
+/// The longest lock ttl, in ms, sent to Redis. Redis refuses an expiry that overflows a signed
+/// 64-bit count of ms once added to the current time; half of that range leaves room for any
+/// clock.
+const MAX_LOCK_PX: u64 = (i64::MAX / 2) as u64;
+
 // One per backend, inside its `Arc`: the variants' sizes (which depend on the TLS feature)
 // do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -74,6 +91,7 @@ struct Inner {
 /// | `set` | `SET key value [PX ms]` |
 /// | `set_if_absent`, `acquire_lock` | `SET key value NX [PX ms]` |
 /// | `release_lock` | a Lua script: `DEL` only if the value is still the caller's token |
+/// | `extend_lock` | a Lua script: `PEXPIRE` only if the value is still the caller's token and has an expiry |
 /// | `incr` | a Lua script: `INCRBY`, then `PEXPIRE` if this call created the counter |
 /// | `delete` | `UNLINK` |
 /// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
@@ -390,6 +408,19 @@ fn px(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A lock's ttl in ms: above zero and small enough for Redis, else a clear configuration error
+/// (instead of the server's "value is not an integer or out of range").
+fn lock_px(ttl: Duration) -> Result<u64> {
+    check_ttl(Some(ttl))?;
+    let ms = px(ttl);
+    if ms > MAX_LOCK_PX {
+        return Err(Error::Config(format!(
+            "a lock ttl of {ttl:?} is too long for Redis (at most {MAX_LOCK_PX} ms)"
+        )));
+    }
+    Ok(ms)
+}
+
 fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>, nx: bool) -> Cmd {
     let mut c = cmd("SET");
     c.arg(key).arg(value);
@@ -473,7 +504,7 @@ impl Backend for RedisBackend {
     }
 
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        check_ttl(Some(ttl))?;
+        lock_px(ttl)?;
         let c = set_cmd(&self.redis_key(key), token.as_bytes(), Some(ttl), true);
         let reply: Option<String> = self.run("lock", &c, false).await?;
         Ok(reply.is_some())
@@ -482,6 +513,14 @@ impl Backend for RedisBackend {
     async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
         let n: i64 = self
             .script("unlock", &RELEASE, &self.redis_key(key), &[token])
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let ms = lock_px(ttl)?.to_string();
+        let n: i64 = self
+            .script("extend_lock", &EXTEND, &self.redis_key(key), &[token, &ms])
             .await?;
         Ok(n == 1)
     }
@@ -500,5 +539,13 @@ mod tests {
     fn glob_is_escaped() {
         assert_eq!(escape_glob("ns:a*b?[c]\\"), "ns:a\\*b\\?\\[c\\]\\\\");
         assert_eq!(escape_glob("plain:"), "plain:");
+    }
+
+    #[test]
+    fn lock_ttls_are_checked() {
+        assert_eq!(lock_px(Duration::from_millis(1500)).unwrap(), 1500);
+        assert_eq!(lock_px(Duration::from_micros(10)).unwrap(), 1);
+        assert!(matches!(lock_px(Duration::ZERO), Err(Error::Config(_))));
+        assert!(matches!(lock_px(Duration::MAX), Err(Error::Config(_))));
     }
 }

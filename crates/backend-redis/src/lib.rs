@@ -3,8 +3,8 @@
 //! [`RedisBackend`] stores the cache's entries in Redis, so every process that points at the
 //! same server (or cluster) shares one cache: a value computed by one is a hit for all, and with
 //! `lock = "distributed"` a cold key is computed once across all of them. Locks, counters and
-//! prefix deletes are native Redis operations (`SET NX PX`, a token-checked Lua release,
-//! `INCRBY` + `PEXPIRE`, `SCAN` + `UNLINK`).
+//! prefix deletes are native Redis operations (`SET NX PX`, a token-checked Lua release and
+//! renewal, `INCRBY` + `PEXPIRE`, `SCAN` + `UNLINK`).
 //!
 //! ```no_run
 //! use steadycache_redis::{RedisBackend, RedisConfig};

@@ -42,12 +42,15 @@ use steadycache_api::{Backend, Capabilities, Result};
 /// the process. Each operation is one autocommit statement, so it is atomic across connections
 /// and processes: `set` is an upsert, `set_if_absent` and `acquire_lock` are an upsert that takes
 /// over only an expired row (`changes() == 1` says whether it wrote), `release_lock` deletes the
-/// row only if it holds the caller's token. `incr` is the one read-modify-write and runs in a
-/// `BEGIN IMMEDIATE` transaction.
+/// row only if it holds the caller's token, `extend_lock` is an `UPDATE` of `expires_at` on the
+/// row only if it holds the caller's token and is live (`changes() == 1`: an expired lock is
+/// never revived). `incr` is the one read-modify-write and runs in a `BEGIN IMMEDIATE`
+/// transaction.
 ///
 /// A counter is a row whose value is its ASCII decimal (`get` reads `b"42"`); its expiry is set
 /// when it is created and kept by later increments. A lock is a row keyed by the lock key whose
-/// value is the holder's token, with the lock's ttl as expiry. `delete_prefix` deletes the key
+/// value is the holder's token, with the lock's ttl as expiry (always set, so `extend_lock`
+/// never takes a value stored without a ttl for a lock). `delete_prefix` deletes the key
 /// range `[prefix, successor)` on the primary-key index (see [`SqliteBackend::prefix_successor`];
 /// TEXT compares bytewise) and counts the live rows among those removed.
 ///
@@ -268,6 +271,13 @@ impl Backend for SqliteBackend {
         let key = key.to_owned();
         let token = token.to_owned();
         self.run(move |db| db.release_lock(&key, &token)).await
+    }
+
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let key = key.to_owned();
+        let token = token.to_owned();
+        self.run(move |db| db.extend_lock(&key, &token, ttl)).await
     }
 
     async fn ping(&self) -> Result<()> {

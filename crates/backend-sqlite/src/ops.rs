@@ -5,8 +5,8 @@ use crate::backend::SqliteBackend;
 use crate::error::{Context, NAME};
 use crate::pool::Inner;
 use crate::schema::{
-    DELETE, DELETE_FROM, DELETE_IF_EXPIRED, DELETE_RANGE, GET, PING, PURGE, PURGE_BATCH, RELEASE,
-    SET, SET_IF_ABSENT, UPDATE_VALUE,
+    DELETE, DELETE_FROM, DELETE_IF_EXPIRED, DELETE_RANGE, EXTEND_LOCK, GET, PING, PURGE,
+    PURGE_BATCH, RELEASE, SET, SET_IF_ABSENT, UPDATE_VALUE,
 };
 use rusqlite::types::{ToSqlOutput, Type, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
@@ -269,6 +269,25 @@ impl Inner {
             .execute(params![key, token.as_bytes(), now_ms()])
             .ctx("release_lock")?;
         Ok(changed > 0)
+    }
+
+    /// One `UPDATE`: the check (the row holds `token` and is live) and the renewal are atomic
+    /// across connections and processes; an expired lock is never revived.
+    pub(crate) fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let now = now_ms();
+        let conn = self.conn()?;
+        let changed = conn
+            .prepare_cached(EXTEND_LOCK)
+            .ctx("extend_lock")?
+            .execute(params![
+                key,
+                token.as_bytes(),
+                now,
+                deadline_i64(now, Some(ttl))
+            ])
+            .ctx("extend_lock")?;
+        Ok(changed == 1)
     }
 
     pub(crate) fn ping(&self) -> Result<()> {

@@ -37,6 +37,10 @@ pub(crate) const DELETE_FROM: &str =
 pub(crate) const UPDATE_VALUE: &str = "UPDATE steadycache_entries SET value = ?2 WHERE key = ?1";
 pub(crate) const RELEASE: &str = "DELETE FROM steadycache_entries \
      WHERE key = ?1 AND value = ?2 AND (expires_at IS NULL OR expires_at > ?3)";
+/// Renew a live lock held by `?2`: a lock row always has an expiry (its ttl), a plain value
+/// written without a ttl is never taken for one.
+pub(crate) const EXTEND_LOCK: &str = "UPDATE steadycache_entries SET expires_at = ?4 \
+     WHERE key = ?1 AND value = ?2 AND expires_at IS NOT NULL AND expires_at > ?3";
 pub(crate) const PURGE: &str = "DELETE FROM steadycache_entries WHERE rowid IN (\
      SELECT rowid FROM steadycache_entries \
      WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2)";
@@ -48,7 +52,7 @@ pub(crate) const PURGE_BATCH: i64 = 1_000;
 
 /// Every statement, prepared at open: warms each connection's cache and checks that an existing
 /// table has the columns this backend needs.
-pub(crate) const STATEMENTS: [&str; 11] = [
+pub(crate) const STATEMENTS: [&str; 12] = [
     GET,
     DELETE_IF_EXPIRED,
     SET,
@@ -58,6 +62,7 @@ pub(crate) const STATEMENTS: [&str; 11] = [
     DELETE_FROM,
     UPDATE_VALUE,
     RELEASE,
+    EXTEND_LOCK,
     PURGE,
     PING,
 ];

@@ -25,7 +25,7 @@ pub struct Capabilities {
     pub delete_prefix: bool,
     /// `incr` is atomic and honours its ttl.
     pub incr: bool,
-    /// `acquire_lock` / `release_lock` are supported.
+    /// `acquire_lock` / `extend_lock` / `release_lock` are supported.
     pub locks: bool,
     /// Several processes see the same data (files, SQLite, Redis, MongoDB, S3; not memory).
     pub shared: bool,
@@ -69,7 +69,8 @@ impl Capabilities {
 /// * `incr` adds to a signed 64-bit counter, creating it at 0; the ttl is applied when the
 ///   counter is created (a fixed window, as rate limits want) and left alone afterwards;
 /// * a lock is held by one token until released by that token or until its ttl passes;
-///   releasing with another token does nothing and returns `false`;
+///   releasing or extending with another token does nothing and returns `false`; extending
+///   with the holder's token moves the expiry to `ttl` from now;
 /// * `delete_prefix` removes every key starting with the prefix and returns how many.
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
@@ -94,6 +95,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool>;
     /// Release the lock `key` if `token` holds it; `true` if it was released.
     async fn release_lock(&self, key: &str, token: &str) -> Result<bool>;
+    /// Renew the lease of the lock `key` held by `token`: it now expires `ttl` from now.
+    /// `false`, changing nothing, when `token` does not hold a live lock there (it expired, was
+    /// released, or another token took it over). Atomic where the store allows it (the check
+    /// and the renewal are one operation), so a lease that expired is never revived after
+    /// another holder took it. The engine's heartbeat calls it every `lock_ttl / 3` while a
+    /// holder computes.
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool>;
     /// Check that the store answers.
     async fn ping(&self) -> Result<()>;
 
@@ -155,6 +163,9 @@ macro_rules! forward_backend {
             }
             async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
                 (**self).release_lock(key, token).await
+            }
+            async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+                (**self).extend_lock(key, token, ttl).await
             }
             async fn ping(&self) -> Result<()> {
                 (**self).ping().await

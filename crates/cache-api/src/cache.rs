@@ -8,15 +8,15 @@ use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, Mode};
 use crate::engine::plan::Plan;
 use crate::engine::{AsyncRefresh, NoRefresh, Shape};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flight::{self, FlightMap};
 use crate::key::{by_hand, namespace_prefix};
 use crate::manager::{CacheManager, DefaultManager};
 use crate::memory::{MemoryBackend, MemoryConfig};
+use crate::open::Reopening;
 use crate::policy::Policy;
-use crate::scheme::find_opener;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::tier::{Budget, Forget, LocalTier, Place, L2};
+use crate::tier::{Breaker, Budget, CircuitBreaker, Forget, LocalTier, Place, L2};
 use crate::time::unix_millis;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -39,6 +39,10 @@ pub(crate) struct CacheInner {
     pub(crate) stats: Arc<Stats>,
     /// The deadline of every call the engine makes into the manager.
     pub(crate) backend_timeout: Duration,
+    /// Stops calling a backend that keeps failing, until a probe finds it back.
+    pub(crate) breaker: Arc<Breaker>,
+    /// The backend of a URL that could not be opened yet (`Cache::from_url_failing_open`).
+    pub(crate) opening: Option<Arc<Reopening>>,
 }
 
 /// The default [`CacheBuilder::backend_timeout`]: long enough for any healthy store, short
@@ -90,6 +94,8 @@ pub struct CacheBuilder {
     manager: Option<Arc<dyn CacheManager>>,
     local_tier: Option<LocalTier>,
     backend_timeout: Option<Duration>,
+    breaker: Option<Option<CircuitBreaker>>,
+    pub(crate) opening: Option<Arc<Reopening>>,
 }
 
 impl CacheBuilder {
@@ -147,6 +153,16 @@ impl CacheBuilder {
         self
     }
 
+    /// The circuit breaker in front of the backend: after a few consecutive transient failures
+    /// the engine stops calling it (calls run their function or are served from L1), probes it
+    /// in the background and resumes by itself (see [`CircuitBreaker`]). On by default
+    /// ([`CircuitBreaker::default`]); `None` turns it off. Also the URL options
+    /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>`.
+    pub fn circuit_breaker(mut self, breaker: Option<CircuitBreaker>) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
     /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
     /// own, such as reading part of a value); overrides `backend` and `codec`.
     pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
@@ -176,6 +192,15 @@ impl CacheBuilder {
                 Arc::new(DefaultManager::new(backend, self.codec.unwrap_or_default()))
             }
         };
+        let backend_timeout = self
+            .backend_timeout
+            .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
+            .max(Duration::from_millis(1));
+        let breaker = Breaker::new(
+            self.breaker.unwrap_or(Some(CircuitBreaker::default())),
+            &manager,
+            backend_timeout,
+        );
         Cache {
             inner: Arc::new(CacheInner {
                 manager,
@@ -184,10 +209,9 @@ impl CacheBuilder {
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
                 stats: Arc::default(),
-                backend_timeout: self
-                    .backend_timeout
-                    .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
-                    .max(Duration::from_millis(1)),
+                backend_timeout,
+                breaker,
+                opening: self.opening,
             }),
         }
     }
@@ -202,52 +226,6 @@ impl Cache {
     /// An in-process memory cache with default bounds (256 MiB).
     pub fn memory() -> Self {
         Cache::builder().memory(MemoryConfig::default()).build()
-    }
-
-    /// Open a cache from a URL. `mem://` (options `max_bytes`, `max_entries`,
-    /// `estimated_items`) is always known; other schemes (`file`, `sqlite`, `redis`, `mongodb`,
-    /// `s3`) come from the backend crates enabled as features of `steadycache`.
-    ///
-    /// On any other scheme, the options `local=<bytes>` (`64MiB`, `512KiB`, `1G` or a number)
-    /// and `local_max_entries=<n>` put a typed in-process tier in front of the backend (see
-    /// [`CacheBuilder::local_tier`]), and `backend_timeout_ms=<n>` sets
-    /// [`CacheBuilder::backend_timeout`]; they are taken out of the URL before the backend reads
-    /// it.
-    pub fn from_url(url: &str) -> Result<Self> {
-        let scheme = url
-            .split_once("://")
-            .map(|(s, _)| s)
-            .or_else(|| url.split_once(':').map(|(s, _)| s))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "`{}` is not a cache url (scheme://...)",
-                    crate::options::redact_url(url)
-                ))
-            })?
-            .to_ascii_lowercase();
-        if scheme == "mem" || scheme == "memory" {
-            return Ok(Cache::builder()
-                .memory(MemoryConfig::from_url(url)?)
-                .build());
-        }
-        let opener = find_opener(&scheme);
-        let (url, local_tier, timeout) = split_cache_options(url)?;
-        match opener {
-            Some(open) => {
-                let mut b = Cache::builder().backend_arc(open(&url)?);
-                if let Some(t) = local_tier {
-                    b = b.local_tier(t);
-                }
-                if let Some(t) = timeout {
-                    b = b.backend_timeout(t);
-                }
-                Ok(b.build())
-            }
-            None => Err(Error::Config(format!(
-                "no backend for url scheme `{scheme}`: enable the steadycache feature that \
-                 provides it (mem:// is built in)"
-            ))),
-        }
     }
 
     /// The manager.
@@ -304,7 +282,14 @@ impl Cache {
             manager: self.inner.manager.clone(),
             key: key.to_owned(),
             timeout: self.inner.backend_timeout,
+            breaker: self.inner.breaker.clone(),
         }
+    }
+
+    /// A call into the manager within the backend timeout, through the circuit breaker.
+    async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+        let op = io::within(self.inner.backend_timeout, op);
+        self.inner.breaker.guard(op).await
     }
 
     /// Turn this cache off (every call runs its function, nothing is read or written) or on.
@@ -353,18 +338,15 @@ impl Cache {
         let key = by_hand(key);
         let entry = io::make_entry(self.codec(), &key, value, now, deadlines, false)?;
         self.forget(Forget::Key(&key));
-        io::within(
-            self.inner.backend_timeout,
-            self.inner.manager.save(&key, &entry),
-        )
-        .await
+        let save = self.inner.manager.save(&key, &entry);
+        self.guarded(save).await
     }
 
     /// Remove `key`, in the backend and from every function's typed tier.
     pub async fn invalidate(&self, key: &str) -> Result<bool> {
         let key = by_hand(key);
         self.forget(Forget::Key(&key));
-        io::within(self.inner.backend_timeout, self.inner.manager.delete(&key)).await
+        self.guarded(self.inner.manager.delete(&key)).await
     }
 
     /// Remove every key starting with `prefix`, in the backend and from the typed tiers (a
@@ -372,11 +354,8 @@ impl Cache {
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
         let prefix = by_hand(prefix);
         self.forget(Forget::Prefix(&prefix));
-        io::within(
-            self.inner.backend_timeout,
-            self.inner.manager.delete_prefix(&prefix),
-        )
-        .await
+        self.guarded(self.inner.manager.delete_prefix(&prefix))
+            .await
     }
 
     /// Remove every key of a memoized function's namespace.
@@ -388,11 +367,7 @@ impl Cache {
     /// tier's.
     pub async fn clear(&self) -> Result<u64> {
         self.forget(Forget::All);
-        io::within(
-            self.inner.backend_timeout,
-            self.inner.manager.delete_prefix(""),
-        )
-        .await
+        self.guarded(self.inner.manager.delete_prefix("")).await
     }
 
     fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
@@ -472,54 +447,6 @@ impl Cache {
         let plan = Plan::compile(policy);
         run_sync(self.ctx(key, &plan), compute, NoRefresh)
     }
-}
-
-/// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`) out of a
-/// backend URL.
-fn split_cache_options(url: &str) -> Result<(String, Option<LocalTier>, Option<Duration>)> {
-    let Some((base, rest)) = url.split_once('?') else {
-        return Ok((url.to_owned(), None, None));
-    };
-    let (query, fragment) = match rest.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (rest, None),
-    };
-    let (mut bytes, mut entries, mut timeout, mut kept) = (None, None, None, Vec::new());
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("local", v)) => bytes = Some(crate::options::parse_bytes("local", v)?),
-            Some(("local_max_entries", v)) => {
-                entries = Some(crate::options::parse_count("local_max_entries", v)?)
-            }
-            Some(("backend_timeout_ms", v)) => {
-                let ms = crate::options::parse_count("backend_timeout_ms", v)?;
-                timeout = Some(Duration::from_millis(ms));
-            }
-            _ => kept.push(pair),
-        }
-    }
-    let tier = match (bytes, entries) {
-        (Some(b), e) => Some(LocalTier {
-            max_bytes: b,
-            max_entries: e,
-        }),
-        (None, Some(_)) => {
-            return Err(Error::Config(
-                "`local_max_entries` needs `local=<bytes>` too".into(),
-            ))
-        }
-        (None, None) => None,
-    };
-    let mut out = base.to_owned();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    Ok((out, tier, timeout))
 }
 
 fn default_slot() -> &'static RwLock<Option<Cache>> {

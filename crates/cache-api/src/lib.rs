@@ -39,6 +39,7 @@ mod key;
 mod manager;
 mod memo;
 mod memory;
+mod open;
 mod options;
 mod policy;
 mod runtime;
@@ -76,10 +77,11 @@ pub use manager::{
 };
 pub use memo::Memo;
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES};
+pub use open::CacheHealth;
 pub use policy::{Lock, Policy, Refresh};
 pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
 };
 pub use stats::{Counter, StatsSnapshot};
-pub use tier::LocalTier;
+pub use tier::{CircuitBreaker, LocalTier};
 pub use time::parse_duration;

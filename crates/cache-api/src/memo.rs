@@ -267,6 +267,7 @@ where
                 manager: st.cache.manager().clone(),
                 key: self.key_for(key),
                 timeout: st.cache.backend_timeout(),
+                breaker: st.cache.inner.breaker.clone(),
             }),
         }
     }
@@ -365,6 +366,7 @@ where
             st.cache.manager(),
             &prefix,
             st.cache.backend_timeout(),
+            &st.cache.inner.breaker,
         )
         .await
     }

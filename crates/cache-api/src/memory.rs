@@ -389,6 +389,28 @@ impl Backend for MemoryBackend {
         }
     }
 
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let _g = self.stripe(key);
+        let now = unix_millis();
+        match self.live(key, now) {
+            Some(Item {
+                slot: Slot::Lock(t),
+                ..
+            }) if &*t == token => {
+                self.items.insert(
+                    key.to_owned(),
+                    Item {
+                        slot: Slot::Lock(t),
+                        expires_at: deadline(now, Some(ttl)).unwrap_or(u64::MAX),
+                    },
+                );
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn ping(&self) -> Result<()> {
         Ok(())
     }

@@ -26,7 +26,8 @@ pub enum Lock {
     Local,
     /// In-process single-flight plus a lock in the backend, so one caller across every process
     /// sharing the backend computes. Needs a backend whose capabilities include `locks`; on one
-    /// without, it is the same as [`Lock::Local`]. A holder never keeps it past `lock_ttl`.
+    /// without, it is the same as [`Lock::Local`]. The holder renews its lease every
+    /// `lock_ttl / 3` while it computes; a dead holder's lock expires within `lock_ttl`.
     Distributed,
 }
 
@@ -55,9 +56,16 @@ pub struct Policy {
     pub refresh: Refresh,
     /// How concurrent callers coalesce.
     pub lock: Lock,
-    /// The longest a distributed lock is held (and the longest a caller waits on another
-    /// process's lock before computing anyway).
+    /// The lease of a distributed lock: a holder renews it every `lock_ttl / 3` while it
+    /// computes (so a computation may take longer than `lock_ttl`), and a holder that dies
+    /// (killed, partitioned from the store) loses it at most `lock_ttl` after its last renewal,
+    /// when one waiter takes over.
     pub lock_ttl: Duration,
+    /// The longest a caller waits on another process's distributed lock before computing
+    /// without it. `None` (the default): as long as the holder keeps renewing its lease, i.e.
+    /// until its value is stored, its round ends, or it dies (then at most `lock_ttl` more).
+    /// Set it when a caller must not wait behind a slow computation elsewhere longer than this.
+    pub lock_wait: Option<Duration>,
     /// Negative results (`None`, or `Err` when the macro's `cache_err` is on) are stored only
     /// when this is set, with this ttl.
     pub negative_ttl: Option<Duration>,
@@ -74,6 +82,7 @@ impl Default for Policy {
             refresh: Refresh::Block,
             lock: Lock::Local,
             lock_ttl: Duration::from_secs(30),
+            lock_wait: None,
             negative_ttl: None,
             serve_stale_on_error: true,
         }
@@ -136,6 +145,12 @@ impl Policy {
     /// Set the lock ttl.
     pub fn with_lock_ttl(mut self, d: Duration) -> Self {
         self.lock_ttl = d;
+        self
+    }
+
+    /// Bound the wait on another process's distributed lock (see [`Policy::lock_wait`]).
+    pub fn with_lock_wait(mut self, d: Duration) -> Self {
+        self.lock_wait = Some(d);
         self
     }
 

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
 pub(crate) const SLOTS: usize = 32;
-const COUNTERS: usize = 9;
+const COUNTERS: usize = 10;
 const UNSET: usize = usize::MAX;
 
 /// Which counter.
@@ -39,6 +39,11 @@ pub enum Counter {
     /// Values too large for the in-process tier's budget (or the function's own bound): not kept
     /// in process (logged once per function).
     TooLarge = 8,
+    /// Distributed locks lost while their holder computed: a renewal of the lease found
+    /// another holder or none (the store was unreachable for longer than `lock_ttl`, or the
+    /// lock was deleted by hand). The holder still stores its value; another process may
+    /// have computed the same key meanwhile.
+    LockLost = 9,
 }
 
 #[repr(align(128))]
@@ -129,6 +134,8 @@ pub struct StatsSnapshot {
     pub coalesced: u64,
     /// See [`Counter::TooLarge`].
     pub too_large: u64,
+    /// See [`Counter::LockLost`].
+    pub lock_lost: u64,
 }
 
 impl Stats {
@@ -168,6 +175,7 @@ impl Stats {
             corrupt: self.get(Counter::Corrupt),
             coalesced: self.get(Counter::Coalesced),
             too_large: self.get(Counter::TooLarge),
+            lock_lost: self.get(Counter::LockLost),
         }
     }
 

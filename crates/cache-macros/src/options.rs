@@ -123,6 +123,10 @@ pub(crate) struct Options {
     /// `lock_ttl = "30s"`: longest hold of a distributed lock (only with
     /// `lock = "distributed"`).
     pub lock_ttl: Option<DurationOpt>,
+    /// `lock_wait = "10s"`: longest wait on another process's distributed lock before
+    /// computing without it (default: while the holder renews its lease; only with
+    /// `lock = "distributed"`).
+    pub lock_wait: Option<DurationOpt>,
     /// `jitter = 0.1`: a random fraction of `ttl` (0.0 to 0.9) taken off each entry's lifetime,
     /// so entries written together do not expire together. Default 0.0.
     pub jitter: Option<syn::LitFloat>,
@@ -135,6 +139,10 @@ pub(crate) struct Options {
     /// `serve_stale_on_error = false`: whether a stale value is served when its refresh fails.
     /// Default true.
     pub serve_stale_on_error: Option<bool>,
+    /// `strict = true`: while the cache cannot be opened (`cache = "url"` whose backend is not
+    /// open yet), the function returns the open error (`Err(steadycache::Error)` converted with
+    /// `From`) instead of running on a memory fallback. Functions returning `Result` only.
+    pub strict: Option<bool>,
     /// `cache = "redis://..."` or `cache = expr`: the cache, a URL string literal or an
     /// expression of type `Cache` or `&Cache`. Default: the process-wide default cache.
     pub cache: Option<CacheOpt>,

@@ -56,6 +56,13 @@ fn check_return_shape(opts: &Options, model: &FnModel) -> syn::Result<()> {
             "`cache_err` needs a function returning `Result`",
         ));
     }
+    if opts.strict == Some(true) && model.kind != Kind::Result {
+        return Err(err(
+            model.ret_ty.span(),
+            "`strict` returns the cache's open error: it needs a function returning `Result` \
+             whose error type implements `From<steadycache::Error>`",
+        ));
+    }
     if opts.cache_none.is_some() && model.kind != Kind::Option {
         return Err(err(
             model.ret_ty.span(),
@@ -72,6 +79,7 @@ fn check_durations(opts: &Options) -> syn::Result<()> {
         &opts.stale_after,
         &opts.stale_while_revalidate,
         &opts.lock_ttl,
+        &opts.lock_wait,
         &opts.cache_none,
         &opts.cache_err,
     ]
@@ -139,7 +147,7 @@ fn check_refresh(opts: &Options, model: &FnModel) -> syn::Result<bool> {
     Ok(background)
 }
 
-/// `lock` and `lock_ttl`.
+/// `lock`, `lock_ttl` and `lock_wait`.
 fn check_lock(opts: &Options) -> syn::Result<LockMode> {
     let lock = match &opts.lock {
         None => LockMode::Local,
@@ -161,6 +169,12 @@ fn check_lock(opts: &Options) -> syn::Result<LockMode> {
         return Err(err(
             Span::call_site(),
             "`lock_ttl` applies only with `lock = \"distributed\"`",
+        ));
+    }
+    if opts.lock_wait.is_some() && lock != LockMode::Distributed {
+        return Err(err(
+            Span::call_site(),
+            "`lock_wait` applies only with `lock = \"distributed\"`",
         ));
     }
     Ok(lock)

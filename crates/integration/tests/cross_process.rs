@@ -62,7 +62,7 @@ fn child_main() {
                 }
             });
         }
-        other => panic!("unknown role {other}"),
+        other => support::race_child(other),
     }
 }
 
@@ -137,5 +137,37 @@ async fn a_writer_killed_mid_write_never_leaves_a_torn_entry() {
         }
     }
     assert!(seen > 0, "the writer wrote nothing before it was killed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_backend_a_lease_outlives_its_ttl_across_processes() {
+    let dir = temp_dir("file-lease");
+    let url = format!("file://{}", dir.join("cache").display());
+    support::a_lease_outlives_its_ttl(&url, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sqlite_backend_a_lease_outlives_its_ttl_across_processes() {
+    let dir = temp_dir("sqlite-lease");
+    let url = format!("sqlite://{}", dir.join("cache.db").display());
+    support::a_lease_outlives_its_ttl(&url, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_backend_a_lock_holder_killed_mid_computation_does_not_block_the_others() {
+    let dir = temp_dir("file-dead");
+    let url = format!("file://{}", dir.join("cache").display());
+    support::killed_holder_then_one_more(&url, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sqlite_backend_a_lock_holder_killed_mid_computation_does_not_block_the_others() {
+    let dir = temp_dir("sqlite-dead");
+    let url = format!("sqlite://{}", dir.join("cache.db").display());
+    support::killed_holder_then_one_more(&url, &[]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -47,3 +47,9 @@ async fn an_outage_fails_open_and_caching_resumes_after_a_restart() {
     })
     .await;
 }
+
+#[test]
+fn a_lease_outlives_its_ttl_across_processes() {
+    let server = MongoServer::start();
+    support::a_lease_outlives_its_ttl(&format!("{}&collection=lease", server.url()), &[]);
+}

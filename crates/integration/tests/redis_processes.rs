@@ -85,3 +85,15 @@ fn stale_while_revalidate_refreshes_once_across_processes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_lease_outlives_its_ttl_across_processes() {
+    let server = RedisServer::start();
+    support::a_lease_outlives_its_ttl(&server.url(), &[]);
+}
+
+#[test]
+fn a_lease_outlives_its_ttl_across_processes_on_a_cluster() {
+    let cluster = steadycache_redis::testing::RedisCluster::start();
+    support::a_lease_outlives_its_ttl(&cluster.url(), &[]);
+}

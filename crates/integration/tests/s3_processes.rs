@@ -69,3 +69,9 @@ fn a_sync_function_outside_any_runtime_is_memoized_on_s3() {
     assert_eq!(report(3).len(), 100_000);
     assert_eq!(SYNC_RUNS.load(SeqCst), 2, "invalidated, so computed again");
 }
+
+#[test]
+fn a_lease_outlives_its_ttl_across_processes() {
+    let server = S3Server::start();
+    support::a_lease_outlives_its_ttl(&server.url("cross-process", "lease/"), &AWS_ENV);
+}

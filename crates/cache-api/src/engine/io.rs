@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::manager::CacheManager;
 use crate::runtime;
 use crate::stats::{Counter, Stats};
-use crate::tier::{clock, Place, L2};
+use crate::tier::{clock, Breaker, Place, L2};
 use crate::time::unix_millis;
 use serde::Serialize;
 use std::future::Future;
@@ -92,6 +92,10 @@ where
 
 /// Load the envelope under `l2.key`.
 pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
+    l2.breaker.guard(load_unguarded(mode, l2)).await
+}
+
+async fn load_unguarded(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
     match (mode, l2.manager.blocking()) {
         (Mode::Async, _) => within(l2.timeout, l2.manager.load(&l2.key)).await,
         (Mode::Sync, Some(b)) => b.load_blocking(&l2.key),
@@ -105,6 +109,10 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
 
 /// Save `entry` under `l2.key`.
 pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
+    l2.breaker.guard(save_unguarded(mode, l2, entry)).await
+}
+
+async fn save_unguarded(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
     match (mode, l2.manager.blocking()) {
         (Mode::Async, _) => within(l2.timeout, l2.manager.save(&l2.key, &entry)).await,
         (Mode::Sync, Some(b)) => b.save_blocking(&l2.key, &entry),
@@ -118,6 +126,10 @@ pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
 
 /// Delete the entry under `l2.key`.
 pub(crate) async fn delete(mode: Mode, l2: &L2) -> Result<bool> {
+    l2.breaker.guard(delete_unguarded(mode, l2)).await
+}
+
+async fn delete_unguarded(mode: Mode, l2: &L2) -> Result<bool> {
     match (mode, l2.manager.blocking()) {
         (Mode::Async, _) => within(l2.timeout, l2.manager.delete(&l2.key)).await,
         (Mode::Sync, Some(b)) => b.delete_blocking(&l2.key),
@@ -135,13 +147,18 @@ pub(crate) async fn delete_prefix(
     manager: &Arc<dyn CacheManager>,
     prefix: &str,
     timeout: Duration,
+    breaker: &Arc<Breaker>,
 ) -> Result<u64> {
-    match mode {
-        Mode::Async => within(timeout, manager.delete_prefix(prefix)).await,
-        Mode::Sync => wait_on_runtime(manager, prefix, timeout, |m, p| async move {
-            m.delete_prefix(&p).await
-        }),
-    }
+    breaker
+        .guard(async {
+            match mode {
+                Mode::Async => within(timeout, manager.delete_prefix(prefix)).await,
+                Mode::Sync => wait_on_runtime(manager, prefix, timeout, |m, p| async move {
+                    m.delete_prefix(&p).await
+                }),
+            }
+        })
+        .await
 }
 
 /// Log and count a backend error; the call goes on without the backend (fail open).

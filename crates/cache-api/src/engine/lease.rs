@@ -6,6 +6,15 @@
 //! unreleased lease spawns its release on the library's runtime, so the next caller in another
 //! process computes at once instead of after `lock_ttl`.
 //!
+//! While it is held, a heartbeat on the library's runtime renews the lease every `lock_ttl / 3`
+//! ([`Backend::extend_lock`](crate::Backend::extend_lock)), so a computation may run for any
+//! multiple of `lock_ttl` and the waiters in other processes keep waiting for its value instead
+//! of taking the lock over. The heartbeat stops when the lease is released or dropped, or when
+//! a renewal finds the lock gone or taken (the lease is lost: logged, and counted as
+//! `lock_lost` when the holder finishes). A renewal that fails (the store is down) is retried
+//! at the next beat; the lease is lost only if the store says so. A process that dies stops
+//! beating, and its lock expires at most `lock_ttl` after the last renewal.
+//!
 //! A leader that computed but stored nothing (an `Err`, a `None` without `cache_none`, a store
 //! that failed) leaves a short-lived marker `key#done` with the time it finished before it
 //! releases. Callers that were waiting on that lease see the marker and compute at once,
@@ -20,11 +29,13 @@ use super::plan::Plan;
 use crate::envelope::Freshness;
 use crate::error::Result;
 use crate::manager::CacheManager;
-use crate::stats::Stats;
-use crate::tier::{Place, L2};
+use crate::stats::{Counter, Stats};
+use crate::tier::{Breaker, Place, L2};
 use crate::time::unix_millis;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a "computed, not stored" marker lives: long enough for every waiter's next poll
 /// (they poll at least every 100 ms).
@@ -52,21 +63,69 @@ pub(crate) struct Lease {
     key: String,
     token: String,
     timeout: Duration,
+    breaker: Arc<Breaker>,
     released: bool,
+    /// Dropping it stops the heartbeat.
+    _stop: Option<oneshot::Sender<()>>,
+    /// Set by the heartbeat when a renewal found the lock no longer ours.
+    lost: Arc<AtomicBool>,
 }
 
 impl Lease {
+    /// A lease on the lock of `l2.key` just taken with `token`, renewed every `beat` for
+    /// `lock_ttl` more while it lives.
+    fn start(l2: &L2, token: String, lock_ttl: Duration, beat: Duration) -> Lease {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = oneshot::channel();
+        let heartbeat = Heartbeat {
+            manager: l2.manager.clone(),
+            lock: lock_key(&l2.key),
+            token: token.clone(),
+            lock_ttl,
+            beat,
+            timeout: l2.timeout,
+            lost: lost.clone(),
+        };
+        let stop = match crate::runtime::library_runtime() {
+            Ok(rt) => {
+                rt.spawn(heartbeat.run(stopped));
+                Some(stop)
+            }
+            Err(e) => {
+                tracing::warn!(key = %l2.key, error = %e, "steadycache: no runtime to renew a lock lease; it expires after lock_ttl");
+                None
+            }
+        };
+        Lease {
+            manager: l2.manager.clone(),
+            key: l2.key.clone(),
+            token,
+            timeout: l2.timeout,
+            breaker: l2.breaker.clone(),
+            released: false,
+            _stop: stop,
+            lost,
+        }
+    }
+
     /// Release the lock; first leave the "computed, not stored" marker when nothing was stored.
     pub(crate) async fn release(mut self, mode: Mode, stored: bool, stats: &Stats) {
         self.released = true;
+        // Stop renewing before releasing: a beat racing the release only finds the lock gone.
+        self._stop = None;
+        if self.lost.load(Ordering::Acquire) {
+            stats.incr(Counter::LockLost);
+        }
         if !stored {
             let marker = unix_millis().to_string().into_bytes();
             let done = done_key(&self.key);
-            if let Err(e) = set(mode, &self.manager, &done, marker, self.timeout).await {
+            let set = set(mode, &self.manager, &done, marker, self.timeout);
+            if let Err(e) = self.breaker.guard(set).await {
                 backend_error(stats, &self.key, "marker", &e);
             }
         }
-        if let Err(e) = release(mode, &self.manager, &self.key, &self.token, self.timeout).await {
+        let release = release(mode, &self.manager, &self.key, &self.token, self.timeout);
+        if let Err(e) = self.breaker.guard(release).await {
             backend_error(stats, &self.key, "unlock", &e);
         }
     }
@@ -98,7 +157,56 @@ impl Drop for Lease {
     }
 }
 
+/// The renewal loop of one lease, on the library runtime.
+struct Heartbeat {
+    manager: Arc<dyn CacheManager>,
+    lock: String,
+    token: String,
+    lock_ttl: Duration,
+    beat: Duration,
+    timeout: Duration,
+    lost: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        loop {
+            // The sender is dropped (never sent on) when the lease ends: that ends the wait.
+            if tokio::time::timeout(self.beat, &mut stopped).await.is_ok() {
+                return;
+            }
+            let renew = self
+                .manager
+                .backend()
+                .extend_lock(&self.lock, &self.token, self.lock_ttl);
+            // A renewal that takes longer than a beat is as good as failed: try again.
+            match within(
+                self.timeout.min(self.beat.max(Duration::from_millis(50))),
+                renew,
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.lost.store(true, Ordering::Release);
+                    tracing::warn!(lock = %self.lock, "steadycache: lost the lock lease while computing (the store no longer holds it for us); another process may compute the same key");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not renew a lock lease; retrying at the next beat");
+                }
+            }
+        }
+    }
+}
+
 async fn acquire_lock(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {
+    l2.breaker
+        .guard(acquire_unguarded(mode, l2, token, ttl))
+        .await
+}
+
+async fn acquire_unguarded(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {
     let lock = lock_key(&l2.key);
     match mode {
         Mode::Async => {
@@ -150,12 +258,15 @@ async fn set(
 
 async fn get(mode: Mode, l2: &L2, key: &str) -> Result<Option<Vec<u8>>> {
     let m = &l2.manager;
-    match mode {
-        Mode::Async => within(l2.timeout, m.backend().get(key)).await,
-        Mode::Sync => wait_on_runtime(m, key, l2.timeout, |m, k| async move {
-            m.backend().get(&k).await
-        }),
-    }
+    let get = async {
+        match mode {
+            Mode::Async => within(l2.timeout, m.backend().get(key)).await,
+            Mode::Sync => wait_on_runtime(m, key, l2.timeout, |m, k| async move {
+                m.backend().get(&k).await
+            }),
+        }
+    };
+    l2.breaker.guard(get).await
 }
 
 async fn pause(mode: Mode, d: Duration) {
@@ -179,10 +290,11 @@ pub(crate) enum Acquired<V> {
 /// Take the lock of `l2.key`, waiting (bounded, jittered backoff) while another process holds
 /// it and returning that process's value as soon as it is stored (when `accept_cached`).
 ///
-/// A holder keeps the lock for at most `lock_ttl` (it expires in the backend), so a waiter
-/// whose holder died takes the lock over within `lock_ttl` and computes: exactly one of the
-/// waiters, since taking the lock is atomic. Past `plan.lock_wait` (a backend that does not
-/// expire locks) the caller computes without it. A backend error fails open at once.
+/// A holder renews its lease while it computes and a dead holder's lock expires within
+/// `lock_ttl` (in the backend), so a waiter whose holder died takes the lock over and
+/// computes: exactly one of the waiters, since taking the lock is atomic. Past
+/// `plan.lock_wait`, when set, the caller computes without it. A backend error fails open at
+/// once.
 pub(crate) async fn acquire<V>(
     mode: Mode,
     place: &Place<V>,
@@ -201,13 +313,7 @@ where
     loop {
         match acquire_lock(mode, l2, &token, plan.lock_ttl).await {
             Ok(true) => {
-                let lease = Lease {
-                    manager: l2.manager.clone(),
-                    key: l2.key.clone(),
-                    token,
-                    timeout: l2.timeout,
-                    released: false,
-                };
+                let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
                     if let Some((v, Freshness::Fresh)) = io::lookup(mode, place, stats).await {
@@ -223,8 +329,8 @@ where
                 return Acquired::NotHeld;
             }
         }
-        if started.elapsed() >= plan.lock_wait {
-            tracing::warn!(key = %l2.key, "steadycache: lock not had within twice lock_ttl; computing without it");
+        if plan.lock_wait.is_some_and(|w| started.elapsed() >= w) {
+            tracing::warn!(key = %l2.key, "steadycache: lock_wait ran out while another process held the lock; computing without it");
             return Acquired::NotHeld;
         }
         // Jittered (half to all of the backoff): waiters that started together, in one process
@@ -262,13 +368,7 @@ async fn round_ended_empty(mode: Mode, l2: &L2, started_ms: u64) -> bool {
 pub(crate) async fn try_once(l2: &L2, plan: &Plan, stats: &Stats) -> Option<Option<Lease>> {
     let token = new_token();
     match acquire_lock(Mode::Async, l2, &token, plan.lock_ttl).await {
-        Ok(true) => Some(Some(Lease {
-            manager: l2.manager.clone(),
-            key: l2.key.clone(),
-            token,
-            timeout: l2.timeout,
-            released: false,
-        })),
+        Ok(true) => Some(Some(Lease::start(l2, token, plan.lock_ttl, plan.heartbeat))),
         Ok(false) => None,
         Err(e) => {
             backend_error(stats, &l2.key, "lock", &e);

@@ -39,8 +39,11 @@ pub(crate) struct Plan {
     pub(crate) lock: Lock,
     /// The ttl of a distributed lock, in `[MIN_LOCK_TTL, MAX_LOCK_TTL]`.
     pub(crate) lock_ttl: Duration,
-    /// How long a caller waits for another process's lock before computing without it.
-    pub(crate) lock_wait: Duration,
+    /// How long a caller waits for another process's lock before computing without it
+    /// (`None`: while the holder renews its lease).
+    pub(crate) lock_wait: Option<Duration>,
+    /// How often a holder renews its lease: a third of `lock_ttl`, at least 1 ms.
+    pub(crate) heartbeat: Duration,
     /// Serve the stale value when its refresh fails.
     pub(crate) serve_stale_on_error: bool,
     /// Jitter fraction in `[0, MAX_JITTER]`.
@@ -59,11 +62,8 @@ impl Plan {
             refresh: policy.refresh,
             lock: policy.lock,
             lock_ttl,
-            // Twice the ttl (a dead holder's lock expires once; a second holder may take it
-            // and die too) plus a second of slack; saturating, though the clamp keeps it small.
-            lock_wait: lock_ttl
-                .saturating_mul(2)
-                .saturating_add(Duration::from_secs(1)),
+            lock_wait: policy.lock_wait,
+            heartbeat: (lock_ttl / 3).max(MIN_LOCK_TTL),
             serve_stale_on_error: policy.serve_stale_on_error,
             jitter: if policy.jitter.is_finite() {
                 policy.jitter.clamp(0.0, MAX_JITTER)
@@ -309,7 +309,8 @@ mod tests {
         p.stale_after = Some(Duration::MAX);
         let c = plan(p.clone());
         assert_eq!(c.lock_ttl, MAX_LOCK_TTL);
-        assert!(c.lock_wait >= MAX_LOCK_TTL);
+        assert_eq!(c.heartbeat, MAX_LOCK_TTL / 3);
+        assert_eq!(c.lock_wait, None);
         assert_eq!(c.jitter, MAX_JITTER);
         let (stale_at, expires_at) = c.deadlines(u64::MAX - 5, false, 0.999).unwrap();
         assert!(stale_at <= expires_at && expires_at < u64::MAX);

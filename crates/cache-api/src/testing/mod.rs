@@ -6,8 +6,10 @@
 //! [`capabilities`](crate::Backend::capabilities), the cases it cannot support. Every case
 //! works under its own `prefix`, so suites of several backends and runs can share one server.
 
+pub mod fault;
 pub mod heal;
 pub mod server;
+pub mod sim;
 
 use crate::backend::{Backend, BackendExt};
 use crate::cache::Cache;
@@ -181,6 +183,59 @@ pub async fn lock_expiry(b: &dyn Backend, p: &str) {
     // The expired holder cannot release the new holder's lock.
     assert!(!b.release_lock(&k, "dead").await.unwrap());
     assert!(b.release_lock(&k, "alive").await.unwrap());
+}
+
+/// Only the holder's token extends a lock; an extended lock outlives its first ttl, and a lock
+/// that expired (or was released) cannot be extended back to life.
+pub async fn lock_extend(b: &dyn Backend, p: &str) {
+    let k = format!("{p}lock-extend");
+    let short = Duration::from_millis(600);
+    assert!(b.acquire_lock(&k, "t1", short).await.unwrap());
+    assert!(
+        !b.extend_lock(&k, "t2", short).await.unwrap(),
+        "another token extended"
+    );
+    // Renew twice, each before the lease runs out: held well past the first ttl.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            b.extend_lock(&k, "t1", short).await.unwrap(),
+            "the holder could not extend"
+        );
+    }
+    assert!(
+        !b.acquire_lock(&k, "t2", short).await.unwrap(),
+        "an extended lock was taken over after its first ttl"
+    );
+    assert!(b.release_lock(&k, "t1").await.unwrap());
+    assert!(
+        !b.extend_lock(&k, "t1", short).await.unwrap(),
+        "a released lock was extended"
+    );
+    // A lease that ran out is not revived, and cannot touch the next holder's lock.
+    let gone = format!("{p}lock-extend-gone");
+    assert!(b
+        .acquire_lock(&gone, "dead", Duration::from_millis(300))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(
+        !b.extend_lock(&gone, "dead", short).await.unwrap(),
+        "an expired lock was extended"
+    );
+    assert!(b
+        .acquire_lock(&gone, "next", Duration::from_secs(5))
+        .await
+        .unwrap());
+    assert!(!b.extend_lock(&gone, "dead", short).await.unwrap());
+    assert!(b.release_lock(&gone, "next").await.unwrap());
+    // A plain value under the key is not a lock.
+    let plain = format!("{p}lock-extend-plain");
+    b.set(&plain, b"t1".to_vec(), None).await.unwrap();
+    assert!(
+        !b.extend_lock(&plain, "t1", short).await.unwrap(),
+        "a value was taken for a lock"
+    );
 }
 
 /// Of many concurrent lock attempts exactly one wins.
@@ -456,6 +511,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@case $make, lock_exclusive, |c: $crate::Capabilities| c.locks);
         $crate::conformance_tests!(@case $make, lock_expiry, |c: $crate::Capabilities| c.locks);
         $crate::conformance_tests!(@case $make, lock_race, |c: $crate::Capabilities| c.locks);
+        $crate::conformance_tests!(@case $make, lock_extend, |c: $crate::Capabilities| c.locks);
         $crate::conformance_tests!(@case $make, concurrent_writers, |_c| true);
         $crate::conformance_tests!(@case $make, envelope, |c: $crate::Capabilities| c.ttl);
         $crate::conformance_tests!(@case $make, ping, |_c| true);

@@ -10,10 +10,13 @@
 //! This layer knows nothing of the engine: the engine reads and writes through the places it
 //! is handed.
 
+pub(crate) mod breaker;
 pub(crate) mod budget;
 pub(crate) mod clock;
 pub(crate) mod local;
 
+pub(crate) use breaker::Breaker;
+pub use breaker::CircuitBreaker;
 pub(crate) use budget::{Budget, Forget};
 pub(crate) use local::LocalStore;
 
@@ -69,6 +72,8 @@ pub(crate) struct L2 {
     pub(crate) key: String,
     /// The deadline of each call into the manager (see `CacheBuilder::backend_timeout`).
     pub(crate) timeout: std::time::Duration,
+    /// The cache's circuit breaker: every call into the manager goes through it.
+    pub(crate) breaker: Arc<Breaker>,
 }
 
 /// Where one call's value lives: L1, L2, or both (L1 first).

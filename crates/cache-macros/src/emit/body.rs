@@ -62,10 +62,18 @@ pub(crate) fn body(
         quote!(__steadycache_memo.call_sync(__steadycache_key, #shape_value, #compute, #refresh))
     };
     let from_result = &shape.from_result;
+    let strict = (opts.strict == Some(true)).then(|| {
+        quote! {
+            if let ::core::result::Result::Err(e) = __steadycache_memo.cache().ready() {
+                return ::core::result::Result::Err(::core::convert::From::from(e));
+            }
+        }
+    });
     quote! {{
         #(#asserts)*
         #v_assert
         let __steadycache_memo: &'static ::steadycache::__private::Memo<#v_ty> = #memo_path;
+        #strict
         #key_expr
         #inner_def
         if let ::core::option::Option::Some(__steadycache_key) = __steadycache_key {

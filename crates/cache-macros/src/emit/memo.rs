@@ -93,6 +93,10 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         let t = t.tokens();
         policy = quote!(#policy.with_lock_ttl(#t));
     }
+    if let Some(t) = &opts.lock_wait {
+        let t = t.tokens();
+        policy = quote!(#policy.with_lock_wait(#t));
+    }
     if let Some(t) = opts.cache_none.as_ref().or(opts.cache_err.as_ref()) {
         let t = t.tokens();
         policy = quote!(#policy.with_negative_ttl(::core::option::Option::Some(#t)));

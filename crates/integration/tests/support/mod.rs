@@ -132,6 +132,19 @@ pub async fn shared(key: u32) -> u64 {
     u64::from(key) * 7
 }
 
+/// The lease of [`long_job`]'s lock, in ms; its body works five times as long.
+pub const LONG_LOCK_TTL_MS: u64 = 400;
+
+/// A job five times longer than its lock's ttl, on the cache named by [`XP_URL`]: writes
+/// `long <key>` to the count file, works 2 s, returns `key * 11`. Without a renewed lease its
+/// lock would expire four times while it runs.
+#[steadycache::cached(cache = xp_cache(), ttl = "10m", lock = "distributed", lock_ttl = "400ms")]
+pub async fn long_job(key: u32) -> u64 {
+    count(&format!("long {key}"));
+    tokio::time::sleep(Duration::from_millis(5 * LONG_LOCK_TTL_MS)).await;
+    u64::from(key) * 11
+}
+
 /// The child side of [`racers_then_a_reuser`] and [`killed_holder_then_one_more`], calling
 /// [`shared`]`(1)` in `role`:
 /// * `"race"`: [`TASKS`] tasks on the one cold key; each must get 7;
@@ -157,6 +170,18 @@ pub fn race_child(role: &str) {
                 }
             }
             "one" => assert_eq!(call().await, expected),
+            // A few tasks on the one long job; none may have lost its lease.
+            "long" => {
+                let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(long_job(1))).collect();
+                for t in tasks {
+                    assert_eq!(t.await.ok(), Some(11), "a caller did not get the value");
+                }
+                let s = long_job_cache().stats();
+                if s.lock_lost != 0 {
+                    eprintln!("a lease was lost: {s:?}");
+                    std::process::exit(3);
+                }
+            }
             "reuse" => {
                 assert_eq!(call().await, expected);
                 let s = shared_cache().stats();
@@ -201,6 +226,30 @@ pub fn racers_then_a_reuser(racers: usize, tasks: usize, url: &str, envs: &[(&st
         "a later process did not hit"
     );
     assert_eq!(lines(&count).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The parent side of a lease: 5 processes call [`long_job`] (work = 5 × `lock_ttl`) on one
+/// cold key of the cache at `url` at once; its holder renews the lease, so the body runs
+/// exactly once, and every process gets the value.
+pub fn a_lease_outlives_its_ttl(url: &str, envs: &[(&str, &str)]) {
+    let dir = temp_dir("lease");
+    let count = dir.join("count.txt");
+    let count_s = count.to_string_lossy().to_string();
+    let mut all: Vec<(&str, &str)> = vec![(XP_URL, url), (COUNT, &count_s)];
+    all.extend_from_slice(envs);
+    spawn_and_wait(
+        5,
+        "long",
+        &all,
+        Duration::from_secs(90),
+        "a child failed: a caller did not get the value, or a lease was lost",
+    );
+    assert_eq!(
+        lines(&count),
+        vec!["long 1"],
+        "a job 5 x lock_ttl long ran once across 5 processes"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

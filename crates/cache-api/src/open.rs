@@ -1,0 +1,422 @@
+//! Opening a cache from a URL: [`Cache::from_url`] (the error at once) and
+//! [`Cache::from_url_failing_open`] (what `#[cached(cache = "url")]` uses: a cache that cannot
+//! be opened now is served from memory meanwhile and opened again in the background), the
+//! cache's own URL options, and [`CacheHealth`].
+
+use crate::backend::{Backend, BlockingBackend, Capabilities};
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::memory::{MemoryBackend, MemoryConfig};
+use crate::options::{parse_bytes, parse_count, redact_url};
+use crate::scheme::{find_opener, SchemeOpener};
+use crate::tier::{CircuitBreaker, LocalTier};
+use async_trait::async_trait;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+/// The first pause before opening a failed URL again; it doubles up to [`MAX_REOPEN_DELAY`].
+const FIRST_REOPEN_DELAY: Duration = Duration::from_millis(500);
+const MAX_REOPEN_DELAY: Duration = Duration::from_secs(30);
+
+/// A cache's health: whether the backend its URL names is open, and whether its circuit
+/// breaker lets calls through. For a health endpoint or a startup check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheHealth {
+    /// The cache's backend is open (always, except for a [`Cache::from_url_failing_open`]
+    /// whose URL could not be opened yet; its calls are then served from memory, in this
+    /// process only).
+    pub backend_open: bool,
+    /// Why the backend is not open (URL redacted).
+    pub open_error: Option<String>,
+    /// Failed attempts to open it.
+    pub open_attempts: u64,
+    /// It is still being opened again in the background (false after a configuration error,
+    /// which no retry can fix).
+    pub reopening: bool,
+    /// The circuit breaker is open: the backend failed repeatedly and calls skip it until a
+    /// background probe finds it back.
+    pub circuit_open: bool,
+    /// How many times the circuit breaker has opened.
+    pub circuit_opened: u32,
+}
+
+/// The cache's own options, taken out of a backend URL.
+#[derive(Default)]
+struct UrlOptions {
+    local_tier: Option<LocalTier>,
+    timeout: Option<Duration>,
+    breaker: Option<Option<CircuitBreaker>>,
+}
+
+impl UrlOptions {
+    fn apply(&self, mut b: crate::CacheBuilder) -> crate::CacheBuilder {
+        if let Some(t) = self.local_tier {
+            b = b.local_tier(t);
+        }
+        if let Some(t) = self.timeout {
+            b = b.backend_timeout(t);
+        }
+        if let Some(c) = self.breaker {
+            b = b.circuit_breaker(c);
+        }
+        b
+    }
+}
+
+fn scheme_of(url: &str) -> Result<String> {
+    Ok(url
+        .split_once("://")
+        .map(|(s, _)| s)
+        .or_else(|| url.split_once(':').map(|(s, _)| s))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "`{}` is not a cache url (scheme://...)",
+                redact_url(url)
+            ))
+        })?
+        .to_ascii_lowercase())
+}
+
+fn no_backend(scheme: &str) -> Error {
+    Error::Config(format!(
+        "no backend for url scheme `{scheme}`: enable the steadycache feature that provides it \
+         (mem:// is built in)"
+    ))
+}
+
+impl Cache {
+    /// Open a cache from a URL. `mem://` (options `max_bytes`, `max_entries`,
+    /// `estimated_items`) is always known; other schemes (`file`, `sqlite`, `redis`, `mongodb`,
+    /// `s3`) come from the backend crates enabled as features of `steadycache`.
+    ///
+    /// On any other scheme, the options `local=<bytes>` (`64MiB`, `512KiB`, `1G` or a number)
+    /// and `local_max_entries=<n>` put a typed in-process tier in front of the backend (see
+    /// [`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)), `backend_timeout_ms=<n>`
+    /// sets [`CacheBuilder::backend_timeout`](crate::CacheBuilder::backend_timeout), and
+    /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>` set the
+    /// [`CircuitBreaker`]; they are taken out of the URL before the backend reads it.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = scheme_of(url)?;
+        if scheme == "mem" || scheme == "memory" {
+            return Ok(Cache::builder()
+                .memory(MemoryConfig::from_url(url)?)
+                .build());
+        }
+        let open = find_opener(&scheme).ok_or_else(|| no_backend(&scheme))?;
+        let (url, options) = split_cache_options(url)?;
+        Ok(options
+            .apply(Cache::builder().backend_arc(open(&url)?))
+            .build())
+    }
+
+    /// [`Cache::from_url`] that fails open: what `#[cached(cache = "url")]` uses.
+    ///
+    /// When the URL's backend cannot be opened now (a directory not mounted yet, a permission,
+    /// a server the backend connects to at open), the error is logged (URL redacted) and the
+    /// cache is served from memory in the meantime, in this process only: with
+    /// `lock = "distributed"`, "once across processes" is then "once per process" until the
+    /// backend opens. It is opened again in the background (after 0.5 s, then twice as long
+    /// each time, up to every 30 s); from the first success on, every call uses it, and the
+    /// values kept in memory meanwhile are dropped. [`Cache::health`] tells which state the
+    /// cache is in, and [`Cache::ready`] returns the open error while it is not open (the
+    /// macro's `strict` option returns it from the function). A configuration error (a
+    /// malformed URL, an unknown option or scheme) is not retried: no retry can fix it.
+    pub fn from_url_failing_open(url: &str) -> Cache {
+        let attempt = || -> std::result::Result<Cache, Box<Unopened>> {
+            let fail = |error| Box::new(Unopened { error, retry: None });
+            let scheme = scheme_of(url).map_err(fail)?;
+            if scheme == "mem" || scheme == "memory" {
+                return Cache::from_url(url).map_err(fail);
+            }
+            let open = find_opener(&scheme).ok_or_else(|| fail(no_backend(&scheme)))?;
+            let (url, options) = split_cache_options(url).map_err(fail)?;
+            match open(&url) {
+                Ok(b) => Ok(options.apply(Cache::builder().backend_arc(b)).build()),
+                Err(e @ Error::Config(_)) => Err(fail(e)),
+                Err(error) => Err(Box::new(Unopened {
+                    error,
+                    retry: Some((url, open, options)),
+                })),
+            }
+        };
+        match attempt() {
+            Ok(c) => c,
+            Err(unopened) => {
+                let Unopened { error: e, retry } = *unopened;
+                let redacted = redact_url(url);
+                let retrying = retry.is_some();
+                tracing::error!(url = %redacted, error = %e, retrying, "steadycache: cannot open cache; serving from memory in this process meanwhile");
+                let reopening = Arc::new(Reopening {
+                    real: OnceLock::new(),
+                    fallback: MemoryBackend::default(),
+                    state: Mutex::new(OpenState {
+                        error: e.to_string(),
+                        attempts: 1,
+                        retrying,
+                    }),
+                    redacted,
+                });
+                let mut builder = Cache::builder().backend_arc(reopening.clone());
+                if let Some((url, open, options)) = retry {
+                    builder = options.apply(builder);
+                    reopening.start(url, open);
+                }
+                builder.opening = Some(reopening);
+                builder.build()
+            }
+        }
+    }
+
+    /// The cache's health (see [`CacheHealth`]).
+    pub fn health(&self) -> CacheHealth {
+        let mut h = CacheHealth {
+            backend_open: true,
+            circuit_open: self.inner.breaker.is_open(),
+            circuit_opened: self.inner.breaker.times_opened(),
+            ..CacheHealth::default()
+        };
+        if let Some(r) = &self.inner.opening {
+            let st = r.state();
+            h.backend_open = r.real.get().is_some();
+            if !h.backend_open {
+                h.open_error = Some(st.error.clone());
+                h.open_attempts = st.attempts;
+                h.reopening = st.retrying;
+            }
+        }
+        h
+    }
+
+    /// `Ok` when the cache's backend is open; the error that keeps it closed otherwise (a
+    /// [`Cache::from_url_failing_open`] whose URL could not be opened yet): transient
+    /// ([`Error::Unavailable`]) while it is being opened again, [`Error::Config`] when no retry
+    /// can fix it.
+    pub fn ready(&self) -> Result<()> {
+        let Some(r) = &self.inner.opening else {
+            return Ok(());
+        };
+        if r.real.get().is_some() {
+            return Ok(());
+        }
+        let st = r.state();
+        let message = format!("cannot open cache `{}`: {}", r.redacted, st.error);
+        Err(if st.retrying {
+            Error::unavailable("cache", message)
+        } else {
+            Error::Config(message)
+        })
+    }
+}
+
+/// Why a URL did not open, and what opening it again takes (none for a configuration error).
+struct Unopened {
+    error: Error,
+    retry: Option<(String, SchemeOpener, UrlOptions)>,
+}
+
+struct OpenState {
+    error: String,
+    attempts: u64,
+    retrying: bool,
+}
+
+/// The backend of a cache whose URL could not be opened: memory until the URL's backend opens
+/// (in the background), then that backend for good. The URL itself (secrets included) lives
+/// only in the reopening task.
+pub(crate) struct Reopening {
+    real: OnceLock<Arc<dyn Backend>>,
+    fallback: MemoryBackend,
+    state: Mutex<OpenState>,
+    redacted: String,
+}
+
+impl Reopening {
+    fn state(&self) -> std::sync::MutexGuard<'_, OpenState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[inline]
+    fn target(&self) -> &dyn Backend {
+        match self.real.get() {
+            Some(b) => b.as_ref(),
+            None => &self.fallback,
+        }
+    }
+
+    /// Open `url` again with `open` in the background until it opens, a configuration error
+    /// says it never will, or the cache is dropped.
+    fn start(self: &Arc<Self>, url: String, open: SchemeOpener) {
+        let rt = match crate::runtime::library_runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "steadycache: no runtime to open the cache again; serving from memory");
+                self.state().retrying = false;
+                return;
+            }
+        };
+        let me: Weak<Reopening> = Arc::downgrade(self);
+        rt.spawn(async move {
+            let mut delay = FIRST_REOPEN_DELAY;
+            loop {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_REOPEN_DELAY);
+                if me.strong_count() == 0 {
+                    return;
+                }
+                let u = url.clone();
+                // Openers are blocking (files, SQLite): off the runtime's workers.
+                let opened = match tokio::task::spawn_blocking(move || open(&u)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(Error::unavailable("cache", format!("opening task: {e}"))),
+                };
+                let Some(r) = me.upgrade() else { return };
+                match opened {
+                    Ok(b) => {
+                        let _ = r.real.set(b);
+                        r.state().retrying = false;
+                        tracing::info!(url = %r.redacted, "steadycache: cache opened; memory fallback dropped");
+                        let _ = r.fallback.delete_prefix("").await;
+                        return;
+                    }
+                    Err(e) => {
+                        let permanent = matches!(e, Error::Config(_));
+                        let mut st = r.state();
+                        st.attempts = st.attempts.saturating_add(1);
+                        st.error = e.to_string();
+                        if permanent {
+                            st.retrying = false;
+                            tracing::error!(url = %r.redacted, error = %e, "steadycache: cannot open cache (configuration); no more retries");
+                            return;
+                        }
+                        tracing::debug!(url = %r.redacted, error = %e, "steadycache: cache still cannot be opened; retrying");
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl fmt::Debug for Reopening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reopening")
+            .field("url", &self.redacted)
+            .field("open", &self.real.get().is_some())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Backend for Reopening {
+    fn name(&self) -> &str {
+        self.target().name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.target().capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.target().get(key).await
+    }
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        self.target().set(key, value, ttl).await
+    }
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.target().set_if_absent(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.target().delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        self.target().delete_prefix(prefix).await
+    }
+    async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+        self.target().incr(key, by, ttl).await
+    }
+    async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.target().acquire_lock(key, token, ttl).await
+    }
+    async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
+        self.target().release_lock(key, token).await
+    }
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.target().extend_lock(key, token, ttl).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.target().ping().await
+    }
+    fn blocking(&self) -> Option<&dyn BlockingBackend> {
+        self.target().blocking()
+    }
+}
+
+/// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`,
+/// `breaker_threshold`, `breaker_cooldown_ms`) out of a backend URL.
+fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
+    let Some((base, rest)) = url.split_once('?') else {
+        return Ok((url.to_owned(), UrlOptions::default()));
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let mut o = UrlOptions::default();
+    let (mut bytes, mut entries, mut threshold, mut cooldown) = (None, None, None, None);
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("local", v)) => bytes = Some(parse_bytes("local", v)?),
+            Some(("local_max_entries", v)) => entries = Some(parse_count("local_max_entries", v)?),
+            Some(("backend_timeout_ms", v)) => {
+                o.timeout = Some(Duration::from_millis(parse_count("backend_timeout_ms", v)?));
+            }
+            Some(("breaker_threshold", v)) => {
+                threshold = Some(parse_count("breaker_threshold", v)?)
+            }
+            Some(("breaker_cooldown_ms", v)) => {
+                cooldown = Some(Duration::from_millis(parse_count(
+                    "breaker_cooldown_ms",
+                    v,
+                )?));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    o.local_tier = match (bytes, entries) {
+        (Some(b), e) => Some(LocalTier {
+            max_bytes: b,
+            max_entries: e,
+        }),
+        (None, Some(_)) => {
+            return Err(Error::Config(
+                "`local_max_entries` needs `local=<bytes>` too".into(),
+            ))
+        }
+        (None, None) => None,
+    };
+    if threshold.is_some() || cooldown.is_some() {
+        let d = CircuitBreaker::default();
+        o.breaker = Some(match threshold {
+            Some(0) => None,
+            t => Some(CircuitBreaker::new(
+                t.map_or(d.threshold, |t| u32::try_from(t).unwrap_or(u32::MAX)),
+                cooldown.unwrap_or(d.cooldown),
+            )),
+        });
+    }
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Ok((out, o))
+}

@@ -76,6 +76,12 @@ log "decoders and URL parsers fuzzed under a 4 GiB address-space limit (20,000 i
 cargo test --workspace --all-features --test fuzz_decoders --no-run
 (ulimit -v 4194304 && STEADYCACHE_FUZZ_CASES=20000 cargo test --workspace --all-features --test fuzz_decoders)
 
+log "model check of the in-process single-flight (loom, every interleaving of 3 callers)"
+# A cfg of our own (tokio's `loom` cfg would switch tokio itself to loom); its own target dir,
+# so the workspace build above is not invalidated.
+RUSTFLAGS="--cfg steadycache_loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" \
+  cargo test -p steadycache-api --lib flight::model
+
 log "compile-fail tests of #[cached] (default features: see tests/compile_fail.rs)"
 cargo test -p steadycache --test compile_fail
 

@@ -212,3 +212,29 @@ async fn lost_writes_are_misses_not_wrong_values() {
     }
     assert_eq!(cache.stats().misses, 3);
 }
+
+#[test]
+fn a_sync_caller_is_not_held_by_a_hanging_store() {
+    let layer = Faulty::new(MemoryBackend::default());
+    let faults = layer.faults();
+    faults.delay(Op::Get, Duration::from_secs(30));
+    faults.delay(Op::Set, Duration::from_secs(30));
+    let cache = Cache::builder()
+        .backend(layer)
+        .backend_timeout(Duration::from_millis(100))
+        .build();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let policy = Policy::ttl(Duration::from_secs(60));
+        let v = cache.get_or_compute_sync("sync-hang", &policy, || {
+            Ok::<u32, std::convert::Infallible>(8)
+        });
+        let _ = tx.send((v.ok(), cache.stats().backend_errors));
+    });
+    // A guard against a hang, not a timing assertion: the store hangs for 30 s per call.
+    let (v, errors) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a sync caller was held by a hanging store");
+    assert_eq!(v, Some(8));
+    assert_eq!(errors, 2, "the read and the write each failed open");
+}

@@ -1,5 +1,6 @@
 //! [`MongoBackend`]: the [`Backend`] contract on one MongoDB collection.
 
+use crate::clock::{ServerClock, SKEW_MARGIN};
 use crate::config::MongoConfig;
 use crate::error::{convert, is_duplicate_key, NAME};
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use steadycache_api::plumbing::redact_url;
-use steadycache_api::plumbing::{check_ttl, deadline_i64, unix_millis};
+use steadycache_api::plumbing::{check_ttl, deadline_i64};
 use steadycache_api::{Backend, Capabilities, Entry, Error, Result};
 use tokio::sync::OnceCell;
 
@@ -30,6 +31,8 @@ enum Source {
 struct Inner {
     source: Source,
     coll: OnceCell<Collection<Document>>,
+    /// The server's clock, estimated.
+    clock: ServerClock,
 }
 
 /// A steadycache backend on a MongoDB collection: every process and machine that reaches the
@@ -42,7 +45,8 @@ struct Inner {
 /// { _id: "ns:v:3f2a…",                 // the key
 ///   v: BinData(0, …),                   // the value (the engine's envelope)
 ///   kind: 0,                            // 0 value, 1 counter (`incr`), 2 lock
-///   exp: NumberLong(1763900060000),     // hard expiry, ms since the Unix epoch; i64::MAX = never
+///   exp: NumberLong(1763900060000),     // hard expiry, ms since the Unix epoch by the server's
+///                                       // clock (see Clocks); i64::MAX = never
 ///   dates: { created_at: ISODate(…), stale_at: ISODate(…), expires_at: ISODate(…) },
 ///   n: NumberLong(5),                   // counters only
 ///   token: "…" }                        // locks only
@@ -52,16 +56,21 @@ struct Inner {
 /// monitor has not removed yet (it runs once a minute) is never served. `dates` holds the same
 /// instants as BSON dates for people and for the TTL index on `dates.expires_at`
 /// (`expireAfterSeconds: 0`, created idempotently on first use), which removes expired
-/// documents in the background. The dates sit in a sub-document because the MongoDB-wire test
-/// server (nx-27017) stores a top-level date written by `$set` on an existing document as a
-/// string; nested dates survive, and on a real MongoDB both forms work.
+/// documents in the background (by the server's clock, the clock `exp` is in). The dates sit
+/// in a sub-document because the MongoDB-wire test server (nx-27017) stores a top-level date
+/// written by `$set` on an existing document as a string, and a date set by a dotted path
+/// (`dates.expires_at`) too; a whole sub-document's dates survive, and on a real MongoDB every
+/// form works. For a lock, `created_at` is when its lease was last taken or renewed.
 ///
 /// # Operations
+/// `now` below is the server's clock as this client estimates it (see [Clocks](#clocks)).
+///
 /// | operation | MongoDB |
 /// |---|---|
-/// | `get` | `find_one({_id})`, checked against `exp` (an expired one is deleted lazily) |
+/// | `get` | `find_one({_id})`, checked against `exp`; one expired by more than [`SKEW_MARGIN`] is deleted: `delete_one({_id, exp: {$lte: now - margin}})` (one expired by less is a miss, and kept) |
 /// | `set` | `update_one({_id}, {$set: …}, upsert)` |
 /// | `set_if_absent`, `acquire_lock` | `insert_one`; on a duplicate key (11000), take over only an expired document: `update_one({_id, exp: {$lte: now}}, {$set: …})` — atomic, one winner |
+/// | `extend_lock` | `update_one({_id, kind: lock, token, exp: {$gt: now}}, {$set: {exp: now + ttl, dates: …}})`, renewed if `matched_count == 1` — the check and the renewal are one atomic write, so an expired lease is never revived after another holder took it |
 /// | `release_lock` | `delete_one({_id, kind: lock, token, exp: {$gt: now}})` |
 /// | `incr` | `find_one_and_update({_id, kind: counter, exp: {$gt: now}}, {$inc: {n}})`, else create it as `set_if_absent` does (the ttl applies from creation) |
 /// | `delete` | `delete_one({_id, exp: {$gt: now}})` (it counts only a live entry), then any expired leftover |
@@ -71,6 +80,35 @@ struct Inner {
 /// `find_one_and_update` with upsert: both behave differently on nx-27017 (it drops `_id` from a
 /// `replace_one` upsert and hides errors of an upserting findAndModify), and `update_one` is
 /// plain MongoDB semantics.
+///
+/// # Clocks
+/// Expiry is judged by one clock, the server's, not by the wall clock of each machine that
+/// shares the collection: a machine whose clock ran ahead would otherwise take over others'
+/// live locks and entries and delete their live entries on read, and one running behind would
+/// write expiries already past for everyone else. Every `exp` is written as the server's time
+/// plus the ttl, and every filter and check above compares with the server's time.
+///
+/// The server's time comes from the `localTime` field of the `hello` command's reply
+/// (`isMaster` on servers that do not know `hello`): each client keeps the offset between the
+/// server's clock and its own, read when it first needs the time (concurrent first callers wait
+/// for that one reading) and again every 30 s (by one caller; the others go on with the
+/// estimate), and uses `its own clock + offset`. A reading bounds the offset to within one
+/// round trip; the estimate starts at zero (a machine in step with the server keeps its own
+/// clock) and moves only when a reading contradicts it, to the nearest bound. So the server's
+/// time is known to within a round trip (and what the machine's clock drifts in 30 s). A step
+/// of the machine's clock (NTP correcting it) is caught at the next reading, at most 30 s
+/// later; until then the estimate is off by the step.
+///
+/// Why not `$$NOW`: MongoDB's own variable for the server's time, in `$expr` filters and in
+/// update pipelines, would compare inside the server with no estimate at all. The test server
+/// (nx-27017 0.8.1) supports neither (`$$NOW` evaluates to null, and an update given as a
+/// pipeline is refused), and one code path for it and for MongoDB is worth more than the
+/// round trip of precision. What this leaves: the comparisons are made with the client's
+/// estimate, written into ordinary filters, so two clients whose estimates differ by a few
+/// milliseconds can disagree, for those milliseconds, on whether an entry has expired. Reads
+/// delete only entries expired by more than [`SKEW_MARGIN`], so this never deletes a live
+/// entry; a lock can be taken over at most that few milliseconds early. Tests simulate a
+/// machine whose clock differs with [`MongoConfig::with_clock_skew`].
 ///
 /// # Connections
 /// The client is made on first use, on steadycache's own runtime (its pool and monitor tasks
@@ -92,10 +130,6 @@ impl fmt::Debug for MongoBackend {
         d.field("connected", &self.inner.coll.initialized())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(unix_millis()).unwrap_or(NEVER)
 }
 
 /// An integer field, Int32 or Int64 (servers may narrow small Int64 values).
@@ -164,12 +198,23 @@ impl MongoBackend {
     }
 
     fn with_source(source: Source) -> Self {
+        let skew_ms = match &source {
+            Source::Config(c) => c.clock_skew_ms,
+            Source::Given(_) => 0,
+        };
         MongoBackend {
             inner: Arc::new(Inner {
                 source,
                 coll: OnceCell::new(),
+                clock: ServerClock::new(skew_ms),
             }),
         }
+    }
+
+    /// The server's clock as estimated, ms since the Unix epoch (see
+    /// [Clocks](MongoBackend#clocks)).
+    async fn now(&self, coll: &Collection<Document>) -> Result<i64> {
+        self.inner.clock.now(coll).await
     }
 
     /// The collection (connecting first if needed): for reading entries with the driver.
@@ -270,18 +315,24 @@ impl Backend for MongoBackend {
         else {
             return Ok(None);
         };
-        let now = now_ms();
+        let now = self.now(&coll).await?;
         let Some(exp) = int(&d, "exp") else {
             return Err(Error::Corrupt(format!(
                 "mongodb document `{key}` has no expiry field: not a steadycache entry"
             )));
         };
         if exp <= now {
-            if let Err(e) = coll
-                .delete_one(doc! { "_id": key, "exp": { "$lte": now } })
-                .await
-            {
-                tracing::debug!(key, error = %e, "mongodb: lazy delete of an expired entry failed");
+            // Deleted only when expired beyond the margin: within it, the writer's estimate of
+            // the server's clock may still see it live.
+            let margin = i64::try_from(SKEW_MARGIN.as_millis()).unwrap_or(i64::MAX);
+            let long_ago = now.saturating_sub(margin);
+            if exp <= long_ago {
+                if let Err(e) = coll
+                    .delete_one(doc! { "_id": key, "exp": { "$lte": long_ago } })
+                    .await
+                {
+                    tracing::debug!(key, error = %e, "mongodb: lazy delete of an expired entry failed");
+                }
             }
             return Ok(None);
         }
@@ -304,7 +355,7 @@ impl Backend for MongoBackend {
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
         let coll = self.collection().await?;
-        let now = now_ms();
+        let now = self.now(&coll).await?;
         let update = doc! { "$set": fields(&value, KIND_VALUE, deadline_i64(now, ttl).unwrap_or(NEVER), now) };
         let upsert = || async {
             coll.update_one(doc! { "_id": key }, update.clone())
@@ -329,7 +380,8 @@ impl Backend for MongoBackend {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         check_ttl(ttl)?;
-        let now = now_ms();
+        let coll = self.collection().await?;
+        let now = self.now(&coll).await?;
         let set = fields(
             &value,
             KIND_VALUE,
@@ -341,7 +393,7 @@ impl Backend for MongoBackend {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let coll = self.collection().await?;
-        let now = now_ms();
+        let now = self.now(&coll).await?;
         let live = coll
             .delete_one(doc! { "_id": key, "exp": { "$gt": now } })
             .await
@@ -358,7 +410,7 @@ impl Backend for MongoBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let coll = self.collection().await?;
-        let now = now_ms();
+        let now = self.now(&coll).await?;
         let range = match successor(prefix) {
             Some(end) => doc! { "_id": { "$gte": prefix, "$lt": end } },
             None if prefix.is_empty() => Document::new(),
@@ -385,7 +437,7 @@ impl Backend for MongoBackend {
         check_ttl(ttl)?;
         let coll = self.collection().await?;
         for _ in 0..INCR_ATTEMPTS {
-            let now = now_ms();
+            let now = self.now(&coll).await?;
             let live_counter = doc! { "_id": key, "kind": KIND_COUNTER, "exp": { "$gt": now } };
             let updated = coll
                 .find_one_and_update(live_counter, doc! { "$inc": { "n": by } })
@@ -431,7 +483,8 @@ impl Backend for MongoBackend {
 
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         check_ttl(Some(ttl))?;
-        let now = now_ms();
+        let coll = self.collection().await?;
+        let now = self.now(&coll).await?;
         let mut set = fields(
             token.as_bytes(),
             KIND_LOCK,
@@ -444,17 +497,42 @@ impl Backend for MongoBackend {
 
     async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
         let coll = self.collection().await?;
+        let now = self.now(&coll).await?;
         let filter = doc! {
             "_id": key,
             "kind": KIND_LOCK,
             "token": token,
-            "exp": { "$gt": now_ms() },
+            "exp": { "$gt": now },
         };
         let r = coll
             .delete_one(filter)
             .await
             .map_err(|e| convert("delete_one", e))?;
         Ok(r.deleted_count == 1)
+    }
+
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        check_ttl(Some(ttl))?;
+        let coll = self.collection().await?;
+        let now = self.now(&coll).await?;
+        let exp = deadline_i64(now, Some(ttl)).unwrap_or(NEVER);
+        // One conditional update: the check (our token, still live) and the renewal together.
+        // `dates` is set whole: nx-27017 stores a date set by a dotted path as a string.
+        let filter = doc! {
+            "_id": key,
+            "kind": KIND_LOCK,
+            "token": token,
+            "exp": { "$gt": now },
+        };
+        let update = doc! { "$set": {
+            "exp": exp,
+            "dates": { "created_at": DateTime::from_millis(now), "expires_at": DateTime::from_millis(exp) },
+        } };
+        let r = coll
+            .update_one(filter, update)
+            .await
+            .map_err(|e| convert("extend", e))?;
+        Ok(r.matched_count == 1)
     }
 
     async fn ping(&self) -> Result<()> {

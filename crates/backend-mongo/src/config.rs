@@ -20,7 +20,8 @@ use steadycache_api::{Error, Result};
 /// # Defaults, and why
 /// Database `steadycache`, collection `entries`. `server_selection_timeout` 2 s (the driver's own
 /// default is 30 s): while the database is unreachable every call waits this long before it
-/// fails open, so it is short. `connect_timeout` 2 s.
+/// fails open, so it is short. `connect_timeout` 2 s. `clock_skew_ms` zero: a knob for tests
+/// only (see [`with_clock_skew`](MongoConfig::with_clock_skew)).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MongoConfig {
@@ -36,6 +37,11 @@ pub struct MongoConfig {
     pub server_selection_timeout: Duration,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
+    /// Milliseconds added to this machine's clock wherever the backend reads it: a knob for
+    /// tests, which make one client's clock run ahead (positive) or behind (negative) of
+    /// another's on the same machine. Zero (the default) in production. See
+    /// [Clocks](crate::MongoBackend#clocks) for what the backend does about clocks that differ.
+    pub clock_skew_ms: i64,
 }
 
 impl MongoConfig {
@@ -48,6 +54,7 @@ impl MongoConfig {
             collection: "entries".into(),
             server_selection_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
+            clock_skew_ms: 0,
         }
     }
 
@@ -139,6 +146,13 @@ impl MongoConfig {
         self
     }
 
+    /// Set [`clock_skew_ms`](MongoConfig::clock_skew_ms): make this client's clock run `ms`
+    /// milliseconds ahead (positive) or behind (negative). For tests.
+    pub fn with_clock_skew(mut self, ms: i64) -> Self {
+        self.clock_skew_ms = ms;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.uri.is_empty() {
             return Err(Error::Config("the mongodb url is empty".into()));
@@ -165,6 +179,7 @@ impl fmt::Debug for MongoConfig {
             .field("collection", &self.collection)
             .field("server_selection_timeout", &self.server_selection_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("clock_skew_ms", &self.clock_skew_ms)
             .finish()
     }
 }

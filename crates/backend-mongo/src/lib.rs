@@ -2,8 +2,9 @@
 //!
 //! [`MongoBackend`] keeps the cache's entries in one MongoDB collection, so every process and
 //! machine that reaches the database shares one cache (cachier's MongoDB core, with expiry,
-//! locks and counters done natively). See [`MongoBackend`] for the document layout and the
-//! operations.
+//! locks and counters done natively). Expiry is in the server's time (read from `hello`), so
+//! machines whose clocks differ agree on it. See [`MongoBackend`] for the document layout, the
+//! operations and the clocks.
 //!
 //! ```no_run
 //! use steadycache_mongo::{MongoBackend, MongoConfig};
@@ -19,12 +20,14 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod clock;
 mod config;
 mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use backend::MongoBackend;
+pub use clock::SKEW_MARGIN;
 pub use config::MongoConfig;
 
 fn open_url(url: &str) -> steadycache_api::Result<std::sync::Arc<dyn steadycache_api::Backend>> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use steadycache_api::{Backend, Cache, Error, Policy};
 use steadycache_mongo::testing::MongoServer;
-use steadycache_mongo::{MongoBackend, MongoConfig};
+use steadycache_mongo::{MongoBackend, MongoConfig, SKEW_MARGIN};
 
 /// One server for the whole test binary (each case works under its own key prefix).
 fn server() -> &'static MongoServer {
@@ -173,4 +173,152 @@ async fn clearing_keeps_documents_that_are_not_cache_entries() {
             .is_some(),
         "the application's own document is kept"
     );
+}
+
+/// Extending a lock moves the date the TTL index reads too (else the server's TTL monitor would
+/// remove a renewed lock at its first expiry), and keeps it a date.
+#[tokio::test]
+async fn extending_a_lock_moves_its_ttl_date() {
+    let b = MongoBackend::from_url(&format!("{}&collection=extend", server().url())).unwrap();
+    assert!(b
+        .acquire_lock("extend:l", "t", Duration::from_secs(5))
+        .await
+        .unwrap());
+    assert!(b
+        .extend_lock("extend:l", "t", Duration::from_secs(600))
+        .await
+        .unwrap());
+    let d: Document = b
+        .collection()
+        .await
+        .unwrap()
+        .find_one(doc! { "_id": "extend:l" })
+        .await
+        .unwrap()
+        .unwrap();
+    let exp = match d.get("exp") {
+        Some(Bson::Int64(v)) => *v,
+        other => panic!("exp is {other:?}"),
+    };
+    let dates = d.get_document("dates").unwrap();
+    assert_eq!(
+        dates.get_datetime("expires_at").unwrap().timestamp_millis(),
+        exp
+    );
+    let now = i64::try_from(steadycache_api::plumbing::unix_millis()).unwrap();
+    assert!(exp > now + 590_000, "{exp} vs {now}");
+}
+
+/// An expired entry is a miss at once, but a read deletes it only once it is expired by more
+/// than [`SKEW_MARGIN`]: within the margin, it may be live for a writer whose clock differs.
+#[tokio::test]
+async fn an_expired_entry_is_a_miss_and_is_deleted_on_read_only_past_the_skew_margin() {
+    let b = MongoBackend::from_url(&format!("{}&collection=margin", server().url())).unwrap();
+    let coll = b.collection().await.unwrap();
+    b.set("margin:k", b"v".to_vec(), Some(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    // Only the backend's reads may delete it here, not the server's TTL cleanup (nx-27017
+    // purges what its TTL index finds expired on every find; MongoDB's monitor runs once a
+    // minute): the date the index reads goes, `exp` (which alone decides for the backend) stays.
+    coll.update_one(
+        doc! { "_id": "margin:k" },
+        doc! { "$set": { "dates": { "created_at": mongodb::bson::DateTime::now() } } },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exists = || async {
+        coll.find_one(doc! { "_id": "margin:k" })
+            .await
+            .unwrap()
+            .is_some()
+    };
+    assert_eq!(b.get("margin:k").await.unwrap(), None, "expired: a miss");
+    assert!(
+        exists().await,
+        "expired by less than the margin: the read kept it"
+    );
+    tokio::time::sleep(SKEW_MARGIN).await;
+    assert_eq!(b.get("margin:k").await.unwrap(), None);
+    assert!(
+        !exists().await,
+        "expired by more than the margin: the read removed it"
+    );
+}
+
+/// Two clients of one collection whose clocks differ by a minute (`holder_skew_ms`,
+/// `other_skew_ms`): neither takes over a lock or an entry the other holds for 30 s, and
+/// neither deletes the other's live entry on read.
+async fn skewed_clients_leave_each_others_live_entries_alone(
+    holder_skew_ms: i64,
+    other_skew_ms: i64,
+) {
+    let coll = format!("skew{}", fastrand_suffix());
+    let open = |skew| {
+        MongoBackend::open(
+            MongoConfig::from_url(&format!("{}&collection={coll}", server().url()))
+                .unwrap()
+                .with_clock_skew(skew),
+        )
+        .unwrap()
+    };
+    let (holder, other) = (open(holder_skew_ms), open(other_skew_ms));
+    let ttl = Duration::from_secs(30);
+    assert!(holder.acquire_lock("lock", "holder", ttl).await.unwrap());
+    assert!(
+        !other.acquire_lock("lock", "other", ttl).await.unwrap(),
+        "took over a lock with 30 s to live"
+    );
+    holder.set("entry", b"v".to_vec(), Some(ttl)).await.unwrap();
+    assert_eq!(
+        other.get("entry").await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "a live entry read as expired"
+    );
+    assert_eq!(
+        holder.get("entry").await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "the other's read deleted a live entry"
+    );
+    assert!(
+        !other
+            .set_if_absent("entry", b"w".to_vec(), Some(ttl))
+            .await
+            .unwrap(),
+        "took over a live entry"
+    );
+    assert_eq!(other.incr("count", 1, Some(ttl)).await.unwrap(), 1);
+    assert_eq!(
+        holder.incr("count", 1, Some(ttl)).await.unwrap(),
+        2,
+        "a live counter was taken for expired"
+    );
+    other.set("theirs", b"w".to_vec(), Some(ttl)).await.unwrap();
+    assert_eq!(
+        holder.get("theirs").await.unwrap().as_deref(),
+        Some(&b"w"[..])
+    );
+    assert!(
+        holder.extend_lock("lock", "holder", ttl).await.unwrap(),
+        "the holder lost its lock"
+    );
+    assert!(holder.release_lock("lock", "holder").await.unwrap());
+}
+
+fn fastrand_suffix() -> String {
+    steadycache_api::testing::unique_prefix("")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_whose_clock_runs_ahead_takes_over_nothing_and_deletes_nothing_live() {
+    skewed_clients_leave_each_others_live_entries_alone(0, 60_000).await;
+}
+
+#[tokio::test]
+async fn a_holder_whose_clock_runs_behind_keeps_its_lock_and_entries() {
+    skewed_clients_leave_each_others_live_entries_alone(-60_000, 0).await;
 }

@@ -1,36 +1,43 @@
 //! [`S3Backend`]: the [`Backend`] contract on objects in one bucket.
 //!
-//! Beside it: `client` makes the SDK client, `meta` reads and writes the object metadata
-//! (expiry, kind, writer), `conditional` does the conditional creates and takeovers of
-//! `set_if_absent` and the locks, `lifecycle` installs the bucket's cleanup rule.
+//! Beside it: `client` makes the SDK client, `clock` estimates the store's clock from the
+//! `Date` of its answers, `body` reads object bodies, `meta` reads and writes the object
+//! metadata (expiry, kind, writer) and lock bodies, `conditional` does the conditional creates
+//! and takeovers of `set_if_absent` and the locks, `locks` renews and releases locks, `remove`
+//! does the (conditional) deletes, `lifecycle` installs the bucket's cleanup rule.
 
+mod body;
 mod client;
+mod clock;
 mod conditional;
 mod lifecycle;
+mod locks;
 mod meta;
+mod remove;
 
 use crate::config::S3Config;
-use crate::error::{convert, is_not_found, is_precondition_failed, status, NAME};
+use crate::error::{convert, is_not_found, NAME};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::ObjectIdentifier;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use client::{build_client, ensure_bucket};
+use clock::ServerClock;
+pub use clock::SKEW_MARGIN;
 use conditional::{Cond, Put, CREATE_ATTEMPTS};
 use meta::{metadata, Head, Kind};
+use remove::Removal;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use steadycache_api::plumbing::{check_ttl, deadline, unix_millis};
+use steadycache_api::plumbing::{check_ttl, deadline};
 use steadycache_api::{Backend, Capabilities, Error, Result};
 use tokio::sync::OnceCell;
 
 /// Objects per `DeleteObjects` call (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
-/// Largest body size trusted from `Content-Length` for preallocation (bigger ones grow).
-const MAX_PREALLOC: usize = 256 << 20;
 
 enum Source {
     Config(Box<S3Config>),
@@ -49,6 +56,10 @@ struct Inner {
     /// The bucket was seen to exist (a 404 of `HeadObject` is then a missing object).
     bucket_seen: AtomicBool,
     client: OnceCell<Client>,
+    /// The store's clock, estimated from its answers.
+    clock: Arc<ServerClock>,
+    /// When a write last asked for the store's clock, none known yet (see `write_now`).
+    clock_asked: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A steadycache backend on an S3 bucket (AWS, or any S3-compatible store): every process and
@@ -57,27 +68,32 @@ struct Inner {
 ///
 /// # Objects
 /// One object per entry, named `prefix + key`, so an S3 console or `aws s3 ls` shows what is
-/// cached. The body is the value (the engine's envelope) as is. The metadata says:
+/// cached. The body is the value (the engine's envelope) as is; a lock's body is the holder's
+/// token, a newline and the writer id below (so every write of a lock has an ETag of its own:
+/// S3's ETag of a plain `PutObject` is the MD5 of the body). The metadata says:
 ///
 /// | `x-amz-meta-…` | |
 /// |---|---|
-/// | `steadycache-expires-at` | hard expiry, ms since the Unix epoch (absent: never) |
+/// | `steadycache-expires-at` | hard expiry, ms since the Unix epoch by the store's clock (see [Clocks](#clocks)); absent: never |
 /// | `steadycache-kind` | `value` or `lock` |
 /// | `steadycache-writer` | random id of the conditional write that made it (set-if-absent, locks) |
 ///
 /// S3 does not expire objects by metadata, so every read checks it: an expired object is a
-/// miss and is deleted then (lazily, `If-Match` its ETag, so a newer write is never removed by
-/// a store that honours it). For eventual cleanup of entries nobody reads again, install a
-/// bucket lifecycle rule once with [`install_lifecycle_rule`](S3Backend::install_lifecycle_rule).
+/// miss. A read deletes it only once it is expired by more than [`SKEW_MARGIN`] (2 s), and
+/// then only `If-Match` its ETag, so a newer write is never removed by a store that honours
+/// the condition (a store without conditional deletes leaves it alone). For eventual cleanup
+/// of entries nobody reads again, install a bucket lifecycle rule once with
+/// [`install_lifecycle_rule`](S3Backend::install_lifecycle_rule).
 ///
 /// # Operations
 /// | operation | S3 |
 /// |---|---|
-/// | `get` | `GetObject`, metadata checked; the body is read straight into one buffer of its `Content-Length` |
+/// | `get` | `GetObject`, metadata checked against the store's clock; the body is read straight into one buffer of its `Content-Length`; an object expired by more than [`SKEW_MARGIN`] is deleted (`DeleteObject` with `If-Match: <its ETag>`) |
 /// | `set` | `PutObject` with the metadata |
-/// | `set_if_absent`, `acquire_lock` | `PutObject` with `If-None-Match: *` (412 = taken); an expired leftover is taken over with `If-Match: <its ETag>` |
-/// | `release_lock` | `GetObject` (the body is the token), then `DeleteObject` with `If-Match: <its ETag>` |
-/// | `delete` | `HeadObject` (was a live entry there?), then `DeleteObject` with `If-Match: <its ETag>` (of two racing deletes only one reports `true`); after a few lost races, a plain `DeleteObject` |
+/// | `set_if_absent`, `acquire_lock` | `PutObject` with `If-None-Match: *` (412 = taken); a leftover expired by the store's clock is taken over with `If-Match: <its ETag>`; a won write is read back (see [Locks](#locks)) |
+/// | `extend_lock` | `GetObject` (a live lock whose body holds the token?), then `PutObject` of the lock with the new expiry and `If-Match: <its ETag>`: 412 = another write came in between (a takeover, a release), the lease is lost, `false`; a won write is read back like a create |
+/// | `release_lock` | `GetObject` (a live lock whose body holds the token?), then `DeleteObject` with `If-Match: <its ETag>`. On 412 the lock is read again and released only if still ours; after 4 such rounds a transient error (the lock expires by its ttl). Never a plain `DeleteObject`. A store without conditional deletes (501) gets the lock overwritten, `If-Match: <its ETag>`, by an expired one, which the next taker takes over |
+/// | `delete` | `HeadObject` (was a live entry there?), then `DeleteObject` with `If-Match: <its ETag>` (of two racing deletes only one reports `true`); after a few lost races, or on a store without conditional deletes, a plain `DeleteObject`: the caller wants the key gone, whatever version is there |
 /// | `delete_prefix` | `ListObjectsV2` by prefix, page by page, each page removed by one `DeleteObjects` (≤ 1,000 keys) |
 /// | `incr` | not supported: S3 has no atomic increment ([`Error::Unsupported`]) |
 /// | `ping` | `HeadBucket` |
@@ -86,36 +102,78 @@ struct Inner {
 /// (a listing carries no metadata, and reading every object to tell would cost a request each).
 ///
 /// # Locks
-/// A lock is an object whose body is the holder's token and whose metadata holds its expiry,
+/// A lock is an object whose body holds the holder's token and whose metadata holds its expiry,
 /// made by a conditional create, so a dead holder's lock is taken over once it expires. On AWS
 /// S3 conditional writes are atomic: of many racing creators exactly one gets 200, the others
-/// 412 (or 409 while the winner's write is in flight, which counts as lost too).
+/// 412 (or 409 while the winner's write is in flight, which counts as lost too). A renewal
+/// (`extend_lock`) and a release are conditional on the version of the lock they read: a
+/// takeover that lands in between makes them fail (412) instead of reviving or removing the
+/// new holder's lock. AWS S3 honours `If-Match` on `DeleteObject` (general purpose buckets
+/// since September 2025).
 ///
 /// Not every S3-compatible store makes them atomic: some check the condition, then write, so
 /// two racing creators can both get 200 (the `s3s-fs` test server does this). So a won
-/// conditional write is confirmed by reading the object's metadata back:
-/// the write won only if the object now carries its own writer id. Of two creators that both
-/// passed the check, the one whose write landed last keeps the object, and the other sees a
-/// foreign writer and reports that it lost. This costs one `HeadObject` per lock taken (only on
-/// misses, before the function runs) and is on by default; turn it off with
+/// conditional write (a create, a takeover, a renewal) is confirmed by reading the object's
+/// metadata back: the write won only if the object now carries its own writer id. This costs
+/// one `HeadObject` per won write (only on misses, before the function runs, and once per
+/// renewal) and is on by default; turn it off with
 /// [`S3Config::with_confirm_conditional_writes`] on a store known to be atomic.
 ///
-/// By itself the read-back leaves a window: a creator that passed the check late, whose write
-/// lands after the first creator has already read its own write back. On such a store set
-/// [`S3Config::with_confirm_delay`] to a bound on how long the store takes to write an object:
-/// the read then comes after any write that passed the check at the same time has landed. The
-/// tests run against `s3s-fs` with 50 ms. Measured there, 16 takers starting 0 to 3 ms apart,
-/// 200 rounds each (`lock_race_rate` in the crate's tests): without the read-back 158 rounds of
-/// taking a fresh lock and 131 of taking over an expired one had several winners; with it and
-/// no delay, 0 and 3; with the 50 ms delay, 0 and 0. The delay cannot make a store atomic whose
-/// writes sometimes take longer than it.
+/// What the read-back, with [`S3Config::with_confirm_delay`], guarantees, and what it does not:
 ///
-/// A store that ignores `If-None-Match` altogether is not supported: every creator's write
-/// lands, carries its writer id, and wins. Locks need conditional writes.
+/// * It reads the object `confirm_delay` after the write's 200 came back, and reports a win
+///   only if the object is then this write. Of writers whose checks passed together, the one
+///   whose write landed last keeps the object; every other one whose read comes after that
+///   landing sees a foreign writer id and reports a loss.
+/// * Without a delay (zero, the default) the read comes at once, and a writer that passed
+///   the check at the same time but whose write lands after this read is not seen: both
+///   report a win. With `confirm_delay` at least the longest time the store takes from
+///   checking a condition to making the write visible, every write that passed the check
+///   together with this one has landed before this read, so at most one of them reports a win.
+///   The tests run against `s3s-fs` with 50 ms. Measured there, 16 takers starting 0 to 3 ms
+///   apart, 200 rounds each (`lock_race_rate` in the crate's tests): without the read-back
+///   158 rounds of taking a fresh lock and 131 of taking over an expired one had several
+///   winners; with it and no delay, 0 and 3; with the 50 ms delay, 0 and 0.
+/// * It is a bound, not a proof: a store whose writes sometimes take longer than the delay can
+///   still give two winners. The loser in that case, whose write was overwritten, finds out at
+///   its next renewal (412, or the token is not its own), within `lock_ttl / 3`, and its
+///   lease is then lost; until then both compute.
+/// * It says who holds the lock at the moment of the read, nothing about later: the lease
+///   lasts as long as the ttl and the renewals keep it, and a holder stalled past its expiry
+///   may lose it without knowing until its next renewal. Locks are not fencing tokens.
+/// * It cannot help a store that ignores `If-None-Match`/`If-Match` on `PutObject` altogether:
+///   every creator's write lands, carries its writer id, and wins. Such a store is not
+///   supported; locks need conditional writes.
+/// * It does not make a release conditional: `s3s-fs` 0.14.1 accepts `If-Match` on
+///   `DeleteObject` and ignores it, so there a release removes whatever is there; only the
+///   read before it (ours, live) is checked, and a takeover landing in the milliseconds
+///   between that read and the delete would be removed. Stores that answer 501 instead are
+///   handled without a plain delete (see the table).
 ///
 /// A retried conditional write whose first attempt was stored (the answer was lost) is
 /// refused by the retry; the object then carries this call's writer id, so it is still
 /// reported as won.
+///
+/// # Clocks
+/// Expiry is judged by one clock, the store's, not by the wall clock of each machine that
+/// shares the bucket: a machine whose clock ran ahead would otherwise take over others' live
+/// locks and entries and delete their live entries on read, and one running behind would write
+/// expiries already past for everyone else. Every answer of the store carries a `Date` header;
+/// each client keeps an estimate of the offset between the store's clock and its own from
+/// those answers (all of them: 200, 404, 412, …), and writes expiries, and judges them (when a
+/// read finds an entry expired, when a create takes over an expired leftover, when a renewal
+/// or a release checks a lock is live), by `its own clock + offset`. Before its first write a
+/// client asks (`HeadBucket`, at most 2 s; again after 5 s while no answer came) so its first
+/// expiry is in the store's time too.
+///
+/// `Date` has whole seconds, so one answer puts the offset in an interval about a second wide.
+/// The estimate starts at zero (a machine in step with the store keeps its own clock) and an
+/// answer that contradicts it moves it to the nearest end of that answer's interval, no
+/// further: it never jumps back and forth, and stays within about a second of the store's
+/// clock. So a lock may be taken over, or an entry read as expired, up to that much early or
+/// late by the store's clock. Reads delete only entries expired by more than
+/// [`SKEW_MARGIN`], so such an error never deletes a live entry. Tests simulate a machine
+/// whose clock differs with [`S3Config::with_clock_skew`].
 ///
 /// # Keys
 /// Cache keys become object keys under the prefix. Object keys are at most 1,024 bytes; a
@@ -152,39 +210,6 @@ impl fmt::Debug for S3Backend {
     }
 }
 
-/// Read a body into one buffer sized by its `Content-Length`; a body shorter than announced is
-/// a transient error (the connection was cut), never a short value.
-async fn read_body(key: &str, mut body: ByteStream, len: Option<i64>) -> Result<Vec<u8>> {
-    let cut = |e: aws_sdk_s3::primitives::ByteStreamError| {
-        Error::from_backend(NAME, format!("get `{key}`: reading the body: {e}"), true, e)
-    };
-    let expected = len.and_then(|l| usize::try_from(l).ok());
-    let mut out: Vec<u8> = Vec::new();
-    while let Some(chunk) = body.try_next().await.map_err(cut)? {
-        if out.is_empty() && Some(chunk.len()) == expected {
-            // The whole body in one chunk: take its buffer without a copy when it is unshared.
-            out = Vec::from(chunk);
-            continue;
-        }
-        if out.capacity() == 0 {
-            out.reserve(expected.unwrap_or(0).min(MAX_PREALLOC));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    if let Some(n) = expected {
-        if out.len() != n {
-            return Err(Error::unavailable(
-                NAME,
-                format!(
-                    "get `{key}`: the body ended after {} of {n} bytes",
-                    out.len()
-                ),
-            ));
-        }
-    }
-    Ok(out)
-}
-
 impl S3Backend {
     /// A backend for `config`; connects (and resolves credentials) on first use.
     pub fn open(config: S3Config) -> Result<Self> {
@@ -198,6 +223,8 @@ impl S3Backend {
                 body_timeout: Some(config.operation_timeout),
                 bucket_seen: AtomicBool::new(false),
                 create_bucket: config.create_bucket,
+                clock: Arc::new(ServerClock::new(config.clock_skew_ms)),
+                clock_asked: tokio::sync::Mutex::new(None),
                 source: Source::Config(Box::new(config)),
                 client: OnceCell::new(),
             }),
@@ -228,6 +255,8 @@ impl S3Backend {
                 body_timeout: None,
                 bucket_seen: AtomicBool::new(false),
                 client: OnceCell::new(),
+                clock: Arc::new(ServerClock::new(0)),
+                clock_asked: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -268,21 +297,6 @@ impl S3Backend {
             .await
     }
 
-    /// Read a body, within the operation timeout (the SDK's ends once the headers are in).
-    async fn read(&self, key: &str, body: ByteStream, len: Option<i64>) -> Result<Vec<u8>> {
-        match self.inner.body_timeout {
-            None => read_body(key, body, len).await,
-            Some(t) => tokio::time::timeout(t, read_body(key, body, len))
-                .await
-                .map_err(|_| {
-                    Error::unavailable(
-                        NAME,
-                        format!("get `{key}`: reading the body took longer than {t:?}"),
-                    )
-                })?,
-        }
-    }
-
     /// The metadata of `key`'s object, if there is one.
     async fn head(&self, key: &str) -> Result<Option<Head>> {
         let client = self.client().await?;
@@ -290,6 +304,8 @@ impl S3Backend {
             .head_object()
             .bucket(&self.inner.bucket)
             .key(self.object_key(key))
+            .customize()
+            .interceptor(self.probe())
             .send()
             .await
         {
@@ -317,6 +333,8 @@ impl S3Backend {
             .get_object()
             .bucket(&self.inner.bucket)
             .key(self.object_key(key))
+            .customize()
+            .interceptor(self.probe())
             .send()
             .await
         {
@@ -327,72 +345,6 @@ impl S3Backend {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(convert("get", key, e)),
         }
-    }
-
-    /// Delete `key`'s object, only if it is still version `etag` when one is given (a store
-    /// that does not implement conditional deletes gets a plain delete). `false` if the
-    /// condition did not hold.
-    async fn remove(&self, key: &str, etag: Option<&str>) -> Result<bool> {
-        let client = self.client().await?;
-        let req = || {
-            client
-                .delete_object()
-                .bucket(&self.inner.bucket)
-                .key(self.object_key(key))
-        };
-        let Some(etag) = etag else {
-            req().send().await.map_err(|e| convert("delete", key, e))?;
-            return Ok(true);
-        };
-        match req().if_match(etag).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failed(&e) || is_not_found(&e) => Ok(false),
-            Err(e) if matches!(status(&e), Some(501)) => {
-                req().send().await.map_err(|e| convert("delete", key, e))?;
-                Ok(true)
-            }
-            Err(e) => Err(convert("delete", key, e)),
-        }
-    }
-
-    /// Remove an object found expired; a failure only delays the cleanup.
-    async fn remove_expired(&self, key: &str, head: &Head) {
-        if let Err(e) = self.remove(key, head.etag.as_deref()).await {
-            tracing::debug!(key, error = %e, "s3: lazy delete of an expired entry failed");
-        }
-    }
-
-    async fn delete_batch(&self, keys: Vec<ObjectIdentifier>) -> Result<u64> {
-        let client = self.client().await?;
-        let n = keys.len();
-        let delete = Delete::builder()
-            .set_objects(Some(keys))
-            .quiet(false)
-            .build()
-            .map_err(|e| Error::Config(format!("delete batch: {e}")))?;
-        let out = client
-            .delete_objects()
-            .bucket(&self.inner.bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| convert("delete objects in", &self.inner.bucket, e))?;
-        let removed = out.deleted().len() as u64;
-        if let Some(first) = out.errors().first() {
-            return Err(Error::Backend {
-                backend: NAME.into(),
-                message: format!(
-                    "delete objects: {} of {n} could not be removed ({} removed); first: `{}`: {} {}",
-                    out.errors().len(),
-                    removed,
-                    first.key().unwrap_or(""),
-                    first.code().unwrap_or(""),
-                    first.message().unwrap_or("")
-                ),
-                source: None,
-            });
-        }
-        Ok(removed)
     }
 }
 
@@ -413,9 +365,15 @@ impl Backend for S3Backend {
             return Ok(None);
         };
         head.check(key)?;
-        if !head.live(unix_millis()) {
+        let now = self.now();
+        if !head.live(now) {
             drop(body);
-            self.remove_expired(key, &head).await;
+            // Deleted only when expired beyond the margin: within it, the writer's clock may
+            // still see it live.
+            let margin = u64::try_from(SKEW_MARGIN.as_millis()).unwrap_or(u64::MAX);
+            if head.expired_at_or_before(now.saturating_sub(margin)) {
+                self.remove_expired(key, &head).await;
+            }
             return Ok(None);
         }
         self.read(key, body, len).await.map(Some)
@@ -423,7 +381,7 @@ impl Backend for S3Backend {
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
-        let meta = metadata(Kind::Value, deadline(unix_millis(), ttl), None);
+        let meta = metadata(Kind::Value, deadline(self.write_now().await, ttl), None);
         match self.put(key, Bytes::from(value), meta, Cond::None).await? {
             Put::Written => Ok(()),
             // Only conditional writes are refused; a store that does so anyway is answered.
@@ -450,13 +408,24 @@ impl Backend for S3Backend {
             let Some(head) = self.head(key).await? else {
                 return Ok(false);
             };
-            let entry = head.live(unix_millis()) || head.bad_expiry.is_some();
-            if self.remove(key, head.etag.as_deref()).await? {
-                return Ok(entry);
+            let entry = head.live(self.now()) || head.bad_expiry.is_some();
+            let removal = match head.etag.as_deref() {
+                Some(etag) => self.remove_if(key, etag).await?,
+                None => Removal::Unsupported,
+            };
+            match removal {
+                Removal::Removed => return Ok(entry),
+                Removal::Refused => {}
+                Removal::Conflict => tokio::time::sleep(Duration::from_millis(20)).await,
+                // The caller wants the key gone, whatever version is there.
+                Removal::Unsupported => {
+                    self.remove_any(key).await?;
+                    return Ok(entry);
+                }
             }
         }
         // Still changing under us: remove whatever is there.
-        self.remove(key, None).await?;
+        self.remove_any(key).await?;
         Ok(true)
     }
 
@@ -504,16 +473,11 @@ impl Backend for S3Backend {
     }
 
     async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
-        let Some((head, body, len)) = self.fetch(key).await? else {
-            return Ok(false);
-        };
-        if head.kind != Kind::Lock || !head.live(unix_millis()) {
-            return Ok(false);
-        }
-        if self.read(key, body, len).await? != token.as_bytes() {
-            return Ok(false);
-        }
-        self.remove(key, head.etag.as_deref()).await
+        self.release(key, token).await
+    }
+
+    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.extend(key, token, ttl).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -521,6 +485,8 @@ impl Backend for S3Backend {
         client
             .head_bucket()
             .bucket(&self.inner.bucket)
+            .customize()
+            .interceptor(self.probe())
             .send()
             .await
             .map_err(|e| convert("head bucket", &self.inner.bucket, e))?;

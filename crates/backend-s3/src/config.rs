@@ -66,6 +66,7 @@ impl fmt::Debug for StaticCredentials {
 ///   [`S3Backend`](crate::S3Backend#locks).
 /// * `create_bucket` off: production buckets are made with their policies by whoever owns them;
 ///   turn it on for local stores and tests.
+/// * `clock_skew_ms` zero: a knob for tests only (see [`with_clock_skew`](S3Config::with_clock_skew)).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct S3Config {
@@ -97,6 +98,12 @@ pub struct S3Config {
     pub confirm_delay: Duration,
     /// Create the bucket on first use when it does not exist.
     pub create_bucket: bool,
+    /// Milliseconds added to this machine's clock wherever the backend reads it: a knob for
+    /// tests, which make one client's clock run ahead (positive) or behind (negative) of
+    /// another's on the same machine. Zero (the default) in production. It shifts only the
+    /// backend's own clock reads (not the SDK's request signing); see
+    /// [Clocks](crate::S3Backend#clocks) for what the backend does about clocks that differ.
+    pub clock_skew_ms: i64,
 }
 
 impl fmt::Debug for S3Config {
@@ -117,6 +124,7 @@ impl fmt::Debug for S3Config {
             )
             .field("confirm_delay", &self.confirm_delay)
             .field("create_bucket", &self.create_bucket)
+            .field("clock_skew_ms", &self.clock_skew_ms)
             .finish()
     }
 }
@@ -138,6 +146,7 @@ impl S3Config {
             confirm_conditional_writes: true,
             confirm_delay: Duration::ZERO,
             create_bucket: false,
+            clock_skew_ms: 0,
         }
     }
 
@@ -275,6 +284,13 @@ impl S3Config {
     /// Set [`create_bucket`](S3Config::create_bucket).
     pub fn with_create_bucket(mut self, on: bool) -> Self {
         self.create_bucket = on;
+        self
+    }
+
+    /// Set [`clock_skew_ms`](S3Config::clock_skew_ms): make this client's clock run `ms`
+    /// milliseconds ahead (positive) or behind (negative). For tests.
+    pub fn with_clock_skew(mut self, ms: i64) -> Self {
+        self.clock_skew_ms = ms;
         self
     }
 

@@ -3,9 +3,10 @@
 //! [`S3Backend`] keeps the cache's entries as objects in one bucket, under a prefix, so every
 //! process and machine that reaches the bucket shares one cache: cachier's S3 core, and the
 //! cheapest shared store for large, rarely-changing results (model outputs, reports, dataset
-//! extracts). Expiry lives in object metadata and is checked on every read; locks are
-//! conditional creates (`If-None-Match: *`). See [`S3Backend`] for the object layout, the
-//! operations and the locks.
+//! extracts). Expiry lives in object metadata, in the store's time (estimated from the `Date`
+//! of its answers), and is checked on every read; locks are conditional creates
+//! (`If-None-Match: *`), renewed and released `If-Match` the version read. See [`S3Backend`]
+//! for the object layout, the operations, the locks and the clocks.
 //!
 //! ```no_run
 //! use steadycache_s3::{S3Backend, S3Config};
@@ -26,7 +27,7 @@ mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use backend::S3Backend;
+pub use backend::{S3Backend, SKEW_MARGIN};
 pub use config::{S3Config, StaticCredentials};
 
 fn open_url(url: &str) -> steadycache_api::Result<std::sync::Arc<dyn steadycache_api::Backend>> {

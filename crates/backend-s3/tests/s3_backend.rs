@@ -60,29 +60,6 @@ async fn objects_carry_their_expiry_and_kind_in_metadata() {
 }
 
 #[tokio::test]
-async fn an_expired_object_is_a_miss_and_is_deleted_when_read() {
-    let b = backend("lazy/");
-    b.set("k", b"v".to_vec(), Some(Duration::from_millis(200)))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let client = b.client().await.unwrap();
-    let exists = || async {
-        client
-            .head_object()
-            .bucket(BUCKET)
-            .key("lazy/k")
-            .send()
-            .await
-            .is_ok()
-    };
-    assert!(exists().await, "S3 does not expire it by itself");
-    assert_eq!(b.get("k").await.unwrap(), None);
-    assert!(!exists().await, "the read removed it");
-    assert!(!b.delete("k").await.unwrap());
-}
-
-#[tokio::test]
 async fn a_bad_expiry_in_metadata_is_a_counted_corrupt_miss() {
     let b = backend(&unique_prefix("badmeta"));
     let cache = Cache::builder().backend(b.clone()).build();

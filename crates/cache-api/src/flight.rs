@@ -9,7 +9,15 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+// Under the model checker (`--cfg steadycache_loom`) the locks and condition variable are
+// loom's, so it explores every interleaving of joins, publishes, removals and waits. (`Arc`
+// stays std's: the map type-erases flights to `Arc<dyn Any>`, which loom's `Arc` cannot, and
+// reference counts are not what is checked.)
+#[cfg(steadycache_loom)]
+use loom::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(not(steadycache_loom))]
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Flights in progress, by key id. Type-erased so one map serves calls of any value type.
 pub(crate) type FlightMap = Arc<Mutex<HashMap<u128, Arc<dyn Any + Send + Sync>>>>;
@@ -166,4 +174,136 @@ where
         flight,
         done: false,
     })
+}
+
+/// The model check of the single-flight: `RUSTFLAGS="--cfg steadycache_loom" cargo test -p
+/// steadycache-api --lib flight::model` (scripts/test.sh runs it). Every interleaving of a
+/// leader and two callers of one key is explored.
+#[cfg(all(test, steadycache_loom))]
+mod model {
+    use super::*;
+
+    /// A caller: lead (and publish `v`, or drop the guard unfinished when `v` is `None`) or
+    /// wait; what it ended with.
+    fn call(map: &FlightMap, v: Option<u32>) -> (bool, Option<u32>) {
+        match join::<u32, ()>(map, 7, None) {
+            Role::Leader(g) => match v {
+                Some(v) => {
+                    g.finish(Outcome::Value(v));
+                    (true, Some(v))
+                }
+                None => {
+                    drop(g); // cancelled
+                    (true, None)
+                }
+            },
+            Role::Waiter(f) => match f.wait_sync() {
+                Outcome::Value(v) => (false, Some(v)),
+                _ => (false, None),
+            },
+            Role::Solo => panic!("one value type per key here"),
+        }
+    }
+
+    #[test]
+    fn waiters_get_the_leaders_value_or_lead_after_it() {
+        loom::model(|| {
+            let map = new_map();
+            let others: Vec<_> = (0..2)
+                .map(|i| {
+                    let map = map.clone();
+                    loom::thread::spawn(move || call(&map, Some(10 + i)))
+                })
+                .collect();
+            let mine = call(&map, Some(1));
+            let mut all = vec![mine];
+            all.extend(others.into_iter().map(|t| t.join().unwrap()));
+            // Nobody hangs (loom reports a deadlock otherwise), everybody has a value, and a
+            // waiter has the value of a leader: the one it waited on.
+            let leaders: Vec<u32> = all.iter().filter(|c| c.0).filter_map(|c| c.1).collect();
+            for (led, v) in &all {
+                let v = v.expect("every caller ends with a value");
+                assert!(
+                    *led || leaders.contains(&v),
+                    "a waiter got a value nobody led"
+                );
+            }
+            assert!(!leaders.is_empty());
+            // The map is empty once every flight is over.
+            assert!(lock(&map).is_empty());
+        });
+    }
+
+    /// The driver's protocol over a store: look up, join, look up again as the leader,
+    /// compute and store, publish. The function runs once, whatever the interleaving.
+    fn memoized(
+        map: &FlightMap,
+        store: &loom::sync::Mutex<Option<u32>>,
+        runs: &loom::sync::atomic::AtomicUsize,
+    ) -> u32 {
+        use loom::sync::atomic::Ordering::SeqCst;
+        if let Some(v) = *store.lock().unwrap() {
+            return v;
+        }
+        loop {
+            match join::<u32, ()>(map, 7, None) {
+                Role::Leader(g) => {
+                    if let Some(v) = *store.lock().unwrap() {
+                        g.finish(Outcome::Value(v));
+                        return v;
+                    }
+                    runs.fetch_add(1, SeqCst);
+                    *store.lock().unwrap() = Some(42);
+                    g.finish(Outcome::Value(42));
+                    return 42;
+                }
+                Role::Waiter(f) => match f.wait_sync() {
+                    Outcome::Value(v) => return v,
+                    _ => continue,
+                },
+                Role::Solo => panic!("one value type per key here"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_function_runs_once_across_three_callers() {
+        use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        // Every interleaving with up to 3 preemptions (the full space takes minutes).
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let map = new_map();
+            let store = std::sync::Arc::new(loom::sync::Mutex::new(None));
+            let runs = std::sync::Arc::new(AtomicUsize::new(0));
+            let others: Vec<_> = (0..2)
+                .map(|_| {
+                    let (map, store, runs) = (map.clone(), store.clone(), runs.clone());
+                    loom::thread::spawn(move || memoized(&map, &store, &runs))
+                })
+                .collect();
+            assert_eq!(memoized(&map, &store, &runs), 42);
+            for t in others {
+                assert_eq!(t.join().unwrap(), 42);
+            }
+            assert_eq!(runs.load(SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn a_cancelled_leader_releases_its_waiters() {
+        loom::model(|| {
+            let map = new_map();
+            let waiter = {
+                let map = map.clone();
+                loom::thread::spawn(move || call(&map, Some(2)))
+            };
+            let mine = call(&map, None);
+            let theirs = waiter.join().unwrap();
+            // Either the waiter came after the cancelled flight and led its own, or it waited
+            // and was released (Cancelled: the driver then joins again).
+            assert!(mine.0 || theirs.0, "somebody led");
+            assert!(lock(&map).is_empty(), "no flight is left behind");
+        });
+    }
 }

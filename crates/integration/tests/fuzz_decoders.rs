@@ -136,3 +136,72 @@ fn url_parsers() {
         }
     });
 }
+
+/// The file backend's header and entry parser, through its public read path: arbitrary bytes,
+/// or a real entry file (value, lock or counter) with bytes changed or cut, written where the
+/// backend reads a key. A read never panics and never claims more than the file holds: it is a
+/// value no longer than the file, a miss, or an error.
+#[test]
+fn file_entries() {
+    use steadycache::{Backend, FileBackend};
+    let dir = steadycache_api::testing::temp_dir("fuzz-file");
+    let b = FileBackend::open(FileConfig::new(dir.join("c"))).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Real files of each kind to start from.
+    let seeds: Vec<Vec<u8>> = rt.block_on(async {
+        b.set("seed:v", b"some value bytes".to_vec(), None)
+            .await
+            .unwrap();
+        b.set(
+            "seed:t",
+            vec![7; 40],
+            Some(std::time::Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+        b.incr("seed:n", 5, None).await.unwrap();
+        b.acquire_lock("seed:l", "token", std::time::Duration::from_secs(600))
+            .await
+            .unwrap();
+        ["seed:v", "seed:t", "seed:n", "seed:l"]
+            .iter()
+            .map(|k| std::fs::read(b.entry_path(k)).unwrap())
+            .collect()
+    });
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
+    let strategy = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (
+            0..seeds.len(),
+            edits,
+            any::<prop::sample::Index>(),
+            any::<bool>()
+        )
+            .prop_map(move |(s, edits, cut, truncate)| {
+                let mut bytes = seeds[s].clone();
+                for (i, v) in edits {
+                    let at = i.index(bytes.len());
+                    bytes[at] = v;
+                }
+                if truncate {
+                    bytes.truncate(cut.index(bytes.len() + 1));
+                }
+                bytes
+            }),
+    ];
+    let path = b.entry_path("fuzz:k");
+    let blocking = b.blocking().expect("the file backend reads inline");
+    run(strategy, |bytes| {
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(Some(v)) = blocking.get_blocking("fuzz:k") {
+            assert!(v.len() <= bytes.len(), "a value longer than its file");
+        }
+        let _ = rt.block_on(b.release_lock("fuzz:k", "token"));
+        let _ = std::fs::write(&path, &bytes);
+        let _ = rt.block_on(b.incr("fuzz:k", 1, None));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

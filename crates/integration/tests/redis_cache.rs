@@ -118,3 +118,64 @@ fn a_sync_function_on_redis_works_outside_and_inside_tokio() {
         "the entry is in Redis under the key prefix"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_killed_the_breaker_skips_it_and_caching_resumes_after_a_restart() {
+    use steadycache_api::testing::fault::{Faulty, Op};
+    let mut server = RedisServer::start();
+    let layer = Faulty::new(RedisBackend::from_url(&server.url()).unwrap());
+    let faults = layer.faults();
+    // The default breaker: open after 3 consecutive failures, probe every second.
+    let cache = Cache::builder().backend(layer).build();
+    let policy = Policy::ttl(Duration::from_secs(600));
+    let runs = AtomicUsize::new(0);
+    let call = |i: u32| {
+        let (cache, policy, runs) = (&cache, &policy, &runs);
+        async move {
+            cache
+                .get_or_compute(&format!("breaker:{i}"), policy, || async {
+                    runs.fetch_add(1, SeqCst);
+                    Ok::<u32, std::io::Error>(i)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(call(0).await, 0);
+    assert_eq!(call(0).await, 0);
+    assert_eq!(runs.load(SeqCst), 1);
+
+    server.kill();
+    let data_calls = || faults.calls(Op::Get) + faults.calls(Op::Set);
+    let before = data_calls();
+    let started = std::time::Instant::now();
+    for i in 1..=20 {
+        assert_eq!(call(i).await, i, "a call fails open");
+    }
+    let outage = started.elapsed();
+    assert_eq!(runs.load(SeqCst), 21);
+    let reached = data_calls() - before;
+    eprintln!("20 calls with Redis down: {outage:?}, {reached} reached the backend");
+    assert!(
+        reached <= 3,
+        "the breaker opened after 3 failures, but {reached} calls reached a dead Redis"
+    );
+    assert!(cache.health().circuit_open, "{:?}", cache.health());
+
+    server.restart();
+    for _ in 0..300 {
+        let n = runs.load(SeqCst);
+        assert_eq!(call(100).await, 100);
+        if runs.load(SeqCst) == n {
+            // Served from Redis again: the breaker closed by itself, no restart of the process.
+            assert!(!cache.health().circuit_open);
+            assert_eq!(cache.health().circuit_opened, 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "caching did not resume after Redis came back: {:?}",
+        cache.health()
+    );
+}

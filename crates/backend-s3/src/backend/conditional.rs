@@ -2,14 +2,14 @@
 //! object with `If-Match: <its ETag>`, the writer id each create stamps on its object, and the
 //! read-back that confirms a write won (see [Locks](S3Backend#locks)).
 
-use super::meta::{metadata, Kind};
+use super::meta::{lock_body, metadata, Kind};
 use super::S3Backend;
 use crate::error::{convert, is_conflict, is_precondition_failed};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::Duration;
-use steadycache_api::plumbing::{check_ttl, deadline, unix_millis};
+use steadycache_api::plumbing::{check_ttl, deadline};
 use steadycache_api::Result;
 
 /// Attempts of a conditional create that keeps meeting a vanished object or a 409.
@@ -33,8 +33,9 @@ pub(crate) enum Put {
     Conflict,
 }
 
-/// A fresh random id for one conditional create, stored in the object's metadata.
-fn writer_id() -> String {
+/// A fresh random id for one conditional write, stored in the object's metadata (and, for a
+/// lock, in its body: see [`lock_body`]).
+pub(crate) fn writer_id() -> String {
     format!("{:016x}", fastrand::u64(..))
 }
 
@@ -59,7 +60,7 @@ impl S3Backend {
             Cond::Absent => req = req.if_none_match("*"),
             Cond::Version(etag) => req = req.if_match(etag),
         }
-        match req.send().await {
+        match req.customize().interceptor(self.probe()).send().await {
             Ok(_) => Ok(Put::Written),
             Err(e) if is_precondition_failed(&e) => Ok(Put::Refused),
             Err(e) if is_conflict(&e) => Ok(Put::Conflict),
@@ -68,7 +69,7 @@ impl S3Backend {
     }
 
     /// Whether the conditional write `writer` made is the object now (see [Locks](S3Backend#locks)).
-    async fn confirm(&self, key: &str, writer: &str) -> Result<bool> {
+    pub(crate) async fn confirm(&self, key: &str, writer: &str) -> Result<bool> {
         if !self.inner.confirm {
             return Ok(true);
         }
@@ -89,7 +90,7 @@ impl S3Backend {
     }
 
     /// Create `key` if no live object is there (taking over an expired one); `true` if this
-    /// call's write is the object now.
+    /// call's write is the object now. For a lock, `body` is the token.
     pub(crate) async fn create(
         &self,
         key: &str,
@@ -98,10 +99,13 @@ impl S3Backend {
         kind: Kind,
     ) -> Result<bool> {
         check_ttl(ttl)?;
-        let body = Bytes::from(body);
         let writer = writer_id();
+        let body = match kind {
+            Kind::Lock => Bytes::from(lock_body(&body, &writer)),
+            Kind::Value => Bytes::from(body),
+        };
         for _ in 0..CREATE_ATTEMPTS {
-            let meta = metadata(kind, deadline(unix_millis(), ttl), Some(&writer));
+            let meta = metadata(kind, deadline(self.write_now().await, ttl), Some(&writer));
             match self
                 .put(key, body.clone(), meta.clone(), Cond::Absent)
                 .await?
@@ -121,7 +125,7 @@ impl S3Backend {
                 // of it was refused. It is ours.
                 return Ok(true);
             }
-            if head.live(unix_millis()) {
+            if head.live(self.now()) {
                 return Ok(false);
             }
             // Expired, or not a readable entry: take it over if it is still that version.

@@ -66,6 +66,11 @@ impl Head {
         self.bad_expiry.is_none() && self.expires_at.is_none_or(|e| e > now)
     }
 
+    /// Whether the object has an expiry and it is `t` or earlier.
+    pub(crate) fn expired_at_or_before(&self, t: u64) -> bool {
+        self.expires_at.is_some_and(|e| e <= t)
+    }
+
     /// [`Error::Corrupt`] when the metadata is not ours to read.
     pub(crate) fn check(&self, key: &str) -> Result<()> {
         match &self.bad_expiry {
@@ -95,6 +100,31 @@ pub(crate) fn metadata(
     m
 }
 
+/// The body of a lock object: the holder's token, a newline and the id of the write that made
+/// it. S3's ETag of a plain `PutObject` is the MD5 of the body, so with the writer id in it
+/// every write of a lock (taken, renewed, released in place) has an ETag of its own, and a
+/// write conditional on one version (`If-Match`) never matches a later version that happens
+/// to carry the same token.
+pub(crate) fn lock_body(token: &[u8], writer: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(token.len() + 1 + writer.len());
+    b.extend_from_slice(token);
+    b.push(b'\n');
+    b.extend_from_slice(writer.as_bytes());
+    b
+}
+
+/// The holder's token in a lock object's body (see [`lock_body`]); a body without a writer id
+/// (written by an earlier version of this crate) is all token.
+pub(crate) fn lock_token(body: &[u8]) -> &[u8] {
+    const ID: usize = 16;
+    match body.len().checked_sub(ID + 1) {
+        Some(at) if body[at] == b'\n' && body[at + 1..].iter().all(u8::is_ascii_hexdigit) => {
+            &body[..at]
+        }
+        _ => body,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +137,7 @@ mod tests {
         assert_eq!(h.kind, Kind::Lock);
         assert_eq!(h.writer.as_deref(), Some("w1"));
         assert!(h.live(41) && !h.live(42));
+        assert!(h.expired_at_or_before(42) && !h.expired_at_or_before(41));
         assert!(h.check("k").is_ok());
         let never = Head::parse(None, None);
         assert!(never.live(u64::MAX) && never.kind == Kind::Value);
@@ -115,5 +146,19 @@ mod tests {
         let b = Head::parse(Some(&bad), None);
         assert!(!b.live(0), "not a live entry");
         assert!(matches!(b.check("k"), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn lock_bodies_carry_the_token_and_a_writer_id() {
+        let b = lock_body(b"tok en", "0123456789abcdef");
+        assert_eq!(lock_token(&b), b"tok en");
+        assert_ne!(
+            b,
+            lock_body(b"tok en", "fedcba9876543210"),
+            "one body per write"
+        );
+        assert_eq!(lock_token(b"plain-token"), b"plain-token");
+        assert_eq!(lock_token(b""), b"");
+        assert_eq!(lock_token(b"\n0123456789abcdef"), b"");
     }
 }

@@ -42,6 +42,7 @@ mod memory;
 mod open;
 mod options;
 mod policy;
+mod reopen;
 mod runtime;
 mod scheme;
 mod scope;

@@ -3,21 +3,14 @@
 //! be opened now is served from memory meanwhile and opened again in the background), the
 //! cache's own URL options, and [`CacheHealth`].
 
-use crate::backend::{Backend, BlockingBackend, Capabilities};
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheBuilder};
 use crate::error::{Error, Result};
-use crate::memory::{MemoryBackend, MemoryConfig};
+use crate::memory::MemoryConfig;
 use crate::options::{parse_bytes, parse_count, redact_url};
+use crate::reopen::Reopening;
 use crate::scheme::{find_opener, SchemeOpener};
 use crate::tier::{CircuitBreaker, LocalTier};
-use async_trait::async_trait;
-use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
-
-/// The first pause before opening a failed URL again; it doubles up to [`MAX_REOPEN_DELAY`].
-const FIRST_REOPEN_DELAY: Duration = Duration::from_millis(500);
-const MAX_REOPEN_DELAY: Duration = Duration::from_secs(30);
 
 /// A cache's health: whether the backend its URL names is open, and whether its circuit
 /// breaker lets calls through. For a health endpoint or a startup check.
@@ -51,7 +44,7 @@ struct UrlOptions {
 }
 
 impl UrlOptions {
-    fn apply(&self, mut b: crate::CacheBuilder) -> crate::CacheBuilder {
+    fn apply(&self, mut b: CacheBuilder) -> CacheBuilder {
         if let Some(t) = self.local_tier {
             b = b.local_tier(t);
         }
@@ -148,16 +141,7 @@ impl Cache {
                 let redacted = redact_url(url);
                 let retrying = retry.is_some();
                 tracing::error!(url = %redacted, error = %e, retrying, "steadycache: cannot open cache; serving from memory in this process meanwhile");
-                let reopening = Arc::new(Reopening {
-                    real: OnceLock::new(),
-                    fallback: MemoryBackend::default(),
-                    state: Mutex::new(OpenState {
-                        error: e.to_string(),
-                        attempts: 1,
-                        retrying,
-                    }),
-                    redacted,
-                });
+                let reopening = Reopening::new(e.to_string(), retrying, redacted);
                 let mut builder = Cache::builder().backend_arc(reopening.clone());
                 if let Some((url, open, options)) = retry {
                     builder = options.apply(builder);
@@ -178,9 +162,9 @@ impl Cache {
             ..CacheHealth::default()
         };
         if let Some(r) = &self.inner.opening {
-            let st = r.state();
-            h.backend_open = r.real.get().is_some();
+            h.backend_open = r.is_open();
             if !h.backend_open {
+                let st = r.state();
                 h.open_error = Some(st.error.clone());
                 h.open_attempts = st.attempts;
                 h.reopening = st.retrying;
@@ -197,11 +181,11 @@ impl Cache {
         let Some(r) = &self.inner.opening else {
             return Ok(());
         };
-        if r.real.get().is_some() {
+        if r.is_open() {
             return Ok(());
         }
         let st = r.state();
-        let message = format!("cannot open cache `{}`: {}", r.redacted, st.error);
+        let message = format!("cannot open cache `{}`: {}", r.redacted(), st.error);
         Err(if st.retrying {
             Error::unavailable("cache", message)
         } else {
@@ -215,146 +199,6 @@ struct Unopened {
     error: Error,
     retry: Option<(String, SchemeOpener, UrlOptions)>,
 }
-
-struct OpenState {
-    error: String,
-    attempts: u64,
-    retrying: bool,
-}
-
-/// The backend of a cache whose URL could not be opened: memory until the URL's backend opens
-/// (in the background), then that backend for good. The URL itself (secrets included) lives
-/// only in the reopening task.
-pub(crate) struct Reopening {
-    real: OnceLock<Arc<dyn Backend>>,
-    fallback: MemoryBackend,
-    state: Mutex<OpenState>,
-    redacted: String,
-}
-
-impl Reopening {
-    fn state(&self) -> std::sync::MutexGuard<'_, OpenState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    #[inline]
-    fn target(&self) -> &dyn Backend {
-        match self.real.get() {
-            Some(b) => b.as_ref(),
-            None => &self.fallback,
-        }
-    }
-
-    /// Open `url` again with `open` in the background until it opens, a configuration error
-    /// says it never will, or the cache is dropped.
-    fn start(self: &Arc<Self>, url: String, open: SchemeOpener) {
-        let rt = match crate::runtime::library_runtime() {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, "steadycache: no runtime to open the cache again; serving from memory");
-                self.state().retrying = false;
-                return;
-            }
-        };
-        let me: Weak<Reopening> = Arc::downgrade(self);
-        rt.spawn(async move {
-            let mut delay = FIRST_REOPEN_DELAY;
-            loop {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_REOPEN_DELAY);
-                if me.strong_count() == 0 {
-                    return;
-                }
-                let u = url.clone();
-                // Openers are blocking (files, SQLite): off the runtime's workers.
-                let opened = match tokio::task::spawn_blocking(move || open(&u)).await {
-                    Ok(r) => r,
-                    Err(e) => Err(Error::unavailable("cache", format!("opening task: {e}"))),
-                };
-                let Some(r) = me.upgrade() else { return };
-                match opened {
-                    Ok(b) => {
-                        let _ = r.real.set(b);
-                        r.state().retrying = false;
-                        tracing::info!(url = %r.redacted, "steadycache: cache opened; memory fallback dropped");
-                        let _ = r.fallback.delete_prefix("").await;
-                        return;
-                    }
-                    Err(e) => {
-                        let permanent = matches!(e, Error::Config(_));
-                        let mut st = r.state();
-                        st.attempts = st.attempts.saturating_add(1);
-                        st.error = e.to_string();
-                        if permanent {
-                            st.retrying = false;
-                            tracing::error!(url = %r.redacted, error = %e, "steadycache: cannot open cache (configuration); no more retries");
-                            return;
-                        }
-                        tracing::debug!(url = %r.redacted, error = %e, "steadycache: cache still cannot be opened; retrying");
-                    }
-                }
-            }
-        });
-    }
-}
-
-impl fmt::Debug for Reopening {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reopening")
-            .field("url", &self.redacted)
-            .field("open", &self.real.get().is_some())
-            .finish()
-    }
-}
-
-#[async_trait]
-impl Backend for Reopening {
-    fn name(&self) -> &str {
-        self.target().name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.target().capabilities()
-    }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.target().get(key).await
-    }
-    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
-        self.target().set(key, value, ttl).await
-    }
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        self.target().set_if_absent(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.target().delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        self.target().delete_prefix(prefix).await
-    }
-    async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
-        self.target().incr(key, by, ttl).await
-    }
-    async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        self.target().acquire_lock(key, token, ttl).await
-    }
-    async fn release_lock(&self, key: &str, token: &str) -> Result<bool> {
-        self.target().release_lock(key, token).await
-    }
-    async fn extend_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        self.target().extend_lock(key, token, ttl).await
-    }
-    async fn ping(&self) -> Result<()> {
-        self.target().ping().await
-    }
-    fn blocking(&self) -> Option<&dyn BlockingBackend> {
-        self.target().blocking()
-    }
-}
-
 /// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`,
 /// `breaker_threshold`, `breaker_cooldown_ms`) out of a backend URL.
 fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {

@@ -194,7 +194,10 @@ fn file_entries() {
     ];
     let path = b.entry_path("fuzz:k");
     let blocking = b.blocking().expect("the file backend reads inline");
-    let parent = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let parent = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     run(strategy, |bytes| {
         // A read that heals a corrupt file may remove its (then empty) directory.
         std::fs::create_dir_all(&parent).unwrap();

@@ -23,7 +23,6 @@ use aws_sdk_s3::types::ObjectIdentifier;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use client::{build_client, ensure_bucket};
-use clock::ServerClock;
 pub use clock::SKEW_MARGIN;
 use conditional::{Cond, Put, CREATE_ATTEMPTS};
 use meta::{metadata, Head, Kind};
@@ -32,6 +31,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use steadycache_api::plumbing::StoreClock;
 use steadycache_api::plumbing::{check_ttl, deadline};
 use steadycache_api::{Backend, Capabilities, Error, Result};
 use tokio::sync::OnceCell;
@@ -57,7 +57,7 @@ struct Inner {
     bucket_seen: AtomicBool,
     client: OnceCell<Client>,
     /// The store's clock, estimated from its answers.
-    clock: Arc<ServerClock>,
+    clock: Arc<StoreClock>,
     /// When a write last asked for the store's clock, none known yet (see `write_now`).
     clock_asked: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -223,7 +223,7 @@ impl S3Backend {
                 body_timeout: Some(config.operation_timeout),
                 bucket_seen: AtomicBool::new(false),
                 create_bucket: config.create_bucket,
-                clock: Arc::new(ServerClock::new(config.clock_skew_ms)),
+                clock: Arc::new(StoreClock::new(config.clock_skew_ms)),
                 clock_asked: tokio::sync::Mutex::new(None),
                 source: Source::Config(Box::new(config)),
                 client: OnceCell::new(),
@@ -255,7 +255,7 @@ impl S3Backend {
                 body_timeout: None,
                 bucket_seen: AtomicBool::new(false),
                 client: OnceCell::new(),
-                clock: Arc::new(ServerClock::new(0)),
+                clock: Arc::new(StoreClock::new(0)),
                 clock_asked: tokio::sync::Mutex::new(None),
             }),
         }

@@ -72,40 +72,10 @@ async fn skewed_clients_leave_each_others_live_entries_alone(
     let open =
         |skew| S3Backend::open(server().config(BUCKET, &prefix).with_clock_skew(skew)).unwrap();
     let (holder, other) = (open(holder_skew_ms), open(other_skew_ms));
-    let ttl = Duration::from_secs(30);
-    assert!(holder.acquire_lock("lock", "holder", ttl).await.unwrap());
-    assert!(
-        !other.acquire_lock("lock", "other", ttl).await.unwrap(),
-        "took over a lock with 30 s to live"
-    );
-    holder.set("entry", b"v".to_vec(), Some(ttl)).await.unwrap();
-    assert_eq!(
-        other.get("entry").await.unwrap().as_deref(),
-        Some(&b"v"[..]),
-        "a live entry read as expired"
-    );
-    assert_eq!(
-        holder.get("entry").await.unwrap().as_deref(),
-        Some(&b"v"[..]),
-        "the other's read deleted a live entry"
-    );
-    assert!(
-        !other
-            .set_if_absent("entry", b"w".to_vec(), Some(ttl))
-            .await
-            .unwrap(),
-        "took over a live entry"
-    );
-    other.set("theirs", b"w".to_vec(), Some(ttl)).await.unwrap();
-    assert_eq!(
-        holder.get("theirs").await.unwrap().as_deref(),
-        Some(&b"w"[..])
-    );
-    assert!(
-        holder.extend_lock("lock", "holder", ttl).await.unwrap(),
-        "the holder lost its lock"
-    );
-    assert!(holder.release_lock("lock", "holder").await.unwrap());
+    steadycache_api::testing::clocks::skewed_clients_leave_each_others_live_entries_alone(
+        &holder, &other,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,7 @@ mod reopen;
 mod runtime;
 mod scheme;
 mod scope;
+mod skew;
 mod stats;
 mod tier;
 mod time;

@@ -13,7 +13,10 @@
 //! * one way to do the small things every backend does: [`check_ttl`] and [`deadline`] /
 //!   [`deadline_i64`] for expiry, [`unix_millis`], [`parse_flag`] / [`parse_count`] for URL
 //!   options, [`redact_url`] for every URL a message shows, [`io_error`] for I/O errors by
-//!   meaning.
+//!   meaning;
+//! * for stores that judge expiry in the client (MongoDB, S3): [`StoreClock`], an estimate of
+//!   the store's clock from the times its answers carry, and [`SKEW_MARGIN`], how far past its
+//!   expiry an entry must be before a read deletes it.
 //!
 //! The backend crates of this workspace (`steadycache-file`, `-sqlite`, `-redis`, `-mongo`,
 //! `-s3`) use exactly these; a new backend follows one of them (see `ARCHITECTURE.md`).
@@ -24,6 +27,7 @@ pub use crate::backend::{check_ttl, BlockingBackend};
 pub use crate::options::{parse_bytes, parse_count, parse_flag, redact_url};
 pub use crate::runtime::{block_on, library_runtime};
 pub use crate::scheme::{register_scheme, Scheme, SchemeOpener, SCHEMES};
+pub use crate::skew::{StoreClock, SKEW_MARGIN};
 pub use crate::time::{deadline, deadline_i64, unix_millis};
 /// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency
 /// of their own on it.

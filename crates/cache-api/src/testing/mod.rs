@@ -6,6 +6,7 @@
 //! [`capabilities`](crate::Backend::capabilities), the cases it cannot support. Every case
 //! works under its own `prefix`, so suites of several backends and runs can share one server.
 
+pub mod clocks;
 pub mod fault;
 pub mod heal;
 pub mod server;

@@ -236,5 +236,5 @@ fn a_sync_caller_is_not_held_by_a_hanging_store() {
         .recv_timeout(Duration::from_secs(20))
         .expect("a sync caller was held by a hanging store");
     assert_eq!(v, Some(8));
-    assert_eq!(errors, 2, "the read and the write each failed open");
+    assert!(errors >= 2, "the reads and the write each failed open ({errors})");
 }

@@ -236,5 +236,8 @@ fn a_sync_caller_is_not_held_by_a_hanging_store() {
         .recv_timeout(Duration::from_secs(20))
         .expect("a sync caller was held by a hanging store");
     assert_eq!(v, Some(8));
-    assert!(errors >= 2, "the reads and the write each failed open ({errors})");
+    assert!(
+        errors >= 2,
+        "the reads and the write each failed open ({errors})"
+    );
 }

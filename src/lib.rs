@@ -41,6 +41,8 @@
 //! | `cache_none = "30s"` | also cache `None` results, for this long |
 //! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
+//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (error or panic) |
+//! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
 //! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]); a URL that cannot be opened is served from memory meanwhile and opened again in the background |
 //! | `strict = true` | while `cache = "url"` cannot be opened, return its error (`Result` functions whose error is `From<steadycache::Error>`) instead of serving from memory meanwhile |
 //! | `key = "user:{id}"` | readable key template, checked at compile time: values are escaped (everything but letters, digits and `-_.~`), the text holds no `#` or `%`, and placeholders are separated by a character such as `:` or `/`, so two calls never share a key |
@@ -58,6 +60,35 @@
 //! the error type is `Clone` (one run for the whole round); otherwise (and after a panic) they
 //! all compute at once, side by side (`1 + waiters` runs), never one after another. Nobody
 //! hangs.
+//!
+//! ## Strategies
+//!
+//! **Fail-safe** (`fail_safe`, `fail_safe_throttle`): an upstream that fails after a value's
+//! ttl does not fail its callers. The value is kept `fail_safe` past its ttl; a call that finds
+//! it expired computes, and if the function fails (an error or a panic) the old value is served
+//! instead (counted as `fail_safe` in the stats), then served for `fail_safe_throttle` (30 s by
+//! default) before the function is called again, so a failing upstream sees one call per
+//! throttle rather than one per caller. Waiters of the failing round get the old value too.
+//!
+//! ```
+//! use steadycache::cached;
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//!
+//! static UPSTREAM_DOWN: AtomicBool = AtomicBool::new(false);
+//!
+//! #[cached(ttl = "1m", fail_safe = "1h", fail_safe_throttle = "30s")]
+//! fn price(sku: u32) -> Result<u64, String> {
+//!     if UPSTREAM_DOWN.load(Ordering::Relaxed) {
+//!         return Err("pricing service down".into());
+//!     }
+//!     Ok(u64::from(sku) * 100)
+//! }
+//!
+//! assert_eq!(price(7), Ok(700));
+//! UPSTREAM_DOWN.store(true, Ordering::Relaxed);
+//! // Within the ttl: a hit. After it, for up to an hour: 700 while the service fails.
+//! assert_eq!(price(7), Ok(700));
+//! ```
 //!
 //! ## Switches
 //! * [`set_enabled`]`(false)`: every cache in the process off (functions run, nothing stored).
@@ -90,10 +121,10 @@
 pub use steadycache_api::{
     async_trait, current_options, default_cache, is_enabled, load_blocking_with_hooks,
     parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
-    with_options_async, Backend, BackendExt, BlockingManager, Cache, CacheBuilder, CacheManager,
-    CallOptions, Capabilities, Codec, Counter, DefaultManager, Entry, Error, Format, Freshness,
-    LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Policy, Refresh, Result, StatsSnapshot,
-    DEFAULT_MAX_BYTES, FORMAT_VERSION,
+    with_options_async, Backend, BackendExt, BlockingManager, Cache, CacheBuilder, CacheHealth,
+    CacheManager, CallOptions, Capabilities, CircuitBreaker, Codec, Counter, DefaultManager, Entry,
+    Error, Format, Freshness, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Policy, Refresh,
+    Result, StatsSnapshot, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
 pub use steadycache_macros::cached;
 

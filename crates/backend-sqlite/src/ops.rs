@@ -344,15 +344,8 @@ mod tests {
     #[test]
     fn envelope_times_come_from_an_envelope_only() {
         assert_eq!(envelope_times(b"not an envelope", 9), (None, 9));
-        let mut entry = Entry {
-            payload: b"p".to_vec(),
-            created_at: 100,
-            stale_at: 200,
-            expires_at: 300,
-            codec: 0,
-            flags: 0,
-            key_hash: 0,
-        };
+        let mut entry = Entry::new(b"p".to_vec(), 0, 0);
+        (entry.created_at, entry.stale_at, entry.expires_at) = (100, 200, 300);
         assert_eq!(
             envelope_times(&entry.encode().unwrap(), 9),
             (Some(200), 100)

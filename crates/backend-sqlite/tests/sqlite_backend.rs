@@ -170,15 +170,8 @@ async fn purge_and_envelope_columns() {
             .unwrap();
     }
     let now = steadycache_api::plumbing::unix_millis();
-    let entry = Entry {
-        payload: vec![9; 10],
-        created_at: now - 5,
-        stale_at: now + 1_000,
-        expires_at: u64::MAX,
-        codec: 1,
-        flags: 0,
-        key_hash: 0,
-    };
+    let mut entry = Entry::new(vec![9; 10], 1, 0);
+    (entry.created_at, entry.stale_at) = (now - 5, now + 1_000);
     b.set("env", entry.encode().unwrap(), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(b.purge_expired().unwrap(), 3);

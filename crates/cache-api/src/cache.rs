@@ -332,11 +332,17 @@ impl Cache {
     /// key, if any, are dropped).
     pub async fn set<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
         let now = unix_millis();
-        let Some(deadlines) = Plan::compile(policy).deadlines(now, false, fastrand::f64()) else {
+        let Some(at) = Plan::compile(policy).deadlines(now, false, fastrand::f64()) else {
             return Ok(());
         };
         let key = by_hand(key);
-        let entry = io::make_entry(self.codec(), &key, value, now, deadlines, false)?;
+        let meta = io::Meta {
+            created_at: now,
+            at,
+            negative: false,
+            took_ms: 0,
+        };
+        let entry = io::make_entry(self.codec(), &key, value, meta)?;
         self.forget(Forget::Key(&key));
         let save = self.inner.manager.save(&key, &entry);
         self.guarded(save).await

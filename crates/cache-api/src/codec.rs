@@ -58,11 +58,9 @@ impl Format {
 /// ```
 /// use steadycache_api::{Codec, Entry};
 /// let codec = Codec::json().signed(b"a signing key of 16+ bytes").unwrap();
-/// let mut entry = Entry {
-///     payload: codec.encode(&vec![1u32, 2, 3]).unwrap(),
-///     created_at: 1, stale_at: 2, expires_at: 3, codec: codec.id(), flags: 0,
-///     key_hash: Entry::key_hash_of("ns:v:k"),
-/// };
+/// let payload = codec.encode(&vec![1u32, 2, 3]).unwrap();
+/// let mut entry = Entry::new(payload, codec.id(), Entry::key_hash_of("ns:v:k"));
+/// (entry.created_at, entry.stale_at, entry.expires_at) = (1, 2, 3);
 /// codec.seal("ns:v:k", &mut entry);
 /// assert_eq!(codec.decode::<Vec<u32>>(codec.open("ns:v:k", &entry).unwrap()).unwrap(), vec![1, 2, 3]);
 /// // Under another key, or with an edited header, it does not open.
@@ -294,15 +292,12 @@ mod tests {
     }
 
     fn entry(codec: &Codec, key: &str) -> Entry {
-        let mut e = Entry {
-            payload: codec.encode(&12345u64).unwrap(),
-            created_at: 1,
-            stale_at: 2,
-            expires_at: 3,
-            codec: codec.id(),
-            flags: 0,
-            key_hash: Entry::key_hash_of(key),
-        };
+        let mut e = Entry::new(
+            codec.encode(&12345u64).unwrap(),
+            codec.id(),
+            Entry::key_hash_of(key),
+        );
+        (e.created_at, e.stale_at, e.expires_at, e.keep_until) = (1, 2, 3, 4);
         codec.seal(key, &mut e);
         e
     }
@@ -316,8 +311,10 @@ mod tests {
             12345
         );
         assert!(c.open("ns:v:mallory", &e).is_err(), "moved to another key");
-        let mutations: [fn(&mut Entry); 6] = [
+        let mutations: [fn(&mut Entry); 8] = [
             |e| e.expires_at = u64::MAX,
+            |e| e.keep_until = u64::MAX,
+            |e| e.took_ms += 1,
             |e| e.stale_at = u64::MAX,
             |e| e.created_at += 1,
             |e| e.flags ^= 1,

@@ -3,21 +3,25 @@
 //! ```text
 //! offset size  field
 //! 0      2     magic "SC"
-//! 2      1     format version (2)
+//! 2      1     format version (3)
 //! 3      1     codec id (see `Codec::id`)
 //! 4      1     flags (bit 0: negative result, i.e. a cached `None` or `Err`)
 //! 5      8     key hash: xxh3-64 of the full key the entry was written under, little endian
 //! 13     8     created-at, ms since the Unix epoch, little endian
 //! 21     8     stale-at (soft expiry), same unit; u64::MAX = never
 //! 29     8     expires-at (hard expiry), same unit; u64::MAX = never
-//! 37     4     payload length, little endian
-//! 41     n     payload (the codec's bytes; a signed codec's start with their tag)
-//! 41+n   8     xxh3-64 of everything before it, little endian
+//! 37     8     keep-until (physical expiry: kept past expires-at only to be served when its
+//!              recompute fails, i.e. fail-safe), same unit, >= expires-at; u64::MAX = never
+//! 45     4     took: how long the computation took, ms (0: unknown), little endian
+//! 49     4     payload length, little endian
+//! 53     n     payload (the codec's bytes; a signed codec's start with their tag)
+//! 53+n   8     xxh3-64 of everything before it, little endian
 //! ```
 //!
 //! The key hash binds an entry to its key: the engine checks it on every load, so an entry
 //! copied (or written by mistake) under another key is a counted, healed miss, never another
-//! key's value. Format 1 (without it) reads as corrupt: such entries are recomputed once.
+//! key's value. Formats 1 and 2 (without the key hash, or without keep-until and took) read as
+//! corrupt: such entries are recomputed once.
 //!
 //! The length and the checksum make a truncated, torn or foreign value a [`Error::Corrupt`]
 //! rather than a wrong value. Any process on any platform reads what another wrote.
@@ -27,9 +31,9 @@
 //! instead, so that `redis-cli GET`, a file viewer or a program in another language reads it:
 //!
 //! ```text
-//! {"steadycache":2,"codec":2,"flags":0,"key":"5be1d9a3c07f2e11","created_at":1763900000000,
-//!  "stale_at":null,"expires_at":1763900060000,"check":"9f1c0e4d2a7b3c55",
-//!  "value":{"city":"Oslo","temp":-3.5}}
+//! {"steadycache":3,"codec":2,"flags":0,"key":"5be1d9a3c07f2e11","created_at":1763900000000,
+//!  "stale_at":null,"expires_at":1763900060000,"keep_until":1763900060000,"took_ms":120,
+//!  "check":"9f1c0e4d2a7b3c55","value":{"city":"Oslo","temp":-3.5}}
 //! ```
 //!
 //! `null` stands for "never"; `check` is the XXH3-64 of the `value` text exactly as stored (16
@@ -55,6 +59,8 @@ struct JsonEnvelope<'a> {
     created_at: u64,
     stale_at: Option<u64>,
     expires_at: Option<u64>,
+    keep_until: Option<u64>,
+    took_ms: u32,
     check: &'a str,
     #[serde(borrow)]
     value: &'a RawValue,
@@ -62,15 +68,17 @@ struct JsonEnvelope<'a> {
 
 const MAGIC: &[u8; 2] = b"SC";
 /// The envelope format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 2;
-const HEADER: usize = 41;
+pub const FORMAT_VERSION: u8 = 3;
+const HEADER: usize = 53;
 const TRAILER: usize = 8;
 
 /// Flag bit: the payload is a negative result (`None` or an `Err`) cached on purpose.
 pub(crate) const FLAG_NEGATIVE: u8 = 1;
 
-/// One stored value with its timestamps.
+/// One stored value with its timestamps. Built with [`Entry::new`] (fields are added as
+/// strategies need them), then its public fields set.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Entry {
     /// The codec's bytes.
     pub payload: Vec<u8>,
@@ -78,8 +86,13 @@ pub struct Entry {
     pub created_at: u64,
     /// Soft expiry: from then on it is stale (servable, refresh due). `u64::MAX` = never.
     pub stale_at: u64,
-    /// Hard expiry: from then on it is gone. `u64::MAX` = never.
+    /// Hard expiry: from then on it is not served, except by fail-safe. `u64::MAX` = never.
     pub expires_at: u64,
+    /// Physical expiry (at or after `expires_at`): until then the entry is kept, to be served
+    /// when its recompute fails (fail-safe). Stores drop it then. `u64::MAX` = never.
+    pub keep_until: u64,
+    /// How long the computation of the value took, ms (0: unknown). Early refresh weighs it.
+    pub took_ms: u32,
     /// Which codec wrote the payload.
     pub codec: u8,
     /// XXH3-64 of the full key the entry was written under ([`Entry::key_hash_of`]).
@@ -95,15 +108,22 @@ pub enum Freshness {
     Fresh,
     /// Between `stale_at` and `expires_at`.
     Stale,
-    /// At or after `expires_at`.
+    /// Between `expires_at` and `keep_until`: expired, kept only to be served if its recompute
+    /// fails (fail-safe).
+    Reserve,
+    /// At or after `keep_until`.
     Expired,
 }
 
 /// How fresh a value with these deadlines is at `now_ms` (all on one clock).
 #[inline]
-pub(crate) fn freshness(stale_at: u64, expires_at: u64, now_ms: u64) -> Freshness {
+pub(crate) fn freshness(stale_at: u64, expires_at: u64, keep_until: u64, now_ms: u64) -> Freshness {
     if now_ms >= expires_at {
-        Freshness::Expired
+        if now_ms >= keep_until {
+            Freshness::Expired
+        } else {
+            Freshness::Reserve
+        }
     } else if now_ms >= stale_at {
         Freshness::Stale
     } else {
@@ -112,15 +132,32 @@ pub(crate) fn freshness(stale_at: u64, expires_at: u64, now_ms: u64) -> Freshnes
 }
 
 impl Entry {
+    /// An entry of `payload` (written by codec `codec`) under the key whose
+    /// [`key_hash_of`](Self::key_hash_of) is `key_hash`: created at 0, never stale nor
+    /// expiring, no flag, computation time unknown. Set the public fields for the rest.
+    pub fn new(payload: Vec<u8>, codec: u8, key_hash: u64) -> Entry {
+        Entry {
+            payload,
+            created_at: 0,
+            stale_at: u64::MAX,
+            expires_at: u64::MAX,
+            keep_until: u64::MAX,
+            took_ms: 0,
+            codec,
+            key_hash,
+            flags: 0,
+        }
+    }
+
     /// The key hash an entry written under `key` carries.
     pub fn key_hash_of(key: &str) -> u64 {
         xxh3_64(key.as_bytes())
     }
 
     /// The header fields a signature covers, in a fixed layout (format version, codec, flags,
-    /// key hash, created, stale, expires).
-    pub(crate) fn header_bytes(&self) -> [u8; 35] {
-        let mut h = [0u8; 35];
+    /// key hash, created, stale, expires, keep-until, took).
+    pub(crate) fn header_bytes(&self) -> [u8; 47] {
+        let mut h = [0u8; 47];
         h[0] = FORMAT_VERSION;
         h[1] = self.codec;
         h[2] = self.flags;
@@ -128,17 +165,21 @@ impl Entry {
         h[11..19].copy_from_slice(&self.created_at.to_le_bytes());
         h[19..27].copy_from_slice(&self.stale_at.to_le_bytes());
         h[27..35].copy_from_slice(&self.expires_at.to_le_bytes());
+        h[35..43].copy_from_slice(&self.keep_until.to_le_bytes());
+        h[43..47].copy_from_slice(&self.took_ms.to_le_bytes());
         h
     }
 
     /// How fresh the entry is at `now_ms`.
     pub fn freshness(&self, now_ms: u64) -> Freshness {
-        freshness(self.stale_at, self.expires_at, now_ms)
+        freshness(self.stale_at, self.expires_at, self.keep_until, now_ms)
     }
 
-    /// Milliseconds left before hard expiry at `now_ms` (`None` = never expires).
+    /// Milliseconds left before the store may drop the entry, at `now_ms` (its
+    /// [`keep_until`](Self::keep_until); `None` = never): the ttl a backend stores it with.
     pub fn ttl_ms(&self, now_ms: u64) -> Option<u64> {
-        (self.expires_at != u64::MAX).then(|| self.expires_at.saturating_sub(now_ms))
+        let end = self.keep_until.max(self.expires_at);
+        (end != u64::MAX).then(|| end.saturating_sub(now_ms))
     }
 
     /// Whether this is a cached negative result.
@@ -163,6 +204,8 @@ impl Entry {
         out.extend_from_slice(&self.created_at.to_le_bytes());
         out.extend_from_slice(&self.stale_at.to_le_bytes());
         out.extend_from_slice(&self.expires_at.to_le_bytes());
+        out.extend_from_slice(&self.keep_until.to_le_bytes());
+        out.extend_from_slice(&self.took_ms.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&self.payload);
         let sum = xxh3_64(&out);
@@ -180,13 +223,16 @@ impl Entry {
         };
         let mut out = format!(
             "{{\"steadycache\":{FORMAT_VERSION},\"codec\":{},\"flags\":{},\"key\":\"{:016x}\",\
-             \"created_at\":{},\"stale_at\":{},\"expires_at\":{},\"check\":\"{:016x}\",\"value\":",
+             \"created_at\":{},\"stale_at\":{},\"expires_at\":{},\"keep_until\":{},\
+             \"took_ms\":{},\"check\":\"{:016x}\",\"value\":",
             self.codec,
             self.flags,
             self.key_hash,
             self.created_at,
             never(self.stale_at),
             never(self.expires_at),
+            never(self.keep_until),
+            self.took_ms,
             xxh3_64(&self.payload)
         )
         .into_bytes();
@@ -221,6 +267,8 @@ impl Entry {
             created_at: e.created_at,
             stale_at: e.stale_at.unwrap_or(u64::MAX),
             expires_at: e.expires_at.unwrap_or(u64::MAX),
+            keep_until: e.keep_until.unwrap_or(u64::MAX),
+            took_ms: e.took_ms,
             codec: e.codec,
             flags: e.flags,
         })
@@ -250,9 +298,12 @@ impl Entry {
             b.copy_from_slice(&bytes[at..at + 8]);
             u64::from_le_bytes(b)
         };
-        let mut len4 = [0u8; 4];
-        len4.copy_from_slice(&bytes[37..41]);
-        let len = u32::from_le_bytes(len4) as usize;
+        let u32_at = |at: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&bytes[at..at + 4]);
+            u32::from_le_bytes(b)
+        };
+        let len = u32_at(49) as usize;
         if bytes.len() != HEADER + len + TRAILER {
             return Err(corrupt("length does not match (truncated or padded)"));
         }
@@ -267,6 +318,8 @@ impl Entry {
             created_at: u64_at(13),
             stale_at: u64_at(21),
             expires_at: u64_at(29),
+            keep_until: u64_at(37),
+            took_ms: u32_at(45),
             payload: bytes[HEADER..body].to_vec(),
         })
     }
@@ -282,6 +335,8 @@ mod tests {
             created_at: 1,
             stale_at: 2,
             expires_at: u64::MAX,
+            keep_until: u64::MAX,
+            took_ms: 42,
             codec: 1,
             flags: 0,
             key_hash: Entry::key_hash_of("ns:v:k"),
@@ -330,10 +385,12 @@ mod tests {
     }
 
     #[test]
-    fn format_1_entries_read_as_corrupt() {
-        let mut bytes = sample().encode().unwrap();
-        bytes[2] = 1;
-        assert!(matches!(Entry::decode(&bytes), Err(Error::Corrupt(_))));
+    fn older_formats_read_as_corrupt() {
+        for old in [1, 2] {
+            let mut bytes = sample().encode().unwrap();
+            bytes[2] = old;
+            assert!(matches!(Entry::decode(&bytes), Err(Error::Corrupt(_))));
+        }
     }
 
     #[test]
@@ -341,10 +398,13 @@ mod tests {
         let e = Entry {
             stale_at: 10,
             expires_at: 20,
+            keep_until: 30,
             ..sample()
         };
         assert_eq!(e.freshness(9), Freshness::Fresh);
         assert_eq!(e.freshness(10), Freshness::Stale);
-        assert_eq!(e.freshness(20), Freshness::Expired);
+        assert_eq!(e.freshness(20), Freshness::Reserve);
+        assert_eq!(e.freshness(30), Freshness::Expired);
+        assert_eq!(e.ttl_ms(5), Some(25), "stores keep it until keep_until");
     }
 }

@@ -80,7 +80,7 @@ pub use manager::{
 pub use memo::Memo;
 pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES};
 pub use open::CacheHealth;
-pub use policy::{Lock, Policy, Refresh};
+pub use policy::{Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE};
 pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
 };

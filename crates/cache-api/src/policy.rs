@@ -71,7 +71,19 @@ pub struct Policy {
     pub negative_ttl: Option<Duration>,
     /// When a refresh of a stale entry fails, serve the stale value instead of the error.
     pub serve_stale_on_error: bool,
+    /// Fail-safe: keep each positive entry this much longer than its `ttl`, and when the
+    /// function fails (an error, or a panic) after the ttl, serve that value instead (counted as
+    /// `fail_safe` in the stats). `None` (the default): an expired entry is gone.
+    pub fail_safe: Option<Duration>,
+    /// After a recompute failed and the old value was served (fail-safe, or a stale value with
+    /// `serve_stale_on_error`), serve the old value for this long before calling the function
+    /// again, instead of calling it on every call. `None`: 30 s when `fail_safe` is set
+    /// ([`DEFAULT_FAIL_SAFE_THROTTLE`]), no throttle otherwise.
+    pub fail_safe_throttle: Option<Duration>,
 }
+
+/// The throttle of fail-safe when none is set: FusionCache's default.
+pub const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(30);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -85,6 +97,8 @@ impl Default for Policy {
             lock_wait: None,
             negative_ttl: None,
             serve_stale_on_error: true,
+            fail_safe: None,
+            fail_safe_throttle: None,
         }
     }
 }
@@ -145,6 +159,20 @@ impl Policy {
     /// Set the lock ttl.
     pub fn with_lock_ttl(mut self, d: Duration) -> Self {
         self.lock_ttl = d;
+        self
+    }
+
+    /// Fail-safe: serve an entry up to `d` past its ttl when its recompute fails (see
+    /// [`Policy::fail_safe`]).
+    pub fn with_fail_safe(mut self, d: Duration) -> Self {
+        self.fail_safe = Some(d);
+        self
+    }
+
+    /// After a failed recompute, serve the old value for `d` before trying again (see
+    /// [`Policy::fail_safe_throttle`]).
+    pub fn with_fail_safe_throttle(mut self, d: Duration) -> Self {
+        self.fail_safe_throttle = Some(d);
         self
     }
 

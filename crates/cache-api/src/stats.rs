@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
 pub(crate) const SLOTS: usize = 32;
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 11;
 const UNSET: usize = usize::MAX;
 
 /// Which counter.
@@ -44,6 +44,10 @@ pub enum Counter {
     /// lock was deleted by hand). The holder still stores its value; another process may
     /// have computed the same key meanwhile.
     LockLost = 9,
+    /// Old values served because their recompute failed (an error or a panic): a stale value
+    /// with `serve_stale_on_error`, or an expired one kept by `fail_safe`. Each is also
+    /// counted as [`Counter::Stale`].
+    FailSafe = 10,
 }
 
 #[repr(align(128))]
@@ -136,6 +140,8 @@ pub struct StatsSnapshot {
     pub too_large: u64,
     /// See [`Counter::LockLost`].
     pub lock_lost: u64,
+    /// See [`Counter::FailSafe`].
+    pub fail_safe: u64,
 }
 
 impl Stats {
@@ -176,6 +182,7 @@ impl Stats {
             coalesced: self.get(Counter::Coalesced),
             too_large: self.get(Counter::TooLarge),
             lock_lost: self.get(Counter::LockLost),
+            fail_safe: self.get(Counter::FailSafe),
         }
     }
 

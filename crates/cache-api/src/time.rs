@@ -4,13 +4,33 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, now. A clock before 1970 reads as 0.
+/// Milliseconds since the Unix epoch, now. A clock before 1970 reads as 0. With the feature
+/// `testing`, plus the offset a test added ([`crate::testing::clock::advance`]).
 pub fn unix_millis() -> u64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis().min(u64::MAX as u128) as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    now.saturating_add(test_offset_ms())
 }
+
+/// How far tests moved the clocks forward, ms (always 0 without the feature `testing`).
+#[inline]
+pub(crate) fn test_offset_ms() -> u64 {
+    #[cfg(feature = "testing")]
+    {
+        TEST_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "testing"))]
+    {
+        0
+    }
+}
+
+/// The offset behind [`test_offset_ms`].
+#[cfg(feature = "testing")]
+pub(crate) static TEST_OFFSET_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
 
 /// Parse a human duration such as `"10m"`, `"1h 30m"`, `"250ms"`, `"5s"`.
 pub fn parse_duration(text: &str) -> crate::error::Result<Duration> {

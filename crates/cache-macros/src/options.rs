@@ -143,6 +143,12 @@ pub(crate) struct Options {
     /// open yet), the function returns the open error (`Err(steadycache::Error)` converted with
     /// `From`) instead of running on a memory fallback. Functions returning `Result` only.
     pub strict: Option<bool>,
+    /// `fail_safe = "1h"`: keep each value this long past its `ttl`, and serve it when the
+    /// function fails (an error or a panic) after the ttl.
+    pub fail_safe: Option<DurationOpt>,
+    /// `fail_safe_throttle = "30s"`: after a failed recompute, serve the old value this long
+    /// before calling the function again (default 30 s with `fail_safe`).
+    pub fail_safe_throttle: Option<DurationOpt>,
     /// `cache = "redis://..."` or `cache = expr`: the cache, a URL string literal or an
     /// expression of type `Cache` or `&Cache`. Default: the process-wide default cache.
     pub cache: Option<CacheOpt>,

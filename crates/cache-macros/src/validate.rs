@@ -80,6 +80,8 @@ fn check_durations(opts: &Options) -> syn::Result<()> {
         &opts.stale_while_revalidate,
         &opts.lock_ttl,
         &opts.lock_wait,
+        &opts.fail_safe,
+        &opts.fail_safe_throttle,
         &opts.cache_none,
         &opts.cache_err,
     ]

@@ -97,11 +97,9 @@ impl CacheManager for ListManager {
         };
         let items: Vec<&RawValue> = serde_json::from_slice(&entry.payload)
             .map_err(|e| Error::Corrupt(format!("ListManager caches JSON arrays only: {e}")))?;
-        let meta = Entry {
-            payload: b"[]".to_vec(),
-            ..entry.clone()
-        }
-        .encode()?;
+        let mut meta = entry.clone();
+        meta.payload = b"[]".to_vec();
+        let meta = meta.encode()?;
         let (meta_key, list_key) = (self.redis.redis_key(key).into_owned(), self.list_key(key));
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("DEL").arg(&list_key).ignore();

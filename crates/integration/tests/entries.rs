@@ -50,15 +50,13 @@ async fn a_signed_entry_made_to_live_forever_is_not_read() {
 
 fn sealed(key: &str, created: u64, stale: u64, expires: u64, flags: u8, value: u64) -> Entry {
     let codec = Codec::json().signed(SIGNING).unwrap();
-    let mut e = Entry {
-        payload: codec.encode(&value).unwrap(),
-        created_at: created,
-        stale_at: stale,
-        expires_at: expires,
-        codec: codec.id(),
-        flags,
-        key_hash: Entry::key_hash_of(key),
-    };
+    let mut e = Entry::new(
+        codec.encode(&value).unwrap(),
+        codec.id(),
+        Entry::key_hash_of(key),
+    );
+    (e.created_at, e.stale_at, e.expires_at, e.keep_until) = (created, stale, expires, expires);
+    e.flags = flags;
     codec.seal(key, &mut e);
     e
 }
@@ -72,7 +70,7 @@ proptest! {
     fn any_header_mutation_or_move_fails(
         key in "[a-z:]{1,12}", other in "[a-z:]{1,12}",
         created in any::<u64>(), stale in any::<u64>(), expires in any::<u64>(),
-        flags in any::<u8>(), value in any::<u64>(), field in 0usize..6, delta in 1u64..u64::MAX,
+        flags in any::<u8>(), value in any::<u64>(), field in 0usize..8, delta in 1u64..u64::MAX,
     ) {
         let codec = Codec::json().signed(SIGNING).unwrap();
         let e = sealed(&key, created, stale, expires, flags, value);
@@ -88,6 +86,8 @@ proptest! {
             2 => m.expires_at = m.expires_at.wrapping_add(delta),
             3 => m.flags = m.flags.wrapping_add(delta as u8 | 1),
             4 => m.key_hash = m.key_hash.wrapping_add(delta),
+            5 => m.keep_until = m.keep_until.wrapping_add(delta),
+            6 => m.took_ms = m.took_ms.wrapping_add(delta as u32 | 1),
             _ => m.codec ^= 0x01,
         }
         let m = Entry::decode(&m.encode().unwrap());

@@ -48,17 +48,11 @@ fn stored_bytes() -> impl Strategy<Value = Vec<u8>> {
         } else {
             Codec::bincode()
         };
-        Entry {
-            payload: codec.encode(&vec!["a".to_string(); 3]).unwrap(),
-            created_at: 1,
-            stale_at: 2,
-            expires_at: 3,
-            codec: codec.id(),
-            flags: 0,
-            key_hash: 7,
-        }
-        .encode()
-        .unwrap()
+        let payload = codec.encode(&vec!["a".to_string(); 3]).unwrap();
+        let mut e = Entry::new(payload, codec.id(), 7);
+        (e.created_at, e.stale_at, e.expires_at, e.keep_until) = (1, 2, 3, 4);
+        e.took_ms = 5;
+        e.encode().unwrap()
     };
     let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
     prop_oneof![

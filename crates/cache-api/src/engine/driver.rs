@@ -108,18 +108,19 @@ where
         io::lookup(mode, &ctx.place, ctx.stats).await
     };
     let stale = match (decide(ctx.plan, found.as_ref().map(|f| f.1), call), found) {
-        (Step::Hit, Some((v, _))) => {
+        (Step::Hit, Some((v, _, _))) => {
             ctx.stats.incr(Counter::Hits);
             tracing::trace!("steadycache: hit");
             return Ok(v);
         }
-        (Step::ServeStaleRefreshBackground, Some((v, _))) => {
+        (Step::ServeStaleRefreshBackground, Some((v, _, _))) => {
             ctx.stats.incr(Counter::Stale);
             tracing::debug!("steadycache: serving stale, refreshing in the background");
             refresh::spawn(&ctx, make_job);
             return Ok(v);
         }
-        (Step::RefreshInline { fallback: true }, Some((v, _))) => Some(v),
+        // The old value (and until when it may be kept), served if the recompute fails.
+        (Step::RefreshInline { fallback: true }, Some((v, _, keep))) => Some((v, keep)),
         _ => None,
     };
     let mut guard = None;
@@ -137,15 +138,13 @@ where
                         Mode::Sync => f.wait_sync(),
                         Mode::Async => f.wait_async().await,
                     };
-                    match (
-                        after_wait(ctx.plan, ended(&outcome), stale.is_some()),
-                        outcome,
-                    ) {
+                    match (after_wait(ended(&outcome), stale.is_some()), outcome) {
                         (AfterWait::Value, Outcome::Value(v)) => return Ok(v),
                         (AfterWait::Error, Outcome::Error(e)) => return Err(e),
                         (AfterWait::ServeStale, _) => {
-                            if let Some(s) = stale {
+                            if let Some((s, _)) = stale {
                                 ctx.stats.incr(Counter::Stale);
+                                ctx.stats.incr(Counter::FailSafe);
                                 return Ok(s);
                             }
                             break;
@@ -158,7 +157,7 @@ where
         }
         if guard.is_some() && !call.force_refresh {
             // The round before ours may have stored the value after our lookup.
-            if let Some((v, Freshness::Fresh)) = io::lookup(mode, &ctx.place, ctx.stats).await {
+            if let Some((v, Freshness::Fresh, _)) = io::lookup(mode, &ctx.place, ctx.stats).await {
                 ctx.stats.incr(Counter::Hits);
                 return Ok(publish(guard, v));
             }
@@ -182,18 +181,25 @@ where
         Counter::Misses
     });
     tracing::debug!("steadycache: miss, computing");
+    let started = std::time::Instant::now();
     let result = compute().await;
-    let stored = match &result {
-        Ok(v) => {
+    let took = started.elapsed();
+    let stored = match (&result, &stale) {
+        (Ok(v), _) => {
             let negative = (ctx.shape.is_negative)(v);
-            io::store(mode, &ctx.place, v, ctx.plan, negative, ctx.stats).await
+            io::store(mode, &ctx.place, v, ctx.plan, negative, took, ctx.stats).await
         }
-        Err(_) => false,
+        // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
+        // the throttle, so the failing function is not called again before it ends.
+        (Err(_), Some((old, keep))) => {
+            io::store_throttled(mode, &ctx.place, old, ctx.plan, *keep, ctx.stats).await
+        }
+        (Err(_), None) => false,
     };
     if let Some(lease) = held {
         lease.release(mode, stored, ctx.stats).await;
     }
-    finish(&ctx, guard, result, stale)
+    finish(&ctx, guard, result, stale.map(|(v, _)| v))
 }
 
 /// Hand `v` to the waiters of this round (if leading one) and return it.
@@ -219,7 +225,10 @@ fn finish<V: Clone, E>(
             match stale {
                 Some(s) => {
                     ctx.stats.incr(Counter::Stale);
-                    tracing::warn!("steadycache: refresh failed, serving the stale value");
+                    ctx.stats.incr(Counter::FailSafe);
+                    tracing::warn!(
+                        "steadycache: recompute failed, serving the old value (fail-safe)"
+                    );
                     Ok(publish(guard, s))
                 }
                 None => {

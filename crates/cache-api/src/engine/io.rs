@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::manager::CacheManager;
 use crate::runtime;
 use crate::stats::{Counter, Stats};
-use crate::tier::{clock, Breaker, Place, L2};
+use crate::tier::{clock, Breaker, Deadlines, Place, L2};
 use crate::time::unix_millis;
 use serde::Serialize;
 use std::future::Future;
@@ -204,8 +204,9 @@ pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Opt
     Ok(None)
 }
 
-/// What the tiers hold for a call: the value and how fresh it is.
-pub(crate) type Found<V> = Option<(V, Freshness)>;
+/// What the tiers hold for a call: the value, how fresh it is, and until when it is kept (ms
+/// since the epoch; the deadline of a fail-safe value).
+pub(crate) type Found<V> = Option<(V, Freshness, u64)>;
 
 /// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines).
 /// Expired entries are absent; backend errors are logged and read as absent (fail open).
@@ -214,8 +215,8 @@ where
     V: Value,
 {
     if let Some(l1) = &place.l1 {
-        if let Some(found) = l1.store.lookup(l1.hash) {
-            return Some(found);
+        if let Some((v, f, keep)) = l1.store.lookup(l1.hash) {
+            return Some((v, f, clock::to_unix(keep, unix_millis())));
         }
     }
     let l2 = place.l2.as_ref()?;
@@ -240,34 +241,46 @@ where
         }
     };
     if let Some(l1) = &place.l1 {
-        l1.store.store(
-            l1.hash,
-            &value,
-            clock::from_unix(entry.stale_at, now),
-            clock::from_unix(entry.expires_at, now),
-            stats,
-        );
+        let at = Deadlines {
+            stale_at: entry.stale_at,
+            expires_at: entry.expires_at,
+            keep_until: entry.keep_until,
+        };
+        l1.store.store(l1.hash, &value, at.to_tier(now), stats);
     }
-    Some((value, freshness))
+    Some((value, freshness, entry.keep_until.max(entry.expires_at)))
 }
 
-/// The envelope of a new value to store under `key`, with deadlines `(stale_at, expires_at)`
-/// (ms since the epoch): bound to `key` by its hash, and signed when the codec signs.
+/// What is stored with a new value besides its bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meta {
+    /// When it was computed (ms since the epoch).
+    pub(crate) created_at: u64,
+    /// Its deadlines (ms since the epoch).
+    pub(crate) at: Deadlines,
+    /// A cached `None` or `Err`.
+    pub(crate) negative: bool,
+    /// How long the computation took, ms.
+    pub(crate) took_ms: u32,
+}
+
+/// The envelope of a new value to store under `key`: bound to `key` by its hash, and signed
+/// when the codec signs.
 pub(crate) fn make_entry<V: Serialize + ?Sized>(
     codec: &Codec,
     key: &str,
     value: &V,
-    created_at: u64,
-    (stale_at, expires_at): (u64, u64),
-    negative: bool,
+    meta: Meta,
 ) -> Result<Entry> {
     let mut entry = Entry {
         payload: codec.encode(value)?,
-        created_at,
-        stale_at,
-        expires_at,
+        created_at: meta.created_at,
+        stale_at: meta.at.stale_at,
+        expires_at: meta.at.expires_at,
+        keep_until: meta.at.keep_until.max(meta.at.expires_at),
+        took_ms: meta.took_ms,
         codec: codec.id(),
-        flags: if negative { FLAG_NEGATIVE } else { 0 },
+        flags: if meta.negative { FLAG_NEGATIVE } else { 0 },
         key_hash: Entry::key_hash_of(key),
     };
     codec.seal(key, &mut entry);
@@ -286,36 +299,72 @@ pub(crate) fn decode_entry<V: serde::de::DeserializeOwned>(
 
 /// Store a new value in every tier of `place` as `plan` says; whether it was stored anywhere
 /// (a negative result without `negative_ttl`, a value the codec cannot encode, or a failing
-/// backend store nothing, and are counted and logged).
+/// backend store nothing, and are counted and logged). `took` is how long it took to compute.
 pub(crate) async fn store<V>(
     mode: Mode,
     place: &Place<V>,
     value: &V,
     plan: &Plan,
     negative: bool,
+    took: Duration,
     stats: &Stats,
 ) -> bool
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
     let now = unix_millis();
-    let Some(deadlines) = plan.deadlines(now, negative, fastrand::f64()) else {
+    let Some(at) = plan.deadlines(now, negative, fastrand::f64()) else {
         return false;
     };
+    let took_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
+    let meta = Meta {
+        created_at: now,
+        at,
+        negative,
+        took_ms,
+    };
+    store_with(mode, place, value, meta, stats).await
+}
+
+/// An old value served after its recompute failed, stored again fresh for the plan's throttle
+/// (never past `keep_until`), so the function is not called again before it ends; nothing
+/// without a throttle. Whether it was stored anywhere.
+pub(crate) async fn store_throttled<V>(
+    mode: Mode,
+    place: &Place<V>,
+    value: &V,
+    plan: &Plan,
+    keep_until: u64,
+    stats: &Stats,
+) -> bool
+where
+    V: Clone + Serialize + Send + Sync + 'static,
+{
+    let now = unix_millis();
+    let Some(at) = plan.throttled(now, keep_until) else {
+        return false;
+    };
+    let meta = Meta {
+        created_at: now,
+        at,
+        negative: false,
+        took_ms: 0,
+    };
+    store_with(mode, place, value, meta, stats).await
+}
+
+async fn store_with<V>(mode: Mode, place: &Place<V>, value: &V, meta: Meta, stats: &Stats) -> bool
+where
+    V: Clone + Serialize + Send + Sync + 'static,
+{
     let mut stored = false;
     if let Some(l1) = &place.l1 {
-        let (stale_at, expires_at) = deadlines;
-        l1.store.store(
-            l1.hash,
-            value,
-            clock::from_unix(stale_at, now),
-            clock::from_unix(expires_at, now),
-            stats,
-        );
+        l1.store
+            .store(l1.hash, value, meta.at.to_tier(meta.created_at), stats);
         stored = true;
     }
     if let Some(l2) = &place.l2 {
-        let entry = match make_entry(l2.manager.codec(), &l2.key, value, now, deadlines, negative) {
+        let entry = match make_entry(l2.manager.codec(), &l2.key, value, meta) {
             Ok(e) => e,
             Err(e) => {
                 stats.incr(Counter::Errors);

@@ -170,30 +170,42 @@ struct Heartbeat {
 
 impl Heartbeat {
     async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        // When the lease runs out, as far as this process knows: `lock_ttl` after the last
+        // renewal the store confirmed (or the acquisition).
+        let mut expires = Instant::now() + self.lock_ttl;
+        let mut pause = self.beat;
         loop {
             // The sender is dropped (never sent on) when the lease ends: that ends the wait.
-            if tokio::time::timeout(self.beat, &mut stopped).await.is_ok() {
+            if tokio::time::timeout(pause, &mut stopped).await.is_ok() {
                 return;
             }
+            let left = expires.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // Not renewed in time (the store was slow or unreachable): another process may
+                // hold it now. One more try says whether it is still ours.
+                tracing::debug!(lock = %self.lock, "steadycache: a lock lease ran out before it could be renewed");
+            }
+            let started = Instant::now();
             let renew = self
                 .manager
                 .backend()
                 .extend_lock(&self.lock, &self.token, self.lock_ttl);
-            // A renewal that takes longer than a beat is as good as failed: try again.
-            match within(
-                self.timeout.min(self.beat.max(Duration::from_millis(50))),
-                renew,
-            )
-            .await
-            {
-                Ok(true) => {}
+            // A renewal may take as long as the lease has left (a slow store, a busy database),
+            // and at least a beat, within the backend timeout.
+            match within(self.timeout.min(left.max(self.beat)), renew).await {
+                Ok(true) => {
+                    expires = started + self.lock_ttl;
+                    pause = self.beat;
+                }
                 Ok(false) => {
                     self.lost.store(true, Ordering::Release);
                     tracing::warn!(lock = %self.lock, "steadycache: lost the lock lease while computing (the store no longer holds it for us); another process may compute the same key");
                     return;
                 }
                 Err(e) => {
-                    tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not renew a lock lease; retrying at the next beat");
+                    tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not renew a lock lease; retrying");
+                    // Try again soon: the lease is running out.
+                    pause = (self.beat / 4).max(Duration::from_millis(1));
                 }
             }
         }
@@ -316,7 +328,7 @@ where
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
-                    if let Some((v, Freshness::Fresh)) = io::lookup(mode, place, stats).await {
+                    if let Some((v, Freshness::Fresh, _)) = io::lookup(mode, place, stats).await {
                         lease.release(mode, true, stats).await;
                         return Acquired::Found(v);
                     }
@@ -339,7 +351,7 @@ where
         pause(mode, half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(MAX_BACKOFF);
         if accept_cached {
-            if let Some((v, Freshness::Fresh)) = io::lookup(mode, place, stats).await {
+            if let Some((v, Freshness::Fresh, _)) = io::lookup(mode, place, stats).await {
                 return Acquired::Found(v);
             }
         }

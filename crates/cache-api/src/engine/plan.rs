@@ -10,7 +10,8 @@
 //! a branch copied into a sync and an async flow.
 
 use crate::envelope::Freshness;
-use crate::policy::{Lock, Policy, Refresh};
+use crate::policy::{Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE};
+use crate::tier::Deadlines;
 use std::time::Duration;
 
 /// The longest a distributed lock is held before it expires in the backend. A `lock_ttl` above
@@ -46,6 +47,11 @@ pub(crate) struct Plan {
     pub(crate) heartbeat: Duration,
     /// Serve the stale value when its refresh fails.
     pub(crate) serve_stale_on_error: bool,
+    /// How long past its ttl a positive entry is kept for fail-safe (`None`: not kept).
+    pub(crate) fail_safe: Option<Duration>,
+    /// How long an old value served after a failed recompute is served before the function is
+    /// called again (`None`: no throttle).
+    pub(crate) throttle: Option<Duration>,
     /// Jitter fraction in `[0, MAX_JITTER]`.
     pub(crate) jitter: f64,
 }
@@ -65,6 +71,12 @@ impl Plan {
             lock_wait: policy.lock_wait,
             heartbeat: (lock_ttl / 3).max(MIN_LOCK_TTL),
             serve_stale_on_error: policy.serve_stale_on_error,
+            fail_safe: policy.fail_safe.filter(|d| !d.is_zero()),
+            throttle: match (policy.fail_safe_throttle, policy.fail_safe) {
+                (Some(t), _) => Some(t).filter(|t| !t.is_zero()),
+                (None, Some(f)) if !f.is_zero() => Some(DEFAULT_FAIL_SAFE_THROTTLE),
+                (None, _) => None,
+            },
             jitter: if policy.jitter.is_finite() {
                 policy.jitter.clamp(0.0, MAX_JITTER)
             } else {
@@ -73,11 +85,12 @@ impl Plan {
         }
     }
 
-    /// The `(stale_at, expires_at)` deadlines, in ms on the clock `now_ms` is read from
-    /// (`u64::MAX` = never), of a value computed at `now_ms`; `None` when the value is not to be
-    /// stored (a negative result without `negative_ttl`). `rand01` in `[0, 1)` draws the
-    /// jitter, which shortens both lifetimes by the same fraction (at least 1 ms is kept).
-    pub(crate) fn deadlines(&self, now_ms: u64, negative: bool, rand01: f64) -> Option<(u64, u64)> {
+    /// The deadlines, in ms on the clock `now_ms` is read from (`u64::MAX` = never), of a
+    /// value computed at `now_ms`; `None` when the value is not to be stored (a negative result
+    /// without `negative_ttl`). `rand01` in `[0, 1)` draws the jitter, which shortens both
+    /// lifetimes by the same fraction (at least 1 ms is kept). A positive value with fail-safe
+    /// is kept `fail_safe` past its expiry (not jittered).
+    pub(crate) fn deadlines(&self, now_ms: u64, negative: bool, rand01: f64) -> Option<Deadlines> {
         let (stale, ttl) = if negative {
             (None, Some(self.negative_ttl?))
         } else {
@@ -99,7 +112,33 @@ impl Plan {
             }
         };
         let (stale_at, expires_at) = (at(stale), at(ttl));
-        Some((stale_at.min(expires_at), expires_at))
+        let keep_until = match self.fail_safe {
+            Some(f) if !negative && expires_at != u64::MAX => expires_at
+                .saturating_add(u64::try_from(f.as_millis()).unwrap_or(u64::MAX))
+                .min(u64::MAX - 1),
+            _ => expires_at,
+        };
+        Some(Deadlines {
+            stale_at: stale_at.min(expires_at),
+            expires_at,
+            keep_until,
+        })
+    }
+
+    /// The deadlines of an old value served after a failed recompute at `now_ms`, which was to
+    /// be kept until `keep_until`: fresh for the throttle (never past `keep_until`), so the
+    /// function is not called again before; `None` without a throttle.
+    pub(crate) fn throttled(&self, now_ms: u64, keep_until: u64) -> Option<Deadlines> {
+        let t = self.throttle?;
+        let until = now_ms
+            .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1))
+            .min(u64::MAX - 1)
+            .min(keep_until);
+        (until > now_ms).then_some(Deadlines {
+            stale_at: until,
+            expires_at: until,
+            keep_until,
+        })
     }
 }
 
@@ -151,6 +190,8 @@ pub(crate) fn decide(plan: &Plan, found: Option<Freshness>, call: Call) -> Step 
                 }
             }
         }
+        // Expired, kept only as a fallback: compute now, serve it if that fails.
+        Some(Freshness::Reserve) => Step::RefreshInline { fallback: true },
         Some(Freshness::Expired) | None => Step::Compute,
     }
 }
@@ -185,9 +226,9 @@ pub(crate) enum AfterWait {
     Rejoin,
 }
 
-/// The rule after a wait. `stale`: the caller holds a stale value it may serve.
-pub(crate) fn after_wait(plan: &Plan, ended: Ended, stale: bool) -> AfterWait {
-    let fallback = stale && plan.serve_stale_on_error;
+/// The rule after a wait. `fallback`: the caller holds an old value it may serve if the round
+/// failed (a stale value with `serve_stale_on_error`, or a fail-safe value; see [`decide`]).
+pub(crate) fn after_wait(ended: Ended, fallback: bool) -> AfterWait {
     match ended {
         Ended::Value => AfterWait::Value,
         Ended::SharedError if fallback => AfterWait::ServeStale,
@@ -263,6 +304,20 @@ mod tests {
                 call(false, false, false),
                 Step::RefreshInline { fallback: false },
             ),
+            // expired but kept for fail-safe: compute now (never served in the background),
+            // serve it if that fails, whatever serve_stale_on_error says
+            (
+                &swr,
+                Some(Reserve),
+                call(false, false, true),
+                Step::RefreshInline { fallback: true },
+            ),
+            (
+                &block_no_fallback,
+                Some(Reserve),
+                call(false, false, false),
+                Step::RefreshInline { fallback: true },
+            ),
             // expired or absent: compute
             (&swr, Some(Expired), call(false, false, true), Step::Compute),
             (&block, None, call(false, false, false), Step::Compute),
@@ -274,32 +329,31 @@ mod tests {
 
     #[test]
     fn after_wait_never_chains_failed_rounds() {
-        let p = plan(Policy::ttl(Duration::from_secs(1)));
-        let strict = plan(Policy::ttl(Duration::from_secs(1)).with_serve_stale_on_error(false));
-        let cases: &[(&Plan, Ended, bool, AfterWait)] = &[
-            (&p, Ended::Value, false, AfterWait::Value),
-            (&p, Ended::Value, true, AfterWait::Value),
-            (&p, Ended::SharedError, false, AfterWait::Error),
-            (&p, Ended::SharedError, true, AfterWait::ServeStale),
-            (&strict, Ended::SharedError, true, AfterWait::Error),
-            (&p, Ended::Failed, false, AfterWait::ComputeAlone),
-            (&p, Ended::Failed, true, AfterWait::ServeStale),
-            (&strict, Ended::Failed, true, AfterWait::ComputeAlone),
-            (&p, Ended::Cancelled, false, AfterWait::Rejoin),
-            (&p, Ended::Cancelled, true, AfterWait::Rejoin),
+        let cases: &[(Ended, bool, AfterWait)] = &[
+            (Ended::Value, false, AfterWait::Value),
+            (Ended::Value, true, AfterWait::Value),
+            (Ended::SharedError, false, AfterWait::Error),
+            (Ended::SharedError, true, AfterWait::ServeStale),
+            (Ended::Failed, false, AfterWait::ComputeAlone),
+            (Ended::Failed, true, AfterWait::ServeStale),
+            (Ended::Cancelled, false, AfterWait::Rejoin),
+            (Ended::Cancelled, true, AfterWait::Rejoin),
         ];
-        for (i, (p, ended, stale, want)) in cases.iter().enumerate() {
-            assert_eq!(after_wait(p, *ended, *stale), *want, "case {i}");
+        for (i, (ended, fallback, want)) in cases.iter().enumerate() {
+            assert_eq!(after_wait(*ended, *fallback), *want, "case {i}");
         }
     }
 
     #[test]
     fn freshness_at_the_edges() {
-        assert_eq!(freshness(10, 20, 9), Fresh);
-        assert_eq!(freshness(10, 20, 10), Stale);
-        assert_eq!(freshness(10, 20, 19), Stale);
-        assert_eq!(freshness(10, 20, 20), Expired);
-        assert_eq!(freshness(u64::MAX, u64::MAX, u64::MAX - 1), Fresh);
+        assert_eq!(freshness(10, 20, 20, 9), Fresh);
+        assert_eq!(freshness(10, 20, 20, 10), Stale);
+        assert_eq!(freshness(10, 20, 20, 19), Stale);
+        assert_eq!(freshness(10, 20, 20, 20), Expired);
+        assert_eq!(freshness(10, 20, 30, 20), Reserve);
+        assert_eq!(freshness(10, 20, 30, 29), Reserve);
+        assert_eq!(freshness(10, 20, 30, 30), Expired);
+        assert_eq!(freshness(u64::MAX, u64::MAX, u64::MAX, u64::MAX - 1), Fresh);
     }
 
     #[test]
@@ -312,34 +366,97 @@ mod tests {
         assert_eq!(c.heartbeat, MAX_LOCK_TTL / 3);
         assert_eq!(c.lock_wait, None);
         assert_eq!(c.jitter, MAX_JITTER);
-        let (stale_at, expires_at) = c.deadlines(u64::MAX - 5, false, 0.999).unwrap();
-        assert!(stale_at <= expires_at && expires_at < u64::MAX);
+        let d = c.deadlines(u64::MAX - 5, false, 0.999).unwrap();
+        assert!(d.stale_at <= d.expires_at && d.expires_at < u64::MAX);
+        assert_eq!(d.keep_until, d.expires_at);
         p.jitter = f64::NAN;
         p.lock_ttl = Duration::ZERO;
         let c = plan(p);
         assert_eq!(c.jitter, 0.0);
         assert_eq!(c.lock_ttl, MIN_LOCK_TTL);
         assert_eq!(
-            c.deadlines(0, false, f64::NAN),
+            c.deadlines(0, false, f64::NAN).map(pair),
             Some((u64::MAX - 1, u64::MAX - 1))
         );
+        let mut f = Policy::ttl(Duration::MAX).with_fail_safe(Duration::MAX);
+        f.fail_safe_throttle = Some(Duration::MAX);
+        let c = plan(f);
+        let d = c.deadlines(u64::MAX - 5, false, 0.0).unwrap();
+        assert_eq!(d.keep_until, u64::MAX - 1);
+        assert_eq!(
+            c.throttled(u64::MAX - 5, d.keep_until)
+                .map(|t| t.expires_at),
+            Some(u64::MAX - 1)
+        );
+        assert_eq!(c.throttled(7, 7), None, "nothing left to keep");
+    }
+
+    fn pair(d: Deadlines) -> (u64, u64) {
+        (d.stale_at, d.expires_at)
+    }
+
+    #[test]
+    fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
+        let s = Duration::from_secs;
+        let p = plan(Policy::ttl(s(10)).with_fail_safe(s(60)).with_jitter(0.5));
+        let d = p.deadlines(1_000, false, 1.0).unwrap();
+        assert_eq!(
+            (d.expires_at, d.keep_until),
+            (6_000, 66_000),
+            "not jittered"
+        );
+        let neg = plan(
+            Policy::ttl(s(10))
+                .with_fail_safe(s(60))
+                .with_negative_ttl(Some(s(2))),
+        );
+        let d = neg.deadlines(0, true, 0.0).unwrap();
+        assert_eq!(d.keep_until, d.expires_at, "negatives are not kept");
+        let forever = plan(Policy::forever().with_fail_safe(s(60)));
+        assert_eq!(
+            forever.deadlines(0, false, 0.0).unwrap().keep_until,
+            u64::MAX
+        );
+        // The default throttle with fail-safe, none without; an explicit one either way.
+        assert_eq!(p.throttle, Some(DEFAULT_FAIL_SAFE_THROTTLE));
+        assert_eq!(plan(Policy::ttl(s(1))).throttle, None);
+        let t = plan(Policy::ttl(s(1)).with_fail_safe_throttle(s(5)));
+        assert_eq!(t.throttle, Some(s(5)));
+        let d = t.throttled(1_000, 100_000).unwrap();
+        assert_eq!(
+            (d.stale_at, d.expires_at, d.keep_until),
+            (6_000, 6_000, 100_000)
+        );
+        let d = t.throttled(1_000, 3_000).unwrap();
+        assert_eq!(d.expires_at, 3_000, "never past what was to be kept");
+        assert_eq!(plan(Policy::ttl(s(1))).throttled(0, 10_000), None);
     }
 
     #[test]
     fn deadlines_follow_the_plan() {
         let s = Duration::from_secs;
         let p = plan(Policy::ttl(s(10)).with_stale_after(s(4)));
-        assert_eq!(p.deadlines(1_000, false, 0.5), Some((5_000, 11_000)));
-        assert_eq!(p.deadlines(1_000, true, 0.5), None, "no negative_ttl");
+        assert_eq!(
+            p.deadlines(1_000, false, 0.5).map(pair),
+            Some((5_000, 11_000))
+        );
+        assert_eq!(
+            p.deadlines(1_000, true, 0.5).map(pair),
+            None,
+            "no negative_ttl"
+        );
         let p = plan(Policy::ttl(s(10)).with_negative_ttl(Some(s(2))));
-        assert_eq!(p.deadlines(0, true, 0.0), Some((2_000, 2_000)));
+        assert_eq!(p.deadlines(0, true, 0.0).map(pair), Some((2_000, 2_000)));
         let p = plan(Policy::ttl(s(10)).with_jitter(0.5));
-        assert_eq!(p.deadlines(0, false, 0.0), Some((10_000, 10_000)));
-        assert_eq!(p.deadlines(0, false, 1.0), Some((5_000, 5_000)));
+        assert_eq!(p.deadlines(0, false, 0.0).map(pair), Some((10_000, 10_000)));
+        assert_eq!(p.deadlines(0, false, 1.0).map(pair), Some((5_000, 5_000)));
         let forever = plan(Policy::forever());
-        assert_eq!(forever.deadlines(7, false, 0.3), Some((u64::MAX, u64::MAX)));
+        assert_eq!(
+            forever.deadlines(7, false, 0.3).map(pair),
+            Some((u64::MAX, u64::MAX))
+        );
         // a sub-millisecond ttl still lasts a millisecond
         let tiny = plan(Policy::ttl(Duration::from_micros(3)));
-        assert_eq!(tiny.deadlines(100, false, 0.0), Some((101, 101)));
+        assert_eq!(tiny.deadlines(100, false, 0.0).map(pair), Some((101, 101)));
     }
 }

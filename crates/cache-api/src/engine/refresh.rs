@@ -52,6 +52,7 @@ where
             None => None,
         };
         stats.incr(Counter::Refreshes);
+        let started = std::time::Instant::now();
         let result = match job {
             RefreshJob::Async(fut) => fut.await,
             RefreshJob::Sync(f) => match runtime::run_blocking_job(f).await {
@@ -70,7 +71,9 @@ where
         match result {
             Ok(v) => {
                 let negative = (shape.is_negative)(&v);
-                let stored = io::store(Mode::Async, &place, &v, &plan, negative, &stats).await;
+                let took = started.elapsed();
+                let stored =
+                    io::store(Mode::Async, &place, &v, &plan, negative, took, &stats).await;
                 guard.finish(Outcome::Value(v));
                 if let Some(lease) = lease {
                     lease.release(Mode::Async, stored, &stats).await;

@@ -233,6 +233,7 @@ fn shift(bytes: Vec<u8>, by: i64) -> Vec<u8> {
     e.created_at = at(e.created_at);
     e.stale_at = at(e.stale_at);
     e.expires_at = at(e.expires_at);
+    e.keep_until = at(e.keep_until);
     e.encode().unwrap_or(bytes)
 }
 

@@ -6,6 +6,7 @@
 //! [`capabilities`](crate::Backend::capabilities), the cases it cannot support. Every case
 //! works under its own `prefix`, so suites of several backends and runs can share one server.
 
+pub mod clock;
 pub mod clocks;
 pub mod fault;
 pub mod heal;
@@ -286,6 +287,8 @@ pub async fn envelope(b: &dyn Backend, p: &str) {
         created_at: now,
         stale_at: now + 60_000,
         expires_at: now + 120_000,
+        keep_until: now + 180_000,
+        took_ms: 250,
         codec: 1,
         flags: 0,
         key_hash: Entry::key_hash_of(&k),
@@ -308,6 +311,8 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
         created_at: now,
         stale_at: u64::MAX,
         expires_at: now + 60_000,
+        keep_until: now + 60_000,
+        took_ms: 0,
         codec: crate::Codec::bincode().id(),
         flags: 0,
         key_hash: Entry::key_hash_of(&key(name)),

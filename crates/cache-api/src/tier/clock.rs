@@ -22,7 +22,14 @@ fn base() -> Instant {
 pub(crate) fn now_ms() -> u64 {
     u64::try_from(base().elapsed().as_millis())
         .unwrap_or(u64::MAX - 1)
+        .saturating_add(crate::time::test_offset_ms())
         .min(u64::MAX - 1)
+}
+
+/// Bring the recent clock up to date at once (after a test moved the clocks).
+#[cfg(feature = "testing")]
+pub(crate) fn catch_up() {
+    RECENT.fetch_max(now_ms(), Relaxed);
 }
 
 static RECENT: AtomicU64 = AtomicU64::new(0);
@@ -51,6 +58,17 @@ pub(crate) fn recent_ms() -> u64 {
     } else {
         now_ms()
     }
+}
+
+/// A deadline on this clock as a wall-clock one (ms since the Unix epoch, `now_unix_ms` being
+/// now): the same distance from now. `u64::MAX` (never) stays never.
+pub(crate) fn to_unix(deadline_ms: u64, now_unix_ms: u64) -> u64 {
+    if deadline_ms == u64::MAX {
+        return u64::MAX;
+    }
+    now_unix_ms
+        .saturating_add(deadline_ms.saturating_sub(now_ms()))
+        .min(u64::MAX - 1)
 }
 
 /// A wall-clock deadline (ms since the Unix epoch, as stored in envelopes) on this clock:

@@ -17,6 +17,7 @@
 
 use super::budget::{Budget, Tier};
 use super::clock;
+use super::Deadlines;
 use crate::envelope::Freshness;
 use crate::memory::ITEM_OVERHEAD;
 use crate::stats::{Counter, Stats};
@@ -31,8 +32,9 @@ pub(crate) struct LocalItem<V> {
     /// The earlier of `stale_at` and `expires_at` (ms on the tier's clock; `u64::MAX` = never):
     /// one comparison on the hot path.
     fresh_until: u64,
-    stale_at: u64,
     expires_at: u64,
+    /// Kept (for fail-safe) until then; at or after `expires_at`.
+    keep_until: u64,
     /// At most `u32::MAX`: larger values never fit a budget (which `Budget::admit` bounds), and
     /// a smaller item is a smaller clone on every hit.
     weight: u32,
@@ -181,26 +183,27 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             .cloned()
     }
 
-    /// The value and how fresh it is (precise clock); an expired item is removed.
-    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness)> {
+    /// The value, how fresh it is (precise clock) and until when it is kept (ms on the tier's
+    /// clock); an expired item is removed.
+    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness, u64)> {
         let item = match self.items.get(&hash) {
             Some(i) => i,
             None if self.has_big.load(Relaxed) => self.big_get(hash)?,
             None => return None,
         };
         let now = clock::now_ms();
-        match crate::envelope::freshness(item.stale_at, item.expires_at, now) {
+        match crate::envelope::freshness(item.fresh_until, item.expires_at, item.keep_until, now) {
             Freshness::Expired => {
                 self.remove(hash);
                 None
             }
-            f => Some((item.value, f)),
+            f => Some((item.value, f, item.keep_until)),
         }
     }
 
     /// Keep `value` until the deadlines (ms on the tier's clock, `u64::MAX` = never). A value
     /// larger than this function's bound or the cache's budget is counted and logged once.
-    pub(crate) fn store(&self, hash: u128, value: &V, stale_at: u64, expires_at: u64, stats: &Stats)
+    pub(crate) fn store(&self, hash: u128, value: &V, at: Deadlines, stats: &Stats)
     where
         V: Serialize,
     {
@@ -211,9 +214,9 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         }
         let item = LocalItem {
             value: value.clone(),
-            fresh_until: stale_at.min(expires_at),
-            stale_at,
-            expires_at,
+            fresh_until: at.stale_at.min(at.expires_at),
+            expires_at: at.expires_at,
+            keep_until: at.keep_until.max(at.expires_at),
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
         };
         self.remove(hash);

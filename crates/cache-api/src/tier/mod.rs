@@ -59,6 +59,26 @@ impl LocalTier {
     }
 }
 
+/// When a value goes stale, expires and is dropped (fail-safe keeps it past its expiry), in ms
+/// on one clock (`u64::MAX` = never): the wall clock in envelopes, the tier's clock in L1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deadlines {
+    pub(crate) stale_at: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) keep_until: u64,
+}
+
+impl Deadlines {
+    /// The same instants on the tier's clock (from wall-clock ms, `now` being the wall clock).
+    pub(crate) fn to_tier(self, now: u64) -> Deadlines {
+        Deadlines {
+            stale_at: clock::from_unix(self.stale_at, now),
+            expires_at: clock::from_unix(self.expires_at, now),
+            keep_until: clock::from_unix(self.keep_until, now),
+        }
+    }
+}
+
 /// A call's slot in L1.
 pub(crate) struct L1<V> {
     pub(crate) store: Arc<LocalStore<V>>,

@@ -97,6 +97,14 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         let t = t.tokens();
         policy = quote!(#policy.with_lock_wait(#t));
     }
+    if let Some(t) = &opts.fail_safe {
+        let t = t.tokens();
+        policy = quote!(#policy.with_fail_safe(#t));
+    }
+    if let Some(t) = &opts.fail_safe_throttle {
+        let t = t.tokens();
+        policy = quote!(#policy.with_fail_safe_throttle(#t));
+    }
     if let Some(t) = opts.cache_none.as_ref().or(opts.cache_err.as_ref()) {
         let t = t.tokens();
         policy = quote!(#policy.with_negative_ttl(::core::option::Option::Some(#t)));

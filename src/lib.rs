@@ -41,7 +41,7 @@
 //! | `cache_none = "30s"` | also cache `None` results, for this long |
 //! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
-//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (error or panic) |
+//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it) |
 //! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
 //! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]); a URL that cannot be opened is served from memory meanwhile and opened again in the background |
 //! | `strict = true` | while `cache = "url"` cannot be opened, return its error (`Result` functions whose error is `From<steadycache::Error>`) instead of serving from memory meanwhile |
@@ -65,10 +65,11 @@
 //!
 //! **Fail-safe** (`fail_safe`, `fail_safe_throttle`): an upstream that fails after a value's
 //! ttl does not fail its callers. The value is kept `fail_safe` past its ttl; a call that finds
-//! it expired computes, and if the function fails (an error or a panic) the old value is served
-//! instead (counted as `fail_safe` in the stats), then served for `fail_safe_throttle` (30 s by
+//! it expired computes, and if the function returns an error the old value is served instead
+//! (counted as `fail_safe` in the stats), then served for `fail_safe_throttle` (30 s by
 //! default) before the function is called again, so a failing upstream sees one call per
-//! throttle rather than one per caller. Waiters of the failing round get the old value too.
+//! throttle rather than one per caller. The callers waiting on the failing round get the old
+//! value too, also when it panicked (the panic stays with the caller whose call panicked).
 //!
 //! ```
 //! use steadycache::cached;

@@ -10,7 +10,7 @@ use steadycache_api::testing::clock;
 
 /// The scenario, whatever the function: `call` returns the value a caller got (or its error),
 /// `down` switches the upstream, `runs` counts its calls.
-fn upstream_down_for_ten_seconds(
+pub fn upstream_down_for_ten_seconds(
     call: &dyn Fn() -> Result<u64, String>,
     down: &AtomicBool,
     runs: &AtomicUsize,
@@ -27,6 +27,7 @@ fn upstream_down_for_ten_seconds(
         clock::advance(Duration::from_millis(10));
     }
     let ran = runs.load(SeqCst) - before;
+    eprintln!("upstream down for 10 s, 1,000 calls, 1 s throttle: {ran} runs");
     // One run per 1 s throttle over 10 s (one more at an edge).
     assert!(
         (9..=12).contains(&ran),

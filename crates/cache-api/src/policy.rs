@@ -72,8 +72,9 @@ pub struct Policy {
     /// When a refresh of a stale entry fails, serve the stale value instead of the error.
     pub serve_stale_on_error: bool,
     /// Fail-safe: keep each positive entry this much longer than its `ttl`, and when the
-    /// function fails (an error, or a panic) after the ttl, serve that value instead (counted as
-    /// `fail_safe` in the stats). `None` (the default): an expired entry is gone.
+    /// function fails after the ttl, serve that value instead (counted as `fail_safe` in the
+    /// stats): to the caller whose call returned an error, and to the callers waiting on a call
+    /// that failed or panicked. `None` (the default): an expired entry is gone.
     pub fail_safe: Option<Duration>,
     /// After a recompute failed and the old value was served (fail-safe, or a stale value with
     /// `serve_stale_on_error`), serve the old value for this long before calling the function

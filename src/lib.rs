@@ -30,7 +30,9 @@
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `ttl = "10m"` | hard expiry (a string parsed at compile time, or a `Duration` expression) |
+//! | `ttl = "10m"` | hard expiry (a string parsed at compile time, or a `Duration` expression, evaluated each time a value is stored) |
+//! | `ttl_fn = path::to_fn` | the ttl of each value, chosen when it is stored: `fn(&V) -> Duration` (adaptive caching; `V` is the `Ok` type of a `Result` function, else the return type) |
+//! | `cache_if = path::to_fn` | store a value only when this `fn(&V) -> bool` says so (the value is returned either way) |
 //! | `stale_after = "1m"` | soft expiry: the next caller refreshes (blocking; others coalesce) |
 //! | `stale_while_revalidate = "1m"` | after `ttl`, serve stale for this long while ONE background refresh per key per process runs (free functions; arguments are cloned for the refresh) |
 //! | `refresh = "block" \| "background"` | refresh mode for `stale_after` |

@@ -41,6 +41,14 @@ impl FromMeta for DurationOpt {
 }
 
 impl DurationOpt {
+    /// The expression, when the duration is one (not a literal).
+    pub(crate) fn expr(&self) -> Option<&syn::Expr> {
+        match self {
+            DurationOpt::Expr(e) => Some(e),
+            DurationOpt::Millis(..) => None,
+        }
+    }
+
     /// An expression of type `std::time::Duration`.
     pub(crate) fn tokens(&self) -> TokenStream2 {
         match self {
@@ -149,6 +157,11 @@ pub(crate) struct Options {
     /// `fail_safe_throttle = "30s"`: after a failed recompute, serve the old value this long
     /// before calling the function again (default 30 s with `fail_safe`).
     pub fail_safe_throttle: Option<DurationOpt>,
+    /// `ttl_fn = path::to_fn`: the ttl of each value, chosen when it is stored: a
+    /// `fn(&V) -> Duration` (`V`: the `Ok` type of a `Result` function, else the return type).
+    pub ttl_fn: Option<syn::Expr>,
+    /// `cache_if = path::to_fn`: store a value only when this `fn(&V) -> bool` says so.
+    pub cache_if: Option<syn::Expr>,
     /// `cache = "redis://..."` or `cache = expr`: the cache, a URL string literal or an
     /// expression of type `Cache` or `&Cache`. Default: the process-wide default cache.
     pub cache: Option<CacheOpt>,

@@ -185,10 +185,7 @@ where
     let result = compute().await;
     let took = started.elapsed();
     let stored = match (&result, &stale) {
-        (Ok(v), _) => {
-            let negative = (ctx.shape.is_negative)(v);
-            io::store(mode, &ctx.place, v, ctx.plan, negative, took, ctx.stats).await
-        }
+        (Ok(v), _) => io::store(mode, &ctx.place, v, ctx.plan, &ctx.shape, took, ctx.stats).await,
         // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
         // the throttle, so the failing function is not called again before it ends.
         (Err(_), Some((old, keep))) => {

@@ -7,7 +7,7 @@
 //! polled by [`block_local`] for sync callers, runs the same code for both, and a sync caller
 //! never needs a runtime of its own (nor breaks inside one).
 
-use super::job::Value;
+use super::job::{Shape, Value};
 use super::plan::Plan;
 use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
@@ -297,23 +297,29 @@ pub(crate) fn decode_entry<V: serde::de::DeserializeOwned>(
     codec.decode(codec.open(key, entry)?)
 }
 
-/// Store a new value in every tier of `place` as `plan` says; whether it was stored anywhere
-/// (a negative result without `negative_ttl`, a value the codec cannot encode, or a failing
-/// backend store nothing, and are counted and logged). `took` is how long it took to compute.
-pub(crate) async fn store<V>(
+/// Store a new value in every tier of `place` as `plan` and the function's `shape` say; whether
+/// it was stored anywhere (a negative result without `negative_ttl`, a value `cache_if`
+/// refuses, a value the codec cannot encode, or a failing backend store nothing; the last two
+/// are counted and logged). `took` is how long it took to compute.
+pub(crate) async fn store<V, E>(
     mode: Mode,
     place: &Place<V>,
     value: &V,
     plan: &Plan,
-    negative: bool,
+    shape: &Shape<V, E>,
     took: Duration,
     stats: &Stats,
 ) -> bool
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
+    if shape.store_if.is_some_and(|keep| !keep(value)) {
+        return false;
+    }
+    let negative = (shape.is_negative)(value);
+    let ttl = shape.ttl_of.map(|f| f(value));
     let now = unix_millis();
-    let Some(at) = plan.deadlines(now, negative, fastrand::f64()) else {
+    let Some(at) = plan.deadlines_with(now, negative, fastrand::f64(), ttl) else {
         return false;
     };
     let took_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);

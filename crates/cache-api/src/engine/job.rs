@@ -20,6 +20,11 @@ pub struct Shape<V, E> {
     pub is_negative: fn(&V) -> bool,
     /// Clones an error for the waiters of a failed leader (`None` when `E` is not `Clone`).
     pub share_err: Option<fn(&E) -> E>,
+    /// The ttl of each value, chosen when it is stored (`ttl_fn`, or a `ttl` expression):
+    /// replaces the policy's `ttl` for that value (`stale_after` is kept when shorter).
+    pub ttl_of: Option<fn(&V) -> std::time::Duration>,
+    /// Whether a value is stored at all (`cache_if`); a value it refuses is returned, not kept.
+    pub store_if: Option<fn(&V) -> bool>,
 }
 
 impl<V, E> Clone for Shape<V, E> {
@@ -35,6 +40,8 @@ impl<V, E> Shape<V, E> {
         Shape {
             is_negative: |_| false,
             share_err: None,
+            ttl_of: None,
+            store_if: None,
         }
     }
 }

@@ -91,10 +91,22 @@ impl Plan {
     /// lifetimes by the same fraction (at least 1 ms is kept). A positive value with fail-safe
     /// is kept `fail_safe` past its expiry (not jittered).
     pub(crate) fn deadlines(&self, now_ms: u64, negative: bool, rand01: f64) -> Option<Deadlines> {
+        self.deadlines_with(now_ms, negative, rand01, None)
+    }
+
+    /// [`deadlines`](Self::deadlines) of a value whose ttl was chosen for it (`ttl`, from
+    /// `ttl_fn`): it replaces the plan's `ttl` of a positive value.
+    pub(crate) fn deadlines_with(
+        &self,
+        now_ms: u64,
+        negative: bool,
+        rand01: f64,
+        ttl: Option<Duration>,
+    ) -> Option<Deadlines> {
         let (stale, ttl) = if negative {
             (None, Some(self.negative_ttl?))
         } else {
-            (self.stale_after, self.ttl)
+            (self.stale_after, ttl.or(self.ttl))
         };
         let factor = if self.jitter > 0.0 && rand01.is_finite() {
             1.0 - self.jitter * rand01.clamp(0.0, 1.0)
@@ -458,5 +470,15 @@ mod tests {
         // a sub-millisecond ttl still lasts a millisecond
         let tiny = plan(Policy::ttl(Duration::from_micros(3)));
         assert_eq!(tiny.deadlines(100, false, 0.0).map(pair), Some((101, 101)));
+        // a ttl chosen for the value replaces the plan's; a shorter stale_after is kept
+        let p = plan(Policy::ttl(s(10)).with_stale_after(s(4)));
+        let chosen = |d| p.deadlines_with(0, false, 0.0, Some(d)).map(pair);
+        assert_eq!(chosen(s(60)), Some((4_000, 60_000)));
+        assert_eq!(chosen(s(2)), Some((2_000, 2_000)));
+        assert_eq!(
+            p.deadlines_with(0, true, 0.0, Some(s(60))),
+            None,
+            "negatives keep their own rule"
+        );
     }
 }

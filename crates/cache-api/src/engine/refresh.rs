@@ -70,10 +70,8 @@ where
         };
         match result {
             Ok(v) => {
-                let negative = (shape.is_negative)(&v);
                 let took = started.elapsed();
-                let stored =
-                    io::store(Mode::Async, &place, &v, &plan, negative, took, &stats).await;
+                let stored = io::store(Mode::Async, &place, &v, &plan, &shape, took, &stats).await;
                 guard.finish(Outcome::Value(v));
                 if let Some(lease) = lease {
                     lease.release(Mode::Async, stored, &stats).await;

@@ -158,7 +158,36 @@ impl ValueShape {
             }},
             _ => quote!(::core::option::Option::None),
         };
-        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> { is_negative: #negative, share_err: #share })
+        let none = quote!(::core::option::Option::None);
+        // The ttl of each value: `ttl_fn`, or a `ttl` expression (evaluated at each store; with
+        // `stale_while_revalidate` it is evaluated once, for the window's arithmetic).
+        let ttl_expr = opts
+            .ttl
+            .as_ref()
+            .and_then(|t| t.expr())
+            .filter(|_| opts.stale_while_revalidate.is_none());
+        let ttl_of = match (&opts.ttl_fn, ttl_expr) {
+            (Some(f), _) => quote! {
+                ::core::option::Option::Some(#f as fn(&#v_ty) -> ::core::time::Duration)
+            },
+            (None, Some(e)) => quote! {
+                ::core::option::Option::Some(
+                    (|_: &#v_ty| -> ::core::time::Duration { #e })
+                        as fn(&#v_ty) -> ::core::time::Duration,
+                )
+            },
+            (None, None) => none.clone(),
+        };
+        let store_if = match &opts.cache_if {
+            Some(f) => quote!(::core::option::Option::Some(#f as fn(&#v_ty) -> bool)),
+            None => none,
+        };
+        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> {
+            is_negative: #negative,
+            share_err: #share,
+            ttl_of: #ttl_of,
+            store_if: #store_if,
+        })
     }
 }
 

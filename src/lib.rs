@@ -96,8 +96,14 @@
 //! ## Switches
 //! * [`set_enabled`]`(false)`: every cache in the process off (functions run, nothing stored).
 //! * [`Cache::set_enabled`], and `fn_cache().set_enabled(..)` per function.
-//! * [`with_options`]`(CallOptions::bypass(), || f())` / [`with_options_async`]: bypass or force
-//!   a refresh for the calls made inside, on this thread or task.
+//! * [`with_options`]`(CallOptions::bypass(), || f())` / [`with_options_async`]: bypass, force
+//!   a refresh, or set a `max_age` for the calls made inside, on this thread or task.
+//! * Per call, from a free function's handle: `f_cache().refresh(args…)` (compute now and
+//!   store), `.bypass(args…)` (run without the cache), `.call_with(CallOptions::max_age(d),
+//!   args…)` (recompute entries older than `d`), `.prime(args…, value)` (store a value as if
+//!   computed) and `.get_cached(args…)` (the cached value, without computing); `prime_async`
+//!   and `get_cached_async` are their async twins, and on an async function `refresh`,
+//!   `bypass` and `call_with` are async.
 //!
 //! ## Caches
 //! The default cache is memory, unless `STEADYCACHE_URL` names another or [`set_default_cache`]

@@ -8,6 +8,7 @@ use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, block_local, Mode};
 use crate::engine::plan::Plan;
 use crate::engine::{AsyncRefresh, Shape, SyncRefresh};
+use crate::envelope::Freshness;
 use crate::error::{Error, Result};
 use crate::flight::{self, FlightMap};
 use crate::key::{full_key, hex128, namespace_of, namespace_prefix, part_hashes, sanitize};
@@ -20,6 +21,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// The key of one call: the stable args hash, or a readable rendered template.
 #[derive(Clone, Copy)]
@@ -369,6 +371,64 @@ where
             &st.cache.inner.breaker,
         )
         .await
+    }
+
+    /// Store `value` as the result of one call, as if the function had just returned it
+    /// (cached's `prime_cache`): with the function's policy, in every tier. Whether it was
+    /// stored (not when caching is off, `cache_if` refuses it, or the store failed: logged).
+    pub async fn prime_key_async<E>(
+        &self,
+        key: ArgsKey<'_>,
+        shape: Shape<V, E>,
+        value: &V,
+    ) -> bool {
+        self.prime_in(Mode::Async, key, shape, value).await
+    }
+
+    /// Sync twin of [`prime_key_async`](Self::prime_key_async).
+    pub fn prime_key<E>(&self, key: ArgsKey<'_>, shape: Shape<V, E>, value: &V) -> bool {
+        block_local(self.prime_in(Mode::Sync, key, shape, value))
+    }
+
+    async fn prime_in<E>(
+        &self,
+        mode: Mode,
+        key: ArgsKey<'_>,
+        shape: Shape<V, E>,
+        value: &V,
+    ) -> bool {
+        let Some(st) = self.active() else {
+            return false;
+        };
+        let place = self.place(st, &key);
+        io::store(
+            mode,
+            &place,
+            value,
+            &self.plan,
+            &shape,
+            Duration::ZERO,
+            &self.stats,
+        )
+        .await
+    }
+
+    /// The cached value of one call, fresh or stale, without computing it (`None` when there is
+    /// none, it expired, or caching is off). Not counted as a hit or a miss.
+    pub async fn get_cached_key_async(&self, key: ArgsKey<'_>) -> Option<V> {
+        self.peek_in(Mode::Async, key).await
+    }
+
+    /// Sync twin of [`get_cached_key_async`](Self::get_cached_key_async).
+    pub fn get_cached_key(&self, key: ArgsKey<'_>) -> Option<V> {
+        block_local(self.peek_in(Mode::Sync, key))
+    }
+
+    async fn peek_in(&self, mode: Mode, key: ArgsKey<'_>) -> Option<V> {
+        let st = self.active()?;
+        let place = self.place(st, &key);
+        let found = io::lookup(mode, &place, &self.stats).await?;
+        matches!(found.freshness, Freshness::Fresh | Freshness::Stale).then_some(found.value)
     }
 
     /// Remove one call's entry, in process and in the backend.

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -24,39 +25,59 @@ pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Options for the calls made inside [`with_options`] / [`with_options_async`].
+/// Options for the calls made inside [`with_options`] / [`with_options_async`] (or through a
+/// function's handle: `f_cache().call_with(opts, args…)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallOptions {
     /// Run the function without reading or writing the cache (a scoped disable).
     pub bypass: bool,
     /// Run the function even on a hit and store its result (force refresh).
     pub refresh: bool,
+    /// Treat an entry older than this as stale: the call recomputes it (blocking; the old value
+    /// is served if that fails and the policy serves stale values on error). cachier's
+    /// `max_age`.
+    pub max_age: Option<Duration>,
 }
+
+const DEFAULT_OPTIONS: CallOptions = CallOptions {
+    bypass: false,
+    refresh: false,
+    max_age: None,
+};
 
 impl CallOptions {
     /// Options that bypass the cache.
     pub fn bypass() -> Self {
         CallOptions {
             bypass: true,
-            refresh: false,
+            ..DEFAULT_OPTIONS
         }
     }
 
     /// Options that force a refresh.
     pub fn refresh() -> Self {
         CallOptions {
-            bypass: false,
             refresh: true,
+            ..DEFAULT_OPTIONS
+        }
+    }
+
+    /// Options that treat entries older than `age` as stale (see [`CallOptions::max_age`]).
+    pub fn max_age(age: Duration) -> Self {
+        CallOptions {
+            max_age: Some(age),
+            ..DEFAULT_OPTIONS
         }
     }
 
     pub(crate) fn is_default(self) -> bool {
-        !self.bypass && !self.refresh
+        !self.bypass && !self.refresh && self.max_age.is_none()
     }
 }
 
 thread_local! {
-    static THREAD_OPTS: Cell<CallOptions> = const { Cell::new(CallOptions { bypass: false, refresh: false }) };
+    static THREAD_OPTS: Cell<CallOptions> = const { Cell::new(DEFAULT_OPTIONS) };
 }
 
 /// Run `f` with `opts` applied to every memoized call it makes on this thread.

@@ -19,17 +19,17 @@
 //!   open), and the error is logged and counted.
 
 use super::ctx::{share, wants_distributed, Ctx};
-use super::io::{self, block_local, Mode};
+use super::io::{self, block_local, Found, Mode};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
 use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
 use super::refresh;
-use crate::envelope::Freshness;
 use crate::flight::{self, LeaderGuard, Outcome, Role};
 use crate::policy::Lock;
 use crate::scope::current_options;
 use crate::stats::Counter;
+use crate::time::unix_millis;
 use std::future::Future;
 
 /// How the round a waiter waited on ended, for the decision core.
@@ -94,10 +94,11 @@ where
     J: FnOnce() -> Option<RefreshJob<V, E>>,
 {
     let opts = current_options();
-    let call = Call {
+    let mut call = Call {
         bypass: opts.bypass,
         force_refresh: opts.refresh,
         can_refresh_in_background,
+        too_old: false,
     };
     if call.bypass {
         return compute().await;
@@ -107,20 +108,29 @@ where
     } else {
         io::lookup(mode, &ctx.place, ctx.stats).await
     };
-    let stale = match (decide(ctx.plan, found.as_ref().map(|f| f.1), call), found) {
-        (Step::Hit, Some((v, _, _))) => {
+    // A found value older than the call's `max_age` (on the wall clock) is stale for it.
+    let too_old = |f: &Found<V>| {
+        opts.max_age.is_some_and(|age| {
+            let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+            unix_millis().saturating_sub(f.created_at) > age_ms
+        })
+    };
+    call.too_old = found.as_ref().is_some_and(too_old);
+    let freshness = found.as_ref().map(|f| f.freshness);
+    let stale = match (decide(ctx.plan, freshness, call), found) {
+        (Step::Hit, Some(f)) => {
             ctx.stats.incr(Counter::Hits);
             tracing::trace!("steadycache: hit");
-            return Ok(v);
+            return Ok(f.value);
         }
-        (Step::ServeStaleRefreshBackground, Some((v, _, _))) => {
+        (Step::ServeStaleRefreshBackground, Some(Found { value: v, .. })) => {
             ctx.stats.incr(Counter::Stale);
             tracing::debug!("steadycache: serving stale, refreshing in the background");
             refresh::spawn(&ctx, make_job);
             return Ok(v);
         }
         // The old value (and until when it may be kept), served if the recompute fails.
-        (Step::RefreshInline { fallback: true }, Some((v, _, keep))) => Some((v, keep)),
+        (Step::RefreshInline { fallback: true }, Some(f)) => Some((f.value, f.keep_until)),
         _ => None,
     };
     let mut guard = None;
@@ -157,7 +167,8 @@ where
         }
         if guard.is_some() && !call.force_refresh {
             // The round before ours may have stored the value after our lookup.
-            if let Some((v, Freshness::Fresh, _)) = io::lookup(mode, &ctx.place, ctx.stats).await {
+            let again = io::lookup(mode, &ctx.place, ctx.stats).await;
+            if let Some(v) = again.filter(|f| !too_old(f)).and_then(Found::fresh) {
                 ctx.stats.incr(Counter::Hits);
                 return Ok(publish(guard, v));
             }

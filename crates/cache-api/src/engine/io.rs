@@ -204,19 +204,38 @@ pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Opt
     Ok(None)
 }
 
-/// What the tiers hold for a call: the value, how fresh it is, and until when it is kept (ms
-/// since the epoch; the deadline of a fail-safe value).
-pub(crate) type Found<V> = Option<(V, Freshness, u64)>;
+/// What the tiers hold for a call.
+pub(crate) struct Found<V> {
+    pub(crate) value: V,
+    pub(crate) freshness: Freshness,
+    /// Until when it is kept (ms since the epoch; the deadline of a fail-safe value).
+    pub(crate) keep_until: u64,
+    /// When it was computed (ms since the epoch).
+    pub(crate) created_at: u64,
+}
+
+impl<V> Found<V> {
+    /// The value, if fresh.
+    pub(crate) fn fresh(self) -> Option<V> {
+        (self.freshness == Freshness::Fresh).then_some(self.value)
+    }
+}
 
 /// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines).
 /// Expired entries are absent; backend errors are logged and read as absent (fail open).
-pub(crate) async fn lookup<V>(mode: Mode, place: &Place<V>, stats: &Stats) -> Found<V>
+pub(crate) async fn lookup<V>(mode: Mode, place: &Place<V>, stats: &Stats) -> Option<Found<V>>
 where
     V: Value,
 {
     if let Some(l1) = &place.l1 {
-        if let Some((v, f, keep)) = l1.store.lookup(l1.hash) {
-            return Some((v, f, clock::to_unix(keep, unix_millis())));
+        if let Some((value, freshness, keep, created)) = l1.store.lookup(l1.hash) {
+            let now = unix_millis();
+            return Some(Found {
+                value,
+                freshness,
+                keep_until: clock::to_unix(keep, now),
+                created_at: clock::to_unix(created, now),
+            });
         }
     }
     let l2 = place.l2.as_ref()?;
@@ -246,9 +265,16 @@ where
             expires_at: entry.expires_at,
             keep_until: entry.keep_until,
         };
-        l1.store.store(l1.hash, &value, at.to_tier(now), stats);
+        let created = clock::from_unix(entry.created_at, now);
+        l1.store
+            .store(l1.hash, &value, at.to_tier(now), created, stats);
     }
-    Some((value, freshness, entry.keep_until.max(entry.expires_at)))
+    Some(Found {
+        value,
+        freshness,
+        keep_until: entry.keep_until.max(entry.expires_at),
+        created_at: entry.created_at,
+    })
 }
 
 /// What is stored with a new value besides its bytes.
@@ -365,8 +391,9 @@ where
 {
     let mut stored = false;
     if let Some(l1) = &place.l1 {
-        l1.store
-            .store(l1.hash, value, meta.at.to_tier(meta.created_at), stats);
+        let at = meta.at.to_tier(meta.created_at);
+        let created = clock::from_unix(meta.created_at, meta.created_at);
+        l1.store.store(l1.hash, value, at, created, stats);
         stored = true;
     }
     if let Some(l2) = &place.l2 {

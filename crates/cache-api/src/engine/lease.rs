@@ -26,7 +26,6 @@
 use super::io::{self, backend_error, wait_on_runtime, within, Mode};
 use super::job::Value;
 use super::plan::Plan;
-use crate::envelope::Freshness;
 use crate::error::Result;
 use crate::manager::CacheManager;
 use crate::stats::{Counter, Stats};
@@ -328,7 +327,7 @@ where
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
-                    if let Some((v, Freshness::Fresh, _)) = io::lookup(mode, place, stats).await {
+                    if let Some(v) = io::lookup(mode, place, stats).await.and_then(|f| f.fresh()) {
                         lease.release(mode, true, stats).await;
                         return Acquired::Found(v);
                     }
@@ -351,7 +350,7 @@ where
         pause(mode, half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(MAX_BACKOFF);
         if accept_cached {
-            if let Some((v, Freshness::Fresh, _)) = io::lookup(mode, place, stats).await {
+            if let Some(v) = io::lookup(mode, place, stats).await.and_then(|f| f.fresh()) {
                 return Acquired::Found(v);
             }
         }

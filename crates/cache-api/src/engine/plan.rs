@@ -163,6 +163,8 @@ pub(crate) struct Call {
     pub(crate) force_refresh: bool,
     /// The caller can hand over a job that outlives the call (a background refresh).
     pub(crate) can_refresh_in_background: bool,
+    /// The value found is older than the call's `max_age`: it is stale for this call.
+    pub(crate) too_old: bool,
 }
 
 /// What the driver is to do next.
@@ -192,6 +194,11 @@ pub(crate) fn decide(plan: &Plan, found: Option<Freshness>, call: Call) -> Step 
         return Step::Compute;
     }
     match found {
+        // Older than the call accepts: refreshed by this caller, like a stale value of a
+        // blocking plan.
+        Some(Freshness::Fresh | Freshness::Stale) if call.too_old => Step::RefreshInline {
+            fallback: plan.serve_stale_on_error,
+        },
         Some(Freshness::Fresh) => Step::Hit,
         Some(Freshness::Stale) => {
             if plan.refresh == Refresh::Background && call.can_refresh_in_background {
@@ -266,6 +273,14 @@ mod tests {
             bypass,
             force_refresh: force,
             can_refresh_in_background: job,
+            too_old: false,
+        }
+    }
+
+    fn too_old() -> Call {
+        Call {
+            too_old: true,
+            ..call(false, false, true)
         }
     }
 
@@ -329,6 +344,25 @@ mod tests {
                 Some(Reserve),
                 call(false, false, false),
                 Step::RefreshInline { fallback: true },
+            ),
+            // older than the call's max_age: refreshed inline, fresh or stale, any plan
+            (
+                &swr,
+                Some(Fresh),
+                too_old(),
+                Step::RefreshInline { fallback: true },
+            ),
+            (
+                &swr,
+                Some(Stale),
+                too_old(),
+                Step::RefreshInline { fallback: true },
+            ),
+            (
+                &block_no_fallback,
+                Some(Fresh),
+                too_old(),
+                Step::RefreshInline { fallback: false },
             ),
             // expired or absent: compute
             (&swr, Some(Expired), call(false, false, true), Step::Compute),

@@ -60,24 +60,53 @@ pub(crate) fn recent_ms() -> u64 {
     }
 }
 
-/// A deadline on this clock as a wall-clock one (ms since the Unix epoch, `now_unix_ms` being
-/// now): the same distance from now. `u64::MAX` (never) stays never.
-pub(crate) fn to_unix(deadline_ms: u64, now_unix_ms: u64) -> u64 {
-    if deadline_ms == u64::MAX {
+/// An instant on this clock as a wall-clock one (ms since the Unix epoch, `now_unix_ms` being
+/// now): the same distance from now, before or after. `u64::MAX` (never) stays never.
+pub(crate) fn to_unix(at_ms: u64, now_unix_ms: u64) -> u64 {
+    if at_ms == u64::MAX {
         return u64::MAX;
     }
-    now_unix_ms
-        .saturating_add(deadline_ms.saturating_sub(now_ms()))
-        .min(u64::MAX - 1)
+    let now = now_ms();
+    if at_ms >= now {
+        now_unix_ms.saturating_add(at_ms - now).min(u64::MAX - 1)
+    } else {
+        now_unix_ms.saturating_sub(now - at_ms)
+    }
 }
 
-/// A wall-clock deadline (ms since the Unix epoch, as stored in envelopes) on this clock:
-/// the same distance from now. `u64::MAX` (never) stays never.
-pub(crate) fn from_unix(deadline_unix_ms: u64, now_unix_ms: u64) -> u64 {
-    if deadline_unix_ms == u64::MAX {
+/// A wall-clock instant (ms since the Unix epoch, as stored in envelopes) on this clock: the
+/// same distance from now, before or after. `u64::MAX` (never) stays never.
+pub(crate) fn from_unix(at_unix_ms: u64, now_unix_ms: u64) -> u64 {
+    if at_unix_ms == u64::MAX {
         return u64::MAX;
     }
-    now_ms()
-        .saturating_add(deadline_unix_ms.saturating_sub(now_unix_ms))
-        .min(u64::MAX - 1)
+    let now = now_ms();
+    if at_unix_ms >= now_unix_ms {
+        now.saturating_add(at_unix_ms - now_unix_ms)
+            .min(u64::MAX - 1)
+    } else {
+        now.saturating_sub(now_unix_ms - at_unix_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_convert_both_ways_past_and_future() {
+        let unix = 1_800_000_000_000;
+        let tier = now_ms();
+        for delta in [0u64, 1, 5_000] {
+            let future = from_unix(unix + delta, unix);
+            assert!(future >= tier + delta && future <= now_ms() + delta);
+            let back = to_unix(future, unix);
+            assert!(back >= unix + delta - 5 && back <= unix + delta, "{back}");
+            let past = to_unix(tier.saturating_sub(delta), unix);
+            assert!(past <= unix.saturating_sub(delta.min(tier)), "{past}");
+        }
+        assert_eq!(from_unix(u64::MAX, unix), u64::MAX);
+        assert_eq!(to_unix(u64::MAX, unix), u64::MAX);
+        assert_eq!(from_unix(0, u64::MAX - 1), 0, "saturates, never panics");
+    }
 }

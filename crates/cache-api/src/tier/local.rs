@@ -35,6 +35,8 @@ pub(crate) struct LocalItem<V> {
     expires_at: u64,
     /// Kept (for fail-safe) until then; at or after `expires_at`.
     keep_until: u64,
+    /// When it was computed (for a call's `max_age`).
+    created_at: u64,
     /// At most `u32::MAX`: larger values never fit a budget (which `Budget::admit` bounds), and
     /// a smaller item is a smaller clone on every hit.
     weight: u32,
@@ -183,9 +185,9 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             .cloned()
     }
 
-    /// The value, how fresh it is (precise clock) and until when it is kept (ms on the tier's
-    /// clock); an expired item is removed.
-    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness, u64)> {
+    /// The value, how fresh it is (precise clock), until when it is kept and when it was
+    /// computed (ms on the tier's clock); an expired item is removed.
+    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness, u64, u64)> {
         let item = match self.items.get(&hash) {
             Some(i) => i,
             None if self.has_big.load(Relaxed) => self.big_get(hash)?,
@@ -197,13 +199,13 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
                 self.remove(hash);
                 None
             }
-            f => Some((item.value, f, item.keep_until)),
+            f => Some((item.value, f, item.keep_until, item.created_at)),
         }
     }
 
     /// Keep `value` until the deadlines (ms on the tier's clock, `u64::MAX` = never). A value
     /// larger than this function's bound or the cache's budget is counted and logged once.
-    pub(crate) fn store(&self, hash: u128, value: &V, at: Deadlines, stats: &Stats)
+    pub(crate) fn store(&self, hash: u128, value: &V, at: Deadlines, created_at: u64, stats: &Stats)
     where
         V: Serialize,
     {
@@ -217,6 +219,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             fresh_until: at.stale_at.min(at.expires_at),
             expires_at: at.expires_at,
             keep_until: at.keep_until.max(at.expires_at),
+            created_at,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
         };
         self.remove(hash);

@@ -1,7 +1,7 @@
 //! The memoized function with its new body, and its cache handle.
 
 use super::body::key_refs;
-use super::Names;
+use super::{Names, ValueShape};
 use crate::model::FnModel;
 use crate::options::Options;
 use proc_macro2::TokenStream as TokenStream2;
@@ -13,10 +13,12 @@ pub(crate) fn free_items(
     opts: &Options,
     model: &FnModel,
     names: &Names,
-    v_ty: &TokenStream2,
+    shape: &ValueShape,
+    shape_value: &TokenStream2,
     memo_static: &TokenStream2,
     body: &TokenStream2,
 ) -> TokenStream2 {
+    let v_ty = &shape.v_ty;
     let (attrs, vis, sig) = (&model.func.attrs, &model.func.vis, &model.func.sig);
     let (handle_ty, handle_fn) = (&names.handle_ty, &names.handle_fn);
     let Docs {
@@ -28,6 +30,7 @@ pub(crate) fn free_items(
     } = Docs::of(&names.name_str);
     let params = params(model);
     let inv_key = invalidate_key(opts, model);
+    let controls = super::control::control_items(model, v_ty, &params, &inv_key, shape_value);
     quote! {
         #(#attrs)*
         #[allow(clippy::needless_return, unreachable_code)]
@@ -66,6 +69,8 @@ pub(crate) fn free_items(
                 #inv_key
                 __steadycache_memo.invalidate_key_async(__steadycache_key).await
             }
+
+            #controls
         }
 
         impl ::core::ops::Deref for #handle_ty {

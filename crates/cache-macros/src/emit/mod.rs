@@ -8,6 +8,7 @@
 //! `::steadycache`, `::core`, `::std`).
 
 mod body;
+mod control;
 mod handle;
 mod memo;
 
@@ -28,7 +29,16 @@ pub(crate) fn emit(opts: &Options, model: &FnModel, plan: &Plan) -> syn::Result<
     Ok(if model.is_method() {
         handle::method_items(opts, model, &names, &shape.v_ty, &memo_static, &body)
     } else {
-        handle::free_items(opts, model, &names, &shape.v_ty, &memo_static, &body)
+        let shape_value = shape.tokens(opts, model);
+        handle::free_items(
+            opts,
+            model,
+            &names,
+            &shape,
+            &shape_value,
+            &memo_static,
+            &body,
+        )
     })
 }
 
@@ -148,7 +158,7 @@ impl ValueShape {
 
     /// The `Shape` value passed to each call: the negative test, and how an uncached error is
     /// shared with waiting callers (cloned when the error type is `Clone`).
-    fn tokens(&self, opts: &Options, model: &FnModel) -> TokenStream2 {
+    pub(crate) fn tokens(&self, opts: &Options, model: &FnModel) -> TokenStream2 {
         let (v_ty, e_ty, negative) = (&self.v_ty, &self.e_ty, &self.negative);
         let share = match model.kind {
             Kind::Result if opts.cache_err.is_none() => quote! {{

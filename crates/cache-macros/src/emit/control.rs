@@ -1,0 +1,113 @@
+//! The per-call controls of a free function's handle: `refresh`, `bypass`, `call_with`,
+//! `prime` and `get_cached` (cachier's `overwrite_cache`, `ignore_cache` and `max_age`,
+//! cached's `prime_cache`), each with its async twin where the call does I/O.
+
+use crate::model::FnModel;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::quote;
+
+/// The control methods of the handle of `model` (a free function). `params` are the function's
+/// parameters, `key` the code binding `__steadycache_key` (with `?` on a key error), `shape`
+/// the function's `Shape` value.
+pub(crate) fn control_items(
+    model: &FnModel,
+    v_ty: &TokenStream2,
+    params: &[TokenStream2],
+    key: &TokenStream2,
+    shape: &TokenStream2,
+) -> TokenStream2 {
+    let name = model.name();
+    let args: Vec<&syn::Ident> = model.args.iter().map(|a| &a.ident).collect();
+    let ret = &model.ret_ty;
+    let opts = quote!(::steadycache::CallOptions);
+    let calls = if model.is_async {
+        quote! {
+            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
+            #[allow(clippy::too_many_arguments)]
+            pub async fn refresh(&self, #(#params),*) -> #ret {
+                ::steadycache::with_options_async(#opts::refresh(), #name(#(#args),*)).await
+            }
+
+            /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
+            #[allow(clippy::too_many_arguments)]
+            pub async fn bypass(&self, #(#params),*) -> #ret {
+                ::steadycache::with_options_async(#opts::bypass(), #name(#(#args),*)).await
+            }
+
+            /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
+            /// are recomputed).
+            #[allow(clippy::too_many_arguments)]
+            pub async fn call_with(&self, __steadycache_options: #opts, #(#params),*) -> #ret {
+                ::steadycache::with_options_async(__steadycache_options, #name(#(#args),*)).await
+            }
+        }
+    } else {
+        quote! {
+            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
+            #[allow(clippy::too_many_arguments)]
+            pub fn refresh(&self, #(#params),*) -> #ret {
+                ::steadycache::with_options(#opts::refresh(), || #name(#(#args),*))
+            }
+
+            /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
+            #[allow(clippy::too_many_arguments)]
+            pub fn bypass(&self, #(#params),*) -> #ret {
+                ::steadycache::with_options(#opts::bypass(), || #name(#(#args),*))
+            }
+
+            /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
+            /// are recomputed).
+            #[allow(clippy::too_many_arguments)]
+            pub fn call_with(&self, __steadycache_options: #opts, #(#params),*) -> #ret {
+                ::steadycache::with_options(__steadycache_options, || #name(#(#args),*))
+            }
+        }
+    };
+    quote! {
+        #calls
+
+        /// Store the value (the last argument) as the result of this call, as if the function had just returned it
+        /// (cached's `prime_cache`). Whether it was stored; an argument that cannot be
+        /// serialized is an error.
+        #[allow(unused_variables, clippy::too_many_arguments)]
+        pub fn prime(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> {
+            let __steadycache_memo = Self::memo();
+            #key
+            ::core::result::Result::Ok(__steadycache_memo.prime_key(__steadycache_key, #shape, &__steadycache_value))
+        }
+
+        /// Async twin of `prime`.
+        #[allow(unused_variables, clippy::too_many_arguments)]
+        pub async fn prime_async(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> {
+            let __steadycache_memo = Self::memo();
+            #key
+            ::core::result::Result::Ok(
+                __steadycache_memo.prime_key_async(__steadycache_key, #shape, &__steadycache_value).await,
+            )
+        }
+
+        /// The cached value of this call, fresh or stale, without computing it (`None`: not
+        /// cached, expired, or an argument that cannot be serialized).
+        #[allow(unused_variables, clippy::too_many_arguments)]
+        pub fn get_cached(&self, #(#params),*) -> ::core::option::Option<#v_ty> {
+            let __steadycache_memo = Self::memo();
+            let __steadycache_found = (|| -> ::steadycache::Result<::core::option::Option<#v_ty>> {
+                #key
+                ::core::result::Result::Ok(__steadycache_memo.get_cached_key(__steadycache_key))
+            })();
+            __steadycache_found.ok().flatten()
+        }
+
+        /// Async twin of `get_cached`.
+        #[allow(unused_variables, clippy::too_many_arguments)]
+        pub async fn get_cached_async(&self, #(#params),*) -> ::core::option::Option<#v_ty> {
+            let __steadycache_memo = Self::memo();
+            let __steadycache_found: ::steadycache::Result<::core::option::Option<#v_ty>> = async {
+                #key
+                ::core::result::Result::Ok(__steadycache_memo.get_cached_key_async(__steadycache_key).await)
+            }
+            .await;
+            __steadycache_found.ok().flatten()
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Per-call control from a function's handle (issue 13, option 7): `refresh`, `bypass`,
+//! `call_with(CallOptions::max_age(d))`, `prime` and `get_cached`, sync and async, on memory
+//! and files; `max_age` on an injected clock.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+use steadycache::{cached, Cache, CallOptions};
+use steadycache_api::testing::clock;
+
+fn file_cache() -> Cache {
+    let dir = steadycache_api::testing::temp_dir("controls");
+    Cache::from_url(&format!("file://{}", dir.display())).unwrap()
+}
+
+macro_rules! scenario {
+    ($m:ident, $cache:expr) => {
+        mod $m {
+            use super::*;
+            static RUNS: AtomicU64 = AtomicU64::new(0);
+            static ARUNS: AtomicU64 = AtomicU64::new(0);
+
+            /// Each computation returns a new number: which one a call got says where from.
+            #[cached(cache = $cache, ttl = "1h")]
+            fn next(k: u32) -> u64 {
+                u64::from(k) * 1000 + RUNS.fetch_add(1, SeqCst)
+            }
+
+            #[cached(cache = $cache, ttl = "1h")]
+            async fn next_async(k: u32) -> u64 {
+                u64::from(k) * 1000 + ARUNS.fetch_add(1, SeqCst)
+            }
+
+            #[test]
+            fn sync_controls() {
+                let _one = clock::exclusive();
+                let h = next_cache();
+                assert_eq!(h.get_cached(1), None, "nothing cached yet");
+                let first = next(1);
+                assert_eq!(h.get_cached(1), Some(first));
+                assert_eq!(next(1), first, "a hit");
+                let refreshed = h.refresh(1);
+                assert_ne!(refreshed, first, "computed again");
+                assert_eq!(next(1), refreshed, "and stored");
+                let bypassed = h.bypass(1);
+                assert_ne!(bypassed, refreshed, "computed without the cache");
+                assert_eq!(next(1), refreshed, "and not stored");
+                // max_age: an entry 5 s old is fine for 10 s, too old for 2 s.
+                clock::advance(Duration::from_secs(5));
+                assert_eq!(
+                    h.call_with(CallOptions::max_age(Duration::from_secs(10)), 1),
+                    refreshed
+                );
+                let young = h.call_with(CallOptions::max_age(Duration::from_secs(2)), 1);
+                assert_ne!(young, refreshed);
+                assert_eq!(next(1), young, "the recomputed value is stored");
+                // prime: a value stored as if computed; the function does not run.
+                let runs = RUNS.load(SeqCst);
+                assert!(h.prime(2, 77).unwrap());
+                assert_eq!(next(2), 77);
+                assert_eq!(RUNS.load(SeqCst), runs);
+            }
+
+            #[test]
+            fn async_controls() {
+                let _one = clock::exclusive();
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async {
+                    let h = next_async_cache();
+                    assert_eq!(h.get_cached_async(1).await, None);
+                    let first = next_async(1).await;
+                    assert_eq!(h.get_cached_async(1).await, Some(first));
+                    let refreshed = h.refresh(1).await;
+                    assert_ne!(refreshed, first);
+                    assert_eq!(next_async(1).await, refreshed);
+                    assert_ne!(h.bypass(1).await, refreshed);
+                    assert_eq!(next_async(1).await, refreshed);
+                    clock::advance(Duration::from_secs(5));
+                    let old = CallOptions::max_age(Duration::from_secs(2));
+                    let young = h.call_with(old, 1).await;
+                    assert_ne!(young, refreshed);
+                    assert!(h.prime_async(3, 5).await.unwrap());
+                    assert_eq!(next_async(3).await, 5);
+                    assert_eq!(h.get_cached(3), Some(5), "the sync read sees it too");
+                });
+            }
+        }
+    };
+}
+
+scenario!(memory, Cache::memory());
+scenario!(files, file_cache());

@@ -104,6 +104,9 @@
 //!   computed) and `.get_cached(args…)` (the cached value, without computing); `prime_async`
 //!   and `get_cached_async` are their async twins, and on an async function `refresh`,
 //!   `bypass` and `call_with` are async.
+//! * Where a value came from: `f_cache().call_with_origin(args…)` returns the value and an
+//!   [`Origin`] (`Hit`, `Stale`, `FailSafe`, `Coalesced`, `Computed`, `Uncached`); around any
+//!   code, [`with_origin`] / [`with_origin_async`]. Opt-in: a plain call pays nothing for it.
 //!
 //! ## Caches
 //! The default cache is memory, unless `STEADYCACHE_URL` names another or [`set_default_cache`]
@@ -130,10 +133,11 @@
 pub use steadycache_api::{
     async_trait, current_options, default_cache, is_enabled, load_blocking_with_hooks,
     parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
-    with_options_async, Backend, BackendExt, BlockingManager, Cache, CacheBuilder, CacheHealth,
-    CacheManager, CallOptions, Capabilities, CircuitBreaker, Codec, Counter, DefaultManager, Entry,
-    Error, Format, Freshness, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Policy, Refresh,
-    Result, StatsSnapshot, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
+    with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
+    Cache, CacheBuilder, CacheHealth, CacheManager, CallOptions, Capabilities, CircuitBreaker,
+    Codec, Counter, DefaultManager, Entry, Error, Format, Freshness, LocalTier, Lock, Memo,
+    MemoryBackend, MemoryConfig, Origin, Policy, Refresh, Result, StatsSnapshot,
+    DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
 pub use steadycache_macros::cached;
 

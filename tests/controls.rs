@@ -87,5 +87,34 @@ macro_rules! scenario {
     };
 }
 
+static ORIGIN_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = "1s", stale_while_revalidate = "1h", fail_safe = "1h")]
+fn traced(k: u32) -> Result<u64, String> {
+    match ORIGIN_RUNS.fetch_add(1, SeqCst) {
+        0 => Ok(u64::from(k)),
+        _ => Err("down".into()),
+    }
+}
+
+#[test]
+fn call_with_origin_says_where_each_value_came_from() {
+    use steadycache::Origin;
+    let _one = clock::exclusive();
+    let h = traced_cache();
+    assert_eq!(h.call_with_origin(4), (Ok(4), Origin::Computed));
+    assert_eq!(h.call_with_origin(4), (Ok(4), Origin::Hit));
+    assert_eq!(
+        steadycache::with_options(CallOptions::bypass(), || h.call_with_origin(4)).1,
+        Origin::Uncached
+    );
+    clock::advance(Duration::from_secs(2)); // stale: served at once, refreshed behind
+    assert_eq!(h.call_with_origin(4), (Ok(4), Origin::Stale));
+    clock::advance(Duration::from_secs(3650)); // past the stale window, kept by fail-safe
+    assert_eq!(h.call_with_origin(4), (Ok(4), Origin::FailSafe));
+    let (v, o) = steadycache::with_origin(|| 40 + 2);
+    assert_eq!((v, o), (42, Origin::Uncached));
+}
+
 scenario!(memory, Cache::memory());
 scenario!(files, file_cache());

@@ -82,7 +82,8 @@ pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES};
 pub use open::CacheHealth;
 pub use policy::{Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE};
 pub use scope::{
-    current_options, is_enabled, set_enabled, with_options, with_options_async, CallOptions,
+    current_options, is_enabled, set_enabled, with_options, with_options_async, with_origin,
+    with_origin_async, CallOptions, Origin,
 };
 pub use stats::{Counter, StatsSnapshot};
 pub use tier::{CircuitBreaker, LocalTier};

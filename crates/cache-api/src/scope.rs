@@ -38,12 +38,15 @@ pub struct CallOptions {
     /// is served if that fails and the policy serves stale values on error). cachier's
     /// `max_age`.
     pub max_age: Option<Duration>,
+    /// Note where each call's value came from ([`with_origin`]).
+    pub(crate) record_origin: bool,
 }
 
 const DEFAULT_OPTIONS: CallOptions = CallOptions {
     bypass: false,
     refresh: false,
     max_age: None,
+    record_origin: false,
 };
 
 impl CallOptions {
@@ -72,7 +75,7 @@ impl CallOptions {
     }
 
     pub(crate) fn is_default(self) -> bool {
-        !self.bypass && !self.refresh && self.max_age.is_none()
+        !self.bypass && !self.refresh && self.max_age.is_none() && !self.record_origin
     }
 }
 
@@ -129,4 +132,72 @@ impl<F: Future> Future for WithOptions<F> {
 #[inline]
 pub fn current_options() -> CallOptions {
     THREAD_OPTS.with(|c| c.get())
+}
+
+/// Where a memoized call's value came from (cached's `with_cached_flag`, cashews' `detect`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A fresh value from the cache.
+    Hit,
+    /// A stale value from the cache (stale-while-revalidate).
+    Stale,
+    /// An old value served because its recompute failed (fail-safe, or stale on error).
+    FailSafe,
+    /// The value (or error) of another caller's computation: in this process, or stored by
+    /// another process while this one waited on its lock.
+    Coalesced,
+    /// This call ran the function.
+    Computed,
+    /// The cache was not used (bypassed, switched off, or no call of a memoized function was
+    /// made).
+    Uncached,
+}
+
+thread_local! {
+    static ORIGIN: Cell<Option<Origin>> = const { Cell::new(None) };
+}
+
+/// Note `o` as the origin of the call being made, when its caller asked ([`with_origin`]).
+pub(crate) fn note_origin(opts: CallOptions, o: Origin) {
+    if opts.record_origin {
+        ORIGIN.with(|c| c.set(Some(o)));
+    }
+}
+
+/// Run `f` and say where the value of the last memoized call it made came from.
+///
+/// ```
+/// use steadycache_api::{with_origin, Origin};
+/// let (v, origin) = with_origin(|| 1 + 1); // no memoized call inside
+/// assert_eq!((v, origin), (2, Origin::Uncached));
+/// ```
+pub fn with_origin<R>(f: impl FnOnce() -> R) -> (R, Origin) {
+    let opts = CallOptions {
+        record_origin: true,
+        ..current_options()
+    };
+    let before = ORIGIN.with(|c| c.replace(None));
+    let r = with_options(opts, f);
+    let o = ORIGIN.with(|c| c.replace(before));
+    (r, o.unwrap_or(Origin::Uncached))
+}
+
+/// Async twin of [`with_origin`]: the origin of the last memoized call `fut` made.
+pub async fn with_origin_async<F: Future>(fut: F) -> (F::Output, Origin) {
+    let opts = CallOptions {
+        record_origin: true,
+        ..current_options()
+    };
+    let mut seen = None;
+    let mut fut = std::pin::pin!(with_options_async(opts, fut));
+    let out = std::future::poll_fn(|cx| {
+        let before = ORIGIN.with(|c| c.replace(None));
+        let polled = fut.as_mut().poll(cx);
+        if let Some(o) = ORIGIN.with(|c| c.replace(before)) {
+            seen = Some(o);
+        }
+        polled
+    })
+    .await;
+    (out, seen.unwrap_or(Origin::Uncached))
 }

@@ -27,7 +27,7 @@ use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
 use super::refresh;
 use crate::flight::{self, LeaderGuard, Outcome, Role};
 use crate::policy::Lock;
-use crate::scope::current_options;
+use crate::scope::{current_options, note_origin, Origin};
 use crate::stats::Counter;
 use crate::time::unix_millis;
 use std::future::Future;
@@ -121,12 +121,14 @@ where
         (Step::Hit, Some(f)) => {
             ctx.stats.incr(Counter::Hits);
             tracing::trace!("steadycache: hit");
+            note_origin(opts, Origin::Hit);
             return Ok(f.value);
         }
         (Step::ServeStaleRefreshBackground, Some(Found { value: v, .. })) => {
             ctx.stats.incr(Counter::Stale);
             tracing::debug!("steadycache: serving stale, refreshing in the background");
             refresh::spawn(&ctx, make_job);
+            note_origin(opts, Origin::Stale);
             return Ok(v);
         }
         // The old value (and until when it may be kept), served if the recompute fails.
@@ -149,12 +151,19 @@ where
                         Mode::Async => f.wait_async().await,
                     };
                     match (after_wait(ended(&outcome), stale.is_some()), outcome) {
-                        (AfterWait::Value, Outcome::Value(v)) => return Ok(v),
-                        (AfterWait::Error, Outcome::Error(e)) => return Err(e),
+                        (AfterWait::Value, Outcome::Value(v)) => {
+                            note_origin(opts, Origin::Coalesced);
+                            return Ok(v);
+                        }
+                        (AfterWait::Error, Outcome::Error(e)) => {
+                            note_origin(opts, Origin::Coalesced);
+                            return Err(e);
+                        }
                         (AfterWait::ServeStale, _) => {
                             if let Some((s, _)) = stale {
                                 ctx.stats.incr(Counter::Stale);
                                 ctx.stats.incr(Counter::FailSafe);
+                                note_origin(opts, Origin::FailSafe);
                                 return Ok(s);
                             }
                             break;
@@ -170,6 +179,7 @@ where
             let again = io::lookup(mode, &ctx.place, ctx.stats).await;
             if let Some(v) = again.filter(|f| !too_old(f)).and_then(Found::fresh) {
                 ctx.stats.incr(Counter::Hits);
+                note_origin(opts, Origin::Hit);
                 return Ok(publish(guard, v));
             }
         }
@@ -180,6 +190,7 @@ where
         match lease::acquire(mode, &ctx.place, l2, ctx.plan, accept_cached, ctx.stats).await {
             Acquired::Found(v) => {
                 ctx.stats.incr(Counter::Coalesced);
+                note_origin(opts, Origin::Coalesced);
                 return Ok(publish(guard, v));
             }
             Acquired::Held(lease) => held = Some(lease),
@@ -207,6 +218,15 @@ where
     if let Some(lease) = held {
         lease.release(mode, stored, ctx.stats).await;
     }
+    let served_old = result.is_err() && stale.is_some();
+    note_origin(
+        opts,
+        if served_old {
+            Origin::FailSafe
+        } else {
+            Origin::Computed
+        },
+    );
     finish(&ctx, guard, result, stale.map(|(v, _)| v))
 }
 

@@ -34,6 +34,12 @@ pub(crate) fn control_items(
                 ::steadycache::with_options_async(#opts::bypass(), #name(#(#args),*)).await
             }
 
+            /// Call, and say where the value came from (a hit, a stale value, computed, …).
+            #[allow(clippy::too_many_arguments)]
+            pub async fn call_with_origin(&self, #(#params),*) -> (#ret, ::steadycache::Origin) {
+                ::steadycache::with_origin_async(#name(#(#args),*)).await
+            }
+
             /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
             /// are recomputed).
             #[allow(clippy::too_many_arguments)]
@@ -53,6 +59,12 @@ pub(crate) fn control_items(
             #[allow(clippy::too_many_arguments)]
             pub fn bypass(&self, #(#params),*) -> #ret {
                 ::steadycache::with_options(#opts::bypass(), || #name(#(#args),*))
+            }
+
+            /// Call, and say where the value came from (a hit, a stale value, computed, …).
+            #[allow(clippy::too_many_arguments)]
+            pub fn call_with_origin(&self, #(#params),*) -> (#ret, ::steadycache::Origin) {
+                ::steadycache::with_origin(|| #name(#(#args),*))
             }
 
             /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`

@@ -19,8 +19,9 @@ macro_rules! scenario {
             static RUNS: AtomicU64 = AtomicU64::new(0);
             static ARUNS: AtomicU64 = AtomicU64::new(0);
 
-            /// Each computation returns a new number: which one a call got says where from.
-            #[cached(cache = $cache, ttl = "1h")]
+            /// Each computation returns a new number: which one a call got says where from. The
+            /// distributed lock (on files) must not hand back a value older than `max_age`.
+            #[cached(cache = $cache, ttl = "1h", lock = "distributed")]
             fn next(k: u32) -> u64 {
                 u64::from(k) * 1000 + RUNS.fetch_add(1, SeqCst)
             }
@@ -114,6 +115,46 @@ fn call_with_origin_says_where_each_value_came_from() {
     assert_eq!(h.call_with_origin(4), (Ok(4), Origin::FailSafe));
     let (v, o) = steadycache::with_origin(|| 40 + 2);
     assert_eq!((v, o), (42, Origin::Uncached));
+}
+
+fn shared_dir() -> &'static str {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = steadycache_api::testing::temp_dir("l1-l2");
+        format!("file://{}?local=1MiB", dir.display())
+    })
+}
+fn process_a() -> Cache {
+    Cache::from_url(shared_dir()).unwrap()
+}
+fn process_b() -> Cache {
+    Cache::from_url(shared_dir()).unwrap()
+}
+static A_RUNS: AtomicU64 = AtomicU64::new(0);
+static B_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// One function as two processes see it: the same key (namespace and version), each cache
+/// with its own in-process tier over one directory.
+#[cached(cache = process_a(), key_prefix = "shared", version = "1", ttl = "1h", stale_after = "1s")]
+fn in_a(k: u32) -> u64 {
+    u64::from(k) + 100 * A_RUNS.fetch_add(1, SeqCst)
+}
+#[cached(cache = process_b(), key_prefix = "shared", version = "1", ttl = "1h", stale_after = "1s")]
+fn in_b(k: u32) -> u64 {
+    u64::from(k) + 1000 * (1 + B_RUNS.fetch_add(1, SeqCst))
+}
+
+#[test]
+fn a_stale_local_copy_gives_way_to_a_newer_value_in_the_store() {
+    let _one = clock::exclusive();
+    assert_eq!(in_a(1), 1); // computed in A, kept in A's tier and on disk
+    assert_eq!(in_b(1), 1); // read from disk by B
+    clock::advance(Duration::from_secs(2));
+    assert_eq!(in_b_cache().refresh(1), 1001); // B recomputes and stores
+                                               // A's own copy is stale now, but the store has B's newer value: A serves it, computing
+                                               // nothing.
+    assert_eq!(in_a(1), 1001);
+    assert_eq!(A_RUNS.load(SeqCst), 1);
 }
 
 scenario!(memory, Cache::memory());

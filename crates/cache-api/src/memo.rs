@@ -222,6 +222,16 @@ where
         st.cache.is_enabled().then_some(st)
     }
 
+    /// `Ok` when calls may go on: caching is off for this call (it runs the function, no cache
+    /// involved), or the cache's backend is open ([`Cache::ready`]). What `strict = true`
+    /// checks before each call.
+    pub fn ready(&self) -> Result<()> {
+        match self.active() {
+            Some(st) => st.cache.ready(),
+            None => Ok(()),
+        }
+    }
+
     /// Turn caching of this function off (every call runs it) or on.
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);

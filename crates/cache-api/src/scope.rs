@@ -176,9 +176,16 @@ pub fn with_origin<R>(f: impl FnOnce() -> R) -> (R, Origin) {
         record_origin: true,
         ..current_options()
     };
-    let before = ORIGIN.with(|c| c.replace(None));
+    struct Restore(Option<Origin>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ORIGIN.with(|c| c.set(self.0));
+        }
+    }
+    let restore = Restore(ORIGIN.with(|c| c.replace(None)));
     let r = with_options(opts, f);
-    let o = ORIGIN.with(|c| c.replace(before));
+    let o = ORIGIN.with(|c| c.get());
+    drop(restore);
     (r, o.unwrap_or(Origin::Uncached))
 }
 

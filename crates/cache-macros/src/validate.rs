@@ -173,6 +173,13 @@ fn check_lock(opts: &Options) -> syn::Result<LockMode> {
             "`lock_ttl` applies only with `lock = \"distributed\"`",
         ));
     }
+    if opts.ttl_fn.is_some() && opts.stale_while_revalidate.is_some() {
+        return Err(err(
+            Span::call_site(),
+            "`ttl_fn` chooses each value's hard ttl, which `stale_while_revalidate` widens by its \
+             window: use `stale_after` with `refresh = \"background\"` and a `ttl_fn`",
+        ));
+    }
     if opts.lock_wait.is_some() && lock != LockMode::Distributed {
         return Err(err(
             Span::call_site(),

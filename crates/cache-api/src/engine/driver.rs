@@ -19,12 +19,13 @@
 //!   open), and the error is logged and counted.
 
 use super::ctx::{share, wants_distributed, Ctx};
-use super::io::{self, block_local, Found, Mode};
+use super::io::{self, block_local, Found, Mode, Old};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
 use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
 use super::refresh;
+use crate::envelope::Freshness;
 use crate::flight::{self, LeaderGuard, Outcome, Role};
 use crate::policy::Lock;
 use crate::scope::{current_options, note_origin, Origin};
@@ -131,10 +132,17 @@ where
             note_origin(opts, Origin::Stale);
             return Ok(v);
         }
-        // The old value (and until when it may be kept), served if the recompute fails.
-        (Step::RefreshInline { fallback: true }, Some(f)) => Some((f.value, f.keep_until)),
+        // The old value, served if the recompute fails.
+        (Step::RefreshInline { fallback: true }, Some(f)) => Some(Old {
+            value: f.value,
+            at: f.at,
+            created_at: f.created_at,
+        }),
         _ => None,
     };
+    // A value still fresh, refreshed only because it is older than the call's `max_age`: served
+    // if that fails, but not stored again for a throttle (it keeps its own deadlines).
+    let throttle_old = freshness != Some(Freshness::Fresh);
     let mut guard = None;
     if ctx.plan.lock != Lock::None {
         loop {
@@ -150,7 +158,8 @@ where
                         Mode::Sync => f.wait_sync(),
                         Mode::Async => f.wait_async().await,
                     };
-                    match (after_wait(ended(&outcome), stale.is_some()), outcome) {
+                    let fallback = stale.as_ref().is_some_and(|o| o.servable(unix_millis()));
+                    match (after_wait(ended(&outcome), fallback), outcome) {
                         (AfterWait::Value, Outcome::Value(v)) => {
                             note_origin(opts, Origin::Coalesced);
                             return Ok(v);
@@ -160,11 +169,11 @@ where
                             return Err(e);
                         }
                         (AfterWait::ServeStale, _) => {
-                            if let Some((s, _)) = stale {
+                            if let Some(old) = stale {
                                 ctx.stats.incr(Counter::Stale);
                                 ctx.stats.incr(Counter::FailSafe);
                                 note_origin(opts, Origin::FailSafe);
-                                return Ok(s);
+                                return Ok(old.value);
                             }
                             break;
                         }
@@ -186,7 +195,9 @@ where
     }
     let mut held = None;
     if let Some(l2) = wants_distributed(&ctx.place, ctx.plan) {
-        let accept_cached = !call.force_refresh;
+        // A value found while waiting is taken, unless this call refreshes (forced, or because
+        // what is stored is older than its `max_age`).
+        let accept_cached = !call.force_refresh && !call.too_old;
         match lease::acquire(mode, &ctx.place, l2, ctx.plan, accept_cached, ctx.stats).await {
             Acquired::Found(v) => {
                 ctx.stats.incr(Counter::Coalesced);
@@ -206,14 +217,16 @@ where
     let started = std::time::Instant::now();
     let result = compute().await;
     let took = started.elapsed();
+    // The old value is served only while it may be kept (the computation may have been long).
+    let stale = stale.filter(|o| result.is_ok() || o.servable(unix_millis()));
     let stored = match (&result, &stale) {
         (Ok(v), _) => io::store(mode, &ctx.place, v, ctx.plan, &ctx.shape, took, ctx.stats).await,
         // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
         // the throttle, so the failing function is not called again before it ends.
-        (Err(_), Some((old, keep))) => {
-            io::store_throttled(mode, &ctx.place, old, ctx.plan, *keep, ctx.stats).await
+        (Err(_), Some(old)) if throttle_old => {
+            io::store_throttled(mode, &ctx.place, old, ctx.plan, ctx.stats).await
         }
-        (Err(_), None) => false,
+        (Err(_), _) => false,
     };
     if let Some(lease) = held {
         lease.release(mode, stored, ctx.stats).await;
@@ -227,7 +240,7 @@ where
             Origin::Computed
         },
     );
-    finish(&ctx, guard, result, stale.map(|(v, _)| v))
+    finish(&ctx, guard, result, stale.map(|o| o.value))
 }
 
 /// Hand `v` to the waiters of this round (if leading one) and return it.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::manager::CacheManager;
 use crate::runtime;
 use crate::stats::{Counter, Stats};
-use crate::tier::{clock, Breaker, Deadlines, Place, L2};
+use crate::tier::{Breaker, Deadlines, Place, L2};
 use crate::time::unix_millis;
 use serde::Serialize;
 use std::future::Future;
@@ -208,8 +208,8 @@ pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Opt
 pub(crate) struct Found<V> {
     pub(crate) value: V,
     pub(crate) freshness: Freshness,
-    /// Until when it is kept (ms since the epoch; the deadline of a fail-safe value).
-    pub(crate) keep_until: u64,
+    /// Its deadlines (ms since the epoch): `keep_until` bounds a fail-safe value.
+    pub(crate) at: Deadlines,
     /// When it was computed (ms since the epoch).
     pub(crate) created_at: u64,
 }
@@ -227,54 +227,83 @@ pub(crate) async fn lookup<V>(mode: Mode, place: &Place<V>, stats: &Stats) -> Op
 where
     V: Value,
 {
+    let mut in_l1 = None;
     if let Some(l1) = &place.l1 {
-        if let Some((value, freshness, keep, created)) = l1.store.lookup(l1.hash) {
+        if let Some((value, freshness, at, created_at)) = l1.store.lookup(l1.hash) {
             let now = unix_millis();
-            return Some(Found {
+            let found = Found {
                 value,
                 freshness,
-                keep_until: clock::to_unix(keep, now),
-                created_at: clock::to_unix(created, now),
-            });
+                at: at.to_unix(now),
+                created_at,
+            };
+            if freshness == Freshness::Fresh || place.l2.is_none() {
+                return Some(found);
+            }
+            // Stale (or kept for fail-safe) here: another process may have stored a newer
+            // value in L2 since. It is read, and this copy served only if L2 has nothing.
+            in_l1 = Some(found);
         }
     }
-    let l2 = place.l2.as_ref()?;
+    let Some(l2) = place.l2.as_ref() else {
+        return in_l1;
+    };
     let entry = match load_entry(mode, l2, stats).await {
         Ok(Some(e)) => e,
-        Ok(None) => return None,
+        Ok(None) => return in_l1,
         Err(e) => {
             backend_error(stats, &l2.key, "load", &e);
-            return None;
+            return in_l1;
         }
     };
     let now = unix_millis();
     let freshness = entry.freshness(now);
     if freshness == Freshness::Expired {
-        return None;
+        return in_l1;
+    }
+    if in_l1
+        .as_ref()
+        .is_some_and(|f| f.created_at > entry.created_at)
+    {
+        return in_l1; // this process's own copy is the newer one
     }
     let value = match decode_entry::<V>(l2.manager.codec(), &l2.key, &entry) {
         Ok(v) => v,
         Err(e) => {
             drop_corrupt(mode, l2, &e, stats).await;
-            return None;
+            return in_l1;
         }
     };
+    let at = Deadlines {
+        stale_at: entry.stale_at,
+        expires_at: entry.expires_at,
+        keep_until: entry.keep_until.max(entry.expires_at),
+    };
     if let Some(l1) = &place.l1 {
-        let at = Deadlines {
-            stale_at: entry.stale_at,
-            expires_at: entry.expires_at,
-            keep_until: entry.keep_until,
-        };
-        let created = clock::from_unix(entry.created_at, now);
         l1.store
-            .store(l1.hash, &value, at.to_tier(now), created, stats);
+            .store(l1.hash, &value, at.to_tier(now), entry.created_at, stats);
     }
     Some(Found {
         value,
         freshness,
-        keep_until: entry.keep_until.max(entry.expires_at),
+        at,
         created_at: entry.created_at,
     })
+}
+
+/// An old value a caller holds while it recomputes, served if that fails (a stale value, or
+/// one kept by fail-safe).
+pub(crate) struct Old<V> {
+    pub(crate) value: V,
+    pub(crate) at: Deadlines,
+    pub(crate) created_at: u64,
+}
+
+impl<V> Old<V> {
+    /// Whether it may still be served at `now_ms` (never past what was to be kept).
+    pub(crate) fn servable(&self, now_ms: u64) -> bool {
+        now_ms < self.at.keep_until
+    }
 }
 
 /// What is stored with a new value besides its bytes.
@@ -364,24 +393,25 @@ where
 pub(crate) async fn store_throttled<V>(
     mode: Mode,
     place: &Place<V>,
-    value: &V,
+    old: &Old<V>,
     plan: &Plan,
-    keep_until: u64,
     stats: &Stats,
 ) -> bool
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
     let now = unix_millis();
-    let Some(at) = plan.throttled(now, keep_until) else {
+    let Some(at) = plan.throttled(now, old.at) else {
         return false;
     };
+    // Still the old value: its computation time stays, so `max_age` keeps judging it right.
     let meta = Meta {
-        created_at: now,
+        created_at: old.created_at,
         at,
         negative: false,
         took_ms: 0,
     };
+    let value = &old.value;
     store_with(mode, place, value, meta, stats).await
 }
 
@@ -391,9 +421,8 @@ where
 {
     let mut stored = false;
     if let Some(l1) = &place.l1 {
-        let at = meta.at.to_tier(meta.created_at);
-        let created = clock::from_unix(meta.created_at, meta.created_at);
-        l1.store.store(l1.hash, value, at, created, stats);
+        let at = meta.at.to_tier(unix_millis());
+        l1.store.store(l1.hash, value, at, meta.created_at, stats);
         stored = true;
     }
     if let Some(l2) = &place.l2 {

@@ -108,8 +108,11 @@ impl Lease {
     }
 
     /// Release the lock; first leave the "computed, not stored" marker when nothing was stored.
+    ///
+    /// Cancellation-safe: until the unlock has returned, dropping this future drops the lease,
+    /// whose `Drop` releases it in the background. The unlock does not go through the circuit
+    /// breaker (an open breaker would leave the lock held for `lock_ttl`).
     pub(crate) async fn release(mut self, mode: Mode, stored: bool, stats: &Stats) {
-        self.released = true;
         // Stop renewing before releasing: a beat racing the release only finds the lock gone.
         self._stop = None;
         if self.lost.load(Ordering::Acquire) {
@@ -123,8 +126,9 @@ impl Lease {
                 backend_error(stats, &self.key, "marker", &e);
             }
         }
-        let release = release(mode, &self.manager, &self.key, &self.token, self.timeout);
-        if let Err(e) = self.breaker.guard(release).await {
+        let released = release(mode, &self.manager, &self.key, &self.token, self.timeout).await;
+        self.released = true;
+        if let Err(e) = released {
             backend_error(stats, &self.key, "unlock", &e);
         }
     }
@@ -197,6 +201,9 @@ impl Heartbeat {
                     pause = self.beat;
                 }
                 Ok(false) => {
+                    if !matches!(stopped.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                        return; // released meanwhile: the lock is gone because it was let go
+                    }
                     self.lost.store(true, Ordering::Release);
                     tracing::warn!(lock = %self.lock, "steadycache: lost the lock lease while computing (the store no longer holds it for us); another process may compute the same key");
                     return;

@@ -137,19 +137,20 @@ impl Plan {
         })
     }
 
-    /// The deadlines of an old value served after a failed recompute at `now_ms`, which was to
-    /// be kept until `keep_until`: fresh for the throttle (never past `keep_until`), so the
-    /// function is not called again before; `None` without a throttle.
-    pub(crate) fn throttled(&self, now_ms: u64, keep_until: u64) -> Option<Deadlines> {
+    /// The deadlines of an old value (deadlines `old`) served after a failed recompute at
+    /// `now_ms`: fresh for the throttle (never past its `keep_until`), so the function is not
+    /// called again before; its own deadlines are never moved earlier. `None` without a
+    /// throttle, or when nothing is left to keep.
+    pub(crate) fn throttled(&self, now_ms: u64, old: Deadlines) -> Option<Deadlines> {
         let t = self.throttle?;
         let until = now_ms
             .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1))
             .min(u64::MAX - 1)
-            .min(keep_until);
+            .min(old.keep_until);
         (until > now_ms).then_some(Deadlines {
-            stale_at: until,
-            expires_at: until,
-            keep_until,
+            stale_at: until.max(old.stale_at).min(old.keep_until),
+            expires_at: until.max(old.expires_at).min(old.keep_until),
+            keep_until: old.keep_until,
         })
     }
 }
@@ -430,11 +431,18 @@ mod tests {
         let d = c.deadlines(u64::MAX - 5, false, 0.0).unwrap();
         assert_eq!(d.keep_until, u64::MAX - 1);
         assert_eq!(
-            c.throttled(u64::MAX - 5, d.keep_until)
-                .map(|t| t.expires_at),
+            c.throttled(u64::MAX - 5, d).map(|t| t.expires_at),
             Some(u64::MAX - 1)
         );
-        assert_eq!(c.throttled(7, 7), None, "nothing left to keep");
+        assert_eq!(c.throttled(7, old(7, 7, 7)), None, "nothing left to keep");
+    }
+
+    fn old(stale_at: u64, expires_at: u64, keep_until: u64) -> Deadlines {
+        Deadlines {
+            stale_at,
+            expires_at,
+            keep_until,
+        }
     }
 
     fn pair(d: Deadlines) -> (u64, u64) {
@@ -468,14 +476,23 @@ mod tests {
         assert_eq!(plan(Policy::ttl(s(1))).throttle, None);
         let t = plan(Policy::ttl(s(1)).with_fail_safe_throttle(s(5)));
         assert_eq!(t.throttle, Some(s(5)));
-        let d = t.throttled(1_000, 100_000).unwrap();
+        let d = t.throttled(1_000, old(500, 900, 100_000)).unwrap();
         assert_eq!(
             (d.stale_at, d.expires_at, d.keep_until),
             (6_000, 6_000, 100_000)
         );
-        let d = t.throttled(1_000, 3_000).unwrap();
+        let d = t.throttled(1_000, old(500, 900, 3_000)).unwrap();
         assert_eq!(d.expires_at, 3_000, "never past what was to be kept");
-        assert_eq!(plan(Policy::ttl(s(1))).throttled(0, 10_000), None);
+        let d = t.throttled(1_000, old(500, 50_000, 100_000)).unwrap();
+        assert_eq!(
+            (d.stale_at, d.expires_at),
+            (6_000, 50_000),
+            "never earlier than it was"
+        );
+        assert_eq!(
+            plan(Policy::ttl(s(1))).throttled(0, old(0, 0, 10_000)),
+            None
+        );
     }
 
     #[test]

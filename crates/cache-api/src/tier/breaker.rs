@@ -149,7 +149,14 @@ impl Breaker {
                 let Some(b) = breaker.upgrade() else { return };
                 let Some(m) = b.manager.upgrade() else { return };
                 let ping = m.backend().ping();
-                if matches!(tokio::time::timeout(b.timeout, ping).await, Ok(Ok(()))) {
+                // The store answered (even with an error that is not transient, such as a
+                // ping the credentials do not allow): it is reachable again.
+                let answered = match tokio::time::timeout(b.timeout, ping).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => !e.is_transient(),
+                    Err(_) => false,
+                };
+                if answered {
                     tracing::info!("steadycache: backend answers again; circuit breaker closed");
                     b.close();
                     return;

@@ -35,7 +35,7 @@ pub(crate) struct LocalItem<V> {
     expires_at: u64,
     /// Kept (for fail-safe) until then; at or after `expires_at`.
     keep_until: u64,
-    /// When it was computed (for a call's `max_age`).
+    /// When it was computed, ms since the Unix epoch (for a call's `max_age`).
     created_at: u64,
     /// At most `u32::MAX`: larger values never fit a budget (which `Budget::admit` bounds), and
     /// a smaller item is a smaller clone on every hit.
@@ -185,9 +185,9 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             .cloned()
     }
 
-    /// The value, how fresh it is (precise clock), until when it is kept and when it was
-    /// computed (ms on the tier's clock); an expired item is removed.
-    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness, u64, u64)> {
+    /// The value, how fresh it is (precise clock), its deadlines (on the tier's clock) and when
+    /// it was computed (ms since the Unix epoch); an expired item is removed.
+    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness, Deadlines, u64)> {
         let item = match self.items.get(&hash) {
             Some(i) => i,
             None if self.has_big.load(Relaxed) => self.big_get(hash)?,
@@ -199,7 +199,14 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
                 self.remove(hash);
                 None
             }
-            f => Some((item.value, f, item.keep_until, item.created_at)),
+            f => {
+                let at = Deadlines {
+                    stale_at: item.fresh_until,
+                    expires_at: item.expires_at,
+                    keep_until: item.keep_until,
+                };
+                Some((item.value, f, at, item.created_at))
+            }
         }
     }
 

@@ -69,6 +69,15 @@ pub(crate) struct Deadlines {
 }
 
 impl Deadlines {
+    /// The same instants on the wall clock (from the tier's, `now` being the wall clock).
+    pub(crate) fn to_unix(self, now: u64) -> Deadlines {
+        Deadlines {
+            stale_at: clock::to_unix(self.stale_at, now),
+            expires_at: clock::to_unix(self.expires_at, now),
+            keep_until: clock::to_unix(self.keep_until, now),
+        }
+    }
+
     /// The same instants on the tier's clock (from wall-clock ms, `now` being the wall clock).
     pub(crate) fn to_tier(self, now: u64) -> Deadlines {
         Deadlines {

@@ -64,7 +64,7 @@ pub(crate) fn body(
     let from_result = &shape.from_result;
     let strict = (opts.strict == Some(true)).then(|| {
         quote! {
-            if let ::core::result::Result::Err(e) = __steadycache_memo.cache().ready() {
+            if let ::core::result::Result::Err(e) = __steadycache_memo.ready() {
                 return ::core::result::Result::Err(::core::convert::From::from(e));
             }
         }

@@ -264,7 +264,7 @@ async fn skewed_clients_leave_each_others_live_entries_alone(
         .unwrap()
     };
     let (holder, other) = (open(holder_skew_ms), open(other_skew_ms));
-    steadycache_api::testing::clocks::skewed_clients_leave_each_others_live_entries_alone(
+    steadycache_api::testing::skew::skewed_clients_leave_each_others_live_entries_alone(
         &holder, &other,
     )
     .await;

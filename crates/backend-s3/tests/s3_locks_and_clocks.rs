@@ -72,7 +72,7 @@ async fn skewed_clients_leave_each_others_live_entries_alone(
     let open =
         |skew| S3Backend::open(server().config(BUCKET, &prefix).with_clock_skew(skew)).unwrap();
     let (holder, other) = (open(holder_skew_ms), open(other_skew_ms));
-    steadycache_api::testing::clocks::skewed_clients_leave_each_others_live_entries_alone(
+    steadycache_api::testing::skew::skewed_clients_leave_each_others_live_entries_alone(
         &holder, &other,
     )
     .await;

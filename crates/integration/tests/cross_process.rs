@@ -100,20 +100,26 @@ fn single_flight_across_processes(url: &str, dir: &Path) {
     assert_eq!(counts(&count).len(), KEYS as usize);
 }
 
-#[test]
-fn file_backend_single_flight_and_persistence_across_processes() {
-    let dir = temp_dir("file");
-    let url = format!("file://{}", dir.join("cache").display());
-    single_flight_across_processes(&url, &dir);
+/// Run `scenario` against a fresh disk cache of `scheme` (`file` or `sqlite`), in a directory of
+/// its own that is removed afterwards.
+fn on_disk(scheme: &str, tag: &str, scenario: impl FnOnce(&str, &Path)) {
+    let dir = temp_dir(&format!("{scheme}-{tag}"));
+    let url = match scheme {
+        "file" => format!("file://{}", dir.join("cache").display()),
+        _ => format!("sqlite://{}", dir.join("cache.db").display()),
+    };
+    scenario(&url, &dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
+fn file_backend_single_flight_and_persistence_across_processes() {
+    on_disk("file", "race", single_flight_across_processes);
+}
+
+#[test]
 fn sqlite_backend_single_flight_and_persistence_across_processes() {
-    let dir = temp_dir("sqlite");
-    let url = format!("sqlite://{}", dir.join("cache.db").display());
-    single_flight_across_processes(&url, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    on_disk("sqlite", "race", single_flight_across_processes);
 }
 
 #[tokio::test]
@@ -142,32 +148,28 @@ async fn a_writer_killed_mid_write_never_leaves_a_torn_entry() {
 
 #[test]
 fn file_backend_a_lease_outlives_its_ttl_across_processes() {
-    let dir = temp_dir("file-lease");
-    let url = format!("file://{}", dir.join("cache").display());
-    support::a_lease_outlives_its_ttl(&url, &[]);
-    let _ = std::fs::remove_dir_all(&dir);
+    on_disk("file", "lease", |url, _| {
+        support::a_lease_outlives_its_ttl(url, &[])
+    });
 }
 
 #[test]
 fn sqlite_backend_a_lease_outlives_its_ttl_across_processes() {
-    let dir = temp_dir("sqlite-lease");
-    let url = format!("sqlite://{}", dir.join("cache.db").display());
-    support::a_lease_outlives_its_ttl(&url, &[]);
-    let _ = std::fs::remove_dir_all(&dir);
+    on_disk("sqlite", "lease", |url, _| {
+        support::a_lease_outlives_its_ttl(url, &[])
+    });
 }
 
 #[test]
 fn file_backend_a_lock_holder_killed_mid_computation_does_not_block_the_others() {
-    let dir = temp_dir("file-dead");
-    let url = format!("file://{}", dir.join("cache").display());
-    support::killed_holder_then_one_more(&url, &[]);
-    let _ = std::fs::remove_dir_all(&dir);
+    on_disk("file", "dead", |url, _| {
+        support::killed_holder_then_one_more(url, &[])
+    });
 }
 
 #[test]
 fn sqlite_backend_a_lock_holder_killed_mid_computation_does_not_block_the_others() {
-    let dir = temp_dir("sqlite-dead");
-    let url = format!("sqlite://{}", dir.join("cache.db").display());
-    support::killed_holder_then_one_more(&url, &[]);
-    let _ = std::fs::remove_dir_all(&dir);
+    on_disk("sqlite", "dead", |url, _| {
+        support::killed_holder_then_one_more(url, &[])
+    });
 }

@@ -19,7 +19,7 @@
 //!   open), and the error is logged and counted.
 
 use super::ctx::{share, wants_distributed, Ctx};
-use super::io::{self, block_local, Found, Mode, Old};
+use super::io::{self, block_local, Found, Mode};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
@@ -133,16 +133,9 @@ where
             return Ok(v);
         }
         // The old value, served if the recompute fails.
-        (Step::RefreshInline { fallback: true }, Some(f)) => Some(Old {
-            value: f.value,
-            at: f.at,
-            created_at: f.created_at,
-        }),
+        (Step::RefreshInline { fallback: true }, Some(f)) => Some(f),
         _ => None,
     };
-    // A value still fresh, refreshed only because it is older than the call's `max_age`: served
-    // if that fails, but not stored again for a throttle (it keeps its own deadlines).
-    let throttle_old = freshness != Some(Freshness::Fresh);
     let mut guard = None;
     if ctx.plan.lock != Lock::None {
         loop {
@@ -222,8 +215,9 @@ where
     let stored = match (&result, &stale) {
         (Ok(v), _) => io::store(mode, &ctx.place, v, ctx.plan, &ctx.shape, took, ctx.stats).await,
         // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
-        // the throttle, so the failing function is not called again before it ends.
-        (Err(_), Some(old)) if throttle_old => {
+        // the throttle, so the failing function is not called again before it ends. A value
+        // still fresh (refreshed only for the call's `max_age`) keeps its own deadlines.
+        (Err(_), Some(old)) if old.freshness != Freshness::Fresh => {
             io::store_throttled(mode, &ctx.place, old, ctx.plan, ctx.stats).await
         }
         (Err(_), _) => false,

@@ -219,6 +219,12 @@ impl<V> Found<V> {
     pub(crate) fn fresh(self) -> Option<V> {
         (self.freshness == Freshness::Fresh).then_some(self.value)
     }
+
+    /// Whether, held as the old value of a recompute, it may still be served at `now_ms`
+    /// (never past what was to be kept).
+    pub(crate) fn servable(&self, now_ms: u64) -> bool {
+        now_ms < self.at.keep_until
+    }
 }
 
 /// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines).
@@ -289,21 +295,6 @@ where
         at,
         created_at: entry.created_at,
     })
-}
-
-/// An old value a caller holds while it recomputes, served if that fails (a stale value, or
-/// one kept by fail-safe).
-pub(crate) struct Old<V> {
-    pub(crate) value: V,
-    pub(crate) at: Deadlines,
-    pub(crate) created_at: u64,
-}
-
-impl<V> Old<V> {
-    /// Whether it may still be served at `now_ms` (never past what was to be kept).
-    pub(crate) fn servable(&self, now_ms: u64) -> bool {
-        now_ms < self.at.keep_until
-    }
 }
 
 /// What is stored with a new value besides its bytes.
@@ -393,7 +384,7 @@ where
 pub(crate) async fn store_throttled<V>(
     mode: Mode,
     place: &Place<V>,
-    old: &Old<V>,
+    old: &Found<V>,
     plan: &Plan,
     stats: &Stats,
 ) -> bool

@@ -7,11 +7,11 @@
 //! works under its own `prefix`, so suites of several backends and runs can share one server.
 
 pub mod clock;
-pub mod clocks;
 pub mod fault;
 pub mod heal;
 pub mod server;
 pub mod sim;
+pub mod skew;
 
 use crate::backend::{Backend, BackendExt};
 use crate::cache::Cache;

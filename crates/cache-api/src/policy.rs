@@ -81,6 +81,25 @@ pub struct Policy {
     /// again, instead of calling it on every call. `None`: 30 s when `fail_safe` is set
     /// ([`DEFAULT_FAIL_SAFE_THROTTLE`]), no throttle otherwise.
     pub fail_safe_throttle: Option<Duration>,
+    /// Early refresh (XFetch): before a value goes stale (or expires), each read refreshes it
+    /// with a probability that grows as the deadline nears, faster for values that took long
+    /// to compute: a read at `now` refreshes when `now - took · beta · ln(rand) >= deadline`.
+    /// The value is served meanwhile (fresh); the refresh runs in the background when the
+    /// caller can hand one over (`#[cached]` free functions), else inline. `beta` = 1.0 is the
+    /// paper's optimum; larger refreshes earlier. `None`: off.
+    pub early_refresh: Option<f64>,
+    /// Soft factory timeout: when a stale (or fail-safe) value exists and the function takes
+    /// longer than this, the caller gets the old value and the computation finishes in the
+    /// background, storing its result. Needs a background job (`#[cached]` free functions).
+    pub soft_timeout: Option<Duration>,
+    /// Hard factory timeout: stop waiting for the function after this long even without an old
+    /// value; the caller gets the old value if any, else the timeout error
+    /// ([`FactoryTimeout`](crate::FactoryTimeout), converted into the function's error type).
+    pub hard_timeout: Option<Duration>,
+    /// Whether a computation abandoned by a timeout still completes and stores its result
+    /// (FusionCache's background completion). Default true; `false` drops it (an async one is
+    /// cancelled; a sync one cannot be stopped and finishes, but its result is not stored).
+    pub background_completion: bool,
 }
 
 /// The throttle of fail-safe when none is set: FusionCache's default.
@@ -100,6 +119,10 @@ impl Default for Policy {
             serve_stale_on_error: true,
             fail_safe: None,
             fail_safe_throttle: None,
+            early_refresh: None,
+            soft_timeout: None,
+            hard_timeout: None,
+            background_completion: true,
         }
     }
 }
@@ -174,6 +197,32 @@ impl Policy {
     /// [`Policy::fail_safe_throttle`]).
     pub fn with_fail_safe_throttle(mut self, d: Duration) -> Self {
         self.fail_safe_throttle = Some(d);
+        self
+    }
+
+    /// Refresh values early with XFetch's `beta` (see [`Policy::early_refresh`]).
+    pub fn with_early_refresh(mut self, beta: f64) -> Self {
+        self.early_refresh = Some(beta);
+        self
+    }
+
+    /// Stop waiting for the function after `d` when an old value can be served (see
+    /// [`Policy::soft_timeout`]).
+    pub fn with_soft_timeout(mut self, d: Duration) -> Self {
+        self.soft_timeout = Some(d);
+        self
+    }
+
+    /// Stop waiting for the function after `d` (see [`Policy::hard_timeout`]).
+    pub fn with_hard_timeout(mut self, d: Duration) -> Self {
+        self.hard_timeout = Some(d);
+        self
+    }
+
+    /// Whether a computation abandoned by a timeout still stores its result (see
+    /// [`Policy::background_completion`]).
+    pub fn with_background_completion(mut self, on: bool) -> Self {
+        self.background_completion = on;
         self
     }
 

@@ -13,12 +13,13 @@ use std::sync::Mutex;
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
 pub(crate) const SLOTS: usize = 32;
-const COUNTERS: usize = 11;
+const COUNTERS: usize = 16;
 const UNSET: usize = usize::MAX;
 
 /// Which counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
+#[non_exhaustive]
 pub enum Counter {
     /// Fresh values served from the cache.
     Hits = 0,
@@ -48,6 +49,15 @@ pub enum Counter {
     /// with `serve_stale_on_error`, or an expired one kept by `fail_safe`. Each is also
     /// counted as [`Counter::Stale`].
     FailSafe = 10,
+    /// Refreshes started before a value went stale by `early_refresh` (XFetch): the value was
+    /// still served, fresh. Each is also counted as [`Counter::Refreshes`].
+    EarlyRefresh = 11,
+    /// Calls that stopped waiting for the function at `soft_timeout` or `hard_timeout` (the
+    /// computation went on in the background).
+    Timeouts = 12,
+    /// Values not stored because an admission rule held them back (`min_calls`: the arguments
+    /// were not seen often enough yet).
+    NotAdmitted = 13,
 }
 
 #[repr(align(128))]
@@ -142,6 +152,12 @@ pub struct StatsSnapshot {
     pub lock_lost: u64,
     /// See [`Counter::FailSafe`].
     pub fail_safe: u64,
+    /// See [`Counter::EarlyRefresh`].
+    pub early_refreshes: u64,
+    /// See [`Counter::Timeouts`].
+    pub timeouts: u64,
+    /// See [`Counter::NotAdmitted`].
+    pub not_admitted: u64,
 }
 
 impl Stats {
@@ -183,6 +199,9 @@ impl Stats {
             too_large: self.get(Counter::TooLarge),
             lock_lost: self.get(Counter::LockLost),
             fail_safe: self.get(Counter::FailSafe),
+            early_refreshes: self.get(Counter::EarlyRefresh),
+            timeouts: self.get(Counter::Timeouts),
+            not_admitted: self.get(Counter::NotAdmitted),
         }
     }
 

@@ -157,6 +157,18 @@ pub(crate) struct Options {
     /// `fail_safe_throttle = "30s"`: after a failed recompute, serve the old value this long
     /// before calling the function again (default 30 s with `fail_safe`).
     pub fail_safe_throttle: Option<DurationOpt>,
+    /// `early_refresh = 1.0`: XFetch's beta (above 0, at most 100): before a value goes stale,
+    /// reads refresh it early with a probability growing as the deadline nears.
+    pub early_refresh: Option<syn::LitFloat>,
+    /// `soft_timeout = "100ms"`: with an old value to serve, stop waiting for the function
+    /// after this long; it finishes in the background.
+    pub soft_timeout: Option<DurationOpt>,
+    /// `hard_timeout = "2s"`: stop waiting for the function after this long even without an
+    /// old value (the caller gets `Err(FactoryTimeout.into())`).
+    pub hard_timeout: Option<DurationOpt>,
+    /// `background_completion = false`: a computation abandoned by a timeout does not store its
+    /// result (default true).
+    pub background_completion: Option<bool>,
     /// `ttl_fn = path::to_fn`: the ttl of each value, chosen when it is stored: a
     /// `fn(&V) -> Duration` (`V`: the `Ok` type of a `Result` function, else the return type).
     pub ttl_fn: Option<syn::Expr>,

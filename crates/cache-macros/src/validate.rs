@@ -25,6 +25,9 @@ pub(crate) struct Plan {
     /// Stale entries are refreshed in the background (`stale_while_revalidate` or
     /// `refresh = "background"`).
     pub background: bool,
+    /// The call hands the engine a job that outlives it (a background refresh, early refresh,
+    /// a computation finishing after a timeout): free functions only.
+    pub job: bool,
     /// The lock mode.
     pub lock: LockMode,
     /// The jitter literal, already checked to be within 0.0 to 0.9.
@@ -36,13 +39,16 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     check_return_shape(opts, model)?;
     check_durations(opts)?;
     let background = check_refresh(opts, model)?;
+    let timeouts = check_timeouts(opts, model)?;
     let lock = check_lock(opts)?;
     let jitter = check_jitter(opts)?;
+    check_early_refresh(opts)?;
     if let Some(tpl) = &opts.key {
         check_key_template(opts, tpl, model)?;
     }
     Ok(Plan {
         background,
+        job: background || timeouts || (opts.early_refresh.is_some() && model.receiver.is_none()),
         lock,
         jitter,
     })
@@ -82,6 +88,8 @@ fn check_durations(opts: &Options) -> syn::Result<()> {
         &opts.lock_wait,
         &opts.fail_safe,
         &opts.fail_safe_throttle,
+        &opts.soft_timeout,
+        &opts.hard_timeout,
         &opts.cache_none,
         &opts.cache_err,
     ]
@@ -187,6 +195,49 @@ fn check_lock(opts: &Options) -> syn::Result<LockMode> {
         ));
     }
     Ok(lock)
+}
+
+/// `soft_timeout`, `hard_timeout`, `background_completion`: free functions only (the
+/// computation outlives the call); a hard timeout's error needs a `Result`. Whether any is set.
+fn check_timeouts(opts: &Options, model: &FnModel) -> syn::Result<bool> {
+    let any = opts.soft_timeout.is_some() || opts.hard_timeout.is_some();
+    if opts.background_completion.is_some() && !any {
+        return Err(err(
+            Span::call_site(),
+            "`background_completion` applies only with `soft_timeout` or `hard_timeout`",
+        ));
+    }
+    if let (true, Some(r)) = (any, &model.receiver) {
+        return Err(err(
+            r.span(),
+            "factory timeouts are not supported on methods: the computation may outlive the \
+             call and cannot borrow `self` (memoize a free function taking the needed fields)",
+        ));
+    }
+    if opts.hard_timeout.is_some() && model.kind != Kind::Result {
+        return Err(err(
+            model.ret_ty.span(),
+            "`hard_timeout` returns an error when it runs out without an old value: it needs a \
+             function returning `Result` whose error type implements \
+             `From<steadycache::FactoryTimeout>` (use `soft_timeout` alone otherwise)",
+        ));
+    }
+    Ok(any)
+}
+
+/// `early_refresh` is XFetch's beta: above 0, at most 100.
+fn check_early_refresh(opts: &Options) -> syn::Result<()> {
+    let Some(b) = &opts.early_refresh else {
+        return Ok(());
+    };
+    let v: f64 = b.base10_parse()?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(err(
+            b.span(),
+            "`early_refresh` is XFetch's beta: above 0.0, at most 100.0 (1.0 is the usual choice)",
+        ));
+    }
+    Ok(())
 }
 
 /// `jitter` is a fraction from 0.0 to 0.9.

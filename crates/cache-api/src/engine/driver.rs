@@ -100,6 +100,7 @@ where
         force_refresh: opts.refresh,
         can_refresh_in_background,
         too_old: false,
+        early: false,
     };
     if call.bypass {
         return compute().await;
@@ -107,7 +108,7 @@ where
     let found = if call.force_refresh {
         None
     } else {
-        io::lookup(mode, &ctx.place, ctx.stats).await
+        io::lookup(mode, &ctx.place, ctx.plan, ctx.stats).await
     };
     // A found value older than the call's `max_age` (on the wall clock) is stale for it.
     let too_old = |f: &Found<V>| {
@@ -117,6 +118,13 @@ where
         })
     };
     call.too_old = found.as_ref().is_some_and(too_old);
+    // Early refresh rolls its dice here, off the hit path, inside a value's window only.
+    call.early = found.as_ref().is_some_and(|f| {
+        f.freshness == Freshness::Fresh
+            && ctx
+                .plan
+                .refresh_early(unix_millis(), f.at, f.took_ms, fastrand::f64())
+    });
     let freshness = found.as_ref().map(|f| f.freshness);
     let stale = match (decide(ctx.plan, freshness, call), found) {
         (Step::Hit, Some(f)) => {
@@ -128,14 +136,27 @@ where
         (Step::ServeStaleRefreshBackground, Some(Found { value: v, .. })) => {
             ctx.stats.incr(Counter::Stale);
             tracing::debug!("steadycache: serving stale, refreshing in the background");
-            refresh::spawn(&ctx, make_job);
+            let _ = refresh::spawn(&ctx, make_job);
             note_origin(opts, Origin::Stale);
             return Ok(v);
         }
+        (Step::RefreshEarly { background: true }, Some(f)) => {
+            ctx.stats.incr(Counter::Hits);
+            if refresh::spawn(&ctx, make_job) {
+                ctx.stats.incr(Counter::EarlyRefresh);
+                tracing::debug!("steadycache: refreshing early in the background");
+            }
+            note_origin(opts, Origin::Hit);
+            return Ok(f.value);
+        }
+        // Refreshed now, by this caller; the fresh value is served if that fails.
+        (Step::RefreshEarly { background: false }, Some(f)) => Some(f),
         // The old value, served if the recompute fails.
         (Step::RefreshInline { fallback: true }, Some(f)) => Some(f),
         _ => None,
     };
+    // An early refresh accepts, from another round, only a value newer than the one it found.
+    let found_at = stale.as_ref().filter(|_| call.early).map(|f| f.created_at);
     let mut guard = None;
     if ctx.plan.lock != Lock::None {
         loop {
@@ -177,9 +198,11 @@ where
             }
         }
         if guard.is_some() && !call.force_refresh {
-            // The round before ours may have stored the value after our lookup.
-            let again = io::lookup(mode, &ctx.place, ctx.stats).await;
-            if let Some(v) = again.filter(|f| !too_old(f)).and_then(Found::fresh) {
+            // The round before ours may have stored the value after our lookup (for an early
+            // refresh: a value newer than the fresh one found).
+            let again = io::lookup(mode, &ctx.place, ctx.plan, ctx.stats).await;
+            let again = again.filter(|f| !too_old(f) && found_at.is_none_or(|c| f.created_at > c));
+            if let Some(v) = again.and_then(Found::fresh) {
                 ctx.stats.incr(Counter::Hits);
                 note_origin(opts, Origin::Hit);
                 return Ok(publish(guard, v));
@@ -190,8 +213,12 @@ where
     if let Some(l2) = wants_distributed(&ctx.place, ctx.plan) {
         // A value found while waiting is taken, unless this call refreshes (forced, or because
         // what is stored is older than its `max_age`).
-        let accept_cached = !call.force_refresh && !call.too_old;
-        match lease::acquire(mode, &ctx.place, l2, ctx.plan, accept_cached, ctx.stats).await {
+        // (An early refresh takes only a value newer than the fresh one it found.)
+        let accept_after = match (call.force_refresh || call.too_old, found_at) {
+            (true, _) => None,
+            (false, at) => Some(at.unwrap_or(0)),
+        };
+        match lease::acquire(mode, &ctx.place, l2, ctx.plan, accept_after, ctx.stats).await {
             Acquired::Found(v) => {
                 ctx.stats.incr(Counter::Coalesced);
                 note_origin(opts, Origin::Coalesced);
@@ -206,6 +233,9 @@ where
     } else {
         Counter::Misses
     });
+    if call.early {
+        ctx.stats.incr(Counter::EarlyRefresh);
+    }
     tracing::debug!("steadycache: miss, computing");
     let started = std::time::Instant::now();
     let result = compute().await;

@@ -212,6 +212,8 @@ pub(crate) struct Found<V> {
     pub(crate) at: Deadlines,
     /// When it was computed (ms since the epoch).
     pub(crate) created_at: u64,
+    /// How long it took to compute, ms.
+    pub(crate) took_ms: u32,
 }
 
 impl<V> Found<V> {
@@ -227,21 +229,29 @@ impl<V> Found<V> {
     }
 }
 
-/// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines).
-/// Expired entries are absent; backend errors are logged and read as absent (fail open).
-pub(crate) async fn lookup<V>(mode: Mode, place: &Place<V>, stats: &Stats) -> Option<Found<V>>
+/// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines, and
+/// the early-refresh window `plan` gives it). Expired entries are absent; backend errors are
+/// logged and read as absent (fail open).
+pub(crate) async fn lookup<V>(
+    mode: Mode,
+    place: &Place<V>,
+    plan: &Plan,
+    stats: &Stats,
+) -> Option<Found<V>>
 where
     V: Value,
 {
     let mut in_l1 = None;
     if let Some(l1) = &place.l1 {
-        if let Some((value, freshness, at, created_at)) = l1.store.lookup(l1.hash) {
+        if let Some(held) = l1.store.lookup(l1.hash) {
             let now = unix_millis();
+            let freshness = held.freshness;
             let found = Found {
-                value,
+                value: held.value,
                 freshness,
-                at: at.to_unix(now),
-                created_at,
+                at: held.at.to_unix(now),
+                created_at: held.created_at,
+                took_ms: held.took_ms,
             };
             if freshness == Freshness::Fresh || place.l2.is_none() {
                 return Some(found);
@@ -280,20 +290,27 @@ where
             return in_l1;
         }
     };
-    let at = Deadlines {
-        stale_at: entry.stale_at,
-        expires_at: entry.expires_at,
-        keep_until: entry.keep_until.max(entry.expires_at),
-    };
+    let stale_at = entry.stale_at.min(entry.expires_at);
+    let at = plan.with_early(
+        Deadlines {
+            early_at: stale_at,
+            stale_at,
+            expires_at: entry.expires_at,
+            keep_until: entry.keep_until.max(entry.expires_at),
+        },
+        entry.took_ms,
+    );
     if let Some(l1) = &place.l1 {
+        let stamp = (entry.created_at, entry.took_ms);
         l1.store
-            .store(l1.hash, &value, at.to_tier(now), entry.created_at, stats);
+            .store(l1.hash, &value, at.to_tier(now), stamp, stats);
     }
     Some(Found {
         value,
         freshness,
         at,
         created_at: entry.created_at,
+        took_ms: entry.took_ms,
     })
 }
 
@@ -369,6 +386,7 @@ where
         return false;
     };
     let took_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
+    let at = plan.with_early(at, took_ms);
     let meta = Meta {
         created_at: now,
         at,
@@ -395,7 +413,8 @@ where
     let Some(at) = plan.throttled(now, old.at) else {
         return false;
     };
-    // Still the old value: its computation time stays, so `max_age` keeps judging it right.
+    // Still the old value: when it was computed stays, so `max_age` keeps judging it right.
+    // No early refresh of a value kept only because its function fails.
     let meta = Meta {
         created_at: old.created_at,
         at,
@@ -413,7 +432,8 @@ where
     let mut stored = false;
     if let Some(l1) = &place.l1 {
         let at = meta.at.to_tier(unix_millis());
-        l1.store.store(l1.hash, value, at, meta.created_at, stats);
+        l1.store
+            .store(l1.hash, value, at, (meta.created_at, meta.took_ms), stats);
         stored = true;
     }
     if let Some(l2) = &place.l2 {

@@ -9,6 +9,7 @@
 //! * [`lease`]: the distributed lock, released by RAII.
 //! * [`refresh`]: background refreshes on bounded resources.
 //! * [`job`]: what callers hand in besides the computation (`#[cached]` generates it).
+//! * [`xfetch`]: early refresh (XFetch), the rule and its stampede simulation.
 
 pub(crate) mod ctx;
 pub(crate) mod driver;
@@ -17,5 +18,6 @@ pub(crate) mod job;
 pub(crate) mod lease;
 pub(crate) mod plan;
 pub(crate) mod refresh;
+pub(crate) mod xfetch;
 
 pub use job::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};

@@ -9,6 +9,7 @@
 //! A new strategy is a new rule here (or a layer around the computation in the driver), never
 //! a branch copied into a sync and an async flow.
 
+use super::xfetch;
 use crate::envelope::Freshness;
 use crate::policy::{Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE};
 use crate::tier::Deadlines;
@@ -54,6 +55,8 @@ pub(crate) struct Plan {
     pub(crate) throttle: Option<Duration>,
     /// Jitter fraction in `[0, MAX_JITTER]`.
     pub(crate) jitter: f64,
+    /// Early refresh's beta (XFetch), in `(0, xfetch::MAX_BETA]`; `None`: off.
+    pub(crate) early: Option<f64>,
 }
 
 impl Plan {
@@ -82,6 +85,7 @@ impl Plan {
             } else {
                 0.0
             },
+            early: xfetch::beta(policy.early_refresh),
         }
     }
 
@@ -130,11 +134,34 @@ impl Plan {
                 .min(u64::MAX - 1),
             _ => expires_at,
         };
+        let stale_at = stale_at.min(expires_at);
         Some(Deadlines {
-            stale_at: stale_at.min(expires_at),
+            early_at: stale_at,
+            stale_at,
             expires_at,
             keep_until,
         })
+    }
+
+    /// `at` with the start of its early-refresh window, for a value that took `took_ms`.
+    pub(crate) fn with_early(&self, at: Deadlines, took_ms: u32) -> Deadlines {
+        Deadlines {
+            early_at: xfetch::early_at(self.early, at.stale_at, took_ms).min(at.stale_at),
+            ..at
+        }
+    }
+
+    /// Whether a read at `now_ms` refreshes a fresh value early (XFetch; `rand01` in
+    /// `[0, 1)`): only inside its window, never without early refresh.
+    pub(crate) fn refresh_early(
+        &self,
+        now_ms: u64,
+        at: Deadlines,
+        took_ms: u32,
+        rand01: f64,
+    ) -> bool {
+        now_ms >= at.early_at
+            && xfetch::refresh_now(self.early, now_ms, at.stale_at, took_ms, rand01)
     }
 
     /// The deadlines of an old value (deadlines `old`) served after a failed recompute at
@@ -147,8 +174,10 @@ impl Plan {
             .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1))
             .min(u64::MAX - 1)
             .min(old.keep_until);
+        let stale_at = until.max(old.stale_at).min(old.keep_until);
         (until > now_ms).then_some(Deadlines {
-            stale_at: until.max(old.stale_at).min(old.keep_until),
+            early_at: stale_at,
+            stale_at,
             expires_at: until.max(old.expires_at).min(old.keep_until),
             keep_until: old.keep_until,
         })
@@ -166,6 +195,8 @@ pub(crate) struct Call {
     pub(crate) can_refresh_in_background: bool,
     /// The value found is older than the call's `max_age`: it is stale for this call.
     pub(crate) too_old: bool,
+    /// The value found is fresh, and early refresh's dice say to refresh it now.
+    pub(crate) early: bool,
 }
 
 /// What the driver is to do next.
@@ -177,6 +208,12 @@ pub(crate) enum Step {
     Hit,
     /// Serve the stale value found now; one refresh runs in the background.
     ServeStaleRefreshBackground,
+    /// Early refresh of a fresh value: serve it and refresh in the background (`background`),
+    /// or refresh now, serving it if that fails.
+    RefreshEarly {
+        /// The caller can hand over a background job.
+        background: bool,
+    },
     /// Refresh now (coalesced); on failure serve the stale value found when `fallback`.
     RefreshInline {
         /// Serve the stale value if the refresh fails.
@@ -199,6 +236,9 @@ pub(crate) fn decide(plan: &Plan, found: Option<Freshness>, call: Call) -> Step 
         // blocking plan.
         Some(Freshness::Fresh | Freshness::Stale) if call.too_old => Step::RefreshInline {
             fallback: plan.serve_stale_on_error,
+        },
+        Some(Freshness::Fresh) if call.early => Step::RefreshEarly {
+            background: call.can_refresh_in_background,
         },
         Some(Freshness::Fresh) => Step::Hit,
         Some(Freshness::Stale) => {
@@ -275,6 +315,7 @@ mod tests {
             force_refresh: force,
             can_refresh_in_background: job,
             too_old: false,
+            early: false,
         }
     }
 
@@ -439,6 +480,7 @@ mod tests {
 
     fn old(stale_at: u64, expires_at: u64, keep_until: u64) -> Deadlines {
         Deadlines {
+            early_at: stale_at,
             stale_at,
             expires_at,
             keep_until,

@@ -16,23 +16,27 @@ use crate::flight::{self, Outcome, Role};
 use crate::runtime;
 use crate::stats::Counter;
 
-/// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs.
-pub(crate) fn spawn<V, E>(ctx: &Ctx<'_, V, E>, make: impl FnOnce() -> Option<RefreshJob<V, E>>)
+/// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs;
+/// whether it started one.
+pub(crate) fn spawn<V, E>(
+    ctx: &Ctx<'_, V, E>,
+    make: impl FnOnce() -> Option<RefreshJob<V, E>>,
+) -> bool
 where
     V: Value,
     E: Send + 'static,
 {
     let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) else {
-        return; // a refresh (or a computation) of this key is already running
+        return false; // a refresh (or a computation) of this key is already running
     };
     let Some(job) = make() else {
-        return; // dropping the guard releases anyone who joined meanwhile
+        return false; // dropping the guard releases anyone who joined meanwhile
     };
     let handle = match runtime::handle() {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "steadycache: no runtime for a background refresh");
-            return;
+            return false;
         }
     };
     let place = ctx.place.clone();
@@ -87,4 +91,5 @@ where
             }
         }
     });
+    true
 }

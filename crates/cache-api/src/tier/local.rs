@@ -29,9 +29,12 @@ use std::sync::{Arc, RwLock};
 #[derive(Clone)]
 pub(crate) struct LocalItem<V> {
     value: V,
-    /// The earlier of `stale_at` and `expires_at` (ms on the tier's clock; `u64::MAX` = never):
-    /// one comparison on the hot path.
+    /// Until when a read is a plain hit: the earliest of `early_at`, `stale_at` and
+    /// `expires_at` (ms on the tier's clock; `u64::MAX` = never): one comparison on the hot
+    /// path.
     fresh_until: u64,
+    /// Stale from then (at or after `fresh_until`; later only inside an early-refresh window).
+    stale_at: u64,
     expires_at: u64,
     /// Kept (for fail-safe) until then; at or after `expires_at`.
     keep_until: u64,
@@ -40,6 +43,21 @@ pub(crate) struct LocalItem<V> {
     /// At most `u32::MAX`: larger values never fit a budget (which `Budget::admit` bounds), and
     /// a smaller item is a smaller clone on every hit.
     weight: u32,
+    /// How long the value took to compute, ms (early refresh rolls its dice with it).
+    took_ms: u32,
+}
+
+/// What L1 holds for a key, read on the slow path.
+pub(crate) struct Held<V> {
+    pub(crate) value: V,
+    /// How fresh it is (precise clock).
+    pub(crate) freshness: Freshness,
+    /// Its deadlines, on the tier's clock.
+    pub(crate) at: Deadlines,
+    /// When it was computed, ms since the Unix epoch.
+    pub(crate) created_at: u64,
+    /// How long it took to compute, ms.
+    pub(crate) took_ms: u32,
 }
 
 #[derive(Clone)]
@@ -185,35 +203,45 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             .cloned()
     }
 
-    /// The value, how fresh it is (precise clock), its deadlines (on the tier's clock) and when
-    /// it was computed (ms since the Unix epoch); an expired item is removed.
-    pub(crate) fn lookup(&self, hash: u128) -> Option<(V, Freshness, Deadlines, u64)> {
+    /// What is held for `hash`; an expired item is removed.
+    pub(crate) fn lookup(&self, hash: u128) -> Option<Held<V>> {
         let item = match self.items.get(&hash) {
             Some(i) => i,
             None if self.has_big.load(Relaxed) => self.big_get(hash)?,
             None => return None,
         };
         let now = clock::now_ms();
-        match crate::envelope::freshness(item.fresh_until, item.expires_at, item.keep_until, now) {
+        match crate::envelope::freshness(item.stale_at, item.expires_at, item.keep_until, now) {
             Freshness::Expired => {
                 self.remove(hash);
                 None
             }
-            f => {
-                let at = Deadlines {
-                    stale_at: item.fresh_until,
+            freshness => Some(Held {
+                at: Deadlines {
+                    early_at: item.fresh_until,
+                    stale_at: item.stale_at,
                     expires_at: item.expires_at,
                     keep_until: item.keep_until,
-                };
-                Some((item.value, f, at, item.created_at))
-            }
+                },
+                value: item.value,
+                freshness,
+                created_at: item.created_at,
+                took_ms: item.took_ms,
+            }),
         }
     }
 
-    /// Keep `value` until the deadlines (ms on the tier's clock, `u64::MAX` = never). A value
-    /// larger than this function's bound or the cache's budget is counted and logged once.
-    pub(crate) fn store(&self, hash: u128, value: &V, at: Deadlines, created_at: u64, stats: &Stats)
-    where
+    /// Keep `value` until the deadlines (ms on the tier's clock, `u64::MAX` = never); it was
+    /// computed at `created_at` (ms since the Unix epoch) in `took_ms`. A value larger than
+    /// this function's bound or the cache's budget is counted and logged once.
+    pub(crate) fn store(
+        &self,
+        hash: u128,
+        value: &V,
+        at: Deadlines,
+        stamp: (u64, u32),
+        stats: &Stats,
+    ) where
         V: Serialize,
     {
         let weight = weigh(value, self.budget.min_weight());
@@ -221,13 +249,16 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             self.too_large(weight, stats);
             return;
         }
+        let stale_at = at.stale_at.min(at.expires_at);
         let item = LocalItem {
             value: value.clone(),
-            fresh_until: at.stale_at.min(at.expires_at),
+            fresh_until: at.early_at.min(stale_at),
+            stale_at,
             expires_at: at.expires_at,
             keep_until: at.keep_until.max(at.expires_at),
-            created_at,
+            created_at: stamp.0,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            took_ms: stamp.1,
         };
         self.remove(hash);
         let admitted = self.budget.admit(weight, |free| {

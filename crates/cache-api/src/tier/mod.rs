@@ -63,6 +63,10 @@ impl LocalTier {
 /// on one clock (`u64::MAX` = never): the wall clock in envelopes, the tier's clock in L1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Deadlines {
+    /// From when a read rolls early refresh's dice (`early_refresh`, see `engine::xfetch`): at
+    /// or before `stale_at`, equal to it without early refresh. The hit path serves a value
+    /// only before it.
+    pub(crate) early_at: u64,
     pub(crate) stale_at: u64,
     pub(crate) expires_at: u64,
     pub(crate) keep_until: u64,
@@ -72,6 +76,7 @@ impl Deadlines {
     /// The same instants on the wall clock (from the tier's, `now` being the wall clock).
     pub(crate) fn to_unix(self, now: u64) -> Deadlines {
         Deadlines {
+            early_at: clock::to_unix(self.early_at, now),
             stale_at: clock::to_unix(self.stale_at, now),
             expires_at: clock::to_unix(self.expires_at, now),
             keep_until: clock::to_unix(self.keep_until, now),
@@ -81,6 +86,7 @@ impl Deadlines {
     /// The same instants on the tier's clock (from wall-clock ms, `now` being the wall clock).
     pub(crate) fn to_tier(self, now: u64) -> Deadlines {
         Deadlines {
+            early_at: clock::from_unix(self.early_at, now),
             stale_at: clock::from_unix(self.stale_at, now),
             expires_at: clock::from_unix(self.expires_at, now),
             keep_until: clock::from_unix(self.keep_until, now),

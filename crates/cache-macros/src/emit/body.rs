@@ -40,7 +40,7 @@ pub(crate) fn body(
     } else {
         call_inner
     };
-    let (compute, refresh) = if plan.background {
+    let (compute, refresh) = if plan.job {
         background_refresh(model, &shape.to_result)
     } else {
         let to_result = &shape.to_result;

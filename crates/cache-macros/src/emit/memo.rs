@@ -105,6 +105,20 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         let t = t.tokens();
         policy = quote!(#policy.with_fail_safe_throttle(#t));
     }
+    if let Some(b) = &opts.early_refresh {
+        policy = quote!(#policy.with_early_refresh(#b));
+    }
+    if let Some(t) = &opts.soft_timeout {
+        let t = t.tokens();
+        policy = quote!(#policy.with_soft_timeout(#t));
+    }
+    if let Some(t) = &opts.hard_timeout {
+        let t = t.tokens();
+        policy = quote!(#policy.with_hard_timeout(#t));
+    }
+    if let Some(b) = opts.background_completion {
+        policy = quote!(#policy.with_background_completion(#b));
+    }
     if let Some(t) = opts.cache_none.as_ref().or(opts.cache_err.as_ref()) {
         let t = t.tokens();
         policy = quote!(#policy.with_negative_ttl(::core::option::Option::Some(#t)));

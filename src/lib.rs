@@ -135,8 +135,8 @@ pub use steadycache_api::{
     parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
     Cache, CacheBuilder, CacheHealth, CacheManager, CallOptions, Capabilities, CircuitBreaker,
-    Codec, Counter, DefaultManager, Entry, Error, Format, Freshness, LocalTier, Lock, Memo,
-    MemoryBackend, MemoryConfig, Origin, Policy, Refresh, Result, StatsSnapshot,
+    Codec, Counter, DefaultManager, Entry, Error, FactoryTimeout, Format, Freshness, LocalTier,
+    Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy, Refresh, Result, StatsSnapshot,
     DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
 pub use steadycache_macros::cached;
@@ -170,7 +170,7 @@ pub mod __private {
         hash_args, ArgsKey, AsyncJob, AsyncRefresh, CacheSource, KeyPart, NoRefresh, RefreshWith,
         Shape, SyncJob, SyncRefresh,
     };
-    pub use steadycache_api::{Cache, Lock, Memo, Policy, Refresh};
+    pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh};
 
     /// A static on cache lines of its own (128 bytes: a pair of lines, as adjacent-line
     /// prefetchers fetch them), so that a memoized function's state, read on every hit, never

@@ -122,3 +122,36 @@ impl Error {
         }
     }
 }
+
+/// A memoized function did not finish within its `hard_timeout` and no old value could be
+/// served: the error its caller gets, converted into the function's error type with `From`
+/// (implemented here for [`Error`], `String`, `std::io::Error` (kind `TimedOut`) and, through
+/// `std::error::Error`, `Box<dyn Error + Send + Sync>`; implement `From<FactoryTimeout>` for
+/// your own error type). The computation itself goes on in the background and stores its
+/// value, unless `background_completion = false`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the function did not finish within {after:?} (hard_timeout); it goes on in the background"
+)]
+pub struct FactoryTimeout {
+    /// How long the caller waited.
+    pub after: std::time::Duration,
+}
+
+impl From<FactoryTimeout> for Error {
+    fn from(t: FactoryTimeout) -> Self {
+        Error::unavailable("function", t.to_string())
+    }
+}
+
+impl From<FactoryTimeout> for String {
+    fn from(t: FactoryTimeout) -> Self {
+        t.to_string()
+    }
+}
+
+impl From<FactoryTimeout> for std::io::Error {
+    fn from(t: FactoryTimeout) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, t)
+    }
+}

@@ -10,6 +10,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 // Under the model checker (`--cfg steadycache_loom`) the locks and condition variable are
 // loom's, so it explores every interleaving of joins, publishes, removals and waits. (`Arc`
 // stays std's: the map type-erases flights to `Arc<dyn Any>`, which loom's `Arc` cannot, and
@@ -74,6 +75,37 @@ impl<V: Clone, E> Flight<V, E> {
                 return self.outcome(o);
             }
             st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// [`wait_sync`](Self::wait_sync) for at most `limit` (`None`: no limit); `None` when the
+    /// time ran out first.
+    pub(crate) fn wait_sync_for(&self, limit: Option<Duration>) -> Option<Outcome<V, E>> {
+        let Some(deadline) = limit.and_then(|l| Instant::now().checked_add(l)) else {
+            return Some(self.wait_sync());
+        };
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(o) = st.as_ref() {
+                return Some(self.outcome(o));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = match self.cv.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// [`wait_async`](Self::wait_async) for at most `limit` (`None`: no limit); `None` when the
+    /// time ran out first.
+    pub(crate) async fn wait_async_for(&self, limit: Option<Duration>) -> Option<Outcome<V, E>> {
+        match limit {
+            None => Some(self.wait_async().await),
+            Some(l) => tokio::time::timeout(l, self.wait_async()).await.ok(),
         }
     }
 

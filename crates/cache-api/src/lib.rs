@@ -72,7 +72,7 @@ pub use backend::{Backend, BackendExt, Capabilities};
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
-pub use error::{Error, Result};
+pub use error::{Error, FactoryTimeout, Result};
 pub use manager::{
     load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager, CacheManager,
     DefaultManager,

@@ -70,3 +70,11 @@ pub(crate) async fn run_blocking_job<T: Send + 'static>(
         .await
         .map_err(|e| Error::unavailable("runtime", format!("blocking job failed: {e}")))
 }
+
+/// Start a blocking job on the library runtime's bounded blocking pool; its handle (a panic in
+/// the job is the handle's error, with its payload).
+pub(crate) fn spawn_blocking<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<tokio::task::JoinHandle<T>> {
+    Ok(runtime()?.spawn_blocking(job))
+}

@@ -3,7 +3,8 @@
 
 use super::job::Shape;
 use super::plan::Plan;
-use crate::flight::{FlightMap, Outcome};
+use super::tail::Tail;
+use crate::flight::FlightMap;
 use crate::policy::Lock;
 use crate::stats::Stats;
 use crate::tier::{Place, L2};
@@ -20,6 +21,18 @@ pub(crate) struct Ctx<'a, V, E> {
     pub(crate) shape: Shape<V, E>,
 }
 
+impl<V, E> Ctx<'_, V, E> {
+    /// What the end of the call's round works with.
+    pub(crate) fn tail(&self) -> Tail<'_, V, E> {
+        Tail {
+            place: &self.place,
+            plan: self.plan,
+            stats: self.stats,
+            shape: self.shape,
+        }
+    }
+}
+
 /// The L2 slot to lock when the plan wants a distributed lock and the backend has locks.
 pub(crate) fn wants_distributed<'p, V>(place: &'p Place<V>, plan: &Plan) -> Option<&'p L2> {
     if plan.lock != Lock::Distributed {
@@ -29,12 +42,4 @@ pub(crate) fn wants_distributed<'p, V>(place: &'p Place<V>, plan: &Plan) -> Opti
         .l2
         .as_ref()
         .filter(|l2| l2.manager.backend().capabilities().locks)
-}
-
-/// The outcome waiters get for a leader's error.
-pub(crate) fn share<V, E>(shape: &Shape<V, E>, e: &E) -> Outcome<V, E> {
-    match shape.share_err {
-        Some(f) => Outcome::Error(f(e)),
-        None => Outcome::Failed,
-    }
 }

@@ -18,15 +18,18 @@
 //! * a backend error never fails a call: the function runs and its value is returned (fail
 //!   open), and the error is logged and counted.
 
-use super::ctx::{share, wants_distributed, Ctx};
+use super::ctx::{wants_distributed, Ctx};
 use super::io::{self, block_local, Found, Mode};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
 use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
 use super::refresh;
+use super::tail::{self, publish, Round};
+use super::timeout::{self, Fallback};
 use crate::envelope::Freshness;
-use crate::flight::{self, LeaderGuard, Outcome, Role};
+use crate::error::FactoryTimeout;
+use crate::flight::{self, Outcome, Role};
 use crate::policy::Lock;
 use crate::scope::{current_options, note_origin, Origin};
 use crate::stats::Counter;
@@ -168,11 +171,33 @@ where
                 Role::Solo => break,
                 Role::Waiter(f) => {
                     ctx.stats.incr(Counter::Coalesced);
+                    // A waiter waits for the leader within the same factory timeouts.
+                    let old = stale.as_ref().filter(|o| o.servable(unix_millis()));
+                    let on_timeout = ctx.shape.on_timeout;
+                    let limit = ctx.plan.timeout(old.is_some(), on_timeout.is_some());
+                    let limit = limit.filter(|_| can_refresh_in_background);
                     let outcome = match mode {
-                        Mode::Sync => f.wait_sync(),
-                        Mode::Async => f.wait_async().await,
+                        Mode::Sync => f.wait_sync_for(limit),
+                        Mode::Async => f.wait_async_for(limit).await,
                     };
-                    let fallback = stale.as_ref().is_some_and(|o| o.servable(unix_millis()));
+                    let Some(outcome) = outcome else {
+                        ctx.stats.incr(Counter::Timeouts);
+                        match Fallback::of(old.map(|o| &o.value), on_timeout) {
+                            Some(Fallback::Old(v)) => {
+                                ctx.stats.incr(Counter::Stale);
+                                note_origin(opts, Origin::Stale);
+                                return Ok(v);
+                            }
+                            Some(Fallback::Fail(f)) => {
+                                note_origin(opts, Origin::Computed);
+                                return f(FactoryTimeout {
+                                    after: limit.unwrap_or_default(),
+                                });
+                            }
+                            None => continue,
+                        }
+                    };
+                    let fallback = old.is_some();
                     match (after_wait(ended(&outcome), fallback), outcome) {
                         (AfterWait::Value, Outcome::Value(v)) => {
                             note_origin(opts, Origin::Coalesced);
@@ -237,72 +262,25 @@ where
         ctx.stats.incr(Counter::EarlyRefresh);
     }
     tracing::debug!("steadycache: miss, computing");
+    let round = Round { guard, held, stale };
+    // Factory timeouts: the computation becomes a task the caller waits for, within limits.
+    let old = round.stale.as_ref().filter(|o| o.servable(unix_millis()));
+    let fallback = Fallback::of(old.map(|o| &o.value), ctx.shape.on_timeout);
+    let limit = ctx
+        .plan
+        .timeout(old.is_some(), ctx.shape.on_timeout.is_some());
+    if let (Some(limit), Some(fallback), true) = (limit, fallback, can_refresh_in_background) {
+        if let Some(job) = make_job() {
+            let (result, origin) = timeout::run(&ctx, mode, job, limit, round, fallback).await;
+            note_origin(opts, origin);
+            return result;
+        }
+        // No job after all (the caller could not make one): computed inline, unbounded.
+    }
     let started = std::time::Instant::now();
     let result = compute().await;
-    let took = started.elapsed();
-    // The old value is served only while it may be kept (the computation may have been long).
-    let stale = stale.filter(|o| result.is_ok() || o.servable(unix_millis()));
-    let stored = match (&result, &stale) {
-        (Ok(v), _) => io::store(mode, &ctx.place, v, ctx.plan, &ctx.shape, took, ctx.stats).await,
-        // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
-        // the throttle, so the failing function is not called again before it ends. A value
-        // still fresh (refreshed only for the call's `max_age`) keeps its own deadlines.
-        (Err(_), Some(old)) if old.freshness != Freshness::Fresh => {
-            io::store_throttled(mode, &ctx.place, old, ctx.plan, ctx.stats).await
-        }
-        (Err(_), _) => false,
-    };
-    if let Some(lease) = held {
-        lease.release(mode, stored, ctx.stats).await;
-    }
-    let served_old = result.is_err() && stale.is_some();
-    note_origin(
-        opts,
-        if served_old {
-            Origin::FailSafe
-        } else {
-            Origin::Computed
-        },
-    );
-    finish(&ctx, guard, result, stale.map(|o| o.value))
-}
-
-/// Hand `v` to the waiters of this round (if leading one) and return it.
-fn publish<V: Clone, E>(guard: Option<LeaderGuard<V, E>>, v: V) -> V {
-    if let Some(g) = guard {
-        g.finish(Outcome::Value(v.clone()));
-    }
-    v
-}
-
-/// Publish the result to the waiters; on an error, serve the stale value if the caller holds
-/// one (it only does when the plan allows it).
-fn finish<V: Clone, E>(
-    ctx: &Ctx<'_, V, E>,
-    guard: Option<LeaderGuard<V, E>>,
-    result: Result<V, E>,
-    stale: Option<V>,
-) -> Result<V, E> {
-    match result {
-        Ok(v) => Ok(publish(guard, v)),
-        Err(e) => {
-            ctx.stats.incr(Counter::Errors);
-            match stale {
-                Some(s) => {
-                    ctx.stats.incr(Counter::Stale);
-                    ctx.stats.incr(Counter::FailSafe);
-                    tracing::warn!(
-                        "steadycache: recompute failed, serving the old value (fail-safe)"
-                    );
-                    Ok(publish(guard, s))
-                }
-                None => {
-                    if let Some(g) = guard {
-                        g.finish(share(&ctx.shape, &e));
-                    }
-                    Err(e)
-                }
-            }
-        }
-    }
+    let (result, origin) =
+        tail::conclude(mode, &ctx.tail(), result, started.elapsed(), round).await;
+    note_origin(opts, origin);
+    result
 }

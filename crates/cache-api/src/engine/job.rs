@@ -2,6 +2,7 @@
 //! factory for the job a background refresh runs (which must own what it needs: it outlives
 //! the call). `#[cached]` generates both.
 
+use crate::error::FactoryTimeout;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,10 @@ pub struct Shape<V, E> {
     pub ttl_of: Option<fn(&V) -> std::time::Duration>,
     /// Whether a value is stored at all (`cache_if`); a value it refuses is returned, not kept.
     pub store_if: Option<fn(&V) -> bool>,
+    /// What a caller gets when `hard_timeout` runs out without an old value to serve (the
+    /// timeout converted into the function's error). `None`: the hard timeout does not apply
+    /// to calls without an old value (they wait for the function).
+    pub on_timeout: Option<fn(FactoryTimeout) -> Result<V, E>>,
 }
 
 impl<V, E> Clone for Shape<V, E> {
@@ -42,6 +47,7 @@ impl<V, E> Shape<V, E> {
             share_err: None,
             ttl_of: None,
             store_if: None,
+            on_timeout: None,
         }
     }
 }

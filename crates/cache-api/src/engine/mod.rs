@@ -9,6 +9,8 @@
 //! * [`lease`]: the distributed lock, released by RAII.
 //! * [`refresh`]: background refreshes on bounded resources.
 //! * [`job`]: what callers hand in besides the computation (`#[cached]` generates it).
+//! * [`tail`]: the end of a round (store, release, publish), run by the caller or by
+//!   [`timeout`], the layer that lets a caller stop waiting for a slow computation.
 //! * [`xfetch`]: early refresh (XFetch), the rule and its stampede simulation.
 
 pub(crate) mod ctx;
@@ -18,6 +20,8 @@ pub(crate) mod job;
 pub(crate) mod lease;
 pub(crate) mod plan;
 pub(crate) mod refresh;
+pub(crate) mod tail;
+pub(crate) mod timeout;
 pub(crate) mod xfetch;
 
 pub use job::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};

@@ -57,6 +57,12 @@ pub(crate) struct Plan {
     pub(crate) jitter: f64,
     /// Early refresh's beta (XFetch), in `(0, xfetch::MAX_BETA]`; `None`: off.
     pub(crate) early: Option<f64>,
+    /// How long a caller with an old value to serve waits for the function.
+    pub(crate) soft_timeout: Option<Duration>,
+    /// How long any caller waits for the function.
+    pub(crate) hard_timeout: Option<Duration>,
+    /// An abandoned computation still stores its result.
+    pub(crate) background_completion: bool,
 }
 
 impl Plan {
@@ -86,6 +92,9 @@ impl Plan {
                 0.0
             },
             early: xfetch::beta(policy.early_refresh),
+            soft_timeout: policy.soft_timeout,
+            hard_timeout: policy.hard_timeout,
+            background_completion: policy.background_completion,
         }
     }
 
@@ -141,6 +150,19 @@ impl Plan {
             expires_at,
             keep_until,
         })
+    }
+
+    /// How long a caller waits for the function (`None`: until it ends): with an old value to
+    /// serve (`has_old`), the earlier of the soft and hard timeouts; without one, the hard
+    /// timeout, when the caller can fail with it (`can_fail`: the function's error type takes a
+    /// timeout).
+    pub(crate) fn timeout(&self, has_old: bool, can_fail: bool) -> Option<Duration> {
+        let hard = self.hard_timeout.filter(|_| has_old || can_fail);
+        match (has_old, self.soft_timeout, hard) {
+            (true, Some(s), Some(h)) => Some(s.min(h)),
+            (true, Some(s), None) => Some(s),
+            (_, _, h) => h,
+        }
     }
 
     /// `at` with the start of its early-refresh window, for a value that took `took_ms`.

@@ -7,11 +7,12 @@
 //! runtime's blocking pool, which is bounded ([`crate::runtime::BLOCKING_THREADS`]), never on a
 //! thread of their own per stale key.
 
-use super::ctx::{share, wants_distributed, Ctx};
+use super::ctx::{wants_distributed, Ctx};
 use super::io::{self, Mode};
 use super::job::RefreshJob;
 use super::job::Value;
 use super::lease;
+use super::tail::share;
 use crate::flight::{self, Outcome, Role};
 use crate::runtime;
 use crate::stats::Counter;

@@ -159,9 +159,9 @@ fn background_refresh(model: &FnModel, to_result: &TokenStream2) -> (TokenStream
         match &a.ty {
             Type::Reference(r) => {
                 let inner = &r.elem;
-                quote!(let #o = <#inner as ::std::borrow::ToOwned>::to_owned(#i);)
+                quote!(#[allow(non_snake_case)] let #o = <#inner as ::std::borrow::ToOwned>::to_owned(#i);)
             }
-            _ => quote!(let #o = ::core::clone::Clone::clone(&#i);),
+            _ => quote!(#[allow(non_snake_case)] let #o = ::core::clone::Clone::clone(&#i);),
         }
     });
     // The owned copies, borrowed back where the function takes a reference.
@@ -180,8 +180,8 @@ fn background_refresh(model: &FnModel, to_result: &TokenStream2) -> (TokenStream
     let compute_clones = model.args.iter().map(|a| {
         let (i, c) = (&a.ident, compute_name(a));
         match &a.ty {
-            Type::Reference(_) => quote!(let #c = #i;),
-            _ => quote!(let #c = ::core::clone::Clone::clone(&#i);),
+            Type::Reference(_) => quote!(#[allow(non_snake_case)] let #c = #i;),
+            _ => quote!(#[allow(non_snake_case)] let #c = ::core::clone::Clone::clone(&#i);),
         }
     });
     let pass_compute = model.args.iter().map(compute_name);

@@ -190,13 +190,33 @@ impl ValueShape {
         };
         let store_if = match &opts.cache_if {
             Some(f) => quote!(::core::option::Option::Some(#f as fn(&#v_ty) -> bool)),
-            None => none,
+            None => none.clone(),
+        };
+        // `hard_timeout` without an old value: the timeout as the function's error (`validate`
+        // made sure the function returns a `Result`).
+        let timeout_ty = quote!(::steadycache::__private::FactoryTimeout);
+        let on_timeout = match (&opts.hard_timeout, opts.cache_err.is_some()) {
+            (None, _) => none,
+            (Some(_), false) => quote! {
+                ::core::option::Option::Some(
+                    (|t: #timeout_ty| ::core::result::Result::Err(::core::convert::From::from(t)))
+                        as fn(#timeout_ty) -> ::core::result::Result<#v_ty, #e_ty>,
+                )
+            },
+            (Some(_), true) => quote! {
+                ::core::option::Option::Some(
+                    (|t: #timeout_ty| ::core::result::Result::Ok(
+                        ::core::result::Result::Err(::core::convert::From::from(t)),
+                    )) as fn(#timeout_ty) -> ::core::result::Result<#v_ty, #e_ty>,
+                )
+            },
         };
         quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> {
             is_negative: #negative,
             share_err: #share,
             ttl_of: #ttl_of,
             store_if: #store_if,
+            on_timeout: #on_timeout,
         })
     }
 }

@@ -1,0 +1,114 @@
+//! The end of a round, after the computation: store the value (or fail-safe's old value),
+//! release the distributed lock, publish the outcome to the waiters, and choose what the caller
+//! gets. Run by the caller (`driver`) or, when a factory timeout let the caller go, by the task
+//! that finishes the computation (`timeout`).
+
+use super::io::{self, Found, Mode};
+use super::job::{Shape, Value};
+use super::lease::Lease;
+use super::plan::Plan;
+use crate::envelope::Freshness;
+use crate::flight::{LeaderGuard, Outcome};
+use crate::scope::Origin;
+use crate::stats::{Counter, Stats};
+use crate::tier::Place;
+use crate::time::unix_millis;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a round's tail works with (borrowed from the call, or owned by a task).
+pub(crate) struct Tail<'a, V, E> {
+    pub(crate) place: &'a Place<V>,
+    pub(crate) plan: &'a Plan,
+    pub(crate) stats: &'a Arc<Stats>,
+    pub(crate) shape: Shape<V, E>,
+}
+
+/// What a round holds while it computes: its flight (if leading one), its distributed lock (if
+/// held), and the old value to serve if the computation fails.
+pub(crate) struct Round<V: Clone, E> {
+    pub(crate) guard: Option<LeaderGuard<V, E>>,
+    pub(crate) held: Option<Lease>,
+    pub(crate) stale: Option<Found<V>>,
+}
+
+/// Store, release, publish; the caller's result and where it came from.
+pub(crate) async fn conclude<V: Value, E>(
+    mode: Mode,
+    tail: &Tail<'_, V, E>,
+    result: Result<V, E>,
+    took: Duration,
+    round: Round<V, E>,
+) -> (Result<V, E>, Origin) {
+    let Round { guard, held, stale } = round;
+    // The old value is served only while it may be kept (the computation may have been long).
+    let stale = stale.filter(|o| result.is_ok() || o.servable(unix_millis()));
+    let (place, plan, stats) = (tail.place, tail.plan, tail.stats);
+    let stored = match (&result, &stale) {
+        (Ok(v), _) => io::store(mode, place, v, plan, &tail.shape, took, stats).await,
+        // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
+        // the throttle, so the failing function is not called again before it ends. A value
+        // still fresh (refreshed only for the call's `max_age`, or early) keeps its deadlines.
+        (Err(_), Some(old)) if old.freshness != Freshness::Fresh => {
+            io::store_throttled(mode, place, old, plan, stats).await
+        }
+        (Err(_), _) => false,
+    };
+    if let Some(lease) = held {
+        lease.release(mode, stored, stats).await;
+    }
+    let origin = if result.is_err() && stale.is_some() {
+        Origin::FailSafe
+    } else {
+        Origin::Computed
+    };
+    (finish(tail, guard, result, stale.map(|o| o.value)), origin)
+}
+
+/// The outcome waiters get for a leader's error.
+pub(crate) fn share<V, E>(shape: &Shape<V, E>, e: &E) -> Outcome<V, E> {
+    match shape.share_err {
+        Some(f) => Outcome::Error(f(e)),
+        None => Outcome::Failed,
+    }
+}
+
+/// Hand `v` to the waiters of this round (if leading one) and return it.
+pub(crate) fn publish<V: Clone, E>(guard: Option<LeaderGuard<V, E>>, v: V) -> V {
+    if let Some(g) = guard {
+        g.finish(Outcome::Value(v.clone()));
+    }
+    v
+}
+
+/// Publish the result to the waiters; on an error, serve the stale value if the caller holds
+/// one (it only does when the plan allows it).
+fn finish<V: Clone, E>(
+    tail: &Tail<'_, V, E>,
+    guard: Option<LeaderGuard<V, E>>,
+    result: Result<V, E>,
+    stale: Option<V>,
+) -> Result<V, E> {
+    match result {
+        Ok(v) => Ok(publish(guard, v)),
+        Err(e) => {
+            tail.stats.incr(Counter::Errors);
+            match stale {
+                Some(s) => {
+                    tail.stats.incr(Counter::Stale);
+                    tail.stats.incr(Counter::FailSafe);
+                    tracing::warn!(
+                        "steadycache: recompute failed, serving the old value (fail-safe)"
+                    );
+                    Ok(publish(guard, s))
+                }
+                None => {
+                    if let Some(g) = guard {
+                        g.finish(share(&tail.shape, &e));
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+}

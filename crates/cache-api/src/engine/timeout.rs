@@ -1,0 +1,207 @@
+//! Factory timeouts (`soft_timeout`, `hard_timeout`): a layer around the computation.
+//!
+//! With a timeout, the computation runs as a task (the caller's `'static` job: an async one on
+//! the caller's runtime, a sync one on the library's bounded blocking pool), and that task ends
+//! the round: it stores the value, releases the distributed lock and publishes to the waiters
+//! (`tail::conclude`). The caller waits for it at most the plan's limit. In time, it gets what
+//! the task concluded, as if it had computed inline. Out of time, it gets the old value (soft,
+//! or hard with one) or the function's timeout error (hard without one), and the task goes on
+//! in the background and stores its value (FusionCache's background completion), unless
+//! `background_completion` is off: then an async computation is cancelled, and a sync one,
+//! which cannot be stopped, finishes unheard (nothing stored).
+//!
+//! A panic in the function reaches the caller still waiting as a panic (resumed on its thread),
+//! unless an old value can be served (fail-safe); its waiters compute on their own, as after
+//! any panic.
+
+use super::ctx::Ctx;
+use super::io::Mode;
+use super::job::{RefreshJob, Value};
+use super::tail::{self, Round, Tail};
+use crate::error::FactoryTimeout;
+use crate::flight::Outcome;
+use crate::runtime;
+use crate::scope::Origin;
+use crate::stats::Counter;
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+/// How the task ended, for a caller still waiting.
+enum Done<V, E> {
+    /// The round's end: the caller's result and where it came from.
+    Concluded(Result<V, E>, Origin),
+    /// The function panicked (its payload, when there is one).
+    Panicked(Option<Box<dyn Any + Send>>),
+}
+
+/// Aborts a task when dropped (the async computation of an abandoned, cancelled round).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a caller that stops waiting gets.
+pub(crate) enum Fallback<V, E> {
+    /// The old value (its own copy: the task keeps the original for fail-safe).
+    Old(V),
+    /// The function's timeout error.
+    Fail(fn(FactoryTimeout) -> Result<V, E>),
+}
+
+impl<V: Clone, E> Fallback<V, E> {
+    /// The fallback of a caller holding `old` (servable) with a function whose shape turns a
+    /// timeout into `on_timeout`; `None` when it has neither (it waits for the function).
+    pub(crate) fn of(
+        old: Option<&V>,
+        on_timeout: Option<fn(FactoryTimeout) -> Result<V, E>>,
+    ) -> Option<Self> {
+        match (old, on_timeout) {
+            (Some(v), _) => Some(Fallback::Old(v.clone())),
+            (None, Some(f)) => Some(Fallback::Fail(f)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Run `job` as a task that ends `round`, waiting for it at most `limit`, then falling back on
+/// `fallback` (see the module docs).
+pub(crate) async fn run<V, E>(
+    ctx: &Ctx<'_, V, E>,
+    mode: Mode,
+    job: RefreshJob<V, E>,
+    limit: Duration,
+    round: Round<V, E>,
+    fallback: Fallback<V, E>,
+) -> (Result<V, E>, Origin)
+where
+    V: Value,
+    E: Send + 'static,
+{
+    let handle = match runtime::handle() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "steadycache: no runtime for a timed computation; computing inline");
+            return inline(ctx, mode, job, round).await;
+        }
+    };
+    let (place, plan, stats, shape) = (
+        ctx.place.clone(),
+        ctx.plan.clone(),
+        ctx.stats.clone(),
+        ctx.shape,
+    );
+    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<Done<V, E>>(1);
+    let (async_tx, async_rx) = tokio::sync::oneshot::channel::<Done<V, E>>();
+    let task = handle.spawn(async move {
+        let started = Instant::now();
+        let joined = match job {
+            RefreshJob::Async(fut) => {
+                let inner = tokio::spawn(fut);
+                let _cancel_with_us = AbortOnDrop(inner.abort_handle());
+                inner.await
+            }
+            RefreshJob::Sync(f) => match runtime::spawn_blocking(f) {
+                Ok(inner) => inner.await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "steadycache: no blocking pool for a timed computation");
+                    return;
+                }
+            },
+        };
+        let done = match joined {
+            Ok(result) => {
+                let tail = Tail {
+                    place: &place,
+                    plan: &plan,
+                    stats: &stats,
+                    shape,
+                };
+                let took = started.elapsed();
+                let (result, origin) = tail::conclude(Mode::Async, &tail, result, took, round).await;
+                Done::Concluded(result, origin)
+            }
+            Err(e) => {
+                tracing::warn!("steadycache: the function panicked (timed computation)");
+                stats.incr(Counter::Errors);
+                let Round { guard, held, .. } = round;
+                if let Some(g) = guard {
+                    g.finish(Outcome::Failed);
+                }
+                if let Some(lease) = held {
+                    lease.release(Mode::Async, false, &stats).await;
+                }
+                Done::Panicked(e.try_into_panic().ok())
+            }
+        };
+        // Whoever still waits gets it; a caller that went (timed out) dropped its receiver.
+        match mode {
+            Mode::Sync => drop(sync_tx.try_send(done)),
+            Mode::Async => drop(async_tx.send(done)),
+        }
+    });
+    let waited = match mode {
+        Mode::Sync => match sync_rx.recv_timeout(limit) {
+            Ok(done) => Some(Some(done)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Some(None),
+        },
+        Mode::Async => match tokio::time::timeout(limit, async_rx).await {
+            Ok(Ok(done)) => Some(Some(done)),
+            Ok(Err(_)) => Some(None),
+            Err(_) => None,
+        },
+    };
+    let timeout = FactoryTimeout { after: limit };
+    match (waited, fallback) {
+        (Some(Some(Done::Concluded(result, origin))), _) => (result, origin),
+        // The function panicked: fail-safe serves the old value; otherwise the panic goes on
+        // in the caller, as without a timeout.
+        (Some(Some(Done::Panicked(_))), Fallback::Old(v)) => {
+            ctx.stats.incr(Counter::Stale);
+            ctx.stats.incr(Counter::FailSafe);
+            (Ok(v), Origin::FailSafe)
+        }
+        (Some(Some(Done::Panicked(Some(p)))), Fallback::Fail(_)) => std::panic::resume_unwind(p),
+        // Out of time, or the task ended without a word (its runtime shut down).
+        (waited, fallback) => {
+            if waited.is_none() {
+                ctx.stats.incr(Counter::Timeouts);
+                if ctx.plan.background_completion {
+                    tracing::debug!(
+                        "steadycache: timed out; the computation completes in the background"
+                    );
+                } else {
+                    task.abort();
+                }
+            }
+            match fallback {
+                Fallback::Old(v) => {
+                    ctx.stats.incr(Counter::Stale);
+                    (Ok(v), Origin::Stale)
+                }
+                Fallback::Fail(f) => (f(timeout), Origin::Computed),
+            }
+        }
+    }
+}
+
+/// Without a runtime to run it on: the job on this thread, then the round's end.
+async fn inline<V, E>(
+    ctx: &Ctx<'_, V, E>,
+    mode: Mode,
+    job: RefreshJob<V, E>,
+    round: Round<V, E>,
+) -> (Result<V, E>, Origin)
+where
+    V: Value,
+{
+    let started = Instant::now();
+    let result = match job {
+        RefreshJob::Async(fut) => fut.await,
+        RefreshJob::Sync(f) => f(),
+    };
+    tail::conclude(mode, &ctx.tail(), result, started.elapsed(), round).await
+}

@@ -1,0 +1,214 @@
+//! Factory timeouts (issue 13, option 2): `soft_timeout` serves the old value when the function
+//! is slow and lets it finish in the background; `hard_timeout` stops waiting even without an
+//! old value (the caller gets `FactoryTimeout` as its error); the abandoned computation stores
+//! its value (background completion) unless `background_completion = false`. Memory, files and
+//! SQLite, sync and async (Redis in `crates/integration`). Counts, and generous bounds where the
+//! point is "does not wait".
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+use steadycache::{cached, Cache, FactoryTimeout};
+use steadycache_api::testing::clock;
+
+/// Wait (real time) until `cond` holds, at most 10 s.
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// The scenario: `call(k)` returns what a caller got; the function sleeps `sleep` ms and counts
+/// its starts in `runs` and its ends in `ends`. Soft timeout 50 ms, hard 300 ms, ttl 1 s,
+/// fail-safe 1 h.
+pub fn slow_upstreams(
+    call: &dyn Fn(u32) -> Result<u64, String>,
+    sleep: &AtomicU64,
+    runs: &AtomicUsize,
+    ends: &AtomicUsize,
+    stats: &dyn Fn() -> steadycache::StatsSnapshot,
+) {
+    sleep.store(0, SeqCst);
+    assert_eq!(call(1), Ok(0));
+    // Expired, kept by fail-safe; the upstream now takes a second.
+    clock::advance(Duration::from_secs(2));
+    sleep.store(1_000, SeqCst);
+    let started = Instant::now();
+    assert_eq!(call(1), Ok(0), "the old value at the soft timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "did not wait for the function"
+    );
+    assert_eq!(runs.load(SeqCst), 2);
+    // It completes in the background and stores its value; nothing runs again.
+    assert!(
+        eventually(|| ends.load(SeqCst) == 2),
+        "background completion"
+    );
+    std::thread::sleep(Duration::from_millis(200)); // its store follows its end
+    assert_eq!(call(1), Ok(1), "the completed value is served");
+    assert_eq!(runs.load(SeqCst), 2);
+    // No old value: the hard timeout gives the caller a timeout error, then the value lands.
+    let started = Instant::now();
+    let err = call(2).expect_err("nothing to serve within the hard timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "did not wait for the function"
+    );
+    assert!(err.contains("hard_timeout"), "{err}");
+    assert!(eventually(|| ends.load(SeqCst) == 3));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(call(2), Ok(2), "stored by the abandoned computation");
+    assert_eq!(runs.load(SeqCst), 3, "which never ran again");
+    let s = stats();
+    assert_eq!(s.timeouts, 2, "{s:?}");
+}
+
+macro_rules! scenario {
+    ($test:ident, $cache:expr) => {
+        mod $test {
+            use super::*;
+            static SLEEP: AtomicU64 = AtomicU64::new(0);
+            static RUNS: AtomicUsize = AtomicUsize::new(0);
+            static ENDS: AtomicUsize = AtomicUsize::new(0);
+
+            fn upstream() -> Result<u64, String> {
+                let n = RUNS.fetch_add(1, SeqCst) as u64;
+                std::thread::sleep(Duration::from_millis(SLEEP.load(SeqCst)));
+                ENDS.fetch_add(1, SeqCst);
+                Ok(n)
+            }
+
+            #[cached(cache = $cache, ttl = "1s", fail_safe = "1h", soft_timeout = "50ms", hard_timeout = "300ms")]
+            fn sync_fn(_k: u32) -> Result<u64, String> {
+                upstream()
+            }
+
+            #[cached(cache = $cache, ttl = "1s", fail_safe = "1h", soft_timeout = "50ms", hard_timeout = "300ms")]
+            async fn async_fn(_k: u32) -> Result<u64, String> {
+                let n = RUNS.fetch_add(1, SeqCst) as u64;
+                tokio::time::sleep(Duration::from_millis(SLEEP.load(SeqCst))).await;
+                ENDS.fetch_add(1, SeqCst);
+                Ok(n)
+            }
+
+            #[test]
+            fn sync_function() {
+                let _one = clock::exclusive();
+                RUNS.store(0, SeqCst);
+                ENDS.store(0, SeqCst);
+                slow_upstreams(&sync_fn, &SLEEP, &RUNS, &ENDS, &|| sync_fn_cache().stats());
+            }
+
+            #[test]
+            fn async_function() {
+                let _one = clock::exclusive();
+                RUNS.store(0, SeqCst);
+                ENDS.store(0, SeqCst);
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                slow_upstreams(&|k| rt.block_on(async_fn(k)), &SLEEP, &RUNS, &ENDS, &|| {
+                    async_fn_cache().stats()
+                });
+            }
+        }
+    };
+}
+
+fn file_cache() -> Cache {
+    let dir = steadycache_api::testing::temp_dir("timeouts");
+    Cache::from_url(&format!("file://{}", dir.display())).unwrap()
+}
+
+scenario!(memory, Cache::memory());
+scenario!(files, file_cache());
+
+#[cfg(feature = "sqlite")]
+fn sqlite_cache() -> Cache {
+    let dir = steadycache_api::testing::temp_dir("timeouts-sqlite");
+    Cache::from_url(&format!("sqlite://{}", dir.join("c.db").display())).unwrap()
+}
+#[cfg(feature = "sqlite")]
+scenario!(sqlite, sqlite_cache());
+
+static DROPPED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static DROPPED_ENDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Without background completion an abandoned async computation is cancelled.
+#[cached(hard_timeout = "50ms", background_completion = false)]
+async fn dropped(_k: u32) -> Result<u64, FactoryTimeout> {
+    DROPPED_RUNS.fetch_add(1, SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    DROPPED_ENDS.fetch_add(1, SeqCst);
+    Ok(7)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_background_completion_the_computation_is_dropped() {
+    let err = dropped(1).await.expect_err("timed out");
+    assert_eq!(err.after, Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(DROPPED_ENDS.load(SeqCst), 0, "cancelled, never finished");
+    assert!(
+        dropped(1).await.is_err(),
+        "nothing was stored: it runs (and times out) again"
+    );
+    assert_eq!(DROPPED_RUNS.load(SeqCst), 2);
+}
+
+static SYNC_DROPPED_ENDS: AtomicUsize = AtomicUsize::new(0);
+
+/// A sync computation cannot be stopped: it finishes, but its value is not stored.
+#[cached(hard_timeout = "50ms", background_completion = false)]
+fn sync_dropped(_k: u32) -> Result<u64, std::io::Error> {
+    std::thread::sleep(Duration::from_millis(200));
+    SYNC_DROPPED_ENDS.fetch_add(1, SeqCst);
+    Ok(7)
+}
+
+#[test]
+fn a_sync_computation_without_background_completion_stores_nothing() {
+    let err = sync_dropped(1).expect_err("timed out");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(eventually(|| SYNC_DROPPED_ENDS.load(SeqCst) == 1));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(sync_dropped(1).is_err(), "its value was not stored");
+}
+
+static WAITER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1s", fail_safe = "1h", soft_timeout = "50ms")]
+fn shared(_k: u32) -> u64 {
+    let n = WAITER_RUNS.fetch_add(1, SeqCst) as u64;
+    if n > 0 {
+        std::thread::sleep(Duration::from_millis(1_000));
+    }
+    n
+}
+
+#[test]
+fn waiters_get_the_old_value_at_the_soft_timeout_too() {
+    let _one = clock::exclusive();
+    assert_eq!(shared(1), 0);
+    clock::advance(Duration::from_secs(2));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..8).map(|_| std::thread::spawn(|| shared(1))).collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 0);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "nobody waited for the function"
+    );
+    assert_eq!(
+        WAITER_RUNS.load(SeqCst),
+        2,
+        "one computation for all of them"
+    );
+    std::thread::sleep(Duration::from_millis(1_300));
+    assert_eq!(shared(1), 1, "the background completion's value");
+    assert_eq!(WAITER_RUNS.load(SeqCst), 2);
+}

@@ -381,6 +381,8 @@ impl Cache {
         Ctx {
             place: Place {
                 l1: None,
+                counters: (plan.min_calls.is_some() || plan.max_hits.is_some())
+                    .then(|| self.l2(&key)),
                 l2: Some(self.l2(&key)),
             },
             id: xxh3_128(key.as_bytes()),

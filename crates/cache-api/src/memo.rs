@@ -275,12 +275,18 @@ where
                 store: store.clone(),
                 hash: key.hash,
             }),
-            l2: st.cache.memos_use_backend().then(|| L2 {
-                manager: st.cache.manager().clone(),
-                key: self.key_for(key),
-                timeout: st.cache.backend_timeout(),
-                breaker: st.cache.inner.breaker.clone(),
-            }),
+            l2: st.cache.memos_use_backend().then(|| self.l2(st, key)),
+            counters: self.plan.counts().then(|| self.l2(st, key)),
+        }
+    }
+
+    /// The call's slot in the cache's manager.
+    fn l2(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> L2 {
+        L2 {
+            manager: st.cache.manager().clone(),
+            key: self.key_for(key),
+            timeout: st.cache.backend_timeout(),
+            breaker: st.cache.inner.breaker.clone(),
         }
     }
 
@@ -295,7 +301,8 @@ where
     #[inline]
     fn typed_hit(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> Option<V> {
         let local = st.local.as_ref()?;
-        if !current_options().is_default() {
+        // `max_hits` counts every hit: its hits go through the engine.
+        if !current_options().is_default() || self.plan.max_hits.is_some() {
             return None;
         }
         let v = local.get_fresh(key.hash)?;

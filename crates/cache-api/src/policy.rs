@@ -100,6 +100,16 @@ pub struct Policy {
     /// (FusionCache's background completion). Default true; `false` drops it (an async one is
     /// cancelled; a sync one cannot be stopped and finishes, but its result is not stored).
     pub background_completion: bool,
+    /// Admission: store a value only once its arguments were computed this many times within
+    /// the ttl (a counter in the backend, shared by every process using it; a window of the
+    /// `ttl` from the first call, no window without a ttl). Values refused meanwhile are
+    /// returned, not stored (counted as `not_admitted`). `None` (or below 2): every value.
+    pub min_calls: Option<u32>,
+    /// Drop an entry after it was served this many times (a counter in the backend per stored
+    /// value, shared by every process): the next call computes it anew. Hits of such a
+    /// function go through the engine (and the counter), not the typed fast path. `None`: no
+    /// limit.
+    pub max_hits: Option<u32>,
 }
 
 /// The throttle of fail-safe when none is set: FusionCache's default.
@@ -123,6 +133,8 @@ impl Default for Policy {
             soft_timeout: None,
             hard_timeout: None,
             background_completion: true,
+            min_calls: None,
+            max_hits: None,
         }
     }
 }
@@ -223,6 +235,19 @@ impl Policy {
     /// [`Policy::background_completion`]).
     pub fn with_background_completion(mut self, on: bool) -> Self {
         self.background_completion = on;
+        self
+    }
+
+    /// Store a value only once its arguments were computed `n` times within the ttl (see
+    /// [`Policy::min_calls`]).
+    pub fn with_min_calls(mut self, n: u32) -> Self {
+        self.min_calls = Some(n);
+        self
+    }
+
+    /// Drop an entry after it was served `n` times (see [`Policy::max_hits`]).
+    pub fn with_max_hits(mut self, n: u32) -> Self {
+        self.max_hits = Some(n);
         self
     }
 

@@ -169,6 +169,11 @@ pub(crate) struct Options {
     /// `background_completion = false`: a computation abandoned by a timeout does not store its
     /// result (default true).
     pub background_completion: Option<bool>,
+    /// `min_calls = 3`: store a value only once the same arguments were computed this many
+    /// times within the ttl (a counter in the backend).
+    pub min_calls: Option<syn::LitInt>,
+    /// `max_hits = 100`: drop an entry after it was served this many times.
+    pub max_hits: Option<syn::LitInt>,
     /// `ttl_fn = path::to_fn`: the ttl of each value, chosen when it is stored: a
     /// `fn(&V) -> Duration` (`V`: the `Ok` type of a `Result` function, else the return type).
     pub ttl_fn: Option<syn::Expr>,

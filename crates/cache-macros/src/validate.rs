@@ -43,6 +43,7 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     let lock = check_lock(opts)?;
     let jitter = check_jitter(opts)?;
     check_early_refresh(opts)?;
+    check_counts(opts)?;
     if let Some(tpl) = &opts.key {
         check_key_template(opts, tpl, model)?;
     }
@@ -223,6 +224,24 @@ fn check_timeouts(opts: &Options, model: &FnModel) -> syn::Result<bool> {
         ));
     }
     Ok(any)
+}
+
+/// `min_calls` and `max_hits` are counts from 1 to `u32::MAX`.
+fn check_counts(opts: &Options) -> syn::Result<()> {
+    for (name, lit) in [("min_calls", &opts.min_calls), ("max_hits", &opts.max_hits)] {
+        if let Some(l) = lit {
+            match l.base10_parse::<u32>() {
+                Ok(n) if n >= 1 => {}
+                _ => {
+                    return Err(err(
+                        l.span(),
+                        format!("`{name}` is a count from 1 to 4294967295"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `early_refresh` is XFetch's beta: above 0, at most 100.

@@ -18,6 +18,7 @@
 //! * a backend error never fails a call: the function runs and its value is returned (fail
 //!   open), and the error is logged and counted.
 
+use super::counted;
 use super::ctx::{wants_distributed, Ctx};
 use super::io::{self, block_local, Found, Mode};
 use super::job::Value;
@@ -44,6 +45,14 @@ fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
         Outcome::Failed => Ended::Failed,
         Outcome::Cancelled => Ended::Cancelled,
     }
+}
+
+/// Whether `step` serves the value found (and so counts as one of its `max_hits`).
+fn serves_found(step: Step) -> bool {
+    matches!(
+        step,
+        Step::Hit | Step::ServeStaleRefreshBackground | Step::RefreshEarly { background: true }
+    )
 }
 
 /// The sync entry: `compute` runs on this thread, at most once.
@@ -108,7 +117,7 @@ where
     if call.bypass {
         return compute().await;
     }
-    let found = if call.force_refresh {
+    let mut found = if call.force_refresh {
         None
     } else {
         io::lookup(mode, &ctx.place, ctx.plan, ctx.stats).await
@@ -129,7 +138,16 @@ where
                 .refresh_early(unix_millis(), f.at, f.took_ms, fastrand::f64())
     });
     let freshness = found.as_ref().map(|f| f.freshness);
-    let stale = match (decide(ctx.plan, freshness, call), found) {
+    let mut step = decide(ctx.plan, freshness, call);
+    // `max_hits`: a value served its last time already is dropped, and computed anew.
+    if ctx.plan.max_hits.is_some() && serves_found(step) {
+        if let Some(f) = &found {
+            if !counted::hit(mode, &ctx.place, ctx.plan, f, ctx.stats).await {
+                (step, found) = (Step::Compute, None);
+            }
+        }
+    }
+    let stale = match (step, found) {
         (Step::Hit, Some(f)) => {
             ctx.stats.incr(Counter::Hits);
             tracing::trace!("steadycache: hit");

@@ -141,6 +141,28 @@ async fn delete_unguarded(mode: Mode, l2: &L2) -> Result<bool> {
     }
 }
 
+/// Add `by` to the counter `key` (an internal key) in `l2`'s backend, created with `ttl`.
+pub(crate) async fn incr(
+    mode: Mode,
+    l2: &L2,
+    key: String,
+    by: i64,
+    ttl: Option<Duration>,
+) -> Result<i64> {
+    l2.breaker
+        .guard(async {
+            match mode {
+                Mode::Async => within(l2.timeout, l2.manager.backend().incr(&key, by, ttl)).await,
+                Mode::Sync => {
+                    wait_on_runtime(&l2.manager, &key, l2.timeout, move |m, k| async move {
+                        m.backend().incr(&k, by, ttl).await
+                    })
+                }
+            }
+        })
+        .await
+}
+
 /// Delete every entry under `prefix`.
 pub(crate) async fn delete_prefix(
     mode: Mode,

@@ -3,6 +3,7 @@
 //! * [`plan`]: the decision core. A [`Policy`](crate::Policy) compiled into a `Plan`, and pure
 //!   functions that choose the next step from what the tiers found, the clock and the call's
 //!   options. No I/O; unit-tested with injected time.
+//! * [`counted`]: the hit-count rules (`min_calls`, `max_hits`) on the backend's counters.
 //! * [`ctx`]: one call's context, shared by the driver and the refreshes it starts.
 //! * [`driver`]: the one driver that runs those steps for sync and async callers alike.
 //! * [`io`]: the tier operations it runs, written once for both kinds of caller.
@@ -13,6 +14,7 @@
 //!   [`timeout`], the layer that lets a caller stop waiting for a slow computation.
 //! * [`xfetch`]: early refresh (XFetch), the rule and its stampede simulation.
 
+pub(crate) mod counted;
 pub(crate) mod ctx;
 pub(crate) mod driver;
 pub(crate) mod io;

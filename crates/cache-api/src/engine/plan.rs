@@ -63,6 +63,10 @@ pub(crate) struct Plan {
     pub(crate) hard_timeout: Option<Duration>,
     /// An abandoned computation still stores its result.
     pub(crate) background_completion: bool,
+    /// Computations of the same arguments within the ttl before a value is stored (at least 2).
+    pub(crate) min_calls: Option<u32>,
+    /// Times an entry is served before it is dropped.
+    pub(crate) max_hits: Option<u32>,
 }
 
 impl Plan {
@@ -95,6 +99,8 @@ impl Plan {
             soft_timeout: policy.soft_timeout,
             hard_timeout: policy.hard_timeout,
             background_completion: policy.background_completion,
+            min_calls: policy.min_calls.filter(|n| *n >= 2),
+            max_hits: policy.max_hits,
         }
     }
 
@@ -150,6 +156,11 @@ impl Plan {
             expires_at,
             keep_until,
         })
+    }
+
+    /// Whether a rule keeps counters in the backend (`min_calls`, `max_hits`).
+    pub(crate) fn counts(&self) -> bool {
+        self.min_calls.is_some() || self.max_hits.is_some()
     }
 
     /// How long a caller waits for the function (`None`: until it ends): with an old value to

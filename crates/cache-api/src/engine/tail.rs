@@ -3,6 +3,7 @@
 //! gets. Run by the caller (`driver`) or, when a factory timeout let the caller go, by the task
 //! that finishes the computation (`timeout`).
 
+use super::counted;
 use super::io::{self, Found, Mode};
 use super::job::{Shape, Value};
 use super::lease::Lease;
@@ -45,7 +46,10 @@ pub(crate) async fn conclude<V: Value, E>(
     let stale = stale.filter(|o| result.is_ok() || o.servable(unix_millis()));
     let (place, plan, stats) = (tail.place, tail.plan, tail.stats);
     let stored = match (&result, &stale) {
-        (Ok(v), _) => io::store(mode, place, v, plan, &tail.shape, took, stats).await,
+        (Ok(v), _) => {
+            counted::admitted(mode, place, plan, stats).await
+                && io::store(mode, place, v, plan, &tail.shape, took, stats).await
+        }
         // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
         // the throttle, so the failing function is not called again before it ends. A value
         // still fresh (refreshed only for the call's `max_age`, or early) keeps its deadlines.

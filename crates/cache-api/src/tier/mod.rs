@@ -115,6 +115,9 @@ pub(crate) struct L2 {
 pub(crate) struct Place<V> {
     pub(crate) l1: Option<L1<V>>,
     pub(crate) l2: Option<L2>,
+    /// Where the call's counters live (`min_calls`, `max_hits`): the cache's backend under the
+    /// entry's key (a memory cache's own memory backend), set only when a rule counts.
+    pub(crate) counters: Option<L2>,
 }
 
 impl<V> Clone for Place<V> {
@@ -125,6 +128,7 @@ impl<V> Clone for Place<V> {
                 hash: l.hash,
             }),
             l2: self.l2.clone(),
+            counters: self.counters.clone(),
         }
     }
 }

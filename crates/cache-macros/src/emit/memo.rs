@@ -105,6 +105,14 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         let t = t.tokens();
         policy = quote!(#policy.with_fail_safe_throttle(#t));
     }
+    if let Some(n) = &opts.min_calls {
+        let n: u32 = n.base10_parse().unwrap_or(u32::MAX);
+        policy = quote!(#policy.with_min_calls(#n));
+    }
+    if let Some(n) = &opts.max_hits {
+        let n: u32 = n.base10_parse().unwrap_or(u32::MAX);
+        policy = quote!(#policy.with_max_hits(#n));
+    }
     if let Some(b) = &opts.early_refresh {
         policy = quote!(#policy.with_early_refresh(#b));
     }

@@ -11,8 +11,8 @@ use steadycache::{cached, Cache};
 use steadycache_api::testing::clock;
 
 /// The scenario, whatever the function: `call` returns what a caller got, `runs` counts the
-/// function's runs (each takes about 20 ms of real time, so its window opens about
-/// 20 ms × 16 = 320 ms before the 10 s ttl ends).
+/// function's runs (each takes about 100 ms of real time, so its window opens about
+/// 100 ms × 16 = 1.6 s before the 10 s ttl ends).
 pub fn one_refresh_before_expiry(
     call: &dyn Fn() -> u64,
     runs: &AtomicUsize,
@@ -26,10 +26,11 @@ pub fn one_refresh_before_expiry(
         assert_eq!(call(), 0);
     }
     assert_eq!(runs.load(SeqCst), 1, "no refresh outside the window");
-    // 10 ms before the deadline: each read refreshes with probability about 0.6; the first
-    // that does starts the one refresh, and every caller still gets the value at once.
-    clock::advance(Duration::from_millis(4_990));
-    for _ in 0..200 {
+    // 300 ms before the deadline: each read refreshes with probability about e^-3 (the real
+    // time the reads take only raises it); the first that does starts the one refresh, and
+    // every caller still gets the value at once.
+    clock::advance(Duration::from_millis(4_700));
+    for _ in 0..1_000 {
         let v = call();
         assert!(v <= 1, "{v}");
     }
@@ -59,7 +60,7 @@ macro_rules! scenario {
             static RUNS: AtomicUsize = AtomicUsize::new(0);
 
             fn upstream() -> u64 {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(100));
                 RUNS.fetch_add(1, SeqCst) as u64
             }
 
@@ -118,7 +119,7 @@ impl Repo {
     /// others still get the fresh value.
     #[cached(ttl = "10s", early_refresh = 1.0, key_self = false)]
     fn load(&self, _k: u32) -> u64 {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(100));
         INLINE_RUNS.fetch_add(1, SeqCst) as u64
     }
 }
@@ -127,8 +128,8 @@ impl Repo {
 fn without_a_background_job_the_reader_that_rolls_refreshes_inline() {
     let _one = clock::exclusive();
     assert_eq!(Repo.load(1), 0);
-    clock::advance(Duration::from_millis(9_990));
-    let got: Vec<u64> = (0..50).map(|_| Repo.load(1)).collect();
+    clock::advance(Duration::from_millis(9_700));
+    let got: Vec<u64> = (0..1_000).map(|_| Repo.load(1)).collect();
     assert_eq!(
         INLINE_RUNS.load(SeqCst),
         2,

@@ -350,7 +350,8 @@ struct Repo {
 }
 static METHOD_RUNS: AtomicUsize = AtomicUsize::new(0);
 impl Repo {
-    #[cached(ttl = "10m")]
+    /// Shared across instances, as written.
+    #[cached(ttl = "10m", key_self = false)]
     fn total(&self, n: u64) -> u64 {
         METHOD_RUNS.fetch_add(1, SeqCst);
         self.base + n
@@ -373,7 +374,7 @@ async fn methods_skip_self_unless_asked() {
     let a = Repo { base: 1 };
     let b = Repo { base: 2 };
     assert_eq!(a.total(5), 6);
-    assert_eq!(b.total(5), 6, "self is not in the key by default");
+    assert_eq!(b.total(5), 6, "key_self = false shares across instances");
     assert_eq!(METHOD_RUNS.load(SeqCst), 1);
     assert_eq!(a.total_keyed(5).await, 105);
     assert_eq!(b.total_keyed(5).await, 205, "key_self puts self in the key");

@@ -77,7 +77,7 @@ impl FnModel {
                 "#[cached] goes on a function or a method (in an impl block)",
             )
         })?;
-        check_signature(&func.sig)?;
+        check_signature(&func.sig, opts.key.is_some() || opts.convert.is_some())?;
         let (receiver, args) = arguments(&func.sig, &opts.skip_names())?;
         for s in opts.skip_names() {
             if !args.iter().any(|a| a.ident == s) {
@@ -131,8 +131,10 @@ impl FnModel {
     }
 }
 
-/// What no memoized function can be: const, generic, variadic.
-fn check_signature(sig: &syn::Signature) -> syn::Result<()> {
+/// What no memoized function can be: const, variadic, generic over const parameters, or generic
+/// over types without an explicit key (`explicit_key`: `key` or `convert`), or returning a type
+/// that depends on its type parameters (each function keeps one typed store).
+fn check_signature(sig: &syn::Signature, explicit_key: bool) -> syn::Result<()> {
     if sig.constness.is_some() {
         return Err(err(
             sig.constness.span(),
@@ -140,11 +142,28 @@ fn check_signature(sig: &syn::Signature) -> syn::Result<()> {
         ));
     }
     if let Some(g) = sig.generics.type_params().next() {
-        return Err(err(
-            g.span(),
-            "#[cached] cannot memoize a generic function: each function keeps one typed store \
-             (write a non-generic wrapper per type)",
-        ));
+        if !explicit_key {
+            return Err(err(
+                g.span(),
+                "a generic function needs an explicit key: `key = \"…{arg}…\"` or \
+                 `convert = expr` (a `Serialize` value built from the arguments, hashed as \
+                 the key)",
+            ));
+        }
+        if let ReturnType::Type(_, ty) = &sig.output {
+            let names: Vec<String> = sig
+                .generics
+                .type_params()
+                .map(|p| p.ident.to_string())
+                .collect();
+            if mentions(quote::quote!(#ty), &names) {
+                return Err(err(
+                    ty.span(),
+                    "#[cached] cannot memoize a function whose return type depends on its type \
+                     parameters: each function keeps one typed store (write a wrapper per type)",
+                ));
+            }
+        }
     }
     if let Some(g) = sig.generics.const_params().next() {
         return Err(err(
@@ -159,6 +178,15 @@ fn check_signature(sig: &syn::Signature) -> syn::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether `tokens` name any of `idents`.
+fn mentions(tokens: TokenStream2, idents: &[String]) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => idents.iter().any(|n| i == n),
+        proc_macro2::TokenTree::Group(g) => mentions(g.stream(), idents),
+        _ => false,
+    })
 }
 
 /// The receiver and the named arguments; an argument is in the key unless `skip` names it.

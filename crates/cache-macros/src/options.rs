@@ -185,6 +185,10 @@ pub(crate) struct Options {
     /// `key = "user:{id}"`: a readable key template (`format!` syntax over the arguments)
     /// instead of the hash of the key arguments. Excludes `skip`.
     pub key: Option<syn::LitStr>,
+    /// `convert = expr`: hash this expression's value (any `Serialize` value built from the
+    /// arguments) instead of the key arguments (cached's `convert`); needed, or `key`, on
+    /// generic functions. Excludes `key`, `skip` and `key_self`.
+    pub convert: Option<syn::Expr>,
     /// `key_prefix = "users"`: the key namespace, instead of module path + function name.
     pub key_prefix: Option<syn::LitStr>,
     /// `version = "2"`: a pinned version, instead of the hash of the function's tokens (which
@@ -192,7 +196,9 @@ pub(crate) struct Options {
     pub version: Option<syn::LitStr>,
     /// `skip(client, log)`: arguments left out of the key (they need not be `Serialize`).
     pub skip: Option<PathList>,
-    /// `key_self` or `key_self = true`: put `self` in the key (methods skip it by default).
+    /// `key_self` or `key_self = true`: put `self` in the key; `key_self = false`: share the
+    /// entries across instances. A method must say one or the other (or use `self` in its
+    /// `key` template or `convert`).
     pub key_self: Option<bool>,
     /// `max_bytes = 1 << 20`: bound of the function's in-process tier in bytes, on a memory
     /// cache.

@@ -47,6 +47,8 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     if let Some(tpl) = &opts.key {
         check_key_template(opts, tpl, model)?;
     }
+    check_convert(opts)?;
+    check_self_in_key(opts, model)?;
     Ok(Plan {
         background,
         job: background || timeouts || (opts.early_refresh.is_some() && model.receiver.is_none()),
@@ -226,6 +228,80 @@ fn check_timeouts(opts: &Options, model: &FnModel) -> syn::Result<bool> {
     Ok(any)
 }
 
+/// `convert = expr` replaces the key arguments: not with `key`, `skip` or `key_self = true`.
+fn check_convert(opts: &Options) -> syn::Result<()> {
+    let Some(c) = &opts.convert else {
+        return Ok(());
+    };
+    let clash = if opts.key.is_some() {
+        Some("`key`")
+    } else if opts.skip.is_some() {
+        Some("`skip`")
+    } else if opts.key_self == Some(true) {
+        Some("`key_self`")
+    } else {
+        None
+    };
+    match clash {
+        Some(other) => Err(err(
+            c.span(),
+            format!("`convert` is the whole key (the value hashed); {other} does not apply"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `self` is in the key through the `key` template or `convert`.
+pub(crate) fn key_uses_self(opts: &Options) -> bool {
+    let in_template = opts.key.as_ref().is_some_and(|t| {
+        template_pieces(&t.value()).is_ok_and(|pieces| {
+            pieces.iter().any(|p| match p {
+                Piece::Hole(inner) => hole_parts(inner).0.split('.').next() == Some("self"),
+                Piece::Lit(_) => false,
+            })
+        })
+    });
+    let in_convert = opts
+        .convert
+        .as_ref()
+        .is_some_and(|c| mentions_self(quote::quote!(#c)));
+    in_template || in_convert
+}
+
+fn mentions_self(tokens: proc_macro2::TokenStream) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "self",
+        proc_macro2::TokenTree::Group(g) => mentions_self(g.stream()),
+        _ => false,
+    })
+}
+
+/// A method says whether instances share entries: `key_self` (or `self` in the `key` template
+/// or in `convert`) keys by instance, `key_self = false` shares. Silence used to share them.
+fn check_self_in_key(opts: &Options, model: &FnModel) -> syn::Result<()> {
+    let Some(r) = &model.receiver else {
+        return Ok(());
+    };
+    if opts.key_self.is_none() && !key_uses_self(opts) {
+        return Err(err(
+            r.span(),
+            "`self` is not in this method's key, so every instance would share its entries: \
+             write `key_self` to key by `self` (which must be `Serialize`), use a field in the \
+             `key` template (`key = \"user:{self.id}\"`) or in `convert`, or write \
+             `key_self = false` to share the entries across instances",
+        ));
+    }
+    Ok(())
+}
+
+/// A placeholder's path (`self.id`, `q.page`, `id`) and format spec (`:?`, or empty).
+pub(crate) fn hole_parts(inner: &str) -> (&str, &str) {
+    match inner.find(':') {
+        Some(i) => (inner[..i].trim(), &inner[i..]),
+        None => (inner.trim(), ""),
+    }
+}
+
 /// `min_calls` and `max_hits` are counts from 1 to `u32::MAX`.
 fn check_counts(opts: &Options) -> syn::Result<()> {
     for (name, lit) in [("min_calls", &opts.min_calls), ("max_hits", &opts.max_hits)] {
@@ -355,17 +431,30 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
                 after_hole = after_hole && text.chars().all(value_char);
             }
             Piece::Hole(inner) => {
-                let name = inner.split(':').next().unwrap_or("").trim();
+                let path = hole_parts(inner).0;
+                let mut segments = path.split('.');
+                let name = segments.next().unwrap_or("").trim();
                 if name.is_empty() {
                     return Err(err(
                         tpl.span(),
-                        "key template placeholders name an argument: `{id}`",
+                        "key template placeholders name an argument or a field of one: `{id}`, \
+                         `{q.page}`, `{self.id}`",
                     ));
                 }
-                if !model.args.iter().any(|a| a.ident == name) {
+                let is_self = name == "self" && model.receiver.is_some();
+                if !is_self && !model.args.iter().any(|a| a.ident == name) {
                     return Err(err(
                         tpl.span(),
-                        format!("key template uses `{{{name}}}` but the function has no argument `{name}`"),
+                        format!("key template uses `{{{path}}}` but the function has no argument `{name}`"),
+                    ));
+                }
+                let field = |s: &str| {
+                    syn::parse_str::<syn::Ident>(s).is_ok() || s.chars().all(|c| c.is_ascii_digit())
+                };
+                if is_self && path == "self" || !segments.all(|s| !s.is_empty() && field(s)) {
+                    return Err(err(
+                        tpl.span(),
+                        format!("`{{{path}}}`: a placeholder is an argument or a field path from one (`{{q.page}}`, `{{self.id}}`)"),
                     ));
                 }
                 if after_hole {

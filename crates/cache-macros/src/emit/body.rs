@@ -18,7 +18,7 @@ pub(crate) fn body(
     names: &Names,
     shape: &ValueShape,
 ) -> TokenStream2 {
-    let asserts: Vec<TokenStream2> = if opts.key.is_some() {
+    let asserts: Vec<TokenStream2> = if opts.key.is_some() || opts.convert.is_some() {
         Vec::new()
     } else {
         model
@@ -95,9 +95,15 @@ fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
             );
         };
     }
-    let refs = key_refs(model);
+    let hashed = match &opts.convert {
+        Some(convert) => quote!(&(#convert)),
+        None => {
+            let refs = key_refs(model);
+            quote!(&(#(#refs,)*))
+        }
+    };
     quote! {
-        let __steadycache_key = match ::steadycache::__private::hash_args(&(#(#refs,)*)) {
+        let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
             ::core::result::Result::Ok(h) => {
                 ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
             }
@@ -135,12 +141,13 @@ fn inner(model: &FnModel) -> (TokenStream2, TokenStream2) {
     }
     let inputs = &sig.inputs;
     let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
     let asyncness = &sig.asyncness;
     let unsafety = &sig.unsafety;
     let output = &sig.output;
     let arg_idents = model.args.iter().map(|a| &a.ident);
     (
-        quote!(#[allow(clippy::too_many_arguments)] #unsafety #asyncness fn __steadycache_inner #generics (#inputs) #output #block),
+        quote!(#[allow(clippy::too_many_arguments)] #unsafety #asyncness fn __steadycache_inner #generics (#inputs) #output #where_clause #block),
         quote!(__steadycache_inner(#(#arg_idents),*)),
     )
 }

@@ -17,6 +17,10 @@ pub(crate) fn control_items(
     shape: &TokenStream2,
 ) -> TokenStream2 {
     let name = model.name();
+    let (gen, wh) = (
+        &model.func.sig.generics,
+        &model.func.sig.generics.where_clause,
+    );
     let args: Vec<&syn::Ident> = model.args.iter().map(|a| &a.ident).collect();
     let ret = &model.ret_ty;
     let opts = quote!(::steadycache::CallOptions);
@@ -24,26 +28,26 @@ pub(crate) fn control_items(
         quote! {
             /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
             #[allow(clippy::too_many_arguments)]
-            pub async fn refresh(&self, #(#params),*) -> #ret {
+            pub async fn refresh #gen(&self, #(#params),*) -> #ret #wh {
                 ::steadycache::with_options_async(#opts::refresh(), #name(#(#args),*)).await
             }
 
             /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
             #[allow(clippy::too_many_arguments)]
-            pub async fn bypass(&self, #(#params),*) -> #ret {
+            pub async fn bypass #gen(&self, #(#params),*) -> #ret #wh {
                 ::steadycache::with_options_async(#opts::bypass(), #name(#(#args),*)).await
             }
 
             /// Call, and say where the value came from (a hit, a stale value, computed, …).
             #[allow(clippy::too_many_arguments)]
-            pub async fn call_with_origin(&self, #(#params),*) -> (#ret, ::steadycache::Origin) {
+            pub async fn call_with_origin #gen(&self, #(#params),*) -> (#ret, ::steadycache::Origin) #wh {
                 ::steadycache::with_origin_async(#name(#(#args),*)).await
             }
 
             /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
             /// are recomputed).
             #[allow(clippy::too_many_arguments)]
-            pub async fn call_with(&self, __steadycache_options: #opts, #(#params),*) -> #ret {
+            pub async fn call_with #gen(&self, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
                 ::steadycache::with_options_async(__steadycache_options, #name(#(#args),*)).await
             }
         }
@@ -51,26 +55,26 @@ pub(crate) fn control_items(
         quote! {
             /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
             #[allow(clippy::too_many_arguments)]
-            pub fn refresh(&self, #(#params),*) -> #ret {
+            pub fn refresh #gen(&self, #(#params),*) -> #ret #wh {
                 ::steadycache::with_options(#opts::refresh(), || #name(#(#args),*))
             }
 
             /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
             #[allow(clippy::too_many_arguments)]
-            pub fn bypass(&self, #(#params),*) -> #ret {
+            pub fn bypass #gen(&self, #(#params),*) -> #ret #wh {
                 ::steadycache::with_options(#opts::bypass(), || #name(#(#args),*))
             }
 
             /// Call, and say where the value came from (a hit, a stale value, computed, …).
             #[allow(clippy::too_many_arguments)]
-            pub fn call_with_origin(&self, #(#params),*) -> (#ret, ::steadycache::Origin) {
+            pub fn call_with_origin #gen(&self, #(#params),*) -> (#ret, ::steadycache::Origin) #wh {
                 ::steadycache::with_origin(|| #name(#(#args),*))
             }
 
             /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
             /// are recomputed).
             #[allow(clippy::too_many_arguments)]
-            pub fn call_with(&self, __steadycache_options: #opts, #(#params),*) -> #ret {
+            pub fn call_with #gen(&self, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
                 ::steadycache::with_options(__steadycache_options, || #name(#(#args),*))
             }
         }
@@ -82,7 +86,7 @@ pub(crate) fn control_items(
         /// (cached's `prime_cache`). Whether it was stored; an argument that cannot be
         /// serialized is an error.
         #[allow(unused_variables, clippy::too_many_arguments)]
-        pub fn prime(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> {
+        pub fn prime #gen(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> #wh {
             let __steadycache_memo = Self::memo();
             #key
             ::core::result::Result::Ok(__steadycache_memo.prime_key(__steadycache_key, #shape, &__steadycache_value))
@@ -90,7 +94,7 @@ pub(crate) fn control_items(
 
         /// Async twin of `prime`.
         #[allow(unused_variables, clippy::too_many_arguments)]
-        pub async fn prime_async(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> {
+        pub async fn prime_async #gen(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> #wh {
             let __steadycache_memo = Self::memo();
             #key
             ::core::result::Result::Ok(
@@ -101,7 +105,7 @@ pub(crate) fn control_items(
         /// The cached value of this call, fresh or stale, without computing it (`None`: not
         /// cached, expired, or an argument that cannot be serialized).
         #[allow(unused_variables, clippy::too_many_arguments)]
-        pub fn get_cached(&self, #(#params),*) -> ::core::option::Option<#v_ty> {
+        pub fn get_cached #gen(&self, #(#params),*) -> ::core::option::Option<#v_ty> #wh {
             let __steadycache_memo = Self::memo();
             let __steadycache_found = (|| -> ::steadycache::Result<::core::option::Option<#v_ty>> {
                 #key
@@ -112,7 +116,7 @@ pub(crate) fn control_items(
 
         /// Async twin of `get_cached`.
         #[allow(unused_variables, clippy::too_many_arguments)]
-        pub async fn get_cached_async(&self, #(#params),*) -> ::core::option::Option<#v_ty> {
+        pub async fn get_cached_async #gen(&self, #(#params),*) -> ::core::option::Option<#v_ty> #wh {
             let __steadycache_memo = Self::memo();
             let __steadycache_found: ::steadycache::Result<::core::option::Option<#v_ty>> = async {
                 #key

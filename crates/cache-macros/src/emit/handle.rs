@@ -29,6 +29,10 @@ pub(crate) fn free_items(
         key: doc_key,
     } = Docs::of(&names.name_str);
     let params = params(model);
+    let (gen, wh) = (
+        &model.func.sig.generics,
+        &model.func.sig.generics.where_clause,
+    );
     let inv_key = invalidate_key(opts, model);
     let controls = super::control::control_items(model, v_ty, &params, &inv_key, shape_value);
     quote! {
@@ -48,7 +52,7 @@ pub(crate) fn free_items(
 
             #[doc = #doc_inv]
             #[allow(unused_variables, clippy::too_many_arguments)]
-            pub fn invalidate(&self, #(#params),*) -> ::steadycache::Result<bool> {
+            pub fn invalidate #gen(&self, #(#params),*) -> ::steadycache::Result<bool> #wh {
                 let __steadycache_memo = Self::memo();
                 #inv_key
                 __steadycache_memo.invalidate_key(__steadycache_key)
@@ -56,7 +60,7 @@ pub(crate) fn free_items(
 
             #[doc = #doc_key]
             #[allow(unused_variables, clippy::too_many_arguments)]
-            pub fn key(&self, #(#params),*) -> ::steadycache::Result<::std::string::String> {
+            pub fn key #gen(&self, #(#params),*) -> ::steadycache::Result<::std::string::String> #wh {
                 let __steadycache_memo = Self::memo();
                 #inv_key
                 ::core::result::Result::Ok(__steadycache_memo.key_for(&__steadycache_key))
@@ -64,7 +68,7 @@ pub(crate) fn free_items(
 
             #[doc = #doc_inv]
             #[allow(unused_variables, clippy::too_many_arguments)]
-            pub async fn invalidate_async(&self, #(#params),*) -> ::steadycache::Result<bool> {
+            pub async fn invalidate_async #gen(&self, #(#params),*) -> ::steadycache::Result<bool> #wh {
                 let __steadycache_memo = Self::memo();
                 #inv_key
                 __steadycache_memo.invalidate_key_async(__steadycache_key).await
@@ -106,8 +110,12 @@ pub(crate) fn method_items(
         ..
     } = Docs::of(&names.name_str);
     let params = params(model);
+    let (gen, wh) = (
+        &model.func.sig.generics,
+        &model.func.sig.generics.where_clause,
+    );
     let inv_key = invalidate_key(opts, model);
-    let self_param = if model.key_self {
+    let self_param = if model.key_self || crate::validate::key_uses_self(opts) {
         quote!(&self,)
     } else {
         quote!()
@@ -124,7 +132,7 @@ pub(crate) fn method_items(
 
         #[doc = #doc_inv]
         #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
-        #vis fn #inv_name(#self_param #(#params),*) -> ::steadycache::Result<bool> {
+        #vis fn #inv_name #gen (#self_param #(#params),*) -> ::steadycache::Result<bool> #wh {
             let __steadycache_memo = Self::#handle_fn();
             #inv_key
             __steadycache_memo.invalidate_key(__steadycache_key)
@@ -173,6 +181,12 @@ fn invalidate_key(opts: &Options, model: &FnModel) -> TokenStream2 {
         quote! {
             #render
             let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
+        }
+    } else if let Some(convert) = &opts.convert {
+        quote! {
+            let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
+                ::steadycache::__private::hash_args(&(#convert))?,
+            );
         }
     } else {
         let refs = key_refs(model);

@@ -234,10 +234,19 @@ pub(crate) fn render_template(tpl: &syn::LitStr) -> proc_macro2::TokenStream {
             }
             crate::validate::Piece::Hole(inner) => {
                 format.push_str("{}");
-                let one = syn::LitStr::new(&format!("{{{inner}}}"), tpl.span());
-                args.push(quote::quote!(::steadycache::__private::KeyPart(
-                    ::std::format!(#one)
-                )));
+                let (path, spec) = crate::validate::hole_parts(&inner);
+                let one = match syn::parse_str::<syn::Expr>(path) {
+                    // A field path (`self.id`, `q.page`): `format!` does not capture those.
+                    Ok(expr) if path.contains('.') => {
+                        let f = syn::LitStr::new(&format!("{{{spec}}}"), tpl.span());
+                        quote::quote!(::std::format!(#f, #expr))
+                    }
+                    _ => {
+                        let f = syn::LitStr::new(&format!("{{{inner}}}"), tpl.span());
+                        quote::quote!(::std::format!(#f))
+                    }
+                };
+                args.push(quote::quote!(::steadycache::__private::KeyPart(#one)));
             }
         }
     }

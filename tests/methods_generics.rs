@@ -1,0 +1,132 @@
+//! Methods and generics (issue 13, option 10): field access in key templates (`{q.page}`,
+//! `{self.id}`), generic functions with an explicit `key` or `convert`, and methods that say
+//! whether instances share entries (the compile errors are in `tests/ui`).
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use steadycache::cached;
+
+/// Not `Serialize`: only its fields are in the key.
+pub struct Query {
+    pub page: u32,
+    pub filter: Filter,
+}
+
+/// A nested field.
+pub struct Filter {
+    pub tag: String,
+}
+
+static PAGE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "user:{id}:{q.page}:{q.filter.tag}", ttl = "10m")]
+fn page(id: u32, q: &Query) -> u32 {
+    PAGE_RUNS.fetch_add(1, SeqCst);
+    id * 100 + q.page
+}
+
+#[test]
+fn templates_read_fields_of_arguments() {
+    let q = |page, tag: &str| Query {
+        page,
+        filter: Filter { tag: tag.into() },
+    };
+    assert_eq!(page(7, &q(2, "a")), 702);
+    assert_eq!(page(7, &q(2, "a")), 702);
+    assert_eq!(PAGE_RUNS.load(SeqCst), 1, "same fields, same entry");
+    assert_eq!(page(7, &q(3, "a")), 703);
+    assert_eq!(page(7, &q(2, "b")), 702);
+    assert_eq!(PAGE_RUNS.load(SeqCst), 3, "each field is in the key");
+    let key = page_cache().key(7, &q(2, "a")).unwrap();
+    assert!(key.ends_with(":user:7:2:a"), "{key}");
+}
+
+pub struct Account {
+    pub id: u64,
+    pub region: &'static str,
+}
+
+static ACCOUNT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+impl Account {
+    /// Keyed by the instance's id: two accounts never share.
+    #[cached(key = "balance:{self.id}:{month}", ttl = "10m")]
+    fn balance(&self, month: u32) -> u64 {
+        ACCOUNT_RUNS.fetch_add(1, SeqCst);
+        self.id * 1_000 + u64::from(month)
+    }
+
+    /// Shared across instances, as written.
+    #[cached(ttl = "10m", key_self = false)]
+    fn rate(&self, month: u32) -> u64 {
+        SHARED_RUNS.fetch_add(1, SeqCst);
+        u64::from(month) + self.region.len() as u64
+    }
+}
+
+#[test]
+fn a_method_keys_by_self_through_its_template() {
+    let (a, b) = (
+        Account {
+            id: 1,
+            region: "eu",
+        },
+        Account {
+            id: 2,
+            region: "eu",
+        },
+    );
+    assert_eq!(a.balance(3), 1_003);
+    assert_eq!(b.balance(3), 2_003, "another instance, another entry");
+    assert_eq!(a.balance(3), 1_003);
+    assert_eq!(ACCOUNT_RUNS.load(SeqCst), 2);
+    // The method's invalidate takes `self` too: the key needs it.
+    assert_eq!(a.balance_invalidate(3).ok(), Some(true));
+    assert_eq!(a.balance(3), 1_003);
+    assert_eq!(ACCOUNT_RUNS.load(SeqCst), 3);
+    assert_eq!(b.balance(3), 2_003, "b's entry was left alone");
+    assert_eq!(ACCOUNT_RUNS.load(SeqCst), 3);
+    // `key_self = false`: one entry for every instance.
+    assert_eq!(a.rate(1), 3);
+    assert_eq!(b.rate(1), 3);
+    assert_eq!(SHARED_RUNS.load(SeqCst), 1);
+}
+
+static CONVERT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Generic over the string type: `convert` makes the key (`&str` and `String` share it).
+#[cached(convert = name.as_ref().to_lowercase(), ttl = "10m")]
+fn greeting<S: AsRef<str>>(name: S) -> String {
+    CONVERT_RUNS.fetch_add(1, SeqCst);
+    format!("hello {}", name.as_ref().to_lowercase())
+}
+
+static GENERIC_KEY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Generic with a `where` clause and a template.
+#[cached(key = "len:{item}", ttl = "10m")]
+async fn length<T>(item: T) -> usize
+where
+    T: std::fmt::Display + Send,
+{
+    GENERIC_KEY_RUNS.fetch_add(1, SeqCst);
+    item.to_string().len()
+}
+
+#[tokio::test]
+async fn generic_functions_with_an_explicit_key() {
+    assert_eq!(greeting("Ada"), "hello ada");
+    assert_eq!(greeting(String::from("ADA")), "hello ada");
+    assert_eq!(CONVERT_RUNS.load(SeqCst), 1, "converted to one key");
+    assert!(greeting_cache().invalidate("ada").unwrap());
+    assert_eq!(greeting_cache().get_cached("Ada"), None);
+    assert_eq!(length(12345).await, 5);
+    assert_eq!(length("12345").await, 5);
+    assert_eq!(
+        GENERIC_KEY_RUNS.load(SeqCst),
+        1,
+        "`12345` renders one key for both types"
+    );
+    assert_eq!(length(7.5).await, 3);
+    assert_eq!(GENERIC_KEY_RUNS.load(SeqCst), 2);
+}

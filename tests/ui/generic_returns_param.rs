@@ -1,0 +1,3 @@
+#[steadycache::cached(key = "{x}")]
+fn f<T: std::fmt::Display + Clone>(x: T) -> Vec<T> { vec![x] }
+fn main() {}

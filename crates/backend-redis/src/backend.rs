@@ -2,6 +2,7 @@
 
 use crate::config::RedisConfig;
 use crate::error::{convert, NAME};
+use crate::scripts::{EXTEND, INCR, RATE, RELEASE};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -11,7 +12,7 @@ use redis::{cmd, Cmd, FromRedisValue, Script, Value};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 use steadycache_api::plumbing::check_ttl;
 use steadycache_api::plumbing::redact_url;
@@ -20,38 +21,6 @@ use tokio::sync::OnceCell;
 
 /// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
 const SCAN_COUNT: usize = 1000;
-
-/// `INCRBY`, and `PEXPIRE` only when this call created the counter (a fixed window, as the
-/// [`Backend::incr`] contract says), atomically.
-static INCR: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local created = redis.call('EXISTS', KEYS[1]) == 0
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if created and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return v",
-    )
-});
-
-/// Delete the lock only if it still holds our token: a holder whose lock expired and was taken
-/// by another never deletes the new holder's lock.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0",
-    )
-});
-
-/// Renew the lock only if it still holds our token and has an expiry (every lock has one, set
-/// by `acquire_lock`; a value stored without a ttl is not a lock): `PEXPIRE` in the same
-/// script, so a lease that expired, or was taken by another, is never revived.
-static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('PTTL', KEYS[1]) >= 0 then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0",
-    )
-});
 
 /// The longest lock ttl, in ms, sent to Redis. Redis refuses an expiry that overflows a signed
 /// 64-bit count of ms once added to the current time; half of that range leaves room for any
@@ -93,6 +62,7 @@ struct Inner {
 /// | `release_lock` | a Lua script: `DEL` only if the value is still the caller's token |
 /// | `extend_lock` | a Lua script: `PEXPIRE` only if the value is still the caller's token and has an expiry |
 /// | `incr` | a Lua script: `INCRBY`, then `PEXPIRE` if this call created the counter |
+/// | `admit_rate` | a Lua script: a sliding-window log in a sorted set (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`) on the server's clock (`TIME`) |
 /// | `delete` | `UNLINK` |
 /// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
 /// | `ping` | `PING` |
@@ -501,6 +471,25 @@ impl Backend for RedisBackend {
             &[&by.to_string(), &window],
         )
         .await
+    }
+
+    async fn admit_rate(
+        &self,
+        key: &str,
+        limit: u64,
+        period: Duration,
+    ) -> Result<Option<Duration>> {
+        let period_ms = px(period).max(1);
+        let member = format!("{:032x}", fastrand::u128(..));
+        let wait: i64 = self
+            .script(
+                "admit_rate",
+                &RATE,
+                &self.redis_key(key),
+                &[&limit.to_string(), &period_ms.to_string(), &member],
+            )
+            .await?;
+        Ok((wait >= 0).then(|| Duration::from_millis(wait.unsigned_abs().max(1))))
     }
 
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {

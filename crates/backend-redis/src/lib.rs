@@ -25,6 +25,7 @@
 mod backend;
 mod config;
 mod error;
+mod scripts;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -105,6 +105,21 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Check that the store answers.
     async fn ping(&self) -> Result<()>;
 
+    /// Admit one call under a sliding-window rate limit: at most `limit` calls admitted under
+    /// `key` in any span of `period`, judged by the store's clock. `Ok(None)`: admitted (and
+    /// counted); `Ok(Some(wait))`: refused, a slot frees within `wait`. Atomic on the store.
+    /// The default is `Err(Unsupported)`: a rate limiter then counts fixed windows with
+    /// [`incr`](Self::incr) (see `RateLimiter`).
+    async fn admit_rate(
+        &self,
+        key: &str,
+        limit: u64,
+        period: Duration,
+    ) -> Result<Option<Duration>> {
+        let _ = (key, limit, period);
+        Err(Error::unsupported("admit_rate", self.name().to_owned()))
+    }
+
     /// Blocking twins of the hot operations, for stores whose I/O is local (files, SQLite). The
     /// sync engine calls them on the caller's thread instead of handing the call to a runtime
     /// (two thread hops cost more than reading a small file). `None`, the default, means not
@@ -169,6 +184,14 @@ macro_rules! forward_backend {
             }
             async fn ping(&self) -> Result<()> {
                 (**self).ping().await
+            }
+            async fn admit_rate(
+                &self,
+                key: &str,
+                limit: u64,
+                period: Duration,
+            ) -> Result<Option<Duration>> {
+                (**self).admit_rate(key, limit, period).await
             }
             fn blocking(&self) -> Option<&dyn BlockingBackend> {
                 (**self).blocking()

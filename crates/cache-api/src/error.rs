@@ -155,3 +155,62 @@ impl From<FactoryTimeout> for std::io::Error {
         std::io::Error::new(std::io::ErrorKind::TimedOut, t)
     }
 }
+
+/// A call refused by a rate limit (`#[rate_limit(on_exceed = "error")]`, or
+/// `RateLimiter::try_acquire`): converted into the function's error type with `From`
+/// (implemented for [`Error`], `String` and `std::io::Error`, kind `WouldBlock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("rate limited: retry in {retry_after:?}")]
+pub struct RateLimited {
+    /// How long until a call may be admitted (an estimate with fixed windows).
+    pub retry_after: std::time::Duration,
+}
+
+impl From<RateLimited> for Error {
+    fn from(r: RateLimited) -> Self {
+        Error::unavailable("rate limit", r.to_string())
+    }
+}
+
+impl From<RateLimited> for String {
+    fn from(r: RateLimited) -> Self {
+        r.to_string()
+    }
+}
+
+impl From<RateLimited> for std::io::Error {
+    fn from(r: RateLimited) -> Self {
+        std::io::Error::new(std::io::ErrorKind::WouldBlock, r)
+    }
+}
+
+/// A call refused because its circuit breaker is open (`#[circuit_breaker]`): the function
+/// failed too often lately and is not called until the breaker half-opens. Converted into the
+/// function's error type with `From` (implemented for [`Error`], `String` and
+/// `std::io::Error`, kind `ConnectionRefused`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "circuit open: the function failed too often; a probe is let through within {retry_after:?}"
+)]
+pub struct CircuitOpen {
+    /// At most how long until a probe call is let through.
+    pub retry_after: std::time::Duration,
+}
+
+impl From<CircuitOpen> for Error {
+    fn from(c: CircuitOpen) -> Self {
+        Error::unavailable("circuit breaker", c.to_string())
+    }
+}
+
+impl From<CircuitOpen> for String {
+    fn from(c: CircuitOpen) -> Self {
+        c.to_string()
+    }
+}
+
+impl From<CircuitOpen> for std::io::Error {
+    fn from(c: CircuitOpen) -> Self {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, c)
+    }
+}

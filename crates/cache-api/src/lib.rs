@@ -35,6 +35,7 @@ mod engine;
 mod envelope;
 mod error;
 mod flight;
+mod guard;
 mod key;
 mod manager;
 mod memo;
@@ -72,7 +73,8 @@ pub use backend::{Backend, BackendExt, Capabilities};
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
-pub use error::{Error, FactoryTimeout, Result};
+pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Result};
+pub use guard::{CallBreaker, Permit, RateLimiter};
 pub use manager::{
     load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager, CacheManager,
     DefaultManager,

@@ -162,6 +162,14 @@ impl Backend for Reopening {
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         self.target().incr(key, by, ttl).await
     }
+    async fn admit_rate(
+        &self,
+        key: &str,
+        limit: u64,
+        period: Duration,
+    ) -> Result<Option<Duration>> {
+        self.target().admit_rate(key, limit, period).await
+    }
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         self.target().acquire_lock(key, token, ttl).await
     }

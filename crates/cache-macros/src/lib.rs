@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod emit;
+mod guard;
 mod model;
 mod options;
 mod validate;
@@ -28,6 +29,26 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand(attr.into(), item.into()) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Limit a function to `limit` calls per `period`, shared across processes through a cache's
+/// backend. See `steadycache::rate_limit`.
+#[proc_macro_attribute]
+pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match guard::rate_limit(attr.into(), item.into()) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Stop calling a function that keeps failing, shared across processes through a cache's
+/// backend. See `steadycache::circuit_breaker`.
+#[proc_macro_attribute]
+pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match guard::circuit_breaker(attr.into(), item.into()) {
         Ok(t) => t.into(),
         Err(e) => e.to_compile_error().into(),
     }

@@ -343,6 +343,16 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.incr(key, by, ttl).await
     }
 
+    async fn admit_rate(
+        &self,
+        key: &str,
+        limit: u64,
+        period: Duration,
+    ) -> Result<Option<Duration>> {
+        self.faults.enter(Op::Incr, self.name()).await?;
+        self.inner.admit_rate(key, limit, period).await
+    }
+
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         self.faults.enter(Op::AcquireLock, self.name()).await?;
         self.inner.acquire_lock(key, token, ttl).await

@@ -146,8 +146,16 @@ fn inner(model: &FnModel) -> (TokenStream2, TokenStream2) {
     let unsafety = &sig.unsafety;
     let output = &sig.output;
     let arg_idents = model.args.iter().map(|a| &a.ident);
+    // `#[rate_limit]` and `#[circuit_breaker]` guard the computations, not the hits.
+    let name = model.name().to_string();
+    let guards = model
+        .func
+        .attrs
+        .iter()
+        .filter(|a| crate::guard::is_guard(a))
+        .map(|a| crate::guard::for_function(a, &name));
     (
-        quote!(#[allow(clippy::too_many_arguments)] #unsafety #asyncness fn __steadycache_inner #generics (#inputs) #output #where_clause #block),
+        quote!(#(#guards)* #[allow(clippy::too_many_arguments)] #unsafety #asyncness fn __steadycache_inner #generics (#inputs) #output #where_clause #block),
         quote!(__steadycache_inner(#(#arg_idents),*)),
     )
 }

@@ -19,7 +19,13 @@ pub(crate) fn free_items(
     body: &TokenStream2,
 ) -> TokenStream2 {
     let v_ty = &shape.v_ty;
-    let (attrs, vis, sig) = (&model.func.attrs, &model.func.vis, &model.func.sig);
+    // Guards (`#[rate_limit]`, `#[circuit_breaker]`) go on the inner body (see `body::inner`).
+    let attrs = model
+        .func
+        .attrs
+        .iter()
+        .filter(|a| !crate::guard::is_guard(a));
+    let (vis, sig) = (&model.func.vis, &model.func.sig);
     let (handle_ty, handle_fn) = (&names.handle_ty, &names.handle_fn);
     let Docs {
         handle: doc_handle,

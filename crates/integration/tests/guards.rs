@@ -1,0 +1,242 @@
+//! `#[rate_limit]` and `#[circuit_breaker]` across processes (issue 13, option 9). The rate
+//! limit: 4 OS processes × 200 calls under `limit = 10, period = "1s"`; the upstream (each
+//! admitted call appends its time to a file) sees at most 10 calls in any second on Redis (an
+//! exact sliding window; ±1 for the processes' clock reads), and at most 10 per fixed window on
+//! files and SQLite. The breaker: opened by failures, shared by two independent caches over
+//! one Redis, half-open after its delay.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::time::Duration;
+use steadycache::{cached, circuit_breaker, rate_limit, RateLimited};
+use steadycache_redis::testing::RedisServer;
+use support::{lines, spawn_and_wait, temp_dir, xp_cache, COUNT, ROLE, XP_URL};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The rate-limited upstream: each admitted call writes its time.
+#[rate_limit(limit = 10, period = "1s", cache = xp_cache())]
+fn upstream(i: u32) -> Result<u32, RateLimited> {
+    support::count(&now_ms().to_string());
+    Ok(i)
+}
+
+/// The same limit, waiting for a slot instead of failing.
+#[rate_limit(limit = 10, period = "1s", cache = xp_cache(), on_exceed = "wait", name = "waiting")]
+async fn patient(i: u32) -> u32 {
+    support::count(&now_ms().to_string());
+    i
+}
+
+/// What a child process does, chosen by `STEADYCACHE_XP_ROLE`. Not a test of its own.
+#[test]
+#[ignore = "run by the guard tests as a child process"]
+fn child_main() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    match role.as_str() {
+        // 200 calls over about 3 s; refused ones are dropped.
+        "limited" => {
+            for i in 0..200 {
+                let _ = upstream(i);
+                std::thread::sleep(Duration::from_millis(15));
+            }
+        }
+        // Six calls that all get through, waiting for their slots.
+        "patient" => support::block_on(async {
+            for i in 0..6 {
+                assert_eq!(patient(i).await, i);
+            }
+        }),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// The most calls in any span of `span_ms` and in any fixed window of it.
+fn busiest(times: &[u64], span_ms: u64) -> (usize, usize) {
+    let mut sliding = 0;
+    for (i, t) in times.iter().enumerate() {
+        let n = times[i..].iter().take_while(|u| **u < t + span_ms).count();
+        sliding = sliding.max(n);
+    }
+    let mut per_window = std::collections::HashMap::new();
+    for t in times {
+        *per_window.entry(t / span_ms).or_insert(0usize) += 1;
+    }
+    (sliding, per_window.values().copied().max().unwrap_or(0))
+}
+
+/// 4 processes × 200 calls at `url`; the admitted calls' times, sorted.
+fn four_processes(url: &str, role: &str) -> Vec<u64> {
+    let dir = temp_dir("rate");
+    let count = dir.join("calls.txt");
+    let count_s = count.to_string_lossy().to_string();
+    let envs = [(XP_URL, url), (COUNT, count_s.as_str())];
+    spawn_and_wait(4, role, &envs, Duration::from_secs(60), "a child failed");
+    let mut times: Vec<u64> = lines(&count)
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    times.sort_unstable();
+    let _ = std::fs::remove_dir_all(&dir);
+    times
+}
+
+#[test]
+fn four_processes_share_a_sliding_window_on_redis() {
+    let server = RedisServer::start();
+    let times = four_processes(&server.url(), "limited");
+    let (sliding, fixed) = busiest(&times, 1_000);
+    eprintln!(
+        "rate limit on Redis, 4 processes × 200 calls, 10/s: {} admitted, at most {sliding} in \
+         any second, {fixed} in any fixed second",
+        times.len()
+    );
+    assert!(sliding <= 11, "{sliding} calls within one second");
+    assert!(
+        times.len() >= 20,
+        "the limit admits its share: {}",
+        times.len()
+    );
+}
+
+#[test]
+fn waiting_callers_all_get_through_within_the_limit_on_redis() {
+    let server = RedisServer::start();
+    let times = four_processes(&server.url(), "patient");
+    let (sliding, _) = busiest(&times, 1_000);
+    eprintln!(
+        "rate limit on Redis, waiting: {} calls, at most {sliding} in any second",
+        times.len()
+    );
+    assert_eq!(times.len(), 24, "every waiting call got through");
+    assert!(sliding <= 11, "{sliding} calls within one second");
+}
+
+#[test]
+fn four_processes_share_fixed_windows_on_files_and_sqlite() {
+    let dir = temp_dir("rate-stores");
+    let urls = [
+        format!("file://{}", dir.join("files").display()),
+        format!("sqlite://{}", dir.join("c.db").display()),
+    ];
+    for url in urls {
+        let times = four_processes(&url, "limited");
+        let (sliding, fixed) = busiest(&times, 1_000);
+        eprintln!(
+            "rate limit on {}, 4 processes × 200 calls, 10/s: {} admitted, at most {fixed} per \
+             fixed second ({sliding} in a sliding one)",
+            url.split(':').next().unwrap_or(""),
+            times.len()
+        );
+        assert!(fixed <= 10, "{url}: {fixed} calls in one window");
+        assert!(times.len() >= 20, "{url}: {}", times.len());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn breaker_server() -> &'static RedisServer {
+    static S: OnceLock<RedisServer> = OnceLock::new();
+    S.get_or_init(RedisServer::start)
+}
+
+/// Two caches over one Redis, as two processes would have.
+fn cache_a() -> steadycache::Cache {
+    steadycache::Cache::from_url(&breaker_server().url()).unwrap()
+}
+fn cache_b() -> steadycache::Cache {
+    steadycache::Cache::from_url(&breaker_server().url()).unwrap()
+}
+
+static DOWN: AtomicBool = AtomicBool::new(false);
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+fn flaky() -> Result<u32, String> {
+    CALLS.fetch_add(1, SeqCst);
+    if DOWN.load(SeqCst) {
+        Err("down".into())
+    } else {
+        Ok(1)
+    }
+}
+
+#[circuit_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_a(), name = "shared-breaker")]
+fn via_a() -> Result<u32, String> {
+    flaky()
+}
+
+#[circuit_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_b(), name = "shared-breaker")]
+async fn via_b() -> Result<u32, String> {
+    flaky()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_on_failures_for_every_cache_and_half_opens_after_its_delay() {
+    assert_eq!(via_b().await, Ok(1));
+    DOWN.store(true, SeqCst);
+    for _ in 0..3 {
+        assert_eq!(via_b().await, Err("down".into()));
+    }
+    assert_eq!(CALLS.load(SeqCst), 4);
+    // 3 of 4 failed (≥ 0.5, ≥ 4 calls): open. The other cache sees it too.
+    let refused = tokio::task::spawn_blocking(|| (0..10).map(|_| via_a()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.contains("circuit open"))),
+        "{refused:?}"
+    );
+    assert!(via_b().await.is_err());
+    assert_eq!(
+        CALLS.load(SeqCst),
+        4,
+        "an open breaker does not call the function"
+    );
+    // Half-open after 500 ms: one probe; it fails, the breaker opens again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(via_b().await, Err("down".into()), "the probe ran");
+    assert_eq!(CALLS.load(SeqCst), 5);
+    assert!(via_b().await.unwrap_err().contains("circuit open"));
+    // Back up: the next probe closes it, and calls flow again.
+    DOWN.store(false, SeqCst);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(via_b().await, Ok(1), "the probe");
+    for _ in 0..5 {
+        assert_eq!(via_b().await, Ok(1));
+    }
+    assert_eq!(CALLS.load(SeqCst), 11);
+}
+
+static MISS_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Under `#[cached]` a guard limits the computations, not the hits.
+#[cached(ttl = "1h")]
+#[rate_limit(limit = 2, period = "1h")]
+fn cached_then_limited(k: u32) -> Result<u32, RateLimited> {
+    MISS_CALLS.fetch_add(1, SeqCst);
+    Ok(k)
+}
+
+#[test]
+fn under_cached_a_rate_limit_counts_misses_only() {
+    for _ in 0..50 {
+        assert_eq!(cached_then_limited(1), Ok(1));
+    }
+    assert_eq!(cached_then_limited(2), Ok(2));
+    let third = cached_then_limited(3).unwrap_err();
+    assert!(third.retry_after > Duration::ZERO);
+    assert_eq!(
+        MISS_CALLS.load(SeqCst),
+        2,
+        "50 hits and 2 misses counted as 2"
+    );
+}

@@ -45,11 +45,18 @@
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
 //! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it) |
 //! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
+//! | `early_refresh = 1.0` | early refresh (XFetch): before a value goes stale, each read refreshes it with a probability that grows as the deadline nears and with how long the value took to compute (`1.0` is the paper's optimum; larger refreshes earlier); the value is served meanwhile, one refresh per key per process |
+//! | `soft_timeout = "100ms"` | with an old value to serve, stop waiting for a slow function after this long and serve it; the computation finishes in the background and stores its value (free functions) |
+//! | `hard_timeout = "2s"` | stop waiting even without an old value: the caller gets `Err(FactoryTimeout.into())` (`Result` functions whose error is `From<steadycache::FactoryTimeout>`) |
+//! | `background_completion = false` | a computation abandoned by a timeout stores nothing (an async one is cancelled) |
+//! | `min_calls = 3` | store a value only once the same arguments were computed this many times within the ttl (a counter in the backend, shared by its processes) |
+//! | `max_hits = 100` | drop an entry after it was served this many times (a counter in the backend; such hits go through the engine, not the typed fast path) |
 //! | `cache = "redis://..."` or `cache = expr` | the cache (default: [`default_cache`]); a URL that cannot be opened is served from memory meanwhile and opened again in the background |
 //! | `strict = true` | while `cache = "url"` cannot be opened, return its error (`Result` functions whose error is `From<steadycache::Error>`) instead of serving from memory meanwhile |
-//! | `key = "user:{id}"` | readable key template, checked at compile time: values are escaped (everything but letters, digits and `-_.~`), the text holds no `#` or `%`, and placeholders are separated by a character such as `:` or `/`, so two calls never share a key |
+//! | `key = "user:{id}:{q.page}"` | readable key template, checked at compile time: each placeholder is an argument or a field path from one (`{q.page}`, `{self.id}`); values are escaped (everything but letters, digits and `-_.~`), the text holds no `#` or `%`, and placeholders are separated by a character such as `:` or `/`, so two calls never share a key |
 //! | `skip(client, conn)` | arguments left out of the key |
-//! | `key_self = true` | put `self` in the key (methods; skipped by default) |
+//! | `convert = expr` | hash this expression (a `Serialize` value built from the arguments) instead of the key arguments; a generic function needs it or `key` |
+//! | `key_self` / `key_self = false` | a method says whether `self` is in its key: `key_self` hashes `self` (`Serialize`), `key_self = false` shares entries across instances; a method that says neither (and uses no `self` in `key` or `convert`) does not compile |
 //! | `key_prefix = "rates"` | namespace instead of `module.path.fn_name` |
 //! | `version = "2"` | pin the key version (default: a hash of the function's tokens, so changing the body retires old entries) |
 //! | `max_bytes = 1 << 20` | bound of the function's typed in-process tier, within the cache's budget (which all its functions share) |
@@ -91,6 +98,134 @@
 //! UPSTREAM_DOWN.store(true, Ordering::Relaxed);
 //! // Within the ttl: a hit. After it, for up to an hour: 700 while the service fails.
 //! assert_eq!(price(7), Ok(700));
+//! ```
+//!
+//! **Early refresh** (`early_refresh`, XFetch, Vattani et al., VLDB 2015): a hot key is
+//! refreshed shortly before it goes stale instead of by every caller at once after. Each value
+//! remembers how long it took; inside a window before its deadline (16 × that time × beta) a
+//! read rolls dice, refreshing with probability `e^(-gap / (took · beta))`. Reads before the
+//! window are plain hits (the window is prepared when the value is stored). The value keeps
+//! being served while one refresh per key per process runs (in the background for free
+//! functions; a method refreshes inline in the caller that rolled). In a seeded simulation of
+//! readers that do not coordinate, recomputations per expiry stay about 2.3 (beta 1) or 1.5
+//! (beta 2) whatever the number of readers, where 10, 100 or 1,000 readers without it
+//! recompute 10, 100 or 1,000 times; with a distributed lock one refresh runs per fleet.
+//!
+//! ```
+//! #[steadycache::cached(ttl = "10m", early_refresh = 1.0)]
+//! fn leaderboard(game: u32) -> Vec<u32> {
+//!     vec![game; 3] // stands for a slow query
+//! }
+//! assert_eq!(leaderboard(1), vec![1, 1, 1]);
+//! ```
+//!
+//! **Factory timeouts** (`soft_timeout`, `hard_timeout`, `background_completion`): a slow
+//! function does not hold its callers. With an old value (stale, or kept by `fail_safe`), a
+//! caller waits `soft_timeout` and then gets the old value; without one, it waits
+//! `hard_timeout` and then gets [`FactoryTimeout`] as its error. The computation goes on in the
+//! background (a task; a sync function on the library's bounded pool) and stores its value for
+//! the next caller, unless `background_completion = false`. Callers waiting on the same
+//! computation wait within the same limits. Free functions (the computation outlives the call).
+//!
+//! ```
+//! use steadycache::{cached, FactoryTimeout};
+//!
+//! #[cached(ttl = "1m", fail_safe = "1h", soft_timeout = "100ms", hard_timeout = "2s")]
+//! fn quote(symbol: String) -> Result<f64, String> {
+//!     Ok(if symbol == "ACME" { 12.5 } else { 1.0 }) // stands for a call that may hang
+//! }
+//! assert_eq!(quote("ACME".into()), Ok(12.5));
+//! // An error type of your own takes the timeout with `From`:
+//! let e: String = FactoryTimeout { after: std::time::Duration::from_secs(2) }.into();
+//! assert!(e.contains("hard_timeout"));
+//! ```
+//!
+//! **Hit counts** (`min_calls`, `max_hits`), on the backend's atomic counters (so every process
+//! sharing it counts together): `min_calls = 3` stores a value only at the third computation of
+//! the same arguments within the ttl (one-off calls do not fill the cache; `not_admitted` in
+//! the stats); `max_hits = 100` drops an entry after it was served 100 times.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! static RUNS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[steadycache::cached(ttl = "1h", min_calls = 2)]
+//! fn report(id: u32) -> u32 {
+//!     RUNS.fetch_add(1, Ordering::SeqCst);
+//!     id
+//! }
+//! for _ in 0..5 {
+//!     report(9);
+//! }
+//! assert_eq!(RUNS.load(Ordering::SeqCst), 2, "stored at the second call, then hits");
+//! ```
+//!
+//! **Rate limits and circuit breakers**, attributes of their own on any function, their state
+//! in a cache's backend so every process sharing it shares them (cashews' `rate_limit` and
+//! `circuit_breaker`):
+//!
+//! * `#[rate_limit(limit = 10, period = "1s", cache = "redis://…", on_exceed = "error" | "wait",
+//!   name = "…")]`: at most `limit` calls per `period` ([`RateLimiter`]). On Redis an exact
+//!   sliding window (a sorted-set log in one Lua script, on the server's clock); elsewhere fixed
+//!   windows over `incr` (at most `limit` per window). `"error"` (the default) returns
+//!   `Err(RateLimited.into())`; `"wait"` waits for a slot. In a test of 4 processes × 200 calls
+//!   under 10/s on Redis, the upstream saw at most 10 calls in any second.
+//! * `#[circuit_breaker(error_rate = 0.5, min_calls = 20, period = "1m", half_open_after = "30s",
+//!   cache = …)]`: when at least `error_rate` of at least `min_calls` calls in a period failed
+//!   (returned `Err`), calls are refused with `Err(CircuitOpen.into())` for `half_open_after`;
+//!   then one probe call (across processes) decides: success closes it, failure opens it again
+//!   ([`CallBreaker`]).
+//!
+//! Written under `#[cached]`, they guard the computations only: hits are neither counted nor
+//! refused. A backend that cannot answer lets calls through.
+//!
+//! ```
+//! use steadycache::{cached, circuit_breaker, rate_limit, CircuitOpen, RateLimited};
+//!
+//! #[derive(Debug)]
+//! enum ApiError {
+//!     Limited(RateLimited),
+//!     Open(CircuitOpen),
+//! }
+//! impl From<RateLimited> for ApiError {
+//!     fn from(e: RateLimited) -> Self { ApiError::Limited(e) }
+//! }
+//! impl From<CircuitOpen> for ApiError {
+//!     fn from(e: CircuitOpen) -> Self { ApiError::Open(e) }
+//! }
+//!
+//! #[cached(ttl = "5m")]
+//! #[rate_limit(limit = 2, period = "1m")]
+//! #[circuit_breaker(error_rate = 0.5, min_calls = 10, period = "1m", half_open_after = "30s")]
+//! fn repo_stars(repo: String) -> Result<u32, ApiError> {
+//!     Ok(repo.len() as u32) // stands for a rate-limited web API
+//! }
+//! assert_eq!(repo_stars("a".into()).unwrap(), 1);
+//! assert_eq!(repo_stars("a".into()).unwrap(), 1); // a hit: not counted
+//! assert_eq!(repo_stars("bb".into()).unwrap(), 2);
+//! assert!(matches!(repo_stars("ccc".into()), Err(ApiError::Limited(_))));
+//! ```
+//!
+//! **Methods and generics**: key templates read fields (`key = "user:{self.id}:{q.page}"`); a
+//! generic function is memoized with an explicit `key` or `convert = expr` (its return type
+//! may not depend on its type parameters); a method must say whether instances share entries
+//! (`key_self`, `self` in `key` or `convert`, or `key_self = false`). A method's handle is its
+//! `name_cache()` (the `Memo`) and `name_invalidate(..)`; the per-call controls below are on
+//! free functions' handles.
+//!
+//! ```
+//! struct Account { id: u64 }
+//! impl Account {
+//!     #[steadycache::cached(key = "balance:{self.id}:{month}", ttl = "10m")]
+//!     fn balance(&self, month: u32) -> u64 { self.id * 100 + u64::from(month) }
+//! }
+//! #[steadycache::cached(convert = name.as_ref().to_lowercase(), ttl = "10m")]
+//! fn greet<S: AsRef<str>>(name: S) -> String { format!("hi {}", name.as_ref()) }
+//!
+//! assert_eq!(Account { id: 1 }.balance(2), 102);
+//! assert_eq!(Account { id: 2 }.balance(2), 202);
+//! assert_eq!(greet("Ada"), "hi Ada");
+//! assert_eq!(greet(String::from("ADA")), "hi Ada", "one key for both");
 //! ```
 //!
 //! ## Switches

@@ -177,7 +177,10 @@
 //!   ([`CallBreaker`]).
 //!
 //! Written under `#[cached]`, they guard the computations only: hits are neither counted nor
-//! refused. A backend that cannot answer lets calls through.
+//! refused (free functions; on a cached method, put them on a free function it calls, and
+//! `cache_err` is refused, as it would store their refusals). A rate limit is checked before a
+//! breaker, whichever is written first, so its refusals never count as failures. A method's
+//! guard needs `name = "…"`. A backend that cannot answer lets calls through.
 //!
 //! ```
 //! use steadycache::{cached, circuit_breaker, rate_limit, CircuitOpen, RateLimited};

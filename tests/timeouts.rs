@@ -212,3 +212,62 @@ fn waiters_get_the_old_value_at_the_soft_timeout_too() {
     assert_eq!(shared(1), 1, "the background completion's value");
     assert_eq!(WAITER_RUNS.load(SeqCst), 2);
 }
+
+#[cached(hard_timeout = "2s")]
+fn quick(k: u32) -> Result<u32, String> {
+    Ok(k)
+}
+
+#[test]
+fn a_sync_function_with_timeouts_works_inside_a_current_thread_runtime() {
+    // The computation must not be queued on the runtime this thread is blocked driving.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { assert_eq!(quick(3), Ok(3)) });
+}
+
+fn locking_cache() -> Cache {
+    static C: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        let dir = steadycache_api::testing::temp_dir("timeouts-lock");
+        Cache::from_url(&format!("file://{}", dir.display())).unwrap()
+    })
+    .clone()
+}
+
+static LOCKED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(cache = locking_cache(), ttl = "1s", fail_safe = "1h", soft_timeout = "50ms", lock = "distributed")]
+fn locked(_k: u32) -> Result<u64, String> {
+    Ok(LOCKED_RUNS.fetch_add(1, SeqCst) as u64)
+}
+
+#[test]
+fn the_soft_timeout_bounds_the_wait_for_another_process_lock() {
+    let _one = clock::exclusive();
+    assert_eq!(locked(1), Ok(0));
+    clock::advance(Duration::from_secs(2));
+    // Another process holds the key's lock (and would for 30 s).
+    let lock = format!("{}#lock", locked_cache().key(1).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backend = locking_cache();
+    assert!(rt
+        .block_on(
+            backend
+                .backend()
+                .acquire_lock(&lock, "elsewhere", Duration::from_secs(30))
+        )
+        .unwrap());
+    let started = Instant::now();
+    assert_eq!(locked(1), Ok(0), "the old value at the soft timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait for the lock"
+    );
+    assert_eq!(LOCKED_RUNS.load(SeqCst), 1);
+    assert!(rt
+        .block_on(backend.backend().release_lock(&lock, "elsewhere"))
+        .unwrap());
+}

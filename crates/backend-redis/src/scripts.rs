@@ -51,6 +51,7 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   return -1
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #oldest == 0 then return period end
 return math.max(tonumber(oldest[2]) + period - now, 1)",
     )
 });

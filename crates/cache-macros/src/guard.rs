@@ -68,6 +68,28 @@ fn returns_result(f: &ItemFn) -> bool {
     }
 }
 
+/// A method's guard names itself: the attribute cannot see the impl's type, so two methods of
+/// the same name in one module would share it.
+fn check_named(
+    name: &Option<syn::LitStr>,
+    fn_name: &Option<syn::LitStr>,
+    f: &ItemFn,
+    what: &str,
+) -> syn::Result<()> {
+    let method = f
+        .sig
+        .inputs
+        .iter()
+        .any(|i| matches!(i, syn::FnArg::Receiver(_)));
+    if method && name.is_none() && fn_name.is_none() {
+        return Err(err(
+            f.sig.ident.span(),
+            format!("#[{what}] on a method needs `name = \"…\"` (the attribute cannot see the impl's type, so two methods of one name in a module would share it)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The guard's name: `name`, or the module path and the function's name.
 fn name_expr(
     name: &Option<syn::LitStr>,
@@ -98,9 +120,38 @@ fn source(cache: &Option<CacheOpt>) -> TokenStream2 {
 
 /// `#[rate_limit(limit = 10, period = "1s", on_exceed = "error" | "wait", cache = …)]`.
 pub(crate) fn rate_limit(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    let o: RateOptions = parse(attr)?;
-    let f = function(item, "rate_limit")?;
+    let o: RateOptions = parse(attr.clone())?;
+    let f = function(item.clone(), "rate_limit")?;
+    // Written above a `#[circuit_breaker]`: the breaker goes first, so that it wraps the
+    // function alone and never counts this limit's refusals as failures.
+    if f.attrs.iter().any(|a| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "circuit_breaker")
+    }) {
+        let (breakers, others): (Vec<_>, Vec<_>) = f.attrs.iter().partition(|a| {
+            a.path()
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "circuit_breaker")
+        });
+        let (vis, sig, block) = (&f.vis, &f.sig, &f.block);
+        return Ok(quote! {
+            #(#breakers)*
+            #[::steadycache::rate_limit(#attr)]
+            #(#others)*
+            #vis #sig #block
+        });
+    }
     let limit: u64 = o.limit.base10_parse()?;
+    if limit == 0 {
+        return Err(err(
+            o.limit.span(),
+            "`limit` is at least 1 (a limit of 0 would refuse every call)",
+        ));
+    }
+    check_named(&o.name, &o.fn_name, &f, "rate_limit")?;
     if let Some(s) = o.period.zero_span() {
         return Err(err(s, "a duration here must be longer than zero"));
     }
@@ -162,6 +213,7 @@ pub(crate) fn rate_limit(attr: TokenStream2, item: TokenStream2) -> syn::Result<
 pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let o: BreakerOptions = parse(attr)?;
     let f = function(item, "circuit_breaker")?;
+    check_named(&o.name, &o.fn_name, &f, "circuit_breaker")?;
     if !returns_result(&f) {
         return Err(err(
             f.sig.output.span(),

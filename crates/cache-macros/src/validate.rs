@@ -49,6 +49,7 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     }
     check_convert(opts)?;
     check_self_in_key(opts, model)?;
+    check_guards(opts, model)?;
     Ok(Plan {
         background,
         job: background || timeouts || (opts.early_refresh.is_some() && model.receiver.is_none()),
@@ -249,6 +250,31 @@ fn check_convert(opts: &Options) -> syn::Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// `#[rate_limit]` / `#[circuit_breaker]` under `#[cached]`: they move onto the inner body of
+/// a free function (guarding the misses); a method's inner body is a closure, so there they
+/// would guard the hits too. Their refusals are errors, which `cache_err` would store.
+fn check_guards(opts: &Options, model: &FnModel) -> syn::Result<()> {
+    let Some(g) = model.func.attrs.iter().find(|a| crate::guard::is_guard(a)) else {
+        return Ok(());
+    };
+    if model.receiver.is_some() {
+        return Err(err(
+            g.span(),
+            "under #[cached], #[rate_limit] and #[circuit_breaker] guard the computations of a \
+             free function; on a method they would guard its hits too: put them on a free \
+             function the method calls",
+        ));
+    }
+    if opts.cache_err.is_some() {
+        return Err(err(
+            g.span(),
+            "with `cache_err`, the refusals of #[rate_limit] / #[circuit_breaker] would be \
+             cached as the function's errors: drop `cache_err` or the guard",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `self` is in the key through the `key` template or `convert`.

@@ -240,3 +240,25 @@ fn under_cached_a_rate_limit_counts_misses_only() {
         "50 hits and 2 misses counted as 2"
     );
 }
+
+/// A rate limit written above a breaker: its refusals are not the function's failures.
+#[rate_limit(limit = 1, period = "1h", name = "order-limit")]
+#[circuit_breaker(
+    error_rate = 0.5,
+    min_calls = 2,
+    period = "1h",
+    half_open_after = "1h",
+    name = "order-breaker"
+)]
+fn ordered() -> Result<u32, String> {
+    Ok(1)
+}
+
+#[test]
+fn rate_limit_refusals_do_not_open_the_breaker() {
+    assert_eq!(ordered(), Ok(1));
+    for _ in 0..5 {
+        let e = ordered().unwrap_err();
+        assert!(e.contains("rate limited"), "{e}");
+    }
+}

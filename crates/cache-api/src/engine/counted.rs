@@ -9,6 +9,11 @@
 //!   counter, `<key>#hits<created_at>`, which lives as long as the entry; the hit that finds it
 //!   past the limit removes the entry and computes anew.
 //!
+//! Counters live at most [`MAX_WINDOW`] (a function without a ttl counts `min_calls` per day,
+//! and an entry kept longer starts its `max_hits` again after a day). Two readers that find an
+//! entry past its limit at once may both remove it (the second may remove the value the first
+//! just computed): a recomputation more, never a wrong value.
+//!
 //! A backend that cannot count (down, or without `incr`) fails open: the value is admitted,
 //! the hit served, and the error logged and counted.
 
@@ -19,13 +24,17 @@ use crate::stats::{Counter, Stats};
 use crate::tier::Place;
 use std::time::Duration;
 
+/// The longest a counter lives.
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Whether a value computed for `place` may be stored (`min_calls`).
 pub(crate) async fn admitted<V>(mode: Mode, place: &Place<V>, plan: &Plan, stats: &Stats) -> bool {
     let (Some(min), Some(c)) = (plan.min_calls, place.counters.as_ref()) else {
         return true;
     };
     let key = format!("{}#calls", c.key);
-    match io::incr(mode, c, key, 1, plan.ttl).await {
+    let window = plan.ttl.unwrap_or(MAX_WINDOW).min(MAX_WINDOW);
+    match io::incr(mode, c, key, 1, Some(window)).await {
         Ok(n) if n < i64::from(min) => {
             stats.incr(Counter::NotAdmitted);
             tracing::debug!(key = %c.key, calls = n, min_calls = min, "steadycache: not stored yet (min_calls)");
@@ -54,14 +63,14 @@ pub(crate) async fn hit<V: Value>(
     let key = format!("{}#hits{}", c.key, found.created_at);
     let now = crate::time::unix_millis();
     let left = found.at.keep_until.max(found.at.expires_at);
-    let ttl = (left != u64::MAX).then(|| Duration::from_millis(left.saturating_sub(now).max(1)));
-    match io::incr(mode, c, key.clone(), 1, ttl).await {
+    let ttl = Duration::from_millis(left.saturating_sub(now).max(1)).min(MAX_WINDOW);
+    match io::incr(mode, c, key.clone(), 1, Some(ttl)).await {
         Ok(n) if n > i64::from(max) => {
             tracing::debug!(key = %c.key, hits = n, max_hits = max, "steadycache: served max_hits times; dropped");
-            // Back to zero: the next value may be stored within the same millisecond (the
-            // same counter key).
-            if let Err(e) = io::incr(mode, c, key, -n, ttl).await {
-                backend_error(stats, &c.key, "incr", &e);
+            // Gone with its entry: the next value may be stored within the same millisecond
+            // (the same counter key) and starts from zero.
+            if let Err(e) = io::delete_key(mode, c, key).await {
+                backend_error(stats, &c.key, "delete", &e);
             }
             if let Some(l1) = &place.l1 {
                 l1.store.remove(l1.hash);

@@ -47,6 +47,48 @@ fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
     }
 }
 
+/// The factory timeout of a caller holding `stale` (and able to hand over a job): how long it
+/// waits for the function, and what it gets then. The old value is cloned only when a limit
+/// applies.
+fn timeout_of<V: Clone, E>(
+    ctx: &Ctx<'_, V, E>,
+    stale: Option<&Found<V>>,
+    job: bool,
+) -> Option<(std::time::Duration, Fallback<V, E>)> {
+    if !job {
+        return None;
+    }
+    let old = stale.filter(|o| o.servable(unix_millis()));
+    let limit = ctx
+        .plan
+        .timeout(old.is_some(), ctx.shape.on_timeout.is_some())?;
+    Some((
+        limit,
+        Fallback::of(old.map(|o| &o.value), ctx.shape.on_timeout)?,
+    ))
+}
+
+/// What a caller that stopped waiting after `limit` gets.
+fn fall_back<V, E>(
+    ctx: &Ctx<'_, V, E>,
+    opts: crate::scope::CallOptions,
+    limit: std::time::Duration,
+    fallback: Fallback<V, E>,
+) -> Result<V, E> {
+    ctx.stats.incr(Counter::Timeouts);
+    match fallback {
+        Fallback::Old(v) => {
+            ctx.stats.incr(Counter::Stale);
+            note_origin(opts, Origin::Stale);
+            Ok(v)
+        }
+        Fallback::Fail(f) => {
+            note_origin(opts, Origin::Computed);
+            f(FactoryTimeout { after: limit })
+        }
+    }
+}
+
 /// Whether `step` serves the value found (and so counts as one of its `max_hits`).
 fn serves_found(step: Step) -> bool {
     matches!(
@@ -120,7 +162,7 @@ where
     let mut found = if call.force_refresh {
         None
     } else {
-        io::lookup(mode, &ctx.place, ctx.plan, ctx.stats).await
+        io::lookup(mode, &ctx.place, ctx.plan, true, ctx.stats).await
     };
     // A found value older than the call's `max_age` (on the wall clock) is stale for it.
     let too_old = |f: &Found<V>| {
@@ -131,12 +173,14 @@ where
     };
     call.too_old = found.as_ref().is_some_and(too_old);
     // Early refresh rolls its dice here, off the hit path, inside a value's window only.
-    call.early = found.as_ref().is_some_and(|f| {
-        f.freshness == Freshness::Fresh
-            && ctx
-                .plan
-                .refresh_early(unix_millis(), f.at, f.took_ms, fastrand::f64())
-    });
+    call.early = ctx.plan.early.is_some()
+        && !call.too_old
+        && found.as_ref().is_some_and(|f| {
+            f.freshness == Freshness::Fresh
+                && ctx
+                    .plan
+                    .refresh_early(unix_millis(), f.at, f.took_ms, fastrand::f64())
+        });
     let freshness = found.as_ref().map(|f| f.freshness);
     let mut step = decide(ctx.plan, freshness, call);
     // `max_hits`: a value served its last time already is dropped, and computed anew.
@@ -147,7 +191,7 @@ where
             }
         }
     }
-    let stale = match (step, found) {
+    let mut stale = match (step, found) {
         (Step::Hit, Some(f)) => {
             ctx.stats.incr(Counter::Hits);
             tracing::trace!("steadycache: hit");
@@ -157,16 +201,14 @@ where
         (Step::ServeStaleRefreshBackground, Some(Found { value: v, .. })) => {
             ctx.stats.incr(Counter::Stale);
             tracing::debug!("steadycache: serving stale, refreshing in the background");
-            let _ = refresh::spawn(&ctx, make_job);
+            refresh::spawn(&ctx, make_job, None);
             note_origin(opts, Origin::Stale);
             return Ok(v);
         }
         (Step::RefreshEarly { background: true }, Some(f)) => {
             ctx.stats.incr(Counter::Hits);
-            if refresh::spawn(&ctx, make_job) {
-                ctx.stats.incr(Counter::EarlyRefresh);
-                tracing::debug!("steadycache: refreshing early in the background");
-            }
+            tracing::debug!("steadycache: refreshing early in the background");
+            refresh::spawn(&ctx, make_job, Some(f.created_at));
             note_origin(opts, Origin::Hit);
             return Ok(f.value);
         }
@@ -188,34 +230,31 @@ where
                 }
                 Role::Solo => break,
                 Role::Waiter(f) => {
+                    // An early refresh already running: this reader keeps the fresh value.
+                    if call.early {
+                        if let Some(fresh) = stale {
+                            ctx.stats.incr(Counter::Hits);
+                            note_origin(opts, Origin::Hit);
+                            return Ok(fresh.value);
+                        }
+                    }
                     ctx.stats.incr(Counter::Coalesced);
                     // A waiter waits for the leader within the same factory timeouts.
-                    let old = stale.as_ref().filter(|o| o.servable(unix_millis()));
-                    let on_timeout = ctx.shape.on_timeout;
-                    let limit = ctx.plan.timeout(old.is_some(), on_timeout.is_some());
-                    let limit = limit.filter(|_| can_refresh_in_background);
+                    let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
+                    let limit = timed.as_ref().map(|t| t.0);
                     let outcome = match mode {
                         Mode::Sync => f.wait_sync_for(limit),
                         Mode::Async => f.wait_async_for(limit).await,
                     };
                     let Some(outcome) = outcome else {
-                        ctx.stats.incr(Counter::Timeouts);
-                        match Fallback::of(old.map(|o| &o.value), on_timeout) {
-                            Some(Fallback::Old(v)) => {
-                                ctx.stats.incr(Counter::Stale);
-                                note_origin(opts, Origin::Stale);
-                                return Ok(v);
-                            }
-                            Some(Fallback::Fail(f)) => {
-                                note_origin(opts, Origin::Computed);
-                                return f(FactoryTimeout {
-                                    after: limit.unwrap_or_default(),
-                                });
+                        match timed {
+                            Some((limit, fallback)) => {
+                                return fall_back(&ctx, opts, limit, fallback);
                             }
                             None => continue,
                         }
                     };
-                    let fallback = old.is_some();
+                    let fallback = stale.as_ref().is_some_and(|o| o.servable(unix_millis()));
                     match (after_wait(ended(&outcome), fallback), outcome) {
                         (AfterWait::Value, Outcome::Value(v)) => {
                             note_origin(opts, Origin::Coalesced);
@@ -243,7 +282,7 @@ where
         if guard.is_some() && !call.force_refresh {
             // The round before ours may have stored the value after our lookup (for an early
             // refresh: a value newer than the fresh one found).
-            let again = io::lookup(mode, &ctx.place, ctx.plan, ctx.stats).await;
+            let again = io::lookup(mode, &ctx.place, ctx.plan, found_at.is_none(), ctx.stats).await;
             let again = again.filter(|f| !too_old(f) && found_at.is_none_or(|c| f.created_at > c));
             if let Some(v) = again.and_then(Found::fresh) {
                 ctx.stats.incr(Counter::Hits);
@@ -253,15 +292,36 @@ where
         }
     }
     let mut held = None;
-    if let Some(l2) = wants_distributed(&ctx.place, ctx.plan) {
+    let distributed = wants_distributed(&ctx.place, ctx.plan);
+    if let (Some(l2), true) = (distributed, found_at.is_some()) {
+        // An early refresh does not wait for another process's: it takes the lock at once,
+        // or keeps serving the fresh value it found.
+        match (lease::try_once(mode, l2, ctx.plan, ctx.stats).await, stale) {
+            (Some(lease), s) => (held, stale) = (lease, s),
+            (None, Some(fresh)) => {
+                ctx.stats.incr(Counter::Hits);
+                note_origin(opts, Origin::Hit);
+                return Ok(publish(guard, fresh.value));
+            }
+            (None, None) => stale = None,
+        }
+    } else if let Some(l2) = distributed {
         // A value found while waiting is taken, unless this call refreshes (forced, or because
         // what is stored is older than its `max_age`).
-        // (An early refresh takes only a value newer than the fresh one it found.)
-        let accept_after = match (call.force_refresh || call.too_old, found_at) {
-            (true, _) => None,
-            (false, at) => Some(at.unwrap_or(0)),
-        };
-        match lease::acquire(mode, &ctx.place, l2, ctx.plan, accept_after, ctx.stats).await {
+        let accept_after = (!call.force_refresh && !call.too_old).then_some(0);
+        let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
+        let limit = timed.as_ref().map(|t| t.0);
+        match lease::acquire(
+            mode,
+            &ctx.place,
+            l2,
+            ctx.plan,
+            accept_after,
+            limit,
+            ctx.stats,
+        )
+        .await
+        {
             Acquired::Found(v) => {
                 ctx.stats.incr(Counter::Coalesced);
                 note_origin(opts, Origin::Coalesced);
@@ -269,6 +329,13 @@ where
             }
             Acquired::Held(lease) => held = Some(lease),
             Acquired::NotHeld => {}
+            Acquired::TimedOut => {
+                if let Some((limit, fallback)) = timed {
+                    // Waiters of this process stay with the round; they get the fallback too.
+                    drop(guard);
+                    return fall_back(&ctx, opts, limit, fallback);
+                }
+            }
         }
     }
     ctx.stats.incr(if stale.is_some() || call.force_refresh {
@@ -280,14 +347,10 @@ where
         ctx.stats.incr(Counter::EarlyRefresh);
     }
     tracing::debug!("steadycache: miss, computing");
-    let round = Round { guard, held, stale };
     // Factory timeouts: the computation becomes a task the caller waits for, within limits.
-    let old = round.stale.as_ref().filter(|o| o.servable(unix_millis()));
-    let fallback = Fallback::of(old.map(|o| &o.value), ctx.shape.on_timeout);
-    let limit = ctx
-        .plan
-        .timeout(old.is_some(), ctx.shape.on_timeout.is_some());
-    if let (Some(limit), Some(fallback), true) = (limit, fallback, can_refresh_in_background) {
+    let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
+    let round = Round { guard, held, stale };
+    if let Some((limit, fallback)) = timed {
         if let Some(job) = make_job() {
             let (result, origin) = timeout::run(&ctx, mode, job, limit, round, fallback).await;
             note_origin(opts, origin);

@@ -163,6 +163,20 @@ pub(crate) async fn incr(
         .await
 }
 
+/// Delete the internal key `key` (a counter) in `l2`'s backend.
+pub(crate) async fn delete_key(mode: Mode, l2: &L2, key: String) -> Result<bool> {
+    l2.breaker
+        .guard(async {
+            match mode {
+                Mode::Async => within(l2.timeout, l2.manager.backend().delete(&key)).await,
+                Mode::Sync => wait_on_runtime(&l2.manager, &key, l2.timeout, |m, k| async move {
+                    m.backend().delete(&k).await
+                }),
+            }
+        })
+        .await
+}
+
 /// Delete every entry under `prefix`.
 pub(crate) async fn delete_prefix(
     mode: Mode,
@@ -252,12 +266,15 @@ impl<V> Found<V> {
 }
 
 /// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines, and
-/// the early-refresh window `plan` gives it). Expired entries are absent; backend errors are
-/// logged and read as absent (fail open).
+/// the early-refresh window `plan` gives it). A fresh L1 value is served without reading L2
+/// when `fresh_l1_ok` (an early refresh looks for a newer value: it reads L2 too, and the newer
+/// of the two wins). Expired entries are absent; backend errors are logged and read as absent
+/// (fail open).
 pub(crate) async fn lookup<V>(
     mode: Mode,
     place: &Place<V>,
     plan: &Plan,
+    fresh_l1_ok: bool,
     stats: &Stats,
 ) -> Option<Found<V>>
 where
@@ -275,7 +292,7 @@ where
                 created_at: held.created_at,
                 took_ms: held.took_ms,
             };
-            if freshness == Freshness::Fresh || place.l2.is_none() {
+            if (freshness == Freshness::Fresh && fresh_l1_ok) || place.l2.is_none() {
                 return Some(found);
             }
             // Stale (or kept for fail-safe) here: another process may have stored a newer

@@ -303,6 +303,8 @@ pub(crate) enum Acquired<V> {
     NotHeld,
     /// Another process stored the value while this caller waited.
     Found(V),
+    /// The caller's factory timeout ran out while another process held the lock.
+    TimedOut,
 }
 
 /// Take the lock of `l2.key`, waiting (bounded, jittered backoff) while another process holds
@@ -320,6 +322,7 @@ pub(crate) async fn acquire<V>(
     l2: &L2,
     plan: &Plan,
     accept_after: Option<u64>,
+    timeout: Option<Duration>,
     stats: &Stats,
 ) -> Acquired<V>
 where
@@ -335,7 +338,7 @@ where
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if let Some(after) = accept_after {
-                    let found = io::lookup(mode, place, plan, stats).await;
+                    let found = io::lookup(mode, place, plan, after == 0, stats).await;
                     if let Some(v) = found
                         .filter(|f| f.created_at > after)
                         .and_then(|f| f.fresh())
@@ -352,6 +355,9 @@ where
                 return Acquired::NotHeld;
             }
         }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            return Acquired::TimedOut;
+        }
         if plan.lock_wait.is_some_and(|w| started.elapsed() >= w) {
             tracing::warn!(key = %l2.key, "steadycache: lock_wait ran out while another process held the lock; computing without it");
             return Acquired::NotHeld;
@@ -362,7 +368,7 @@ where
         pause(mode, half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(MAX_BACKOFF);
         if let Some(after) = accept_after {
-            let found = io::lookup(mode, place, plan, stats).await;
+            let found = io::lookup(mode, place, plan, after == 0, stats).await;
             if let Some(v) = found
                 .filter(|f| f.created_at > after)
                 .and_then(|f| f.fresh())
@@ -392,9 +398,14 @@ async fn round_ended_empty(mode: Mode, l2: &L2, started_ms: u64) -> bool {
 /// runs across every process. `None` inside `Some`: refresh without a lock (no lock wanted, or
 /// the backend failed: fail open); `None`: another process holds it (it is refreshing or
 /// computing), skip.
-pub(crate) async fn try_once(l2: &L2, plan: &Plan, stats: &Stats) -> Option<Option<Lease>> {
+pub(crate) async fn try_once(
+    mode: Mode,
+    l2: &L2,
+    plan: &Plan,
+    stats: &Stats,
+) -> Option<Option<Lease>> {
     let token = new_token();
-    match acquire_lock(Mode::Async, l2, &token, plan.lock_ttl).await {
+    match acquire_lock(mode, l2, &token, plan.lock_ttl).await {
         Ok(true) => Some(Some(Lease::start(l2, token, plan.lock_ttl, plan.heartbeat))),
         Ok(false) => None,
         Err(e) => {

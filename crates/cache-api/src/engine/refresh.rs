@@ -8,7 +8,7 @@
 //! thread of their own per stale key.
 
 use super::ctx::{wants_distributed, Ctx};
-use super::io::{self, Mode};
+use super::io::{self, Found, Mode};
 use super::job::RefreshJob;
 use super::job::Value;
 use super::lease;
@@ -17,27 +17,29 @@ use crate::flight::{self, Outcome, Role};
 use crate::runtime;
 use crate::stats::Counter;
 
-/// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs;
-/// whether it started one.
+/// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs. An
+/// early refresh (`early_of`: when the fresh value it replaces was computed) first looks for a
+/// newer value in L2 (another process may have refreshed it already), and computes only
+/// without one.
 pub(crate) fn spawn<V, E>(
     ctx: &Ctx<'_, V, E>,
     make: impl FnOnce() -> Option<RefreshJob<V, E>>,
-) -> bool
-where
+    early_of: Option<u64>,
+) where
     V: Value,
     E: Send + 'static,
 {
     let Role::Leader(guard) = flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) else {
-        return false; // a refresh (or a computation) of this key is already running
+        return; // a refresh (or a computation) of this key is already running
     };
     let Some(job) = make() else {
-        return false; // dropping the guard releases anyone who joined meanwhile
+        return; // dropping the guard releases anyone who joined meanwhile
     };
     let handle = match runtime::handle() {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "steadycache: no runtime for a background refresh");
-            return false;
+            return;
         }
     };
     let place = ctx.place.clone();
@@ -46,7 +48,7 @@ where
     let shape = ctx.shape;
     handle.spawn(async move {
         let lease = match wants_distributed(&place, &plan) {
-            Some(l2) => match lease::try_once(l2, &plan, &stats).await {
+            Some(l2) => match lease::try_once(Mode::Async, l2, &plan, &stats).await {
                 Some(lease) => lease,
                 None => {
                     tracing::debug!("steadycache: another process is refreshing this key");
@@ -56,6 +58,18 @@ where
             },
             None => None,
         };
+        if let Some(old) = early_of {
+            let found = io::lookup(Mode::Async, &place, &plan, false, &stats).await;
+            if let Some(v) = found.filter(|f| f.created_at > old).and_then(Found::fresh) {
+                tracing::debug!("steadycache: refreshed early elsewhere already");
+                guard.finish(Outcome::Value(v));
+                if let Some(lease) = lease {
+                    lease.release(Mode::Async, true, &stats).await;
+                }
+                return;
+            }
+            stats.incr(Counter::EarlyRefresh);
+        }
         stats.incr(Counter::Refreshes);
         let started = std::time::Instant::now();
         let result = match job {
@@ -92,5 +106,4 @@ where
             }
         }
     });
-    true
 }

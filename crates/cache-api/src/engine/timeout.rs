@@ -24,6 +24,8 @@ use crate::runtime;
 use crate::scope::Origin;
 use crate::stats::Counter;
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How the task ended, for a caller still waiting.
@@ -80,7 +82,13 @@ where
     V: Value,
     E: Send + 'static,
 {
-    let handle = match runtime::handle() {
+    // A sync caller blocks its thread while it waits: the task runs on the library's runtime,
+    // never on a runtime this thread may be driving.
+    let handle = match mode {
+        Mode::Sync => runtime::library_runtime(),
+        Mode::Async => runtime::handle(),
+    };
+    let handle = match handle {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "steadycache: no runtime for a timed computation; computing inline");
@@ -93,8 +101,11 @@ where
         ctx.stats.clone(),
         ctx.shape,
     );
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let gave_up = abandoned.clone();
     let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<Done<V, E>>(1);
     let (async_tx, async_rx) = tokio::sync::oneshot::channel::<Done<V, E>>();
+    let sync_job = matches!(job, RefreshJob::Sync(_));
     let task = handle.spawn(async move {
         let started = Instant::now();
         let joined = match job {
@@ -112,6 +123,22 @@ where
             },
         };
         let done = match joined {
+            // Abandoned without background completion (a sync job, which cannot be stopped):
+            // its waiters get its result, nothing is stored.
+            Ok(result) if abandoned.load(Ordering::Acquire) && !plan.background_completion => {
+                let Round { guard, held, .. } = round;
+                let outcome = match &result {
+                    Ok(v) => Outcome::Value(v.clone()),
+                    Err(e) => tail::share(&shape, e),
+                };
+                if let Some(g) = guard {
+                    g.finish(outcome);
+                }
+                if let Some(lease) = held {
+                    lease.release(Mode::Async, false, &stats).await;
+                }
+                return;
+            }
             Ok(result) => {
                 let tail = Tail {
                     place: &place,
@@ -173,6 +200,9 @@ where
                     tracing::debug!(
                         "steadycache: timed out; the computation completes in the background"
                     );
+                } else if sync_job {
+                    // It cannot be stopped: it finishes for its waiters, unstored.
+                    gave_up.store(true, Ordering::Release);
                 } else {
                     task.abort();
                 }

@@ -75,8 +75,8 @@ impl CallBreaker {
                 1.0
             },
             min_calls: min_calls.max(1),
-            period: period.max(Duration::from_millis(1)),
-            half_open_after: half_open_after.max(Duration::from_millis(1)),
+            period: period.clamp(Duration::from_millis(1), super::MAX_PERIOD),
+            half_open_after: half_open_after.clamp(Duration::from_millis(1), super::MAX_PERIOD),
         }
     }
 

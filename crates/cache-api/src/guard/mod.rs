@@ -17,6 +17,11 @@ use crate::memo::CacheSource;
 use crate::runtime;
 use std::future::Future;
 use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The longest period (and half-open delay) a guard keeps: longer ones are clamped, as stores
+/// keep expiries in milliseconds.
+pub const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Where a guard keeps its state: the cache, opened on first use.
 struct Store {

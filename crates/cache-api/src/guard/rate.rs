@@ -47,13 +47,14 @@ impl std::fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     /// A limiter named `name` (every limiter of that name on one backend shares the limit) on
-    /// the default cache. A `limit` of 0 admits nothing; a zero `period` is 1 ms.
+    /// the default cache. A `limit` of 0 admits nothing; `period` is kept within 1 ms and
+    /// [`MAX_PERIOD`](super::MAX_PERIOD).
     pub fn new(name: &str, limit: u64, period: Duration) -> Self {
         RateLimiter {
             store: Store::new(CacheSource::Default),
             key: format!("steadycache#rate:{name}"),
             limit,
-            period: period.max(Duration::from_millis(1)),
+            period: period.clamp(Duration::from_millis(1), super::MAX_PERIOD),
         }
     }
 
@@ -122,6 +123,9 @@ async fn attempt(
     limit: u64,
     period: Duration,
 ) -> Result<Option<Duration>> {
+    if limit == 0 {
+        return Ok(Some(period));
+    }
     let backend = cache.manager().backend();
     match backend.admit_rate(&key, limit, period).await {
         Err(Error::Unsupported { .. }) => {}

@@ -8,19 +8,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 use steadycache::{cached, Cache, FactoryTimeout};
-use steadycache_api::testing::clock;
-
-/// Wait (real time) until `cond` holds, at most 10 s.
-fn eventually(cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
+use steadycache_api::testing::{clock, eventually};
 
 /// The scenario: `call(k)` returns what a caller got; the function sleeps `sleep` ms and counts
 /// its starts in `runs` and its ends in `ends`. Soft timeout 50 ms, hard 300 ms, ttl 1 s,

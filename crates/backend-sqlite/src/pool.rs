@@ -41,6 +41,35 @@ fn recover<'a>(
     }
 }
 
+/// `op`, again while it finds the database busy, for up to the busy timeout. Switching a new
+/// database to WAL (and creating its schema) needs the database alone, and SQLite answers
+/// `SQLITE_BUSY` at once, without its busy handler, when another process does the same at
+/// that moment (several processes starting together on one new file).
+fn while_busy<T>(
+    config: &SqliteConfig,
+    mut op: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(e, m))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                if started.elapsed() >= config.busy_timeout {
+                    return Err(rusqlite::Error::SqliteFailure(e, m));
+                }
+                std::thread::sleep(pause.mul_f64(0.5 + fastrand::f64()));
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// One connection to the database `config` names, configured; `first` also creates the schema.
 fn open_connection(config: &SqliteConfig, first: bool) -> Result<Connection> {
     let what = match config.path.as_deref() {
@@ -64,9 +93,10 @@ fn open_connection(config: &SqliteConfig, first: bool) -> Result<Connection> {
     conn.busy_timeout(config.busy_timeout).ctx(&what)?;
     if let Some(path) = config.path.as_deref() {
         // The first statement reads the header: a file that is not a database fails here.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .ctx(&what)?;
+        let mode: String = while_busy(config, || {
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        })
+        .ctx(&what)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(
                 path = %path.display(),
@@ -88,7 +118,7 @@ fn open_connection(config: &SqliteConfig, first: bool) -> Result<Connection> {
     })
     .ctx(&what)?;
     if first {
-        conn.execute_batch(SCHEMA).ctx(&what)?;
+        while_busy(config, || conn.execute_batch(SCHEMA)).ctx(&what)?;
     }
     conn.set_prepared_statement_cache_capacity(STATEMENTS.len() + 4);
     for sql in STATEMENTS {

@@ -138,24 +138,6 @@ pub struct FactoryTimeout {
     pub after: std::time::Duration,
 }
 
-impl From<FactoryTimeout> for Error {
-    fn from(t: FactoryTimeout) -> Self {
-        Error::unavailable("function", t.to_string())
-    }
-}
-
-impl From<FactoryTimeout> for String {
-    fn from(t: FactoryTimeout) -> Self {
-        t.to_string()
-    }
-}
-
-impl From<FactoryTimeout> for std::io::Error {
-    fn from(t: FactoryTimeout) -> Self {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, t)
-    }
-}
-
 /// A call refused by a rate limit (`#[rate_limit(on_exceed = "error")]`, or
 /// `RateLimiter::try_acquire`): converted into the function's error type with `From`
 /// (implemented for [`Error`], `String` and `std::io::Error`, kind `WouldBlock`).
@@ -164,24 +146,6 @@ impl From<FactoryTimeout> for std::io::Error {
 pub struct RateLimited {
     /// How long until a call may be admitted (an estimate with fixed windows).
     pub retry_after: std::time::Duration,
-}
-
-impl From<RateLimited> for Error {
-    fn from(r: RateLimited) -> Self {
-        Error::unavailable("rate limit", r.to_string())
-    }
-}
-
-impl From<RateLimited> for String {
-    fn from(r: RateLimited) -> Self {
-        r.to_string()
-    }
-}
-
-impl From<RateLimited> for std::io::Error {
-    fn from(r: RateLimited) -> Self {
-        std::io::Error::new(std::io::ErrorKind::WouldBlock, r)
-    }
 }
 
 /// A call refused because its circuit breaker is open (`#[circuit_breaker]`): the function
@@ -197,20 +161,33 @@ pub struct CircuitOpen {
     pub retry_after: std::time::Duration,
 }
 
-impl From<CircuitOpen> for Error {
-    fn from(c: CircuitOpen) -> Self {
-        Error::unavailable("circuit breaker", c.to_string())
-    }
+/// The conversions every refusal of a guard or timeout offers a function's error type: into
+/// [`Error`] (as `Unavailable` from `source`), `String` (its message) and `std::io::Error` (of
+/// `kind`).
+macro_rules! refusal_conversions {
+    ($($ty:ty => $source:literal, $kind:ident;)*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::unavailable($source, e.to_string())
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(e: $ty) -> Self {
+                e.to_string()
+            }
+        }
+
+        impl From<$ty> for std::io::Error {
+            fn from(e: $ty) -> Self {
+                std::io::Error::new(std::io::ErrorKind::$kind, e)
+            }
+        }
+    )*};
 }
 
-impl From<CircuitOpen> for String {
-    fn from(c: CircuitOpen) -> Self {
-        c.to_string()
-    }
-}
-
-impl From<CircuitOpen> for std::io::Error {
-    fn from(c: CircuitOpen) -> Self {
-        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, c)
-    }
+refusal_conversions! {
+    FactoryTimeout => "function", TimedOut;
+    RateLimited => "rate limit", WouldBlock;
+    CircuitOpen => "circuit breaker", ConnectionRefused;
 }

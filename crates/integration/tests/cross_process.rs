@@ -27,6 +27,8 @@ fn child_main() {
         return;
     };
     match role.as_str() {
+        // Open the cache (exits 4 when it cannot) and nothing else.
+        "open" => drop(xp_cache()),
         "race" => {
             let threads: Vec<_> = (0..KEYS)
                 .map(|k| std::thread::spawn(move || work(k)))
@@ -172,4 +174,23 @@ fn sqlite_backend_a_lock_holder_killed_mid_computation_does_not_block_the_others
     on_disk("sqlite", "dead", |url, _| {
         support::killed_holder_then_one_more(url, &[])
     });
+}
+
+/// Processes starting together on one new SQLite database: switching it to WAL and creating
+/// its schema answer "busy" at once (without SQLite's busy handler) to all but one; each must
+/// still open it.
+#[test]
+fn sqlite_processes_opening_a_new_database_together_all_open_it() {
+    for round in 0..3 {
+        let dir = temp_dir("sqlite-open");
+        let url = format!("sqlite://{}", dir.join("cache.db").display());
+        spawn_and_wait(
+            12,
+            "open",
+            &[(XP_URL, url.as_str())],
+            Duration::from_secs(60),
+            &format!("round {round}: a process could not open the new database"),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

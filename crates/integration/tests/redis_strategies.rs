@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use steadycache::{cached, Cache};
-use steadycache_api::testing::clock;
+use steadycache_api::testing::{clock, eventually};
 use steadycache_redis::testing::RedisServer;
 
 fn server() -> &'static RedisServer {
@@ -17,17 +17,6 @@ fn server() -> &'static RedisServer {
 
 fn redis() -> Cache {
     Cache::from_url(&server().url()).unwrap()
-}
-
-fn eventually(cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
 }
 
 static EARLY_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -543,6 +543,19 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Whether `cond` holds within 10 s of real time (checked every 10 ms): for a test's point
+/// that is "it happens", not "it happens this fast".
+pub fn eventually(cond: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    cond()
+}
+
 /// A fresh, empty directory under the system temp dir, named after `tag`, the process and a
 /// counter; it is kept after the test (backends and their background threads may still use it).
 ///

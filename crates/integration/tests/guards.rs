@@ -262,3 +262,56 @@ fn rate_limit_refusals_do_not_open_the_breaker() {
         assert!(e.contains("rate limited"), "{e}");
     }
 }
+
+fn breaker_dir() -> &'static std::path::Path {
+    static D: OnceLock<std::path::PathBuf> = OnceLock::new();
+    D.get_or_init(|| temp_dir("breaker-stores"))
+}
+fn files_cache() -> steadycache::Cache {
+    steadycache::Cache::from_url(&format!("file://{}", breaker_dir().join("files").display()))
+        .unwrap()
+}
+fn sqlite_cache() -> steadycache::Cache {
+    steadycache::Cache::from_url(&format!(
+        "sqlite://{}",
+        breaker_dir().join("b.db").display()
+    ))
+    .unwrap()
+}
+
+/// The breaker's cycle on a store: open after failures, refuse, probe after its delay.
+fn breaker_cycle(source: steadycache::__private::CacheSource) {
+    use steadycache::{CallBreaker, Permit};
+    let b = CallBreaker::new(
+        "cycle",
+        0.5,
+        2,
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+    )
+    .with_cache(source);
+    for _ in 0..2 {
+        let p = b.before_blocking().expect("closed");
+        assert_eq!(p, Permit::Closed);
+        b.after_blocking(p, false);
+    }
+    assert!(b.before_blocking().is_err(), "open after 2 of 2 failed");
+    std::thread::sleep(Duration::from_millis(400));
+    let probe = b.before_blocking().expect("half-open: one probe");
+    assert_eq!(probe, Permit::Probe);
+    assert!(b.before_blocking().is_err(), "one probe at a time");
+    b.after_blocking(probe, true);
+    assert_eq!(
+        b.before_blocking(),
+        Ok(Permit::Closed),
+        "the probe closed it"
+    );
+}
+
+#[test]
+fn the_breaker_cycles_on_files_sqlite_and_memory() {
+    use steadycache::__private::CacheSource;
+    breaker_cycle(CacheSource::With(files_cache));
+    breaker_cycle(CacheSource::With(sqlite_cache));
+    breaker_cycle(CacheSource::With(steadycache::Cache::memory));
+}

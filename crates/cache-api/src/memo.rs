@@ -301,8 +301,9 @@ where
     #[inline]
     fn typed_hit(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> Option<V> {
         let local = st.local.as_ref()?;
-        // `max_hits` counts every hit: its hits go through the engine.
-        if !current_options().is_default() || self.plan.max_hits.is_some() {
+        // (`max_hits` counts every hit: its values are stored with no plain hits at all, see
+        // `Plan::with_early`, so this path never serves them.)
+        if !current_options().is_default() {
             return None;
         }
         let v = local.get_fresh(key.hash)?;

@@ -452,6 +452,7 @@ where
     let Some(at) = plan.throttled(now, old.at) else {
         return false;
     };
+    let at = plan.with_early(at, 0);
     // Still the old value: when it was computed stays, so `max_age` keeps judging it right.
     // No early refresh of a value kept only because its function fails.
     let meta = Meta {

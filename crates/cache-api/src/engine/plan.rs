@@ -176,12 +176,15 @@ impl Plan {
         }
     }
 
-    /// `at` with the start of its early-refresh window, for a value that took `took_ms`.
+    /// `at` with the end of its plain hits, for a value that took `took_ms`: the start of its
+    /// early-refresh window, or 0 with `max_hits` (every hit is counted, on the slow path), so
+    /// the hit path itself never has to look at either rule.
     pub(crate) fn with_early(&self, at: Deadlines, took_ms: u32) -> Deadlines {
-        Deadlines {
-            early_at: xfetch::early_at(self.early, at.stale_at, took_ms).min(at.stale_at),
-            ..at
-        }
+        let early_at = match self.max_hits {
+            Some(_) => 0,
+            None => xfetch::early_at(self.early, at.stale_at, took_ms).min(at.stale_at),
+        };
+        Deadlines { early_at, ..at }
     }
 
     /// Whether a read at `now_ms` refreshes a fresh value early (XFetch; `rand01` in

@@ -63,9 +63,10 @@ impl LocalTier {
 /// on one clock (`u64::MAX` = never): the wall clock in envelopes, the tier's clock in L1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Deadlines {
-    /// From when a read rolls early refresh's dice (`early_refresh`, see `engine::xfetch`): at
-    /// or before `stale_at`, equal to it without early refresh. The hit path serves a value
-    /// only before it.
+    /// Until when a read is a plain hit: the hit path serves a value only before it. At or
+    /// before `stale_at`: the start of the early-refresh window (`early_refresh`, see
+    /// `engine::xfetch`), 0 with `max_hits` (each hit is counted on the slow path), else
+    /// `stale_at` itself.
     pub(crate) early_at: u64,
     pub(crate) stale_at: u64,
     pub(crate) expires_at: u64,

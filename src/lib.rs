@@ -212,9 +212,10 @@
 //! **Methods and generics**: key templates read fields (`key = "user:{self.id}:{q.page}"`); a
 //! generic function is memoized with an explicit `key` or `convert = expr` (its return type
 //! may not depend on its type parameters); a method must say whether instances share entries
-//! (`key_self`, `self` in `key` or `convert`, or `key_self = false`). A method's handle is its
-//! `name_cache()` (the `Memo`) and `name_invalidate(..)`; the per-call controls below are on
-//! free functions' handles.
+//! (`key_self`, `self` in `key` or `convert`, or `key_self = false`). A method's handle is a
+//! set of associated functions beside it: `name_cache()` (the `Memo`), `name_invalidate(..)`,
+//! and the per-call controls `name_refresh`, `name_bypass`, `name_call_with` (taking the
+//! method's receiver) and `name_get_cached`.
 //!
 //! ```
 //! struct Account { id: u64 }

@@ -130,3 +130,51 @@ async fn generic_functions_with_an_explicit_key() {
     assert_eq!(length(7.5).await, 3);
     assert_eq!(GENERIC_KEY_RUNS.load(SeqCst), 2);
 }
+
+static CONTROL_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Feed {
+    pub id: u32,
+}
+
+impl Feed {
+    #[cached(key = "feed:{self.id}:{page}", ttl = "10m")]
+    async fn page(&self, page: u32) -> u32 {
+        CONTROL_RUNS.fetch_add(1, SeqCst) as u32 + self.id * 100 + page
+    }
+}
+
+#[tokio::test]
+async fn methods_have_the_per_call_controls_too() {
+    let a = Account {
+        id: 9,
+        region: "us",
+    };
+    assert_eq!(
+        a.balance_get_cached(4),
+        None,
+        "nothing cached, nothing computed"
+    );
+    assert_eq!(a.balance(4), 9_004);
+    let runs = ACCOUNT_RUNS.load(SeqCst);
+    assert_eq!(a.balance_get_cached(4), Some(9_004));
+    assert_eq!(a.balance_refresh(4), 9_004);
+    assert_eq!(a.balance_bypass(4), 9_004);
+    assert_eq!(
+        ACCOUNT_RUNS.load(SeqCst),
+        runs + 2,
+        "refresh and bypass ran it"
+    );
+    let fresh = steadycache::CallOptions::max_age(std::time::Duration::from_secs(3600));
+    assert_eq!(a.balance_call_with(fresh, 4), 9_004);
+    assert_eq!(ACCOUNT_RUNS.load(SeqCst), runs + 2, "young enough: a hit");
+
+    let f = Feed { id: 1 };
+    assert_eq!(f.page(2).await, 102);
+    assert_eq!(f.page(2).await, 102);
+    assert_eq!(f.page_refresh(2).await, 103, "recomputed and stored");
+    assert_eq!(f.page(2).await, 103);
+    assert_eq!(f.page_bypass(2).await, 104, "run without the cache");
+    assert_eq!(f.page(2).await, 103, "the bypass stored nothing");
+    assert_eq!(f.page_get_cached(2), Some(103));
+}

@@ -127,3 +127,91 @@ pub(crate) fn control_items(
         }
     }
 }
+
+/// The per-call controls of a method, as associated functions beside `name_invalidate`:
+/// `name_refresh`, `name_bypass`, `name_call_with` (taking the method's receiver as written)
+/// and `name_get_cached` (taking `&self` when the key needs it). `key` binds
+/// `__steadycache_key` (with `?`), `self_param` is `&self,` or nothing.
+pub(crate) fn method_controls(
+    model: &FnModel,
+    v_ty: &TokenStream2,
+    params: &[TokenStream2],
+    key: &TokenStream2,
+    self_param: &TokenStream2,
+) -> TokenStream2 {
+    let Some(receiver) = &model.receiver else {
+        return TokenStream2::new();
+    };
+    let name = model.name();
+    let (gen, wh) = (
+        &model.func.sig.generics,
+        &model.func.sig.generics.where_clause,
+    );
+    let vis = &model.func.vis;
+    let args: Vec<&syn::Ident> = model.args.iter().map(|a| &a.ident).collect();
+    let ret = &model.ret_ty;
+    let opts = quote!(::steadycache::CallOptions);
+    let id = |suffix: &str| quote::format_ident!("{}_{}", name, suffix);
+    let (refresh, bypass, call_with, get_cached) = (
+        id("refresh"),
+        id("bypass"),
+        id("call_with"),
+        id("get_cached"),
+    );
+    let handle_fn = quote::format_ident!("{}_cache", name);
+    let calls = if model.is_async {
+        quote! {
+            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis async fn #refresh #gen(#receiver, #(#params),*) -> #ret #wh {
+                ::steadycache::with_options_async(#opts::refresh(), self.#name(#(#args),*)).await
+            }
+
+            /// Run the method without reading or writing the cache (cachier's `ignore_cache`).
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis async fn #bypass #gen(#receiver, #(#params),*) -> #ret #wh {
+                ::steadycache::with_options_async(#opts::bypass(), self.#name(#(#args),*)).await
+            }
+
+            /// Call with these options (e.g. `CallOptions::max_age(d)`).
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis async fn #call_with #gen(#receiver, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
+                ::steadycache::with_options_async(__steadycache_options, self.#name(#(#args),*)).await
+            }
+        }
+    } else {
+        quote! {
+            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis fn #refresh #gen(#receiver, #(#params),*) -> #ret #wh {
+                ::steadycache::with_options(#opts::refresh(), || self.#name(#(#args),*))
+            }
+
+            /// Run the method without reading or writing the cache (cachier's `ignore_cache`).
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis fn #bypass #gen(#receiver, #(#params),*) -> #ret #wh {
+                ::steadycache::with_options(#opts::bypass(), || self.#name(#(#args),*))
+            }
+
+            /// Call with these options (e.g. `CallOptions::max_age(d)`).
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis fn #call_with #gen(#receiver, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
+                ::steadycache::with_options(__steadycache_options, || self.#name(#(#args),*))
+            }
+        }
+    };
+    quote! {
+        #calls
+
+        /// The cached value of this call, fresh or stale, without computing it.
+        #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
+        #vis fn #get_cached #gen(#self_param #(#params),*) -> ::core::option::Option<#v_ty> #wh {
+            let __steadycache_memo = Self::#handle_fn();
+            let __steadycache_found = (|| -> ::steadycache::Result<::core::option::Option<#v_ty>> {
+                #key
+                ::core::result::Result::Ok(__steadycache_memo.get_cached_key(__steadycache_key))
+            })();
+            __steadycache_found.ok().flatten()
+        }
+    }
+}

@@ -98,8 +98,9 @@ pub(crate) fn free_items(
     }
 }
 
-/// A method: the method, and the associated functions `name_cache()` (the `Memo`) and
-/// `name_invalidate(..)` (taking `&self` too with `key_self`).
+/// A method: the method, and the associated functions `name_cache()` (the `Memo`),
+/// `name_invalidate(..)` (taking `&self` too when the key needs it) and the per-call controls
+/// (`control::method_controls`).
 pub(crate) fn method_items(
     opts: &Options,
     model: &FnModel,
@@ -127,6 +128,7 @@ pub(crate) fn method_items(
         quote!()
     };
     let inv_name = format_ident!("{}_invalidate", model.name());
+    let controls = super::control::method_controls(model, v_ty, &params, &inv_key, &self_param);
     quote! {
         #(#attrs)*
         #[allow(clippy::needless_return, unreachable_code, clippy::redundant_closure_call)]
@@ -143,6 +145,8 @@ pub(crate) fn method_items(
             #inv_key
             __steadycache_memo.invalidate_key(__steadycache_key)
         }
+
+        #controls
     }
 }
 

@@ -3,8 +3,9 @@
 //! For `fn name(..)` the output is the function itself, its body replaced by a call into the
 //! function's `Memo` (kept in a `static`), and a handle: for a free function a unit struct
 //! `NameCache` (returned by `name_cache()`) with `invalidate`, `invalidate_async` and `key`,
-//! derefing to the `Memo`; for a method, the associated functions `name_cache()` (the `Memo`)
-//! and `name_invalidate(..)`. Every path is fully qualified (`::steadycache::__private`,
+//! derefing to the `Memo`; for a method, the associated functions `name_cache()` (the `Memo`),
+//! `name_invalidate(..)` and the per-call controls (`name_refresh`, `name_bypass`,
+//! `name_call_with`, `name_get_cached`). Every path is fully qualified (`::steadycache::__private`,
 //! `::steadycache`, `::core`, `::std`).
 
 mod body;

@@ -20,18 +20,19 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The rate-limited upstream: each admitted call writes its time.
+/// The rate-limited upstream: each admitted call writes when its caller called (`before`) and
+/// when it ran, which bracket the moment the limit admitted it.
 #[rate_limit(limit = 10, period = "1s", cache = xp_cache())]
-fn upstream(i: u32) -> Result<u32, RateLimited> {
-    support::count(&now_ms().to_string());
-    Ok(i)
+fn upstream(before: u64) -> Result<u64, RateLimited> {
+    support::count(&format!("{before} {}", now_ms()));
+    Ok(before)
 }
 
 /// The same limit, waiting for a slot instead of failing.
 #[rate_limit(limit = 10, period = "1s", cache = xp_cache(), on_exceed = "wait", name = "waiting")]
-async fn patient(i: u32) -> u32 {
-    support::count(&now_ms().to_string());
-    i
+async fn patient(before: u64) -> u64 {
+    support::count(&format!("{before} {}", now_ms()));
+    before
 }
 
 /// What a child process does, chosen by `STEADYCACHE_XP_ROLE`. Not a test of its own.
@@ -44,49 +45,63 @@ fn child_main() {
     match role.as_str() {
         // 200 calls over about 3 s; refused ones are dropped.
         "limited" => {
-            for i in 0..200 {
-                let _ = upstream(i);
+            for _ in 0..200 {
+                let _ = upstream(now_ms());
                 std::thread::sleep(Duration::from_millis(15));
             }
         }
         // Six calls that all get through, waiting for their slots.
         "patient" => support::block_on(async {
-            for i in 0..6 {
-                assert_eq!(patient(i).await, i);
+            for _ in 0..6 {
+                let before = now_ms();
+                assert_eq!(patient(before).await, before);
             }
         }),
         other => panic!("unknown role {other}"),
     }
 }
 
-/// The most calls in any span of `span_ms` and in any fixed window of it.
-fn busiest(times: &[u64], span_ms: u64) -> (usize, usize) {
+/// Admitted calls: when each caller called and when the upstream ran (ms), the moment of
+/// admission lying between.
+type Calls = Vec<(u64, u64)>;
+
+/// The most calls certainly admitted within one span of `span_ms` (both of a call's times
+/// inside it: scheduling delays between admission and the upstream's clock read cannot make
+/// calls look closer than they were), and the most calls certainly admitted in one fixed
+/// window.
+fn busiest(calls: &Calls, span_ms: u64) -> (usize, usize) {
     let mut sliding = 0;
-    for (i, t) in times.iter().enumerate() {
-        let n = times[i..].iter().take_while(|u| **u < t + span_ms).count();
+    for &(start, _) in calls {
+        let n = calls
+            .iter()
+            .filter(|(b, e)| *b >= start && *e < start + span_ms)
+            .count();
         sliding = sliding.max(n);
     }
+    // Per fixed window: the calls whose two times fall in it (admitted in it, certainly).
     let mut per_window = std::collections::HashMap::new();
-    for t in times {
-        *per_window.entry(t / span_ms).or_insert(0usize) += 1;
+    for (_, e) in calls.iter().filter(|(b, e)| b / span_ms == e / span_ms) {
+        *per_window.entry(e / span_ms).or_insert(0usize) += 1;
     }
     (sliding, per_window.values().copied().max().unwrap_or(0))
 }
 
-/// 4 processes × 200 calls at `url`; the admitted calls' times, sorted.
-fn four_processes(url: &str, role: &str) -> Vec<u64> {
+/// 4 processes × 200 calls at `url`; the admitted calls.
+fn four_processes(url: &str, role: &str) -> Calls {
     let dir = temp_dir("rate");
     let count = dir.join("calls.txt");
     let count_s = count.to_string_lossy().to_string();
     let envs = [(XP_URL, url), (COUNT, count_s.as_str())];
     spawn_and_wait(4, role, &envs, Duration::from_secs(60), "a child failed");
-    let mut times: Vec<u64> = lines(&count)
+    let calls = lines(&count)
         .iter()
-        .filter_map(|l| l.parse().ok())
+        .filter_map(|l| {
+            let (b, e) = l.split_once(' ')?;
+            Some((b.parse().ok()?, e.parse().ok()?))
+        })
         .collect();
-    times.sort_unstable();
     let _ = std::fs::remove_dir_all(&dir);
-    times
+    calls
 }
 
 #[test]

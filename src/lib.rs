@@ -144,6 +144,7 @@
 //! sharing it counts together): `min_calls = 3` stores a value only at the third computation of
 //! the same arguments within the ttl (one-off calls do not fill the cache; `not_admitted` in
 //! the stats); `max_hits = 100` drops an entry after it was served 100 times.
+//! On S3, which has no atomic increment, these rules (and the guards below) fail open.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};

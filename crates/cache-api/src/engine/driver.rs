@@ -29,7 +29,6 @@ use super::refresh;
 use super::tail::{self, publish, Round};
 use super::timeout::{self, Fallback};
 use crate::envelope::Freshness;
-use crate::error::FactoryTimeout;
 use crate::flight::{self, Outcome, Role};
 use crate::policy::Lock;
 use crate::scope::{current_options, note_origin, Origin};
@@ -68,25 +67,17 @@ fn timeout_of<V: Clone, E>(
     ))
 }
 
-/// What a caller that stopped waiting after `limit` gets.
+/// What a caller that stopped waiting after `limit` gets ([`timeout::give_up`]), noted as the
+/// call's origin.
 fn fall_back<V, E>(
     ctx: &Ctx<'_, V, E>,
     opts: crate::scope::CallOptions,
     limit: std::time::Duration,
     fallback: Fallback<V, E>,
 ) -> Result<V, E> {
-    ctx.stats.incr(Counter::Timeouts);
-    match fallback {
-        Fallback::Old(v) => {
-            ctx.stats.incr(Counter::Stale);
-            note_origin(opts, Origin::Stale);
-            Ok(v)
-        }
-        Fallback::Fail(f) => {
-            note_origin(opts, Origin::Computed);
-            f(FactoryTimeout { after: limit })
-        }
-    }
+    let (result, origin) = timeout::give_up(ctx, limit, fallback);
+    note_origin(opts, origin);
+    result
 }
 
 /// Whether `step` serves the value found (and so counts as one of its `max_hits`).
@@ -308,7 +299,7 @@ where
     } else if let Some(l2) = distributed {
         // A value found while waiting is taken, unless this call refreshes (forced, or because
         // what is stored is older than its `max_age`).
-        let accept_after = (!call.force_refresh && !call.too_old).then_some(0);
+        let accept_cached = !call.force_refresh && !call.too_old;
         let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
         let limit = timed.as_ref().map(|t| t.0);
         match lease::acquire(
@@ -316,7 +307,7 @@ where
             &ctx.place,
             l2,
             ctx.plan,
-            accept_after,
+            accept_cached,
             limit,
             ctx.stats,
         )

@@ -141,6 +141,24 @@ async fn delete_unguarded(mode: Mode, l2: &L2) -> Result<bool> {
     }
 }
 
+/// `op` on `l2`'s manager for the internal key `key` (a counter), behind the breaker and
+/// within the backend timeout, in either mode.
+async fn on_backend<T, F, Fut>(mode: Mode, l2: &L2, key: String, op: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    l2.breaker
+        .guard(async {
+            match mode {
+                Mode::Async => within(l2.timeout, op(l2.manager.clone(), key)).await,
+                Mode::Sync => wait_on_runtime(&l2.manager, &key, l2.timeout, op),
+            }
+        })
+        .await
+}
+
 /// Add `by` to the counter `key` (an internal key) in `l2`'s backend, created with `ttl`.
 pub(crate) async fn incr(
     mode: Mode,
@@ -149,32 +167,21 @@ pub(crate) async fn incr(
     by: i64,
     ttl: Option<Duration>,
 ) -> Result<i64> {
-    l2.breaker
-        .guard(async {
-            match mode {
-                Mode::Async => within(l2.timeout, l2.manager.backend().incr(&key, by, ttl)).await,
-                Mode::Sync => {
-                    wait_on_runtime(&l2.manager, &key, l2.timeout, move |m, k| async move {
-                        m.backend().incr(&k, by, ttl).await
-                    })
-                }
-            }
-        })
-        .await
+    on_backend(mode, l2, key, move |m, k| async move {
+        m.backend().incr(&k, by, ttl).await
+    })
+    .await
 }
 
 /// Delete the internal key `key` (a counter) in `l2`'s backend.
 pub(crate) async fn delete_key(mode: Mode, l2: &L2, key: String) -> Result<bool> {
-    l2.breaker
-        .guard(async {
-            match mode {
-                Mode::Async => within(l2.timeout, l2.manager.backend().delete(&key)).await,
-                Mode::Sync => wait_on_runtime(&l2.manager, &key, l2.timeout, |m, k| async move {
-                    m.backend().delete(&k).await
-                }),
-            }
-        })
-        .await
+    on_backend(
+        mode,
+        l2,
+        key,
+        |m, k| async move { m.backend().delete(&k).await },
+    )
+    .await
 }
 
 /// Delete every entry under `prefix`.

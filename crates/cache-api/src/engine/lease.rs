@@ -308,8 +308,8 @@ pub(crate) enum Acquired<V> {
 }
 
 /// Take the lock of `l2.key`, waiting (bounded, jittered backoff) while another process holds
-/// it and returning that process's value as soon as it is stored: a fresh value computed after
-/// `accept_after` (ms since the epoch; `None`: none is accepted, the caller refreshes).
+/// it and returning that process's value as soon as it is stored (when `accept_cached`; not
+/// when the caller refreshes). Past `timeout` (the caller's factory timeout), `TimedOut`.
 ///
 /// A holder renews its lease while it computes and a dead holder's lock expires within
 /// `lock_ttl` (in the backend), so a waiter whose holder died takes the lock over and
@@ -321,7 +321,7 @@ pub(crate) async fn acquire<V>(
     place: &Place<V>,
     l2: &L2,
     plan: &Plan,
-    accept_after: Option<u64>,
+    accept_cached: bool,
     timeout: Option<Duration>,
     stats: &Stats,
 ) -> Acquired<V>
@@ -337,12 +337,9 @@ where
             Ok(true) => {
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
-                if let Some(after) = accept_after {
-                    let found = io::lookup(mode, place, plan, after == 0, stats).await;
-                    if let Some(v) = found
-                        .filter(|f| f.created_at > after)
-                        .and_then(|f| f.fresh())
-                    {
+                if accept_cached {
+                    let found = io::lookup(mode, place, plan, true, stats).await;
+                    if let Some(v) = found.and_then(|f| f.fresh()) {
                         lease.release(mode, true, stats).await;
                         return Acquired::Found(v);
                     }
@@ -367,12 +364,9 @@ where
         let half = backoff / 2;
         pause(mode, half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(MAX_BACKOFF);
-        if let Some(after) = accept_after {
-            let found = io::lookup(mode, place, plan, after == 0, stats).await;
-            if let Some(v) = found
-                .filter(|f| f.created_at > after)
-                .and_then(|f| f.fresh())
-            {
+        if accept_cached {
+            let found = io::lookup(mode, place, plan, true, stats).await;
+            if let Some(v) = found.and_then(|f| f.fresh()) {
                 return Acquired::Found(v);
             }
         }

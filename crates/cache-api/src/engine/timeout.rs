@@ -181,7 +181,6 @@ where
             Err(_) => None,
         },
     };
-    let timeout = FactoryTimeout { after: limit };
     match (waited, fallback) {
         (Some(Some(Done::Concluded(result, origin))), _) => (result, origin),
         // The function panicked: fail-safe serves the old value; otherwise the panic goes on
@@ -195,7 +194,6 @@ where
         // Out of time, or the task ended without a word (its runtime shut down).
         (waited, fallback) => {
             if waited.is_none() {
-                ctx.stats.incr(Counter::Timeouts);
                 if ctx.plan.background_completion {
                     tracing::debug!(
                         "steadycache: timed out; the computation completes in the background"
@@ -207,14 +205,25 @@ where
                     task.abort();
                 }
             }
-            match fallback {
-                Fallback::Old(v) => {
-                    ctx.stats.incr(Counter::Stale);
-                    (Ok(v), Origin::Stale)
-                }
-                Fallback::Fail(f) => (f(timeout), Origin::Computed),
-            }
+            give_up(ctx, limit, fallback)
         }
+    }
+}
+
+/// What a caller that stopped waiting for the function after `limit` gets (counted as a
+/// timeout): its fallback. For the leader here, and for waiters in the driver.
+pub(crate) fn give_up<V, E>(
+    ctx: &Ctx<'_, V, E>,
+    limit: Duration,
+    fallback: Fallback<V, E>,
+) -> (Result<V, E>, Origin) {
+    ctx.stats.incr(Counter::Timeouts);
+    match fallback {
+        Fallback::Old(v) => {
+            ctx.stats.incr(Counter::Stale);
+            (Ok(v), Origin::Stale)
+        }
+        Fallback::Fail(f) => (f(FactoryTimeout { after: limit }), Origin::Computed),
     }
 }
 

@@ -88,7 +88,7 @@ impl CallBreaker {
 
     /// Before a call: let it through (as an ordinary call or as the probe), or refuse it.
     pub async fn before(&self) -> std::result::Result<Permit, CircuitOpen> {
-        self.decide(self.state().await)
+        self.decide(self.state_op().await)
     }
 
     /// Sync twin of [`before`](Self::before).
@@ -105,10 +105,6 @@ impl CallBreaker {
     /// Sync twin of [`after`](Self::after).
     pub fn after_blocking(&self, permit: Permit, ok: bool) {
         log_failure(blocking(self.after_op(permit, ok)));
-    }
-
-    async fn state(&self) -> Result<Option<Permit>> {
-        self.state_op().await
     }
 
     fn decide(&self, state: Result<Option<Permit>>) -> std::result::Result<Permit, CircuitOpen> {

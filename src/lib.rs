@@ -274,11 +274,11 @@ pub use steadycache_api::{
     async_trait, current_options, default_cache, is_enabled, load_blocking_with_hooks,
     parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
-    Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions, Capabilities,
-    CircuitBreaker, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error, FactoryTimeout,
-    Format, Freshness, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Permit, Policy,
-    RateLimited, RateLimiter, Refresh, Result, StatsSnapshot, DEFAULT_FAIL_SAFE_THROTTLE,
-    DEFAULT_MAX_BYTES, FORMAT_VERSION,
+    BusConfig, Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions,
+    Capabilities, CircuitBreaker, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error,
+    FactoryTimeout, Format, Freshness, Glob, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig,
+    Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result, StatsSnapshot, Subscription,
+    DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
 pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
 

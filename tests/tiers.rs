@@ -204,6 +204,11 @@ fn fronted(i: u32) -> u32 {
 #[test]
 fn a_local_tier_in_front_of_a_backend_serves_typed_hits() {
     assert!(FRONTED.0.has_typed_tier());
+    // Copies of a shared store are served once its invalidation bus is heard.
+    assert!(steadycache_api::testing::eventually(|| FRONTED
+        .0
+        .health()
+        .bus_live));
     assert_eq!(fronted(1), 2);
     let loads = FRONTED.1.loads.load(SeqCst);
     for _ in 0..5 {

@@ -231,7 +231,7 @@ impl Backend for FileBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().with_pubsub(false)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

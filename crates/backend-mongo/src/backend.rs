@@ -303,7 +303,7 @@ impl Backend for MongoBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().with_pubsub(false)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -355,7 +355,7 @@ impl Backend for S3Backend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::all();
+        let mut c = Capabilities::all().with_pubsub(false);
         c.incr = false;
         c
     }

@@ -202,8 +202,9 @@ impl Backend for SqliteBackend {
             Capabilities::all()
                 .with_shared(false)
                 .with_persistent(false)
+                .with_pubsub(false)
         } else {
-            Capabilities::all()
+            Capabilities::all().with_pubsub(false)
         }
     }
 

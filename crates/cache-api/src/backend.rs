@@ -6,6 +6,7 @@
 
 use crate::envelope::Entry;
 use crate::error::{Error, Result};
+use crate::glob::Glob;
 use crate::time::unix_millis;
 use async_trait::async_trait;
 use std::fmt;
@@ -31,6 +32,10 @@ pub struct Capabilities {
     pub shared: bool,
     /// Values survive a restart of the process.
     pub persistent: bool,
+    /// `delete_matching` is supported (natively or by a bounded scan).
+    pub delete_matching: bool,
+    /// `publish` / `subscribe` are supported (a native message bus, such as Redis pub/sub).
+    pub pubsub: bool,
 }
 
 impl Capabilities {
@@ -44,7 +49,15 @@ impl Capabilities {
             locks: true,
             shared: true,
             persistent: true,
+            delete_matching: true,
+            pubsub: true,
         }
+    }
+
+    /// Set `pubsub`.
+    pub fn with_pubsub(mut self, pubsub: bool) -> Self {
+        self.pubsub = pubsub;
+        self
     }
 
     /// Set `shared`.
@@ -71,7 +84,9 @@ impl Capabilities {
 /// * a lock is held by one token until released by that token or until its ttl passes;
 ///   releasing or extending with another token does nothing and returns `false`; extending
 ///   with the holder's token moves the expiry to `ttl` from now;
-/// * `delete_prefix` removes every key starting with the prefix and returns how many.
+/// * `delete_prefix` removes every key starting with the prefix and returns how many;
+///   `delete_matching` every key matching a glob pattern, never an internal key (one with `#`);
+/// * `publish` reaches every live `subscribe`r of the channel, in any process, in order.
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// A short name for logs and errors (`"memory"`, `"redis"`).
@@ -120,6 +135,32 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Err(Error::unsupported("admit_rate", self.name().to_owned()))
     }
 
+    /// Remove every key matching `pattern` (see [`Glob`]: internal keys, those with `#`, never
+    /// match); the number removed. The default is `Err(Unsupported)`.
+    async fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
+        let _ = pattern;
+        Err(Error::unsupported(
+            "delete_matching",
+            self.name().to_owned(),
+        ))
+    }
+
+    /// Send `message` to every subscriber of `channel` (fire and forget: a subscriber that is
+    /// not connected misses it). The default is `Err(Unsupported)`: the cache's invalidation
+    /// bus then polls a feed kept in the store (see `Cache`'s docs on coherence).
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
+        let _ = (channel, message);
+        Err(Error::unsupported("publish", self.name().to_owned()))
+    }
+
+    /// Receive the messages published on `channel` from now on, until the connection breaks
+    /// (the receiver then ends: the caller subscribes again). The default is
+    /// `Err(Unsupported)`.
+    async fn subscribe(&self, channel: &str) -> Result<Subscription> {
+        let _ = channel;
+        Err(Error::unsupported("subscribe", self.name().to_owned()))
+    }
+
     /// Blocking twins of the hot operations, for stores whose I/O is local (files, SQLite). The
     /// sync engine calls them on the caller's thread instead of handing the call to a runtime
     /// (two thread hops cost more than reading a small file). `None`, the default, means not
@@ -128,6 +169,10 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         None
     }
 }
+
+/// The messages of one subscription ([`Backend::subscribe`]); `None` from `recv` when the
+/// connection broke.
+pub type Subscription = tokio::sync::mpsc::Receiver<Vec<u8>>;
 
 /// Blocking access to a local store (see [`Backend::blocking`]). Same semantics as the async
 /// methods of the same names.
@@ -192,6 +237,15 @@ macro_rules! forward_backend {
                 period: Duration,
             ) -> Result<Option<Duration>> {
                 (**self).admit_rate(key, limit, period).await
+            }
+            async fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
+                (**self).delete_matching(pattern).await
+            }
+            async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
+                (**self).publish(channel, message).await
+            }
+            async fn subscribe(&self, channel: &str) -> Result<Subscription> {
+                (**self).subscribe(channel).await
             }
             fn blocking(&self) -> Option<&dyn BlockingBackend> {
                 (**self).blocking()

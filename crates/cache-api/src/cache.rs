@@ -10,14 +10,13 @@ use crate::engine::plan::Plan;
 use crate::engine::{AsyncRefresh, NoRefresh, Shape};
 use crate::error::Result;
 use crate::flight::{self, FlightMap};
-use crate::key::{by_hand, namespace_prefix};
+use crate::key::by_hand;
 use crate::manager::{CacheManager, DefaultManager};
 use crate::memory::{MemoryBackend, MemoryConfig};
 use crate::policy::Policy;
 use crate::reopen::Reopening;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::tier::{Breaker, Budget, CircuitBreaker, Forget, LocalTier, Place, L2};
-use crate::time::unix_millis;
+use crate::tier::{Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, L2};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -43,6 +42,8 @@ pub(crate) struct CacheInner {
     pub(crate) breaker: Arc<Breaker>,
     /// The backend of a URL that could not be opened yet (`Cache::from_url_failing_open`).
     pub(crate) opening: Option<Arc<Reopening>>,
+    /// Keeps the in-process copies coherent with other processes (see `tier::bus`).
+    pub(crate) bus: Arc<Bus>,
 }
 
 /// The default [`CacheBuilder::backend_timeout`]: long enough for any healthy store, short
@@ -95,6 +96,7 @@ pub struct CacheBuilder {
     local_tier: Option<LocalTier>,
     backend_timeout: Option<Duration>,
     breaker: Option<Option<CircuitBreaker>>,
+    bus: Option<BusConfig>,
     pub(crate) opening: Option<Arc<Reopening>>,
 }
 
@@ -163,6 +165,16 @@ impl CacheBuilder {
         self
     }
 
+    /// The invalidation bus that keeps in-process copies (a [`LocalTier`]'s values, tag times)
+    /// coherent with what other processes do to a shared store (default
+    /// [`BusConfig::default`]: on). See [`BusConfig`] for its carriers, latency and
+    /// auto-recovery. Also the URL options `bus=off`, `bus_channel=`, `bus_poll_ms=`,
+    /// `bus_grace_ms=`.
+    pub fn bus(mut self, config: BusConfig) -> Self {
+        self.bus = Some(config);
+        self
+    }
+
     /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
     /// own, such as reading part of a value); overrides `backend` and `codec`.
     pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
@@ -201,10 +213,20 @@ impl CacheBuilder {
             &manager,
             backend_timeout,
         );
+        let budget = budget.map(Arc::new);
+        let bus = Bus::new(
+            manager.clone(),
+            budget.clone(),
+            memory.is_some(),
+            self.bus.unwrap_or_default(),
+        );
+        if budget.is_some() {
+            bus.listen(); // copies are served only once the bus is heard: start at once
+        }
         Cache {
             inner: Arc::new(CacheInner {
                 manager,
-                budget: budget.map(Arc::new),
+                budget,
                 memos_use_backend: memory.is_none(),
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
@@ -212,6 +234,7 @@ impl CacheBuilder {
                 backend_timeout,
                 breaker,
                 opening: self.opening,
+                bus,
             }),
         }
     }
@@ -271,10 +294,8 @@ impl Cache {
         self.inner.memos_use_backend
     }
 
-    fn forget(&self, what: Forget<'_>) {
-        if let Some(b) = &self.inner.budget {
-            b.forget(what);
-        }
+    pub(crate) fn bus(&self) -> &Arc<Bus> {
+        &self.inner.bus
     }
 
     fn l2(&self, key: &str) -> L2 {
@@ -287,7 +308,7 @@ impl Cache {
     }
 
     /// A call into the manager within the backend timeout, through the circuit breaker.
-    async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
         let op = io::within(self.inner.backend_timeout, op);
         self.inner.breaker.guard(op).await
     }
@@ -328,54 +349,6 @@ impl Cache {
         }
     }
 
-    /// Store `value` under `key` with the lifetimes of `policy` (the in-process copies of the
-    /// key, if any, are dropped).
-    pub async fn set<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
-        let now = unix_millis();
-        let Some(at) = Plan::compile(policy).deadlines(now, false, fastrand::f64()) else {
-            return Ok(());
-        };
-        let key = by_hand(key);
-        let meta = io::Meta {
-            created_at: now,
-            at,
-            negative: false,
-            took_ms: 0,
-        };
-        let entry = io::make_entry(self.codec(), &key, value, meta)?;
-        self.forget(Forget::Key(&key));
-        let save = self.inner.manager.save(&key, &entry);
-        self.guarded(save).await
-    }
-
-    /// Remove `key`, in the backend and from every function's typed tier.
-    pub async fn invalidate(&self, key: &str) -> Result<bool> {
-        let key = by_hand(key);
-        self.forget(Forget::Key(&key));
-        self.guarded(self.inner.manager.delete(&key)).await
-    }
-
-    /// Remove every key starting with `prefix`, in the backend and from the typed tiers (a
-    /// function whose keys the prefix reaches into loses its whole typed tier: copies only).
-    pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
-        let prefix = by_hand(prefix);
-        self.forget(Forget::Prefix(&prefix));
-        self.guarded(self.inner.manager.delete_prefix(&prefix))
-            .await
-    }
-
-    /// Remove every key of a memoized function's namespace.
-    pub async fn clear_namespace(&self, namespace: &str) -> Result<u64> {
-        self.invalidate_prefix(&namespace_prefix(namespace)).await
-    }
-
-    /// Remove every key this cache holds: the backend's (`delete_prefix("")`) and every typed
-    /// tier's.
-    pub async fn clear(&self) -> Result<u64> {
-        self.forget(Forget::All);
-        self.guarded(self.inner.manager.delete_prefix("")).await
-    }
-
     fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
         let key = by_hand(key);
         Ctx {
@@ -384,6 +357,8 @@ impl Cache {
                 counters: (plan.min_calls.is_some() || plan.max_hits.is_some())
                     .then(|| self.l2(&key)),
                 l2: Some(self.l2(&key)),
+                tags: None,
+                announce: None,
             },
             id: xxh3_128(key.as_bytes()),
             plan,

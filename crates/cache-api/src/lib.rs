@@ -35,7 +35,9 @@ mod engine;
 mod envelope;
 mod error;
 mod flight;
+mod glob;
 mod guard;
+mod invalidate;
 mod key;
 mod manager;
 mod memo;
@@ -69,11 +71,12 @@ pub mod __private {
 }
 
 pub use async_trait::async_trait;
-pub use backend::{Backend, BackendExt, Capabilities};
+pub use backend::{Backend, BackendExt, Capabilities, Subscription};
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
 pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Result};
+pub use glob::{Glob, MAX_GLOB_LEN};
 pub use guard::{CallBreaker, Permit, RateLimiter};
 pub use manager::{
     load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager, CacheManager,
@@ -88,5 +91,5 @@ pub use scope::{
     with_origin_async, CallOptions, Origin,
 };
 pub use stats::{Counter, StatsSnapshot};
-pub use tier::{CircuitBreaker, LocalTier};
+pub use tier::{BusConfig, CircuitBreaker, LocalTier};
 pub use time::parse_duration;

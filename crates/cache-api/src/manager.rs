@@ -86,6 +86,12 @@ pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
         self.backend().delete_prefix(prefix).await
     }
 
+    /// Remove every entry whose key matches `pattern` ([`Glob`](crate::Glob)); how many were
+    /// removed. Override it with [`delete`](Self::delete) when your keys are not the engine's.
+    async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
+        self.backend().delete_matching(pattern).await
+    }
+
     /// Blocking access for sync callers, when this manager's I/O is local; `None` (the
     /// default) sends sync callers through the async methods on the library's runtime. See
     /// the module docs.

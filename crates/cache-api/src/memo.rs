@@ -15,7 +15,7 @@ use crate::key::{full_key, hex128, namespace_of, namespace_prefix, part_hashes, 
 use crate::policy::Policy;
 use crate::scope::{current_options, is_enabled};
 use crate::stats::{Counter, Stats, StatsSnapshot};
-use crate::tier::{budget::Tier, LocalStore, Place, L1, L2};
+use crate::tier::{budget::Tier, CallTags, Event, LocalStore, Place, L1, L2};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -28,6 +28,8 @@ use std::time::Duration;
 pub struct ArgsKey<'a> {
     hash: u128,
     text: Option<&'a str>,
+    /// The call's tags (`#[cached(tags = [...])]`), rendered on the slow path only.
+    tags: Option<&'a [String]>,
 }
 
 impl fmt::Debug for ArgsKey<'_> {
@@ -43,7 +45,19 @@ impl<'a> ArgsKey<'a> {
     /// A key from the stable args hash ([`hash_args`](crate::hash_args)).
     #[inline]
     pub fn hashed(hash: u128) -> Self {
-        ArgsKey { hash, text: None }
+        ArgsKey {
+            hash,
+            text: None,
+            tags: None,
+        }
+    }
+
+    /// The same key, with the call's tags (rendered after [`Memo::hit`] missed: never on an
+    /// in-process hit).
+    #[inline]
+    pub fn with_tags(mut self, tags: &'a [String]) -> Self {
+        self.tags = Some(tags);
+        self
     }
 
     /// A readable key (`#[cached(key = "user:{id}")]`): stored as the text itself (the macro
@@ -54,6 +68,7 @@ impl<'a> ArgsKey<'a> {
         ArgsKey {
             hash: xxhash_rust::xxh3::xxh3_128(text.as_bytes()),
             text: Some(text),
+            tags: None,
         }
     }
 
@@ -111,6 +126,8 @@ pub struct Memo<V> {
     plan: Plan,
     source: CacheSource,
     max_bytes: Option<u64>,
+    /// Whether calls carry tags (`#[cached(tags = [...])]`).
+    tagged: bool,
     enabled: AtomicBool,
     stats: Arc<Stats>,
     state: OnceLock<MemoState<V>>,
@@ -140,6 +157,7 @@ where
             policy,
             source: CacheSource::Default,
             max_bytes: None,
+            tagged: false,
             enabled: AtomicBool::new(true),
             stats: Arc::default(),
             state: OnceLock::new(),
@@ -162,6 +180,13 @@ where
     /// budget, which bounds all its functions together).
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// Calls carry tags ([`ArgsKey::with_tags`]): their values are checked against the tag
+    /// invalidations ([`Cache::invalidate_tag`]).
+    pub fn with_tags(mut self) -> Self {
+        self.tagged = true;
         self
     }
 
@@ -191,6 +216,10 @@ where
                 CacheSource::Default => default_cache(),
                 CacheSource::With(f) => f(),
             };
+            let bus = cache.bus();
+            // A plain memory hit checks nothing but freshness; copies of a shared store and
+            // tagged values are checked against the bus's watch too.
+            let watched = self.tagged || bus.carries();
             let local = cache.budget().map(|budget| {
                 LocalStore::new(
                     budget.clone(),
@@ -198,8 +227,12 @@ where
                     &self.namespace,
                     format!("{}:{}:", self.namespace, self.version),
                     part_hashes,
+                    watched.then(|| bus.watch.clone()),
                 )
             });
+            if local.is_some() || self.tagged {
+                bus.listen();
+            }
             MemoState {
                 cache,
                 local,
@@ -277,7 +310,22 @@ where
             }),
             l2: st.cache.memos_use_backend().then(|| self.l2(st, key)),
             counters: self.plan.counts().then(|| self.l2(st, key)),
+            tags: self.call_tags(st, key),
+            announce: (st.local.is_some() && st.cache.bus().carries())
+                .then(|| st.cache.bus().clone()),
         }
+    }
+
+    /// The call's tags, rendered now (the slow path), with the tag epoch read first.
+    fn call_tags(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> Option<CallTags> {
+        let names = key.tags.filter(|_| self.tagged)?;
+        let bus = st.cache.bus().clone();
+        let epoch = bus.watch.tag_epoch();
+        Some(CallTags {
+            names: names.into(),
+            epoch,
+            bus,
+        })
     }
 
     /// The call's slot in the cache's manager.
@@ -313,6 +361,14 @@ where
         #[cfg(feature = "trace-hits")]
         tracing::trace!(namespace = %self.namespace, "steadycache: hit");
         Some(v)
+    }
+
+    /// A fresh value in the typed tier, if there is one (what a call checks first). A tagged
+    /// function's generated code asks this before it renders its tags, so a hit allocates
+    /// nothing.
+    #[inline]
+    pub fn hit(&self, key: &ArgsKey<'_>) -> Option<V> {
+        self.typed_hit(self.active()?, key)
     }
 
     /// Run one sync call: a fresh hit in the typed tier returns at once; everything else goes
@@ -381,14 +437,32 @@ where
             return Ok(local);
         }
         let prefix = namespace_prefix(&self.namespace);
-        io::delete_prefix(
+        let removed = io::delete_prefix(
             mode,
             st.cache.manager(),
             &prefix,
             st.cache.backend_timeout(),
             &st.cache.inner.breaker,
         )
-        .await
+        .await;
+        self.announce(mode, st, Event::Prefix(prefix)).await?;
+        removed
+    }
+
+    /// Tell the other processes (through the cache's bus) what this one changed.
+    async fn announce(&self, mode: Mode, st: &MemoState<V>, event: Event) -> Result<()> {
+        let bus = st.cache.bus();
+        if !bus.carries() {
+            return Ok(());
+        }
+        let bus = bus.clone();
+        let timeout = st.cache.backend_timeout();
+        let breaker = st.cache.inner.breaker.clone();
+        let send = async move { breaker.guard(io::within(timeout, bus.send(event))).await };
+        match mode {
+            Mode::Async => send.await,
+            Mode::Sync => crate::runtime::block_on(send)?,
+        }
     }
 
     /// Store `value` as the result of one call, as if the function had just returned it
@@ -462,10 +536,15 @@ where
     async fn invalidate_in(&self, mode: Mode, key: ArgsKey<'_>) -> Result<bool> {
         let st = self.state();
         let place = self.place(st, &key);
-        let local = place.l1.as_ref().is_some_and(|l| l.store.remove(l.hash));
-        match &place.l2 {
+        let removed = match &place.l2 {
             Some(l2) => io::delete(mode, l2).await,
-            None => Ok(local),
-        }
+            None => Ok(false),
+        };
+        let local = place.l1.as_ref().is_some_and(|l| l.store.remove(l.hash));
+        let Some(l2) = &place.l2 else {
+            return Ok(local);
+        };
+        self.announce(mode, st, Event::Key(l2.key.clone())).await?;
+        removed
     }
 }

@@ -260,6 +260,7 @@ impl Backend for MemoryBackend {
         Capabilities::all()
             .with_shared(false)
             .with_persistent(false)
+            .with_pubsub(false)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -311,6 +312,19 @@ impl Backend for MemoryBackend {
         let removed = std::sync::atomic::AtomicU64::new(0);
         self.items.retain(|k, v| {
             let hit = k.starts_with(prefix);
+            if hit && v.live(now) {
+                removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            !hit
+        });
+        Ok(removed.into_inner())
+    }
+
+    async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
+        let now = unix_millis();
+        let removed = std::sync::atomic::AtomicU64::new(0);
+        self.items.retain(|k, v| {
+            let hit = pattern.matches(k);
             if hit && v.live(now) {
                 removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }

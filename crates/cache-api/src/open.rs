@@ -9,7 +9,7 @@ use crate::memory::MemoryConfig;
 use crate::options::{parse_bytes, parse_count, redact_url};
 use crate::reopen::Reopening;
 use crate::scheme::{find_opener, SchemeOpener};
-use crate::tier::{CircuitBreaker, LocalTier};
+use crate::tier::{BusConfig, CircuitBreaker, LocalTier};
 use std::time::Duration;
 
 /// A cache's health: whether the backend its URL names is open, and whether its circuit
@@ -33,6 +33,11 @@ pub struct CacheHealth {
     pub circuit_open: bool,
     /// How many times the circuit breaker has opened.
     pub circuit_opened: u32,
+    /// The invalidation bus vouches for in-process copies (true when no bus is needed: a
+    /// memory cache, or a bus turned off). False while a shared cache's bus has not been heard
+    /// for its grace: in-process copies are then not served (see
+    /// [`BusConfig`](crate::BusConfig)).
+    pub bus_live: bool,
 }
 
 /// The cache's own options, taken out of a backend URL.
@@ -41,6 +46,7 @@ struct UrlOptions {
     local_tier: Option<LocalTier>,
     timeout: Option<Duration>,
     breaker: Option<Option<CircuitBreaker>>,
+    bus: Option<BusConfig>,
 }
 
 impl UrlOptions {
@@ -53,6 +59,9 @@ impl UrlOptions {
         }
         if let Some(c) = self.breaker {
             b = b.circuit_breaker(c);
+        }
+        if let Some(c) = &self.bus {
+            b = b.bus(c.clone());
         }
         b
     }
@@ -89,7 +98,9 @@ impl Cache {
     /// [`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)), `backend_timeout_ms=<n>`
     /// sets [`CacheBuilder::backend_timeout`](crate::CacheBuilder::backend_timeout), and
     /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>` set the
-    /// [`CircuitBreaker`]; they are taken out of the URL before the backend reads it.
+    /// [`CircuitBreaker`], and `bus=off|on`, `bus_channel=<name>`, `bus_poll_ms=<n>` and
+    /// `bus_grace_ms=<n>` set the invalidation bus ([`BusConfig`]); they are taken out of the
+    /// URL before the backend reads it.
     pub fn from_url(url: &str) -> Result<Self> {
         let scheme = scheme_of(url)?;
         if scheme == "mem" || scheme == "memory" {
@@ -159,6 +170,7 @@ impl Cache {
             backend_open: true,
             circuit_open: self.inner.breaker.is_open(),
             circuit_opened: self.inner.breaker.times_opened(),
+            bus_live: !self.inner.bus.carries() || self.inner.bus.watch.is_live(),
             ..CacheHealth::default()
         };
         if let Some(r) = &self.inner.opening {
@@ -199,8 +211,13 @@ struct Unopened {
     error: Error,
     retry: Option<(String, SchemeOpener, UrlOptions)>,
 }
+fn bus(o: &mut UrlOptions) -> &mut BusConfig {
+    o.bus.get_or_insert_with(BusConfig::default)
+}
+
 /// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`,
-/// `breaker_threshold`, `breaker_cooldown_ms`) out of a backend URL.
+/// `breaker_threshold`, `breaker_cooldown_ms`, `bus`, `bus_channel`, `bus_poll_ms`,
+/// `bus_grace_ms`) out of a backend URL.
 fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
     let Some((base, rest)) = url.split_once('?') else {
         return Ok((url.to_owned(), UrlOptions::default()));
@@ -227,6 +244,26 @@ fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
                     "breaker_cooldown_ms",
                     v,
                 )?));
+            }
+            Some(("bus", v)) => {
+                bus(&mut o).enabled = match v {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "`bus={v}`: write `bus=on` or `bus=off`"
+                        )))
+                    }
+                }
+            }
+            Some(("bus_channel", v)) if !v.is_empty() => bus(&mut o).channel = v.to_owned(),
+            Some(("bus_poll_ms", v)) => {
+                let ms = parse_count("bus_poll_ms", v)?.max(1);
+                bus(&mut o).poll = Duration::from_millis(ms);
+            }
+            Some(("bus_grace_ms", v)) => {
+                let ms = parse_count("bus_grace_ms", v)?;
+                bus(&mut o).grace = Duration::from_millis(ms);
             }
             _ => kept.push(pair),
         }

@@ -159,6 +159,15 @@ impl Backend for Reopening {
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         self.target().delete_prefix(prefix).await
     }
+    async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
+        self.target().delete_matching(pattern).await
+    }
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
+        self.target().publish(channel, message).await
+    }
+    async fn subscribe(&self, channel: &str) -> Result<crate::backend::Subscription> {
+        self.target().subscribe(channel).await
+    }
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         self.target().incr(key, by, ttl).await
     }

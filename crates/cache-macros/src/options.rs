@@ -79,6 +79,40 @@ pub(crate) enum CacheOpt {
     Expr(syn::Expr),
 }
 
+/// `tags = ["user:{id}", "users"]`: tag templates, string literals in an array.
+#[derive(Debug, Clone)]
+pub(crate) struct TagList(pub Vec<syn::LitStr>);
+
+impl FromMeta for TagList {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        let syn::Expr::Array(array) = expr else {
+            return Err(darling::Error::custom(
+                "write the tags as an array of string templates: `tags = [\"user:{id}\", \"users\"]`",
+            )
+            .with_span(expr));
+        };
+        let mut tags = Vec::new();
+        for e in &array.elems {
+            match e {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => tags.push(s.clone()),
+                other => {
+                    return Err(darling::Error::custom(
+                        "a tag is a string template over the arguments, such as \"user:{id}\"",
+                    )
+                    .with_span(other))
+                }
+            }
+        }
+        if tags.is_empty() {
+            return Err(darling::Error::custom("`tags = []` names no tag").with_span(expr));
+        }
+        Ok(TagList(tags))
+    }
+}
+
 impl FromMeta for CacheOpt {
     fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
         match expr {
@@ -189,6 +223,10 @@ pub(crate) struct Options {
     /// arguments) instead of the key arguments (cached's `convert`); needed, or `key`, on
     /// generic functions. Excludes `key`, `skip` and `key_self`.
     pub convert: Option<syn::Expr>,
+    /// `tags = ["user:{id}", "users"]`: tags of each value, templates over the arguments (the
+    /// rules and escaping of `key`); `Cache::invalidate_tag("user:5")` makes every value
+    /// stored with that tag a miss, in every process.
+    pub tags: Option<TagList>,
     /// `key_prefix = "users"`: the key namespace, instead of module path + function name.
     pub key_prefix: Option<syn::LitStr>,
     /// `version = "2"`: a pinned version, instead of the hash of the function's tokens (which

@@ -47,6 +47,9 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     if let Some(tpl) = &opts.key {
         check_key_template(opts, tpl, model)?;
     }
+    for tpl in opts.tags.iter().flat_map(|t| &t.0) {
+        check_template(tpl, model, "tag")?;
+    }
     check_convert(opts)?;
     check_self_in_key(opts, model)?;
     check_guards(opts, model)?;
@@ -437,7 +440,24 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
             "`key` names the arguments it uses; `skip` does not apply",
         ));
     }
-    let pieces = template_pieces(&tpl.value()).map_err(|m| err(tpl.span(), m))?;
+    let uses_an_argument = check_template(tpl, model, "key")?;
+    if !uses_an_argument && !model.args.is_empty() {
+        return Err(err(
+            tpl.span(),
+            "the key template uses no argument: every call would share one entry",
+        ));
+    }
+    Ok(())
+}
+
+/// The rules every template follows (`what`: `key` or `tag`); whether it uses an argument.
+fn check_template(tpl: &syn::LitStr, model: &FnModel, what: &str) -> syn::Result<bool> {
+    let pieces = template_pieces(&tpl.value()).map_err(|m| {
+        err(
+            tpl.span(),
+            m.replace("the key template", &format!("the {what} template")),
+        )
+    })?;
     let mut uses_an_argument = false;
     let mut after_hole = false;
     for piece in &pieces {
@@ -450,7 +470,7 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
                     return Err(err(
                         tpl.span(),
                         format!(
-                            "the key template's text may hold printable ASCII other than `#` and `%`, not {bad:?}"
+                            "the {what} template's text may hold printable ASCII other than `#` and `%`, not {bad:?}"
                         ),
                     ));
                 }
@@ -463,15 +483,15 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
                 if name.is_empty() {
                     return Err(err(
                         tpl.span(),
-                        "key template placeholders name an argument or a field of one: `{id}`, \
-                         `{q.page}`, `{self.id}`",
+                        format!("{what} template placeholders name an argument or a field of one: `{{id}}`, \
+                         `{{q.page}}`, `{{self.id}}`"),
                     ));
                 }
                 let is_self = name == "self" && model.receiver.is_some();
                 if !is_self && !model.args.iter().any(|a| a.ident == name) {
                     return Err(err(
                         tpl.span(),
-                        format!("key template uses `{{{path}}}` but the function has no argument `{name}`"),
+                        format!("{what} template uses `{{{path}}}` but the function has no argument `{name}`"),
                     ));
                 }
                 let field = |s: &str| {
@@ -486,7 +506,7 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
                 if after_hole {
                     return Err(err(
                         tpl.span(),
-                        "separate the key template's placeholders by a character such as `:` or `/` (letters, digits and `-_.~` can be part of a value, so `{a}{b}` or `{a}-{b}` could render two calls to one key)",
+                        format!("separate the {what} template's placeholders by a character such as `:` or `/` (letters, digits and `-_.~` can be part of a value, so `{{a}}{{b}}` or `{{a}}-{{b}}` could render two calls to one {what})"),
                     ));
                 }
                 uses_an_argument = true;
@@ -494,11 +514,5 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
             }
         }
     }
-    if !uses_an_argument && !model.args.is_empty() {
-        return Err(err(
-            tpl.span(),
-            "the key template uses no argument: every call would share one entry",
-        ));
-    }
-    Ok(())
+    Ok(uses_an_argument)
 }

@@ -143,7 +143,7 @@ async fn delete_unguarded(mode: Mode, l2: &L2) -> Result<bool> {
 
 /// `op` on `l2`'s manager for the internal key `key` (a counter), behind the breaker and
 /// within the backend timeout, in either mode.
-async fn on_backend<T, F, Fut>(mode: Mode, l2: &L2, key: String, op: F) -> Result<T>
+pub(crate) async fn on_backend<T, F, Fut>(mode: Mode, l2: &L2, key: String, op: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
@@ -290,6 +290,15 @@ where
     let mut in_l1 = None;
     if let Some(l1) = &place.l1 {
         if let Some(held) = l1.store.lookup(l1.hash) {
+            let started = held.created_at.saturating_sub(u64::from(held.took_ms));
+            if held.unchecked && !super::tags::valid(mode, place, started, stats).await {
+                l1.store.remove(l1.hash);
+                return lookup_l2(mode, place, plan, None, stats).await;
+            }
+            if held.unchecked {
+                l1.store
+                    .restamp(l1.hash, held.created_at, place.tag_stamp());
+            }
             let now = unix_millis();
             let freshness = held.freshness;
             let found = Found {
@@ -307,6 +316,20 @@ where
             in_l1 = Some(found);
         }
     }
+    lookup_l2(mode, place, plan, in_l1, stats).await
+}
+
+/// The L2 half of [`lookup`]: what L2 holds, unless `in_l1` (L1's copy) is newer.
+async fn lookup_l2<V>(
+    mode: Mode,
+    place: &Place<V>,
+    plan: &Plan,
+    in_l1: Option<Found<V>>,
+    stats: &Stats,
+) -> Option<Found<V>>
+where
+    V: Value,
+{
     let Some(l2) = place.l2.as_ref() else {
         return in_l1;
     };
@@ -329,6 +352,10 @@ where
     {
         return in_l1; // this process's own copy is the newer one
     }
+    let started = entry.created_at.saturating_sub(u64::from(entry.took_ms));
+    if !super::tags::valid(mode, place, started, stats).await {
+        return in_l1; // a tag of it was invalidated after it was computed: gone
+    }
     let value = match decode_entry::<V>(l2.manager.codec(), &l2.key, &entry) {
         Ok(v) => v,
         Err(e) => {
@@ -347,7 +374,7 @@ where
         entry.took_ms,
     );
     if let Some(l1) = &place.l1 {
-        let stamp = (entry.created_at, entry.took_ms);
+        let stamp = (entry.created_at, entry.took_ms, place.tag_stamp());
         l1.store
             .store(l1.hash, &value, at.to_tier(now), stamp, stats);
     }
@@ -479,8 +506,8 @@ where
     let mut stored = false;
     if let Some(l1) = &place.l1 {
         let at = meta.at.to_tier(unix_millis());
-        l1.store
-            .store(l1.hash, value, at, (meta.created_at, meta.took_ms), stats);
+        let stamp = (meta.created_at, meta.took_ms, place.tag_stamp());
+        l1.store.store(l1.hash, value, at, stamp, stats);
         stored = true;
     }
     if let Some(l2) = &place.l2 {
@@ -493,7 +520,12 @@ where
             }
         };
         match save(mode, l2, entry).await {
-            Ok(()) => stored = true,
+            Ok(()) => {
+                stored = true;
+                if let Some(bus) = &place.announce {
+                    bus.send_later(crate::tier::Event::Key(l2.key.clone()));
+                }
+            }
             Err(e) => backend_error(stats, &l2.key, "save", &e),
         }
     }

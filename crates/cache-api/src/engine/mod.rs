@@ -22,6 +22,7 @@ pub(crate) mod job;
 pub(crate) mod lease;
 pub(crate) mod plan;
 pub(crate) mod refresh;
+pub(crate) mod tags;
 pub(crate) mod tail;
 pub(crate) mod timeout;
 pub(crate) mod xfetch;

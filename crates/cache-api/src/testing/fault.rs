@@ -338,6 +338,21 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.delete_prefix(prefix).await
     }
 
+    async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
+        self.faults.enter(Op::DeletePrefix, self.name()).await?;
+        self.inner.delete_matching(pattern).await
+    }
+
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
+        self.faults.enter(Op::Set, self.name()).await?;
+        self.inner.publish(channel, message).await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<crate::backend::Subscription> {
+        self.faults.enter(Op::Get, self.name()).await?;
+        self.inner.subscribe(channel).await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         self.faults.enter(Op::Incr, self.name()).await?;
         self.inner.incr(key, by, ttl).await

@@ -157,6 +157,11 @@ impl Budget {
                         tier.clear();
                     }
                 }
+                Forget::Matching(glob) => {
+                    if glob.may_match_under(&key_prefix) {
+                        tier.clear();
+                    }
+                }
             }
         }
     }
@@ -181,6 +186,8 @@ pub(crate) enum Forget<'a> {
     Key(&'a str),
     /// Every key starting with this.
     Prefix(&'a str),
+    /// Every key matching this pattern (a tier some of whose keys may match is cleared).
+    Matching(&'a crate::glob::Glob),
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 use super::budget::{Budget, Tier};
 use super::clock;
+use super::watch::Watch;
 use super::Deadlines;
 use crate::envelope::Freshness;
 use crate::memory::ITEM_OVERHEAD;
@@ -45,6 +46,8 @@ pub(crate) struct LocalItem<V> {
     weight: u32,
     /// How long the value took to compute, ms (early refresh rolls its dice with it).
     took_ms: u32,
+    /// The tag epoch the value was last checked at (`u64::MAX`: untagged; see [`Watch`]).
+    tag_stamp: u64,
 }
 
 /// What L1 holds for a key, read on the slow path.
@@ -58,6 +61,9 @@ pub(crate) struct Held<V> {
     pub(crate) created_at: u64,
     /// How long it took to compute, ms.
     pub(crate) took_ms: u32,
+    /// Whether its tags must be checked before it is served (a tag invalidation was learned
+    /// since it was last checked).
+    pub(crate) unchecked: bool,
 }
 
 #[derive(Clone)]
@@ -145,16 +151,21 @@ pub(crate) struct LocalStore<V> {
     namespace: String,
     part_hash: PartHash,
     warned_too_large: AtomicBool,
+    /// What a hit checks besides freshness: `None` for an untagged function on a cache no
+    /// other process writes (a plain memory hit), else the cache's watch.
+    watch: Option<Arc<Watch>>,
 }
 
 impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
-    /// A tier of the function `namespace` (keys `key_prefix…`), registered with `budget`.
+    /// A tier of the function `namespace` (keys `key_prefix…`), registered with `budget`,
+    /// its hits checked by `watch` when given.
     pub(crate) fn new(
         budget: Arc<Budget>,
         max_bytes: Option<u64>,
         namespace: &str,
         key_prefix: String,
         part_hash: PartHash,
+        watch: Option<Arc<Watch>>,
     ) -> Arc<Self> {
         clock::start();
         let max_bytes = max_bytes.unwrap_or(u64::MAX).min(budget.max_bytes()).max(1);
@@ -174,6 +185,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             namespace: namespace.to_owned(),
             part_hash,
             warned_too_large: AtomicBool::new(false),
+            watch,
         });
         let as_tier: Arc<dyn Tier> = store.clone();
         budget.register(key_prefix, Arc::downgrade(&as_tier));
@@ -184,14 +196,26 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     #[inline]
     pub(crate) fn get_fresh(&self, hash: u128) -> Option<V> {
         if let Some(item) = self.items.get(&hash) {
-            return (clock::recent_ms() < item.fresh_until).then_some(item.value);
+            return self.servable(&item).then_some(item.value);
         }
         if self.has_big.load(Relaxed) {
             return self
                 .big_get(hash)
-                .and_then(|item| (clock::recent_ms() < item.fresh_until).then_some(item.value));
+                .and_then(|item| self.servable(&item).then_some(item.value));
         }
         None
+    }
+
+    /// The hit check: fresh, and (with a watch) vouched for by the bus and checked against the
+    /// tag invalidations learned.
+    #[inline]
+    fn servable(&self, item: &LocalItem<V>) -> bool {
+        let now = clock::recent_ms();
+        now < item.fresh_until
+            && self
+                .watch
+                .as_ref()
+                .is_none_or(|w| w.trusts(item.tag_stamp, now))
     }
 
     #[cold]
@@ -203,7 +227,8 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             .cloned()
     }
 
-    /// What is held for `hash`; an expired item is removed.
+    /// What is held for `hash`; an expired item is removed. Nothing while the bus does not vouch
+    /// for this cache's copies (they may have been invalidated elsewhere).
     pub(crate) fn lookup(&self, hash: u128) -> Option<Held<V>> {
         let item = match self.items.get(&hash) {
             Some(i) => i,
@@ -211,6 +236,11 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             None => return None,
         };
         let now = clock::now_ms();
+        let unchecked = match &self.watch {
+            Some(w) if !w.trusts(u64::MAX, now) => return None,
+            Some(w) => item.tag_stamp < w.tag_epoch(),
+            None => false,
+        };
         match crate::envelope::freshness(item.stale_at, item.expires_at, item.keep_until, now) {
             Freshness::Expired => {
                 self.remove(hash);
@@ -227,19 +257,43 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
                 freshness,
                 created_at: item.created_at,
                 took_ms: item.took_ms,
+                unchecked,
             }),
         }
     }
 
+    /// Mark the item under `hash` computed at `created_at` as checked at tag epoch `stamp` (its
+    /// tags were found valid); nothing if the item there is another by now.
+    pub(crate) fn restamp(&self, hash: u128, created_at: u64, stamp: u64) {
+        let update = |item: &mut LocalItem<V>| {
+            if item.created_at == created_at {
+                item.tag_stamp = item.tag_stamp.max(stamp);
+            }
+        };
+        let _ = self
+            .items
+            .entry(&hash, Some(std::time::Duration::ZERO), |_, item| {
+                update(item);
+                quick_cache::sync::EntryAction::Retain(())
+            });
+        if self.has_big.load(Relaxed) {
+            let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(item) = big.get_mut(&hash) {
+                update(item);
+            }
+        }
+    }
+
     /// Keep `value` until the deadlines (ms on the tier's clock, `u64::MAX` = never); it was
-    /// computed at `created_at` (ms since the Unix epoch) in `took_ms`. A value larger than
-    /// this function's bound or the cache's budget is counted and logged once.
+    /// computed at `created_at` (ms since the Unix epoch) in `took_ms`, and its tags checked at
+    /// tag epoch `tag_stamp` (`u64::MAX`: untagged). A value larger than this function's bound
+    /// or the cache's budget is counted and logged once.
     pub(crate) fn store(
         &self,
         hash: u128,
         value: &V,
         at: Deadlines,
-        stamp: (u64, u32),
+        stamp: (u64, u32, u64),
         stats: &Stats,
     ) where
         V: Serialize,
@@ -259,6 +313,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             created_at: stamp.0,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
             took_ms: stamp.1,
+            tag_stamp: stamp.2,
         };
         self.remove(hash);
         let admitted = self.budget.admit(weight, |free| {

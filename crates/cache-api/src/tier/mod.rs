@@ -12,12 +12,16 @@
 
 pub(crate) mod breaker;
 pub(crate) mod budget;
+pub(crate) mod bus;
 pub(crate) mod clock;
 pub(crate) mod local;
+pub(crate) mod watch;
 
 pub(crate) use breaker::Breaker;
 pub use breaker::CircuitBreaker;
-pub(crate) use budget::{Budget, Forget};
+pub(crate) use budget::Budget;
+pub use bus::BusConfig;
+pub(crate) use bus::{Bus, Event};
 pub(crate) use local::LocalStore;
 
 use crate::manager::CacheManager;
@@ -25,9 +29,13 @@ use std::sync::Arc;
 
 /// An in-process tier of typed values in front of a cache's backend: how much it may hold.
 ///
-/// Off by default for shared backends: without an invalidation bus (a later release), another
-/// process's update or invalidation does not reach this process's copies, which are then served
-/// until they expire. Turn it on where that is acceptable, or give the functions short ttls.
+/// Off by default for shared backends. When on, the cache's invalidation bus keeps the copies
+/// coherent across processes (see [`BusConfig`]): a value stored, invalidated or refreshed by
+/// one process, a tag invalidated or a cache cleared evicts the copies in every other process
+/// (on Redis within about a round trip, on other shared stores within the bus's poll), and
+/// while the bus is not heard no copy is served past [`BusConfig::grace`]. Every process of a
+/// fleet that keeps copies must have a local tier too: a process announces the values it stores
+/// only when it keeps copies itself (a process without one still announces its invalidations).
 ///
 /// ```
 /// use steadycache_api::{Cache, LocalTier};
@@ -112,6 +120,16 @@ pub(crate) struct L2 {
     pub(crate) breaker: Arc<Breaker>,
 }
 
+/// A call's tags (rendered from its arguments on the slow path) and what judges them.
+#[derive(Clone)]
+pub(crate) struct CallTags {
+    pub(crate) names: Arc<[String]>,
+    /// The tag epoch read before the call looked anything up: what its values are stamped
+    /// with (an invalidation learned later makes them checked again).
+    pub(crate) epoch: u64,
+    pub(crate) bus: Arc<Bus>,
+}
+
 /// Where one call's value lives: L1, L2, or both (L1 first).
 pub(crate) struct Place<V> {
     pub(crate) l1: Option<L1<V>>,
@@ -119,6 +137,18 @@ pub(crate) struct Place<V> {
     /// Where the call's counters live (`min_calls`, `max_hits`): the cache's backend under the
     /// entry's key (a memory cache's own memory backend), set only when a rule counts.
     pub(crate) counters: Option<L2>,
+    /// The call's tags, for a tagged function.
+    pub(crate) tags: Option<CallTags>,
+    /// The bus a stored value is announced on (a cache with an L1 over a shared store), so
+    /// other processes drop their copies.
+    pub(crate) announce: Option<Arc<Bus>>,
+}
+
+impl<V> Place<V> {
+    /// The tag epoch to stamp this call's values with (`u64::MAX`: untagged).
+    pub(crate) fn tag_stamp(&self) -> u64 {
+        self.tags.as_ref().map_or(u64::MAX, |t| t.epoch)
+    }
 }
 
 impl<V> Clone for Place<V> {
@@ -130,6 +160,8 @@ impl<V> Clone for Place<V> {
             }),
             l2: self.l2.clone(),
             counters: self.counters.clone(),
+            tags: self.tags.clone(),
+            announce: self.announce.clone(),
         }
     }
 }

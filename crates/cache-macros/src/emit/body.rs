@@ -69,6 +69,7 @@ pub(crate) fn body(
             }
         }
     });
+    let tags = tags_expr(opts, &shape.v_ty, &shape.e_ty, from_result);
     quote! {{
         #(#asserts)*
         #v_assert
@@ -77,10 +78,33 @@ pub(crate) fn body(
         #key_expr
         #inner_def
         if let ::core::option::Option::Some(__steadycache_key) = __steadycache_key {
+            #tags
             return #from_result(#call);
         }
         #call_inner_awaited
     }}
+}
+
+/// With `tags`: serve an in-process hit first (it renders nothing), then render the tags and
+/// hand them to the call with its key.
+fn tags_expr(
+    opts: &Options,
+    v_ty: &TokenStream2,
+    e_ty: &TokenStream2,
+    from_result: &TokenStream2,
+) -> Option<TokenStream2> {
+    let tags = opts.tags.as_ref()?;
+    let rendered = tags.0.iter().map(|tpl| {
+        let render = super::render_template(tpl);
+        quote!({ #render __steadycache_text })
+    });
+    Some(quote! {
+        if let ::core::option::Option::Some(v) = __steadycache_memo.hit(&__steadycache_key) {
+            return #from_result(::core::result::Result::<#v_ty, #e_ty>::Ok(v));
+        }
+        let __steadycache_tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#rendered),*];
+        let __steadycache_key = __steadycache_key.with_tags(&__steadycache_tags);
+    })
 }
 
 /// `let __steadycache_key: Option<ArgsKey> = ..;`: `None` (run uncached) when an argument

@@ -33,6 +33,9 @@ pub(crate) fn memo_static(
     if let Some(m) = &opts.max_bytes {
         memo_new = quote!(#memo_new.with_max_bytes(#m));
     }
+    if opts.tags.is_some() {
+        memo_new = quote!(#memo_new.with_tags());
+    }
     quote! {
         static __STEADYCACHE_MEMO: ::steadycache::__private::Padded<
             ::std::sync::LazyLock<::steadycache::__private::Memo<#v_ty>>,

@@ -1,0 +1,395 @@
+//! The invalidation bus: keeps a cache's in-process copies (L1 values, tag times) coherent with
+//! what other processes do to the shared store.
+//!
+//! Every change a process makes (a stored value, an invalidation, a tag invalidation, a clear)
+//! is applied to its own copies at once and sent as a small [`Message`]; every other process
+//! applies what it hears. Two carriers:
+//!
+//! * **pub/sub**, on a store that has one (Redis): a channel per cache, heard as soon as it is
+//!   published (about a round trip);
+//! * **a polled feed**, on the other shared stores (files, SQLite, MongoDB, S3; see [`feed`]):
+//!   heard within [`BusConfig::poll`].
+//!
+//! **Auto-recovery.** Copies are trusted only while the bus is heard: each message heard (a
+//! process hears its own heartbeat every `grace / 4` on pub/sub; each successful poll on the
+//! feed) vouches for them for [`BusConfig::grace`] more ([`Watch`]). When the bus breaks (the
+//! connection is killed, the store restarts or is unreachable), no copy is served past that
+//! bound: calls go to the store (or run their function). When it is heard again, the copies are
+//! flushed first (messages may have been missed), then trusted again.
+
+pub(crate) mod event;
+pub(crate) mod feed;
+
+use super::budget::{Budget, Forget};
+use super::clock;
+use super::watch::{TagTable, Watch};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::glob::Glob;
+use crate::manager::CacheManager;
+use crate::time::unix_millis;
+pub(crate) use event::{Event, Message};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How a cache's invalidation bus runs ([`CacheBuilder::bus`](crate::CacheBuilder::bus), or the
+/// URL options `bus`, `bus_channel`, `bus_poll_ms`, `bus_grace_ms`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusConfig {
+    /// Whether the bus runs at all (default on). Off, another process's changes reach this
+    /// process's L1 copies only when they expire, and tag times are read from the store at
+    /// every check.
+    pub enabled: bool,
+    /// The pub/sub channel (default `steadycache:bus`): caches that share a store and a
+    /// channel share their invalidations.
+    pub channel: String,
+    /// How often a polled feed is read (default 100 ms): the latency of an invalidation
+    /// between processes on stores without pub/sub.
+    pub poll: Duration,
+    /// How long in-process copies are served after the bus was last heard (default 1 s, at
+    /// least twice the poll): the most a value invalidated elsewhere can be served while the
+    /// bus is down.
+    pub grace: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            enabled: true,
+            channel: "steadycache:bus".into(),
+            poll: Duration::from_millis(100),
+            grace: Duration::from_secs(1),
+        }
+    }
+}
+
+impl BusConfig {
+    /// The grace actually used: at least twice the poll plus 100 ms, at most an hour.
+    pub(crate) fn effective_grace(&self) -> Duration {
+        let floor = self
+            .poll
+            .saturating_mul(2)
+            .saturating_add(Duration::from_millis(100));
+        self.grace.max(floor).min(Duration::from_secs(3600))
+    }
+}
+
+/// How this cache hears other processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Carrier {
+    /// No other process writes the store (memory): the copies are the truth.
+    Local,
+    /// The store's pub/sub.
+    PubSub,
+    /// The polled feed.
+    Feed,
+    /// The bus is turned off on a shared store.
+    Off,
+}
+
+/// One cache's bus (see the module docs).
+pub(crate) struct Bus {
+    origin: u64,
+    pub(crate) watch: Arc<Watch>,
+    pub(crate) tags: TagTable,
+    /// The cache's in-process tiers (none on a cache without an L1).
+    budget: Option<Arc<Budget>>,
+    manager: Arc<dyn CacheManager>,
+    config: BusConfig,
+    carrier: Carrier,
+    started: AtomicBool,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("carrier", &self.carrier)
+            .field("channel", &self.config.channel)
+            .finish()
+    }
+}
+
+impl Bus {
+    /// The bus of a cache over `manager` whose in-process tiers share `budget`; `local` when
+    /// no other process writes its store.
+    pub(crate) fn new(
+        manager: Arc<dyn CacheManager>,
+        budget: Option<Arc<Budget>>,
+        local: bool,
+        config: BusConfig,
+    ) -> Arc<Bus> {
+        let caps = manager.backend().capabilities();
+        let carrier = match () {
+            _ if local || !caps.shared => Carrier::Local,
+            _ if !config.enabled => Carrier::Off,
+            _ if caps.pubsub => Carrier::PubSub,
+            _ => Carrier::Feed,
+        };
+        let (watch, authoritative) = match carrier {
+            Carrier::Local => (Watch::local(), true),
+            _ => (Watch::shared(), false),
+        };
+        Arc::new(Bus {
+            origin: fastrand::u64(..),
+            watch: Arc::new(watch),
+            tags: TagTable::new(authoritative),
+            budget,
+            manager,
+            config,
+            carrier,
+            started: AtomicBool::new(false),
+        })
+    }
+
+    /// How this cache hears other processes.
+    pub(crate) fn carrier(&self) -> Carrier {
+        self.carrier
+    }
+
+    /// Whether the store is shared and the bus carries changes (stores are then announced).
+    pub(crate) fn carries(&self) -> bool {
+        matches!(self.carrier, Carrier::PubSub | Carrier::Feed)
+    }
+
+    /// Start listening (once; on the library's runtime), when the store is shared and the bus
+    /// on. Until the bus is heard, in-process copies are not served.
+    pub(crate) fn listen(self: &Arc<Self>) {
+        if !self.carries() || self.started.swap(true, Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let spawned = crate::runtime::library_runtime().map(|rt| {
+            rt.spawn(async move {
+                match weak.upgrade().map(|b| b.carrier) {
+                    Some(Carrier::PubSub) => run_pubsub(weak).await,
+                    Some(_) => run_feed(weak).await,
+                    None => {}
+                }
+            })
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "steadycache: the invalidation bus cannot start; in-process copies are not served");
+        }
+    }
+
+    /// The time `tag` was last invalidated, if this process knows it for sure (its copy of the
+    /// store's tag times is trusted while the bus is heard).
+    pub(crate) fn known_tag(&self, tag: &str) -> Option<u64> {
+        if self.tags.is_authoritative() || self.watch.is_live() {
+            self.tags.get(tag)
+        } else {
+            None
+        }
+    }
+
+    /// Record a tag time read from the store or heard.
+    pub(crate) fn learn_tag(&self, tag: &str, at: u64) {
+        if self.tags.learn(tag, at) {
+            self.watch.bump();
+        }
+    }
+
+    /// Apply `event` to this process's copies.
+    pub(crate) fn apply(&self, event: &Event) {
+        let forget = |what: Forget<'_>| {
+            if let Some(b) = &self.budget {
+                b.forget(what);
+            }
+        };
+        match event {
+            Event::Key(k) => forget(Forget::Key(k)),
+            Event::Prefix(p) => forget(Forget::Prefix(p)),
+            Event::Matching(g) => match Glob::new(g) {
+                Ok(g) => forget(Forget::Matching(&g)),
+                Err(_) => forget(Forget::All),
+            },
+            Event::Tag { tag, at } => self.learn_tag(tag, *at),
+            Event::All => {
+                forget(Forget::All);
+                self.tags.clear_all(unix_millis());
+                self.watch.bump();
+            }
+            Event::Beat => {}
+        }
+    }
+
+    /// Drop every in-process copy (messages may have been missed).
+    fn flush(&self) {
+        if let Some(b) = &self.budget {
+            b.forget(Forget::All);
+        }
+        self.tags.forget();
+        self.watch.bump();
+    }
+
+    /// Send `event` to the other processes (nothing on a local or silent bus).
+    pub(crate) async fn send(&self, event: Event) -> Result<()> {
+        let message = Message {
+            origin: self.origin,
+            event,
+        }
+        .encode();
+        let backend = self.manager.backend();
+        match self.carrier {
+            Carrier::PubSub => backend.publish(&self.config.channel, &message).await,
+            Carrier::Feed => feed::post(backend, message).await,
+            Carrier::Local | Carrier::Off => Ok(()),
+        }
+    }
+
+    /// Send `event` in the background (a stored value: the caller does not wait for it).
+    pub(crate) fn send_later(self: &Arc<Self>, event: Event) {
+        if !self.carries() {
+            return;
+        }
+        let bus = self.clone();
+        if let Ok(rt) = crate::runtime::library_runtime() {
+            rt.spawn(async move {
+                let t = bus.config.effective_grace();
+                match tokio::time::timeout(t, bus.send(event)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "steadycache: a bus message was not sent")
+                    }
+                    Err(_) => tracing::debug!("steadycache: a bus message timed out"),
+                }
+            });
+        }
+    }
+
+    /// Vouch for the copies for one grace from now, flushing them first if they were not
+    /// vouched for (`live_until` is the task's own: it alone extends it).
+    fn heard(&self, live_until: &mut u64) {
+        let now = clock::now_ms();
+        if now >= *live_until {
+            self.flush();
+        }
+        let grace = u64::try_from(self.config.effective_grace().as_millis()).unwrap_or(u64::MAX);
+        *live_until = now.saturating_add(grace);
+        self.watch.extend(*live_until);
+    }
+
+    fn hear(&self, bytes: &[u8], live_until: &mut u64) {
+        let Some(m) = Message::decode(bytes) else {
+            return; // another release's message, or garbage: dropped
+        };
+        self.heard(live_until);
+        if m.origin != self.origin {
+            self.apply(&m.event);
+        }
+    }
+}
+
+/// Backoff between attempts to reach a broken bus.
+const RETRY: Duration = Duration::from_millis(200);
+
+async fn run_pubsub(weak: Weak<Bus>) {
+    let mut live_until = 0u64;
+    let mut logged = false;
+    loop {
+        let (rx, beat_every) = {
+            let Some(bus) = weak.upgrade() else { return };
+            let beat_every = bus.config.effective_grace() / 4;
+            let sub = tokio::time::timeout(
+                bus.config.effective_grace(),
+                bus.manager.backend().subscribe(&bus.config.channel),
+            )
+            .await;
+            match sub {
+                Ok(Ok(rx)) => (rx, beat_every),
+                Ok(Err(e)) => {
+                    if !std::mem::replace(&mut logged, true) {
+                        tracing::warn!(error = %e, "steadycache: the invalidation bus is down; in-process copies are not served until it is back");
+                    }
+                    drop(bus);
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+                Err(_) => {
+                    drop(bus);
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            }
+        };
+        logged = false;
+        if !listen_pubsub(&weak, rx, beat_every, &mut live_until).await {
+            return;
+        }
+        if let Some(bus) = weak.upgrade() {
+            bus.watch.lapse();
+        }
+        live_until = 0;
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Hear one subscription until it breaks (`true`) or the cache is gone (`false`).
+async fn listen_pubsub(
+    weak: &Weak<Bus>,
+    mut rx: crate::backend::Subscription,
+    beat_every: Duration,
+    live_until: &mut u64,
+) -> bool {
+    let mut beat = tokio::time::interval(beat_every.max(Duration::from_millis(10)));
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let Some(bytes) = m else { return true };
+                let Some(bus) = weak.upgrade() else { return false };
+                bus.hear(&bytes, live_until);
+                last_heard = tokio::time::Instant::now();
+            }
+            _ = beat.tick() => {
+                let Some(bus) = weak.upgrade() else { return false };
+                if last_heard.elapsed() > bus.config.effective_grace() * 2 {
+                    return true; // the subscription went silent: subscribe again
+                }
+                let b = bus.clone();
+                tokio::spawn(async move {
+                    let t = b.config.effective_grace();
+                    let _ = tokio::time::timeout(t, b.send(Event::Beat)).await;
+                });
+            }
+        }
+    }
+}
+
+async fn run_feed(weak: Weak<Bus>) {
+    let mut live_until = 0u64;
+    let mut cursor = feed::Cursor::default();
+    let mut logged = false;
+    loop {
+        let poll_every = {
+            let Some(bus) = weak.upgrade() else { return };
+            let grace = bus.config.effective_grace();
+            let backend: &dyn Backend = bus.manager.backend();
+            match tokio::time::timeout(grace, feed::poll(backend, &mut cursor)).await {
+                Ok(Ok(polled)) => {
+                    logged = false;
+                    for m in polled.messages {
+                        if let Some(m) = Message::decode(&m) {
+                            if m.origin != bus.origin {
+                                bus.apply(&m.event);
+                            }
+                        }
+                    }
+                    if polled.lost {
+                        bus.flush();
+                    }
+                    bus.heard(&mut live_until);
+                }
+                Ok(Err(e)) => {
+                    if !std::mem::replace(&mut logged, true) {
+                        tracing::warn!(error = %e, "steadycache: the invalidation feed cannot be read; in-process copies are not served until it is back");
+                    }
+                }
+                Err(_) => {}
+            }
+            bus.config.poll.max(Duration::from_millis(1))
+        };
+        tokio::time::sleep(poll_every).await;
+    }
+}

@@ -1,0 +1,211 @@
+//! What lets a cache's in-process copies be trusted: the [`Watch`] (until when the invalidation
+//! bus vouches for them, and the epoch of tag invalidations) and the [`TagTable`] (when each
+//! tag was last invalidated, as far as this process knows).
+//!
+//! An L1 hit reads both atomics of the watch, with no lock and no allocation: a copy is served
+//! only while the bus is heard (`live_until`) and, for a tagged function, only if it was checked
+//! against every tag invalidation this process has learned of (`tag_stamp >= tag_epoch`). A copy
+//! checked before a newer invalidation goes through the slow path once, where its tags (rendered
+//! from the call's arguments) are compared with the table; a copy still valid is stamped again.
+
+use super::clock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::RwLock;
+
+/// The most tags a table remembers. Past it, a memory cache (whose table is the truth) forgets
+/// them all behind a floor, a time at which every tag counts as invalidated (safe: it can only
+/// turn valid copies into misses); a shared cache forgets them and reads them again.
+pub(crate) const MAX_TAGS: usize = 65_536;
+
+/// The state an L1 hit checks (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Watch {
+    /// Until when (ms on the tier's clock) in-process copies may be served without asking the
+    /// store: `u64::MAX` for a cache no other process writes; pushed forward by the bus while it
+    /// is heard on a shared one.
+    live_until: AtomicU64,
+    /// Counts the tag invalidations this process learned of.
+    tag_epoch: AtomicU64,
+}
+
+impl Watch {
+    /// A watch of a cache no other process writes to: always live.
+    pub(crate) fn local() -> Watch {
+        Watch {
+            live_until: AtomicU64::new(u64::MAX),
+            tag_epoch: AtomicU64::new(1),
+        }
+    }
+
+    /// A watch of a shared cache: not live until its bus is heard.
+    pub(crate) fn shared() -> Watch {
+        Watch {
+            live_until: AtomicU64::new(0),
+            tag_epoch: AtomicU64::new(1),
+        }
+    }
+
+    /// Whether a copy stamped `tag_stamp` may be served at `now` (tier clock): the hit check.
+    #[inline]
+    pub(crate) fn trusts(&self, tag_stamp: u64, now: u64) -> bool {
+        now < self.live_until.load(Relaxed) && tag_stamp >= self.tag_epoch.load(Relaxed)
+    }
+
+    /// Whether the bus vouches for in-process copies now.
+    pub(crate) fn is_live(&self) -> bool {
+        clock::now_ms() < self.live_until.load(Relaxed)
+    }
+
+    /// Vouch for in-process copies until `until` (tier clock); whether they were not vouched
+    /// for just before (the bus was silent past its grace: copies must be flushed).
+    pub(crate) fn extend(&self, until: u64) -> bool {
+        let before = self.live_until.fetch_max(until, Relaxed);
+        before <= clock::now_ms()
+    }
+
+    /// Stop vouching for in-process copies (the bus broke).
+    pub(crate) fn lapse(&self) {
+        if self.live_until.load(Relaxed) != u64::MAX {
+            self.live_until.store(0, Relaxed);
+        }
+    }
+
+    /// The current tag epoch (read before a check: a copy is stamped with it).
+    pub(crate) fn tag_epoch(&self) -> u64 {
+        self.tag_epoch.load(Relaxed)
+    }
+
+    /// A tag invalidation was learned: every tagged copy is checked again.
+    pub(crate) fn bump(&self) {
+        self.tag_epoch.fetch_add(1, Relaxed);
+    }
+}
+
+/// When each tag was last invalidated (ms since the Unix epoch), as far as this process knows.
+#[derive(Debug)]
+pub(crate) struct TagTable {
+    known: RwLock<HashMap<String, u64>>,
+    /// Every tag counts as invalidated at least then (see [`MAX_TAGS`]).
+    floor: AtomicU64,
+    /// Whether the table is the truth (a memory cache) rather than a copy of the store's.
+    authoritative: bool,
+}
+
+impl TagTable {
+    /// A table; `authoritative` for a cache no other process writes to.
+    pub(crate) fn new(authoritative: bool) -> TagTable {
+        TagTable {
+            known: RwLock::new(HashMap::new()),
+            floor: AtomicU64::new(0),
+            authoritative,
+        }
+    }
+
+    /// Whether the table is the truth (nothing to read from the store).
+    pub(crate) fn is_authoritative(&self) -> bool {
+        self.authoritative
+    }
+
+    /// When `tag` was last invalidated (0: never), if the table knows (an authoritative table
+    /// always does). Call only while the watch is live, or on an authoritative table.
+    pub(crate) fn get(&self, tag: &str) -> Option<u64> {
+        let floor = self.floor.load(Relaxed);
+        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+        match known.get(tag) {
+            Some(t) => Some((*t).max(floor)),
+            None if self.authoritative => Some(floor),
+            None => None,
+        }
+    }
+
+    /// Record that `tag` was invalidated at `at` (or, with `at` 0, that it is known never to
+    /// have been); whether that is newer than what was known (the watch is then bumped by the
+    /// caller).
+    pub(crate) fn learn(&self, tag: &str, at: u64) -> bool {
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = known.get_mut(tag) {
+            let newer = at > *t;
+            *t = (*t).max(at);
+            return newer;
+        }
+        if known.len() >= MAX_TAGS {
+            if self.authoritative {
+                let latest = known.values().copied().max().unwrap_or(0);
+                self.floor.fetch_max(latest, Relaxed);
+            }
+            known.clear();
+        }
+        known.insert(tag.to_owned(), at);
+        at > 0
+    }
+
+    /// Forget what was read from the store (the bus lapsed: invalidations may have been missed).
+    pub(crate) fn forget(&self) {
+        if !self.authoritative {
+            self.known
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+    }
+
+    /// Forget every tag, as a clear of the whole cache does: for an authoritative table, every
+    /// tag counts as invalidated now.
+    pub(crate) fn clear_all(&self, now_unix_ms: u64) {
+        if self.authoritative {
+            self.floor.fetch_max(now_unix_ms, Relaxed);
+        }
+        self.known
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_trusts_only_live_and_checked_copies() {
+        let w = Watch::shared();
+        let now = clock::now_ms();
+        assert!(!w.trusts(u64::MAX, now), "not live before the bus is heard");
+        assert!(w.extend(now + 1000), "was not live: flush");
+        assert!(w.trusts(w.tag_epoch(), now));
+        let stamp = w.tag_epoch();
+        w.bump();
+        assert!(!w.trusts(stamp, now), "checked before the invalidation");
+        assert!(w.trusts(u64::MAX, now), "untagged copies are not concerned");
+        assert!(!w.extend(now + 2000), "was live: no flush");
+        w.lapse();
+        assert!(!w.trusts(u64::MAX, now));
+        let l = Watch::local();
+        l.lapse();
+        assert!(
+            l.trusts(u64::MAX, u64::MAX - 1),
+            "a local watch never lapses"
+        );
+    }
+
+    #[test]
+    fn an_authoritative_table_floors_when_full() {
+        let t = TagTable::new(true);
+        assert_eq!(t.get("a"), Some(0));
+        assert!(t.learn("a", 10));
+        assert!(!t.learn("a", 5), "older news changes nothing");
+        assert_eq!(t.get("a"), Some(10));
+        for i in 0..MAX_TAGS {
+            t.learn(&format!("t{i}"), 20);
+        }
+        t.learn("overflow", 1);
+        assert_eq!(t.get("a"), Some(20), "forgotten behind the floor");
+        let s = TagTable::new(false);
+        assert_eq!(s.get("a"), None, "a copy does not know");
+        s.learn("a", 0);
+        assert_eq!(s.get("a"), Some(0));
+        s.forget();
+        assert_eq!(s.get("a"), None);
+    }
+}

@@ -273,6 +273,12 @@ impl Backend for FileBackend {
         run_blocking(NAME, move || inner.delete_prefix(&prefix)).await
     }
 
+    async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
+        let inner = Arc::clone(&self.inner);
+        let pattern = pattern.clone();
+        run_blocking(NAME, move || inner.delete_matching(&pattern)).await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();

@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use steadycache_api::plumbing::{io_error, unix_millis};
-use steadycache_api::Result;
+use steadycache_api::{Glob, Result};
 
 use crate::backend::{Inner, NAME};
 use crate::format::read_header;
@@ -18,14 +18,17 @@ impl Inner {
             // Every key of one namespace: drop its directory.
             Some((ns, "")) => self.clear_dir(&self.root.join(encode_name(ns)), now),
             // Part of one namespace: only its directory can hold matches.
-            Some((ns, _)) => self.remove_matching(&self.root.join(encode_name(ns)), prefix, now),
+            Some((ns, _)) => {
+                let dir = self.root.join(encode_name(ns));
+                self.remove_matching(&dir, &|k| k.starts_with(prefix.as_bytes()), now)
+            }
             None => {
                 let mut removed = 0;
                 for dir in self.namespace_dirs()? {
                     removed += if prefix.is_empty() {
                         self.clear_dir(&dir, now)?
                     } else {
-                        self.remove_matching(&dir, prefix, now)?
+                        self.remove_matching(&dir, &|k| k.starts_with(prefix.as_bytes()), now)?
                     };
                 }
                 Ok(removed)
@@ -58,7 +61,7 @@ impl Inner {
                 // Renaming can fail where removing files works (a Windows file held open):
                 // fall back to removing entry by entry.
                 tracing::debug!(dir = %dir.display(), error = %e, "rename to trash failed");
-                return self.remove_matching(dir, "", now);
+                return self.remove_matching(dir, &|_| true, now);
             }
         }
         let mut live = 0;
@@ -84,10 +87,33 @@ impl Inner {
         Ok(live)
     }
 
-    /// Remove the entries of `dir` whose key starts with `prefix`; the number of live ones.
-    fn remove_matching(&self, dir: &Path, prefix: &str, now: u64) -> Result<u64> {
-        let entries =
-            list_dir(dir).map_err(|e| io_error(NAME, &format!("list `{}`", dir.display()), e))?;
+    /// `delete_matching`: the namespace directory of the pattern's literal prefix when it names
+    /// one (`ns:…`), else every namespace directory, listed and matched entry by entry.
+    pub(crate) fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
+        let now = unix_millis();
+        let keep = |k: &[u8]| std::str::from_utf8(k).is_ok_and(|k| pattern.matches(k));
+        let literal = pattern.literal_prefix();
+        match literal.split_once(':') {
+            Some((ns, _)) => self.remove_matching(&self.root.join(encode_name(ns)), &keep, now),
+            None => {
+                let mut removed = 0;
+                for dir in self.namespace_dirs()? {
+                    removed += self.remove_matching(&dir, &keep, now)?;
+                }
+                Ok(removed)
+            }
+        }
+    }
+
+    /// Remove the entries of `dir` whose key `keep` accepts (all of them, corrupt ones too,
+    /// when it accepts the empty key); the number of live ones.
+    fn remove_matching(&self, dir: &Path, keep: &dyn Fn(&[u8]) -> bool, now: u64) -> Result<u64> {
+        let everything = keep(b"");
+        let entries = match list_dir(dir) {
+            Ok(e) => e,
+            Err(e) if is_not_found(&e) => return Ok(0),
+            Err(e) => return Err(io_error(NAME, &format!("list `{}`", dir.display()), e)),
+        };
         let mut removed = 0;
         for entry in entries {
             if is_hidden(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -106,10 +132,10 @@ impl Inner {
                 .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
             drop(file);
             let live = match header {
-                Ok(h) if h.key.starts_with(prefix.as_bytes()) => h.expires_at > now,
+                Ok(h) if keep(&h.key) => h.expires_at > now,
                 // Not matching, or corrupt (unknown key) while only a part is removed.
                 Ok(_) => continue,
-                Err(_) if prefix.is_empty() => false,
+                Err(_) if everything => false,
                 Err(_) => continue,
             };
             let gone = remove_if_same(&path, &meta)

@@ -74,6 +74,7 @@ struct Inner {
 /// | `release_lock` | `delete_one({_id, kind: lock, token, exp: {$gt: now}})` |
 /// | `incr` | `find_one_and_update({_id, kind: counter, exp: {$gt: now}}, {$inc: {n}})`, else create it as `set_if_absent` does (the ttl applies from creation) |
 /// | `delete` | `delete_one({_id, exp: {$gt: now}})` (it counts only a live entry), then any expired leftover |
+/// | `delete_matching` | the `_id` range of the pattern's literal prefix, read (ids only) and matched in process, then `delete_many({_id: {$in: [...]}})` by 1,000; entries only |
 /// | `delete_prefix` | `delete_many({_id: {$gte: prefix, $lt: successor}, exp: …})` on the `_id` index (no regex); only documents with an `exp` (cache entries) are removed, so a collection shared with other data keeps it |
 ///
 /// Upserts use `update_one` with `$set` rather than `replace_one`, and no write relies on
@@ -133,7 +134,7 @@ impl fmt::Debug for MongoBackend {
 }
 
 /// An integer field, Int32 or Int64 (servers may narrow small Int64 values).
-fn int(d: &Document, field: &str) -> Option<i64> {
+pub(crate) fn int(d: &Document, field: &str) -> Option<i64> {
     match d.get(field)? {
         Bson::Int64(v) => Some(*v),
         Bson::Int32(v) => Some(i64::from(*v)),
@@ -164,7 +165,7 @@ fn fields(value: &[u8], kind: i32, exp: i64, now: i64) -> Document {
 /// The smallest string above every string that starts with `prefix` (MongoDB compares strings
 /// by their UTF-8 bytes, which order like their code points): the last character that can be
 /// incremented, incremented; `None` when there is none.
-fn successor(prefix: &str) -> Option<String> {
+pub(crate) fn successor(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match u32::from(last) + 1 {
@@ -213,7 +214,7 @@ impl MongoBackend {
 
     /// The server's clock as estimated, ms since the Unix epoch (see
     /// [Clocks](MongoBackend#clocks)).
-    async fn now(&self, coll: &Collection<Document>) -> Result<i64> {
+    pub(crate) async fn now(&self, coll: &Collection<Document>) -> Result<i64> {
         self.inner.clock.now(coll).await
     }
 
@@ -431,6 +432,10 @@ impl Backend for MongoBackend {
             .await
             .map_err(|e| convert("delete_many", e))?;
         Ok(removed)
+    }
+
+    async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
+        crate::matching::delete_matching(self, pattern).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

@@ -23,6 +23,7 @@ mod backend;
 mod clock;
 mod config;
 mod error;
+mod matching;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -7,20 +7,15 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{cmd, Cmd, FromRedisValue, Script, Value};
+use redis::{cmd, Cmd, FromRedisValue, Script};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use steadycache_api::plumbing::check_ttl;
 use steadycache_api::plumbing::redact_url;
-use steadycache_api::{Backend, Capabilities, Error, Result};
+use steadycache_api::{Backend, Capabilities, Error, Glob, Result, Subscription};
 use tokio::sync::OnceCell;
-
-/// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
-const SCAN_COUNT: usize = 1000;
 
 /// The longest lock ttl, in ms, sent to Redis. Redis refuses an expiry that overflows a signed
 /// 64-bit count of ms once added to the current time; half of that range leaves room for any
@@ -30,21 +25,21 @@ const MAX_LOCK_PX: u64 = (i64::MAX / 2) as u64;
 // One per backend, inside its `Arc`: the variants' sizes (which depend on the TLS feature)
 // do not matter.
 #[allow(clippy::large_enum_variant)]
-enum Client {
+pub(crate) enum Client {
     Single(redis::Client),
     Cluster(ClusterClient),
 }
 
 /// A connection handle; cloning is an `Arc` clone.
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
-struct Inner {
-    config: RedisConfig,
-    client: Client,
+pub(crate) struct Inner {
+    pub(crate) config: RedisConfig,
+    pub(crate) client: Client,
     conn: OnceCell<Conn>,
 }
 
@@ -65,6 +60,8 @@ struct Inner {
 /// | `admit_rate` | a Lua script: a sliding-window log in a sorted set (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`) on the server's clock (`TIME`) |
 /// | `delete` | `UNLINK` |
 /// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
+/// | `delete_matching` | `SCAN MATCH <pattern> COUNT 1000` + `UNLINK` of the matches (internal keys, with `#`, left alone), on every master |
+/// | `publish` / `subscribe` | `PUBLISH` / `SUBSCRIBE` on `key_prefix` + the channel (on a cluster, to the first node: classic pub/sub reaches every node) |
 /// | `ping` | `PING` |
 ///
 /// `delete_prefix("")` (what [`Cache::clear`](steadycache_api::Cache::clear) calls) removes every key
@@ -96,7 +93,7 @@ struct Inner {
 /// (`{app1}:`); that trades the spread for locality.
 #[derive(Clone)]
 pub struct RedisBackend {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -181,7 +178,7 @@ impl RedisBackend {
         r.map_err(|e| convert("pipeline", e))
     }
 
-    async fn conn(&self) -> Result<Conn> {
+    pub(crate) async fn conn(&self) -> Result<Conn> {
         let inner = &self.inner;
         let conn = inner
             .conn
@@ -209,7 +206,12 @@ impl RedisBackend {
     }
 
     /// Run one command; `retry`: once more if the connection dropped under it.
-    async fn run<T: FromRedisValue>(&self, op: &str, command: &Cmd, retry: bool) -> Result<T> {
+    pub(crate) async fn run<T: FromRedisValue>(
+        &self,
+        op: &str,
+        command: &Cmd,
+        retry: bool,
+    ) -> Result<T> {
         let mut conn = self.conn().await?;
         match on(&mut conn, command).await {
             Err(e) if retry && (e.is_connection_dropped() || e.is_io_error()) => {
@@ -236,82 +238,6 @@ impl RedisBackend {
             Conn::Cluster(mut c) => invocation.invoke_async(&mut c).await,
         };
         r.map_err(|e| convert(op, e))
-    }
-
-    /// The masters of the cluster, as `(host, port)`, from `CLUSTER SLOTS`.
-    async fn masters(&self, conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
-        let reply: Value = cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(conn)
-            .await
-            .map_err(|e| convert("CLUSTER SLOTS", e))?;
-        let bad = || Error::backend(NAME, "unexpected CLUSTER SLOTS reply");
-        let Value::Array(ranges) = reply else {
-            return Err(bad());
-        };
-        let mut masters = BTreeSet::new();
-        for range in ranges {
-            let Value::Array(parts) = range else {
-                return Err(bad());
-            };
-            let Some(Value::Array(node)) = parts.get(2) else {
-                return Err(bad());
-            };
-            let (Some(host), Some(port)) = (node.first(), node.get(1)) else {
-                return Err(bad());
-            };
-            let host: String = redis::from_redis_value(host.clone()).map_err(|_| bad())?;
-            let port: u16 = redis::from_redis_value(port.clone()).map_err(|_| bad())?;
-            masters.insert((host, port));
-        }
-        Ok(masters.into_iter().collect())
-    }
-
-    /// `SCAN` one node (or the only server) for `pattern` and `UNLINK` what it finds; the
-    /// number removed.
-    async fn scan_unlink(
-        &self,
-        conn: &mut Conn,
-        node: Option<(&str, u16)>,
-        pattern: &str,
-    ) -> Result<u64> {
-        let mut cursor: u64 = 0;
-        let mut removed = 0u64;
-        loop {
-            let mut scan = cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<Vec<u8>>) = match (&mut *conn, node) {
-                (Conn::Cluster(c), Some((host, port))) => {
-                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                        host: host.to_owned(),
-                        port,
-                    });
-                    let v = c
-                        .route_command(scan, route)
-                        .await
-                        .map_err(|e| convert("SCAN", e))?;
-                    redis::from_redis_value(v).map_err(|e| convert("SCAN", e.into()))?
-                }
-                (c, _) => on(c, &scan).await.map_err(|e| convert("SCAN", e))?,
-            };
-            if !keys.is_empty() {
-                let mut unlink = cmd("UNLINK");
-                for k in &keys {
-                    unlink.arg(k.as_slice());
-                }
-                // On a cluster the client splits a multi-key command by slot.
-                let n: u64 = on(conn, &unlink).await.map_err(|e| convert("UNLINK", e))?;
-                removed += n;
-            }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
-        }
     }
 }
 
@@ -355,7 +281,7 @@ fn tls_certificates(config: &RedisConfig) -> Result<Option<std::convert::Infalli
     Ok(None)
 }
 
-async fn on<T: FromRedisValue>(conn: &mut Conn, command: &Cmd) -> redis::RedisResult<T> {
+pub(crate) async fn on<T: FromRedisValue>(conn: &mut Conn, command: &Cmd) -> redis::RedisResult<T> {
     match conn {
         Conn::Single(c) => command.query_async(c).await,
         Conn::Cluster(c) => command.query_async(c).await,
@@ -363,7 +289,7 @@ async fn on<T: FromRedisValue>(conn: &mut Conn, command: &Cmd) -> redis::RedisRe
 }
 
 /// `text` with the glob characters of `SCAN MATCH` escaped.
-fn escape_glob(text: &str) -> String {
+pub(crate) fn escape_glob(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 4);
     for ch in text.chars() {
         if matches!(ch, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
@@ -446,19 +372,34 @@ impl Backend for RedisBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let pattern = format!("{}*", escape_glob(&self.redis_key(prefix)));
-        let mut conn = self.conn().await?;
-        match conn.clone() {
-            Conn::Single(_) => self.scan_unlink(&mut conn, None, &pattern).await,
-            Conn::Cluster(mut c) => {
-                let mut removed = 0;
-                for (host, port) in self.masters(&mut c).await? {
-                    removed += self
-                        .scan_unlink(&mut conn, Some((&host, port)), &pattern)
-                        .await?;
-                }
-                Ok(removed)
-            }
-        }
+        self.delete_scanned(&pattern, &|_| true).await
+    }
+
+    async fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
+        let prefix = self.inner.config.key_prefix.as_bytes();
+        let matched = format!(
+            "{}{}",
+            escape_glob(&self.inner.config.key_prefix),
+            pattern.to_redis()
+        );
+        // Redis's matcher and ours agree, but internal keys (`#`) are ours to leave alone.
+        let keep = |k: &[u8]| {
+            k.strip_prefix(prefix)
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .is_some_and(|k| pattern.matches(k))
+        };
+        self.delete_scanned(&matched, &keep).await
+    }
+
+    async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
+        let mut c = cmd("PUBLISH");
+        c.arg(&*self.redis_key(channel)).arg(message);
+        let _: i64 = self.run("PUBLISH", &c, true).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription> {
+        crate::pubsub::subscribe(self, &self.redis_key(channel)).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

@@ -25,6 +25,8 @@
 mod backend;
 mod config;
 mod error;
+mod pubsub;
+mod scan;
 mod scripts;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -94,6 +94,7 @@ struct Inner {
 /// | `extend_lock` | `GetObject` (a live lock whose body holds the token?), then `PutObject` of the lock with the new expiry and `If-Match: <its ETag>`: 412 = another write came in between (a takeover, a release), the lease is lost, `false`; a won write is read back like a create |
 /// | `release_lock` | `GetObject` (a live lock whose body holds the token?), then `DeleteObject` with `If-Match: <its ETag>`. On 412 the lock is read again and released only if still ours; after 4 such rounds a transient error (the lock expires by its ttl). Never a plain `DeleteObject`. A store without conditional deletes (501) gets the lock overwritten, `If-Match: <its ETag>`, by an expired one, which the next taker takes over |
 /// | `delete` | `HeadObject` (was a live entry there?), then `DeleteObject` with `If-Match: <its ETag>` (of two racing deletes only one reports `true`); after a few lost races, or on a store without conditional deletes, a plain `DeleteObject`: the caller wants the key gone, whatever version is there |
+/// | `delete_matching` | the listing of the pattern's literal prefix, matched key by key, then `DeleteObjects` by 1,000 |
 /// | `delete_prefix` | `ListObjectsV2` by prefix, page by page, each page removed by one `DeleteObjects` (≤ 1,000 keys) |
 /// | `incr` | not supported: S3 has no atomic increment ([`Error::Unsupported`]) |
 /// | `ping` | `HeadBucket` |
@@ -279,6 +280,47 @@ impl S3Backend {
         k
     }
 
+    /// List the objects under `prefix` (a key prefix) and delete those whose key `keep`
+    /// accepts, by batches; the number removed.
+    async fn delete_listed(
+        &self,
+        prefix: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<u64> {
+        let client = self.client().await?;
+        let full = self.object_key(prefix);
+        let mut removed = 0u64;
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(&self.inner.bucket)
+                .prefix(&full)
+                .max_keys(DELETE_BATCH as i32)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| convert("list", &full, e))?;
+            let keys = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter(|k| k.strip_prefix(self.inner.prefix.as_str()).is_some_and(keep))
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect::<Vec<_>>();
+            for chunk in keys.chunks(DELETE_BATCH) {
+                removed += self.delete_batch(chunk.to_vec()).await?;
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
+                    token = Some(t.to_owned())
+                }
+                _ => break,
+            }
+        }
+        Ok(removed)
+    }
+
     /// The SDK client (made on first use; the bucket is created then if the config asks).
     pub async fn client(&self) -> Result<&Client> {
         let inner = &self.inner;
@@ -430,37 +472,12 @@ impl Backend for S3Backend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let client = self.client().await?;
-        let full = self.object_key(prefix);
-        let mut removed = 0u64;
-        let mut token: Option<String> = None;
-        loop {
-            let page = client
-                .list_objects_v2()
-                .bucket(&self.inner.bucket)
-                .prefix(&full)
-                .max_keys(DELETE_BATCH as i32)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| convert("list", &full, e))?;
-            let keys = page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
-                .collect::<Vec<_>>();
-            for chunk in keys.chunks(DELETE_BATCH) {
-                removed += self.delete_batch(chunk.to_vec()).await?;
-            }
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
-                    token = Some(t.to_owned())
-                }
-                _ => break,
-            }
-        }
-        Ok(removed)
+        self.delete_listed(prefix, &|_| true).await
+    }
+
+    async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
+        let keep = |k: &str| pattern.matches(k);
+        self.delete_listed(&pattern.literal_prefix(), &keep).await
     }
 
     async fn incr(&self, _key: &str, _by: i64, _ttl: Option<Duration>) -> Result<i64> {

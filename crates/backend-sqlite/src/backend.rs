@@ -254,6 +254,11 @@ impl Backend for SqliteBackend {
         self.run(move |db| db.delete_prefix(&prefix)).await
     }
 
+    async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
+        let pattern = pattern.clone();
+        self.run(move |db| db.delete_matching(&pattern)).await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         check_ttl(ttl)?;
         let key = key.to_owned();

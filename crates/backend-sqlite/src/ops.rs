@@ -6,12 +6,13 @@ use crate::error::{Context, NAME};
 use crate::pool::Inner;
 use crate::schema::{
     DELETE, DELETE_FROM, DELETE_IF_EXPIRED, DELETE_RANGE, EXTEND_LOCK, GET, PING, PURGE,
-    PURGE_BATCH, RELEASE, SET, SET_IF_ABSENT, UPDATE_VALUE,
+    PURGE_BATCH, RELEASE, SELECT_GLOB, SET, SET_IF_ABSENT, UPDATE_VALUE,
 };
 use rusqlite::types::{ToSqlOutput, Type, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
 use std::time::Duration;
 use steadycache_api::plumbing::{check_ttl, deadline_i64, unix_millis};
+use steadycache_api::Glob;
 use steadycache_api::{Entry, Error, Result};
 
 /// Bytes bound as TEXT even when they are not UTF-8 (a range bound past a prefix): SQLite
@@ -218,6 +219,46 @@ impl Inner {
                 Self::count_live(&mut stmt, &[&prefix], now, "delete_prefix")
             }
         }
+    }
+
+    /// `delete_matching`: in one write transaction, the keys in the range of the pattern's
+    /// literal prefix that SQLite's `GLOB` finds (a superset, on the primary key's range), kept
+    /// by the exact matcher, deleted one by one; the number of live ones.
+    pub(crate) fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("delete_matching")?;
+        let now = now_ms();
+        let from = pattern.literal_prefix();
+        let end = SqliteBackend::prefix_successor(from.as_bytes());
+        let found: Vec<(String, Option<i64>)> = {
+            let mut stmt = tx.prepare_cached(SELECT_GLOB).ctx("delete_matching")?;
+            let to: &dyn ToSql = match &end {
+                Some(e) => &TextBytes(e),
+                None => &rusqlite::types::Null,
+            };
+            let rows = stmt
+                .query_map(params![from, to, pattern.to_sqlite_glob()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+                .ctx("delete_matching")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx("delete_matching")?
+        };
+        let mut removed = 0;
+        {
+            let mut delete = tx.prepare_cached(DELETE).ctx("delete_matching")?;
+            for (key, expires_at) in found.iter().filter(|(k, _)| pattern.matches(k)) {
+                let mut rows = delete.query(params![key]).ctx("delete_matching")?;
+                while rows.next().ctx("delete_matching")?.is_some() {}
+                if expires_at.is_none_or(|e| e > now) {
+                    removed += 1;
+                }
+            }
+        }
+        tx.commit().ctx("delete_matching")?;
+        Ok(removed)
     }
 
     pub(crate) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

@@ -228,6 +228,26 @@ impl Glob {
         out
     }
 
+    /// A SQLite `GLOB` pattern matching every key this pattern matches, and possibly more (a
+    /// `[...]` set is widened to `?`; literal `*`, `?` and `[` are written as `[*]`, `[?]`,
+    /// `[[]`): narrow a scan with it, then keep what [`matches`](Self::matches) accepts.
+    pub fn to_sqlite_glob(&self) -> String {
+        let mut out = String::with_capacity(self.source.len() + 4);
+        for t in &self.tokens {
+            match t {
+                Token::Char(c @ ('*' | '?' | '[')) => {
+                    out.push('[');
+                    out.push(*c);
+                    out.push(']');
+                }
+                Token::Char(c) => out.push(*c),
+                Token::Any | Token::Class { .. } => out.push('?'),
+                Token::Star => out.push('*'),
+            }
+        }
+        out
+    }
+
     /// The pattern as an anchored regular expression (for MongoDB's `$regex`), matching what
     /// [`matches`](Self::matches) matches and nothing with a `#`.
     pub fn to_regex(&self) -> String {
@@ -363,6 +383,7 @@ mod tests {
             .unwrap()
             .may_match_under("app.users:1:"));
         assert!(Glob::new("abc").unwrap().is_literal());
+        assert_eq!(g.to_sqlite_glob(), "us[*]er:??*");
     }
 
     #[test]

@@ -9,9 +9,12 @@
 pub mod clock;
 pub mod fault;
 pub mod heal;
+mod invalidation;
 pub mod server;
 pub mod sim;
 pub mod skew;
+
+pub use invalidation::{delete_matching, publish_subscribe};
 
 use crate::backend::{Backend, BackendExt};
 use crate::cache::Cache;
@@ -512,6 +515,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@case $make, set_if_absent_race, |c: $crate::Capabilities| c.set_if_absent);
         $crate::conformance_tests!(@case $make, delete, |_c| true);
         $crate::conformance_tests!(@case $make, delete_prefix, |c: $crate::Capabilities| c.delete_prefix);
+        $crate::conformance_tests!(@case $make, delete_matching, |c: $crate::Capabilities| c.delete_matching);
+        $crate::conformance_tests!(@case $make, publish_subscribe, |c: $crate::Capabilities| c.pubsub);
         $crate::conformance_tests!(@case $make, incr, |c: $crate::Capabilities| c.incr && c.ttl);
         $crate::conformance_tests!(@case $make, incr_concurrent, |c: $crate::Capabilities| c.incr);
         $crate::conformance_tests!(@case $make, lock_exclusive, |c: $crate::Capabilities| c.locks);

@@ -1,0 +1,115 @@
+//! Deleting by pattern: `SCAN MATCH` on the server (every master of a cluster), then `UNLINK`
+//! of what the filter keeps. Never `KEYS`.
+
+use crate::backend::{on, Conn, RedisBackend};
+use crate::error::{convert, NAME};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{cmd, Value};
+use std::collections::BTreeSet;
+use steadycache_api::{Error, Result};
+
+/// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
+const SCAN_COUNT: usize = 1000;
+
+impl RedisBackend {
+    /// `UNLINK` every key matching the `SCAN MATCH` `pattern` that `keep` also accepts (given
+    /// the key as stored), on the server or every master of a cluster; the number removed.
+    pub(crate) async fn delete_scanned(
+        &self,
+        pattern: &str,
+        keep: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        match conn.clone() {
+            Conn::Single(_) => self.scan_unlink(&mut conn, None, pattern, keep).await,
+            Conn::Cluster(mut c) => {
+                let mut removed = 0;
+                for (host, port) in self.masters(&mut c).await? {
+                    removed += self
+                        .scan_unlink(&mut conn, Some((&host, port)), pattern, keep)
+                        .await?;
+                }
+                Ok(removed)
+            }
+        }
+    }
+
+    /// The masters of the cluster, as `(host, port)`, from `CLUSTER SLOTS`.
+    async fn masters(&self, conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
+        let reply: Value = cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(conn)
+            .await
+            .map_err(|e| convert("CLUSTER SLOTS", e))?;
+        let bad = || Error::backend(NAME, "unexpected CLUSTER SLOTS reply");
+        let Value::Array(ranges) = reply else {
+            return Err(bad());
+        };
+        let mut masters = BTreeSet::new();
+        for range in ranges {
+            let Value::Array(parts) = range else {
+                return Err(bad());
+            };
+            let Some(Value::Array(node)) = parts.get(2) else {
+                return Err(bad());
+            };
+            let (Some(host), Some(port)) = (node.first(), node.get(1)) else {
+                return Err(bad());
+            };
+            let host: String = redis::from_redis_value(host.clone()).map_err(|_| bad())?;
+            let port: u16 = redis::from_redis_value(port.clone()).map_err(|_| bad())?;
+            masters.insert((host, port));
+        }
+        Ok(masters.into_iter().collect())
+    }
+
+    /// `SCAN` one node (or the only server) for `pattern` and `UNLINK` what it finds; the
+    /// number removed.
+    async fn scan_unlink(
+        &self,
+        conn: &mut Conn,
+        node: Option<(&str, u16)>,
+        pattern: &str,
+        keep: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Result<u64> {
+        let mut cursor: u64 = 0;
+        let mut removed = 0u64;
+        loop {
+            let mut scan = cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<Vec<u8>>) = match (&mut *conn, node) {
+                (Conn::Cluster(c), Some((host, port))) => {
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port,
+                    });
+                    let v = c
+                        .route_command(scan, route)
+                        .await
+                        .map_err(|e| convert("SCAN", e))?;
+                    redis::from_redis_value(v).map_err(|e| convert("SCAN", e.into()))?
+                }
+                (c, _) => on(c, &scan).await.map_err(|e| convert("SCAN", e))?,
+            };
+            let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| keep(k)).collect();
+            if !keys.is_empty() {
+                let mut unlink = cmd("UNLINK");
+                for k in &keys {
+                    unlink.arg(k.as_slice());
+                }
+                // On a cluster the client splits a multi-key command by slot.
+                let n: u64 = on(conn, &unlink).await.map_err(|e| convert("UNLINK", e))?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}

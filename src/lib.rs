@@ -280,7 +280,7 @@ pub use steadycache_api::{
     Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result, StatsSnapshot, Subscription,
     DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
-pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
+pub use steadycache_macros::{cached, circuit_breaker, invalidates, rate_limit};
 
 /// For backend authors: URL schemes, the blocking fast path, the library runtime, and the
 /// helpers every backend of this workspace uses (see `steadycache_api::plumbing`).
@@ -427,5 +427,13 @@ pub mod __private {
     /// `cache = expr`: a `Cache` or a `&Cache`.
     pub fn into_cache(c: impl Into<Cache>) -> Cache {
         c.into()
+    }
+
+    /// `#[invalidates]`: log an invalidation that failed (the function's result is returned as
+    /// it is; its stale entries expire with their ttl, or go with the next invalidation).
+    pub fn report_invalidation(what: &str, result: steadycache_api::Result<()>) {
+        if let Err(e) = result {
+            tracing::warn!(target: "steadycache", what, error = %e, "steadycache: #[invalidates] could not invalidate");
+        }
     }
 }

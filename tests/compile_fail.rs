@@ -16,7 +16,7 @@
 )))]
 
 /// The `tests/ui` cases that must compile.
-const PASS: &[&str] = &["cache_literal_and_expr.rs"];
+const PASS: &[&str] = &["cache_literal_and_expr.rs", "invalidates_ok.rs"];
 
 #[test]
 fn ui() {

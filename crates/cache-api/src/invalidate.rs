@@ -65,6 +65,13 @@ impl Cache {
             .await
     }
 
+    /// Sync twin of [`invalidate`](Self::invalidate) (on the library's runtime: works inside
+    /// and outside tokio).
+    pub fn invalidate_sync(&self, key: &str) -> Result<bool> {
+        let (cache, key) = (self.clone(), key.to_owned());
+        crate::runtime::block_on(async move { cache.invalidate(&key).await })?
+    }
+
     /// Remove every key starting with `prefix`, in the backend and from the typed tiers (a
     /// function whose keys the prefix reaches into loses its whole typed tier: copies only).
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {

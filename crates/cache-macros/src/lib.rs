@@ -17,6 +17,7 @@
 
 mod emit;
 mod guard;
+mod invalidates;
 mod model;
 mod options;
 mod validate;
@@ -49,6 +50,16 @@ pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
     match guard::circuit_breaker(attr.into(), item.into()) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Invalidate memoized calls and tags after a mutating function returns `Ok`. See
+/// `steadycache::invalidates`.
+#[proc_macro_attribute]
+pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match invalidates::invalidates(attr.into(), item.into()) {
         Ok(t) => t.into(),
         Err(e) => e.to_compile_error().into(),
     }

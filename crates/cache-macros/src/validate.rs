@@ -48,7 +48,7 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
         check_key_template(opts, tpl, model)?;
     }
     for tpl in opts.tags.iter().flat_map(|t| &t.0) {
-        check_template(tpl, model, "tag")?;
+        check_template(tpl, &arg_names(model), model.is_method(), "tag")?;
     }
     check_convert(opts)?;
     check_self_in_key(opts, model)?;
@@ -440,7 +440,7 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
             "`key` names the arguments it uses; `skip` does not apply",
         ));
     }
-    let uses_an_argument = check_template(tpl, model, "key")?;
+    let uses_an_argument = check_template(tpl, &arg_names(model), model.is_method(), "key")?;
     if !uses_an_argument && !model.args.is_empty() {
         return Err(err(
             tpl.span(),
@@ -450,8 +450,18 @@ fn check_key_template(opts: &Options, tpl: &syn::LitStr, model: &FnModel) -> syn
     Ok(())
 }
 
-/// The rules every template follows (`what`: `key` or `tag`); whether it uses an argument.
-fn check_template(tpl: &syn::LitStr, model: &FnModel, what: &str) -> syn::Result<bool> {
+fn arg_names(model: &FnModel) -> Vec<String> {
+    model.args.iter().map(|a| a.ident.to_string()).collect()
+}
+
+/// The rules every template follows (`what`: `key` or `tag`) over a function with arguments
+/// `args` (and `self` when `method`); whether it uses an argument.
+pub(crate) fn check_template(
+    tpl: &syn::LitStr,
+    args: &[String],
+    method: bool,
+    what: &str,
+) -> syn::Result<bool> {
     let pieces = template_pieces(&tpl.value()).map_err(|m| {
         err(
             tpl.span(),
@@ -487,8 +497,8 @@ fn check_template(tpl: &syn::LitStr, model: &FnModel, what: &str) -> syn::Result
                          `{{q.page}}`, `{{self.id}}`"),
                     ));
                 }
-                let is_self = name == "self" && model.receiver.is_some();
-                if !is_self && !model.args.iter().any(|a| a.ident == name) {
+                let is_self = name == "self" && method;
+                if !is_self && !args.iter().any(|a| a == name) {
                     return Err(err(
                         tpl.span(),
                         format!("{what} template uses `{{{path}}}` but the function has no argument `{name}`"),

@@ -1,0 +1,3 @@
+#[steadycache::invalidates(nothere(id))]
+fn update(id: u64) -> Result<(), String> { let _ = id; Ok(()) }
+fn main() {}

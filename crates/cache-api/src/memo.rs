@@ -307,6 +307,7 @@ where
             l1: st.local.as_ref().map(|store| L1 {
                 store: store.clone(),
                 hash: key.hash,
+                gen: store.generation(),
             }),
             l2: st.cache.memos_use_backend().then(|| self.l2(st, key)),
             counters: self.plan.counts().then(|| self.l2(st, key)),
@@ -540,7 +541,7 @@ where
             Some(l2) => io::delete(mode, l2).await,
             None => Ok(false),
         };
-        let local = place.l1.as_ref().is_some_and(|l| l.store.remove(l.hash));
+        let local = place.l1.as_ref().is_some_and(|l| l.store.evict(l.hash));
         let Some(l2) = &place.l2 else {
             return Ok(local);
         };

@@ -376,7 +376,7 @@ where
     if let Some(l1) = &place.l1 {
         let stamp = (entry.created_at, entry.took_ms, place.tag_stamp());
         l1.store
-            .store(l1.hash, &value, at.to_tier(now), stamp, stats);
+            .store(l1.hash, &value, at.to_tier(now), stamp, l1.gen, stats);
     }
     Some(Found {
         value,
@@ -507,7 +507,7 @@ where
     if let Some(l1) = &place.l1 {
         let at = meta.at.to_tier(unix_millis());
         let stamp = (meta.created_at, meta.took_ms, place.tag_stamp());
-        l1.store.store(l1.hash, value, at, stamp, stats);
+        l1.store.store(l1.hash, value, at, stamp, l1.gen, stats);
         stored = true;
     }
     if let Some(l2) = &place.l2 {

@@ -24,7 +24,7 @@ use crate::memory::ITEM_OVERHEAD;
 use crate::stats::{Counter, Stats};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
 #[derive(Clone)]
@@ -151,6 +151,9 @@ pub(crate) struct LocalStore<V> {
     namespace: String,
     part_hash: PartHash,
     warned_too_large: AtomicBool,
+    /// Invalidations that reached this tier (removals by key, prefix, pattern or clear, from this
+    /// process or the bus): a fill that raced one is undone.
+    evictions: AtomicU64,
     /// What a hit checks besides freshness: `None` for an untagged function on a cache no
     /// other process writes (a plain memory hit), else the cache's watch.
     watch: Option<Arc<Watch>>,
@@ -185,6 +188,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             namespace: namespace.to_owned(),
             part_hash,
             warned_too_large: AtomicBool::new(false),
+            evictions: AtomicU64::new(0),
             watch,
         });
         let as_tier: Arc<dyn Tier> = store.clone();
@@ -288,12 +292,19 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// computed at `created_at` (ms since the Unix epoch) in `took_ms`, and its tags checked at
     /// tag epoch `tag_stamp` (`u64::MAX`: untagged). A value larger than this function's bound
     /// or the cache's budget is counted and logged once.
+    ///
+    /// `gen` is [`generation`](Self::generation) when the call began: if an invalidation
+    /// reached the tier since, the value (read or computed before it) is dropped again once
+    /// inserted, so a fill racing an invalidation never outlives it. (An invalidation counts
+    /// first and removes second; a fill inserts first and checks second: whichever way they
+    /// interleave, the value does not stay.)
     pub(crate) fn store(
         &self,
         hash: u128,
         value: &V,
         at: Deadlines,
         stamp: (u64, u32, u64),
+        gen: u64,
         stats: &Stats,
     ) where
         V: Serialize,
@@ -342,6 +353,20 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         if !admitted {
             self.too_large(weight, stats);
         }
+        if self.evictions.load(Ordering::SeqCst) != gen {
+            self.remove(hash);
+        }
+    }
+
+    /// How many invalidations reached this tier (read when a call begins).
+    pub(crate) fn generation(&self) -> u64 {
+        self.evictions.load(Ordering::SeqCst)
+    }
+
+    /// Remove one item as an invalidation does (counted, so a racing fill is undone).
+    pub(crate) fn evict(&self, hash: u128) -> bool {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.remove(hash)
     }
 
     fn too_large(&self, weight: u64, stats: &Stats) {
@@ -410,6 +435,7 @@ impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
     }
 
     fn clear(&self) -> u64 {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
         let n = self.len() as u64;
         self.items.clear();
         let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
@@ -420,6 +446,7 @@ impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
     }
 
     fn remove_part(&self, part: &str) -> bool {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
         let mut removed = false;
         for hash in (self.part_hash)(part) {
             removed |= self.remove(hash);

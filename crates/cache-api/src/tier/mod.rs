@@ -107,6 +107,9 @@ impl Deadlines {
 pub(crate) struct L1<V> {
     pub(crate) store: Arc<LocalStore<V>>,
     pub(crate) hash: u128,
+    /// The tier's eviction count when the call began: a value it puts in L1 is dropped again if
+    /// an invalidation came in between (see [`LocalStore::store`]).
+    pub(crate) gen: u64,
 }
 
 /// A call's slot in L2.
@@ -157,6 +160,7 @@ impl<V> Clone for Place<V> {
             l1: self.l1.as_ref().map(|l| L1 {
                 store: l.store.clone(),
                 hash: l.hash,
+                gen: l.gen,
             }),
             l2: self.l2.clone(),
             counters: self.counters.clone(),

@@ -92,3 +92,60 @@ fn an_async_hit_allocates_nothing() {
         );
     });
 }
+
+static L1_OVER_FILES: std::sync::LazyLock<steadycache::Cache> = std::sync::LazyLock::new(|| {
+    let dir = steadycache_api::testing::temp_dir("hit-allocations-l1");
+    steadycache::Cache::from_url(&format!("file://{}?local=1MiB", dir.display())).unwrap()
+});
+
+#[cached(cache = &*L1_OVER_FILES, ttl = "10m")]
+fn shared_double(x: u64) -> u64 {
+    x * 2
+}
+
+#[cached(ttl = "10m", tags = ["n:{x}", "all"])]
+fn tagged_double(x: u64) -> String {
+    format!("{}", x * 2)
+}
+
+/// An L1 hit in front of a shared store (checked against the bus's watch) and a tagged hit
+/// (checked against the tag epoch, after a tag invalidation) allocate nothing either.
+#[test]
+fn l1_and_tagged_hits_allocate_nothing() {
+    assert!(steadycache_api::testing::eventually(|| L1_OVER_FILES
+        .health()
+        .bus_live));
+    steadycache::default_cache()
+        .invalidate_tag_sync("n:1")
+        .unwrap();
+    for i in 0..100 {
+        shared_double(i);
+        tagged_double(i);
+    }
+    let before = ALLOCS.load(SeqCst);
+    let mut sum = 0;
+    for i in 0..100 {
+        sum += shared_double(i);
+    }
+    let after = ALLOCS.load(SeqCst);
+    assert_eq!(sum, 9900);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations on 100 L1 hits",
+        after - before
+    );
+    assert!(shared_double_cache().stats().hits >= 100);
+    let before = ALLOCS.load(SeqCst);
+    let mut n = 0;
+    for i in 0..100 {
+        n += tagged_double(i).len(); // the clone of a String: one allocation per hit, no more
+    }
+    let after = ALLOCS.load(SeqCst);
+    assert!(n > 0);
+    assert_eq!(
+        after - before,
+        100,
+        "only the values' clones allocate on tagged hits"
+    );
+}

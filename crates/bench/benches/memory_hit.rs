@@ -6,7 +6,8 @@
 //! walks those keys in turn, so every measured call is a hit.
 //!
 //! Groups:
-//! * `hit_sync`: one thread, sync calls.
+//! * `hit_sync`: one thread, sync calls; also an L1 in front of Redis kept coherent by the
+//!   pub/sub bus (`steadycache_l1_over_redis`) and a tagged function (`steadycache_tagged`).
 //! * `hit_async`: one task on a current-thread tokio runtime (`Bencher::to_async`).
 //! * `hit_2threads`: two threads hitting the same function at once; throughput in hits/s.
 //!
@@ -49,6 +50,38 @@ async fn sc_async(x: u64) -> u64 {
     body(x)
 }
 
+/// An L1 in front of Redis, kept coherent by the Redis pub/sub bus (issue 14): its hit checks
+/// the bus's watch too.
+fn l1_over_redis() -> steadycache::Cache {
+    static SERVER: std::sync::OnceLock<steadycache_redis::testing::RedisServer> =
+        std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<steadycache::Cache> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let server = SERVER.get_or_init(steadycache_redis::testing::RedisServer::start);
+            let cache = steadycache::Cache::from_url(&format!("{}?local=64MiB", server.url()))
+                .expect("redis cache");
+            let start = Instant::now();
+            while !cache.health().bus_live && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(cache.health().bus_live, "the bus is heard");
+            cache
+        })
+        .clone()
+}
+
+#[steadycache::cached(cache = l1_over_redis(), ttl = "10m")]
+fn sc_l1_redis(x: u64) -> u64 {
+    body(x)
+}
+
+/// A tagged function on the memory cache: its hit checks the tag epoch too.
+#[steadycache::cached(ttl = "10m", tags = ["n:{x}"])]
+fn sc_tagged(x: u64) -> u64 {
+    body(x)
+}
+
 // ---- cached 4.x -----------------------------------------------------------------------------
 
 /// `SizedCache` (LRU) behind the macro's global lock, no expiry.
@@ -82,7 +115,7 @@ async fn cd_concurrent_ttl_async(x: u64) -> u64 {
 }
 
 /// Memoized functions warmed with `KEYS` keys each (for the miss check).
-const MEMOIZED_FNS: u64 = 7;
+const MEMOIZED_FNS: u64 = 9;
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -132,6 +165,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn warm_all() {
     for k in 0..KEYS {
         sc_sync(k);
+        sc_l1_redis(k);
+        sc_tagged(k);
         cd_sized(k);
         cd_sized_ttl(k);
         cd_concurrent_ttl(k);
@@ -158,6 +193,12 @@ fn hit_sync(c: &mut Criterion) {
     let mut keys = Keys::starting_at(0);
     g.bench_function("steadycache_ttl", |b| {
         b.iter(|| sc_sync(black_box(keys.next())))
+    });
+    g.bench_function("steadycache_l1_over_redis", |b| {
+        b.iter(|| sc_l1_redis(black_box(keys.next())))
+    });
+    g.bench_function("steadycache_tagged", |b| {
+        b.iter(|| sc_tagged(black_box(keys.next())))
     });
     g.bench_function("cached_sized", |b| {
         b.iter(|| cd_sized(black_box(keys.next())))

@@ -125,17 +125,24 @@ fn three_processes_see_updates_through_the_bus_and_its_outages() {
     );
     // A (this process) has no L1: it writes; its writes are announced all the same.
     std::env::set_var(XP_URL, server.url());
-    let logs: Vec<_> = (0..2).map(|i| dir.join(format!("reader-{i}.log"))).collect();
+    let logs: Vec<_> = (0..2)
+        .map(|i| dir.join(format!("reader-{i}.log")))
+        .collect();
     let readers: Vec<_> = logs
         .iter()
         .map(|log| {
             let log = log.display().to_string();
-            spawn("reader", &[(XP_URL, reader_url.as_str()), (COUNT, log.as_str())])
+            spawn(
+                "reader",
+                &[(XP_URL, reader_url.as_str()), (COUNT, log.as_str())],
+            )
         })
         .collect();
     // Both readers are up and reading (their first value is 0: nothing stored yet).
     for log in &logs {
-        assert!(steadycache_api::testing::eventually(|| seen(log, 0).is_some()));
+        assert!(steadycache_api::testing::eventually(
+            || seen(log, 0).is_some()
+        ));
     }
     // Give their buses a moment to be heard, as a running service's would be.
     std::thread::sleep(GRACE * 2);
@@ -170,6 +177,9 @@ fn three_processes_see_updates_through_the_bus_and_its_outages() {
 
     update_and_wait(&logs, DONE, "the end");
     for r in readers {
-        assert!(wait(r, Duration::from_secs(30)).success(), "a reader failed");
+        assert!(
+            wait(r, Duration::from_secs(30)).success(),
+            "a reader failed"
+        );
     }
 }

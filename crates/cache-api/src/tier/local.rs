@@ -197,7 +197,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     }
 
     /// The value if present and fresh: the hot path.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_fresh(&self, hash: u128) -> Option<V> {
         if let Some(item) = self.items.get(&hash) {
             return self.servable(&item).then_some(item.value);
@@ -212,7 +212,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
 
     /// The hit check: fresh, and (with a watch) vouched for by the bus and checked against the
     /// tag invalidations learned.
-    #[inline]
+    #[inline(always)]
     fn servable(&self, item: &LocalItem<V>) -> bool {
         let now = clock::recent_ms();
         now < item.fresh_until

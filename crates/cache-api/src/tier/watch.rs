@@ -47,7 +47,7 @@ impl Watch {
     }
 
     /// Whether a copy stamped `tag_stamp` may be served at `now` (tier clock): the hit check.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn trusts(&self, tag_stamp: u64, now: u64) -> bool {
         now < self.live_until.load(Relaxed) && tag_stamp >= self.tag_epoch.load(Relaxed)
     }

@@ -58,6 +58,7 @@
 //! | `convert = expr` | hash this expression (a `Serialize` value built from the arguments) instead of the key arguments; a generic function needs it or `key` |
 //! | `key_self` / `key_self = false` | a method says whether `self` is in its key: `key_self` hashes `self` (`Serialize`), `key_self = false` shares entries across instances; a method that says neither (and uses no `self` in `key` or `convert`) does not compile |
 //! | `key_prefix = "rates"` | namespace instead of `module.path.fn_name` |
+//! | `tags = ["user:{id}", "users"]` | tags of each value (templates over the arguments, the rules and escaping of `key`): `Cache::invalidate_tag("user:5")` makes every value stored with that tag a miss, in every process |
 //! | `version = "2"` | pin the key version (default: a hash of the function's tokens, so changing the body retires old entries) |
 //! | `max_bytes = 1 << 20` | bound of the function's typed in-process tier, within the cache's budget (which all its functions share) |
 //!
@@ -233,6 +234,29 @@
 //! assert_eq!(greet(String::from("ADA")), "hi Ada", "one key for both");
 //! ```
 //!
+//! ## Invalidation
+//! * [`Cache::invalidate`], [`Cache::invalidate_prefix`], [`Cache::clear`], and per function
+//!   `f_cache().invalidate(args…)` / `.clear()`.
+//! * Tags: `#[cached(tags = ["user:{id}"])]` and [`Cache::invalidate_tag`] /
+//!   [`Cache::invalidate_tags`] (and `_sync` twins): one write per tag, values judged when read.
+//! * Patterns: [`Cache::invalidate_matching`]`("user:*:profile")` (a [`Glob`] over stored keys).
+//! * [`invalidates`]: `#[invalidates(profile(id), tags = ["user:{id}"])]` on the functions that
+//!   change the data, invalidating after they return `Ok`.
+//! * Across processes, every change reaches the other processes' in-process copies through the
+//!   cache's invalidation bus ([`BusConfig`]: Redis pub/sub, or a feed polled in the store), and
+//!   no copy is served past [`BusConfig::grace`] while the bus is down.
+//!
+//! ```
+//! use steadycache::{cached, default_cache, invalidates};
+//! #[cached(ttl = "1h", tags = ["user:{id}"])]
+//! fn profile(id: u64) -> String { format!("profile {id}") }
+//! #[invalidates(profile(id), tags = ["user:{id}"])]
+//! fn rename(id: u64, name: String) -> Result<(), String> { let _ = name; Ok(()) }
+//! profile(1);
+//! rename(1, "Ann".into()).unwrap();
+//! default_cache().invalidate_tag_sync("user:1").unwrap();
+//! ```
+//!
 //! ## Switches
 //! * [`set_enabled`]`(false)`: every cache in the process off (functions run, nothing stored).
 //! * [`Cache::set_enabled`], and `fn_cache().set_enabled(..)` per function.
@@ -280,7 +304,31 @@ pub use steadycache_api::{
     Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result, StatsSnapshot, Subscription,
     DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
-pub use steadycache_macros::{cached, circuit_breaker, invalidates, rate_limit};
+pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
+
+/// Invalidate memoized calls and tags after a function that changes the data returns `Ok`.
+///
+/// `#[invalidates(f(args…), g(args…), tags = ["user:{id}"], cache = expr)]`: each `f(args…)`
+/// names a `#[cached]` function with expressions over this function's arguments (cloned); a
+/// call that names no memoized function, or gives it the wrong arguments, does not compile. Tag
+/// templates follow the rules of `key` templates and go to `cache = …` (a `Cache` expression or
+/// a URL; default: the default cache); each call's entry goes to its own function's cache.
+/// Keys and tags are computed before the body runs (which may then consume its arguments); the
+/// invalidations run after it returns `Ok` (any value, for a function that does not return a
+/// `Result`), in every process through the cache's bus. A failed invalidation is logged; the
+/// function's result is returned as it is. Sync and async functions; not on methods' own
+/// cached siblings (name free functions).
+///
+/// ```
+/// use steadycache::{cached, invalidates};
+/// #[cached(ttl = "1h", key = "user:{id}")]
+/// fn profile(id: u64) -> String { format!("profile {id}") }
+/// #[invalidates(profile(id))]
+/// fn rename(id: u64, name: String) -> Result<String, String> { Ok(name) }
+/// profile(1);
+/// assert_eq!(rename(1, "Ann".into()).as_deref(), Ok("Ann"));
+/// ```
+pub use steadycache_macros::invalidates;
 
 /// For backend authors: URL schemes, the blocking fast path, the library runtime, and the
 /// helpers every backend of this workspace uses (see `steadycache_api::plumbing`).

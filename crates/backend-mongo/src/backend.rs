@@ -435,7 +435,7 @@ impl Backend for MongoBackend {
     }
 
     async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
-        crate::matching::delete_matching(self, pattern).await
+        self.delete_matching_scan(pattern).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

@@ -15,51 +15,54 @@ use steadycache_api::{Glob, Result};
 /// Ids per `$in` deletion.
 const BATCH: usize = 1000;
 
-pub(crate) async fn delete_matching(backend: &MongoBackend, pattern: &Glob) -> Result<u64> {
-    let coll = backend.collection().await?;
-    let now = backend.now(&coll).await?;
-    let prefix = pattern.literal_prefix();
-    let mut filter = match successor(&prefix) {
-        Some(end) => doc! { "_id": { "$gte": &prefix, "$lt": end } },
-        None if prefix.is_empty() => Document::new(),
-        None => doc! { "_id": { "$gte": &prefix } },
-    };
-    filter.insert("exp", doc! { "$exists": true });
-    let mut cursor = coll
-        .find(filter)
-        .projection(doc! { "_id": 1, "exp": 1 })
-        .await
-        .map_err(|e| convert("find", e))?;
-    let (mut live, mut dead) = (Vec::new(), Vec::new());
-    while cursor.advance().await.map_err(|e| convert("find", e))? {
-        let d = cursor
-            .deserialize_current()
-            .map_err(|e| convert("find", e))?;
-        let Some(Bson::String(id)) = d.get("_id") else {
-            continue;
+impl MongoBackend {
+    /// See the module docs.
+    pub(crate) async fn delete_matching_scan(&self, pattern: &Glob) -> Result<u64> {
+        let coll = self.collection().await?;
+        let now = self.now(&coll).await?;
+        let prefix = pattern.literal_prefix();
+        let mut filter = match successor(&prefix) {
+            Some(end) => doc! { "_id": { "$gte": &prefix, "$lt": end } },
+            None if prefix.is_empty() => Document::new(),
+            None => doc! { "_id": { "$gte": &prefix } },
         };
-        if !pattern.matches(id) {
-            continue;
-        }
-        let alive = int(&d, "exp").is_some_and(|e| e > now);
-        if alive {
-            live.push(id.clone());
-        } else {
-            dead.push(id.clone());
-        }
-    }
-    let mut removed = 0;
-    for chunk in live.chunks(BATCH) {
-        removed += coll
-            .delete_many(doc! { "_id": { "$in": chunk }, "exp": { "$exists": true } })
+        filter.insert("exp", doc! { "$exists": true });
+        let mut cursor = coll
+            .find(filter)
+            .projection(doc! { "_id": 1, "exp": 1 })
             .await
-            .map_err(|e| convert("delete_many", e))?
-            .deleted_count;
+            .map_err(|e| convert("find", e))?;
+        let (mut live, mut dead) = (Vec::new(), Vec::new());
+        while cursor.advance().await.map_err(|e| convert("find", e))? {
+            let d = cursor
+                .deserialize_current()
+                .map_err(|e| convert("find", e))?;
+            let Some(Bson::String(id)) = d.get("_id") else {
+                continue;
+            };
+            if !pattern.matches(id) {
+                continue;
+            }
+            let alive = int(&d, "exp").is_some_and(|e| e > now);
+            if alive {
+                live.push(id.clone());
+            } else {
+                dead.push(id.clone());
+            }
+        }
+        let mut removed = 0;
+        for chunk in live.chunks(BATCH) {
+            removed += coll
+                .delete_many(doc! { "_id": { "$in": chunk }, "exp": { "$exists": true } })
+                .await
+                .map_err(|e| convert("delete_many", e))?
+                .deleted_count;
+        }
+        for chunk in dead.chunks(BATCH) {
+            coll.delete_many(doc! { "_id": { "$in": chunk }, "exp": { "$exists": true } })
+                .await
+                .map_err(|e| convert("delete_many", e))?;
+        }
+        Ok(removed)
     }
-    for chunk in dead.chunks(BATCH) {
-        coll.delete_many(doc! { "_id": { "$in": chunk }, "exp": { "$exists": true } })
-            .await
-            .map_err(|e| convert("delete_many", e))?;
-    }
-    Ok(removed)
 }

@@ -399,7 +399,7 @@ impl Backend for RedisBackend {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription> {
-        crate::pubsub::subscribe(self, &self.redis_key(channel)).await
+        self.subscribe_channel(&self.redis_key(channel)).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

@@ -20,7 +20,7 @@
 
 use super::counted;
 use super::ctx::{wants_distributed, Ctx};
-use super::io::{self, block_local, Found, Mode};
+use super::io::{block_local, Found, Mode};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
@@ -153,7 +153,7 @@ where
     let mut found = if call.force_refresh {
         None
     } else {
-        io::lookup(mode, &ctx.place, ctx.plan, true, ctx.stats).await
+        super::lookup::lookup(mode, &ctx.place, ctx.plan, true, ctx.stats).await
     };
     // A found value older than the call's `max_age` (on the wall clock) is stale for it.
     let too_old = |f: &Found<V>| {
@@ -273,7 +273,9 @@ where
         if guard.is_some() && !call.force_refresh {
             // The round before ours may have stored the value after our lookup (for an early
             // refresh: a value newer than the fresh one found).
-            let again = io::lookup(mode, &ctx.place, ctx.plan, found_at.is_none(), ctx.stats).await;
+            let again =
+                super::lookup::lookup(mode, &ctx.place, ctx.plan, found_at.is_none(), ctx.stats)
+                    .await;
             let again = again.filter(|f| !too_old(f) && found_at.is_none_or(|c| f.created_at > c));
             if let Some(v) = again.and_then(Found::fresh) {
                 ctx.stats.incr(Counter::Hits);

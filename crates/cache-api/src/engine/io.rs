@@ -7,7 +7,7 @@
 //! polled by [`block_local`] for sync callers, runs the same code for both, and a sync caller
 //! never needs a runtime of its own (nor breaks inside one).
 
-use super::job::{Shape, Value};
+use super::job::Shape;
 use super::plan::Plan;
 use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
@@ -270,121 +270,6 @@ impl<V> Found<V> {
     pub(crate) fn servable(&self, now_ms: u64) -> bool {
         now_ms < self.at.keep_until
     }
-}
-
-/// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines, and
-/// the early-refresh window `plan` gives it). A fresh L1 value is served without reading L2
-/// when `fresh_l1_ok` (an early refresh looks for a newer value: it reads L2 too, and the newer
-/// of the two wins). Expired entries are absent; backend errors are logged and read as absent
-/// (fail open).
-pub(crate) async fn lookup<V>(
-    mode: Mode,
-    place: &Place<V>,
-    plan: &Plan,
-    fresh_l1_ok: bool,
-    stats: &Stats,
-) -> Option<Found<V>>
-where
-    V: Value,
-{
-    let mut in_l1 = None;
-    if let Some(l1) = &place.l1 {
-        if let Some(held) = l1.store.lookup(l1.hash) {
-            let started = held.created_at.saturating_sub(u64::from(held.took_ms));
-            if held.unchecked && !super::tags::valid(mode, place, started, stats).await {
-                l1.store.remove(l1.hash);
-                return lookup_l2(mode, place, plan, None, stats).await;
-            }
-            if held.unchecked {
-                l1.store
-                    .restamp(l1.hash, held.created_at, place.tag_stamp());
-            }
-            let now = unix_millis();
-            let freshness = held.freshness;
-            let found = Found {
-                value: held.value,
-                freshness,
-                at: held.at.to_unix(now),
-                created_at: held.created_at,
-                took_ms: held.took_ms,
-            };
-            if (freshness == Freshness::Fresh && fresh_l1_ok) || place.l2.is_none() {
-                return Some(found);
-            }
-            // Stale (or kept for fail-safe) here: another process may have stored a newer
-            // value in L2 since. It is read, and this copy served only if L2 has nothing.
-            in_l1 = Some(found);
-        }
-    }
-    lookup_l2(mode, place, plan, in_l1, stats).await
-}
-
-/// The L2 half of [`lookup`]: what L2 holds, unless `in_l1` (L1's copy) is newer.
-async fn lookup_l2<V>(
-    mode: Mode,
-    place: &Place<V>,
-    plan: &Plan,
-    in_l1: Option<Found<V>>,
-    stats: &Stats,
-) -> Option<Found<V>>
-where
-    V: Value,
-{
-    let Some(l2) = place.l2.as_ref() else {
-        return in_l1;
-    };
-    let entry = match load_entry(mode, l2, stats).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return in_l1,
-        Err(e) => {
-            backend_error(stats, &l2.key, "load", &e);
-            return in_l1;
-        }
-    };
-    let now = unix_millis();
-    let freshness = entry.freshness(now);
-    if freshness == Freshness::Expired {
-        return in_l1;
-    }
-    if in_l1
-        .as_ref()
-        .is_some_and(|f| f.created_at > entry.created_at)
-    {
-        return in_l1; // this process's own copy is the newer one
-    }
-    let started = entry.created_at.saturating_sub(u64::from(entry.took_ms));
-    if !super::tags::valid(mode, place, started, stats).await {
-        return in_l1; // a tag of it was invalidated after it was computed: gone
-    }
-    let value = match decode_entry::<V>(l2.manager.codec(), &l2.key, &entry) {
-        Ok(v) => v,
-        Err(e) => {
-            drop_corrupt(mode, l2, &e, stats).await;
-            return in_l1;
-        }
-    };
-    let stale_at = entry.stale_at.min(entry.expires_at);
-    let at = plan.with_early(
-        Deadlines {
-            early_at: stale_at,
-            stale_at,
-            expires_at: entry.expires_at,
-            keep_until: entry.keep_until.max(entry.expires_at),
-        },
-        entry.took_ms,
-    );
-    if let Some(l1) = &place.l1 {
-        let stamp = (entry.created_at, entry.took_ms, place.tag_stamp());
-        l1.store
-            .store(l1.hash, &value, at.to_tier(now), stamp, l1.gen, stats);
-    }
-    Some(Found {
-        value,
-        freshness,
-        at,
-        created_at: entry.created_at,
-        took_ms: entry.took_ms,
-    })
 }
 
 /// What is stored with a new value besides its bytes.

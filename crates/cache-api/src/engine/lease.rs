@@ -23,7 +23,7 @@
 //! different machines; a machine running behind makes its markers look old, so its waiters
 //! fall back to taking the lock in turn, as without markers.)
 
-use super::io::{self, backend_error, wait_on_runtime, within, Mode};
+use super::io::{backend_error, wait_on_runtime, within, Mode};
 use super::job::Value;
 use super::plan::Plan;
 use crate::error::Result;
@@ -338,7 +338,7 @@ where
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
-                    let found = io::lookup(mode, place, plan, true, stats).await;
+                    let found = super::lookup::lookup(mode, place, plan, true, stats).await;
                     if let Some(v) = found.and_then(|f| f.fresh()) {
                         lease.release(mode, true, stats).await;
                         return Acquired::Found(v);
@@ -365,7 +365,7 @@ where
         pause(mode, half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(MAX_BACKOFF);
         if accept_cached {
-            let found = io::lookup(mode, place, plan, true, stats).await;
+            let found = super::lookup::lookup(mode, place, plan, true, stats).await;
             if let Some(v) = found.and_then(|f| f.fresh()) {
                 return Acquired::Found(v);
             }

@@ -20,6 +20,7 @@ pub(crate) mod driver;
 pub(crate) mod io;
 pub(crate) mod job;
 pub(crate) mod lease;
+pub(crate) mod lookup;
 pub(crate) mod plan;
 pub(crate) mod refresh;
 pub(crate) mod tags;

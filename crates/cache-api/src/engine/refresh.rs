@@ -59,7 +59,7 @@ pub(crate) fn spawn<V, E>(
             None => None,
         };
         if let Some(old) = early_of {
-            let found = io::lookup(Mode::Async, &place, &plan, false, &stats).await;
+            let found = super::lookup::lookup(Mode::Async, &place, &plan, false, &stats).await;
             if let Some(v) = found.filter(|f| f.created_at > old).and_then(Found::fresh) {
                 tracing::debug!("steadycache: refreshed early elsewhere already");
                 guard.finish(Outcome::Value(v));

@@ -66,6 +66,51 @@ fn a_url_that_cannot_be_opened_fails_open_and_is_opened_again_in_the_background(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+static LATE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static LATE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(|| {
+    Cache::from_url_failing_open(LATE_URL.get().map_or("mem://", String::as_str))
+});
+static LATE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(cache = &*LATE, ttl = "10m", tags = ["t"])]
+fn late(x: u32) -> u32 {
+    LATE_RUNS.fetch_add(1, SeqCst);
+    x
+}
+
+/// A cache with an L1 whose store opens late gets its invalidation bus once the store is open:
+/// another cache's tag invalidation then reaches its copies (issue 14).
+#[test]
+fn an_l1_over_a_store_opened_late_hears_the_bus_once_it_is_open() {
+    let dir = steadycache_api::testing::temp_dir("reopen-bus");
+    let blocker = dir.join("mount");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let root = blocker.join("cache");
+    let url = format!("file://{}?local=1MiB&bus_poll_ms=20", root.display());
+    LATE_URL.set(url.clone()).unwrap();
+    assert!(
+        !LATE.health().bus_live,
+        "nothing vouches for copies of a store not open yet"
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    assert!(eventually(Duration::from_secs(30), || {
+        let h = LATE.health();
+        h.backend_open && h.bus_live
+    }));
+    late(1);
+    late(1);
+    assert_eq!(LATE_RUNS.load(SeqCst), 1);
+    let other = Cache::from_url(&url).unwrap();
+    other.invalidate_tag_sync("t").unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            late(1);
+            LATE_RUNS.load(SeqCst) == 2
+        }),
+        "the late cache's copy went with its tag"
+    );
+}
+
 #[test]
 fn a_configuration_error_is_not_retried() {
     let cache = Cache::from_url_failing_open("file:///tmp/x?no_such_option=1");

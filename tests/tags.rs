@@ -128,3 +128,56 @@ fn a_tag_invalidated_by_one_cache_reaches_the_copies_of_another() {
         "A sees B's recomputed value (stored after the invalidation)"
     );
 }
+
+#[test]
+fn get_cached_and_prime_judge_a_tagged_function_by_its_tags() {
+    let before = RUNS.load(SeqCst);
+    profile(30);
+    assert_eq!(
+        profile_cache().get_cached(30).as_deref(),
+        Some("profile 30")
+    );
+    MEM.invalidate_tag_sync("user:30").unwrap();
+    assert_eq!(
+        profile_cache().get_cached(30),
+        None,
+        "an invalidated value is not returned"
+    );
+    assert!(profile_cache().prime(31, "primed".into()).unwrap());
+    MEM.invalidate_tag_sync("user:31").unwrap();
+    assert_eq!(
+        profile(31),
+        "profile 31",
+        "a primed value goes with its tag too"
+    );
+    assert_eq!(RUNS.load(SeqCst) - before, 2);
+}
+
+static OFF: LazyLock<Cache> = LazyLock::new(|| {
+    let dir = temp_dir("tags-bus-off");
+    Cache::from_url(&format!("file://{}?local=1MiB&bus=off", dir.display())).unwrap()
+});
+static OFF_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(cache = &*OFF, ttl = "10m")]
+fn off(id: u64) -> u64 {
+    OFF_RUNS.fetch_add(1, SeqCst);
+    id
+}
+
+#[test]
+fn with_the_bus_off_copies_are_served_until_they_expire() {
+    assert!(
+        OFF.health().bus_live,
+        "nothing to hear: copies are vouched for"
+    );
+    off(1);
+    // Another process's removal (here: straight in the store, no bus) does not reach the copy.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let removed = rt.block_on(OFF.backend().delete_prefix("")).unwrap();
+    assert!(removed >= 1);
+    off(1);
+    assert_eq!(OFF_RUNS.load(SeqCst), 1, "served from L1");
+}

@@ -245,7 +245,7 @@ impl RedisBackend {
 /// the system roots. Without the `tls` feature, TLS is a configuration error that says which
 /// feature to enable.
 #[cfg(feature = "tls")]
-fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
+pub(crate) fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificates>> {
     if !config.is_tls() {
         if config.tls_ca.is_some() {
             return Err(Error::Config("`tls_ca` needs a rediss:// url".into()));
@@ -271,7 +271,7 @@ fn tls_certificates(config: &RedisConfig) -> Result<Option<redis::TlsCertificate
 }
 
 #[cfg(not(feature = "tls"))]
-fn tls_certificates(config: &RedisConfig) -> Result<Option<std::convert::Infallible>> {
+pub(crate) fn tls_certificates(config: &RedisConfig) -> Result<Option<std::convert::Infallible>> {
     if config.is_tls() || config.tls_ca.is_some() {
         return Err(Error::Config(
             "rediss:// (TLS) needs the `tls` feature of steadycache-redis (steadycache: `redis-tls`)"

@@ -1,50 +1,77 @@
 //! `SUBSCRIBE` for the cache's invalidation bus: a connection of its own (a subscribed
-//! connection carries nothing else), whose messages a task forwards until it breaks.
+//! connection carries nothing else), whose messages a task forwards until the connection breaks
+//! or the bus stops listening.
 
-use crate::backend::{Client, RedisBackend};
+use crate::backend::{tls_certificates, Client, RedisBackend};
 use crate::error::convert;
 use futures_core::Stream;
-use std::pin::Pin;
-use steadycache_api::{Result, Subscription};
+use steadycache_api::{Error, Result, Subscription};
 
 /// How many messages wait for the bus before the forwarder waits for it.
 const BUFFER: usize = 1024;
 
-/// Subscribe to `channel` (the full Redis channel name). The receiver ends when the connection
-/// breaks (killed, server restarted): the caller subscribes again.
 impl RedisBackend {
-    /// `SUBSCRIBE` to `channel` (see the module docs).
+    /// `SUBSCRIBE` to `channel` (the full Redis channel name). The receiver ends when the
+    /// connection breaks (killed, server restarted): the caller subscribes again. On a cluster,
+    /// classic pub/sub reaches every node: the first seed that answers is listened to (with the
+    /// backend's TLS settings).
     pub(crate) async fn subscribe_channel(&self, channel: &str) -> Result<Subscription> {
-        let backend = self;
-        let client = match &backend.inner.client {
-            Client::Single(c) => c.clone(),
-            // Classic pub/sub reaches every node of a cluster: listen on the first one.
-            Client::Cluster(_) => {
-                let seed = backend.inner.config.seeds()?.into_iter().next();
-                let url = seed.unwrap_or_else(|| backend.inner.config.url.clone());
-                redis::Client::open(url.as_str()).map_err(|e| convert("SUBSCRIBE", e))?
+        let mut last = None;
+        for client in self.subscribe_clients()? {
+            match subscribe_on(&client, channel).await {
+                Ok(rx) => return Ok(rx),
+                Err(e) => last = Some(e),
             }
-        };
-        let mut pubsub = client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| convert("SUBSCRIBE", e))?;
-        pubsub
-            .subscribe(channel)
-            .await
-            .map_err(|e| convert("SUBSCRIBE", e))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(BUFFER);
-        let mut stream = pubsub.into_on_message();
-        let forward = async move {
-            loop {
-                let next = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await;
-                let Some(msg) = next else { return };
-                if tx.send(msg.get_payload_bytes().to_vec()).await.is_err() {
-                    return; // the bus stopped listening
-                }
-            }
-        };
-        steadycache_api::plumbing::library_runtime()?.spawn(forward);
-        Ok(rx)
+        }
+        Err(last.unwrap_or_else(|| Error::Config("no redis node to subscribe to".into())))
     }
+
+    fn subscribe_clients(&self) -> Result<Vec<redis::Client>> {
+        let config = &self.inner.config;
+        match &self.inner.client {
+            Client::Single(c) => Ok(vec![c.clone()]),
+            Client::Cluster(_) => {
+                let certs = tls_certificates(config)?;
+                let mut clients = Vec::new();
+                for seed in config.seeds()? {
+                    let client = match &certs {
+                        #[cfg(feature = "tls")]
+                        Some(certs) => redis::Client::build_with_tls(seed.as_str(), certs.clone()),
+                        _ => redis::Client::open(seed.as_str()),
+                    };
+                    clients.push(client.map_err(|e| convert("SUBSCRIBE", e))?);
+                }
+                Ok(clients)
+            }
+        }
+    }
+}
+
+async fn subscribe_on(client: &redis::Client, channel: &str) -> Result<Subscription> {
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| convert("SUBSCRIBE", e))?;
+    pubsub
+        .subscribe(channel)
+        .await
+        .map_err(|e| convert("SUBSCRIBE", e))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(BUFFER);
+    let mut stream = pubsub.into_on_message();
+    let forward = async move {
+        loop {
+            let next = tokio::select! {
+                m = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)) => m,
+                // The bus stopped listening (its cache was dropped, or it subscribed again):
+                // end now rather than at the next message, and close the connection.
+                () = tx.closed() => return,
+            };
+            let Some(msg) = next else { return };
+            if tx.send(msg.get_payload_bytes().to_vec()).await.is_err() {
+                return;
+            }
+        }
+    };
+    steadycache_api::plumbing::library_runtime()?.spawn(forward);
+    Ok(rx)
 }

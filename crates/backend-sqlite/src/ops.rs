@@ -6,7 +6,7 @@ use crate::error::{Context, NAME};
 use crate::pool::Inner;
 use crate::schema::{
     DELETE, DELETE_FROM, DELETE_IF_EXPIRED, DELETE_RANGE, EXTEND_LOCK, GET, PING, PURGE,
-    PURGE_BATCH, RELEASE, SELECT_GLOB, SET, SET_IF_ABSENT, UPDATE_VALUE,
+    PURGE_BATCH, RELEASE, SELECT_GLOB, SELECT_GLOB_FROM, SET, SET_IF_ABSENT, UPDATE_VALUE,
 };
 use rusqlite::types::{ToSqlOutput, Type, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
@@ -232,19 +232,25 @@ impl Inner {
         let now = now_ms();
         let from = pattern.literal_prefix();
         let end = SqliteBackend::prefix_successor(from.as_bytes());
-        let found: Vec<(String, Option<i64>)> = {
-            let mut stmt = tx.prepare_cached(SELECT_GLOB).ctx("delete_matching")?;
-            let to: &dyn ToSql = match &end {
-                Some(e) => &TextBytes(e),
-                None => &rusqlite::types::Null,
-            };
-            let rows = stmt
-                .query_map(params![from, to, pattern.to_sqlite_glob()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
-                })
-                .ctx("delete_matching")?;
-            rows.collect::<rusqlite::Result<_>>()
-                .ctx("delete_matching")?
+        let glob = pattern.to_sqlite_glob();
+        let row = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?));
+        let found: Vec<(String, Option<i64>)> = match &end {
+            Some(end) => {
+                let mut stmt = tx.prepare_cached(SELECT_GLOB).ctx("delete_matching")?;
+                let rows = stmt
+                    .query_map(params![from, TextBytes(end), glob], row)
+                    .ctx("delete_matching")?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .ctx("delete_matching")?
+            }
+            None => {
+                let mut stmt = tx.prepare_cached(SELECT_GLOB_FROM).ctx("delete_matching")?;
+                let rows = stmt
+                    .query_map(params![from, glob], row)
+                    .ctx("delete_matching")?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .ctx("delete_matching")?
+            }
         };
         let mut removed = 0;
         {

@@ -34,9 +34,13 @@ pub(crate) const DELETE_RANGE: &str =
     "DELETE FROM steadycache_entries WHERE key >= ?1 AND key < ?2 RETURNING expires_at";
 pub(crate) const DELETE_FROM: &str =
     "DELETE FROM steadycache_entries WHERE key >= ?1 RETURNING expires_at";
-/// The keys from `?1` (up to `?2` when not null) that `GLOB ?3` matches, with their expiry.
+/// The keys from `?1` up to `?2` that `GLOB ?3` matches, with their expiry (both bounds on the
+/// primary key, so the scan stays in the range).
 pub(crate) const SELECT_GLOB: &str = "SELECT key, expires_at FROM steadycache_entries \
-     WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) AND key GLOB ?3";
+     WHERE key >= ?1 AND key < ?2 AND key GLOB ?3";
+/// The keys from `?1` on that `GLOB ?2` matches (a prefix with no successor).
+pub(crate) const SELECT_GLOB_FROM: &str = "SELECT key, expires_at FROM steadycache_entries \
+     WHERE key >= ?1 AND key GLOB ?2";
 pub(crate) const UPDATE_VALUE: &str = "UPDATE steadycache_entries SET value = ?2 WHERE key = ?1";
 pub(crate) const RELEASE: &str = "DELETE FROM steadycache_entries \
      WHERE key = ?1 AND value = ?2 AND (expires_at IS NULL OR expires_at > ?3)";
@@ -55,7 +59,7 @@ pub(crate) const PURGE_BATCH: i64 = 1_000;
 
 /// Every statement, prepared at open: warms each connection's cache and checks that an existing
 /// table has the columns this backend needs.
-pub(crate) const STATEMENTS: [&str; 13] = [
+pub(crate) const STATEMENTS: [&str; 14] = [
     GET,
     DELETE_IF_EXPIRED,
     SET,
@@ -64,6 +68,7 @@ pub(crate) const STATEMENTS: [&str; 13] = [
     DELETE_RANGE,
     DELETE_FROM,
     SELECT_GLOB,
+    SELECT_GLOB_FROM,
     UPDATE_VALUE,
     RELEASE,
     EXTEND_LOCK,

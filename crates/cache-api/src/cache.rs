@@ -218,6 +218,7 @@ impl CacheBuilder {
             manager.clone(),
             budget.clone(),
             memory.is_some(),
+            self.opening.is_some(),
             self.bus.unwrap_or_default(),
         );
         if budget.is_some() {

@@ -196,32 +196,19 @@ impl Glob {
             .all(|t| *t == Token::Star)
     }
 
-    /// The pattern in Redis's `MATCH` syntax (the same wildcards; literals escaped with `\`).
+    /// A Redis `MATCH` pattern matching every key this pattern matches, and possibly more:
+    /// literals escaped with `\`, `*` as is, and `?` and `[...]` widened to `*` (Redis matches
+    /// them byte by byte, and reads some escapes in a set differently): narrow a `SCAN` with
+    /// it, then keep what [`matches`](Self::matches) accepts.
     pub fn to_redis(&self) -> String {
         let mut out = String::with_capacity(self.source.len() + 4);
         for t in &self.tokens {
             match t {
-                Token::Char(c) => {
-                    if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-                        out.push('\\');
+                Token::Char(c) => push_escaped(&mut out, *c, "*?[]\\^-"),
+                Token::Any | Token::Star | Token::Class { .. } => {
+                    if !out.ends_with('*') || out.ends_with("\\*") {
+                        out.push('*');
                     }
-                    out.push(*c);
-                }
-                Token::Any => out.push('?'),
-                Token::Star => out.push('*'),
-                Token::Class { negated, ranges } => {
-                    out.push('[');
-                    if *negated {
-                        out.push('^');
-                    }
-                    for (lo, hi) in ranges {
-                        push_escaped(&mut out, *lo, "\\]^-[");
-                        if lo != hi {
-                            out.push('-');
-                            push_escaped(&mut out, *hi, "\\]^-[");
-                        }
-                    }
-                    out.push(']');
                 }
             }
         }
@@ -371,7 +358,8 @@ mod tests {
     fn renderings_and_prefixes() {
         let g = Glob::new("us\\*er:[a-c]?*").unwrap();
         assert_eq!(g.literal_prefix(), "us*er:");
-        assert_eq!(g.to_redis(), "us\\*er:[a-c]?*");
+        assert_eq!(g.to_redis(), "us\\*er:*");
+        assert_eq!(Glob::new("a?b").unwrap().to_redis(), "a*b");
         assert_eq!(g.to_regex(), "^us\\*er:[a-c][^#][^#]*$");
         assert!(g.may_match_under("us*er:"));
         assert!(g.may_match_under("us*"));

@@ -11,7 +11,6 @@ use crate::error::Result;
 use crate::glob::Glob;
 use crate::key::{by_hand, namespace_prefix};
 use crate::policy::Policy;
-use crate::tier::bus::Carrier;
 use crate::tier::Event;
 use crate::time::unix_millis;
 use serde::Serialize;
@@ -141,6 +140,11 @@ impl Cache {
     /// before the invalidation. Tag times have no ttl: a Redis with an `allkeys-*` eviction
     /// policy may evict one, reviving the values of that tag; use `volatile-*` or `noeviction`.
     ///
+    /// Two processes invalidating one tag within the same instant may leave the earlier of the
+    /// two times in the store (a plain write, not a maximum); the processes that hear the bus
+    /// keep the later one, so only a later re-read from the store can judge a value computed
+    /// between the two times valid.
+    ///
     /// A store that cannot be written is an error (this process still drops its copies).
     pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<()>
     where
@@ -151,7 +155,7 @@ impl Cache {
         let mut result = Ok(());
         for tag in tags {
             let tag = tag.as_ref();
-            if self.bus().carrier() != Carrier::Local {
+            if !self.bus().is_alone() {
                 let key = tag_key(tag);
                 let bytes = now.to_string().into_bytes();
                 let wrote = self.guarded(self.backend().set(&key, bytes, None)).await;

@@ -184,7 +184,9 @@ where
     }
 
     /// Calls carry tags ([`ArgsKey::with_tags`]): their values are checked against the tag
-    /// invalidations ([`Cache::invalidate_tag`]).
+    /// invalidations ([`Cache::invalidate_tag`]). Every key handed to such a memo must carry
+    /// its tags (what `#[cached(tags = ...)]` generates, for calls and for `prime` and
+    /// `get_cached` alike): a key without them is neither checked nor stamped.
     pub fn with_tags(mut self) -> Self {
         self.tagged = true;
         self
@@ -228,7 +230,7 @@ where
             let bus = cache.bus();
             // A plain memory hit checks nothing but freshness; copies of a shared store and
             // tagged values are checked against the bus's watch too.
-            let watched = self.tagged || bus.carries();
+            let watched = self.tagged || !bus.is_alone();
             let local = cache.budget().map(|budget| {
                 LocalStore::new(
                     budget.clone(),
@@ -446,9 +448,8 @@ where
 
     async fn clear_in(&self, mode: Mode) -> Result<u64> {
         let st = self.state();
-        let local = st.local.as_ref().map_or(0, |l| l.clear());
         if !st.cache.memos_use_backend() {
-            return Ok(local);
+            return Ok(st.local.as_ref().map_or(0, |l| l.clear()));
         }
         let prefix = namespace_prefix(&self.namespace);
         let removed = io::delete_prefix(
@@ -459,6 +460,10 @@ where
             &st.cache.inner.breaker,
         )
         .await;
+        // After the store: a call that read the old entry before could otherwise fill L1 again.
+        if let Some(l) = &st.local {
+            l.clear();
+        }
         self.announce(mode, st, Event::Prefix(prefix)).await?;
         removed
     }

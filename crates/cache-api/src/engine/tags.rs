@@ -56,6 +56,7 @@ async fn time_of(
     stats: &Stats,
 ) -> Option<u64> {
     let l2 = l2?;
+    let gen = tags.bus.tags.generation();
     let key = tag_key(name);
     let read = io::on_backend(
         mode,
@@ -80,6 +81,6 @@ async fn time_of(
             return None;
         }
     };
-    tags.bus.learn_tag(name, at);
+    tags.bus.read_tag(name, at, gen);
     Some(at)
 }

@@ -10,7 +10,7 @@
 
 use super::clock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::RwLock;
 
 /// The most tags a table remembers. Past it, a memory cache (whose table is the truth) forgets
@@ -90,6 +90,9 @@ pub(crate) struct TagTable {
     floor: AtomicU64,
     /// Whether the table is the truth (a memory cache) rather than a copy of the store's.
     authoritative: bool,
+    /// Counts what the table forgot (flushes, overflows): a store read that began before is
+    /// not recorded.
+    generation: AtomicU64,
 }
 
 impl TagTable {
@@ -99,6 +102,7 @@ impl TagTable {
             known: RwLock::new(HashMap::new()),
             floor: AtomicU64::new(0),
             authoritative,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -119,11 +123,29 @@ impl TagTable {
         }
     }
 
-    /// Record that `tag` was invalidated at `at` (or, with `at` 0, that it is known never to
-    /// have been); whether that is newer than what was known (the watch is then bumped by the
-    /// caller).
-    pub(crate) fn learn(&self, tag: &str, at: u64) -> bool {
+    /// The generation to pass to [`learn_read`](Self::learn_read) (read before the store).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Record that `tag` was invalidated at `at` (made here or heard).
+    pub(crate) fn learn(&self, tag: &str, at: u64) {
         let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        self.insert(&mut known, tag, at);
+    }
+
+    /// Record `tag`'s time `at` read from the store, unless the table forgot anything since
+    /// `gen` (the read may predate a missed invalidation); whether a known time grew.
+    pub(crate) fn learn_read(&self, tag: &str, at: u64, gen: u64) -> bool {
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != gen {
+            return false;
+        }
+        self.insert(&mut known, tag, at)
+    }
+
+    /// Keep the later of two times; whether a known time grew.
+    fn insert(&self, known: &mut HashMap<String, u64>, tag: &str, at: u64) -> bool {
         if let Some(t) = known.get_mut(tag) {
             let newer = at > *t;
             *t = (*t).max(at);
@@ -135,18 +157,18 @@ impl TagTable {
                 self.floor.fetch_max(latest, Relaxed);
             }
             known.clear();
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
         known.insert(tag.to_owned(), at);
-        at > 0
+        false
     }
 
     /// Forget what was read from the store (the bus lapsed: invalidations may have been missed).
     pub(crate) fn forget(&self) {
         if !self.authoritative {
-            self.known
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            known.clear();
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -156,10 +178,9 @@ impl TagTable {
         if self.authoritative {
             self.floor.fetch_max(now_unix_ms, Relaxed);
         }
-        self.known
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        known.clear();
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -193,9 +214,9 @@ mod tests {
     fn an_authoritative_table_floors_when_full() {
         let t = TagTable::new(true);
         assert_eq!(t.get("a"), Some(0));
-        assert!(t.learn("a", 10));
-        assert!(!t.learn("a", 5), "older news changes nothing");
-        assert_eq!(t.get("a"), Some(10));
+        t.learn("a", 10);
+        t.learn("a", 5);
+        assert_eq!(t.get("a"), Some(10), "older news changes nothing");
         for i in 0..MAX_TAGS {
             t.learn(&format!("t{i}"), 20);
         }
@@ -203,9 +224,17 @@ mod tests {
         assert_eq!(t.get("a"), Some(20), "forgotten behind the floor");
         let s = TagTable::new(false);
         assert_eq!(s.get("a"), None, "a copy does not know");
-        s.learn("a", 0);
+        let gen = s.generation();
+        assert!(!s.learn_read("a", 0, gen), "first read: nothing grew");
         assert_eq!(s.get("a"), Some(0));
+        assert!(s.learn_read("a", 7, gen), "a known time grew");
+        let gen = s.generation();
         s.forget();
+        assert_eq!(s.get("a"), None);
+        assert!(
+            !s.learn_read("a", 3, gen),
+            "a read the flush overtook is dropped"
+        );
         assert_eq!(s.get("a"), None);
     }
 }

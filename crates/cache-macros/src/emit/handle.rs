@@ -186,6 +186,23 @@ fn params(model: &FnModel) -> Vec<TokenStream2> {
 /// `let __steadycache_key: ArgsKey = ..;` in the handle, where a key that cannot be serialized
 /// is an error (`?`).
 fn invalidate_key(opts: &Options, model: &FnModel) -> TokenStream2 {
+    let key = key_only(opts, model);
+    // A tagged function's controls (`get_cached`, `prime`) judge and stamp values by its tags.
+    let Some(tags) = &opts.tags else {
+        return key;
+    };
+    let rendered = tags.0.iter().map(|tpl| {
+        let render = super::render_template(tpl);
+        quote!({ #render __steadycache_text })
+    });
+    quote! {
+        #key
+        let __steadycache_tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#rendered),*];
+        let __steadycache_key = __steadycache_key.with_tags(&__steadycache_tags);
+    }
+}
+
+fn key_only(opts: &Options, model: &FnModel) -> TokenStream2 {
     if let Some(tpl) = &opts.key {
         let render = super::render_template(tpl);
         quote! {

@@ -73,14 +73,14 @@ pub(crate) async fn poll(backend: &dyn Backend, cursor: &mut Cursor) -> Result<P
         cursor.seq = Some(now); // a new reader starts from here (its copies are fresh)
         return Ok(out);
     };
-    if now < last || now - last > MAX_GAP {
+    if now < last || now.checked_sub(last).is_none_or(|gap| gap > MAX_GAP) {
         cursor.seq = Some(now);
         cursor.missing = None;
         out.lost = true;
         return Ok(out);
     }
     let mut seen = last;
-    for n in last + 1..=now {
+    for n in last.saturating_add(1)..=now {
         match backend.get(&slot(n)).await? {
             Some(m) => out.messages.push(m),
             None if cursor.missing == Some(n) => out.lost = true, // still missing: lost

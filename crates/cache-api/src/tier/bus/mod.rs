@@ -97,14 +97,15 @@ pub(crate) struct Bus {
     budget: Option<Arc<Budget>>,
     manager: Arc<dyn CacheManager>,
     config: BusConfig,
-    carrier: Carrier,
+    /// A memory cache: no other process writes its store.
+    local: bool,
     started: AtomicBool,
 }
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus")
-            .field("carrier", &self.carrier)
+            .field("carrier", &self.carrier())
             .field("channel", &self.config.channel)
             .finish()
     }
@@ -112,22 +113,21 @@ impl std::fmt::Debug for Bus {
 
 impl Bus {
     /// The bus of a cache over `manager` whose in-process tiers share `budget`; `local` when
-    /// no other process writes its store.
+    /// no other process writes its store (a memory cache); `pending` when the store is not open
+    /// yet (`Cache::from_url_failing_open`: its capabilities are the memory fallback's until it
+    /// opens, so the carrier is chosen at each use, and copies wait for the bus meanwhile).
     pub(crate) fn new(
         manager: Arc<dyn CacheManager>,
         budget: Option<Arc<Budget>>,
         local: bool,
+        pending: bool,
         config: BusConfig,
     ) -> Arc<Bus> {
-        let caps = manager.backend().capabilities();
-        let carrier = match () {
-            _ if local || !caps.shared => Carrier::Local,
-            _ if !config.enabled => Carrier::Off,
-            _ if caps.pubsub => Carrier::PubSub,
-            _ => Carrier::Feed,
-        };
-        let (watch, authoritative) = match carrier {
-            Carrier::Local => (Watch::local(), true),
+        let alone = local || (!pending && !manager.backend().capabilities().shared);
+        let (watch, authoritative) = match () {
+            _ if alone => (Watch::local(), true),
+            // Off: copies are served until they expire, tag times read at every check.
+            _ if !config.enabled => (Watch::local(), false),
             _ => (Watch::shared(), false),
         };
         Arc::new(Bus {
@@ -137,34 +137,51 @@ impl Bus {
             budget,
             manager,
             config,
-            carrier,
+            local,
             started: AtomicBool::new(false),
         })
     }
 
-    /// How this cache hears other processes.
+    /// How this cache hears other processes (from the store's capabilities now: a store opened
+    /// late changes it once).
     pub(crate) fn carrier(&self) -> Carrier {
-        self.carrier
+        let caps = self.manager.backend().capabilities();
+        match () {
+            _ if self.local || !caps.shared => Carrier::Local,
+            _ if !self.config.enabled => Carrier::Off,
+            _ if caps.pubsub => Carrier::PubSub,
+            _ => Carrier::Feed,
+        }
+    }
+
+    /// Whether this process's copies are the truth (a memory cache, or a store no other
+    /// process writes): nothing to hear, nothing to read back.
+    pub(crate) fn is_alone(&self) -> bool {
+        self.tags.is_authoritative()
     }
 
     /// Whether the store is shared and the bus carries changes (stores are then announced).
     pub(crate) fn carries(&self) -> bool {
-        matches!(self.carrier, Carrier::PubSub | Carrier::Feed)
+        matches!(self.carrier(), Carrier::PubSub | Carrier::Feed)
     }
 
-    /// Start listening (once; on the library's runtime), when the store is shared and the bus
-    /// on. Until the bus is heard, in-process copies are not served.
+    /// Start listening (once; on the library's runtime), unless this process is alone or the
+    /// bus is off. Until the bus is heard, in-process copies are not served.
     pub(crate) fn listen(self: &Arc<Self>) {
-        if !self.carries() || self.started.swap(true, Relaxed) {
+        if self.is_alone() || !self.config.enabled || self.started.swap(true, Relaxed) {
             return;
         }
         let weak = Arc::downgrade(self);
         let spawned = crate::runtime::library_runtime().map(|rt| {
             rt.spawn(async move {
-                match weak.upgrade().map(|b| b.carrier) {
-                    Some(Carrier::PubSub) => run_pubsub(weak).await,
-                    Some(_) => run_feed(weak).await,
-                    None => {}
+                // A store not open yet (its memory fallback is not shared): wait for it.
+                loop {
+                    match weak.upgrade().map(|b| b.carrier()) {
+                        Some(Carrier::PubSub) => return run_pubsub(weak).await,
+                        Some(Carrier::Feed) => return run_feed(weak).await,
+                        Some(Carrier::Local) => tokio::time::sleep(RETRY).await,
+                        Some(Carrier::Off) | None => return,
+                    }
                 }
             })
         });
@@ -176,16 +193,27 @@ impl Bus {
     /// The time `tag` was last invalidated, if this process knows it for sure (its copy of the
     /// store's tag times is trusted while the bus is heard).
     pub(crate) fn known_tag(&self, tag: &str) -> Option<u64> {
-        if self.tags.is_authoritative() || self.watch.is_live() {
-            self.tags.get(tag)
-        } else {
-            None
+        if self.is_alone() {
+            return self.tags.get(tag);
         }
+        if !self.config.enabled || !self.watch.is_live() {
+            return None; // nothing vouches for the copy: read the store
+        }
+        self.tags.get(tag)
     }
 
-    /// Record a tag time read from the store or heard.
+    /// Record a tag invalidation made here or heard: every tagged copy is checked again.
     pub(crate) fn learn_tag(&self, tag: &str, at: u64) {
-        if self.tags.learn(tag, at) {
+        self.tags.learn(tag, at);
+        self.watch.bump();
+    }
+
+    /// Record a tag time read from the store (`gen`: the table's generation before the read; a
+    /// read that a flush overtook is not recorded). Tagged copies are checked again only when
+    /// it is newer than what the table knew: a tag read for the first time was read by every
+    /// check that stamped a copy carrying it.
+    pub(crate) fn read_tag(&self, tag: &str, at: u64, gen: u64) {
+        if self.tags.learn_read(tag, at, gen) {
             self.watch.bump();
         }
     }
@@ -231,7 +259,7 @@ impl Bus {
         }
         .encode();
         let backend = self.manager.backend();
-        match self.carrier {
+        match self.carrier() {
             Carrier::PubSub => backend.publish(&self.config.channel, &message).await,
             Carrier::Feed => feed::post(backend, message).await,
             Carrier::Local | Carrier::Off => Ok(()),

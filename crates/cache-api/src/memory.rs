@@ -184,6 +184,20 @@ impl Default for MemoryBackend {
 }
 
 impl MemoryBackend {
+    /// Remove every item whose key `hit` accepts; how many of them were live.
+    fn remove_where(&self, hit: impl Fn(&str) -> bool) -> u64 {
+        let now = unix_millis();
+        let removed = std::sync::atomic::AtomicU64::new(0);
+        self.items.retain(|k, v| {
+            let gone = hit(k);
+            if gone && v.live(now) {
+                removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            !gone
+        });
+        removed.into_inner()
+    }
+
     /// A store with this configuration.
     pub fn new(config: MemoryConfig) -> Self {
         let items = quick_cache::sync::Cache::with(
@@ -308,29 +322,11 @@ impl Backend for MemoryBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let now = unix_millis();
-        let removed = std::sync::atomic::AtomicU64::new(0);
-        self.items.retain(|k, v| {
-            let hit = k.starts_with(prefix);
-            if hit && v.live(now) {
-                removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            !hit
-        });
-        Ok(removed.into_inner())
+        Ok(self.remove_where(|k| k.starts_with(prefix)))
     }
 
     async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
-        let now = unix_millis();
-        let removed = std::sync::atomic::AtomicU64::new(0);
-        self.items.retain(|k, v| {
-            let hit = pattern.matches(k);
-            if hit && v.live(now) {
-                removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            !hit
-        });
-        Ok(removed.into_inner())
+        Ok(self.remove_where(|k| pattern.matches(k)))
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

@@ -58,7 +58,7 @@ fn function(item: TokenStream2, what: &str) -> syn::Result<ItemFn> {
 }
 
 /// Whether the function returns a `Result` (by the last segment of its return type's path).
-fn returns_result(f: &ItemFn) -> bool {
+pub(crate) fn returns_result(f: &ItemFn) -> bool {
     match &f.sig.output {
         ReturnType::Type(_, ty) => match &**ty {
             syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),

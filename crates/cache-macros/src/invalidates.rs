@@ -83,16 +83,6 @@ fn handle_path(call: &ExprCall) -> syn::Result<syn::Path> {
     Ok(path)
 }
 
-fn returns_result(f: &ItemFn) -> bool {
-    match &f.sig.output {
-        ReturnType::Type(_, ty) => match &**ty {
-            syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
-            _ => false,
-        },
-        ReturnType::Default => false,
-    }
-}
-
 /// Expand `#[invalidates(...)]` on `item`.
 pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let targets = parse(attr)?;
@@ -187,7 +177,7 @@ pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result
     } else {
         quote!(let __steadycache_result: #ret_ty = (move || -> #ret_ty #block)();)
     };
-    let succeeded = if returns_result(&f) {
+    let succeeded = if crate::guard::returns_result(&f) {
         quote!(__steadycache_result.is_ok())
     } else {
         quote!(true)

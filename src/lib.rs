@@ -334,6 +334,11 @@ pub use steadycache_macros::invalidates;
 /// helpers every backend of this workspace uses (see `steadycache_api::plumbing`).
 pub use steadycache_api::plumbing;
 
+/// Feature `metrics`: what every memoized function reports through the `metrics` crate (see
+/// [`metrics::publish`]).
+#[cfg(feature = "metrics")]
+pub use steadycache_api::metrics;
+
 #[cfg(feature = "file")]
 pub use steadycache_file::{FileBackend, FileConfig};
 #[cfg(feature = "mongo")]

@@ -42,6 +42,8 @@ mod key;
 mod manager;
 mod memo;
 mod memory;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod open;
 mod options;
 mod policy;

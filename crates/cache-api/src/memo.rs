@@ -244,6 +244,8 @@ where
             if local.is_some() || self.tagged {
                 bus.listen();
             }
+            #[cfg(feature = "metrics")]
+            crate::metrics::register(&self.namespace, cache.backend().name(), &self.stats);
             MemoState {
                 cache,
                 local,

@@ -108,6 +108,9 @@ fn slot() -> usize {
 pub struct Stats {
     rows: Box<[Row]>,
     overflow: Row,
+    /// The labels its figures are reported under (feature `metrics`), once registered.
+    #[cfg(feature = "metrics")]
+    pub(crate) labels: std::sync::OnceLock<crate::metrics::Labels>,
 }
 
 impl Default for Stats {
@@ -115,6 +118,8 @@ impl Default for Stats {
         Stats {
             rows: (0..SLOTS).map(|_| Row::default()).collect(),
             overflow: Row::default(),
+            #[cfg(feature = "metrics")]
+            labels: std::sync::OnceLock::new(),
         }
     }
 }

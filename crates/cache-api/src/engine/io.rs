@@ -228,7 +228,12 @@ pub(crate) async fn drop_corrupt(mode: Mode, l2: &L2, err: &Error, stats: &Stats
 /// is `Err` (the caller fails open).
 pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Option<Entry>> {
     let codec = l2.manager.codec().id();
-    let err = match load(mode, l2).await {
+    #[cfg(feature = "metrics")]
+    let began = std::time::Instant::now();
+    let loaded = load(mode, l2).await;
+    #[cfg(feature = "metrics")]
+    crate::metrics::backend_call(stats, "load", began.elapsed());
+    let err = match loaded {
         Ok(Some(e)) if e.codec == codec && e.key_hash == Entry::key_hash_of(&l2.key) => {
             return Ok(Some(e))
         }
@@ -343,6 +348,10 @@ where
     let Some(at) = plan.deadlines_with(now, negative, fastrand::f64(), ttl) else {
         return false;
     };
+    #[cfg(feature = "metrics")]
+    if !took.is_zero() {
+        crate::metrics::computed(stats, took); // (a primed value took nothing)
+    }
     let took_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
     let at = plan.with_early(at, took_ms);
     let meta = Meta {
@@ -404,7 +413,12 @@ where
                 return stored;
             }
         };
-        match save(mode, l2, entry).await {
+        #[cfg(feature = "metrics")]
+        let began = std::time::Instant::now();
+        let saved = save(mode, l2, entry).await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::backend_call(stats, "save", began.elapsed());
+        match saved {
             Ok(()) => {
                 stored = true;
                 if let Some(bus) = &place.announce {

@@ -1,0 +1,131 @@
+//! Feature `metrics`: every memoized function reports through the [`metrics`] crate's facade,
+//! to whatever recorder the application installs (Prometheus, StatsD, OpenTelemetry…).
+//!
+//! **Counters** (`steadycache_<counter>_total`, labelled `namespace` and `backend`) are the
+//! function's own [`Stats`](crate::StatsSnapshot), published as absolute values: once a second by
+//! a task on the library's runtime, and at once by [`publish`] (call it before rendering a scrape
+//! to read exact figures). So a hit costs nothing more with the feature on: it only bumps the
+//! function's thread-local row, as without it.
+//!
+//! **Histograms**, recorded when they happen (never on a hit): `steadycache_compute_seconds`
+//! (each computation of the function) and `steadycache_backend_seconds` (each load and save in
+//! the backend, labelled `op` too).
+//!
+//! A recorder installed after a function's first call still gets every figure: the metrics are
+//! looked up in the recorder at each publication, not kept from the first.
+
+use crate::stats::{Stats, StatsSnapshot};
+use std::sync::{Arc, Mutex, Once, Weak};
+use std::time::Duration;
+
+/// How often the counters are published in the background.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// The labels of one function's figures.
+#[derive(Clone, Debug)]
+pub(crate) struct Labels {
+    pub(crate) namespace: String,
+    pub(crate) backend: String,
+}
+
+struct Member {
+    labels: Labels,
+    stats: Weak<Stats>,
+}
+
+static MEMBERS: Mutex<Vec<Member>> = Mutex::new(Vec::new());
+
+/// Report `stats` under `namespace` and `backend` from now on (a memoized function's, at its
+/// first call).
+pub(crate) fn register(namespace: &str, backend: &str, stats: &Arc<Stats>) {
+    let labels = Labels {
+        namespace: namespace.to_owned(),
+        backend: backend.to_owned(),
+    };
+    let _ = stats.labels.set(labels.clone());
+    let mut members = MEMBERS.lock().unwrap_or_else(|p| p.into_inner());
+    members.retain(|m| m.stats.strong_count() > 0);
+    members.push(Member {
+        labels,
+        stats: Arc::downgrade(stats),
+    });
+    drop(members);
+    static START: Once = Once::new();
+    START.call_once(|| {
+        if let Ok(rt) = crate::runtime::library_runtime() {
+            rt.spawn(async {
+                let mut every = tokio::time::interval(PUBLISH_EVERY);
+                loop {
+                    every.tick().await;
+                    publish();
+                }
+            });
+        }
+    });
+}
+
+/// The counters, by metric name.
+fn figures(s: &StatsSnapshot) -> [(&'static str, u64); 14] {
+    [
+        ("steadycache_hits_total", s.hits),
+        ("steadycache_misses_total", s.misses),
+        ("steadycache_stale_total", s.stale),
+        ("steadycache_refreshes_total", s.refreshes),
+        ("steadycache_errors_total", s.errors),
+        ("steadycache_backend_errors_total", s.backend_errors),
+        ("steadycache_corrupt_total", s.corrupt),
+        ("steadycache_coalesced_total", s.coalesced),
+        ("steadycache_too_large_total", s.too_large),
+        ("steadycache_lock_lost_total", s.lock_lost),
+        ("steadycache_fail_safe_total", s.fail_safe),
+        ("steadycache_early_refreshes_total", s.early_refreshes),
+        ("steadycache_timeouts_total", s.timeouts),
+        ("steadycache_not_admitted_total", s.not_admitted),
+    ]
+}
+
+/// Publish every function's counters to the installed recorder now (they are also published
+/// every [`PUBLISH_EVERY`] in the background).
+pub fn publish() {
+    let live: Vec<(Labels, Arc<Stats>)> = MEMBERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|m| m.stats.upgrade().map(|s| (m.labels.clone(), s)))
+        .collect();
+    for (labels, stats) in live {
+        for (name, value) in figures(&stats.snapshot()) {
+            metrics::counter!(
+                name,
+                "namespace" => labels.namespace.clone(),
+                "backend" => labels.backend.clone()
+            )
+            .absolute(value);
+        }
+    }
+}
+
+/// Record one computation of the function `stats` belongs to.
+pub(crate) fn computed(stats: &Stats, took: Duration) {
+    if let Some(l) = stats.labels.get() {
+        metrics::histogram!(
+            "steadycache_compute_seconds",
+            "namespace" => l.namespace.clone(),
+            "backend" => l.backend.clone()
+        )
+        .record(took.as_secs_f64());
+    }
+}
+
+/// Record one call into the backend (`op`: `load` or `save`).
+pub(crate) fn backend_call(stats: &Stats, op: &'static str, took: Duration) {
+    if let Some(l) = stats.labels.get() {
+        metrics::histogram!(
+            "steadycache_backend_seconds",
+            "namespace" => l.namespace.clone(),
+            "backend" => l.backend.clone(),
+            "op" => op
+        )
+        .record(took.as_secs_f64());
+    }
+}

@@ -116,6 +116,15 @@ async fn a_holder_whose_renewals_fail_loses_the_lock_to_one_waiter() {
         "one waiter took over, the others got its value"
     );
     assert_eq!(first.await.unwrap().unwrap(), 1);
+    // Counted by the caches of the calls by hand: every waiter waited, one took over.
+    let (mut waits, mut takeovers) = (0, 0);
+    for i in 1..4 {
+        if let Some(c) = fleet.cache(i) {
+            waits += c.stats().lock_waits;
+            takeovers += c.stats().lock_takeovers;
+        }
+    }
+    assert_eq!((waits, takeovers), (3, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

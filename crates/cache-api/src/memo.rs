@@ -410,7 +410,21 @@ where
         if let Some(v) = self.typed_hit(st, &key) {
             return Ok(v);
         }
+        let _span = self.miss_span(&key).entered();
         run_sync(self.ctx(st, &key, shape), compute, refresh)
+    }
+
+    /// The span of a call that missed the in-process tier: the function's namespace and a short
+    /// hash of its key (never the arguments themselves), around the engine's work for it
+    /// (lookups, the computation, stores, locks; a refresh it starts is a child).
+    #[cold]
+    #[inline(never)]
+    fn miss_span(&self, key: &ArgsKey<'_>) -> tracing::Span {
+        tracing::debug_span!(
+            "steadycache.call",
+            namespace = %self.namespace,
+            key = %format_args!("{:016x}", (key.hash >> 64) as u64),
+        )
     }
 
     /// Run one async call (see [`call_sync`](Self::call_sync)).
@@ -434,7 +448,8 @@ where
             return Ok(v);
         }
         let ctx = self.ctx(st, &key, shape);
-        run_async(ctx, compute, refresh).await
+        let span = self.miss_span(&key);
+        tracing::Instrument::instrument(run_async(ctx, compute, refresh), span).await
     }
 
     /// Remove every entry of this function (every version), in process and in the backend;

@@ -65,7 +65,7 @@ pub(crate) fn register(namespace: &str, backend: &str, stats: &Arc<Stats>) {
 }
 
 /// The counters, by metric name.
-fn figures(s: &StatsSnapshot) -> [(&'static str, u64); 14] {
+fn figures(s: &StatsSnapshot) -> [(&'static str, u64); 16] {
     [
         ("steadycache_hits_total", s.hits),
         ("steadycache_misses_total", s.misses),
@@ -81,6 +81,8 @@ fn figures(s: &StatsSnapshot) -> [(&'static str, u64); 14] {
         ("steadycache_early_refreshes_total", s.early_refreshes),
         ("steadycache_timeouts_total", s.timeouts),
         ("steadycache_not_admitted_total", s.not_admitted),
+        ("steadycache_lock_waits_total", s.lock_waits),
+        ("steadycache_lock_takeovers_total", s.lock_takeovers),
     ]
 }
 

@@ -58,6 +58,12 @@ pub enum Counter {
     /// Values not stored because an admission rule held them back (`min_calls`: the arguments
     /// were not seen often enough yet).
     NotAdmitted = 13,
+    /// Calls that found a key's distributed lock held by another process and waited for it
+    /// (once per call, however many times it looked).
+    LockWaits = 14,
+    /// Calls that waited on another process's distributed lock and then took it themselves:
+    /// its holder died (its lease expired) or let go before this caller found a value.
+    LockTakeovers = 15,
 }
 
 #[repr(align(128))]
@@ -163,6 +169,10 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// See [`Counter::NotAdmitted`].
     pub not_admitted: u64,
+    /// See [`Counter::LockWaits`].
+    pub lock_waits: u64,
+    /// See [`Counter::LockTakeovers`].
+    pub lock_takeovers: u64,
 }
 
 impl Stats {
@@ -207,6 +217,8 @@ impl Stats {
             early_refreshes: self.get(Counter::EarlyRefresh),
             timeouts: self.get(Counter::Timeouts),
             not_admitted: self.get(Counter::NotAdmitted),
+            lock_waits: self.get(Counter::LockWaits),
+            lock_takeovers: self.get(Counter::LockTakeovers),
         }
     }
 

@@ -92,7 +92,8 @@ where
 
 /// Load the envelope under `l2.key`.
 pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
-    l2.breaker.guard(load_unguarded(mode, l2)).await
+    let span = tracing::trace_span!("steadycache.backend", op = "load");
+    tracing::Instrument::instrument(l2.breaker.guard(load_unguarded(mode, l2)), span).await
 }
 
 async fn load_unguarded(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
@@ -109,7 +110,8 @@ async fn load_unguarded(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
 
 /// Save `entry` under `l2.key`.
 pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
-    l2.breaker.guard(save_unguarded(mode, l2, entry)).await
+    let span = tracing::trace_span!("steadycache.backend", op = "save");
+    tracing::Instrument::instrument(l2.breaker.guard(save_unguarded(mode, l2, entry)), span).await
 }
 
 async fn save_unguarded(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {

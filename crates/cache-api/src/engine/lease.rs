@@ -332,9 +332,13 @@ where
     let started = Instant::now();
     let started_ms = unix_millis();
     let mut backoff = FIRST_BACKOFF;
+    let mut waited = false;
     loop {
         match acquire_lock(mode, l2, &token, plan.lock_ttl).await {
             Ok(true) => {
+                if waited {
+                    stats.incr(Counter::LockTakeovers);
+                }
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
@@ -345,6 +349,10 @@ where
                     }
                 }
                 return Acquired::Held(lease);
+            }
+            Ok(false) if !waited => {
+                waited = true;
+                stats.incr(Counter::LockWaits);
             }
             Ok(false) => {}
             Err(e) => {

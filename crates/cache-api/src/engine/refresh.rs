@@ -46,7 +46,10 @@ pub(crate) fn spawn<V, E>(
     let plan = ctx.plan.clone();
     let stats = ctx.stats.clone();
     let shape = ctx.shape;
-    handle.spawn(async move {
+    // A child of the call's span (the function's namespace and key hash), so a tracing
+    // subscriber sees which function refreshed, and how long it took.
+    let span = tracing::debug_span!("steadycache.refresh", early = early_of.is_some());
+    let job_run = async move {
         let lease = match wants_distributed(&place, &plan) {
             Some(l2) => match lease::try_once(Mode::Async, l2, &plan, &stats).await {
                 Some(lease) => lease,
@@ -105,5 +108,6 @@ pub(crate) fn spawn<V, E>(
                 guard.finish(share(&shape, &e));
             }
         }
-    });
+    };
+    handle.spawn(tracing::Instrument::instrument(job_run, span));
 }

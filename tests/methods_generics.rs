@@ -178,3 +178,37 @@ async fn methods_have_the_per_call_controls_too() {
     assert_eq!(f.page(2).await, 103, "the bypass stored nothing");
     assert_eq!(f.page_get_cached(2), Some(103));
 }
+
+/// A method whose tags read `self` while its key does not: its handle functions take `self`
+/// (they render the tags), and the tag invalidates its entries.
+mod tags_from_self {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(Clone, serde::Serialize)]
+    pub struct Org {
+        pub org: u64,
+    }
+
+    impl Org {
+        #[steadycache::cached(ttl = "10m", key_self = false, key = "member:{id}", tags = ["org:{self.org}"])]
+        pub fn member(&self, id: u64) -> u64 {
+            RUNS.fetch_add(1, SeqCst);
+            self.org * 1000 + id
+        }
+    }
+
+    #[test]
+    fn tags_from_self_render_in_the_controls_too() {
+        let o = Org { org: 7 };
+        assert_eq!(o.member(1), 7001);
+        assert_eq!(Org::member_get_cached(&o, 1), Some(7001));
+        steadycache::default_cache()
+            .invalidate_tag_sync("org:7")
+            .unwrap();
+        assert_eq!(Org::member_get_cached(&o, 1), None);
+        assert_eq!(o.member(1), 7001);
+        assert_eq!(RUNS.load(SeqCst), 2);
+    }
+}

@@ -17,10 +17,24 @@ impl RedisBackend {
     /// backend's TLS settings).
     pub(crate) async fn subscribe_channel(&self, channel: &str) -> Result<Subscription> {
         let mut last = None;
-        for client in self.subscribe_clients()? {
-            match subscribe_on(&client, channel).await {
-                Ok(rx) => return Ok(rx),
-                Err(e) => last = Some(e),
+        let clients = self.subscribe_clients()?;
+        // A different first seed at each attempt, each within the connect timeout: a seed that
+        // drops packets costs one timeout, not every attempt.
+        let start = fastrand::usize(..clients.len().max(1));
+        let timeout = self.inner.config.connect_timeout;
+        for i in 0..clients.len() {
+            let Some(client) = clients.get((start + i) % clients.len()) else {
+                continue;
+            };
+            match tokio::time::timeout(timeout, subscribe_on(client, channel)).await {
+                Ok(Ok(rx)) => return Ok(rx),
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => {
+                    last = Some(Error::unavailable(
+                        "redis",
+                        "SUBSCRIBE: no answer within connect_timeout",
+                    ))
+                }
             }
         }
         Err(last.unwrap_or_else(|| Error::Config("no redis node to subscribe to".into())))

@@ -245,7 +245,7 @@ where
                 bus.listen();
             }
             #[cfg(feature = "metrics")]
-            crate::metrics::register(&self.namespace, cache.backend().name(), &self.stats);
+            crate::metrics::register(&self.namespace, cache.manager(), &self.stats);
             MemoState {
                 cache,
                 local,

@@ -2,18 +2,20 @@
 //! to whatever recorder the application installs (Prometheus, StatsD, OpenTelemetry…).
 //!
 //! **Counters** (`steadycache_<counter>_total`, labelled `namespace` and `backend`) are the
-//! function's own [`Stats`](crate::StatsSnapshot), published as absolute values: once a second by
-//! a task on the library's runtime, and at once by [`publish`] (call it before rendering a scrape
-//! to read exact figures). So a hit costs nothing more with the feature on: it only bumps the
-//! function's thread-local row, as without it.
+//! function's own [`Stats`](crate::StatsSnapshot), published as increments since the last
+//! publication: once a second by a task on the library's runtime, and at once by [`publish`]
+//! (call it before rendering a scrape to read exact figures). So a hit costs nothing more with
+//! the feature on: it only bumps the function's thread-local row, as without it. Two functions
+//! with one namespace and backend add up; a `reset_stats` does not lower what was published.
 //!
 //! **Histograms**, recorded when they happen (never on a hit): `steadycache_compute_seconds`
-//! (each computation of the function) and `steadycache_backend_seconds` (each load and save in
+//! (each computation whose value is stored) and `steadycache_backend_seconds` (each load and save in
 //! the backend, labelled `op` too).
 //!
 //! A recorder installed after a function's first call still gets every figure: the metrics are
 //! looked up in the recorder at each publication, not kept from the first.
 
+use crate::manager::CacheManager;
 use crate::stats::{Stats, StatsSnapshot};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
@@ -21,26 +23,37 @@ use std::time::Duration;
 /// How often the counters are published in the background.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// The labels of one function's figures.
+/// What one function's figures are labelled with: its namespace, and its cache's backend
+/// (named when a figure is recorded: a store opened late is named once it is open).
 #[derive(Clone, Debug)]
 pub(crate) struct Labels {
     pub(crate) namespace: String,
-    pub(crate) backend: String,
+    manager: Weak<dyn CacheManager>,
+}
+
+impl Labels {
+    fn backend(&self) -> String {
+        self.manager
+            .upgrade()
+            .map_or_else(|| "gone".to_owned(), |m| m.backend().name().to_owned())
+    }
 }
 
 struct Member {
     labels: Labels,
     stats: Weak<Stats>,
+    /// What was published last, counter by counter.
+    last: [u64; 16],
 }
 
 static MEMBERS: Mutex<Vec<Member>> = Mutex::new(Vec::new());
 
-/// Report `stats` under `namespace` and `backend` from now on (a memoized function's, at its
-/// first call).
-pub(crate) fn register(namespace: &str, backend: &str, stats: &Arc<Stats>) {
+/// Report `stats` under `namespace` and the backend of `manager` from now on (a memoized
+/// function's, at its first call).
+pub(crate) fn register(namespace: &str, manager: &Arc<dyn CacheManager>, stats: &Arc<Stats>) {
     let labels = Labels {
         namespace: namespace.to_owned(),
-        backend: backend.to_owned(),
+        manager: Arc::downgrade(manager),
     };
     let _ = stats.labels.set(labels.clone());
     let mut members = MEMBERS.lock().unwrap_or_else(|p| p.into_inner());
@@ -48,6 +61,7 @@ pub(crate) fn register(namespace: &str, backend: &str, stats: &Arc<Stats>) {
     members.push(Member {
         labels,
         stats: Arc::downgrade(stats),
+        last: [0; 16],
     });
     drop(members);
     static START: Once = Once::new();
@@ -89,20 +103,25 @@ fn figures(s: &StatsSnapshot) -> [(&'static str, u64); 16] {
 /// Publish every function's counters to the installed recorder now (they are also published
 /// every [`PUBLISH_EVERY`] in the background).
 pub fn publish() {
-    let live: Vec<(Labels, Arc<Stats>)> = MEMBERS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter_map(|m| m.stats.upgrade().map(|s| (m.labels.clone(), s)))
-        .collect();
-    for (labels, stats) in live {
-        for (name, value) in figures(&stats.snapshot()) {
+    let mut members = MEMBERS.lock().unwrap_or_else(|p| p.into_inner());
+    for m in members.iter_mut() {
+        let Some(stats) = m.stats.upgrade() else {
+            continue;
+        };
+        let backend = m.labels.backend();
+        for (i, (name, now)) in figures(&stats.snapshot()).into_iter().enumerate() {
+            let Some(last) = m.last.get_mut(i) else {
+                continue;
+            };
+            // After a `reset_stats`, the count starts again from zero.
+            let delta = if now >= *last { now - *last } else { now };
+            *last = now;
             metrics::counter!(
                 name,
-                "namespace" => labels.namespace.clone(),
-                "backend" => labels.backend.clone()
+                "namespace" => m.labels.namespace.clone(),
+                "backend" => backend.clone()
             )
-            .absolute(value);
+            .increment(delta);
         }
     }
 }
@@ -113,7 +132,7 @@ pub(crate) fn computed(stats: &Stats, took: Duration) {
         metrics::histogram!(
             "steadycache_compute_seconds",
             "namespace" => l.namespace.clone(),
-            "backend" => l.backend.clone()
+            "backend" => l.backend()
         )
         .record(took.as_secs_f64());
     }
@@ -125,7 +144,7 @@ pub(crate) fn backend_call(stats: &Stats, op: &'static str, took: Duration) {
         metrics::histogram!(
             "steadycache_backend_seconds",
             "namespace" => l.namespace.clone(),
-            "backend" => l.backend.clone(),
+            "backend" => l.backend(),
             "op" => op
         )
         .record(took.as_secs_f64());

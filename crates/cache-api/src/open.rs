@@ -170,7 +170,7 @@ impl Cache {
             backend_open: true,
             circuit_open: self.inner.breaker.is_open(),
             circuit_opened: self.inner.breaker.times_opened(),
-            bus_live: self.inner.bus.watch.is_live(),
+            bus_live: !self.inner.bus.is_listening() || self.inner.bus.watch.is_live(),
             ..CacheHealth::default()
         };
         if let Some(r) = &self.inner.opening {

@@ -47,14 +47,14 @@ fn a_scrape_shows_each_functions_figures() {
     }
     steadycache::metrics::publish();
     let text = handle.render();
-    let square = ["namespace=\"metrics.square\"", "backend=\"memory\""];
+    let square_labels = ["namespace=\"metrics.square\"", "backend=\"memory\""];
     assert_eq!(
-        sample(&text, "steadycache_misses_total", &square),
+        sample(&text, "steadycache_misses_total", &square_labels),
         Some(3.0),
         "{text}"
     );
     assert_eq!(
-        sample(&text, "steadycache_hits_total", &square),
+        sample(&text, "steadycache_hits_total", &square_labels),
         Some(9.0),
         "{text}"
     );
@@ -85,6 +85,17 @@ fn a_scrape_shows_each_functions_figures() {
     assert_eq!(
         sample(&text, "steadycache_backend_seconds_count", &save),
         Some(1.0),
+        "{text}"
+    );
+    // A reset of the function's stats does not lower what was published: counting resumes.
+    square_cache().reset_stats();
+    square(0);
+    square(1);
+    steadycache::metrics::publish();
+    let text = handle.render();
+    assert_eq!(
+        sample(&text, "steadycache_hits_total", &square_labels),
+        Some(11.0),
         "{text}"
     );
     let load = ["namespace=\"metrics.cube\"", "op=\"load\""];

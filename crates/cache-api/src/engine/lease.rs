@@ -336,9 +336,6 @@ where
     loop {
         match acquire_lock(mode, l2, &token, plan.lock_ttl).await {
             Ok(true) => {
-                if waited {
-                    stats.incr(Counter::LockTakeovers);
-                }
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
@@ -347,6 +344,11 @@ where
                         lease.release(mode, true, stats).await;
                         return Acquired::Found(v);
                     }
+                }
+                if waited {
+                    // Not a handoff (the holder's value was not there): its holder died, or
+                    // let go without storing.
+                    stats.incr(Counter::LockTakeovers);
                 }
                 return Acquired::Held(lease);
             }

@@ -122,7 +122,13 @@ pub(crate) fn method_items(
         &model.func.sig.generics.where_clause,
     );
     let inv_key = invalidate_key(opts, model);
-    let self_param = if model.key_self || crate::validate::key_uses_self(opts) {
+    // Tags rendered from `self` need it too (the controls render a tagged function's tags).
+    let tags_use_self = opts
+        .tags
+        .iter()
+        .flat_map(|t| &t.0)
+        .any(|tpl| tpl.value().contains("{self"));
+    let self_param = if model.key_self || crate::validate::key_uses_self(opts) || tags_use_self {
         quote!(&self,)
     } else {
         quote!()

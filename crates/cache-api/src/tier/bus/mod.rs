@@ -160,6 +160,11 @@ impl Bus {
         self.tags.is_authoritative()
     }
 
+    /// Whether this cache listens to its bus (it keeps copies: an L1, or tag times).
+    pub(crate) fn is_listening(&self) -> bool {
+        self.started.load(Relaxed)
+    }
+
     /// Whether the store is shared and the bus carries changes (stores are then announced).
     pub(crate) fn carries(&self) -> bool {
         matches!(self.carrier(), Carrier::PubSub | Carrier::Feed)

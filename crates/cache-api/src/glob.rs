@@ -12,8 +12,8 @@
 //!
 //! A pattern is checked when it is parsed (an unclosed `[`, an empty set, a trailing `\` or a
 //! range that runs backwards is a clear [`Error::Config`]), matched by this module in linear
-//! space, and rendered for each store's native matcher ([`Glob::to_redis`],
-//! [`Glob::to_regex`]); its [`literal_prefix`](Glob::literal_prefix) narrows a scan to the
+//! space, and rendered as a superset for each store's native matcher ([`Glob::to_redis`],
+//! [`Glob::to_sqlite_glob`]); its [`literal_prefix`](Glob::literal_prefix) narrows a scan to the
 //! keys that can match. Internal keys (those containing `#`: locks, counters, tag times) never
 //! match any pattern, so an invalidation cannot break a lease held by another process.
 
@@ -153,11 +153,6 @@ impl Glob {
             .collect()
     }
 
-    /// Whether the pattern is a plain string (no wildcard).
-    pub fn is_literal(&self) -> bool {
-        self.tokens.iter().all(|t| matches!(t, Token::Char(_)))
-    }
-
     /// Whether `key` matches. Internal keys (containing `#`) never do.
     pub fn matches(&self, key: &str) -> bool {
         !key.contains('#') && self.matches_text(key)
@@ -232,35 +227,6 @@ impl Glob {
                 Token::Star => out.push('*'),
             }
         }
-        out
-    }
-
-    /// The pattern as an anchored regular expression (for MongoDB's `$regex`), matching what
-    /// [`matches`](Self::matches) matches and nothing with a `#`.
-    pub fn to_regex(&self) -> String {
-        let mut out = String::from("^");
-        for t in &self.tokens {
-            match t {
-                Token::Char(c) => push_escaped(&mut out, *c, "\\^$.|?*+()[]{}/-"),
-                Token::Any => out.push_str("[^#]"),
-                Token::Star => out.push_str("[^#]*"),
-                Token::Class { negated, ranges } => {
-                    out.push('[');
-                    if *negated {
-                        out.push_str("^#");
-                    }
-                    for (lo, hi) in ranges {
-                        push_escaped(&mut out, *lo, "\\]^-[");
-                        if lo != hi {
-                            out.push('-');
-                            push_escaped(&mut out, *hi, "\\]^-[");
-                        }
-                    }
-                    out.push(']');
-                }
-            }
-        }
-        out.push('$');
         out
     }
 
@@ -360,7 +326,6 @@ mod tests {
         assert_eq!(g.literal_prefix(), "us*er:");
         assert_eq!(g.to_redis(), "us\\*er:*");
         assert_eq!(Glob::new("a?b").unwrap().to_redis(), "a*b");
-        assert_eq!(g.to_regex(), "^us\\*er:[a-c][^#][^#]*$");
         assert!(g.may_match_under("us*er:"));
         assert!(g.may_match_under("us*"));
         assert!(!g.may_match_under("user:"));
@@ -370,7 +335,6 @@ mod tests {
         assert!(!Glob::new("app.users:2:x")
             .unwrap()
             .may_match_under("app.users:1:"));
-        assert!(Glob::new("abc").unwrap().is_literal());
         assert_eq!(g.to_sqlite_glob(), "us[*]er:??*");
     }
 

@@ -4,7 +4,7 @@
 //! drops its copies too.
 
 use crate::cache::Cache;
-use crate::engine::io;
+use crate::engine::io::{self, Mode};
 use crate::engine::plan::Plan;
 use crate::engine::tags::tag_key;
 use crate::error::Result;
@@ -18,13 +18,25 @@ use serde::Serialize;
 impl Cache {
     /// Apply `event` to this process's copies and announce it to the others.
     async fn changed(&self, event: Event) -> Result<()> {
+        self.bus().apply(&event);
+        self.announce(Mode::Async, event).await
+    }
+
+    /// Tell the other processes (through the bus) what this one changed, within the backend
+    /// timeout and through the breaker; nothing when the bus carries nothing.
+    pub(crate) async fn announce(&self, mode: Mode, event: Event) -> Result<()> {
         let bus = self.bus();
-        bus.apply(&event);
         if !bus.carries() {
             return Ok(());
         }
         let bus = bus.clone();
-        self.guarded(async move { bus.send(event).await }).await
+        let timeout = self.backend_timeout();
+        let breaker = self.inner.breaker.clone();
+        let send = async move { breaker.guard(io::within(timeout, bus.send(event))).await };
+        match mode {
+            Mode::Async => send.await,
+            Mode::Sync => crate::runtime::block_on(send)?,
+        }
     }
 
     /// `op`'s result, after the change it made (`event`) reached the copies and the bus: the

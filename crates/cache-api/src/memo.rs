@@ -481,24 +481,8 @@ where
         if let Some(l) = &st.local {
             l.clear();
         }
-        self.announce(mode, st, Event::Prefix(prefix)).await?;
+        st.cache.announce(mode, Event::Prefix(prefix)).await?;
         removed
-    }
-
-    /// Tell the other processes (through the cache's bus) what this one changed.
-    async fn announce(&self, mode: Mode, st: &MemoState<V>, event: Event) -> Result<()> {
-        let bus = st.cache.bus();
-        if !bus.carries() {
-            return Ok(());
-        }
-        let bus = bus.clone();
-        let timeout = st.cache.backend_timeout();
-        let breaker = st.cache.inner.breaker.clone();
-        let send = async move { breaker.guard(io::within(timeout, bus.send(event))).await };
-        match mode {
-            Mode::Async => send.await,
-            Mode::Sync => crate::runtime::block_on(send)?,
-        }
     }
 
     /// Store `value` as the result of one call, as if the function had just returned it
@@ -581,7 +565,7 @@ where
         let Some(l2) = &place.l2 else {
             return Ok(local);
         };
-        self.announce(mode, st, Event::Key(l2.key.clone())).await?;
+        st.cache.announce(mode, Event::Key(l2.key.clone())).await?;
         removed
     }
 }

@@ -146,10 +146,6 @@ pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result
         });
     }
     if !targets.tags.is_empty() {
-        let rendered = targets.tags.iter().map(|tpl| {
-            let render = crate::emit::render_template(tpl);
-            quote!({ #render __steadycache_text })
-        });
         let cache = match &targets.cache {
             None => quote!(::steadycache::default_cache()),
             Some(CacheOpt::Url(s)) => quote! {{
@@ -159,9 +155,7 @@ pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result
             }},
             Some(CacheOpt::Expr(e)) => quote!(::steadycache::__private::into_cache(#e)),
         };
-        before.push(quote! {
-            let __steadycache_tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#rendered),*];
-        });
+        before.push(crate::emit::render_tags(&targets.tags));
         let invalidate = if is_async {
             quote!(#cache.invalidate_tags(&__steadycache_tags).await)
         } else {

@@ -93,16 +93,12 @@ fn tags_expr(
     e_ty: &TokenStream2,
     from_result: &TokenStream2,
 ) -> Option<TokenStream2> {
-    let tags = opts.tags.as_ref()?;
-    let rendered = tags.0.iter().map(|tpl| {
-        let render = super::render_template(tpl);
-        quote!({ #render __steadycache_text })
-    });
+    let render = super::render_tags(&opts.tags.as_ref()?.0);
     Some(quote! {
         if let ::core::option::Option::Some(v) = __steadycache_memo.hit(&__steadycache_key) {
             return #from_result(::core::result::Result::<#v_ty, #e_ty>::Ok(v));
         }
-        let __steadycache_tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#rendered),*];
+        #render
         let __steadycache_key = __steadycache_key.with_tags(&__steadycache_tags);
     })
 }

@@ -197,13 +197,10 @@ fn invalidate_key(opts: &Options, model: &FnModel) -> TokenStream2 {
     let Some(tags) = &opts.tags else {
         return key;
     };
-    let rendered = tags.0.iter().map(|tpl| {
-        let render = super::render_template(tpl);
-        quote!({ #render __steadycache_text })
-    });
+    let render = super::render_tags(&tags.0);
     quote! {
         #key
-        let __steadycache_tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#rendered),*];
+        #render
         let __steadycache_key = __steadycache_key.with_tags(&__steadycache_tags);
     }
 }

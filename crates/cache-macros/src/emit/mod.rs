@@ -224,6 +224,18 @@ impl ValueShape {
 
 /// `let __steadycache_text = …;`: the key template rendered with each placeholder's value
 /// escaped through `KeyPart` (the template was checked by `validate`).
+/// `let __steadycache_tags: Vec<String> = vec![..];`: the tag templates rendered from the
+/// arguments (for `#[cached(tags = ..)]` calls and controls, and `#[invalidates(tags = ..)]`).
+pub(crate) fn render_tags(tags: &[syn::LitStr]) -> proc_macro2::TokenStream {
+    let rendered = tags.iter().map(|tpl| {
+        let render = render_template(tpl);
+        quote::quote!({ #render __steadycache_text })
+    });
+    quote::quote! {
+        let __steadycache_tags: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#rendered),*];
+    }
+}
+
 pub(crate) fn render_template(tpl: &syn::LitStr) -> proc_macro2::TokenStream {
     let pieces = crate::validate::template_pieces(&tpl.value()).unwrap_or_default();
     let mut format = String::new();

@@ -193,9 +193,11 @@ impl Heartbeat {
                 .manager
                 .backend()
                 .extend_lock(&self.lock, &self.token, self.lock_ttl);
-            // A renewal may take as long as the lease has left (a slow store, a busy database),
-            // and at least a beat, within the backend timeout.
-            match within(self.timeout.min(left.max(self.beat)), renew).await {
+            // A renewal may take the whole backend timeout, even past what the lease has left:
+            // the store renews only a lock that is still ours (atomically, or conditionally on
+            // the version read), so one that lands late is as good as one on time, while
+            // cancelling it at the lease's end would leave only a retry that finds it expired.
+            match within(self.timeout, renew).await {
                 Ok(true) => {
                     expires = started + self.lock_ttl;
                     pause = self.beat;

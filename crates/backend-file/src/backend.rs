@@ -279,6 +279,20 @@ impl Backend for FileBackend {
         run_blocking(NAME, move || inner.delete_matching(&pattern)).await
     }
 
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<steadycache_api::KeyPage> {
+        let inner = Arc::clone(&self.inner);
+        let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
+        run_blocking(NAME, move || {
+            inner.list_keys(&prefix, cursor.as_deref(), limit)
+        })
+        .await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();

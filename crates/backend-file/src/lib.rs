@@ -19,6 +19,7 @@ mod config;
 mod format;
 mod fs;
 mod housekeeping;
+mod listing;
 mod names;
 mod ops;
 mod prefix;

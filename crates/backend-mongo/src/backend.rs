@@ -434,6 +434,15 @@ impl Backend for MongoBackend {
         Ok(removed)
     }
 
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<steadycache_api::KeyPage> {
+        self.list_ids(prefix, cursor, limit).await
+    }
+
     async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
         self.delete_matching_scan(pattern).await
     }

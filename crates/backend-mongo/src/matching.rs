@@ -10,7 +10,7 @@
 use crate::backend::{int, successor, MongoBackend};
 use crate::error::convert;
 use mongodb::bson::{doc, Bson, Document};
-use steadycache_api::{Glob, Result};
+use steadycache_api::{Glob, KeyPage, ListedKey, Result};
 
 /// Ids per `$in` deletion.
 const BATCH: usize = 1000;
@@ -64,5 +64,54 @@ impl MongoBackend {
                 .map_err(|e| convert("delete_many", e))?;
         }
         Ok(removed)
+    }
+}
+
+impl MongoBackend {
+    /// `list_keys`: one read of the `_id` index from the prefix (or just after the cursor, the
+    /// last id of the page before) to the prefix's end, sorted, ids and expiries only, cache
+    /// documents only; expired ones are left out of the page. Sizes are not listed.
+    pub(crate) async fn list_ids(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let coll = self.collection().await?;
+        let now = self.now(&coll).await?;
+        let mut range = Document::new();
+        match cursor {
+            Some(c) if c >= prefix => range.insert("$gt", c),
+            _ => range.insert("$gte", prefix),
+        };
+        if let Some(end) = successor(prefix) {
+            range.insert("$lt", end);
+        }
+        let limit = limit.max(1);
+        let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let mut found = coll
+            .find(doc! { "_id": range, "exp": { "$exists": true } })
+            .projection(doc! { "_id": 1, "exp": 1 })
+            .sort(doc! { "_id": 1 })
+            .limit(take)
+            .await
+            .map_err(|e| convert("find", e))?;
+        let mut ids = Vec::with_capacity(limit + 1);
+        while found.advance().await.map_err(|e| convert("find", e))? {
+            let d = found
+                .deserialize_current()
+                .map_err(|e| convert("find", e))?;
+            if let Some(Bson::String(id)) = d.get("_id") {
+                ids.push((id.clone(), int(&d, "exp").is_some_and(|e| e > now)));
+            }
+        }
+        let next = (ids.len() > limit).then(|| ids[limit - 1].0.clone());
+        ids.truncate(limit);
+        let keys = ids
+            .into_iter()
+            .filter(|(_, live)| *live)
+            .map(|(id, _)| ListedKey::new(id))
+            .collect();
+        Ok(KeyPage::new(keys, next))
     }
 }

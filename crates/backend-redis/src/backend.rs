@@ -391,6 +391,15 @@ impl Backend for RedisBackend {
         self.delete_scanned(&matched, &keep).await
     }
 
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<steadycache_api::KeyPage> {
+        self.list_scanned(prefix, cursor, limit).await
+    }
+
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
         let mut c = cmd("PUBLISH");
         c.arg(&*self.redis_key(channel)).arg(message);

@@ -1,13 +1,14 @@
 //! Deleting by pattern: `SCAN MATCH` on the server (every master of a cluster), then `UNLINK`
 //! of what the filter keeps. Never `KEYS`.
 
+use crate::backend::escape_glob;
 use crate::backend::{on, Conn, RedisBackend};
 use crate::error::{convert, NAME};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{cmd, Value};
 use std::collections::BTreeSet;
-use steadycache_api::{Error, Result};
+use steadycache_api::{Error, KeyPage, ListedKey, Result};
 
 /// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
 const SCAN_COUNT: usize = 1000;
@@ -76,26 +77,7 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut removed = 0u64;
         loop {
-            let mut scan = cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<Vec<u8>>) = match (&mut *conn, node) {
-                (Conn::Cluster(c), Some((host, port))) => {
-                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                        host: host.to_owned(),
-                        port,
-                    });
-                    let v = c
-                        .route_command(scan, route)
-                        .await
-                        .map_err(|e| convert("SCAN", e))?;
-                    redis::from_redis_value(v).map_err(|e| convert("SCAN", e.into()))?
-                }
-                (c, _) => on(c, &scan).await.map_err(|e| convert("SCAN", e))?,
-            };
+            let (next, keys) = scan_step(conn, node, cursor, pattern, SCAN_COUNT).await?;
             let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| keep(k)).collect();
             if !keys.is_empty() {
                 let mut unlink = cmd("UNLINK");
@@ -111,5 +93,87 @@ impl RedisBackend {
             }
             cursor = next;
         }
+    }
+}
+
+/// One `SCAN cursor MATCH pattern COUNT count` on the server, or on one node of a cluster.
+async fn scan_step(
+    conn: &mut Conn,
+    node: Option<(&str, u16)>,
+    cursor: u64,
+    pattern: &str,
+    count: usize,
+) -> Result<(u64, Vec<Vec<u8>>)> {
+    let mut scan = cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count);
+    match (&mut *conn, node) {
+        (Conn::Cluster(c), Some((host, port))) => {
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.to_owned(),
+                port,
+            });
+            let v = c
+                .route_command(scan, route)
+                .await
+                .map_err(|e| convert("SCAN", e))?;
+            redis::from_redis_value(v).map_err(|e| convert("SCAN", e.into()))
+        }
+        (c, _) => on(c, &scan).await.map_err(|e| convert("SCAN", e)),
+    }
+}
+
+impl RedisBackend {
+    /// `list_keys`: `SCAN MATCH <prefix>*` steps on one node at a time (the server, or each
+    /// master of a cluster in turn) until about `limit` keys are found; the cursor is
+    /// `<node index>:<SCAN cursor>`. Sizes are not listed (that would be a command per key).
+    pub(crate) async fn list_scanned(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let bad = || Error::Config(format!("not a Redis listing cursor: {cursor:?}"));
+        let (mut node, mut at) = match cursor {
+            None => (0usize, 0u64),
+            Some(c) => {
+                let (n, at) = c.split_once(':').ok_or_else(bad)?;
+                (
+                    n.parse().map_err(|_| bad())?,
+                    at.parse().map_err(|_| bad())?,
+                )
+            }
+        };
+        let stored_prefix = self.inner.config.key_prefix.as_bytes();
+        let pattern = format!("{}*", escape_glob(&self.redis_key(prefix)));
+        let mut conn = self.conn().await?;
+        let nodes: Vec<Option<(String, u16)>> = match conn.clone() {
+            Conn::Single(_) => vec![None],
+            Conn::Cluster(mut c) => self.masters(&mut c).await?.into_iter().map(Some).collect(),
+        };
+        let limit = limit.max(1);
+        let mut keys = Vec::new();
+        while let Some(target) = nodes.get(node) {
+            let target = target.as_ref().map(|(h, p)| (h.as_str(), *p));
+            let (next, found) = scan_step(&mut conn, target, at, &pattern, limit).await?;
+            keys.extend(found.into_iter().filter_map(|k| {
+                let k = k.strip_prefix(stored_prefix)?;
+                String::from_utf8(k.to_vec()).ok().map(ListedKey::new)
+            }));
+            if next == 0 {
+                node += 1;
+                at = 0;
+            } else {
+                at = next;
+            }
+            if keys.len() >= limit {
+                break;
+            }
+        }
+        let next = (node < nodes.len()).then(|| format!("{node}:{at}"));
+        Ok(KeyPage::new(keys, next))
     }
 }

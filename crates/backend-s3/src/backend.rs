@@ -11,6 +11,7 @@ mod client;
 mod clock;
 mod conditional;
 mod lifecycle;
+mod listing;
 mod locks;
 mod meta;
 mod remove;
@@ -478,6 +479,15 @@ impl Backend for S3Backend {
     async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
         let keep = |k: &str| pattern.matches(k);
         self.delete_listed(&pattern.literal_prefix(), &keep).await
+    }
+
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<steadycache_api::KeyPage> {
+        self.list_page(prefix, cursor, limit).await
     }
 
     async fn incr(&self, _key: &str, _by: i64, _ttl: Option<Duration>) -> Result<i64> {

@@ -259,6 +259,17 @@ impl Backend for SqliteBackend {
         self.run(move |db| db.delete_matching(&pattern)).await
     }
 
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<steadycache_api::KeyPage> {
+        let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
+        self.run(move |db| db.list_keys(&prefix, cursor.as_deref(), limit))
+            .await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         check_ttl(ttl)?;
         let key = key.to_owned();

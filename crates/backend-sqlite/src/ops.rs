@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior
 use std::time::Duration;
 use steadycache_api::plumbing::{check_ttl, deadline_i64, unix_millis};
 use steadycache_api::Glob;
-use steadycache_api::{Entry, Error, Result};
+use steadycache_api::{Entry, Error, KeyPage, ListedKey, Result};
 
 /// Bytes bound as TEXT even when they are not UTF-8 (a range bound past a prefix): SQLite
 /// compares TEXT under the BINARY collation with `memcmp`, so the bound orders exactly like the
@@ -265,6 +265,51 @@ impl Inner {
         }
         tx.commit().ctx("delete_matching")?;
         Ok(removed)
+    }
+
+    /// `list_keys`: one range read on the primary key, from the prefix (or just after the
+    /// cursor, the last key of the page before) to the prefix's end, live rows only, with the
+    /// length of each value.
+    pub(crate) fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let conn = self.conn()?;
+        let end = SqliteBackend::prefix_successor(prefix.as_bytes());
+        let (from, after) = match cursor {
+            Some(c) if c >= prefix => (c, true),
+            _ => (prefix, false),
+        };
+        let sql = format!(
+            "SELECT key, length(value) FROM steadycache_entries WHERE key {} ?1{} \
+             AND (expires_at IS NULL OR expires_at > ?2) ORDER BY key LIMIT ?3",
+            if after { ">" } else { ">=" },
+            if end.is_some() { " AND key < ?4" } else { "" },
+        );
+        let limit = limit.max(1);
+        let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let now = now_ms();
+        let end = end.as_deref().map(TextBytes);
+        let mut args: Vec<&dyn ToSql> = vec![&from, &now, &take];
+        if let Some(end) = &end {
+            args.push(end);
+        }
+        let mut stmt = conn.prepare_cached(&sql).ctx("list_keys")?;
+        let rows = stmt
+            .query_map(args.as_slice(), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .ctx("list_keys")?;
+        let mut keys: Vec<ListedKey> = Vec::with_capacity(limit);
+        for row in rows {
+            let (key, len) = row.ctx("list_keys")?;
+            keys.push(ListedKey::new(key).with_size(u64::try_from(len).unwrap_or(0)));
+        }
+        let next = (keys.len() > limit).then(|| keys[limit - 1].key.clone());
+        keys.truncate(limit);
+        Ok(KeyPage::new(keys, next))
     }
 
     pub(crate) fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

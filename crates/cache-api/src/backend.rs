@@ -7,6 +7,7 @@
 use crate::envelope::Entry;
 use crate::error::{Error, Result};
 use crate::glob::Glob;
+use crate::listing::KeyPage;
 use crate::time::unix_millis;
 use async_trait::async_trait;
 use std::fmt;
@@ -36,6 +37,8 @@ pub struct Capabilities {
     pub delete_matching: bool,
     /// `publish` / `subscribe` are supported (a native message bus, such as Redis pub/sub).
     pub pubsub: bool,
+    /// `list_keys` is supported.
+    pub list_keys: bool,
 }
 
 impl Capabilities {
@@ -51,6 +54,7 @@ impl Capabilities {
             persistent: true,
             delete_matching: true,
             pubsub: true,
+            list_keys: true,
         }
     }
 
@@ -161,6 +165,17 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Err(Error::unsupported("subscribe", self.name().to_owned()))
     }
 
+    /// One page of the keys that start with `prefix` (internal ones, with `#`, included), at
+    /// most about `limit`, from `cursor` (`None`: the start; else the [`KeyPage::next`] of the
+    /// page before). For operators' tools, not for the hot path: a listing may read every key
+    /// of the store. Keys written or removed while a listing runs may or may not appear, Redis
+    /// may give a key twice, and an expired entry may be listed (its `get` is a miss). The
+    /// default is `Err(Unsupported)`.
+    async fn list_keys(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<KeyPage> {
+        let _ = (prefix, cursor, limit);
+        Err(Error::unsupported("list_keys", self.name().to_owned()))
+    }
+
     /// Blocking twins of the hot operations, for stores whose I/O is local (files, SQLite). The
     /// sync engine calls them on the caller's thread instead of handing the call to a runtime
     /// (two thread hops cost more than reading a small file). `None`, the default, means not
@@ -246,6 +261,14 @@ macro_rules! forward_backend {
             }
             async fn subscribe(&self, channel: &str) -> Result<Subscription> {
                 (**self).subscribe(channel).await
+            }
+            async fn list_keys(
+                &self,
+                prefix: &str,
+                cursor: Option<&str>,
+                limit: usize,
+            ) -> Result<KeyPage> {
+                (**self).list_keys(prefix, cursor, limit).await
             }
             fn blocking(&self) -> Option<&dyn BlockingBackend> {
                 (**self).blocking()

@@ -39,6 +39,7 @@ mod glob;
 mod guard;
 mod invalidate;
 mod key;
+mod listing;
 mod manager;
 mod memo;
 mod memory;
@@ -80,6 +81,7 @@ pub use envelope::{Entry, Freshness, FORMAT_VERSION};
 pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Result};
 pub use glob::{Glob, MAX_GLOB_LEN};
 pub use guard::{CallBreaker, Permit, RateLimiter};
+pub use listing::{KeyPage, ListedKey};
 pub use manager::{
     load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager, CacheManager,
     DefaultManager,

@@ -329,6 +329,29 @@ impl Backend for MemoryBackend {
         Ok(self.remove_where(|k| pattern.matches(k)))
     }
 
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::KeyPage> {
+        let now = unix_millis();
+        let keys = self
+            .items
+            .iter()
+            .filter(|(k, v)| k.starts_with(prefix) && v.live(now))
+            .map(|(k, v)| {
+                let size = match &v.slot {
+                    Slot::Bytes(b) => b.len(),
+                    Slot::Counter(n) => n.to_string().len(),
+                    Slot::Lock(t) => t.len(),
+                };
+                crate::ListedKey::new(k).with_size(u64::try_from(size).unwrap_or(u64::MAX))
+            })
+            .collect();
+        Ok(crate::KeyPage::of_sorted(keys, cursor, limit))
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         check_ttl(ttl)?;
         let _g = self.stripe(key);

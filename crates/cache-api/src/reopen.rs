@@ -168,6 +168,14 @@ impl Backend for Reopening {
     async fn subscribe(&self, channel: &str) -> Result<crate::backend::Subscription> {
         self.target().subscribe(channel).await
     }
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::KeyPage> {
+        self.target().list_keys(prefix, cursor, limit).await
+    }
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         self.target().incr(key, by, ttl).await
     }

@@ -343,6 +343,16 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.delete_matching(pattern).await
     }
 
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::KeyPage> {
+        self.faults.enter(Op::Get, self.name()).await?;
+        self.inner.list_keys(prefix, cursor, limit).await
+    }
+
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<()> {
         self.faults.enter(Op::Set, self.name()).await?;
         self.inner.publish(channel, message).await

@@ -10,11 +10,13 @@ pub mod clock;
 pub mod fault;
 pub mod heal;
 mod invalidation;
+mod listing;
 pub mod server;
 pub mod sim;
 pub mod skew;
 
 pub use invalidation::{delete_matching, publish_subscribe};
+pub use listing::list_keys;
 
 use crate::backend::{Backend, BackendExt};
 use crate::cache::Cache;
@@ -517,6 +519,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@case $make, delete_prefix, |c: $crate::Capabilities| c.delete_prefix);
         $crate::conformance_tests!(@case $make, delete_matching, |c: $crate::Capabilities| c.delete_matching);
         $crate::conformance_tests!(@case $make, publish_subscribe, |c: $crate::Capabilities| c.pubsub);
+        $crate::conformance_tests!(@case $make, list_keys, |c: $crate::Capabilities| c.list_keys);
         $crate::conformance_tests!(@case $make, incr, |c: $crate::Capabilities| c.incr && c.ttl);
         $crate::conformance_tests!(@case $make, incr_concurrent, |c: $crate::Capabilities| c.incr);
         $crate::conformance_tests!(@case $make, lock_exclusive, |c: $crate::Capabilities| c.locks);

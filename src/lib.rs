@@ -300,9 +300,9 @@ pub use steadycache_api::{
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
     BusConfig, Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions,
     Capabilities, CircuitBreaker, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error,
-    FactoryTimeout, Format, Freshness, Glob, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig,
-    Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result, StatsSnapshot, Subscription,
-    DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
+    FactoryTimeout, Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo,
+    MemoryBackend, MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result,
+    StatsSnapshot, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
 };
 pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
 

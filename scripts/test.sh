@@ -91,4 +91,10 @@ cargo test -p steadycache-redis --features testing --test redis_backend rediss_w
 log "benches compile"
 cargo bench --workspace --all-features --no-run
 
+log "benchmark report and web service under load, smallest configuration (target/bench-report)"
+# Short measurements and 2 s of load per mode: checks that the benches, scripts/load.sh (oha
+# against examples/web_service.rs) and bench-report run end to end; the figures of
+# docs/benchmarks.md come from a full `scripts/bench-report.sh`.
+scripts/bench-report.sh --quick
+
 log "all green"

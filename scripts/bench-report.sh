@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Run the benches (memory, disk, Redis, MongoDB, S3: each side by side with its peers) and the
+# web service under load, then write the report: Markdown with the same-run ratios, every
+# measurement, the load table, the machine, and SVG plots (hit latency by backend, latency
+# under load).
+#
+#   scripts/bench-report.sh            # criterion's defaults, 10 s of load per mode -> docs/benchmarks.md
+#   scripts/bench-report.sh --quick    # the smallest run (what CI does) -> target/bench-report/benchmarks.md
+#   scripts/bench-report.sh --out F    # write the report (and its plots) next to F
+#
+# The benches start their own stores (redis-server, nx-27017 from .tools/nx-venv, s3s-fs);
+# `scripts/test.sh` installs them on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+OUT=""
+# Absolute: criterion runs each bench in its package's directory.
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET="$PWD/$TARGET" ;; esac
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; shift ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "usage: scripts/bench-report.sh [--quick] [--out FILE]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$QUICK" = 1 ]; then
+  OUT=${OUT:-target/bench-report/benchmarks.md}
+  export CRITERION_HOME="$TARGET/bench-report/criterion"
+  BENCH_ARGS=(--warm-up-time 0.1 --measurement-time 0.3 --sample-size 10 --noplot)
+  LOAD_ARGS=(--quick)
+else
+  OUT=${OUT:-docs/benchmarks.md}
+  export CRITERION_HOME="$TARGET/criterion"
+  BENCH_ARGS=(--noplot)
+  LOAD_ARGS=()
+fi
+rm -rf "$CRITERION_HOME"
+mkdir -p "$(dirname "$OUT")"
+
+echo "bench-report: benches (criterion results in $CRITERION_HOME)" >&2
+cargo bench -p steadycache-bench -- "${BENCH_ARGS[@]}"
+
+echo "bench-report: the web service under load" >&2
+LOAD_JSON="$(dirname "$OUT")/load.json"
+scripts/load.sh "${LOAD_ARGS[@]}" --out "$LOAD_JSON"
+
+cargo run --release -q -p steadycache-bench --bin bench-report -- \
+  --criterion "$CRITERION_HOME" --load "$LOAD_JSON" --out "$OUT"

@@ -7,7 +7,7 @@ use steadycache_api::plumbing::{io_error, unix_millis};
 use steadycache_api::{Glob, Result};
 
 use crate::backend::{Inner, NAME};
-use crate::format::read_header;
+use crate::format::{read_header, Header};
 use crate::fs::{is_not_found, list_dir, remove_if_same};
 use crate::names::{encode_name, is_hidden, TRASH_PREFIX};
 
@@ -109,41 +109,55 @@ impl Inner {
     /// when it accepts the empty key); the number of live ones.
     fn remove_matching(&self, dir: &Path, keep: &dyn Fn(&[u8]) -> bool, now: u64) -> Result<u64> {
         let everything = keep(b"");
-        let entries = match list_dir(dir) {
-            Ok(e) => e,
-            Err(e) if is_not_found(&e) => return Ok(0),
-            Err(e) => return Err(io_error(NAME, &format!("list `{}`", dir.display()), e)),
-        };
         let mut removed = 0;
-        for entry in entries {
-            if is_hidden(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let path = entry.path();
-            let mut file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
-            };
-            let meta = file
-                .metadata()
-                .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
-            let header = read_header(&mut file, meta.len())
-                .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
-            drop(file);
+        each_entry(dir, |path, meta, header| {
             let live = match header {
                 Ok(h) if keep(&h.key) => h.expires_at > now,
                 // Not matching, or corrupt (unknown key) while only a part is removed.
-                Ok(_) => continue,
+                Ok(_) => return Ok(()),
                 Err(_) if everything => false,
-                Err(_) => continue,
+                Err(_) => return Ok(()),
             };
-            let gone = remove_if_same(&path, &meta)
+            let gone = remove_if_same(path, meta)
                 .map_err(|e| io_error(NAME, &format!("remove `{}`", path.display()), e))?;
             if gone && live {
                 removed += 1;
             }
-        }
+            Ok(())
+        })?;
         Ok(removed)
     }
+}
+
+/// Each entry file of `dir` (bookkeeping entries and directories skipped) with its metadata
+/// and its header (or why it is not a well-formed entry), read with the file closed again
+/// before `f` sees it. A missing directory has none; a file removed meanwhile is skipped.
+pub(crate) fn each_entry(
+    dir: &Path,
+    mut f: impl FnMut(&Path, &fs::Metadata, std::result::Result<Header, &'static str>) -> Result<()>,
+) -> Result<()> {
+    let entries = match list_dir(dir) {
+        Ok(e) => e,
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(io_error(NAME, &format!("list `{}`", dir.display()), e)),
+    };
+    for entry in entries {
+        if is_hidden(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
+        let header = read_header(&mut file, meta.len())
+            .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
+        drop(file);
+        f(&path, &meta, header)?;
+    }
+    Ok(())
 }

@@ -20,7 +20,8 @@
 //!   while one background refresh (again one across every process) replaces it.
 //!
 //! `GET /stats` answers the upstream's counts (calls, refused) and the cache's counters. The
-//! service clears its keys at start, so each run begins cold. Ctrl-C (SIGINT) stops it.
+//! service clears its keys at start, so each run begins cold. Ctrl-C (SIGINT) or SIGTERM stops
+//! it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -171,6 +172,22 @@ async fn stats(State(mode): State<Mode>) -> Json<serde_json::Value> {
     }))
 }
 
+/// Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// `--name value` from the command line, or `default`.
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -215,9 +232,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stopped())
         .await?;
     Ok(())
 }

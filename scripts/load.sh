@@ -43,15 +43,30 @@ if [ -z "$OHA" ]; then
   fi
 fi
 
+for tool in redis-server redis-cli python3; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "load.sh: $tool is missing (scripts/test.sh installs it: apt-get install redis-server redis-tools python3)" >&2
+    exit 1
+  }
+done
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 WORK=$(mktemp -d)
 REDIS_PID=""
 SERVICE_PID=""
+# Stop a child process: SIGTERM, and SIGKILL from a watchdog if it has not exited after 5 s.
+stop() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  ( sleep 5; kill -KILL "$1" 2>/dev/null ) &
+  local watchdog=$!
+  wait "$1" 2>/dev/null || true
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
+}
 cleanup() {
-  [ -n "$SERVICE_PID" ] && kill -INT "$SERVICE_PID" 2>/dev/null || true
-  [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
+  if [ -n "$SERVICE_PID" ]; then stop "$SERVICE_PID"; fi
+  if [ -n "$REDIS_PID" ]; then stop "$REDIS_PID"; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -111,8 +126,7 @@ PY
     >"$WORK/$mode.json"
   python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
     "http://127.0.0.1:$port/stats" >"$WORK/$mode.stats.json"
-  kill -INT "$SERVICE_PID"
-  wait "$SERVICE_PID" || true
+  stop "$SERVICE_PID"
   SERVICE_PID=""
 done
 

@@ -5,13 +5,14 @@ use steadycache_api::plumbing::unix_millis;
 use steadycache_api::{KeyPage, ListedKey, Result};
 
 use crate::backend::Inner;
-use crate::names::encode_name;
+use crate::names::{encode_name, Location};
 use crate::prefix::each_entry;
 
 impl Inner {
-    /// The live keys under `prefix` (corrupt files and expired entries left out), each with
-    /// its file's size, paged after `cursor`. Held locks live apart (see `FileBackend`) and
-    /// are not listed.
+    /// The live keys under `prefix` (corrupt files, expired entries and files that are not
+    /// where their key puts them left out), each with its file's size, paged after `cursor`.
+    /// Distributed locks (`key#lock`) are entries like any other and are listed; the OS lock
+    /// files of read-modify-write operations live apart under `.locks` and are not.
     pub(crate) fn list_keys(
         &self,
         prefix: &str,
@@ -25,16 +26,17 @@ impl Inner {
         };
         let mut keys = Vec::new();
         for dir in dirs {
-            each_entry(&dir, |_, meta, header| {
-                // Unreadable or not an entry: a get of it would be a miss too.
-                if let Ok(header) = header {
-                    if header.expires_at > now {
-                        if let Ok(key) = String::from_utf8(header.key) {
-                            if key.starts_with(prefix) {
-                                keys.push(ListedKey::new(key).with_size(meta.len()));
-                            }
-                        }
-                    }
+            each_entry(&dir, |path, meta, header| {
+                // Unreadable, not an entry, or misplaced (a copy): a get of it is a miss too.
+                let Ok(header) = header else {
+                    return Ok(());
+                };
+                let Ok(key) = String::from_utf8(header.key) else {
+                    return Ok(());
+                };
+                let here = Location::of(&key).path_under(&self.root) == path;
+                if here && header.expires_at > now && key.starts_with(prefix) {
+                    keys.push(ListedKey::new(key).with_size(meta.len()));
                 }
                 Ok(())
             })?;

@@ -96,7 +96,7 @@ impl MongoBackend {
             .limit(take)
             .await
             .map_err(|e| convert("find", e))?;
-        let mut ids = Vec::with_capacity(limit + 1);
+        let mut ids = Vec::with_capacity(limit.min(1024) + 1);
         while found.advance().await.map_err(|e| convert("find", e))? {
             let d = found
                 .deserialize_current()

@@ -12,6 +12,8 @@ use steadycache_api::{Error, KeyPage, ListedKey, Result};
 
 /// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
 const SCAN_COUNT: usize = 1000;
+/// The most `SCAN` steps one page of a listing takes.
+const LIST_STEPS: usize = 64;
 
 impl RedisBackend {
     /// `UNLINK` every key matching the `SCAN MATCH` `pattern` that `keep` also accepts (given
@@ -128,8 +130,10 @@ async fn scan_step(
 
 impl RedisBackend {
     /// `list_keys`: `SCAN MATCH <prefix>*` steps on one node at a time (the server, or each
-    /// master of a cluster in turn) until about `limit` keys are found; the cursor is
-    /// `<node index>:<SCAN cursor>`. Sizes are not listed (that would be a command per key).
+    /// master of a cluster in turn) until about `limit` keys are found or [`LIST_STEPS`] steps
+    /// were taken; the cursor is `<node index>:<SCAN cursor>`, the index into the masters
+    /// ordered by address (a failover between two pages may skip or repeat a node's keys).
+    /// Sizes are not listed (that would be a command per key).
     pub(crate) async fn list_scanned(
         &self,
         prefix: &str,
@@ -155,10 +159,13 @@ impl RedisBackend {
             Conn::Cluster(mut c) => self.masters(&mut c).await?.into_iter().map(Some).collect(),
         };
         let limit = limit.max(1);
+        let count = limit.clamp(10, SCAN_COUNT);
         let mut keys = Vec::new();
+        let mut steps = 0;
         while let Some(target) = nodes.get(node) {
             let target = target.as_ref().map(|(h, p)| (h.as_str(), *p));
-            let (next, found) = scan_step(&mut conn, target, at, &pattern, limit).await?;
+            let (next, found) = scan_step(&mut conn, target, at, &pattern, count).await?;
+            steps += 1;
             keys.extend(found.into_iter().filter_map(|k| {
                 let k = k.strip_prefix(stored_prefix)?;
                 String::from_utf8(k.to_vec()).ok().map(ListedKey::new)
@@ -169,7 +176,9 @@ impl RedisBackend {
             } else {
                 at = next;
             }
-            if keys.len() >= limit {
+            // A page is about `limit` keys, or a bounded amount of scanning: a rare prefix in
+            // a large keyspace gives short pages (even empty ones) instead of one long call.
+            if keys.len() >= limit || steps >= LIST_STEPS {
                 break;
             }
         }

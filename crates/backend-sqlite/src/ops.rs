@@ -297,18 +297,30 @@ impl Inner {
             args.push(end);
         }
         let mut stmt = conn.prepare_cached(&sql).ctx("list_keys")?;
+        // A key that is not UTF-8 (written by something else) is skipped, not an error.
         let rows = stmt
             .query_map(args.as_slice(), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                let key = String::from_utf8(r.get_ref(0)?.as_bytes()?.to_vec()).ok();
+                Ok((key, r.get::<_, i64>(1)?))
             })
             .ctx("list_keys")?;
-        let mut keys: Vec<ListedKey> = Vec::with_capacity(limit);
+        let mut found: Vec<(Option<String>, i64)> = Vec::with_capacity(limit.min(1024) + 1);
         for row in rows {
-            let (key, len) = row.ctx("list_keys")?;
-            keys.push(ListedKey::new(key).with_size(u64::try_from(len).unwrap_or(0)));
+            found.push(row.ctx("list_keys")?);
         }
-        let next = (keys.len() > limit).then(|| keys[limit - 1].key.clone());
-        keys.truncate(limit);
+        // More follow: the page ends at its last UTF-8 key (all of them skipped: it ends).
+        let next = if found.len() > limit {
+            found[..limit].iter().rev().find_map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        found.truncate(limit);
+        let keys = found
+            .into_iter()
+            .filter_map(|(k, len)| {
+                Some(ListedKey::new(k?).with_size(u64::try_from(len).unwrap_or(0)))
+            })
+            .collect();
         Ok(KeyPage::new(keys, next))
     }
 

@@ -48,10 +48,23 @@ impl Described {
         }
     }
 
+    /// Why a read of this value is a miss (the library never serves it): a corrupt entry, or
+    /// one written under another key (copied or moved: its key hash does not match).
+    pub fn unusable(&self) -> Option<String> {
+        match &self.stored {
+            Stored::Corrupt(why) => Some(format!("corrupt ({why})")),
+            Stored::Entry(e) if e.key_hash != Entry::key_hash_of(&self.key) => {
+                Some("misplaced (written under another key: its key hash does not match)".into())
+            }
+            _ => None,
+        }
+    }
+
     /// The state of the value at `now`: `fresh`, `stale`, `reserve` (kept for fail-safe),
-    /// `expired`, `raw` or `corrupt`; a cached `None`/`Err` adds `, negative`.
+    /// `expired`, `raw`, `corrupt` or `misplaced`; a cached `None`/`Err` adds `, negative`.
     pub fn state(&self, now: u64) -> String {
         match &self.stored {
+            Stored::Entry(e) if e.key_hash != Entry::key_hash_of(&self.key) => "misplaced".into(),
             Stored::Entry(e) => {
                 let s = match e.freshness(now) {
                     Freshness::Fresh => "fresh",

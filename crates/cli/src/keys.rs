@@ -97,18 +97,26 @@ impl Store {
 }
 
 /// A `file://` or `sqlite://` URL must name a directory or database that exists: opening one
-/// would create it, and a mistyped path would show an empty store instead of an error.
+/// would create it, and a mistyped path would show an empty store instead of an error. The
+/// path is read as the backends read it: percent-decoded, an empty or `localhost` host.
 fn must_exist(url: &str) -> Result<(), Failure> {
-    let path = ["file://", "sqlite://"]
+    let lower = url.to_ascii_lowercase();
+    let rest = ["file://", "sqlite://"]
         .iter()
-        .find_map(|scheme| url.strip_prefix(scheme))
-        .map(|rest| rest.split('?').next().unwrap_or(rest));
-    match path {
-        Some(p) if !p.is_empty() && !std::path::Path::new(p).exists() => Err(Failure::Store(
-            format!("no store at {p}: nothing there to inspect (the path does not exist)"),
-        )),
-        _ => Ok(()),
+        .find(|scheme| lower.starts_with(*scheme))
+        .map(|scheme| &url[scheme.len()..]);
+    let Some(rest) = rest else {
+        return Ok(());
+    };
+    let raw = rest.split(['?', '#']).next().unwrap_or(rest);
+    let raw = raw.strip_prefix("localhost").unwrap_or(raw);
+    let path = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path.as_ref()).exists() {
+        return Ok(());
     }
+    Err(Failure::Store(format!(
+        "no store at {path}: nothing there to inspect (the path does not exist)"
+    )))
 }
 
 /// A key's namespace: what comes before its first `:` (`(none)` when nothing does).

@@ -23,7 +23,7 @@ mod keys;
 mod output;
 mod run;
 
-use clap::{Parser, Subcommand};
+use clap::{error::ErrorKind, Parser, Subcommand};
 use output::Failure;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,8 +33,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  done
   1  the store failed or could not be opened (one line on stderr says why)
-  2  bad usage: an unknown command or option, a malformed URL or cursor
-  3  no such key (inspect, get, rm)
+  2  bad usage: an unknown command or option, a malformed URL or Redis cursor
+  3  no such key (inspect, get, rm), or for get an entry a read would miss (corrupt, misplaced)
   4  clear not confirmed (answered no, or no terminal to ask and no --yes)";
 
 /// Look into, and clear, any steadycache store.
@@ -63,10 +63,11 @@ pub enum Command {
     Ls {
         /// A key prefix, such as `app.users:` (a namespace and its colon)
         prefix: Option<String>,
-        /// Keys per page
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Where the page starts: the `next` cursor the previous page printed
+        /// Keys per page (1 to 10000)
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        limit: u16,
+        /// Where the page starts: the `next` cursor the previous page printed (a malformed
+        /// Redis cursor is a usage error)
         #[arg(long)]
         cursor: Option<String>,
         /// Include the engine's internal keys (locks, tag times, markers: keys with `#`)
@@ -78,7 +79,8 @@ pub enum Command {
         /// The key
         key: String,
     },
-    /// The raw payload of one entry, to stdout
+    /// The raw payload of one entry, to stdout (a signed entry's tag removed, not checked: the
+    /// CLI has no signing key); a corrupt or misplaced entry is no value (exit 3)
     Get {
         /// The key
         key: String,
@@ -88,7 +90,8 @@ pub enum Command {
         /// The key
         key: String,
     },
-    /// Remove every key under PREFIX (`""`: everything the URL's store holds for the cache)
+    /// Remove every key under PREFIX; `""` removes every key the URL reaches (on Redis
+    /// without `key_prefix`, the whole database, as `Cache::clear` does)
     Clear {
         /// The key prefix
         prefix: String,
@@ -112,7 +115,10 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.json;
     let url = cli.url.clone().unwrap_or_default();
     let outcome = match tokio::runtime::Builder::new_multi_thread()
@@ -130,4 +136,27 @@ fn main() -> ExitCode {
             ExitCode::from(f.code())
         }
     }
+}
+
+/// clap's own failures: help and version as clap prints them; a usage error with every URL of
+/// the command line scrubbed (a URL given in the wrong place is quoted back), as one JSON
+/// object with `--json`, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let mut message = e.render().to_string();
+    let urls = args
+        .iter()
+        .filter(|a| a.contains("://"))
+        .map(|a| a.strip_prefix("--url=").unwrap_or(a).to_owned())
+        .chain(std::env::var("STEADYCACHE_URL").ok());
+    for url in urls {
+        message = output::scrub(&message, &url);
+    }
+    let failure = Failure::Usage(message.trim().to_owned());
+    failure.report("", args.iter().any(|a| a == "--json"));
+    ExitCode::from(failure.code())
 }

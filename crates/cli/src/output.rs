@@ -60,8 +60,15 @@ pub fn scrub(text: &str, url: &str) -> String {
     }
     out = out.replace(url, &redact_url(url));
     for secret in secrets_of(url) {
-        if secret.len() >= 3 {
-            out = out.replace(&secret, "***");
+        // As written and percent-decoded (how a library may quote it). Shorter than 3 bytes it
+        // would mangle the message; such a secret is no secret anyway.
+        let decoded = percent_encoding::percent_decode_str(&secret)
+            .decode_utf8_lossy()
+            .into_owned();
+        for s in [secret, decoded] {
+            if s.len() >= 3 {
+                out = out.replace(&s, "***");
+            }
         }
     }
     out
@@ -218,10 +225,11 @@ mod tests {
 
     #[test]
     fn secrets_are_scrubbed_wherever_they_appear() {
-        let url = "redis://app:hunter22@h:6379/0?tls_key_password=sesame&x=1";
-        let text = format!("cannot open {url}: auth failed for app:hunter22 (hunter22, sesame)");
+        let url = "redis://app:hunter%2F22@h:6379/0?tls_key_password=sesame&x=1";
+        let text =
+            format!("cannot open {url}: auth failed for app:hunter/22 (hunter%2F22, sesame)");
         let out = scrub(&text, url);
-        for secret in ["hunter22", "sesame"] {
+        for secret in ["hunter/22", "hunter%2F22", "sesame"] {
             assert!(!out.contains(secret), "{out}");
         }
         assert!(out.contains("h:6379"), "{out}");

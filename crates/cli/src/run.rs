@@ -30,7 +30,17 @@ pub async fn run(cli: Cli) -> Outcome {
             limit,
             cursor,
             all,
-        } => ls(&store, &prefix, cursor.as_deref(), limit, all, json).await,
+        } => {
+            ls(
+                &store,
+                &prefix,
+                cursor.as_deref(),
+                usize::from(limit),
+                all,
+                json,
+            )
+            .await
+        }
         Command::Inspect { key } => {
             let d = read(&store, &key).await?;
             if json {
@@ -116,19 +126,30 @@ async fn ls(
     let page = store.page(prefix, cursor, limit.max(1)).await?;
     let now = now_ms();
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for k in page.keys.iter().filter(|k| all || !is_internal(&k.key)) {
-        // Gone (expired, removed) since it was listed: not shown.
-        if let Some(bytes) = store.get(&k.key).await? {
-            found.push(Described::new(&k.key, bytes));
+        // Gone (expired, removed) since it was listed: not shown. One that cannot be read (a
+        // Redis key of another type, a damaged file) is shown as such; the page goes on.
+        match store.get(&k.key).await {
+            Ok(Some(bytes)) => found.push(Described::new(&k.key, bytes)),
+            Ok(None) => {}
+            Err(Failure::Store(why)) => unreadable.push((k.key.clone(), why)),
+            Err(other) => return Err(other),
         }
     }
-    let doc = json!({
-        "prefix": prefix,
-        "keys": found.iter().map(|d| d.summary_json(now)).collect::<Vec<_>>(),
-        "next": page.next,
-    });
+    let mut keys: Vec<serde_json::Value> = found.iter().map(|d| d.summary_json(now)).collect();
+    keys.extend(
+        unreadable
+            .iter()
+            .map(|(k, why)| json!({ "key": k, "state": "unreadable", "error": why })),
+    );
+    let doc = json!({ "prefix": prefix, "keys": keys, "next": page.next });
     emit(json, doc, || {
-        let rows: Vec<Vec<String>> = found.iter().map(|d| d.row(now)).collect();
+        let mut rows: Vec<Vec<String>> = found.iter().map(|d| d.row(now)).collect();
+        rows.extend(unreadable.iter().map(|(k, _)| {
+            let dash = || "-".to_owned();
+            vec![k.clone(), dash(), dash(), "unreadable".into(), dash()]
+        }));
         let mut out = table(&["KEY", "SIZE", "AGE", "STATE", "EXPIRES IN"], &rows);
         if let Some(next) = &page.next {
             out.push_str(&format!("more: ls {prefix:?} --cursor {next:?}\n"));
@@ -142,6 +163,11 @@ async fn ls(
 /// its hex).
 async fn get(store: &Store, key: &str, json: bool) -> Outcome {
     let d = read(store, key).await?;
+    if let Some(why) = d.unusable() {
+        return Err(Failure::NotFound(format!(
+            "{key}: the entry is {why}; a read of it is a miss"
+        )));
+    }
     if json {
         let value = d.payload_json();
         let doc = match value {
@@ -166,7 +192,12 @@ fn confirm(prefix: &str, keys: usize) -> Outcome {
             "clear: not confirmed (no terminal to ask; pass --yes)".into(),
         ));
     }
-    eprint!("remove {keys} keys under {prefix:?}? [y/N] ");
+    let scope = if prefix.is_empty() {
+        "every key the URL reaches".to_owned()
+    } else {
+        format!("{keys} keys under {prefix:?}")
+    };
+    eprint!("remove {scope}? [y/N] ");
     let mut answer = String::new();
     let _ = stdin.read_line(&mut answer);
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
@@ -224,9 +255,12 @@ async fn stats(store: &Store, json: bool) -> Outcome {
     for k in listed {
         let size = match k.size {
             Some(s) => s,
-            None => match store.get(&k.key).await? {
-                Some(v) => v.len() as u64,
-                None => continue,
+            // A key that cannot be read (a Redis key of another type) counts, without bytes.
+            None => match store.get(&k.key).await {
+                Ok(Some(v)) => v.len() as u64,
+                Ok(None) => continue,
+                Err(Failure::Store(_)) => 0,
+                Err(other) => return Err(other),
             },
         };
         let ns = if is_internal(&k.key) {

@@ -253,12 +253,36 @@ fn a_redis_cache_is_listed_paged_inspected_and_cleared() {
     assert_eq!(doc["codec"]["name"], "bincode");
     assert_eq!(doc["state"], "fresh");
     assert!(doc["payload_hex"].as_str().is_some_and(|h| !h.is_empty()));
+    // A copy of an entry under another key is misplaced: never printed as that key's value.
+    let copy = key.replace(":user:", ":copy:");
+    rt.block_on(async {
+        let b = cache(&url);
+        let bytes = b.backend().get(&key).await.expect("get").expect("present");
+        b.backend().set(&copy, bytes, None).await.expect("set");
+    });
+    let a = cli(&url, &["get", &copy]).code(3);
+    assert!(stderr(&a).contains("misplaced"), "{}", stderr(&a));
+    assert_eq!(
+        json(cli(&url, &["--json", "inspect", &copy]))["state"],
+        "misplaced"
+    );
+    // A key of another type (a list) cannot be read with GET: shown as such, nothing fails.
+    redis().command("RPUSH cli-test/profiles:a-list x");
+    let (listed, _) = all_keys(&url, "profiles:", 100);
+    let state = |k: &str| {
+        listed
+            .iter()
+            .find(|v| v["key"] == k)
+            .map(|v| v["state"].clone())
+    };
+    assert_eq!(state(&copy), Some(Value::from("misplaced")));
+    assert_eq!(state("profiles:a-list"), Some(Value::from("unreadable")));
     let stats = json(cli(&url, &["--json", "stats"]));
     assert_eq!(stats["backend"], "redis");
-    assert_eq!(stats["namespaces"][0]["entries"], 25, "{stats}");
+    assert_eq!(stats["namespaces"][0]["entries"], 27, "{stats}");
     assert_eq!(
         json(cli(&url, &["--json", "clear", "profiles:", "--yes"]))["removed"],
-        25
+        27
     );
     assert_eq!(json(cli(&url, &["--json", "stats"]))["entries"], 0);
     cli(&url, &["ping"]).success();
@@ -286,6 +310,14 @@ fn errors_are_one_line_with_their_exit_code_and_no_secret() {
     let missing = temp("missing").join("no-such-dir");
     cli(&format!("file://{}", missing.display()), &["stats"]).code(1);
     assert!(!missing.exists(), "the CLI created a store");
+    // A URL given in the wrong place is quoted back by the usage error: scrubbed.
+    let mut cmd = Command::cargo_bin("steadycache").expect("binary");
+    let a = cmd
+        .args(["ping", "redis://app:hunter2secret@127.0.0.1:1/0"])
+        .assert()
+        .code(2);
+    assert!(!stderr(&a).contains("hunter2secret"), "{}", stderr(&a));
+    cli(file_url(), &["ls", "p:", "--limit", "0"]).code(2);
     // Usage: no URL, an unknown scheme, a bad cursor (2).
     let mut cmd = Command::cargo_bin("steadycache").expect("binary");
     cmd.env_remove("STEADYCACHE_URL")

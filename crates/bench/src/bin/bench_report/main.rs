@@ -313,7 +313,7 @@ fn load_section(doc: &mut String, dir: &Path, load: &Value) -> Result<(), Box<dy
          distributed lock; `oha` at {} requests/s for {} per mode, over {} keys, on loopback.\n",
         load["upstream_ms"],
         load["upstream_rate"],
-        load["rate"],
+        load["rate"].as_f64().unwrap_or(0.0).round(),
         load["duration"].as_str().unwrap_or("?"),
         load["keys"]
     );

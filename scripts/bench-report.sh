@@ -43,9 +43,12 @@ mkdir -p "$(dirname "$OUT")"
 echo "bench-report: benches (criterion results in $CRITERION_HOME)" >&2
 cargo bench -p steadycache-bench -- "${BENCH_ARGS[@]}"
 
+# The service and the report in one build: one feature resolution (the example brings the
+# dev-dependencies), so load.sh's own build of the service is then a no-op.
+cargo build --release -q -p steadycache-bench --example web_service --bin bench-report
+
 echo "bench-report: the web service under load" >&2
 LOAD_JSON="$(dirname "$OUT")/load.json"
 scripts/load.sh "${LOAD_ARGS[@]}" --out "$LOAD_JSON"
 
-cargo run --release -q -p steadycache-bench --bin bench-report -- \
-  --criterion "$CRITERION_HOME" --load "$LOAD_JSON" --out "$OUT"
+"$TARGET/release/bench-report" --criterion "$CRITERION_HOME" --load "$LOAD_JSON" --out "$OUT"

@@ -16,28 +16,12 @@
 //! looked up in the recorder at each publication, not kept from the first.
 
 use crate::manager::CacheManager;
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{Labels, Stats, StatsSnapshot};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
 /// How often the counters are published in the background.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-
-/// What one function's figures are labelled with: its namespace, and its cache's backend
-/// (named when a figure is recorded: a store opened late is named once it is open).
-#[derive(Clone, Debug)]
-pub(crate) struct Labels {
-    pub(crate) namespace: String,
-    manager: Weak<dyn CacheManager>,
-}
-
-impl Labels {
-    fn backend(&self) -> String {
-        self.manager
-            .upgrade()
-            .map_or_else(|| "gone".to_owned(), |m| m.backend().name().to_owned())
-    }
-}
 
 struct Member {
     labels: Labels,

@@ -110,13 +110,33 @@ fn slot() -> usize {
         .unwrap_or(UNSET)
 }
 
+/// What one function's figures are labelled with (feature `metrics`): its namespace, and its
+/// cache's backend (named when a figure is recorded: a store opened late is named once it is
+/// open). Kept here, beside the stats it labels, so `metrics` depends on `stats` and not back.
+#[cfg(feature = "metrics")]
+#[derive(Clone, Debug)]
+pub(crate) struct Labels {
+    pub(crate) namespace: String,
+    pub(crate) manager: std::sync::Weak<dyn crate::manager::CacheManager>,
+}
+
+#[cfg(feature = "metrics")]
+impl Labels {
+    /// The backend's name now (`gone` once its cache is dropped).
+    pub(crate) fn backend(&self) -> String {
+        self.manager
+            .upgrade()
+            .map_or_else(|| "gone".to_owned(), |m| m.backend().name().to_owned())
+    }
+}
+
 /// Live counters of one memoized function (or of one [`Cache`](crate::Cache) for calls by hand).
 pub struct Stats {
     rows: Box<[Row]>,
     overflow: Row,
     /// The labels its figures are reported under (feature `metrics`), once registered.
     #[cfg(feature = "metrics")]
-    pub(crate) labels: std::sync::OnceLock<crate::metrics::Labels>,
+    pub(crate) labels: std::sync::OnceLock<Labels>,
 }
 
 impl Default for Stats {

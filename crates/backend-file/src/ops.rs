@@ -12,9 +12,10 @@ use steadycache_api::plumbing::{
 use steadycache_api::{Error, Result};
 
 use crate::backend::{Inner, NAME};
-use crate::format::{encode_entry, parse_entry, read_header, KIND_VALUE, MIN_LEN};
+use crate::format::{encode_entry, parse_entry, KIND_VALUE, MIN_LEN};
 use crate::fs::{is_not_found, older_than, remove_if_same, sync_dir};
 use crate::names::{Location, TEMP_PREFIX};
+use crate::prefix::header_at;
 
 /// A hit refreshes an entry's mtime (for LRU eviction) at most this often.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -219,17 +220,9 @@ impl Inner {
 
     pub(crate) fn delete(&self, key: &str) -> Result<bool> {
         let path = Location::of(key).path_under(&self.root);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if is_not_found(&e) => return Ok(false),
-            Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
+        let Some((meta, header)) = header_at(&path)? else {
+            return Ok(false);
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
-        let header = read_header(&mut file, meta.len())
-            .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
-        drop(file);
         let live = match header {
             // Another key's file (hash collision): not ours to remove.
             Ok(h) if h.key != key.as_bytes() => return Ok(false),

@@ -146,18 +146,27 @@ pub(crate) fn each_entry(
             continue;
         }
         let path = entry.path();
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if is_not_found(&e) => continue,
-            Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
-        let header = read_header(&mut file, meta.len())
-            .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
-        drop(file);
-        f(&path, &meta, header)?;
+        if let Some((meta, header)) = header_at(&path)? {
+            f(&path, &meta, header)?;
+        }
     }
     Ok(())
+}
+
+/// The metadata and header of the file at `path` (or why it is not a well-formed entry), the
+/// file closed again; `None` when there is no file.
+pub(crate) fn header_at(
+    path: &Path,
+) -> Result<Option<(fs::Metadata, std::result::Result<Header, &'static str>)>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
+    let header = read_header(&mut file, meta.len())
+        .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
+    Ok(Some((meta, header)))
 }

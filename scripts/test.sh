@@ -40,19 +40,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (rustup) first" >&2
   exit 1
 fi
-# S3 tests run against s3s-fs (an S3 server on a local directory, from crates.io; 0.14.1 is the
-# newest release that builds with this toolchain). It is built once per machine into
-# ~/.cache/steadycache (kept across fresh clones) and copied into .tools/s3s, where the test
+# S3 tests run against steadycache-s3-server (tools/s3-server): s3s-fs, an S3 server on a local
+# directory from crates.io (0.14.1 is the newest release that builds with this toolchain), with
+# each object's requests made atomic as on AWS S3. It is built once per version of its source
+# into ~/.cache/steadycache (kept across fresh clones) and copied into .tools/s3s, where the test
 # harness finds it.
-S3S_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache/s3s-fs-0.14.1"
-if [ ! -x .tools/s3s/bin/s3s-fs ]; then
-  if [ ! -x "$S3S_CACHE/bin/s3s-fs" ]; then
-    log "installing s3s-fs 0.14.1 into $S3S_CACHE"
-    cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$S3S_CACHE"
-  fi
-  mkdir -p .tools/s3s/bin
-  cp "$S3S_CACHE/bin/s3s-fs" .tools/s3s/bin/s3s-fs
+S3_HASH=$(cat tools/s3-server/Cargo.toml tools/s3-server/Cargo.lock tools/s3-server/src/*.rs | sha256sum | cut -c1-16)
+S3_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache/s3-server-$S3_HASH"
+if [ ! -x "$S3_CACHE/bin/steadycache-s3-server" ]; then
+  log "building steadycache-s3-server into $S3_CACHE"
+  cargo install --path tools/s3-server --locked --root "$S3_CACHE" --target-dir target/tools
 fi
+mkdir -p .tools/s3s/bin
+cp "$S3_CACHE/bin/steadycache-s3-server" .tools/s3s/bin/steadycache-s3-server
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
@@ -63,6 +63,7 @@ trap cleanup EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path tools/s3-server/Cargo.toml -- --check
 
 log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings

@@ -132,10 +132,14 @@ struct Inner {
 ///   report a win. With `confirm_delay` at least the longest time the store takes from
 ///   checking a condition to making the write visible, every write that passed the check
 ///   together with this one has landed before this read, so at most one of them reports a win.
-///   The tests run against `s3s-fs` with 50 ms. Measured there, 16 takers starting 0 to 3 ms
-///   apart, 200 rounds each (`lock_race_rate` in the crate's tests): without the read-back
-///   158 rounds of taking a fresh lock and 131 of taking over an expired one had several
-///   winners; with it and no delay, 0 and 3; with the 50 ms delay, 0 and 0.
+///   Measured against plain `s3s-fs` with 50 ms, 16 takers starting 0 to 3 ms apart, 200
+///   rounds each (`lock_race_rate` in the crate's tests): without the read-back 158 rounds of
+///   taking a fresh lock and 131 of taking over an expired one had several winners; with it
+///   and no delay, 0 and 3; with the 50 ms delay, 0 and 0. On a loaded machine it was not
+///   enough: in the process tests (a dozen clients on two busy cores) writes landed more than
+///   250 ms after their check, and two processes both took one lock. So the tests' own server
+///   (`steadycache_s3::testing`, `tools/s3-server`) makes conditional writes atomic, as AWS S3
+///   does, and the read-back is measured on plain `s3s-fs`.
 /// * It is a bound, not a proof: a store whose writes sometimes take longer than the delay can
 ///   still give two winners. The loser in that case, whose write was overwritten, finds out at
 ///   its next renewal (412, or the token is not its own), within `lock_ttl / 3`, and its

@@ -1,11 +1,13 @@
-//! A real S3 server for tests (feature `testing`): [`S3Server`] starts `s3s-fs` (an S3 server on
-//! a local directory, from crates.io) on a free loopback port with a fresh root directory, under
-//! the watchdog of [`steadycache_api::testing::server`].
+//! A real S3 server for tests (feature `testing`): [`S3Server`] starts `steadycache-s3-server`
+//! (`tools/s3-server`: `s3s-fs`, an S3 server on a local directory from crates.io, with each
+//! object's requests made atomic as on AWS S3) on a free loopback port with a fresh root
+//! directory, under the watchdog of [`steadycache_api::testing::server`].
+//! [`S3Server::start_racy`] starts it as plain `s3s-fs`, whose conditional writes race.
 //!
-//! The program is `$STEADYCACHE_S3S_FS`, else `.tools/s3s/bin/s3s-fs` in the workspace (where
-//! `scripts/test.sh` installs it: `cargo install s3s-fs --version 0.14.1 --features binary
-//! --locked --root .tools/s3s`), else `s3s-fs` on the `PATH`. This is test support: it panics
-//! with a clear message when the server cannot be started.
+//! The program is `$STEADYCACHE_S3_SERVER`, else `.tools/s3s/bin/steadycache-s3-server` in the
+//! workspace (where `scripts/test.sh` installs it: `cargo install --path tools/s3-server
+//! --locked --root .tools/s3s`), else `steadycache-s3-server` on the `PATH`. This is test
+//! support: it panics with a clear message when the server cannot be started.
 
 use crate::S3Config;
 use std::ffi::OsString;
@@ -17,12 +19,16 @@ pub const ACCESS_KEY_ID: &str = "steadycache-test";
 /// The secret access key every test server accepts.
 pub const SECRET_ACCESS_KEY: &str = "steadycache-test-secret";
 
-/// How long the backends made for the test server wait before confirming a conditional write:
-/// `s3s-fs` checks `If-None-Match`/`If-Match` and then writes, with awaits between, so two
-/// racing writers can both pass (see [`S3Backend`](crate::S3Backend#locks)).
+/// How long the backends made for the test server wait before confirming a conditional write
+/// (see [`S3Backend`](crate::S3Backend#locks)). It matters only on a [racy](S3Server::start_racy)
+/// server: plain `s3s-fs` checks `If-None-Match`/`If-Match` and then writes, with awaits
+/// between, so two racing writers can both pass, and the read-back after this delay is what
+/// tells them apart. It is a bound, not a proof: on a loaded machine (the process tests' dozen
+/// clients on two busy cores) writes landed later than 250 ms after their check, and two
+/// processes both took one lock. That is why the tests' server is atomic by default.
 pub const CONFIRM_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// An `s3s-fs` process on `127.0.0.1`, region `us-east-1`, path-style addressing.
+/// A `steadycache-s3-server` process on `127.0.0.1`, region `us-east-1`, path-style addressing.
 #[derive(Debug)]
 pub struct S3Server {
     root: PathBuf,
@@ -30,19 +36,33 @@ pub struct S3Server {
 }
 
 fn program() -> OsString {
-    if let Some(p) = std::env::var_os("STEADYCACHE_S3S_FS").filter(|p| !p.is_empty()) {
+    if let Some(p) = std::env::var_os("STEADYCACHE_S3_SERVER").filter(|p| !p.is_empty()) {
         return p;
     }
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/s3s/bin/s3s-fs");
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.tools/s3s/bin/steadycache-s3-server");
     if local.is_file() {
         return local.into_os_string();
     }
-    "s3s-fs".into()
+    "steadycache-s3-server".into()
 }
 
 impl S3Server {
     /// Start a server on a fresh, empty root directory and wait until it accepts connections.
+    /// Requests on one object are atomic, as on AWS S3: of racing conditional writes exactly
+    /// one passes, and a read sees a whole write.
     pub fn start() -> S3Server {
+        Self::start_with(false)
+    }
+
+    /// Start plain `s3s-fs`: conditional writes are checked, then written, so racing writers
+    /// can all pass, and a read may see one write's body with another's metadata. For the
+    /// tests of how the backend copes with such a store.
+    pub fn start_racy() -> S3Server {
+        Self::start_with(true)
+    }
+
+    fn start_with(racy: bool) -> S3Server {
         let root = std::env::temp_dir().join(format!(
             "steadycache-s3-{}-{:08x}",
             std::process::id(),
@@ -55,7 +75,7 @@ impl S3Server {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port(0);
-            let args: Vec<OsString> = vec![
+            let mut args: Vec<OsString> = vec![
                 "--host".into(),
                 "127.0.0.1".into(),
                 "--port".into(),
@@ -66,14 +86,17 @@ impl S3Server {
                 SECRET_ACCESS_KEY.into(),
                 root.clone().into_os_string(),
             ];
+            if racy {
+                args.insert(0, "--racy".into());
+            }
             match ServerProcess::start(program.clone(), args, port, port_open) {
                 Ok(process) => return S3Server { root, process },
                 Err(e) => last = e,
             }
         }
         panic!(
-            "s3s-fs did not start ({last}); install it: cargo install s3s-fs --version 0.14.1 \
-             --features binary --locked --root .tools/s3s (scripts/test.sh does)"
+            "steadycache-s3-server did not start ({last}); install it: cargo install --path \
+             tools/s3-server --locked --root .tools/s3s (scripts/test.sh does)"
         );
     }
 
@@ -93,8 +116,9 @@ impl S3Server {
     }
 
     /// An `s3://` URL for `bucket` and `prefix` on this server (path style, `us-east-1`, the
-    /// bucket created on first use, conditional writes confirmed after [`CONFIRM_DELAY`]). Credentials are not in it: give them to the config
-    /// ([`config`](S3Server::config)) or through `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
+    /// bucket created on first use, conditional writes confirmed after [`CONFIRM_DELAY`]).
+    /// Credentials are not in it: give them to the config ([`config`](S3Server::config)) or
+    /// through `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
     pub fn url(&self, bucket: &str, prefix: &str) -> String {
         format!(
             "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1&path_style=true&create_bucket=true&confirm_delay_ms={}",
@@ -125,7 +149,7 @@ impl S3Server {
     /// the objects written before are there again.
     pub fn restart(&mut self) {
         if let Err(e) = self.process.restart() {
-            panic!("s3s-fs did not restart: {e}");
+            panic!("steadycache-s3-server did not restart: {e}");
         }
     }
 }

@@ -53,6 +53,9 @@ async fn a_lease_lost_while_computing_is_logged_and_counted() {
     let Some(cache) = fleet.cache(0).cloned() else {
         panic!("a fleet of one")
     };
+    let Some(faults) = fleet.faults(0).cloned() else {
+        panic!("a faulty layer")
+    };
     let store = fleet.store().clone();
     let call = tokio::spawn(async move {
         cache
@@ -63,8 +66,19 @@ async fn a_lease_lost_while_computing_is_logged_and_counted() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // Someone removes every key, the lock included, while the holder computes.
+    // While the holder cannot renew, someone removes every key, the lock included, and another
+    // process takes the lock: the holder's next renewal finds it taken.
+    faults.fail_always(Op::ExtendLock);
+    let page = store.list_keys("", None, 100).await.unwrap();
+    let Some(lock) = page.keys.iter().find(|k| k.key.ends_with("#lock")) else {
+        panic!("the holder's lock is in the store: {page:?}")
+    };
     assert!(store.delete_prefix("").await.unwrap() >= 1);
+    assert!(store
+        .acquire_lock(&lock.key, "intruder", Duration::from_secs(60))
+        .await
+        .unwrap());
+    faults.heal();
     assert_eq!(
         call.await.unwrap().unwrap(),
         7,
@@ -72,6 +86,52 @@ async fn a_lease_lost_while_computing_is_logged_and_counted() {
     );
     let stats = fleet.cache(0).map(|c| c.stats()).unwrap_or_default();
     assert_eq!(stats.lock_lost, 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_ran_out_unclaimed_is_taken_again() {
+    // The holder's renewals fail for longer than its lease (a blip), then work again. Nobody
+    // took the lock meanwhile, so the holder takes it again and keeps it: a process that asks
+    // afterwards waits for its value instead of computing a second time.
+    let fleet = Fleet::new(2);
+    let policy = distributed(150);
+    let (Some(holder), Some(later), Some(faults)) = (
+        fleet.cache(0).cloned(),
+        fleet.cache(1).cloned(),
+        fleet.faults(0).cloned(),
+    ) else {
+        panic!("a fleet of two")
+    };
+    faults.fail_always(Op::ExtendLock);
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (p, r) = (policy.clone(), runs.clone());
+    let h = holder.clone();
+    let first = tokio::spawn(async move {
+        h.get_or_compute("blip", &p, || async move {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            Ok::<u32, std::convert::Infallible>(1)
+        })
+        .await
+    });
+    // The lease (150 ms) runs out while renewals fail; then the store answers again, and the
+    // heartbeat's next try (every 12 ms while failing) finds the lock expired and unclaimed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    faults.heal();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = runs.clone();
+    let got = later
+        .get_or_compute("blip", &policy, || async move {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<u32, std::convert::Infallible>(2)
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, 1, "the later caller waited for the holder's value");
+    assert_eq!(first.await.unwrap().unwrap(), 1);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let s = holder.stats();
+    assert_eq!(s.lock_lost, 0, "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,10 +10,12 @@
 //! ([`Backend::extend_lock`](crate::Backend::extend_lock)), so a computation may run for any
 //! multiple of `lock_ttl` and the waiters in other processes keep waiting for its value instead
 //! of taking the lock over. The heartbeat stops when the lease is released or dropped, or when
-//! a renewal finds the lock gone or taken (the lease is lost: logged, and counted as
-//! `lock_lost` when the holder finishes). A renewal that fails (the store is down) is retried
-//! at the next beat; the lease is lost only if the store says so. A process that dies stops
-//! beating, and its lock expires at most `lock_ttl` after the last renewal.
+//! a renewal finds the lock taken by another process (the lease is lost: logged, and counted as
+//! `lock_lost` when the holder finishes). A renewal that finds the lock expired or removed but
+//! unclaimed takes it again, with the same token, as any caller takes a free lock, and the
+//! lease goes on. A renewal that fails (the store is down) is retried soon; the lease is lost
+//! only if the store says another process holds it. A process that dies stops beating, and its
+//! lock expires at most `lock_ttl` after the last renewal.
 //!
 //! A leader that computed but stored nothing (an `Err`, a `None` without `cache_none`, a store
 //! that failed) leaves a short-lived marker `key#done` with the time it finished before it
@@ -203,18 +205,78 @@ impl Heartbeat {
                     pause = self.beat;
                 }
                 Ok(false) => {
-                    if !matches!(stopped.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                    if ended(&mut stopped) {
                         return; // released meanwhile: the lock is gone because it was let go
                     }
-                    self.lost.store(true, Ordering::Release);
-                    tracing::warn!(lock = %self.lock, "steadycache: lost the lock lease while computing (the store no longer holds it for us); another process may compute the same key");
-                    return;
+                    match self.take_again(&mut stopped).await {
+                        Retaken::Yes => {
+                            tracing::info!(lock = %self.lock, "steadycache: a lock lease ran out before it was renewed; nobody had taken it, so it was taken again");
+                            expires = Instant::now() + self.lock_ttl;
+                            pause = self.beat;
+                        }
+                        Retaken::Ended => return,
+                        Retaken::Unknown => pause = (self.beat / 4).max(Duration::from_millis(1)),
+                        Retaken::No => {
+                            self.lost.store(true, Ordering::Release);
+                            tracing::warn!(lock = %self.lock, "steadycache: lost the lock lease while computing (another process holds it now); it may compute the same key");
+                            return;
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not renew a lock lease; retrying");
                     // Try again soon: the lease is running out.
                     pause = (self.beat / 4).max(Duration::from_millis(1));
                 }
+            }
+        }
+    }
+}
+
+/// Whether the lease's holder let it go (its stop sender was dropped).
+fn ended(stopped: &mut oneshot::Receiver<()>) -> bool {
+    !matches!(stopped.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+}
+
+/// What taking a lapsed lease again came to.
+enum Retaken {
+    /// It is ours again.
+    Yes,
+    /// Another process holds it: the lease is lost.
+    No,
+    /// The store did not answer: try again at the next beat.
+    Unknown,
+    /// The holder let go meanwhile (and whatever was taken again was released).
+    Ended,
+}
+
+impl Heartbeat {
+    /// A renewal found the lock no longer ours: it ran out before a renewal landed (a slow or
+    /// unreachable store, a stalled process) or was removed (a `clear`). Unless another process
+    /// took it since, take it again with the same token, as any caller would take a free or
+    /// expired lock (atomically: of two takers exactly one wins), and keep computing under it;
+    /// giving it up would let the next waiter compute the same key a second time. A lease lost
+    /// to another holder stays lost: that holder's lock is never touched. (One case cannot be
+    /// told apart: another process took the lock, computed and let go, all while this one could
+    /// not reach the store. Then it is taken again here; the second run has happened, and it is
+    /// not counted as `lock_lost`.)
+    async fn take_again(&self, stopped: &mut oneshot::Receiver<()>) -> Retaken {
+        let backend = self.manager.backend();
+        let take = backend.acquire_lock(&self.lock, &self.token, self.lock_ttl);
+        match within(self.timeout, take).await {
+            Ok(true) if ended(stopped) => {
+                // Released while it was being taken: let go of it again.
+                let release = backend.release_lock(&self.lock, &self.token);
+                if let Err(e) = within(self.timeout, release).await {
+                    tracing::warn!(lock = %self.lock, error = %e, "steadycache: could not release a lock taken back after its holder let go; it expires after lock_ttl");
+                }
+                Retaken::Ended
+            }
+            Ok(true) => Retaken::Yes,
+            Ok(false) => Retaken::No,
+            Err(e) => {
+                tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not take a lapsed lock lease again; retrying");
+                Retaken::Unknown
             }
         }
     }

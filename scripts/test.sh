@@ -52,7 +52,9 @@ if [ ! -x "$S3_CACHE/bin/steadycache-s3-server" ]; then
   cargo install --path tools/s3-server --locked --root "$S3_CACHE" --target-dir target/tools
 fi
 mkdir -p .tools/s3s/bin
-cp "$S3_CACHE/bin/steadycache-s3-server" .tools/s3s/bin/steadycache-s3-server
+# Copied beside, then renamed over: a server still running from an earlier run keeps its file.
+cp "$S3_CACHE/bin/steadycache-s3-server" .tools/s3s/bin/steadycache-s3-server.new
+mv -f .tools/s3s/bin/steadycache-s3-server.new .tools/s3s/bin/steadycache-s3-server
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
@@ -67,6 +69,7 @@ cargo fmt --manifest-path tools/s3-server/Cargo.toml -- --check
 
 log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy --manifest-path tools/s3-server/Cargo.toml --locked --target-dir target/tools -- -D warnings
 
 log "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features

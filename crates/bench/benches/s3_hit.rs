@@ -8,8 +8,8 @@
 //! First, outside criterion, 1,000 sequential hits of each are timed one by one and their p50
 //! and p99 printed; then criterion measures the means.
 //!
-//! Run: `cargo bench --bench s3_hit --features s3` (needs s3s-fs: `scripts/test.sh` installs it
-//! in `.tools/s3s`).
+//! Run: `cargo bench --bench s3_hit --features s3` (needs the S3 test server, s3s-fs made atomic:
+//! `scripts/test.sh` builds it into `.tools/s3s`).
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;

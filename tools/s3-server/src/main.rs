@@ -9,8 +9,15 @@
 //! after `confirm_delay`), and on a loaded machine the processes tests ran past that delay: two
 //! processes both created one lock and both computed. AWS S3 makes conditional writes atomic,
 //! so by default this server does too: every request on an object holds that object's lock
-//! while `s3s-fs` handles it (a read shares it, a write holds it alone), and requests on a
-//! bucket as a whole (creating it, listing it, deleting many keys) hold every object's.
+//! while `s3s-fs` handles it (a read shares it, a write holds it alone); a listing shares the
+//! whole store with them, and other requests on a bucket as a whole (creating it, deleting
+//! many keys) hold the whole store alone. A request, once started, runs to its end even if its
+//! client hangs up.
+//!
+//! What it does not change: `s3s-fs` ignores `If-Match` on `DeleteObject` (AWS S3 honours it),
+//! which the backend copes with (see its docs); and locks are keyed by the request path as
+//! sent, so two spellings of one key (`a%2Fb` and `a/b`) would get two locks (the AWS SDK
+//! always spells a key one way).
 //!
 //! `--racy` turns that off: the store is plain `s3s-fs`, for the tests that measure how the
 //! backend's read-back copes with a store whose conditional writes race.
@@ -21,10 +28,10 @@
 //! ```
 
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Method, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::rt::TokioIo;
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{HttpError, HttpResponse};
@@ -126,18 +133,20 @@ async fn serve(opt: Opt) -> Result<(), String> {
     let listener = TcpListener::bind((opt.host.as_str(), opt.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", opt.host, opt.port))?;
-    let http = ConnBuilder::new(TokioExecutor::new());
+    // HTTP/1.1 only (what the AWS SDK speaks over plain http): on one HTTP/2 connection a
+    // stream waiting for an object's lock would hold back the stream that has it.
+    let http = http1::Builder::new();
     loop {
         let socket = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
+                // Out of file descriptors, say: pause rather than spin.
                 eprintln!("steadycache-s3-server: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let conn = http
-            .serve_connection(TokioIo::new(socket), service.clone())
-            .into_owned();
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -255,7 +264,10 @@ impl Service<Request<Incoming>> for Atomic {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
+        // Each request runs to its end in a task of its own: a client that hangs up (a timeout)
+        // drops only the wait for the answer, never `s3s-fs` halfway through a write, which
+        // would leave an object with the new body and the old metadata.
+        let handled = tokio::spawn(async move {
             let held = if this.racy {
                 Held::default()
             } else {
@@ -264,6 +276,12 @@ impl Service<Request<Incoming>> for Atomic {
             let answer = this.inner.call(req.map(s3s::Body::from)).await;
             drop(held);
             answer
+        });
+        Box::pin(async move {
+            match handled.await {
+                Ok(answer) => answer,
+                Err(e) => Err(HttpError::new(Box::new(e))),
+            }
         })
     }
 }

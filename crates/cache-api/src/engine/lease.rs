@@ -141,6 +141,9 @@ impl Drop for Lease {
         if self.released {
             return;
         }
+        // Stop renewing first (as `release` does): a heartbeat taking the lock back must see
+        // that the lease ended, and let go of what it took.
+        self._stop = None;
         // Cancelled or panicking: release in the background, on the runtime that outlives the
         // caller's (a dropped future's runtime may be shutting down).
         let (manager, key, token) = (self.manager.clone(), self.key.clone(), self.token.clone());
@@ -175,14 +178,27 @@ struct Heartbeat {
 
 impl Heartbeat {
     async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        if self.beat_until_done(&mut stopped).await {
+            // The lock was taken back once (or a try to may have landed unanswered): make sure
+            // nothing of ours outlives the lease. Only our own token is ever removed.
+            let release = self.manager.backend().release_lock(&self.lock, &self.token);
+            if let Err(e) = within(self.timeout, release).await {
+                tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not release a lock taken back; it expires after lock_ttl");
+            }
+        }
+    }
+
+    /// Renew until the lease ends or is lost; whether the lock was taken back meanwhile.
+    async fn beat_until_done(&self, stopped: &mut oneshot::Receiver<()>) -> bool {
+        let mut retook = false;
         // When the lease runs out, as far as this process knows: `lock_ttl` after the last
         // renewal the store confirmed (or the acquisition).
         let mut expires = Instant::now() + self.lock_ttl;
         let mut pause = self.beat;
         loop {
             // The sender is dropped (never sent on) when the lease ends: that ends the wait.
-            if tokio::time::timeout(pause, &mut stopped).await.is_ok() {
-                return;
+            if tokio::time::timeout(pause, &mut *stopped).await.is_ok() {
+                return retook;
             }
             let left = expires.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -205,21 +221,26 @@ impl Heartbeat {
                     pause = self.beat;
                 }
                 Ok(false) => {
-                    if ended(&mut stopped) {
-                        return; // released meanwhile: the lock is gone because it was let go
+                    if ended(stopped) {
+                        return retook; // released meanwhile: gone because it was let go
                     }
-                    match self.take_again(&mut stopped).await {
+                    let taking = Instant::now();
+                    match self.take_again(stopped).await {
                         Retaken::Yes => {
-                            tracing::info!(lock = %self.lock, "steadycache: a lock lease ran out before it was renewed; nobody had taken it, so it was taken again");
-                            expires = Instant::now() + self.lock_ttl;
+                            tracing::info!(lock = %self.lock, "steadycache: a lock lease ran out before it was renewed; no other process held it, so it was taken again");
+                            retook = true;
+                            expires = taking + self.lock_ttl;
                             pause = self.beat;
                         }
-                        Retaken::Ended => return,
-                        Retaken::Unknown => pause = (self.beat / 4).max(Duration::from_millis(1)),
+                        Retaken::Ended => return false, // and released
+                        Retaken::Unknown => {
+                            retook = true;
+                            pause = (self.beat / 4).max(Duration::from_millis(1));
+                        }
                         Retaken::No => {
                             self.lost.store(true, Ordering::Release);
                             tracing::warn!(lock = %self.lock, "steadycache: lost the lock lease while computing (another process holds it now); it may compute the same key");
-                            return;
+                            return retook;
                         }
                     }
                 }
@@ -244,7 +265,7 @@ enum Retaken {
     Yes,
     /// Another process holds it: the lease is lost.
     No,
-    /// The store did not answer: try again at the next beat.
+    /// The store did not answer: try again soon (the take may still have landed).
     Unknown,
     /// The holder let go meanwhile (and whatever was taken again was released).
     Ended,

@@ -166,22 +166,30 @@ struct Locks {
 /// requests and listings, alone for other bucket requests) and its object's.
 #[derive(Default)]
 struct Held {
-    _store: Option<StoreGuard>,
-    object: Option<ObjectGuard>,
+    _store: Option<Guard>,
+    object: Option<Guard>,
     /// The object's entry, forgotten on release if no other request holds or awaits it.
     entry: Option<(Arc<Locks>, String)>,
 }
 
-/// A guard, held for as long as it lives (never read).
-enum StoreGuard {
+/// A held lock, shared or alone; released when dropped (never read).
+enum Guard {
     Shared { _g: OwnedRwLockReadGuard<()> },
     Alone { _g: OwnedRwLockWriteGuard<()> },
 }
 
-/// A guard, held for as long as it lives (never read).
-enum ObjectGuard {
-    Read { _g: OwnedRwLockReadGuard<()> },
-    Write { _g: OwnedRwLockWriteGuard<()> },
+impl Guard {
+    async fn take(lock: Arc<RwLock<()>>, alone: bool) -> Guard {
+        if alone {
+            Guard::Alone {
+                _g: lock.write_owned().await,
+            }
+        } else {
+            Guard::Shared {
+                _g: lock.read_owned().await,
+            }
+        }
+    }
 }
 
 impl Drop for Held {
@@ -208,40 +216,20 @@ impl Locks {
         if !object {
             // A listing shares the store with object requests (it sees each object whole);
             // creating a bucket or deleting many keys holds it alone.
-            let store = if writes {
-                StoreGuard::Alone {
-                    _g: self.store.clone().write_owned().await,
-                }
-            } else {
-                StoreGuard::Shared {
-                    _g: self.store.clone().read_owned().await,
-                }
-            };
             return Held {
-                _store: Some(store),
+                _store: Some(Guard::take(self.store.clone(), writes).await),
                 object: None,
                 entry: None,
             };
         }
-        let store = StoreGuard::Shared {
-            _g: self.store.clone().read_owned().await,
-        };
+        let store = Guard::take(self.store.clone(), false).await;
         let lock = {
             let mut map = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
             map.entry(path.to_owned()).or_default().clone()
         };
-        let object = if writes {
-            ObjectGuard::Write {
-                _g: lock.write_owned().await,
-            }
-        } else {
-            ObjectGuard::Read {
-                _g: lock.read_owned().await,
-            }
-        };
         Held {
             _store: Some(store),
-            object: Some(object),
+            object: Some(Guard::take(lock, writes).await),
             entry: Some((self.clone(), path.to_owned())),
         }
     }

@@ -179,8 +179,9 @@ struct Heartbeat {
 impl Heartbeat {
     async fn run(self, mut stopped: oneshot::Receiver<()>) {
         if self.beat_until_done(&mut stopped).await {
-            // The lock was taken back once (or a try to may have landed unanswered): make sure
-            // nothing of ours outlives the lease. Only our own token is ever removed.
+            // The lock was taken back (or a try may have landed unanswered), maybe while the
+            // holder was letting go: make sure nothing of ours outlives the lease. Only our own
+            // token is ever removed; releasing twice is harmless.
             let release = self.manager.backend().release_lock(&self.lock, &self.token);
             if let Err(e) = within(self.timeout, release).await {
                 tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not release a lock taken back; it expires after lock_ttl");
@@ -225,14 +226,13 @@ impl Heartbeat {
                         return retook; // released meanwhile: gone because it was let go
                     }
                     let taking = Instant::now();
-                    match self.take_again(stopped).await {
+                    match self.take_again().await {
                         Retaken::Yes => {
                             tracing::info!(lock = %self.lock, "steadycache: a lock lease ran out before it was renewed; no other process held it, so it was taken again");
                             retook = true;
                             expires = taking + self.lock_ttl;
                             pause = self.beat;
                         }
-                        Retaken::Ended => return false, // and released
                         Retaken::Unknown => {
                             retook = true;
                             pause = (self.beat / 4).max(Duration::from_millis(1));
@@ -252,26 +252,7 @@ impl Heartbeat {
             }
         }
     }
-}
 
-/// Whether the lease's holder let it go (its stop sender was dropped).
-fn ended(stopped: &mut oneshot::Receiver<()>) -> bool {
-    !matches!(stopped.try_recv(), Err(oneshot::error::TryRecvError::Empty))
-}
-
-/// What taking a lapsed lease again came to.
-enum Retaken {
-    /// It is ours again.
-    Yes,
-    /// Another process holds it: the lease is lost.
-    No,
-    /// The store did not answer: try again soon (the take may still have landed).
-    Unknown,
-    /// The holder let go meanwhile (and whatever was taken again was released).
-    Ended,
-}
-
-impl Heartbeat {
     /// A renewal found the lock no longer ours: it ran out before a renewal landed (a slow or
     /// unreachable store, a stalled process) or was removed (a `clear`). Unless another process
     /// took it since, take it again with the same token, as any caller would take a free or
@@ -281,18 +262,12 @@ impl Heartbeat {
     /// told apart: another process took the lock, computed and let go, all while this one could
     /// not reach the store. Then it is taken again here; the second run has happened, and it is
     /// not counted as `lock_lost`.)
-    async fn take_again(&self, stopped: &mut oneshot::Receiver<()>) -> Retaken {
-        let backend = self.manager.backend();
-        let take = backend.acquire_lock(&self.lock, &self.token, self.lock_ttl);
+    async fn take_again(&self) -> Retaken {
+        let take = self
+            .manager
+            .backend()
+            .acquire_lock(&self.lock, &self.token, self.lock_ttl);
         match within(self.timeout, take).await {
-            Ok(true) if ended(stopped) => {
-                // Released while it was being taken: let go of it again.
-                let release = backend.release_lock(&self.lock, &self.token);
-                if let Err(e) = within(self.timeout, release).await {
-                    tracing::warn!(lock = %self.lock, error = %e, "steadycache: could not release a lock taken back after its holder let go; it expires after lock_ttl");
-                }
-                Retaken::Ended
-            }
             Ok(true) => Retaken::Yes,
             Ok(false) => Retaken::No,
             Err(e) => {
@@ -301,6 +276,21 @@ impl Heartbeat {
             }
         }
     }
+}
+
+/// Whether the lease's holder let it go (its stop sender was dropped).
+fn ended(stopped: &mut oneshot::Receiver<()>) -> bool {
+    !matches!(stopped.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+}
+
+/// What taking a lapsed lease again came to.
+enum Retaken {
+    /// It is ours again (released by [`Heartbeat::run`] once the lease ends).
+    Yes,
+    /// Another process holds it: the lease is lost.
+    No,
+    /// The store did not answer: try again soon (the take may still have landed).
+    Unknown,
 }
 
 async fn acquire_lock(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {

@@ -30,12 +30,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# oha is built once per machine into ~/.cache/steadycache (kept across fresh clones, like
-# s3s-fs in scripts/test.sh); 1.16.0 builds with this toolchain.
+# oha is built once per machine into ~/.cache/steadycache-tools (kept across fresh clones, like
+# the S3 server in scripts/test.sh; not the library's default cache directory, which a clear
+# must be free to empty); 1.16.0 builds with this toolchain.
 OHA_VERSION=1.16.0
 OHA=$(command -v oha || true)
 if [ -z "$OHA" ]; then
-  OHA_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache/oha-$OHA_VERSION"
+  OHA_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache-tools/oha-$OHA_VERSION"
   OHA="$OHA_ROOT/bin/oha"
   if [ ! -x "$OHA" ]; then
     echo "load.sh: installing oha $OHA_VERSION into $OHA_ROOT (a few minutes, once per machine)" >&2

@@ -43,10 +43,11 @@ fi
 # S3 tests run against steadycache-s3-server (tools/s3-server): s3s-fs, an S3 server on a local
 # directory from crates.io (0.14.1 is the newest release that builds with this toolchain), with
 # each object's requests made atomic as on AWS S3. It is built once per version of its source
-# into ~/.cache/steadycache (kept across fresh clones) and copied into .tools/s3s, where the test
-# harness finds it.
+# into ~/.cache/steadycache-tools (kept across fresh clones; not the library's default cache
+# directory, ~/.cache/steadycache, so that clearing that cache never reaches it) and copied into
+# .tools/s3s, where the test harness finds it.
 S3_HASH=$(cat tools/s3-server/Cargo.toml tools/s3-server/Cargo.lock tools/s3-server/src/*.rs | sha256sum | cut -c1-16)
-S3_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache/s3-server-$S3_HASH"
+S3_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache-tools/s3-server-$S3_HASH"
 if [ ! -x "$S3_CACHE/bin/steadycache-s3-server" ]; then
   log "building steadycache-s3-server into $S3_CACHE"
   cargo install --path tools/s3-server --locked --root "$S3_CACHE" --target-dir target/tools

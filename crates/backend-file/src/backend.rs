@@ -32,8 +32,14 @@ pub(crate) const NAME: &str = "file";
 ///   _/<entry>                  keys without ':'
 ///   <namespace>/.tmp-XXXXXX    a write in progress (renamed over <entry> when complete)
 ///   .locks/<namespace>/<entry> lock files of read-modify-write operations (never hold data)
-///   .trash-<ms>-<random>/      a namespace being removed by `delete_prefix("ns:")`
+///   .trash-<ms>-<random>/      a namespace an older version was removing (purged)
 /// ```
+///
+/// The directory may hold a user's own files and folders beside these: only files that start
+/// with this backend's magic (below) are entries. Nothing else is ever removed, overwritten,
+/// evicted or counted, by a removal, a purge or a write (a write to a key whose path is a
+/// user's file fails with an error instead), and a directory is removed only when one of the
+/// backend's removals emptied it.
 ///
 /// Directory and file names are encoded so that they are valid and distinct on every filesystem,
 /// including case-insensitive ones (macOS, Windows):
@@ -65,8 +71,8 @@ pub(crate) const NAME: &str = "file";
 /// 28+k+n   8     XXH3-64 of every byte before it, little endian
 /// ```
 ///
-/// A file that does not parse, has the wrong length or the wrong checksum (truncated, garbled,
-/// written by another format version) is logged with `tracing::warn!` and removed; `get`
+/// A file that starts with the magic but does not parse, has the wrong length or the wrong
+/// checksum (truncated, garbled, written by another format version) is logged with `tracing::warn!` and removed; `get`
 /// reports it as [`Error::Corrupt`] (which the engine counts and treats as a miss), the
 /// read-modify-write operations as absent. An expired entry reads as a miss and is removed on
 /// the spot.
@@ -88,13 +94,13 @@ pub(crate) const NAME: &str = "file";
 ///   transient error.
 /// * Plain `set` and `delete` do not take the key's lock: mixing them with `incr` or locks on the
 ///   same key at the same moment is last-writer-wins.
-/// * `delete_prefix("ns:")` renames the namespace directory to `.trash-...` and then removes it,
-///   so concurrent readers see the whole namespace or none of it.
+/// * `delete_prefix` and `delete_matching` remove entry by entry (a reader may see part of a
+///   namespace removed), so that a user's file in a namespace directory survives a clear.
 ///
 /// # Housekeeping
 ///
 /// [`FileBackend::purge_expired`] removes expired and corrupt entries, temp files older than a
-/// minute (left by crashed writers), orphan lock files and empty namespace directories;
+/// minute (left by crashed writers), orphan lock files and the namespace directories it empties;
 /// [`FileBackend::open`] runs one in a background thread. With [`FileConfig::max_bytes`], a
 /// purge and every 100th write (in the background) also remove the least recently used entries
 /// (by file mtime; a hit refreshes the mtime at most once a minute) until the entries take at

@@ -7,7 +7,9 @@ use std::ops::Range;
 use steadycache_api::{Error, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
-const MAGIC: &[u8; 4] = b"SCFE";
+const MAGIC: &[u8; MAGIC_LEN] = b"SCFE";
+/// The length of the magic every entry file starts with.
+pub(crate) const MAGIC_LEN: usize = 4;
 const FORMAT_VERSION: u8 = 1;
 pub(crate) const KIND_VALUE: u8 = 0;
 pub(crate) const KIND_COUNTER: u8 = 1;
@@ -128,45 +130,78 @@ pub(crate) struct Header {
     pub(crate) key: Vec<u8>,
 }
 
-/// `Ok(Err(reason))` when the file is not a well-formed entry.
-pub(crate) fn read_header(
-    file: &mut File,
-    len: u64,
-) -> io::Result<std::result::Result<Header, &'static str>> {
-    if len < MIN_LEN as u64 {
-        return Ok(Err("shorter than a header"));
-    }
+/// What a file in the cache's tree is, judged by its header.
+///
+/// Only a file that starts with this backend's magic was written by it: such a file is an
+/// [`Entry`](Self::Entry) or, damaged, [`Corrupt`](Self::Corrupt) (removed by reads and
+/// housekeeping). Anything else is [`Foreign`](Self::Foreign): a file of the user's that
+/// shares the directory, never removed, overwritten, evicted or counted by the backend.
+pub(crate) enum Sniffed {
+    Entry(Header),
+    Corrupt(&'static str),
+    Foreign,
+}
+
+/// Whether `bytes` (a whole file, or its start) begin with this backend's magic.
+pub(crate) fn is_ours(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Read and judge the header of `file`, `len` bytes long.
+pub(crate) fn read_header(file: &mut File, len: u64) -> io::Result<Sniffed> {
     let mut fixed = [0u8; FIXED];
-    match file.read_exact(&mut fixed) {
+    let want = usize::try_from(len).map_or(FIXED, |l| l.min(FIXED));
+    let Some(head) = fixed.get_mut(..want) else {
+        return Ok(Sniffed::Foreign);
+    };
+    match file.read_exact(head) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Err("truncated")),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Ok(if is_ours(head) {
+                Sniffed::Corrupt("truncated")
+            } else {
+                Sniffed::Foreign
+            })
+        }
         Err(e) => return Err(e),
+    }
+    if !is_ours(head) {
+        return Ok(Sniffed::Foreign);
+    }
+    if len < MIN_LEN as u64 {
+        return Ok(Sniffed::Corrupt("shorter than a header"));
     }
     let f = match parse_fixed(&fixed) {
         Ok(f) => f,
-        Err(why) => return Ok(Err(why)),
+        Err(why) => return Ok(Sniffed::Corrupt(why)),
     };
     let fits = (FIXED as u64)
         .checked_add(f.key_len as u64)
         .and_then(|n| n.checked_add(16))
         .is_some_and(|n| n <= len);
     if !fits {
-        return Ok(Err("length does not match (truncated or padded)"));
+        return Ok(Sniffed::Corrupt(
+            "length does not match (truncated or padded)",
+        ));
     }
     let mut rest = vec![0u8; f.key_len + 8];
     match file.read_exact(&mut rest) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Err("truncated")),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Ok(Sniffed::Corrupt("truncated"))
+        }
         Err(e) => return Err(e),
     }
     let Some(value_len) = le_u64(&rest, f.key_len) else {
-        return Ok(Err("truncated"));
+        return Ok(Sniffed::Corrupt("truncated"));
     };
     if value_range(f.key_len, value_len, len).is_none() {
-        return Ok(Err("length does not match (truncated or padded)"));
+        return Ok(Sniffed::Corrupt(
+            "length does not match (truncated or padded)",
+        ));
     }
     rest.truncate(f.key_len);
-    Ok(Ok(Header {
+    Ok(Sniffed::Entry(Header {
         kind: f.kind,
         expires_at: f.expires_at,
         key: rest,

@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use steadycache_api::plumbing::{io_error, unix_millis};
 use steadycache_api::Result;
 
 use crate::backend::{Inner, NAME};
-use crate::format::{read_header, KIND_VALUE};
+use crate::format::{is_ours, read_header, Sniffed, KIND_VALUE, MAGIC_LEN};
 use crate::fs::{is_not_found, list_dir, older_than, remove_if_same, same_file};
-use crate::names::{is_hidden, starts_with, LOCKS_DIR, TEMP_PREFIX, TRASH_PREFIX};
+use crate::names::{is_hidden, is_temp_name, is_trash_name, LOCKS_DIR, TRASH_PREFIX};
 
 /// Temp files and trash directories older than this belong to a dead writer.
 const STALE_AFTER: Duration = Duration::from_secs(60);
@@ -58,7 +59,7 @@ impl Inner {
                 continue;
             };
             let path = entry.path();
-            if starts_with(&name, TRASH_PREFIX) {
+            if is_trash_name(&name) {
                 if kind.is_dir() && trash_is_stale(&name, now) {
                     match fs::remove_dir_all(&path) {
                         Ok(()) => {}
@@ -68,7 +69,7 @@ impl Inner {
                         }
                     }
                 }
-            } else if starts_with(&name, TEMP_PREFIX) {
+            } else if is_temp_name(&name) {
                 remove_stale_temp(&entry);
             } else if !is_hidden(&name) && kind.is_dir() {
                 removed += self.purge_dir(&path, now);
@@ -82,7 +83,9 @@ impl Inner {
         Ok(removed)
     }
 
-    /// Purge one namespace directory; the number of expired or corrupt entries removed.
+    /// Purge one namespace directory; the number of expired or corrupt entries removed. Files
+    /// this backend did not write, and subdirectories, are left alone; the directory itself
+    /// is removed only when this purge emptied it.
     fn purge_dir(&self, dir: &Path, now: u64) -> u64 {
         let entries = match list_dir(dir) {
             Ok(e) => e,
@@ -95,7 +98,7 @@ impl Inner {
         let mut kept = 0usize;
         for entry in entries {
             let name = entry.file_name();
-            if starts_with(&name, TEMP_PREFIX) {
+            if is_temp_name(&name) {
                 if !remove_stale_temp(&entry) {
                     kept += 1;
                 }
@@ -113,12 +116,12 @@ impl Inner {
                 continue;
             };
             let doomed = match read_header(&mut file, meta.len()) {
-                Ok(Ok(h)) => h.expires_at <= now,
-                Ok(Err(why)) => {
+                Ok(Sniffed::Entry(h)) => h.expires_at <= now,
+                Ok(Sniffed::Corrupt(why)) => {
                     tracing::warn!(path = %path.display(), reason = why, "corrupt cache file: removed by purge");
                     true
                 }
-                Err(_) => false,
+                Ok(Sniffed::Foreign) | Err(_) => false,
             };
             drop(file);
             if doomed {
@@ -134,7 +137,7 @@ impl Inner {
                 }
             }
         }
-        if kept == 0 {
+        if kept == 0 && removed > 0 {
             // Fails harmlessly if a writer just put a temp file in it (writers recreate it).
             let _ = fs::remove_dir(dir);
         }
@@ -194,8 +197,8 @@ impl Inner {
                 let Ok(meta) = entry.metadata() else {
                     continue;
                 };
-                if !meta.is_file() {
-                    continue;
+                if !meta.is_file() || !starts_with_magic(&entry.path()) {
+                    continue; // a user's file: neither counted nor evicted
                 }
                 total = total.saturating_add(meta.len());
                 let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -220,10 +223,16 @@ impl Inner {
             let Ok(meta) = file.metadata() else {
                 continue;
             };
-            if let Ok(Ok(h)) = read_header(&mut file, meta.len()) {
-                if h.kind != KIND_VALUE && h.expires_at > now {
+            match read_header(&mut file, meta.len()) {
+                Ok(Sniffed::Entry(h)) if h.kind != KIND_VALUE && h.expires_at > now => {
                     continue; // a held lock or a live counter: not a cache value
                 }
+                Ok(Sniffed::Foreign) => {
+                    // Replaced by a user's file since it was counted.
+                    total = total.saturating_sub(len);
+                    continue;
+                }
+                Ok(_) | Err(_) => {}
             }
             drop(file);
             match remove_if_same(&path, &meta) {
@@ -242,6 +251,15 @@ impl Inner {
     }
 }
 
+/// Whether the file at `path` starts with the entry magic (one small read).
+fn starts_with_magic(path: &Path) -> bool {
+    let mut head = [0u8; MAGIC_LEN];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && is_ours(&head)
+}
+
 /// Remove a temp file older than [`STALE_AFTER`]; `true` if it is gone.
 fn remove_stale_temp(entry: &fs::DirEntry) -> bool {
     let stale = entry
@@ -250,7 +268,7 @@ fn remove_stale_temp(entry: &fs::DirEntry) -> bool {
     stale && fs::remove_file(entry.path()).is_ok()
 }
 
-/// `.trash-<ms>-<random>` older than [`STALE_AFTER`] (or not named by us: stale).
+/// `.trash-<ms>-<random>` older than [`STALE_AFTER`].
 fn trash_is_stale(name: &OsStr, now: u64) -> bool {
     let name = name.to_string_lossy();
     let made = name

@@ -5,6 +5,7 @@ use steadycache_api::plumbing::unix_millis;
 use steadycache_api::{KeyPage, ListedKey, Result};
 
 use crate::backend::Inner;
+use crate::format::Sniffed;
 use crate::names::{encode_name, Location};
 use crate::prefix::each_entry;
 
@@ -27,8 +28,8 @@ impl Inner {
         let mut keys = Vec::new();
         for dir in dirs {
             each_entry(&dir, |path, meta, header| {
-                // Unreadable, not an entry, or misplaced (a copy): a get of it is a miss too.
-                let Ok(header) = header else {
+                // Corrupt, not ours, or misplaced (a copy): a get of it is a miss too.
+                let Sniffed::Entry(header) = header else {
                     return Ok(());
                 };
                 let Ok(key) = String::from_utf8(header.key) else {

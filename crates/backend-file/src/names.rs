@@ -11,6 +11,8 @@ const NO_NAMESPACE_DIR: &str = "_";
 const EMPTY_NAME: &str = "_empty";
 pub(crate) const LOCKS_DIR: &str = ".locks";
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
+/// Random characters after [`TEMP_PREFIX`] in a temp file's name.
+pub(crate) const TEMP_RAND: usize = 6;
 pub(crate) const TRASH_PREFIX: &str = ".trash-";
 
 /// Where a key lives: its namespace directory and file name, both encoded.
@@ -97,8 +99,31 @@ pub(crate) fn is_windows_device(name: &str) -> bool {
     }
 }
 
-pub(crate) fn starts_with(name: &OsStr, prefix: &str) -> bool {
-    name.as_encoded_bytes().starts_with(prefix.as_bytes())
+/// A temp file this backend makes: [`TEMP_PREFIX`] and [`TEMP_RAND`] letters or digits.
+pub(crate) fn is_temp_name(name: &OsStr) -> bool {
+    name.as_encoded_bytes()
+        .strip_prefix(TEMP_PREFIX.as_bytes())
+        .is_some_and(|r| r.len() == TEMP_RAND && r.iter().all(u8::is_ascii_alphanumeric))
+}
+
+/// A trash directory an older version of this backend made when it cleared a namespace:
+/// [`TRASH_PREFIX`], milliseconds, `-`, 16 hex digits.
+pub(crate) fn is_trash_name(name: &OsStr) -> bool {
+    let Some(rest) = name
+        .as_encoded_bytes()
+        .strip_prefix(TRASH_PREFIX.as_bytes())
+    else {
+        return false;
+    };
+    let Some(dash) = rest.iter().position(|&b| b == b'-') else {
+        return false;
+    };
+    let (ms, hex) = rest.split_at(dash);
+    let hex = hex.get(1..).unwrap_or_default();
+    !ms.is_empty()
+        && ms.iter().all(u8::is_ascii_digit)
+        && hex.len() == 16
+        && hex.iter().all(u8::is_ascii_hexdigit)
 }
 
 pub(crate) fn is_hidden(name: &OsStr) -> bool {

@@ -12,9 +12,9 @@ use steadycache_api::plumbing::{
 use steadycache_api::{Error, Result};
 
 use crate::backend::{Inner, NAME};
-use crate::format::{encode_entry, parse_entry, KIND_VALUE, MIN_LEN};
+use crate::format::{encode_entry, is_ours, parse_entry, Sniffed, KIND_VALUE, MAGIC_LEN, MIN_LEN};
 use crate::fs::{is_not_found, older_than, remove_if_same, sync_dir};
-use crate::names::{Location, TEMP_PREFIX};
+use crate::names::{Location, TEMP_PREFIX, TEMP_RAND};
 use crate::prefix::header_at;
 
 /// A hit refreshes an entry's mtime (for LRU eviction) at most this often.
@@ -29,6 +29,12 @@ pub(crate) enum Found {
     Absent,
     /// A damaged file, removed; the reason.
     Corrupt(&'static str),
+}
+
+/// A file at an entry's path that this backend did not write: a miss, left alone.
+fn foreign(path: &Path) -> Found {
+    tracing::debug!(path = %path.display(), "a file the cache did not write: read as a miss, left alone");
+    Found::Absent
 }
 
 /// What a read returns: the value with its kind and expiry.
@@ -51,21 +57,31 @@ impl Inner {
             .metadata()
             .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
         let Ok(len) = usize::try_from(meta.len()) else {
-            self.discard(path, &meta, key, "larger than memory");
-            return Ok(Found::Corrupt("larger than memory"));
+            return Ok(foreign(path)); // no entry of ours is larger than memory
         };
-        if len < MIN_LEN {
-            self.discard(path, &meta, key, "shorter than a header");
-            return Ok(Found::Corrupt("shorter than a header"));
-        }
-        let mut buf = vec![0u8; len];
-        match file.read_exact(&mut buf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+        // The magic first: a user's file is never read whole, nor removed.
+        let mut buf = vec![0u8; len.min(MAGIC_LEN)];
+        let whole = file.read_exact(&mut buf).and_then(|()| {
+            if !is_ours(&buf) {
+                return Ok(false);
+            }
+            buf.resize(len, 0);
+            file.read_exact(buf.get_mut(MAGIC_LEN..).unwrap_or_default())
+                .map(|()| true)
+        });
+        match whole {
+            Ok(true) => {}
+            Ok(false) => return Ok(foreign(path)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && is_ours(&buf) => {
                 self.discard(path, &meta, key, "truncated while reading");
                 return Ok(Found::Corrupt("truncated while reading"));
             }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(foreign(path)),
             Err(e) => return Err(io_error(NAME, &format!("read `{}`", path.display()), e)),
+        }
+        if len < MIN_LEN {
+            self.discard(path, &meta, key, "shorter than a header");
+            return Ok(Found::Corrupt("shorter than a header"));
         }
         let parsed = match parse_entry(&buf) {
             Ok(p) => p,
@@ -147,10 +163,12 @@ impl Inner {
         let bytes = encode_entry(key.as_bytes(), value, expires_at, kind)?;
         let dir = self.root.join(&loc.ns);
         let path = dir.join(&loc.name);
+        refuse_foreign(&path)?;
         let mut last = None;
         for _ in 0..WRITE_ATTEMPTS {
             let mut tmp = match tempfile::Builder::new()
                 .prefix(TEMP_PREFIX)
+                .rand_bytes(TEMP_RAND)
                 .tempfile_in(&dir)
             {
                 Ok(t) => t,
@@ -224,10 +242,12 @@ impl Inner {
             return Ok(false);
         };
         let live = match header {
-            // Another key's file (hash collision): not ours to remove.
-            Ok(h) if h.key != key.as_bytes() => return Ok(false),
-            Ok(h) => h.expires_at > unix_millis(),
-            Err(_) => false,
+            // Another key's file (hash collision), or a file this backend did not write: not
+            // ours to remove.
+            Sniffed::Entry(h) if h.key != key.as_bytes() => return Ok(false),
+            Sniffed::Foreign => return Ok(false),
+            Sniffed::Entry(h) => h.expires_at > unix_millis(),
+            Sniffed::Corrupt(_) => false,
         };
         let removed = remove_if_same(&path, &meta)
             .map_err(|e| io_error(NAME, &format!("remove `{}`", path.display()), e))?;
@@ -244,7 +264,8 @@ impl Inner {
             ));
         }
         tempfile::Builder::new()
-            .prefix(".tmp-ping-")
+            .prefix(TEMP_PREFIX)
+            .rand_bytes(TEMP_RAND)
             .tempfile_in(&self.root)
             .map_err(|e| {
                 io_error(
@@ -254,6 +275,23 @@ impl Inner {
                 )
             })?;
         Ok(())
+    }
+}
+
+/// A write never replaces a file this backend did not write (a user's file whose path happens
+/// to be a key's): it is an error instead. A path that is no file, or an entry of ours, is
+/// fine. Checked before the rename, not atomically with it: a file a user puts there in the
+/// same instant may still be replaced.
+fn refuse_foreign(path: &Path) -> Result<()> {
+    match header_at(path)? {
+        Some((_, Sniffed::Foreign)) => Err(Error::backend(
+            NAME,
+            format!(
+                "`{}` is a file the cache did not write: not overwritten",
+                path.display()
+            ),
+        )),
+        Some(_) | None => Ok(()),
     }
 }
 

@@ -194,19 +194,20 @@ async fn truncated_file_is_a_miss() {
 }
 
 #[tokio::test]
-async fn random_bytes_file_is_a_miss() {
+async fn random_bytes_after_the_magic_are_a_miss() {
     corrupt_case(|p| {
         let len = fs::metadata(p).unwrap().len() as usize;
         let mut rng = fastrand::Rng::with_seed(7);
-        let junk: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        let mut junk: Vec<u8> = b"SCFE".to_vec();
+        junk.extend((4..len).map(|_| rng.u8(..)));
         fs::write(p, junk).unwrap();
     })
     .await;
 }
 
 #[tokio::test]
-async fn empty_file_is_a_miss() {
-    corrupt_case(|p| fs::write(p, b"").unwrap()).await;
+async fn magic_alone_is_a_miss() {
+    corrupt_case(|p| fs::write(p, b"SCFE").unwrap()).await;
 }
 
 #[tokio::test]
@@ -244,7 +245,7 @@ async fn corrupt_files_do_not_break_other_operations() {
         b.set(key, b"x".to_vec(), None).await.unwrap();
         fs::write(
             b.entry_path(key),
-            b"garbage garbage garbage garbage garbage",
+            b"SCFE garbage garbage garbage garbage garbage",
         )
         .unwrap();
     }

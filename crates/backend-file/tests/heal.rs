@@ -34,7 +34,10 @@ async fn file_random_bytes_heal() {
     let path = b.entry_path(KEY);
     heal_case(Arc::new(b), || {
         let mut rng = fastrand::Rng::with_seed(11);
-        let junk: Vec<u8> = (0..300).map(|_| rng.u8(..)).collect();
+        // A damaged entry of ours: the magic, then noise (a file without the magic is a
+        // user's, left alone: tests/foreign.rs).
+        let mut junk: Vec<u8> = b"SCFE".to_vec();
+        junk.extend((4..300).map(|_| rng.u8(..)));
         std::fs::write(&path, junk).unwrap();
     })
     .await;

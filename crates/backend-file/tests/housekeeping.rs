@@ -32,7 +32,7 @@ async fn purge_removes_expired_stale_temp_and_orphan_locks() {
         .unwrap();
     // A crashed writer's temp file, a fresh temp file, an orphan lock file.
     let dir = b.root().join("p");
-    let old_tmp = dir.join(".tmp-dead");
+    let old_tmp = dir.join(".tmp-dead00");
     fs::write(&old_tmp, b"x").unwrap();
     fs::File::options()
         .write(true)
@@ -40,7 +40,7 @@ async fn purge_removes_expired_stale_temp_and_orphan_locks() {
         .unwrap()
         .set_modified(SystemTime::now() - Duration::from_secs(3600))
         .unwrap();
-    let new_tmp = dir.join(".tmp-busy");
+    let new_tmp = dir.join(".tmp-busy00");
     fs::write(&new_tmp, b"x").unwrap();
     assert!(b
         .acquire_lock("p:l", "t", Duration::from_secs(30))

@@ -65,8 +65,13 @@ pub(crate) struct Inner {
 /// | `ping` | `PING` |
 ///
 /// `delete_prefix("")` (what [`Cache::clear`](steadycache_api::Cache::clear) calls) removes every key
-/// under [`key_prefix`](RedisConfig::key_prefix) — without one, every key of the database: give
-/// a `key_prefix` when the database holds anything besides this cache.
+/// under [`key_prefix`](RedisConfig::key_prefix): the prefix is the cache's own. Without one,
+/// the database may hold anything besides the cache, so `delete_prefix` and `delete_matching`
+/// remove only what the library wrote ([`is_library_value`](steadycache_api::plumbing::is_library_value):
+/// strings that begin like a stored entry, `steadycache#…` keys, and the bookkeeping keys of
+/// memoized calls by name and content, read with a script per key). Other keys, and keys of
+/// other types, stay. A manager that stores its own format (Redis
+/// lists, say) owns its clears: give such a cache a `key_prefix`.
 ///
 /// Values are stored as they are given (the engine's envelope: `redis-cli GET` shows it; with the
 /// JSON codec it is a JSON document), with Redis's own expiry, so `redis-cli PTTL` shows the

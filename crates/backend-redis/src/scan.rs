@@ -8,6 +8,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{cmd, Value};
 use std::collections::BTreeSet;
+use steadycache_api::plumbing::{is_library_value, LIBRARY_HEAD_LEN};
 use steadycache_api::{Error, KeyPage, ListedKey, Result};
 
 /// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
@@ -81,6 +82,11 @@ impl RedisBackend {
         loop {
             let (next, keys) = scan_step(conn, node, cursor, pattern, SCAN_COUNT).await?;
             let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| keep(k)).collect();
+            let keys = if self.inner.config.key_prefix.is_empty() {
+                ours(conn, keys).await?
+            } else {
+                keys
+            };
             if !keys.is_empty() {
                 let mut unlink = cmd("UNLINK");
                 for k in &keys {
@@ -97,6 +103,52 @@ impl RedisBackend {
         }
     }
 }
+
+/// Of `keys`, those the library wrote ([`is_library_value`]): `steadycache#…` keys by name,
+/// the others by the start of the string they hold (read with one script per key, sent
+/// together on the multiplexed connection). A Redis without a key prefix may hold anything
+/// else besides the cache; a clear or an invalidation by prefix or pattern never removes that.
+async fn ours(conn: &Conn, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+    let mut kept = Vec::with_capacity(keys.len());
+    let mut heads = tokio::task::JoinSet::new();
+    for key in keys {
+        let Ok(name) = String::from_utf8(key) else {
+            continue; // the library writes UTF-8 keys only
+        };
+        if is_library_value(&name, None) {
+            kept.push(name.into_bytes());
+            continue;
+        }
+        let mut conn = conn.clone();
+        heads.spawn(async move {
+            let mut head = HEAD.key(name.as_str());
+            head.arg(LIBRARY_HEAD_LEN - 1);
+            let got: redis::RedisResult<Option<Vec<u8>>> = match &mut conn {
+                Conn::Single(c) => head.invoke_async(c).await,
+                Conn::Cluster(c) => head.invoke_async(c).await,
+            };
+            got.map(|h| is_library_value(&name, h.as_deref()).then_some(name))
+        });
+    }
+    while let Some(done) = heads.join_next().await {
+        let got = done.map_err(|e| Error::backend(NAME, format!("a key check failed: {e}")))?;
+        if let Some(name) = got.map_err(|e| convert("EVALSHA", e))? {
+            kept.push(name.into_bytes());
+        }
+    }
+    Ok(kept)
+}
+
+/// The first `ARGV[1] + 1` bytes of a string key; nil for a key of another type (a list, a
+/// hash: never an entry) or a missing one.
+static HEAD: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('TYPE', KEYS[1])['ok'] == 'string' then
+  return redis.call('GETRANGE', KEYS[1], 0, tonumber(ARGV[1]))
+end
+return false",
+    )
+});
 
 /// One `SCAN cursor MATCH pattern COUNT count` on the server, or on one node of a cluster.
 async fn scan_step(

@@ -49,7 +49,8 @@ mod prefixed {
 async fn cluster_prefix_delete_visits_every_master() {
     let b = RedisBackend::from_url(&cluster().url()).unwrap();
     for i in 0..300 {
-        b.set(&format!("spread:{i}"), vec![1], None).await.unwrap();
+        let v = steadycache_api::testing::ENTRY_LIKE.to_vec();
+        b.set(&format!("spread:{i}"), v, None).await.unwrap();
     }
     // The keys really are spread: every master holds some.
     for node in cluster().nodes() {
@@ -61,6 +62,64 @@ async fn cluster_prefix_delete_visits_every_master() {
     for i in 0..300 {
         assert_eq!(b.get(&format!("spread:{i}")).await.unwrap(), None);
     }
+}
+
+/// Issue 21, item 7: a Redis without a key prefix may hold anything besides the cache; a clear
+/// (and an invalidation by prefix or pattern) removes only what the library wrote. A server of
+/// its own: a clear of the whole database would reach other tests' keys.
+#[tokio::test]
+async fn clearing_a_shared_database_leaves_foreign_keys() {
+    use steadycache_api::{Cache, Policy};
+    let own = RedisServer::start();
+    let foreign = [
+        "SET user:1 hello",
+        "SET ns:v1:raw not-an-entry",
+        "SET session#lock mine",
+        "SET user:2#lock mine-too",
+        "SET user:3:x#calls many",
+        "SET SCORE 10",
+        "RPUSH queue a b c",
+        "HSET profile:1 name ada",
+        "SADD ns:v1:set x",
+    ];
+    for c in foreign {
+        own.command(c);
+    }
+    let before = own.command("DBSIZE");
+    let cache = Cache::builder()
+        .backend(RedisBackend::from_url(&own.url()).unwrap())
+        .build();
+    let policy = Policy::ttl(Duration::from_secs(60));
+    for i in 0..5 {
+        cache.set(&format!("ns:v1:{i}"), &i, &policy).await.unwrap();
+    }
+    cache.set("plain", &"by hand", &policy).await.unwrap();
+    cache.invalidate_tag("t").await.unwrap();
+    let b = cache.backend();
+    let token = "0123456789abcdef0123456789abcdef"; // the engine's tokens: 32 hex digits
+    assert!(b
+        .acquire_lock("ns:v1:0#lock", token, Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(b.incr("ns:v1:0#calls", 1, None).await.unwrap(), 1);
+
+    // The five entries, with the lock and the counter of one of them.
+    assert_eq!(cache.invalidate_prefix("ns:").await.unwrap(), 7);
+    assert_eq!(cache.invalidate_matching("*").await.unwrap(), 1);
+    cache.set("ns:v1:9", &9, &policy).await.unwrap();
+    assert!(cache.clear().await.unwrap() >= 1);
+    assert_eq!(own.command("DBSIZE"), before, "only foreign keys are left");
+    for c in [
+        "GET user:1",
+        "GET ns:v1:raw",
+        "GET session#lock",
+        "GET user:2#lock",
+        "GET user:3:x#calls",
+    ] {
+        assert!(!own.command(c).starts_with("$-1"), "{c}");
+    }
+    assert!(own.command("LLEN queue").starts_with(":3"));
+    assert!(own.command("EXISTS profile:1").starts_with(":1"));
 }
 
 #[tokio::test]

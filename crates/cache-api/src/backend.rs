@@ -107,6 +107,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Remove `key`; `true` if something was removed.
     async fn delete(&self, key: &str) -> Result<bool>;
     /// Remove every key starting with `prefix`; the number removed.
+    ///
+    /// Only what the library wrote: a store whose keys or files may be shared with other data
+    /// (a directory, a Redis without a key prefix) leaves anything it did not write, telling
+    /// the two apart by its own format or, for a bytes store, by
+    /// [`plumbing::is_library_value`](crate::plumbing::is_library_value). A store the library
+    /// owns whole (a table, a collection, a prefix of its own) removes everything under
+    /// `prefix`.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
     /// Add `by` to the counter at `key` and return the new value.
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64>;
@@ -140,7 +147,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Remove every key matching `pattern` (see [`Glob`]: internal keys, those with `#`, never
-    /// match); the number removed. The default is `Err(Unsupported)`.
+    /// match); the number removed; only what the library wrote, as for
+    /// [`delete_prefix`](Self::delete_prefix). The default is `Err(Unsupported)`.
     async fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
         let _ = pattern;
         Err(Error::unsupported(

@@ -72,6 +72,19 @@ pub const FORMAT_VERSION: u8 = 3;
 const HEADER: usize = 53;
 const TRAILER: usize = 8;
 
+/// Whether `head`, the start of a stored value, begins like an entry the engine wrote: the
+/// binary form's magic and a format version it has ever written, or the JSON form's
+/// `{"steadycache"` (14 bytes). A value that passes may still be corrupt; one that fails was
+/// not written by the engine (or by an overridden manager that stores its own format, which
+/// then owns its clears).
+pub(crate) fn is_entry_head(head: &[u8]) -> bool {
+    const JSON_HEAD: &[u8] = b"{\"steadycache\"";
+    match head {
+        [b'S', b'C', version, ..] => (1..=FORMAT_VERSION).contains(version),
+        _ => head.starts_with(JSON_HEAD),
+    }
+}
+
 /// Flag bit: the payload is a negative result (`None` or an `Err`) cached on purpose.
 pub(crate) const FLAG_NEGATIVE: u8 = 1;
 

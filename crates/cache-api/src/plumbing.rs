@@ -14,6 +14,8 @@
 //!   [`deadline_i64`] for expiry, [`unix_millis`], [`parse_flag`] / [`parse_count`] for URL
 //!   options, [`redact_url`] for every URL a message shows, [`io_error`] for I/O errors by
 //!   meaning;
+//! * for stores that share their keyspace with other data: [`is_library_value`], whether a key
+//!   is one the library wrote, so that a clear removes only those;
 //! * for stores that judge expiry in the client (MongoDB, S3): [`StoreClock`], an estimate of
 //!   the store's clock from the times its answers carry, and [`SKEW_MARGIN`], how far past its
 //!   expiry an entry must be before a read deletes it.
@@ -32,6 +34,24 @@ pub use crate::time::{deadline, deadline_i64, unix_millis};
 /// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency
 /// of their own on it.
 pub use linkme;
+
+/// How many bytes of a stored string [`is_library_value`] reads.
+pub const LIBRARY_HEAD_LEN: usize = 40;
+
+/// Whether `key` (without a store's own key prefix) is one the library wrote, given `head`, the
+/// first [`LIBRARY_HEAD_LEN`] bytes of the string it holds (`None`: it holds no string, or
+/// nothing). The library's keys are: `steadycache#…` (tag times, the guards' state, the bus
+/// feed), whatever they hold; stored entries, by the envelope's magic or its JSON form,
+/// whatever their name; and the bookkeeping keys of memoized calls by name and content
+/// (`<key>#lock` holding one of the engine's tokens, `#done` a time, `#calls` and
+/// `#hits<n>` a count). A store whose keyspace may hold other data (a Redis without a key
+/// prefix) removes only such keys in its bulk removals.
+pub fn is_library_value(key: &str, head: Option<&[u8]>) -> bool {
+    if key.starts_with("steadycache#") {
+        return true;
+    }
+    head.is_some_and(|h| crate::envelope::is_entry_head(h) || crate::key::is_bookkeeping(key, h))
+}
 
 /// An I/O error of backend `backend` during `what`, by meaning: permission denied, read-only
 /// storage, a full disk and an invalid path are permanent ([`Error::Backend`]); anything else may

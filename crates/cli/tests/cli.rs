@@ -334,3 +334,42 @@ fn errors_are_one_line_with_their_exit_code_and_no_secret() {
         .success();
     assert!(stdout(&help).contains("Exit codes:"));
 }
+
+/// Issue 21, item 7, as a new user met it: a cache directory holding, besides memoized
+/// entries, a folder of notes, an installed tool and a readme. `clear "" --yes` removes the
+/// entries and nothing else (before, it removed both folders whole).
+#[test]
+fn clearing_a_file_cache_leaves_the_users_files() {
+    let dir = temp("foreign");
+    let mine = [
+        ("mydata/notes.txt", &b"my notes"[..]),
+        ("oha-1.16.0/bin/oha", b"\x7fELF"),
+        ("readme.txt", b"read me"),
+    ];
+    for (rel, bytes) in mine {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, bytes).expect("write");
+    }
+    let url = format!("file://{}", dir.display());
+    let filled = cache(&url);
+    let policy = steadycache::Policy::ttl(std::time::Duration::from_secs(600));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        for i in 0..4 {
+            let key = format!("quickstart:v1:{i}");
+            filled.set(&key, &i, &policy).await.expect("set");
+        }
+    });
+    let cleared = json(cli(&url, &["--json", "clear", "", "--yes"]));
+    // The four entries, and the invalidation bus's feed the sets wrote.
+    assert!(cleared["removed"].as_u64() >= Some(4), "{cleared}");
+    for (rel, bytes) in mine {
+        let got = std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(got, bytes, "{rel}");
+    }
+    assert!(
+        !dir.join("quickstart").exists(),
+        "the emptied namespace is gone"
+    );
+}

@@ -189,17 +189,17 @@ where
             note_origin(opts, Origin::Hit);
             return Ok(f.value);
         }
-        (Step::ServeStaleRefreshBackground, Some(Found { value: v, .. })) => {
+        (Step::ServeStaleRefreshBackground, Some(f)) => {
             ctx.stats.incr(Counter::Stale);
             tracing::debug!("steadycache: serving stale, refreshing in the background");
-            refresh::spawn(&ctx, make_job, None);
+            refresh::spawn(&ctx, make_job, &f, false);
             note_origin(opts, Origin::Stale);
-            return Ok(v);
+            return Ok(f.value);
         }
         (Step::RefreshEarly { background: true }, Some(f)) => {
             ctx.stats.incr(Counter::Hits);
             tracing::debug!("steadycache: refreshing early in the background");
-            refresh::spawn(&ctx, make_job, Some(f.created_at));
+            refresh::spawn(&ctx, make_job, &f, true);
             note_origin(opts, Origin::Hit);
             return Ok(f.value);
         }

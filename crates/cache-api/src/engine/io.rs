@@ -255,6 +255,7 @@ pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Opt
 }
 
 /// What the tiers hold for a call.
+#[derive(Clone)]
 pub(crate) struct Found<V> {
     pub(crate) value: V,
     pub(crate) freshness: Freshness,
@@ -365,9 +366,10 @@ where
     store_with(mode, place, value, meta, stats).await
 }
 
-/// An old value served after its recompute failed, stored again fresh for the plan's throttle
-/// (never past `keep_until`), so the function is not called again before it ends; nothing
-/// without a throttle. Whether it was stored anywhere.
+/// A value kept after its recompute failed (blocking, background or early), stored again with
+/// the deadlines of [`Plan::after_failure`], so the function is not called again before the
+/// plan's throttle ends; nothing without a throttle, or when nothing changes. Whether it was
+/// stored anywhere.
 pub(crate) async fn store_throttled<V>(
     mode: Mode,
     place: &Place<V>,
@@ -378,18 +380,17 @@ pub(crate) async fn store_throttled<V>(
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
-    let now = unix_millis();
-    let Some(at) = plan.throttled(now, old.at) else {
+    let fresh = old.freshness == Freshness::Fresh;
+    let Some(at) = plan.after_failure(unix_millis(), old.at, fresh) else {
         return false;
     };
-    let at = plan.with_early(at, 0);
     // Still the old value: when it was computed stays, so `max_age` keeps judging it right.
     // No early refresh of a value kept only because its function fails.
     let meta = Meta {
         created_at: old.created_at,
         at,
         negative: false,
-        took_ms: 0,
+        took_ms: old.took_ms,
     };
     let value = &old.value;
     store_with(mode, place, value, meta, stats).await

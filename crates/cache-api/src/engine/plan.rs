@@ -50,8 +50,9 @@ pub(crate) struct Plan {
     pub(crate) serve_stale_on_error: bool,
     /// How long past its ttl a positive entry is kept for fail-safe (`None`: not kept).
     pub(crate) fail_safe: Option<Duration>,
-    /// How long an old value served after a failed recompute is served before the function is
-    /// called again (`None`: no throttle).
+    /// How long an old value served after a failed recompute (blocking, in the background or
+    /// early) is served before the function is called again (`None`: no throttle, only when
+    /// the policy sets it to zero).
     pub(crate) throttle: Option<Duration>,
     /// Jitter fraction in `[0, MAX_JITTER]`.
     pub(crate) jitter: f64,
@@ -87,8 +88,9 @@ impl Plan {
             fail_safe: policy.fail_safe.filter(|d| !d.is_zero()),
             throttle: match (policy.fail_safe_throttle, policy.fail_safe) {
                 (Some(t), _) => Some(t).filter(|t| !t.is_zero()),
-                (None, Some(f)) if !f.is_zero() => Some(DEFAULT_FAIL_SAFE_THROTTLE),
-                (None, _) => None,
+                // Every failing recompute is throttled: a failed background or early refresh
+                // backs off too, fail-safe or not.
+                (None, _) => Some(DEFAULT_FAIL_SAFE_THROTTLE),
             },
             jitter: if policy.jitter.is_finite() {
                 policy.jitter.clamp(0.0, MAX_JITTER)
@@ -198,6 +200,29 @@ impl Plan {
     ) -> bool {
         now_ms >= at.early_at
             && xfetch::refresh_now(self.early, now_ms, at.stale_at, took_ms, rand01)
+    }
+
+    /// The deadlines of a value (deadlines `old`, `fresh` or not when its recompute began)
+    /// kept after that recompute failed at `now_ms`, so that the function is not called again
+    /// within the throttle: a fresh value (an early or a `max_age` refresh) only has its
+    /// early-refresh window moved past the throttle (never past its staleness); an old one is
+    /// [`throttled`](Self::throttled). `None` when nothing changes.
+    pub(crate) fn after_failure(
+        &self,
+        now_ms: u64,
+        old: Deadlines,
+        fresh: bool,
+    ) -> Option<Deadlines> {
+        if !fresh {
+            return self.throttled(now_ms, old).map(|at| self.with_early(at, 0));
+        }
+        let t = self.throttle?;
+        if self.max_hits.is_some() {
+            return None; // every hit is counted on the slow path: no window to move
+        }
+        let until = now_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1));
+        let early_at = until.min(old.stale_at).max(old.early_at);
+        (early_at != old.early_at).then_some(Deadlines { early_at, ..old })
     }
 
     /// The deadlines of an old value (deadlines `old`) served after a failed recompute at

@@ -212,9 +212,15 @@ fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
         forever.deadlines(0, false, 0.0).unwrap().keep_until,
         u64::MAX
     );
-    // The default throttle with fail-safe, none without; an explicit one either way.
+    // The default throttle with fail-safe and without (every failing recompute is
+    // throttled); an explicit one either way, zero turning it off.
     assert_eq!(p.throttle, Some(DEFAULT_FAIL_SAFE_THROTTLE));
-    assert_eq!(plan(Policy::ttl(s(1))).throttle, None);
+    assert_eq!(
+        plan(Policy::ttl(s(1))).throttle,
+        Some(DEFAULT_FAIL_SAFE_THROTTLE)
+    );
+    let off = plan(Policy::ttl(s(1)).with_fail_safe_throttle(Duration::ZERO));
+    assert_eq!(off.throttle, None);
     let t = plan(Policy::ttl(s(1)).with_fail_safe_throttle(s(5)));
     assert_eq!(t.throttle, Some(s(5)));
     let d = t.throttled(1_000, old(500, 900, 100_000)).unwrap();
@@ -230,9 +236,31 @@ fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
         (6_000, 50_000),
         "never earlier than it was"
     );
+    assert_eq!(off.throttled(0, old(0, 0, 10_000)), None);
+    assert_eq!(off.after_failure(0, old(0, 0, 10_000), false), None);
+    // A failed early (or max_age) refresh of a fresh value moves only its early window, never
+    // past its staleness; an old one is throttled.
+    let fresh = Deadlines {
+        early_at: 2_000,
+        ..old(20_000, 20_000, 20_000)
+    };
+    let d = t.after_failure(3_000, fresh, true).unwrap();
     assert_eq!(
-        plan(Policy::ttl(s(1))).throttled(0, old(0, 0, 10_000)),
-        None
+        d,
+        Deadlines {
+            early_at: 8_000,
+            ..fresh
+        }
+    );
+    let d = t.after_failure(18_000, fresh, true).unwrap();
+    assert_eq!(d.early_at, 20_000, "never past stale_at");
+    assert_eq!(t.after_failure(0, old(20_000, 20_000, 20_000), true), None);
+    let d = t
+        .after_failure(1_000, old(500, 900, 100_000), false)
+        .unwrap();
+    assert_eq!(
+        (d.early_at, d.stale_at, d.expires_at),
+        (6_000, 6_000, 6_000)
     );
 }
 

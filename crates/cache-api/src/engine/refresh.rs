@@ -17,14 +17,17 @@ use crate::flight::{self, Outcome, Role};
 use crate::runtime;
 use crate::stats::Counter;
 
-/// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs. An
-/// early refresh (`early_of`: when the fresh value it replaces was computed) first looks for a
-/// newer value in L2 (another process may have refreshed it already), and computes only
-/// without one.
+/// Start a background refresh of `ctx`'s key with the job `make` makes, unless one runs.
+/// `served` is the value the caller was served (stale, or fresh when `early`). An early
+/// refresh first looks for a value newer than it in L2 (another process may have refreshed it
+/// already), and computes only without one. A refresh that fails stores `served` again as
+/// [`io::store_throttled`] does after any failed recompute, so the failing function is not
+/// called again, by this process or another, before the plan's throttle ends.
 pub(crate) fn spawn<V, E>(
     ctx: &Ctx<'_, V, E>,
     make: impl FnOnce() -> Option<RefreshJob<V, E>>,
-    early_of: Option<u64>,
+    served: &Found<V>,
+    early: bool,
 ) where
     V: Value,
     E: Send + 'static,
@@ -35,6 +38,8 @@ pub(crate) fn spawn<V, E>(
     let Some(job) = make() else {
         return; // dropping the guard releases anyone who joined meanwhile
     };
+    let served = served.clone();
+    let early_of = early.then_some(served.created_at);
     let handle = match runtime::handle() {
         Ok(h) => h,
         Err(e) => {
@@ -101,9 +106,10 @@ pub(crate) fn spawn<V, E>(
             }
             Err(e) => {
                 stats.incr(Counter::Errors);
-                tracing::warn!("steadycache: background refresh failed");
+                tracing::warn!("steadycache: background refresh failed, backing off");
+                let kept = io::store_throttled(Mode::Async, &place, &served, &plan, &stats).await;
                 if let Some(lease) = lease {
-                    lease.release(Mode::Async, false, &stats).await;
+                    lease.release(Mode::Async, kept, &stats).await;
                 }
                 guard.finish(share(&shape, &e));
             }

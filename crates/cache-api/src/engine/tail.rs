@@ -8,7 +8,6 @@ use super::io::{self, Found, Mode};
 use super::job::{Shape, Value};
 use super::lease::Lease;
 use super::plan::Plan;
-use crate::envelope::Freshness;
 use crate::flight::{LeaderGuard, Outcome};
 use crate::scope::Origin;
 use crate::stats::{Counter, Stats};
@@ -52,10 +51,9 @@ pub(crate) async fn conclude<V: Value, E>(
         }
         // Fail-safe: the old value is served; with a throttle it is stored again, fresh for
         // the throttle, so the failing function is not called again before it ends. A value
-        // still fresh (refreshed only for the call's `max_age`, or early) keeps its deadlines.
-        (Err(_), Some(old)) if old.freshness != Freshness::Fresh => {
-            io::store_throttled(mode, place, old, plan, stats).await
-        }
+        // still fresh (refreshed early, or for the call's `max_age`) only has its early-refresh
+        // window moved past the throttle.
+        (Err(_), Some(old)) => io::store_throttled(mode, place, old, plan, stats).await,
         (Err(_), _) => false,
     };
     if let Some(lease) = held {

@@ -25,7 +25,8 @@ pub async fn delete_matching(b: &dyn Backend, p: &str) {
         "user:2:orders",
         "other:1:profile",
     ] {
-        b.set(&format!("{p}{k}"), vec![1], None).await.unwrap();
+        let v = super::ENTRY_LIKE.to_vec();
+        b.set(&format!("{p}{k}"), v, None).await.unwrap();
     }
     let lock = format!("{p}user:3:profile#lock");
     b.set(&lock, vec![1], None).await.unwrap();

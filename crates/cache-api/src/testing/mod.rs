@@ -110,13 +110,21 @@ pub async fn delete(b: &dyn Backend, p: &str) {
     assert!(!b.delete(&k).await.unwrap());
 }
 
+/// A value shaped like a stored entry (the envelope's magic and version): what bulk removals
+/// of a store that shares its keyspace (a Redis without a key prefix) recognise as the
+/// library's (see [`Backend::delete_prefix`]).
+pub const ENTRY_LIKE: &[u8] = b"SC\x03 an entry-shaped value";
+
 /// `delete_prefix` removes exactly the keys under the prefix.
 pub async fn delete_prefix(b: &dyn Backend, p: &str) {
+    let v = ENTRY_LIKE.to_vec();
     for i in 0..25 {
-        b.set(&format!("{p}ns1:{i}"), vec![1], None).await.unwrap();
+        b.set(&format!("{p}ns1:{i}"), v.clone(), None)
+            .await
+            .unwrap();
     }
-    b.set(&format!("{p}ns10:x"), vec![1], None).await.unwrap();
-    b.set(&format!("{p}ns2:x"), vec![1], None).await.unwrap();
+    b.set(&format!("{p}ns10:x"), v.clone(), None).await.unwrap();
+    b.set(&format!("{p}ns2:x"), v, None).await.unwrap();
     assert_eq!(b.delete_prefix(&format!("{p}ns1:")).await.unwrap(), 25);
     assert_eq!(b.get(&format!("{p}ns1:3")).await.unwrap(), None);
     assert!(b.get(&format!("{p}ns10:x")).await.unwrap().is_some());

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use steadycache_api::plumbing::{create_private_dir_all, io_error, run_blocking, BlockingBackend};
+use steadycache_api::plumbing::{
+    create_private_dir_all, io_error, run_blocking, BlockingBackend, BulkProgress,
+};
 use steadycache_api::{Backend, Capabilities, Error, Result};
 
 use crate::names::Location;
@@ -276,13 +278,15 @@ impl Backend for FileBackend {
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let inner = Arc::clone(&self.inner);
         let prefix = prefix.to_owned();
-        run_blocking(NAME, move || inner.delete_prefix(&prefix)).await
+        let progress = BulkProgress::current();
+        run_blocking(NAME, move || inner.delete_prefix(&prefix, &progress)).await
     }
 
     async fn delete_matching(&self, pattern: &steadycache_api::Glob) -> Result<u64> {
         let inner = Arc::clone(&self.inner);
         let pattern = pattern.clone();
-        run_blocking(NAME, move || inner.delete_matching(&pattern)).await
+        let progress = BulkProgress::current();
+        run_blocking(NAME, move || inner.delete_matching(&pattern, &progress)).await
     }
 
     async fn list_keys(

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use steadycache_api::plumbing::{io_error, unix_millis};
+use steadycache_api::plumbing::{io_error, unix_millis, BulkProgress};
 use steadycache_api::{Glob, Result};
 
 use crate::backend::{Inner, NAME};
@@ -18,20 +18,29 @@ use crate::fs::{is_not_found, list_dir, remove_if_same};
 use crate::names::{encode_name, is_hidden};
 
 impl Inner {
-    pub(crate) fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let now = unix_millis();
+    pub(crate) fn delete_prefix(&self, prefix: &str, progress: &BulkProgress) -> Result<u64> {
         let starts = |k: &[u8]| k.starts_with(prefix.as_bytes());
-        match prefix.split_once(':') {
+        let dirs = match prefix.split_once(':') {
             // Only that namespace's directory can hold matches.
-            Some((ns, _)) => self.remove_matching(&self.root.join(encode_name(ns)), &starts, now),
-            None => {
-                let mut removed = 0;
-                for dir in self.namespace_dirs()? {
-                    removed += self.remove_matching(&dir, &starts, now)?;
-                }
-                Ok(removed)
-            }
+            Some((ns, _)) => vec![self.root.join(encode_name(ns))],
+            None => self.namespace_dirs()?,
+        };
+        self.remove_in(&dirs, &starts, progress)
+    }
+
+    /// [`remove_matching`](Self::remove_matching) in each of `dirs`; the total.
+    fn remove_in(
+        &self,
+        dirs: &[PathBuf],
+        keep: &dyn Fn(&[u8]) -> bool,
+        progress: &BulkProgress,
+    ) -> Result<u64> {
+        let now = unix_millis();
+        let mut removed = 0;
+        for dir in dirs {
+            removed += self.remove_matching(dir, keep, now, progress)?;
         }
+        Ok(removed)
     }
 
     /// The namespace directories (hidden bookkeeping entries excluded).
@@ -48,26 +57,25 @@ impl Inner {
 
     /// `delete_matching`: the namespace directory of the pattern's literal prefix when it names
     /// one (`ns:…`), else every namespace directory, listed and matched entry by entry.
-    pub(crate) fn delete_matching(&self, pattern: &Glob) -> Result<u64> {
-        let now = unix_millis();
+    pub(crate) fn delete_matching(&self, pattern: &Glob, progress: &BulkProgress) -> Result<u64> {
         let keep = |k: &[u8]| std::str::from_utf8(k).is_ok_and(|k| pattern.matches(k));
-        let literal = pattern.literal_prefix();
-        match literal.split_once(':') {
-            Some((ns, _)) => self.remove_matching(&self.root.join(encode_name(ns)), &keep, now),
-            None => {
-                let mut removed = 0;
-                for dir in self.namespace_dirs()? {
-                    removed += self.remove_matching(&dir, &keep, now)?;
-                }
-                Ok(removed)
-            }
-        }
+        let dirs = match pattern.literal_prefix().split_once(':') {
+            Some((ns, _)) => vec![self.root.join(encode_name(ns))],
+            None => self.namespace_dirs()?,
+        };
+        self.remove_in(&dirs, &keep, progress)
     }
 
     /// Remove the entries of `dir` whose key `keep` accepts (corrupt ones of this backend's
     /// too, when it accepts the empty key: everything is being removed), then `dir` itself if
     /// that left it empty; the number of live entries removed. Foreign files stay.
-    fn remove_matching(&self, dir: &Path, keep: &dyn Fn(&[u8]) -> bool, now: u64) -> Result<u64> {
+    fn remove_matching(
+        &self,
+        dir: &Path,
+        keep: &dyn Fn(&[u8]) -> bool,
+        now: u64,
+        progress: &BulkProgress,
+    ) -> Result<u64> {
         let everything = keep(b"");
         let mut removed = 0;
         let mut touched = false;
@@ -83,6 +91,7 @@ impl Inner {
             touched |= gone;
             if gone && live {
                 removed += 1;
+                progress.removed(1);
             }
             Ok(())
         })?;

@@ -8,7 +8,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{cmd, Value};
 use std::collections::BTreeSet;
-use steadycache_api::plumbing::{is_library_value, LIBRARY_HEAD_LEN};
+use steadycache_api::plumbing::{is_library_value, BulkProgress, LIBRARY_HEAD_LEN};
 use steadycache_api::{Error, KeyPage, ListedKey, Result};
 
 /// Keys per `SCAN` step and per `UNLINK` of a prefix delete.
@@ -95,6 +95,7 @@ impl RedisBackend {
                 // On a cluster the client splits a multi-key command by slot.
                 let n: u64 = on(conn, &unlink).await.map_err(|e| convert("UNLINK", e))?;
                 removed += n;
+                BulkProgress::current().removed(n);
             }
             if next == 0 {
                 return Ok(removed);

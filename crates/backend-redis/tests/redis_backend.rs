@@ -122,6 +122,65 @@ async fn clearing_a_shared_database_leaves_foreign_keys() {
     assert!(own.command("EXISTS profile:1").starts_with(":1"));
 }
 
+/// Issue 21, item 7: a clear is bounded by `bulk_timeout`; one stopped part way says how many
+/// keys it removed, and running it again goes on. Bounds from 1 ms up, doubling, until one
+/// clear finishes: every key is gone, and the removals reported add up to (about) all of them.
+#[tokio::test]
+async fn a_partial_clear_reports_its_progress_and_resumes() {
+    use steadycache_api::Cache;
+    let cfg = RedisConfig::from_url(&server().url())
+        .unwrap()
+        .with_key_prefix("bulk-partial:");
+    let b = RedisBackend::open(cfg).unwrap();
+    const N: u64 = 30_000;
+    let mut pipe = redis::pipe();
+    for i in 0..N {
+        pipe.cmd("SET")
+            .arg(format!("bulk-partial:ns:v1:{i}"))
+            .arg(steadycache_api::testing::ENTRY_LIKE);
+    }
+    let client = redis::Client::open(server().url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    let (mut total, mut partial_reports) = (0, Vec::new());
+    let mut bound = Duration::from_millis(1);
+    loop {
+        let cache = Cache::builder()
+            .backend(b.clone())
+            .bulk_timeout(bound)
+            .build();
+        match cache.clear().await {
+            Ok(n) => {
+                total += n;
+                break;
+            }
+            Err(Error::Partial { removed, .. }) => {
+                total += removed;
+                partial_reports.push(removed);
+            }
+            Err(e) => panic!("{e}"),
+        }
+        bound *= 2;
+        assert!(bound < Duration::from_secs(600), "never finished");
+    }
+    eprintln!("{N} keys: partial clears reported {partial_reports:?}, {total} in all");
+    assert!(
+        !partial_reports.is_empty(),
+        "a 1 ms bound stopped the first clear"
+    );
+    // A batch whose UNLINK was in flight when a bound stopped it is removed but not counted.
+    assert!(
+        (N / 2..=N).contains(&total),
+        "{total} of {N}: {partial_reports:?}"
+    );
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("bulk-partial:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{} keys left", left.len());
+}
+
 #[tokio::test]
 async fn key_prefix_isolates_and_stays_inside() {
     let url = server().url();

@@ -314,7 +314,9 @@ impl S3Backend {
                 .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
                 .collect::<Vec<_>>();
             for chunk in keys.chunks(DELETE_BATCH) {
-                removed += self.delete_batch(chunk.to_vec()).await?;
+                let n = self.delete_batch(chunk.to_vec()).await?;
+                removed += n;
+                steadycache_api::plumbing::BulkProgress::current().removed(n);
             }
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {

@@ -38,6 +38,8 @@ pub(crate) struct CacheInner {
     pub(crate) stats: Arc<Stats>,
     /// The deadline of every call the engine makes into the manager.
     pub(crate) backend_timeout: Duration,
+    /// The bound of a bulk operation (clear, removal by prefix or pattern).
+    pub(crate) bulk_timeout: Duration,
     /// Stops calling a backend that keeps failing, until a probe finds it back.
     pub(crate) breaker: Arc<Breaker>,
     /// The backend of a URL that could not be opened yet (`Cache::from_url_failing_open`).
@@ -95,6 +97,7 @@ pub struct CacheBuilder {
     manager: Option<Arc<dyn CacheManager>>,
     local_tier: Option<LocalTier>,
     backend_timeout: Option<Duration>,
+    bulk_timeout: Option<Duration>,
     breaker: Option<Option<CircuitBreaker>>,
     bus: Option<BusConfig>,
     pub(crate) opening: Option<Arc<Reopening>>,
@@ -152,6 +155,18 @@ impl CacheBuilder {
     /// `backend_timeout_ms`.
     pub fn backend_timeout(mut self, timeout: Duration) -> Self {
         self.backend_timeout = Some(timeout);
+        self
+    }
+
+    /// The bound of a bulk operation: [`Cache::clear`], [`Cache::invalidate_prefix`],
+    /// [`Cache::invalidate_matching`] and a function's `clear` (default
+    /// [`DEFAULT_BULK_TIMEOUT`](crate::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
+    /// scan the whole store, so it is not bound by `backend_timeout`; it also never counts
+    /// towards the circuit breaker, nor waits for it to close. One stopped by this bound (or an
+    /// error) after removing some keys is [`Error::Partial`](crate::Error::Partial), which says
+    /// how many; running it again goes on. Also the URL option `bulk_timeout_ms`.
+    pub fn bulk_timeout(mut self, timeout: Duration) -> Self {
+        self.bulk_timeout = Some(timeout);
         self
     }
 
@@ -233,6 +248,10 @@ impl CacheBuilder {
                 flights: flight::new_map(),
                 stats: Arc::default(),
                 backend_timeout,
+                bulk_timeout: self
+                    .bulk_timeout
+                    .unwrap_or(crate::bulk::DEFAULT_BULK_TIMEOUT)
+                    .max(Duration::from_millis(1)),
                 breaker,
                 opening: self.opening,
                 bus,
@@ -312,6 +331,17 @@ impl Cache {
     pub(crate) async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
         let op = io::within(self.inner.backend_timeout, op);
         self.inner.breaker.guard(op).await
+    }
+
+    /// A bulk removal within the bulk bound, outside the breaker (see
+    /// [`CacheBuilder::bulk_timeout`]).
+    pub(crate) async fn bulk(&self, op: impl Future<Output = Result<u64>>) -> Result<u64> {
+        crate::bulk::run(self.inner.bulk_timeout, op).await
+    }
+
+    /// The bound of bulk operations ([`CacheBuilder::bulk_timeout`]).
+    pub fn bulk_timeout(&self) -> Duration {
+        self.inner.bulk_timeout
     }
 
     /// Turn this cache off (every call runs its function, nothing is read or written) or on.

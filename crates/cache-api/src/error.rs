@@ -62,12 +62,26 @@ pub enum Error {
     /// A configuration value (URL, option, duration) is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A bulk operation (a clear, a removal by prefix or pattern) stopped part way: `removed`
+    /// keys are gone, the rest are not. Running it again goes on where it stopped.
+    #[error("stopped part way, after removing {removed} keys: {source}")]
+    Partial {
+        /// How many keys it removed before it stopped.
+        removed: u64,
+        /// Why it stopped.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. })
+        match self {
+            Error::Unavailable { .. } => true,
+            Error::Partial { source, .. } => source.is_transient(),
+            _ => false,
+        }
     }
 
     /// A backend failure with its underlying error: [`Error::Unavailable`] when `transient`

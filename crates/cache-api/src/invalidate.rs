@@ -87,7 +87,7 @@ impl Cache {
     /// function whose keys the prefix reaches into loses its whole typed tier: copies only).
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
         let prefix = by_hand(prefix);
-        let removed = self.guarded(self.manager().delete_prefix(&prefix)).await;
+        let removed = self.bulk(self.manager().delete_prefix(&prefix)).await;
         self.then_announce(removed, Event::Prefix(prefix.into_owned()))
             .await
     }
@@ -99,8 +99,18 @@ impl Cache {
 
     /// Remove every key this cache holds: the backend's (`delete_prefix("")`, tag times
     /// included) and every typed tier's.
+    ///
+    /// Only what the library wrote: a file cache directory keeps a user's own files and
+    /// folders, a Redis without a `key_prefix` keeps every key that is not a stored entry or
+    /// one of the library's bookkeeping keys (see
+    /// [`Backend::delete_prefix`](crate::Backend::delete_prefix)). A bulk operation, as are
+    /// [`invalidate_prefix`](Self::invalidate_prefix) and
+    /// [`invalidate_matching`](Self::invalidate_matching): bound by
+    /// [`bulk_timeout`](crate::CacheBuilder::bulk_timeout), not the per-call timeout, and
+    /// outside the circuit breaker; one stopped part way is
+    /// [`Error::Partial`](crate::Error::Partial) with how many keys it removed.
     pub async fn clear(&self) -> Result<u64> {
-        let removed = self.guarded(self.manager().delete_prefix("")).await;
+        let removed = self.bulk(self.manager().delete_prefix("")).await;
         self.then_announce(removed, Event::All).await
     }
 
@@ -116,7 +126,7 @@ impl Cache {
     /// invalid pattern is an [`Error::Config`](crate::Error::Config) and removes nothing.
     pub async fn invalidate_matching(&self, pattern: &str) -> Result<u64> {
         let glob = Glob::new(&by_hand(pattern))?;
-        let removed = self.guarded(self.manager().delete_matching(&glob)).await;
+        let removed = self.bulk(self.manager().delete_matching(&glob)).await;
         let event = Event::Matching(glob.as_str().to_owned());
         self.then_announce(removed, event).await
     }

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod bulk;
 mod cache;
 mod codec;
 mod engine;
@@ -75,6 +76,7 @@ pub mod __private {
 
 pub use async_trait::async_trait;
 pub use backend::{Backend, BackendExt, Capabilities, Subscription};
+pub use bulk::DEFAULT_BULK_TIMEOUT;
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};

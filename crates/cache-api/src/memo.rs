@@ -469,14 +469,8 @@ where
             return Ok(st.local.as_ref().map_or(0, |l| l.clear()));
         }
         let prefix = namespace_prefix(&self.namespace);
-        let removed = io::delete_prefix(
-            mode,
-            st.cache.manager(),
-            &prefix,
-            st.cache.backend_timeout(),
-            &st.cache.inner.breaker,
-        )
-        .await;
+        let removed =
+            io::delete_prefix(mode, st.cache.manager(), &prefix, st.cache.bulk_timeout()).await;
         // After the store: a call that read the old entry before could otherwise fill L1 again.
         if let Some(l) = &st.local {
             l.clear();

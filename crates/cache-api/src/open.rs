@@ -45,6 +45,7 @@ pub struct CacheHealth {
 struct UrlOptions {
     local_tier: Option<LocalTier>,
     timeout: Option<Duration>,
+    bulk_timeout: Option<Duration>,
     breaker: Option<Option<CircuitBreaker>>,
     bus: Option<BusConfig>,
 }
@@ -56,6 +57,9 @@ impl UrlOptions {
         }
         if let Some(t) = self.timeout {
             b = b.backend_timeout(t);
+        }
+        if let Some(t) = self.bulk_timeout {
+            b = b.bulk_timeout(t);
         }
         if let Some(c) = self.breaker {
             b = b.circuit_breaker(c);
@@ -96,7 +100,8 @@ impl Cache {
     /// On any other scheme, the options `local=<bytes>` (`64MiB`, `512KiB`, `1G` or a number)
     /// and `local_max_entries=<n>` put a typed in-process tier in front of the backend (see
     /// [`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)), `backend_timeout_ms=<n>`
-    /// sets [`CacheBuilder::backend_timeout`](crate::CacheBuilder::backend_timeout), and
+    /// sets [`CacheBuilder::backend_timeout`](crate::CacheBuilder::backend_timeout),
+    /// `bulk_timeout_ms=<n>` [`CacheBuilder::bulk_timeout`](crate::CacheBuilder::bulk_timeout),
     /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>` set the
     /// [`CircuitBreaker`], and `bus=off|on`, `bus_channel=<name>`, `bus_poll_ms=<n>` and
     /// `bus_grace_ms=<n>` set the invalidation bus ([`BusConfig`]); they are taken out of the
@@ -216,6 +221,7 @@ fn bus(o: &mut UrlOptions) -> &mut BusConfig {
 }
 
 /// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`,
+/// `bulk_timeout_ms`,
 /// `breaker_threshold`, `breaker_cooldown_ms`, `bus`, `bus_channel`, `bus_poll_ms`,
 /// `bus_grace_ms`) out of a backend URL.
 fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
@@ -235,6 +241,10 @@ fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
             Some(("local_max_entries", v)) => entries = Some(parse_count("local_max_entries", v)?),
             Some(("backend_timeout_ms", v)) => {
                 o.timeout = Some(Duration::from_millis(parse_count("backend_timeout_ms", v)?));
+            }
+            Some(("bulk_timeout_ms", v)) => {
+                let ms = parse_count("bulk_timeout_ms", v)?;
+                o.bulk_timeout = Some(Duration::from_millis(ms));
             }
             Some(("breaker_threshold", v)) => {
                 threshold = Some(parse_count("breaker_threshold", v)?)

@@ -14,6 +14,8 @@
 //!   [`deadline_i64`] for expiry, [`unix_millis`], [`parse_flag`] / [`parse_count`] for URL
 //!   options, [`redact_url`] for every URL a message shows, [`io_error`] for I/O errors by
 //!   meaning;
+//! * for bulk removals (`delete_prefix`, `delete_matching`): [`BulkProgress`], how many keys a
+//!   removal stopped part way had removed;
 //! * for stores that share their keyspace with other data: [`is_library_value`], whether a key
 //!   is one the library wrote, so that a clear removes only those;
 //! * for stores that judge expiry in the client (MongoDB, S3): [`StoreClock`], an estimate of
@@ -26,6 +28,7 @@
 use crate::error::{Error, Result};
 
 pub use crate::backend::{check_ttl, BlockingBackend};
+pub use crate::bulk::BulkProgress;
 pub use crate::options::{parse_bytes, parse_count, parse_flag, redact_url};
 pub use crate::runtime::{block_on, library_runtime};
 pub use crate::scheme::{register_scheme, Scheme, SchemeOpener, SCHEMES};

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::manager::CacheManager;
 use crate::runtime;
 use crate::stats::{Counter, Stats};
-use crate::tier::{Breaker, Deadlines, Place, L2};
+use crate::tier::{Deadlines, Place, L2};
 use crate::time::unix_millis;
 use serde::Serialize;
 use std::future::Future;
@@ -186,24 +186,23 @@ pub(crate) async fn delete_key(mode: Mode, l2: &L2, key: String) -> Result<bool>
     .await
 }
 
-/// Delete every entry under `prefix`.
+/// Delete every entry under `prefix`: a bulk operation (within `bulk_timeout`, outside the
+/// breaker; see [`CacheBuilder::bulk_timeout`](crate::CacheBuilder::bulk_timeout)).
 pub(crate) async fn delete_prefix(
     mode: Mode,
     manager: &Arc<dyn CacheManager>,
     prefix: &str,
-    timeout: Duration,
-    breaker: &Arc<Breaker>,
+    bulk_timeout: Duration,
 ) -> Result<u64> {
-    breaker
-        .guard(async {
-            match mode {
-                Mode::Async => within(timeout, manager.delete_prefix(prefix)).await,
-                Mode::Sync => wait_on_runtime(manager, prefix, timeout, |m, p| async move {
-                    m.delete_prefix(&p).await
-                }),
-            }
-        })
-        .await
+    match mode {
+        Mode::Async => crate::bulk::run(bulk_timeout, manager.delete_prefix(prefix)).await,
+        Mode::Sync => {
+            let (m, p) = (manager.clone(), prefix.to_owned());
+            runtime::block_on(
+                async move { crate::bulk::run(bulk_timeout, m.delete_prefix(&p)).await },
+            )?
+        }
+    }
 }
 
 /// Log and count a backend error; the call goes on without the backend (fail open).

@@ -361,8 +361,8 @@ pub struct ReadmeDoctests;
 pub mod __private {
     use std::marker::PhantomData;
     pub use steadycache_api::__private::{
-        hash_args, ArgsKey, AsyncJob, AsyncRefresh, CacheSource, KeyPart, NoRefresh, RefreshWith,
-        Shape, SyncJob, SyncRefresh,
+        hash_args, with_call_options, with_call_options_async, ArgsKey, AsyncJob, AsyncRefresh,
+        CacheSource, KeyPart, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
     };
     pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh};
 

@@ -72,6 +72,7 @@ pub mod __private {
     };
     pub use crate::key::{hash_args, KeyPart};
     pub use crate::memo::{ArgsKey, CacheSource};
+    pub use crate::scope::{with_call_options, with_call_options_async};
 }
 
 pub use async_trait::async_trait;

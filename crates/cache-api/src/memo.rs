@@ -359,6 +359,7 @@ where
     /// Log a key that could not be built (arguments that fail to serialize): the call runs
     /// uncached.
     pub fn key_error(&self, err: &Error) {
+        crate::scope::enter_call(); // the call runs uncached: what it calls sees the outer options
         self.stats.incr(Counter::Errors);
         tracing::warn!(namespace = %self.namespace, error = %err, "steadycache: no key, running uncached");
     }
@@ -405,6 +406,7 @@ where
         R: SyncRefresh<V, E>,
     {
         let Some(st) = self.active() else {
+            crate::scope::enter_call();
             return compute();
         };
         if let Some(v) = self.typed_hit(st, &key) {
@@ -442,6 +444,7 @@ where
         R: AsyncRefresh<V, E>,
     {
         let Some(st) = self.active() else {
+            crate::scope::enter_call();
             return compute().await;
         };
         if let Some(v) = self.typed_hit(st, &key) {

@@ -4,6 +4,12 @@
 //!   its function and nothing is read or written).
 //! * [`with_options`] runs a closure with [`CallOptions`] for the calls made on this thread inside
 //!   it; [`with_options_async`] does the same for the calls a future makes, wherever its task runs.
+//!   Both are scopes: they reach every memoized call made inside, nested ones included.
+//! * A function's handle (`f_cache().refresh(x)`, `.bypass(x)`, `.call_with(opts, x)`) names one
+//!   call: its options apply to that call only (`with_call_options`), and the memoized calls its
+//!   body makes see the options in force around the handle's call, as cachier's
+//!   `overwrite_cache` and `cached`'s refresh do. Refreshing one function never refreshes its
+//!   dependencies.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -40,6 +46,9 @@ pub struct CallOptions {
     pub max_age: Option<Duration>,
     /// Note where each call's value came from ([`with_origin`]).
     pub(crate) record_origin: bool,
+    /// For the next memoized call only (a handle's control); that call restores the options
+    /// around it before its body runs.
+    pub(crate) once: bool,
 }
 
 const DEFAULT_OPTIONS: CallOptions = CallOptions {
@@ -47,6 +56,7 @@ const DEFAULT_OPTIONS: CallOptions = CallOptions {
     refresh: false,
     max_age: None,
     record_origin: false,
+    once: false,
 };
 
 impl CallOptions {
@@ -75,15 +85,18 @@ impl CallOptions {
     }
 
     pub(crate) fn is_default(self) -> bool {
-        !self.bypass && !self.refresh && self.max_age.is_none() && !self.record_origin
+        !self.bypass && !self.refresh && self.max_age.is_none() && !self.record_origin && !self.once
     }
 }
 
 thread_local! {
     static THREAD_OPTS: Cell<CallOptions> = const { Cell::new(DEFAULT_OPTIONS) };
+    /// The options around a handle's control, restored by the call it names.
+    static OUTER: Cell<CallOptions> = const { Cell::new(DEFAULT_OPTIONS) };
 }
 
-/// Run `f` with `opts` applied to every memoized call it makes on this thread.
+/// Run `f` with `opts` applied to every memoized call it makes on this thread, nested calls
+/// included (a scope; a handle's `call_with` names one call instead).
 ///
 /// ```
 /// use steadycache_api::{with_options, CallOptions};
@@ -103,9 +116,9 @@ impl Drop for Restore {
     }
 }
 
-/// Run `fut` with `opts` applied to every memoized call it makes, on whichever thread each poll
-/// runs: the options are set around every poll of `fut` and restored after it (so the hot path
-/// reads one thread-local, and no task-local is needed).
+/// Run `fut` with `opts` applied to every memoized call it makes, nested calls included, on
+/// whichever thread each poll runs: the options are set around every poll of `fut` and
+/// restored after it (so the hot path reads one thread-local, and no task-local is needed).
 pub async fn with_options_async<F: Future>(opts: CallOptions, fut: F) -> F::Output {
     WithOptions {
         opts,
@@ -132,6 +145,54 @@ impl<F: Future> Future for WithOptions<F> {
 #[inline]
 pub fn current_options() -> CallOptions {
     THREAD_OPTS.with(|c| c.get())
+}
+
+/// Run `f`, whose first memoized call (the call a handle's control names) gets `opts`; the
+/// calls that one makes see the options in force around this (see the module docs).
+#[doc(hidden)]
+pub fn with_call_options<R>(opts: CallOptions, f: impl FnOnce() -> R) -> R {
+    let outer = current_options();
+    let _outer = RestoreOuter(OUTER.with(|c| c.replace(outer)));
+    let once = CallOptions { once: true, ..opts };
+    let _restore = Restore(THREAD_OPTS.with(|c| c.replace(once)));
+    f()
+}
+
+/// Async twin of [`with_call_options`]: `fut`'s first memoized call gets `opts`. The options
+/// are set around `fut`'s first poll only (the named call reads them when it starts, in that
+/// poll, and restores the outer ones for the rest of it).
+#[doc(hidden)]
+pub async fn with_call_options_async<F: Future>(opts: CallOptions, fut: F) -> F::Output {
+    let mut first = Some(opts);
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| match first.take() {
+        Some(opts) => with_call_options(opts, || fut.as_mut().poll(cx)),
+        None => fut.as_mut().poll(cx),
+    })
+    .await
+}
+
+struct RestoreOuter(CallOptions);
+
+impl Drop for RestoreOuter {
+    fn drop(&mut self) {
+        OUTER.with(|c| c.set(self.0));
+    }
+}
+
+/// The options of the memoized call being entered. Options meant for it alone (a handle's
+/// control) are taken: the options around the control are in force again for what it calls.
+#[inline]
+pub(crate) fn enter_call() -> CallOptions {
+    let opts = current_options();
+    if !opts.once {
+        return opts;
+    }
+    THREAD_OPTS.with(|c| c.set(OUTER.with(|o| o.get())));
+    CallOptions {
+        once: false,
+        ..opts
+    }
 }
 
 /// Where a memoized call's value came from (cached's `with_cached_flag`, cashews' `detect`).

@@ -31,7 +31,7 @@ use super::timeout::{self, Fallback};
 use crate::envelope::Freshness;
 use crate::flight::{self, Outcome, Role};
 use crate::policy::Lock;
-use crate::scope::{current_options, note_origin, Origin};
+use crate::scope::{enter_call, note_origin, Origin};
 use crate::stats::Counter;
 use crate::time::unix_millis;
 use std::future::Future;
@@ -139,7 +139,7 @@ where
     Fut: Future<Output = Result<V, E>>,
     J: FnOnce() -> Option<RefreshJob<V, E>>,
 {
-    let opts = current_options();
+    let opts = enter_call();
     let mut call = Call {
         bypass: opts.bypass,
         force_refresh: opts.refresh,

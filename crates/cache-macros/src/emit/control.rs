@@ -1,6 +1,8 @@
 //! The per-call controls of a free function's handle: `refresh`, `bypass`, `call_with`,
 //! `prime` and `get_cached` (cachier's `overwrite_cache`, `ignore_cache` and `max_age`,
-//! cached's `prime_cache`), each with its async twin where the call does I/O.
+//! cached's `prime_cache`), each with its async twin where the call does I/O. A control names
+//! one call: its options reach that call only, never the memoized calls its body makes
+//! (`with_call_options`; `with_options` is the scope that reaches them).
 
 use crate::model::FnModel;
 use proc_macro2::TokenStream as TokenStream2;
@@ -29,13 +31,13 @@ pub(crate) fn control_items(
             /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
             #[allow(clippy::too_many_arguments)]
             pub async fn refresh #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options_async(#opts::refresh(), #name(#(#args),*)).await
+                ::steadycache::__private::with_call_options_async(#opts::refresh(), #name(#(#args),*)).await
             }
 
             /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
             #[allow(clippy::too_many_arguments)]
             pub async fn bypass #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options_async(#opts::bypass(), #name(#(#args),*)).await
+                ::steadycache::__private::with_call_options_async(#opts::bypass(), #name(#(#args),*)).await
             }
 
             /// Call, and say where the value came from (a hit, a stale value, computed, …).
@@ -48,7 +50,7 @@ pub(crate) fn control_items(
             /// are recomputed).
             #[allow(clippy::too_many_arguments)]
             pub async fn call_with #gen(&self, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options_async(__steadycache_options, #name(#(#args),*)).await
+                ::steadycache::__private::with_call_options_async(__steadycache_options, #name(#(#args),*)).await
             }
         }
     } else {
@@ -56,13 +58,13 @@ pub(crate) fn control_items(
             /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
             #[allow(clippy::too_many_arguments)]
             pub fn refresh #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options(#opts::refresh(), || #name(#(#args),*))
+                ::steadycache::__private::with_call_options(#opts::refresh(), || #name(#(#args),*))
             }
 
             /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
             #[allow(clippy::too_many_arguments)]
             pub fn bypass #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options(#opts::bypass(), || #name(#(#args),*))
+                ::steadycache::__private::with_call_options(#opts::bypass(), || #name(#(#args),*))
             }
 
             /// Call, and say where the value came from (a hit, a stale value, computed, …).
@@ -75,7 +77,7 @@ pub(crate) fn control_items(
             /// are recomputed).
             #[allow(clippy::too_many_arguments)]
             pub fn call_with #gen(&self, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options(__steadycache_options, || #name(#(#args),*))
+                ::steadycache::__private::with_call_options(__steadycache_options, || #name(#(#args),*))
             }
         }
     };
@@ -164,19 +166,19 @@ pub(crate) fn method_controls(
             /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis async fn #refresh #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options_async(#opts::refresh(), self.#name(#(#args),*)).await
+                ::steadycache::__private::with_call_options_async(#opts::refresh(), self.#name(#(#args),*)).await
             }
 
             /// Run the method without reading or writing the cache (cachier's `ignore_cache`).
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis async fn #bypass #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options_async(#opts::bypass(), self.#name(#(#args),*)).await
+                ::steadycache::__private::with_call_options_async(#opts::bypass(), self.#name(#(#args),*)).await
             }
 
             /// Call with these options (e.g. `CallOptions::max_age(d)`).
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis async fn #call_with #gen(#receiver, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options_async(__steadycache_options, self.#name(#(#args),*)).await
+                ::steadycache::__private::with_call_options_async(__steadycache_options, self.#name(#(#args),*)).await
             }
         }
     } else {
@@ -184,19 +186,19 @@ pub(crate) fn method_controls(
             /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis fn #refresh #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options(#opts::refresh(), || self.#name(#(#args),*))
+                ::steadycache::__private::with_call_options(#opts::refresh(), || self.#name(#(#args),*))
             }
 
             /// Run the method without reading or writing the cache (cachier's `ignore_cache`).
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis fn #bypass #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options(#opts::bypass(), || self.#name(#(#args),*))
+                ::steadycache::__private::with_call_options(#opts::bypass(), || self.#name(#(#args),*))
             }
 
             /// Call with these options (e.g. `CallOptions::max_age(d)`).
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis fn #call_with #gen(#receiver, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::with_options(__steadycache_options, || self.#name(#(#args),*))
+                ::steadycache::__private::with_call_options(__steadycache_options, || self.#name(#(#args),*))
             }
         }
     };

@@ -78,8 +78,8 @@ fn sqlite_pair(tag: &str) -> (Cache, Cache) {
     let dir = temp_dir(tag);
     let url = format!("sqlite://{}/c.db?local=1MiB&bus_poll_ms=20", dir.display());
     (
-        Cache::from_url(&url).unwrap(),
-        Cache::from_url(&url).unwrap(),
+        Cache::from_url_unshared(&url).unwrap(),
+        Cache::from_url_unshared(&url).unwrap(),
     )
 }
 

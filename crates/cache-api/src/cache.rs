@@ -305,6 +305,12 @@ impl Cache {
         self.inner.budget.as_ref()
     }
 
+    /// Whether `self` and `other` are one cache (clones of one handle, or one URL opened twice:
+    /// see [`Cache::from_url`]).
+    pub fn same_as(&self, other: &Cache) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The deadline of every call into the backend ([`CacheBuilder::backend_timeout`]).
     pub fn backend_timeout(&self) -> Duration {
         self.inner.backend_timeout

@@ -49,6 +49,7 @@ pub mod metrics;
 mod open;
 mod options;
 mod policy;
+mod registry;
 mod reopen;
 mod runtime;
 mod scheme;

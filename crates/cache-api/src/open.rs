@@ -106,7 +106,33 @@ impl Cache {
     /// [`CircuitBreaker`], and `bus=off|on`, `bus_channel=<name>`, `bus_poll_ms=<n>` and
     /// `bus_grace_ms=<n>` set the invalidation bus ([`BusConfig`]); they are taken out of the
     /// URL before the backend reads it.
+    ///
+    /// **One cache per URL**: every call with the same URL (up to the scheme's case and the
+    /// order of the query options) in this process returns the same cache, also shared with
+    /// every `#[cached(cache = "url")]`, `#[invalidates]` and guard that names it: one
+    /// connection pool, one invalidation bus, one circuit breaker, one byte budget. A URL the
+    /// functions' failing-open caches could not open yet is an error here (the open error).
+    /// [`from_url_unshared`](Self::from_url_unshared) opens a cache of its own.
     pub fn from_url(url: &str) -> Result<Self> {
+        let cache = crate::registry::shared(url, Cache::from_url_unshared)?;
+        match cache.health() {
+            CacheHealth {
+                backend_open: false,
+                open_error: Some(e),
+                ..
+            } => Err(Error::Unavailable {
+                backend: "cache".into(),
+                message: format!("not open yet: {e}"),
+                source: None,
+            }),
+            _ => Ok(cache),
+        }
+    }
+
+    /// A cache of its own for `url`, never shared with another (see
+    /// [`from_url`](Self::from_url)): for tests that simulate several processes over one
+    /// store, or a deliberately separate connection pool.
+    pub fn from_url_unshared(url: &str) -> Result<Self> {
         let scheme = scheme_of(url)?;
         if scheme == "mem" || scheme == "memory" {
             return Ok(Cache::builder()
@@ -132,12 +158,19 @@ impl Cache {
     /// cache is in, and [`Cache::ready`] returns the open error while it is not open (the
     /// macro's `strict` option returns it from the function). A configuration error (a
     /// malformed URL, an unknown option or scheme) is not retried: no retry can fix it.
+    ///
+    /// One cache per URL, shared as [`from_url`](Self::from_url)'s are.
     pub fn from_url_failing_open(url: &str) -> Cache {
+        let opened = crate::registry::shared(url, |url| Ok(Cache::open_failing_open(url)));
+        opened.unwrap_or_else(|_| Cache::open_failing_open(url)) // (the opener never fails)
+    }
+
+    fn open_failing_open(url: &str) -> Cache {
         let attempt = || -> std::result::Result<Cache, Box<Unopened>> {
             let fail = |error| Box::new(Unopened { error, retry: None });
             let scheme = scheme_of(url).map_err(fail)?;
             if scheme == "mem" || scheme == "memory" {
-                return Cache::from_url(url).map_err(fail);
+                return Cache::from_url_unshared(url).map_err(fail);
             }
             let open = find_opener(&scheme).ok_or_else(|| fail(no_backend(&scheme)))?;
             let (url, options) = split_cache_options(url).map_err(fail)?;

@@ -30,7 +30,7 @@
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `ttl = "10m"` | hard expiry (a string parsed at compile time, or a `Duration` expression, evaluated each time a value is stored) |
+//! | `ttl = "10m"` | hard expiry (a string parsed at compile time, or a `Duration` expression, evaluated each time a value is stored); durations count whole milliseconds: a literal below 1 ms does not compile, one too long to count is "never" |
 //! | `ttl_fn = path::to_fn` | the ttl of each value, chosen when it is stored: `fn(&V) -> Duration` (adaptive caching; `V` is the `Ok` type of a `Result` function, else the return type) |
 //! | `cache_if = path::to_fn` | store a value only when this `fn(&V) -> bool` says so (the value is returned either way) |
 //! | `stale_after = "1m"` | soft expiry: the next caller refreshes (blocking; others coalesce) |
@@ -41,12 +41,12 @@
 //! | `lock_wait = "10s"` | longest wait on another process's lock before computing anyway (default: while its holder renews the lease) |
 //! | `jitter = 0.1` | shorten each entry's lifetimes by a random fraction below this |
 //! | `cache_none = "30s"` | also cache `None` results, for this long |
-//! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`) |
+//! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`); not with `fail_safe` |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
-//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it) |
+//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it); needs a `ttl` (or `ttl_fn`), not with `cache_err` (which stores the failure instead) |
 //! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
 //! | `early_refresh = 1.0` | early refresh (XFetch): before a value goes stale, each read refreshes it with a probability that grows as the deadline nears and with how long the value took to compute (`1.0` is the paper's optimum; larger refreshes earlier); the value is served meanwhile, one refresh per key per process |
-//! | `soft_timeout = "100ms"` | with an old value to serve, stop waiting for a slow function after this long and serve it; the computation finishes in the background and stores its value (free functions) |
+//! | `soft_timeout = "100ms"` | with an old value to serve, stop waiting for a slow function after this long and serve it; the computation finishes in the background and stores its value (free functions); shorter than `hard_timeout` |
 //! | `hard_timeout = "2s"` | stop waiting even without an old value: the caller gets `Err(FactoryTimeout.into())` (`Result` functions whose error is `From<steadycache::FactoryTimeout>`) |
 //! | `background_completion = false` | a computation abandoned by a timeout stores nothing (an async one is cancelled) |
 //! | `min_calls = 3` | store a value only once the same arguments were computed this many times within the ttl (a counter in the backend, shared by its processes) |

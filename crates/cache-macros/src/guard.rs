@@ -6,7 +6,7 @@
 //! function's name (`fn_name`), which names the guard.
 
 use crate::err;
-use crate::options::{CacheOpt, DurationOpt};
+use crate::options::{CacheOpt, DurationOpt, FloatLit};
 use darling::ast::NestedMeta;
 use darling::FromMeta;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -36,7 +36,7 @@ struct RateOptions {
 #[derive(Debug, FromMeta)]
 struct BreakerOptions {
     /// `error_rate = 0.5`: the share of failed calls (0 to 1) that opens the breaker.
-    error_rate: syn::LitFloat,
+    error_rate: FloatLit,
     /// `min_calls = 20`: calls in the period before the rate counts.
     min_calls: syn::LitInt,
     /// `period = "1m"`: the window the calls are counted in.
@@ -152,9 +152,7 @@ pub(crate) fn rate_limit(attr: TokenStream2, item: TokenStream2) -> syn::Result<
         ));
     }
     check_named(&o.name, &o.fn_name, &f, "rate_limit")?;
-    if let Some(s) = o.period.zero_span() {
-        return Err(err(s, "a duration here must be longer than zero"));
-    }
+    o.period.check_positive()?;
     let wait = match o.on_exceed.as_ref().map(|l| (l.value(), l.span())) {
         None => false,
         Some((v, _)) if v == "error" => false,
@@ -222,10 +220,10 @@ pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Re
              function returning `Result`",
         ));
     }
-    let rate: f64 = o.error_rate.base10_parse()?;
+    let rate: f64 = o.error_rate.0.base10_parse()?;
     if !(rate > 0.0 && rate <= 1.0) {
         return Err(err(
-            o.error_rate.span(),
+            o.error_rate.0.span(),
             "`error_rate` is a share of calls: above 0.0, at most 1.0",
         ));
     }
@@ -233,11 +231,8 @@ pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Re
     if min_calls == 0 {
         return Err(err(o.min_calls.span(), "`min_calls` is at least 1"));
     }
-    for d in [&o.period, &o.half_open_after] {
-        if let Some(s) = d.zero_span() {
-            return Err(err(s, "a duration here must be longer than zero"));
-        }
-    }
+    o.period.check_positive()?;
+    o.half_open_after.check_positive()?;
     let name = name_expr(&o.name, &o.fn_name, &f);
     let (period, half, source) = (
         o.period.tokens(),

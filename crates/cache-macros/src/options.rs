@@ -8,14 +8,18 @@ use darling::util::PathList;
 use darling::FromMeta;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
+use std::time::Duration;
 use syn::spanned::Spanned;
+
+/// The finest duration the engine counts: its deadlines and timeouts are whole milliseconds.
+const RESOLUTION: Duration = Duration::from_millis(1);
 
 /// A duration option: a string literal parsed at compile time (`"10m"`, `"1h 30m"`, `"250ms"`)
 /// or any expression of type `std::time::Duration`.
 #[derive(Debug, Clone)]
 pub(crate) enum DurationOpt {
-    /// A literal, in milliseconds, with the span of the literal.
-    Millis(u64, Span),
+    /// A literal: its value (any `std::time::Duration`, however long) and the literal.
+    Lit(Duration, syn::LitStr),
     /// An expression evaluated when the memo is first used.
     Expr(syn::Expr),
 }
@@ -28,13 +32,20 @@ impl FromMeta for DurationOpt {
         }) = expr
         {
             let d = humantime::parse_duration(&s.value()).map_err(|e| {
-                darling::Error::custom(format!(
-                    "invalid duration `{}`: {e} (write e.g. \"10m\", \"1h 30m\", \"250ms\")",
-                    s.value()
-                ))
-                .with_span(s)
+                let why = match e {
+                    humantime::DurationError::NumberOverflow => format!(
+                        "`{}` cannot be a `std::time::Duration`: it is longer than \
+                         18446744073709551615 s, or finer than 1 ns",
+                        s.value()
+                    ),
+                    e => format!(
+                        "invalid duration `{}`: {e} (write e.g. \"10m\", \"1h 30m\", \"250ms\")",
+                        s.value()
+                    ),
+                };
+                darling::Error::custom(why).with_span(s)
             })?;
-            return Ok(DurationOpt::Millis(d.as_millis() as u64, s.span()));
+            return Ok(DurationOpt::Lit(d, s.clone()));
         }
         Ok(DurationOpt::Expr(expr.clone()))
     }
@@ -45,23 +56,94 @@ impl DurationOpt {
     pub(crate) fn expr(&self) -> Option<&syn::Expr> {
         match self {
             DurationOpt::Expr(e) => Some(e),
-            DurationOpt::Millis(..) => None,
+            DurationOpt::Lit(..) => None,
+        }
+    }
+
+    /// A literal's value in whole milliseconds, as the engine counts it: saturated at
+    /// `u64::MAX` (about 584 million years, which the engine reads as "never"), never wrapped
+    /// round to a short duration. `None` for an expression.
+    pub(crate) fn millis(&self) -> Option<u64> {
+        match self {
+            DurationOpt::Lit(d, _) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            DurationOpt::Expr(_) => None,
+        }
+    }
+
+    /// The literal as written, or the expression's tokens.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            DurationOpt::Lit(_, s) => s.value(),
+            DurationOpt::Expr(e) => quote!(#e).to_string(),
+        }
+    }
+
+    /// The span of the literal or the expression.
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            DurationOpt::Lit(_, s) => s.span(),
+            DurationOpt::Expr(e) => e.span(),
         }
     }
 
     /// An expression of type `std::time::Duration`.
     pub(crate) fn tokens(&self) -> TokenStream2 {
         match self {
-            DurationOpt::Millis(ms, _) => quote!(::std::time::Duration::from_millis(#ms)),
+            DurationOpt::Lit(..) => {
+                let ms = self.millis().unwrap_or(u64::MAX);
+                quote!(::std::time::Duration::from_millis(#ms))
+            }
             DurationOpt::Expr(e) => quote!({ let __d: ::std::time::Duration = #e; __d }),
         }
     }
 
-    /// The span of a literal zero duration.
-    pub(crate) fn zero_span(&self) -> Option<Span> {
+    /// A literal must be at least the engine's 1 ms resolution: zero, or a value rounded down
+    /// to zero (`"500us"`), is an error at the literal.
+    pub(crate) fn check_positive(&self) -> syn::Result<()> {
         match self {
-            DurationOpt::Millis(0, s) => Some(*s),
-            _ => None,
+            DurationOpt::Lit(d, s) if d.is_zero() => Err(syn::Error::new(
+                s.span(),
+                "a duration here must be longer than zero",
+            )),
+            DurationOpt::Lit(d, s) if *d < RESOLUTION => Err(syn::Error::new(
+                s.span(),
+                format!(
+                    "`{}` is below the 1 ms resolution of durations (they are counted in whole \
+                     milliseconds): write \"1ms\" or more",
+                    s.value()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A float option (`early_refresh = 1.0`, `jitter = 0.1`): a float literal. An integer literal
+/// (`early_refresh = 1`) is refused with the float to write instead.
+#[derive(Debug, Clone)]
+pub(crate) struct FloatLit(pub syn::LitFloat);
+
+impl FromMeta for FloatLit {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        match expr {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Float(f),
+                ..
+            }) => Ok(FloatLit(f.clone())),
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(i),
+                ..
+            }) => Err(darling::Error::custom(format!(
+                "`{0}` is an integer; this option takes a float: write {0}.0",
+                i.base10_digits()
+            ))
+            .with_span(i)),
+            // Invisible groups come from `macro_rules!` fragments such as `$b:expr`.
+            syn::Expr::Group(g) => Self::from_expr(&g.expr),
+            other => Err(
+                darling::Error::custom("this option takes a float literal, such as 1.0")
+                    .with_span(other),
+            ),
         }
     }
 }
@@ -171,12 +253,12 @@ pub(crate) struct Options {
     pub lock_wait: Option<DurationOpt>,
     /// `jitter = 0.1`: a random fraction of `ttl` (0.0 to 0.9) taken off each entry's lifetime,
     /// so entries written together do not expire together. Default 0.0.
-    pub jitter: Option<syn::LitFloat>,
+    pub jitter: Option<FloatLit>,
     /// `cache_none = "30s"`: also cache `None` results, for this long (functions returning
     /// `Option` only).
     pub cache_none: Option<DurationOpt>,
     /// `cache_err = "5s"`: also cache `Err` results, for this long (functions returning
-    /// `Result` only; the error type must be serializable and `Clone`).
+    /// `Result` only; the error type must be serializable and `Clone`). Excludes `fail_safe`.
     pub cache_err: Option<DurationOpt>,
     /// `serve_stale_on_error = false`: whether a stale value is served when its refresh fails.
     /// Default true.
@@ -186,16 +268,17 @@ pub(crate) struct Options {
     /// `From`) instead of running on a memory fallback. Functions returning `Result` only.
     pub strict: Option<bool>,
     /// `fail_safe = "1h"`: keep each value this long past its `ttl`, and serve it when the
-    /// function fails (an error or a panic) after the ttl.
+    /// function fails (an error or a panic) after the ttl. Needs `ttl` or `ttl_fn`; excludes
+    /// `cache_err`.
     pub fail_safe: Option<DurationOpt>,
     /// `fail_safe_throttle = "30s"`: after a failed recompute, serve the old value this long
     /// before calling the function again (default 30 s with `fail_safe`).
     pub fail_safe_throttle: Option<DurationOpt>,
     /// `early_refresh = 1.0`: XFetch's beta (above 0, at most 100): before a value goes stale,
     /// reads refresh it early with a probability growing as the deadline nears.
-    pub early_refresh: Option<syn::LitFloat>,
+    pub early_refresh: Option<FloatLit>,
     /// `soft_timeout = "100ms"`: with an old value to serve, stop waiting for the function
-    /// after this long; it finishes in the background.
+    /// after this long; it finishes in the background. Shorter than `hard_timeout`.
     pub soft_timeout: Option<DurationOpt>,
     /// `hard_timeout = "2s"`: stop waiting for the function after this long even without an
     /// old value (the caller gets `Err(FactoryTimeout.into())`).
@@ -277,6 +360,60 @@ mod tests {
             attr.parse()
                 .map_err(|e| syn::Error::new(Span::call_site(), e))?,
         )
+    }
+
+    fn millis(attr: &str) -> Option<u64> {
+        parse(attr).ok()?.ttl?.millis()
+    }
+
+    #[test]
+    fn duration_literals_saturate_instead_of_wrapping() {
+        assert_eq!(millis(r#"ttl = "1h 30m""#), Some(5_400_000));
+        // 2^64 ms - 1, the most the engine counts.
+        assert_eq!(
+            millis(r#"ttl = "18446744073709551s 615ms""#),
+            Some(u64::MAX)
+        );
+        // 2^64 ms + 384 ms and + 1 ms: wrapped to 384 and 1 before.
+        assert_eq!(millis(r#"ttl = "18446744073709552s""#), Some(u64::MAX));
+        assert_eq!(
+            millis(r#"ttl = "18446744073709551s 617ms""#),
+            Some(u64::MAX)
+        );
+        let beyond = parse(r#"ttl = "18446744073709551616s""#).err();
+        let beyond = beyond.map(|e| e.to_string()).unwrap_or_default();
+        assert!(beyond.contains("std::time::Duration"), "{beyond}");
+    }
+
+    #[test]
+    fn a_duration_below_a_millisecond_is_refused_as_such() {
+        let check = |attr: &str| {
+            parse(attr)
+                .ok()
+                .and_then(|o| o.ttl)
+                .map(|t| t.check_positive().map_err(|e| e.to_string()))
+        };
+        assert_eq!(check(r#"ttl = "1ms""#), Some(Ok(())));
+        assert_eq!(check(r#"ttl = "1500us""#), Some(Ok(())));
+        let sub = check(r#"ttl = "999us""#).and_then(Result::err);
+        assert!(sub.is_some_and(|e| e.contains("1 ms resolution")));
+        let zero = check(r#"ttl = "0s""#).and_then(Result::err);
+        assert!(zero.is_some_and(|e| e.contains("longer than zero")));
+    }
+
+    #[test]
+    fn a_float_option_refuses_an_integer_with_the_float_to_write() {
+        let e = parse("early_refresh = 2").err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("write 2.0")),
+            "{e:?}"
+        );
+        let e = parse("jitter = 0").err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("write 0.0")),
+            "{e:?}"
+        );
+        assert!(parse("early_refresh = 1.0").is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::Names;
 use crate::model::FnModel;
-use crate::options::{CacheOpt, Options};
+use crate::options::{CacheOpt, FloatLit, Options};
 use crate::validate::{LockMode, Plan};
 use proc_macro2::TokenStream as TokenStream2;
 use quote::{quote, ToTokens};
@@ -116,7 +116,7 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         let n: u32 = n.base10_parse().unwrap_or(u32::MAX);
         policy = quote!(#policy.with_max_hits(#n));
     }
-    if let Some(b) = &opts.early_refresh {
+    if let Some(FloatLit(b)) = &opts.early_refresh {
         policy = quote!(#policy.with_early_refresh(#b));
     }
     if let Some(t) = &opts.soft_timeout {

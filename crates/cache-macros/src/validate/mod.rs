@@ -3,9 +3,11 @@
 //! Checked in a fixed order and stopping at the first error, so a given input always reports
 //! the same error.
 
+mod pairs;
+
 use crate::err;
 use crate::model::{FnModel, Kind};
-use crate::options::Options;
+use crate::options::{FloatLit, Options};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 
@@ -38,6 +40,7 @@ pub(crate) struct Plan {
 pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     check_return_shape(opts, model)?;
     check_durations(opts)?;
+    pairs::check(opts)?;
     let background = check_refresh(opts, model)?;
     let timeouts = check_timeouts(opts, model)?;
     let lock = check_lock(opts)?;
@@ -85,7 +88,7 @@ fn check_return_shape(opts: &Options, model: &FnModel) -> syn::Result<()> {
     Ok(())
 }
 
-/// No literal duration may be zero.
+/// No literal duration may be zero or below the engine's 1 ms resolution.
 fn check_durations(opts: &Options) -> syn::Result<()> {
     for d in [
         &opts.ttl,
@@ -103,9 +106,7 @@ fn check_durations(opts: &Options) -> syn::Result<()> {
     .into_iter()
     .flatten()
     {
-        if let Some(s) = d.zero_span() {
-            return Err(err(s, "a duration here must be longer than zero"));
-        }
+        d.check_positive()?;
     }
     Ok(())
 }
@@ -351,7 +352,7 @@ fn check_counts(opts: &Options) -> syn::Result<()> {
 
 /// `early_refresh` is XFetch's beta: above 0, at most 100.
 fn check_early_refresh(opts: &Options) -> syn::Result<()> {
-    let Some(b) = &opts.early_refresh else {
+    let Some(FloatLit(b)) = &opts.early_refresh else {
         return Ok(());
     };
     let v: f64 = b.base10_parse()?;
@@ -366,7 +367,7 @@ fn check_early_refresh(opts: &Options) -> syn::Result<()> {
 
 /// `jitter` is a fraction from 0.0 to 0.9.
 fn check_jitter(opts: &Options) -> syn::Result<Option<syn::LitFloat>> {
-    let Some(j) = &opts.jitter else {
+    let Some(FloatLit(j)) = &opts.jitter else {
         return Ok(None);
     };
     let v: f64 = j.base10_parse()?;

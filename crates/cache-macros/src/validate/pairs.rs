@@ -1,0 +1,71 @@
+//! Options that only mean something together, and options that contradict each other: each
+//! refusal says why, so that no combination compiles into a policy that quietly does something
+//! else than it reads.
+
+use crate::err;
+use crate::options::Options;
+
+/// Every rule of this module, in a fixed order.
+pub(super) fn check(opts: &Options) -> syn::Result<()> {
+    check_fail_safe(opts)?;
+    check_timeout_order(opts)
+}
+
+/// `fail_safe` keeps a value past its ttl, to serve it when a recompute fails:
+///
+/// * it needs a ttl (`ttl`, or `ttl_fn` choosing one per value): without one a value never
+///   expires, so there is no "past its ttl" to keep it for (the engine ignores `fail_safe`
+///   then);
+/// * it contradicts `cache_err`: with `cache_err`, an `Err` is the function's value (stored as a
+///   negative value for `cache_err`'s ttl), so a failed recompute replaces the good value with
+///   the error before fail-safe could serve the good one.
+///
+/// `cache_none` with `fail_safe` is not refused. The mechanics are the same (a `None` is, like
+/// a cached `Err`, a negative value stored for its own ttl, replacing the old `Some`), but a
+/// `None` is the function's answer ("there is none"), not a failure: storing it is what
+/// `cache_none` asks for, and it contradicts nothing fail-safe promises. The only failure of a
+/// function returning `Option`, a panic, still has fail-safe serve the last `Some` (to the
+/// callers that waited on the panicking one).
+fn check_fail_safe(opts: &Options) -> syn::Result<()> {
+    let Some(fail_safe) = &opts.fail_safe else {
+        return Ok(());
+    };
+    if let Some(cache_err) = &opts.cache_err {
+        return Err(err(
+            cache_err.span(),
+            "`cache_err` and `fail_safe` contradict each other: fail-safe serves the last good \
+             value when the function fails, `cache_err` stores the failure (replacing that \
+             value); choose one",
+        ));
+    }
+    if opts.ttl.is_none() && opts.ttl_fn.is_none() {
+        return Err(err(
+            fail_safe.span(),
+            "`fail_safe` keeps each value this long past its ttl, and this function's values \
+             have none (they never expire): add a `ttl` (or a `ttl_fn`)",
+        ));
+    }
+    Ok(())
+}
+
+/// With an old value to serve, a call waits for the shorter of `soft_timeout` and
+/// `hard_timeout`: a soft timeout at or past the hard one never applies. Checked when both are
+/// literals (an expression is only known at run time), on the milliseconds the engine counts.
+fn check_timeout_order(opts: &Options) -> syn::Result<()> {
+    let (Some(soft), Some(hard)) = (&opts.soft_timeout, &opts.hard_timeout) else {
+        return Ok(());
+    };
+    match (soft.millis(), hard.millis()) {
+        (Some(s), Some(h)) if s >= h => Err(err(
+            soft.span(),
+            format!(
+                "`soft_timeout` (\"{}\") must be shorter than `hard_timeout` (\"{}\"): with an \
+                 old value to serve, a call waits for the shorter of the two, so this soft \
+                 timeout would never apply",
+                soft.text(),
+                hard.text()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}

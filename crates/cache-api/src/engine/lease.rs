@@ -19,7 +19,8 @@
 //!
 //! A leader that computed but stored nothing (an `Err`, a `None` without `cache_none`, a store
 //! that failed) leaves a short-lived marker `key#done` with the time it finished before it
-//! releases. Callers that were waiting on that lease see the marker and compute at once,
+//! releases (written as a plain value, or, when the store refuses plain writes, taken as a
+//! lock holding that time). Callers that were waiting on that lease see the marker and compute at once,
 //! together, instead of taking the lock one after another and each running the function in
 //! turn. A marker older than a waiter's wait is ignored. (Markers compare wall clocks of
 //! different machines; a machine running behind makes its markers look old, so its waiters
@@ -121,18 +122,91 @@ impl Lease {
             stats.incr(Counter::LockLost);
         }
         if !stored {
-            let marker = unix_millis().to_string().into_bytes();
-            let done = done_key(&self.key);
-            let set = set(mode, &self.manager, &done, marker, self.timeout);
-            if let Err(e) = self.breaker.guard(set).await {
-                backend_error(stats, &self.key, "marker", &e);
-            }
+            self.leave_marker(mode, stats).await;
         }
         let released = release(mode, &self.manager, &self.key, &self.token, self.timeout).await;
         self.released = true;
         if let Err(e) = released {
             backend_error(stats, &self.key, "unlock", &e);
         }
+    }
+}
+
+impl Lease {
+    /// Leave the "computed, not stored" marker: a plain write, or, when the store refuses
+    /// plain writes (the reason nothing was stored, often), the marker taken as a lock on
+    /// `key#done`, which waiters read alike (replacing an older marker's lock). Without it the
+    /// waiters would take the lock in turn, each running the function after the last.
+    async fn leave_marker(&self, mode: Mode, stats: &Stats) {
+        let at = unix_millis().to_string();
+        let done = done_key(&self.key);
+        let plain = set(
+            mode,
+            &self.manager,
+            &done,
+            at.clone().into_bytes(),
+            self.timeout,
+        );
+        let Err(e) = self.breaker.guard(plain).await else {
+            return;
+        };
+        tracing::debug!(key = %self.key, error = %e, "steadycache: marker not written; leaving it as a lock");
+        for _ in 0..2 {
+            let taken = lock_op(mode, &self.manager, &done, self.timeout, {
+                let at = at.clone();
+                move |m, k| async move { m.backend().acquire_lock(&k, &at, DONE_MARKER_TTL).await }
+            });
+            match taken.await {
+                Ok(true) => return,
+                // An older marker holds it: let it go, then take it again.
+                Ok(false) => {
+                    let old = lock_op(
+                        mode,
+                        &self.manager,
+                        &done,
+                        self.timeout,
+                        |m, k| async move { m.backend().get(&k).await },
+                    );
+                    let Ok(Some(old)) = old.await else { break };
+                    let token = String::from_utf8_lossy(&old).into_owned();
+                    let freed = lock_op(
+                        mode,
+                        &self.manager,
+                        &done,
+                        self.timeout,
+                        |m, k| async move { m.backend().release_lock(&k, &token).await },
+                    );
+                    if !matches!(freed.await, Ok(true)) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    backend_error(stats, &self.key, "marker", &e);
+                    return;
+                }
+            }
+        }
+        backend_error(stats, &self.key, "marker", &e);
+    }
+}
+
+/// `op` on the backend for the internal key `key`, within `timeout`, in either mode (not
+/// through the breaker: a lease's own bookkeeping, as its release).
+async fn lock_op<T, F, Fut>(
+    mode: Mode,
+    m: &Arc<dyn CacheManager>,
+    key: &str,
+    timeout: Duration,
+    op: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    match mode {
+        Mode::Async => within(timeout, op(m.clone(), key.to_owned())).await,
+        Mode::Sync => wait_on_runtime(m, key, timeout, op),
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Stampede {
     pub worst_wait: Duration,
     /// Leases lost while computing, across the fleet (see `lock_lost` in the stats).
     pub lock_lost: u64,
+    /// The most runs of the function that were under way at one time: 1 when the runs went
+    /// one after another.
+    pub most_at_once: usize,
 }
 
 impl Fleet {
@@ -115,18 +118,23 @@ impl Fleet {
         work: Duration,
     ) -> Stampede {
         let runs = Arc::new(AtomicUsize::new(0));
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let lost_before: u64 = self.members.iter().map(|m| m.0.stats().lock_lost).sum();
         let mut tasks = Vec::new();
         for (cache, _) in &self.members {
             for _ in 0..callers {
                 let (cache, runs, policy, key) =
                     (cache.clone(), runs.clone(), policy.clone(), key.to_owned());
+                let (running, most) = (running.clone(), most.clone());
                 tasks.push(tokio::spawn(async move {
                     let started = Instant::now();
                     let v = cache
                         .get_or_compute(&key, &policy, || async {
                             runs.fetch_add(1, Ordering::SeqCst);
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
                             tokio::time::sleep(work).await;
+                            running.fetch_sub(1, Ordering::SeqCst);
                             Ok::<u64, Infallible>(42)
                         })
                         .await;
@@ -147,6 +155,7 @@ impl Fleet {
             served,
             worst_wait,
             lock_lost: lost_after.saturating_sub(lost_before),
+            most_at_once: most.load(Ordering::SeqCst),
         }
     }
 }

@@ -12,6 +12,14 @@ use super::io::{self, Mode};
 use crate::stats::Stats;
 use crate::tier::{CallTags, Place, L2};
 
+/// How much later than a tag's invalidation a value's estimated start must be for the value to
+/// count as computed after it. The start is estimated as `created_at - took_ms`, two whole
+/// milliseconds read a little after the computation ended: it may be up to about a
+/// millisecond later than the real start, and the invalidation time up to one earlier than the
+/// real one. A value whose computation began within this margin after an invalidation is
+/// judged invalid (computed once more), never the other way round.
+const START_MARGIN_MS: u64 = 2;
+
 /// The prefix of the internal keys holding tag times.
 pub(crate) const TAG_KEY_PREFIX: &str = "steadycache#tag:";
 
@@ -39,7 +47,7 @@ pub(crate) async fn valid<V>(mode: Mode, place: &Place<V>, started_at: u64, stat
                 None => return false,
             },
         };
-        if at >= started_at {
+        if at.saturating_add(START_MARGIN_MS) >= started_at {
             return false;
         }
     }

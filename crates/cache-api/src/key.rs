@@ -20,8 +20,13 @@
 //! arguments are serialized with bincode's standard configuration (little endian, varint integers,
 //! `usize` as u64) and hashed with XXH3-128 (whose output is specified byte for byte). The
 //! serialization is streamed into a stack buffer, so hashing small arguments allocates nothing.
+//! Maps are serialized in a canonical order ([`canonical`]: entries sorted by their bytes), so
+//! equal `HashMap`s hash equally; sets cannot be (see [`hash_args`]).
+
+mod canonical;
 
 use crate::error::{Error, Result};
+use canonical::Canonical;
 use serde::Serialize;
 use std::fmt;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
@@ -44,6 +49,19 @@ impl bincode::enc::write::Writer for HashWriter<'_> {
 
 /// The stable 128-bit hash of serde-serialized arguments.
 ///
+/// Maps are canonical: the entries of every map in the arguments, at any depth, are hashed in
+/// the order of their serialized bytes (key, then value), so two equal `HashMap`s hash equally
+/// whatever their insertion order or hasher seed, in any process; a `BTreeMap` and a `HashMap`
+/// of equal content hash equally too. Arguments without maps hash as their plain bincode
+/// encoding, as they always did, and without allocating (a map is buffered, and allocates).
+///
+/// **Sets cannot be made canonical**: serde serializes a set as a sequence, which cannot be
+/// told apart from a `Vec`, so a `HashSet` is hashed in its iteration order, which differs
+/// between equal sets (each has a random seed of its own, and they differ across processes):
+/// equal `HashSet`s give different keys. Pass a `BTreeSet` or a sorted `Vec` instead (or
+/// `convert = …` one). Likewise a map whose key type serializes equal keys differently is not
+/// made canonical.
+///
 /// ```
 /// use steadycache_api::__private::hash_args;
 /// let a = hash_args(&("EUR", "USD", 3u32)).unwrap();
@@ -53,7 +71,8 @@ impl bincode::enc::write::Writer for HashWriter<'_> {
 #[inline]
 pub fn hash_args<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
     let mut buf = [0u8; STACK];
-    match bincode::serde::encode_into_slice(args, &mut buf, bincode::config::standard()) {
+    match bincode::serde::encode_into_slice(Canonical(args), &mut buf, bincode::config::standard())
+    {
         Ok(n) => Ok(xxh3_128(&buf[..n])),
         Err(_) => hash_args_streaming(args),
     }
@@ -62,11 +81,15 @@ pub fn hash_args<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
 #[cold]
 fn hash_args_streaming<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
     let mut h = Xxh3::new();
-    bincode::serde::encode_into_writer(args, HashWriter(&mut h), bincode::config::standard())
-        .map_err(|e| Error::Codec {
-            codec: "bincode",
-            message: format!("arguments cannot be serialized for the key: {e}"),
-        })?;
+    bincode::serde::encode_into_writer(
+        Canonical(args),
+        HashWriter(&mut h),
+        bincode::config::standard(),
+    )
+    .map_err(|e| Error::Codec {
+        codec: "bincode",
+        message: format!("arguments cannot be serialized for the key: {e}"),
+    })?;
     Ok(h.digest128())
 }
 
@@ -191,6 +214,7 @@ pub(crate) fn part_hashes(part: &str) -> Vec<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     const PINNED: &str = "7731eefe2f0c175f6b9b82a40ff3bd0e";
 
@@ -211,6 +235,145 @@ mod tests {
             [3, 69, 85, 82, 42, 1, 0, 0, 0, 0, 0, 0, 4, 64, 1, 1, 7],
             "bincode standard encoding changed"
         );
+    }
+
+    /// Arguments of every serde shape but maps: their hashes were computed before maps were
+    /// made canonical and must never change (stored keys depend on them).
+    #[test]
+    fn hashes_without_maps_are_pinned() {
+        #[derive(Serialize)]
+        struct Unit;
+        #[derive(Serialize)]
+        struct Newtype(u16);
+        #[derive(Serialize)]
+        struct Pair(i8, char);
+        #[derive(Serialize)]
+        enum E {
+            A,
+            B(u64),
+            C(u8, u8),
+            D { x: i128, y: Option<()> },
+        }
+        #[derive(Serialize)]
+        struct S<'a> {
+            name: &'a str,
+            tags: Vec<&'a str>,
+            bytes: &'a [u8],
+            nested: Vec<Vec<u32>>,
+            e: [E; 4],
+            unit: Unit,
+            newtype: Newtype,
+            pair: Pair,
+            none: Option<String>,
+            wide: (u128, i64, f32),
+        }
+        let s = S {
+            name: "zürich",
+            tags: vec!["a", "", "ccc"],
+            bytes: &[0, 255, 7],
+            nested: vec![vec![], vec![1, 300, 70_000]],
+            e: [
+                E::A,
+                E::B(u64::MAX),
+                E::C(1, 2),
+                E::D { x: -5, y: Some(()) },
+            ],
+            unit: Unit,
+            newtype: Newtype(513),
+            pair: Pair(-128, 'λ'),
+            none: None,
+            wide: (u128::MAX - 1, i64::MIN, 1.5),
+        };
+        assert_eq!(hex128(hash_args(&s).unwrap()), PINNED_STRUCT);
+        let long: Vec<String> = (0..50).map(|i| format!("item-{i}")).collect();
+        assert_eq!(hex128(hash_args(&(&long, 9u8)).unwrap()), PINNED_LONG);
+        // A map already in the order of its keys' bytes hashes as it always did.
+        let sorted: std::collections::BTreeMap<&str, u32> = [("ab", 1), ("cd", 2)].into();
+        assert_eq!(hex128(hash_args(&(&sorted,)).unwrap()), PINNED_SORTED_MAP);
+    }
+
+    const PINNED_STRUCT: &str = "4fc63ccf39953c4f8ac4e8ff7e7af77e";
+    const PINNED_LONG: &str = "58e38ead241a06aba7fb6769bb7b4d24";
+    const PINNED_SORTED_MAP: &str = "7463208be0f139335ab4394bda4ffc88";
+
+    /// `n` entries inserted in the order of `keys`, into a map with a hasher seed of its own.
+    fn map_of(keys: impl Iterator<Item = u32>) -> HashMap<String, u32> {
+        let mut m = HashMap::with_hasher(std::collections::hash_map::RandomState::new());
+        for k in keys {
+            m.insert(format!("key-{k}"), k * 7);
+        }
+        m
+    }
+
+    #[test]
+    fn equal_hash_maps_hash_equally() {
+        let a = map_of(0..20);
+        let b = map_of((0..20).rev());
+        assert_eq!(a, b);
+        assert_eq!(hash_args(&(&a,)).unwrap(), hash_args(&(&b,)).unwrap());
+        let c = map_of((0..20).map(|k| (k * 7) % 20));
+        assert_eq!(hash_args(&(&a,)).unwrap(), hash_args(&(&c,)).unwrap());
+        assert_ne!(
+            hash_args(&(&a,)).unwrap(),
+            hash_args(&(&map_of(0..19),)).unwrap()
+        );
+    }
+
+    #[test]
+    fn nested_hash_maps_hash_equally() {
+        let a = vec![map_of(0..20), map_of(5..25)];
+        let b = vec![map_of((0..20).rev()), map_of((5..25).rev())];
+        assert_eq!(hash_args(&(&a,)).unwrap(), hash_args(&(&b,)).unwrap());
+
+        #[derive(Serialize)]
+        struct Query {
+            page: u32,
+            filters: HashMap<String, u32>,
+            by_group: HashMap<u8, HashMap<String, u32>>,
+        }
+        let query = |rev: bool| Query {
+            page: 3,
+            filters: if rev {
+                map_of((0..20).rev())
+            } else {
+                map_of(0..20)
+            },
+            by_group: (0..10u8)
+                .map(|g| {
+                    let g = if rev { 9 - g } else { g };
+                    let keys = u32::from(g)..u32::from(g) + 20;
+                    (
+                        g,
+                        if rev {
+                            map_of(keys.rev())
+                        } else {
+                            map_of(keys)
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let (qa, qb) = (query(false), query(true));
+        assert_eq!(
+            hash_args(&(&qa, 1u8)).unwrap(),
+            hash_args(&(&qb, 1u8)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_btree_map_and_a_hash_map_of_equal_content_hash_equally() {
+        let h = map_of(0..20);
+        let b: std::collections::BTreeMap<String, u32> = h.clone().into_iter().collect();
+        assert_eq!(hash_args(&(&h,)).unwrap(), hash_args(&(&b,)).unwrap());
+        // Small enough for the stack buffer: the same canonical bytes.
+        let h: HashMap<u32, u8> = [(511, 1), (512, 2), (3, 3)].into();
+        let b: std::collections::BTreeMap<u32, u8> = h.clone().into_iter().collect();
+        let bytes = bincode::serde::encode_to_vec((&b,), bincode::config::standard()).unwrap();
+        assert!(bytes.len() < STACK);
+        assert_eq!(hash_args(&(&h,)).unwrap(), hash_args(&(&b,)).unwrap());
+        // Sorted by their bytes, not by `Ord`: 512 encodes as [251, 0, 2], before 511's
+        // [251, 255, 1]; so this `BTreeMap` hashes otherwise than plain bincode would.
+        assert_ne!(hash_args(&(&b,)).unwrap(), xxh3_128(&bytes));
     }
 
     #[test]

@@ -65,6 +65,15 @@
 //! Arguments in the key must implement `serde::Serialize`; return values must be `Serialize +
 //! DeserializeOwned + Clone + Send + Sync + 'static`. Errors say so at compile time.
 //!
+//! Maps in the key are canonical: the entries of every map in the arguments (at any depth, in
+//! a struct, a `Vec`, another map) are hashed in the order of their serialized bytes, so equal
+//! `HashMap`s give one key whatever their insertion order or hasher seed, in every process.
+//! **Sets cannot be**: serde serializes a set as a sequence, which cannot be told apart from a
+//! `Vec`, so a `HashSet` would be hashed in its iteration order, which differs between equal
+//! sets. Pass a `BTreeSet` or a sorted `Vec` instead (or `convert = …` to one); an argument
+//! whose type names `HashSet` (or `FxHashSet`, `AHashSet`, …) is a compile error. A set inside
+//! a struct of yours, or behind a type alias, is not seen: sort it in its `Serialize`.
+//!
 //! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with `cache_none` /
 //! `cache_err`. When a leader's call fails, the callers waiting on it get a clone of its error if
 //! the error type is `Clone` (one run for the whole round); otherwise (and after a panic) they

@@ -87,6 +87,9 @@ impl FnModel {
                 ));
             }
         }
+        if opts.key.is_none() && opts.convert.is_none() {
+            check_no_hash_set(&args)?;
+        }
         let key_self = opts.key_self.unwrap_or(false);
         if key_self && receiver.is_none() {
             return Err(err(
@@ -176,6 +179,41 @@ fn check_signature(sig: &syn::Signature, explicit_key: bool) -> syn::Result<()> 
             sig.span(),
             "#[cached] cannot memoize a variadic function",
         ));
+    }
+    Ok(())
+}
+
+/// No hashed argument's type names a `HashSet` (a path segment `HashSet`, or one ending in it
+/// such as `FxHashSet` or `AHashSet`), at any depth (`Vec<HashSet<u32>>`): serde serializes a
+/// set as a sequence, in its iteration order, which differs between equal sets, so equal calls
+/// would not share an entry, and the args hash cannot sort a set (it cannot tell one from a
+/// `Vec`). A syntactic check: a type alias or a struct holding a set goes unnoticed.
+fn check_no_hash_set(args: &[Arg]) -> syn::Result<()> {
+    struct Find<'a>(Option<&'a syn::Ident>);
+    impl<'a> syn::visit::Visit<'a> for Find<'a> {
+        fn visit_path_segment(&mut self, seg: &'a syn::PathSegment) {
+            if self.0.is_none() && seg.ident.to_string().ends_with("HashSet") {
+                self.0 = Some(&seg.ident);
+            }
+            syn::visit::visit_path_segment(self, seg);
+        }
+    }
+    for arg in args.iter().filter(|a| a.in_key) {
+        let mut find = Find(None);
+        syn::visit::Visit::visit_type(&mut find, &arg.ty);
+        if let Some(set) = find.0 {
+            let name = &arg.ident;
+            return Err(err(
+                set.span(),
+                format!(
+                    "the type of `{name}` names `{set}`, and a set cannot be part of a key: it \
+                     is hashed in its iteration order, which differs between equal sets, so \
+                     equal calls would not share an entry. Pass a `BTreeSet` or a sorted `Vec` \
+                     instead, hash one with `convert = …`, or leave `{name}` out with \
+                     `skip({name})`"
+                ),
+            ));
+        }
     }
     Ok(())
 }

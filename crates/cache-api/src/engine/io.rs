@@ -362,7 +362,7 @@ where
         negative,
         took_ms,
     };
-    store_with(mode, place, value, meta, stats).await
+    store_with(mode, place, value, meta, stats, CopyRule::IfStored).await
 }
 
 /// A value kept after its recompute failed (blocking, background or early), stored again with
@@ -392,43 +392,83 @@ where
         took_ms: old.took_ms,
     };
     let value = &old.value;
-    store_with(mode, place, value, meta, stats).await
+    store_with(mode, place, value, meta, stats, CopyRule::Always).await
 }
 
-async fn store_with<V>(mode: Mode, place: &Place<V>, value: &V, meta: Meta, stats: &Stats) -> bool
+/// How [`store_with`] treats the in-process tier when the store refuses a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CopyRule {
+    /// A value just computed: kept in process only once the store has it (with a store to
+    /// write to). A copy the store refused would be served while the bus vouches for copies,
+    /// though another process may store a newer value that nothing announces to this one again.
+    IfStored,
+    /// A value the store had (fail-safe's old value, kept on): its copy is kept either way.
+    Always,
+}
+
+async fn store_with<V>(
+    mode: Mode,
+    place: &Place<V>,
+    value: &V,
+    meta: Meta,
+    stats: &Stats,
+    copy: CopyRule,
+) -> bool
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
-    let mut stored = false;
-    if let Some(l1) = &place.l1 {
-        let at = meta.at.to_tier(unix_millis());
-        let stamp = (meta.created_at, meta.took_ms, place.tag_stamp());
-        l1.store.store(l1.hash, value, at, stamp, l1.gen, stats);
-        stored = true;
+    let saved = match &place.l2 {
+        Some(l2) => Some(save_l2(mode, place, l2, value, meta, stats).await),
+        None => None,
+    };
+    let keep_copy = copy == CopyRule::Always || saved != Some(false);
+    match &place.l1 {
+        Some(l1) if keep_copy => {
+            let at = meta.at.to_tier(unix_millis());
+            let stamp = (meta.created_at, meta.took_ms, place.tag_stamp());
+            l1.store.store(l1.hash, value, at, stamp, l1.gen, stats);
+            true
+        }
+        _ => saved == Some(true),
     }
-    if let Some(l2) = &place.l2 {
-        let entry = match make_entry(l2.manager.codec(), &l2.key, value, meta) {
-            Ok(e) => e,
-            Err(e) => {
-                stats.incr(Counter::Errors);
-                tracing::warn!(key = %l2.key, error = %e, "steadycache: value cannot be encoded; not cached");
-                return stored;
+}
+
+/// Encode and save `value` in L2 (announcing it on the bus when the cache has an L1); whether
+/// it was saved.
+async fn save_l2<V>(
+    mode: Mode,
+    place: &Place<V>,
+    l2: &L2,
+    value: &V,
+    meta: Meta,
+    stats: &Stats,
+) -> bool
+where
+    V: Clone + Serialize + Send + Sync + 'static,
+{
+    let entry = match make_entry(l2.manager.codec(), &l2.key, value, meta) {
+        Ok(e) => e,
+        Err(e) => {
+            stats.incr(Counter::Errors);
+            tracing::warn!(key = %l2.key, error = %e, "steadycache: value cannot be encoded; not cached");
+            return false;
+        }
+    };
+    #[cfg(feature = "metrics")]
+    let began = std::time::Instant::now();
+    let saved = save(mode, l2, entry).await;
+    #[cfg(feature = "metrics")]
+    crate::metrics::backend_call(stats, "save", began.elapsed());
+    match saved {
+        Ok(()) => {
+            if let Some(bus) = &place.announce {
+                bus.send_later(crate::tier::Event::Key(l2.key.clone()));
             }
-        };
-        #[cfg(feature = "metrics")]
-        let began = std::time::Instant::now();
-        let saved = save(mode, l2, entry).await;
-        #[cfg(feature = "metrics")]
-        crate::metrics::backend_call(stats, "save", began.elapsed());
-        match saved {
-            Ok(()) => {
-                stored = true;
-                if let Some(bus) = &place.announce {
-                    bus.send_later(crate::tier::Event::Key(l2.key.clone()));
-                }
-            }
-            Err(e) => backend_error(stats, &l2.key, "save", &e),
+            true
+        }
+        Err(e) => {
+            backend_error(stats, &l2.key, "save", &e);
+            false
         }
     }
-    stored
 }

@@ -6,6 +6,7 @@
 use crate::cache::Cache;
 use crate::engine::io::{self, Mode};
 use crate::engine::plan::Plan;
+use crate::engine::sticks::{key_mark, mark_value, prefix_mark, ALL_MARK, MARK_TTL};
 use crate::engine::tags::tag_key;
 use crate::error::Result;
 use crate::glob::Glob;
@@ -37,6 +38,26 @@ impl Cache {
             Mode::Async => send.await,
             Mode::Sync => crate::runtime::block_on(send)?,
         }
+    }
+
+    /// Mark an invalidation (see `engine::sticks`) before the removal it covers, so that a
+    /// computation already under way does not keep its value after it (also on a plain memory
+    /// cache, whose store holds what `get_or_compute` computes). A mark that cannot be written
+    /// is logged: the removal goes on.
+    pub(crate) async fn mark(&self, mode: Mode, mark: &str) -> bool {
+        let (cache, mark) = (self.clone(), mark.to_owned());
+        let write = async move {
+            let set = cache.backend().set(&mark, mark_value(), Some(MARK_TTL));
+            cache.guarded(set).await
+        };
+        let wrote = match mode {
+            Mode::Async => write.await,
+            Mode::Sync => crate::runtime::block_on(write).and_then(|r| r),
+        };
+        if let Err(e) = &wrote {
+            tracing::warn!(error = %e, "steadycache: an invalidation could not be marked; a computation under way may keep its value");
+        }
+        wrote.is_ok()
     }
 
     /// `op`'s result, after the change it made (`event`) reached the copies and the bus: the
@@ -71,6 +92,7 @@ impl Cache {
     /// process the bus reaches).
     pub async fn invalidate(&self, key: &str) -> Result<bool> {
         let key = by_hand(key);
+        self.mark(Mode::Async, &key_mark(&key)).await;
         let removed = self.guarded(self.manager().delete(&key)).await;
         self.then_announce(removed, Event::Key(key.into_owned()))
             .await
@@ -87,6 +109,7 @@ impl Cache {
     /// function whose keys the prefix reaches into loses its whole typed tier: copies only).
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
         let prefix = by_hand(prefix);
+        self.mark(Mode::Async, &prefix_mark(&prefix)).await;
         let removed = self.bulk(self.manager().delete_prefix(&prefix)).await;
         self.then_announce(removed, Event::Prefix(prefix.into_owned()))
             .await
@@ -110,7 +133,11 @@ impl Cache {
     /// outside the circuit breaker; one stopped part way is
     /// [`Error::Partial`](crate::Error::Partial) with how many keys it removed.
     pub async fn clear(&self) -> Result<u64> {
+        let marked = self.mark(Mode::Async, ALL_MARK).await;
         let removed = self.bulk(self.manager().delete_prefix("")).await;
+        self.mark(Mode::Async, ALL_MARK).await; // the clear removed the first one too
+                                                // (Its own mark, removed with the entries, is not one of them.)
+        let removed = removed.map(|n| n.saturating_sub(u64::from(marked)));
         self.then_announce(removed, Event::All).await
     }
 
@@ -126,6 +153,8 @@ impl Cache {
     /// invalid pattern is an [`Error::Config`](crate::Error::Config) and removes nothing.
     pub async fn invalidate_matching(&self, pattern: &str) -> Result<u64> {
         let glob = Glob::new(&by_hand(pattern))?;
+        self.mark(Mode::Async, &prefix_mark(&glob.literal_prefix()))
+            .await;
         let removed = self.bulk(self.manager().delete_matching(&glob)).await;
         let event = Event::Matching(glob.as_str().to_owned());
         self.then_announce(removed, event).await

@@ -175,8 +175,8 @@ pub(crate) fn by_hand(key: &str) -> std::borrow::Cow<'_, str> {
 
 /// Whether `key` (without a store's own key prefix), holding a string that starts with `head`,
 /// is one of the library's bookkeeping keys: a memoized call's key (`namespace:version:args`,
-/// no `#`) followed by `#lock` holding a token of the engine's (32 hex digits), `#done` holding
-/// a time, or `#calls` / `#hits<digits>` holding a count. (`steadycache#…` keys are the
+/// no `#`) followed by `#lock` holding a token of the engine's (32 hex digits), `#done` or
+/// `#inv` holding a time, or `#calls` / `#hits<digits>` holding a count. (`steadycache#…` keys are the
 /// library's whatever they hold.)
 pub(crate) fn is_bookkeeping(key: &str, head: &[u8]) -> bool {
     let Some((base, suffix)) = key.split_once('#') else {
@@ -185,7 +185,7 @@ pub(crate) fn is_bookkeeping(key: &str, head: &[u8]) -> bool {
     let digits = |b: &[u8]| !b.is_empty() && b.iter().all(u8::is_ascii_digit);
     let shaped = match suffix {
         "lock" => head.len() == 32 && head.iter().all(|b| b"0123456789abcdef".contains(b)),
-        "done" => digits(head),
+        "done" | "inv" => digits(head),
         _ if suffix == "calls"
             || suffix
                 .strip_prefix("hits")

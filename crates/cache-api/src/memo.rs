@@ -7,6 +7,7 @@ use crate::engine::ctx::Ctx;
 use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, block_local, Mode};
 use crate::engine::plan::Plan;
+use crate::engine::sticks::{key_mark, prefix_mark};
 use crate::engine::{AsyncRefresh, Shape, SyncRefresh};
 use crate::envelope::Freshness;
 use crate::error::{Error, Result};
@@ -472,6 +473,7 @@ where
             return Ok(st.local.as_ref().map_or(0, |l| l.clear()));
         }
         let prefix = namespace_prefix(&self.namespace);
+        st.cache.mark(mode, &prefix_mark(&prefix)).await;
         let removed =
             io::delete_prefix(mode, st.cache.manager(), &prefix, st.cache.bulk_timeout()).await;
         // After the store: a call that read the old entry before could otherwise fill L1 again.
@@ -555,7 +557,10 @@ where
         let st = self.state();
         let place = self.place(st, &key);
         let removed = match &place.l2 {
-            Some(l2) => io::delete(mode, l2).await,
+            Some(l2) => {
+                io::mark(mode, l2, key_mark(&l2.key)).await;
+                io::delete(mode, l2).await
+            }
             None => Ok(false),
         };
         let local = place.l1.as_ref().is_some_and(|l| l.store.evict(l.hash));

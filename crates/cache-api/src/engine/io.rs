@@ -175,6 +175,17 @@ pub(crate) async fn incr(
     .await
 }
 
+/// Mark an invalidation under `mark` (see `engine::sticks`); a failure is logged.
+pub(crate) async fn mark(mode: Mode, l2: &L2, mark: String) {
+    let wrote = on_backend(mode, l2, mark, |m, k| async move {
+        let at = super::sticks::mark_value();
+        m.backend().set(&k, at, Some(super::sticks::MARK_TTL)).await
+    });
+    if let Err(e) = wrote.await {
+        tracing::warn!(key = %l2.key, error = %e, "steadycache: an invalidation could not be marked");
+    }
+}
+
 /// Delete the internal key `key` (a counter) in `l2`'s backend.
 pub(crate) async fn delete_key(mode: Mode, l2: &L2, key: String) -> Result<bool> {
     on_backend(
@@ -418,7 +429,10 @@ where
     V: Clone + Serialize + Send + Sync + 'static,
 {
     let saved = match &place.l2 {
-        Some(l2) => Some(save_l2(mode, place, l2, value, meta, stats).await),
+        Some(l2) => Some(
+            save_l2(mode, place, l2, value, meta, stats).await
+                && !undone_if_invalidated(mode, l2, meta, stats).await,
+        ),
         None => None,
     };
     let keep_copy = copy == CopyRule::Always || saved != Some(false);
@@ -431,6 +445,20 @@ where
         }
         _ => saved == Some(true),
     }
+}
+
+/// After a save: when an invalidation covering the key was marked since the computation began
+/// (see `engine::sticks`), remove what was saved; whether it was removed.
+async fn undone_if_invalidated(mode: Mode, l2: &L2, meta: Meta, stats: &Stats) -> bool {
+    let started_at = meta.created_at.saturating_sub(u64::from(meta.took_ms));
+    if !super::sticks::invalidated_since(mode, l2, started_at, stats).await {
+        return false;
+    }
+    tracing::debug!(key = %l2.key, "steadycache: invalidated while it was computed; not kept");
+    if let Err(e) = delete(mode, l2).await {
+        backend_error(stats, &l2.key, "delete", &e);
+    }
+    true
 }
 
 /// Encode and save `value` in L2 (announcing it on the bus when the cache has an L1); whether

@@ -9,6 +9,7 @@
 //! * [`io`]: the tier operations it runs, written once for both kinds of caller.
 //! * [`lease`]: the distributed lock, released by RAII.
 //! * [`refresh`]: background refreshes on bounded resources.
+//! * [`sticks`]: invalidations that stick (marks, and the check after a save).
 //! * [`job`]: what callers hand in besides the computation (`#[cached]` generates it).
 //! * [`tail`]: the end of a round (store, release, publish), run by the caller or by
 //!   [`timeout`], the layer that lets a caller stop waiting for a slow computation.
@@ -23,6 +24,7 @@ pub(crate) mod lease;
 pub(crate) mod lookup;
 pub(crate) mod plan;
 pub(crate) mod refresh;
+pub(crate) mod sticks;
 pub(crate) mod tags;
 pub(crate) mod tail;
 pub(crate) mod timeout;

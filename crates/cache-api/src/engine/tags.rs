@@ -18,7 +18,7 @@ use crate::tier::{CallTags, Place, L2};
 /// millisecond later than the real start, and the invalidation time up to one earlier than the
 /// real one. A value whose computation began within this margin after an invalidation is
 /// judged invalid (computed once more), never the other way round.
-const START_MARGIN_MS: u64 = 2;
+pub(crate) const START_MARGIN_MS: u64 = 2;
 
 /// The prefix of the internal keys holding tag times.
 pub(crate) const TAG_KEY_PREFIX: &str = "steadycache#tag:";

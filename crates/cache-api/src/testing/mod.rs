@@ -14,6 +14,7 @@ mod listing;
 pub mod server;
 pub mod sim;
 pub mod skew;
+pub mod sticks;
 
 pub use invalidation::{delete_matching, publish_subscribe};
 pub use listing::list_keys;

@@ -63,17 +63,29 @@ impl quick_cache::Weighter<String, Item> for ByteWeighter {
     }
 }
 
-/// Pins live locks and counters: memory pressure evicts values only. A held lock evicted would
-/// let a second holder in, and an evicted counter would reset a rate limit. They still expire
-/// (and an expired one is evictable again).
+/// Pins live locks and the library's own counters: a held lock evicted would let a second
+/// holder in, and an evicted rate-limit or breaker counter (`steadycache#…`, one per guard)
+/// would reset it. They still expire (and an expired one is evictable again).
+///
+/// The counters of memoized calls (`<key>#calls` of `min_calls`, `<key>#hits<n>` of
+/// `max_hits`) are not pinned: there is one per argument set, and one-off arguments would pin
+/// them past the bound for the function's ttl. Under memory pressure such a counter may be
+/// evicted: its arguments then count again from zero (`min_calls` admits later, `max_hits`
+/// serves an entry up to that many more times). Locks are bounded by the computations under
+/// way.
 #[derive(Clone, Copy, Default)]
 struct PinCoordination;
 
 impl quick_cache::Lifecycle<String, Item> for PinCoordination {
     type RequestState = ();
 
-    fn is_pinned(&self, _key: &String, item: &Item) -> bool {
-        matches!(item.slot, Slot::Counter(_) | Slot::Lock(_)) && item.live(unix_millis())
+    fn is_pinned(&self, key: &String, item: &Item) -> bool {
+        let pinned = match item.slot {
+            Slot::Lock(_) => true,
+            Slot::Counter(_) => key.starts_with("steadycache#"),
+            Slot::Bytes(_) => false,
+        };
+        pinned && item.live(unix_millis())
     }
 
     fn on_evict(&self, _: &mut (), _key: String, _item: Item) {}
@@ -454,14 +466,16 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn memory_pressure_never_evicts_held_locks_or_counters() {
+    async fn memory_pressure_never_evicts_held_locks_or_guard_counters() {
         let b = MemoryBackend::new(MemoryConfig::default().with_max_bytes(64 << 10));
         let ttl = Some(Duration::from_secs(60));
         assert!(b
             .acquire_lock("k#lock", "holder", Duration::from_secs(60))
             .await
             .unwrap());
-        assert_eq!(b.incr("rate#count", 5, ttl).await.unwrap(), 5);
+        assert_eq!(b.incr("steadycache#rate:api", 5, ttl).await.unwrap(), 5);
+        // A memoized call's admission counter is not pinned.
+        assert_eq!(b.incr("ns:v1:once#calls", 1, ttl).await.unwrap(), 1);
         // Fill the store many times over with values.
         for i in 0..2_000 {
             b.set(&format!("v{i}"), vec![7; 1024], ttl).await.unwrap();
@@ -473,9 +487,14 @@ mod tests {
             "the held lock survived the pressure"
         );
         assert_eq!(
-            b.incr("rate#count", 1, ttl).await.unwrap(),
+            b.incr("steadycache#rate:api", 1, ttl).await.unwrap(),
             6,
-            "the counter too"
+            "the guard's counter too"
+        );
+        assert_eq!(
+            b.incr("ns:v1:once#calls", 1, ttl).await.unwrap(),
+            1,
+            "a call's counter was evicted with the values"
         );
         assert!(
             b.weight() <= (64 << 10) + 4096,

@@ -34,6 +34,41 @@ pub struct ListManager {
 }
 
 impl ListManager {
+    /// Remove every list whose entry key starts with `prefix` (their keys are `{entry key}:items`).
+    async fn delete_lists(&self, prefix: &str) -> Result<()> {
+        let esc = |text: &str| -> String {
+            text.chars()
+                .flat_map(|c| {
+                    let glob = matches!(c, '*' | '?' | '[' | ']' | '\\');
+                    glob.then_some('\\').into_iter().chain(std::iter::once(c))
+                })
+                .collect()
+        };
+        // `list_key`: the backend's key prefix, then `{entry key}:items`.
+        let pattern = format!("{}{{{}*", esc(&self.redis.redis_key("")), esc(prefix));
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.redis.query(&scan).await?;
+            if !keys.is_empty() {
+                let mut unlink = redis::cmd("UNLINK");
+                for k in &keys {
+                    unlink.arg(k.as_slice());
+                }
+                let _: u64 = self.redis.query(&unlink).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     /// Over `redis`; values go through the JSON codec (a list item is one JSON document).
     pub fn new(redis: RedisBackend) -> Self {
         ListManager {
@@ -136,10 +171,14 @@ impl CacheManager for ListManager {
 
     /// A prefix of entry keys (a function's namespace, or `""` for everything) reaches their
     /// lists too: a list's key is its entry's key in braces, so `{` + prefix covers them.
+    ///
+    /// The lists are this manager's own format, so it removes them itself (`SCAN MATCH` +
+    /// `UNLINK`, on a standalone server): the backend's `delete_prefix` removes only what the
+    /// engine writes when the database has no key prefix (a list is not one of its entries).
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         // The lists first: an entry is never left without its list, only the other way round
         // (and a list without its entry is never read). Counted once per entry.
-        self.redis.delete_prefix(&format!("{{{prefix}")).await?;
+        self.delete_lists(prefix).await?;
         self.redis.delete_prefix(prefix).await
     }
 

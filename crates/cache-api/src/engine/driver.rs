@@ -20,7 +20,7 @@
 
 use super::counted;
 use super::ctx::{wants_distributed, Ctx};
-use super::io::{block_local, Found, Mode};
+use super::io::{self, block_local, Found, Mode};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
@@ -220,6 +220,10 @@ where
                     break;
                 }
                 Role::Solo => break,
+                // A sync caller on a `current_thread` runtime: the leader may be an async task
+                // that needs this very thread, so waiting could never end. It computes without
+                // the flight instead (its value is stored as any other).
+                Role::Waiter(_) if mode == Mode::Sync && io::on_current_thread_runtime() => break,
                 Role::Waiter(f) => {
                     // An early refresh already running: this reader keeps the fresh value.
                     if call.early {

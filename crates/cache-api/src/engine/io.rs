@@ -175,6 +175,13 @@ pub(crate) async fn incr(
     .await
 }
 
+/// Whether this thread runs a `current_thread` tokio runtime (or is inside one's `block_on`):
+/// blocking it would stall every task of that runtime.
+pub(crate) fn on_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
 /// Mark an invalidation under `mark` (see `engine::sticks`); a failure is logged.
 pub(crate) async fn mark(mode: Mode, l2: &L2, mark: String) {
     let wrote = on_backend(mode, l2, mark, |m, k| async move {

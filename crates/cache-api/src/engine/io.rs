@@ -151,14 +151,28 @@ where
     F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    l2.breaker
-        .guard(async {
-            match mode {
-                Mode::Async => within(l2.timeout, op(l2.manager.clone(), key)).await,
-                Mode::Sync => wait_on_runtime(&l2.manager, &key, l2.timeout, op),
-            }
-        })
-        .await
+    let unguarded = on_manager(mode, &l2.manager, &key, l2.timeout, op);
+    l2.breaker.guard(unguarded).await
+}
+
+/// `op` on `manager` for the key `key`, within `timeout`, in either mode, not through the
+/// breaker (a lease's own bookkeeping, as its release, goes this way).
+pub(crate) async fn on_manager<T, F, Fut>(
+    mode: Mode,
+    manager: &Arc<dyn CacheManager>,
+    key: &str,
+    timeout: Duration,
+    op: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    match mode {
+        Mode::Async => within(timeout, op(manager.clone(), key.to_owned())).await,
+        Mode::Sync => wait_on_runtime(manager, key, timeout, op),
+    }
 }
 
 /// Add `by` to the counter `key` (an internal key) in `l2`'s backend, created with `ttl`.

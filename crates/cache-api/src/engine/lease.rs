@@ -26,7 +26,7 @@
 //! different machines; a machine running behind makes its markers look old, so its waiters
 //! fall back to taking the lock in turn, as without markers.)
 
-use super::io::{backend_error, wait_on_runtime, within, Mode};
+use super::io::{backend_error, on_manager, wait_on_runtime, within, Mode};
 use super::job::Value;
 use super::plan::Plan;
 use crate::error::Result;
@@ -152,7 +152,7 @@ impl Lease {
         };
         tracing::debug!(key = %self.key, error = %e, "steadycache: marker not written; leaving it as a lock");
         for _ in 0..2 {
-            let taken = lock_op(mode, &self.manager, &done, self.timeout, {
+            let taken = on_manager(mode, &self.manager, &done, self.timeout, {
                 let at = at.clone();
                 move |m, k| async move { m.backend().acquire_lock(&k, &at, DONE_MARKER_TTL).await }
             });
@@ -160,7 +160,7 @@ impl Lease {
                 Ok(true) => return,
                 // An older marker holds it: let it go, then take it again.
                 Ok(false) => {
-                    let old = lock_op(
+                    let old = on_manager(
                         mode,
                         &self.manager,
                         &done,
@@ -169,7 +169,7 @@ impl Lease {
                     );
                     let Ok(Some(old)) = old.await else { break };
                     let token = String::from_utf8_lossy(&old).into_owned();
-                    let freed = lock_op(
+                    let freed = on_manager(
                         mode,
                         &self.manager,
                         &done,
@@ -187,26 +187,6 @@ impl Lease {
             }
         }
         backend_error(stats, &self.key, "marker", &e);
-    }
-}
-
-/// `op` on the backend for the internal key `key`, within `timeout`, in either mode (not
-/// through the breaker: a lease's own bookkeeping, as its release).
-async fn lock_op<T, F, Fut>(
-    mode: Mode,
-    m: &Arc<dyn CacheManager>,
-    key: &str,
-    timeout: Duration,
-    op: F,
-) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
-    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
-{
-    match mode {
-        Mode::Async => within(timeout, op(m.clone(), key.to_owned())).await,
-        Mode::Sync => wait_on_runtime(m, key, timeout, op),
     }
 }
 

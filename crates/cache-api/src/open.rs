@@ -254,9 +254,8 @@ fn bus(o: &mut UrlOptions) -> &mut BusConfig {
 }
 
 /// Take the cache's own options (`local`, `local_max_entries`, `backend_timeout_ms`,
-/// `bulk_timeout_ms`,
-/// `breaker_threshold`, `breaker_cooldown_ms`, `bus`, `bus_channel`, `bus_poll_ms`,
-/// `bus_grace_ms`) out of a backend URL.
+/// `bulk_timeout_ms`, `breaker_threshold`, `breaker_cooldown_ms`, `bus`, `bus_channel`,
+/// `bus_poll_ms`, `bus_grace_ms`) out of a backend URL.
 fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
     let Some((base, rest)) = url.split_once('?') else {
         return Ok((url.to_owned(), UrlOptions::default()));
@@ -288,29 +287,59 @@ fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
                     v,
                 )?));
             }
-            Some(("bus", v)) => {
-                bus(&mut o).enabled = match v {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    _ => {
-                        return Err(Error::Config(format!(
-                            "`bus={v}`: write `bus=on` or `bus=off`"
-                        )))
-                    }
-                }
-            }
-            Some(("bus_channel", v)) if !v.is_empty() => bus(&mut o).channel = v.to_owned(),
-            Some(("bus_poll_ms", v)) => {
-                let ms = parse_count("bus_poll_ms", v)?.max(1);
-                bus(&mut o).poll = Duration::from_millis(ms);
-            }
-            Some(("bus_grace_ms", v)) => {
-                let ms = parse_count("bus_grace_ms", v)?;
-                bus(&mut o).grace = Duration::from_millis(ms);
-            }
+            Some((name, v)) if take_bus_option(&mut o, name, v)? => {}
             _ => kept.push(pair),
         }
     }
+    set_tier_and_breaker(&mut o, (bytes, entries), (threshold, cooldown))?;
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Ok((out, o))
+}
+
+/// One of the bus's URL options (`bus`, `bus_channel`, `bus_poll_ms`, `bus_grace_ms`) into `o`;
+/// whether `name` was one (an empty `bus_channel` is not: the backend sees it).
+fn take_bus_option(o: &mut UrlOptions, name: &str, v: &str) -> Result<bool> {
+    match name {
+        "bus" => {
+            bus(o).enabled = match v {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "`bus={v}`: write `bus=on` or `bus=off`"
+                    )))
+                }
+            }
+        }
+        "bus_channel" if !v.is_empty() => bus(o).channel = v.to_owned(),
+        "bus_poll_ms" => {
+            let ms = parse_count("bus_poll_ms", v)?.max(1);
+            bus(o).poll = Duration::from_millis(ms);
+        }
+        "bus_grace_ms" => {
+            let ms = parse_count("bus_grace_ms", v)?;
+            bus(o).grace = Duration::from_millis(ms);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The local tier (`local`, `local_max_entries`) and the breaker (`breaker_threshold`,
+/// `breaker_cooldown_ms`) from the values the URL gave.
+fn set_tier_and_breaker(
+    o: &mut UrlOptions,
+    (bytes, entries): (Option<u64>, Option<u64>),
+    (threshold, cooldown): (Option<u64>, Option<Duration>),
+) -> Result<()> {
     o.local_tier = match (bytes, entries) {
         (Some(b), e) => Some(LocalTier {
             max_bytes: b,
@@ -333,14 +362,5 @@ fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
             )),
         });
     }
-    let mut out = base.to_owned();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    Ok((out, o))
+    Ok(())
 }

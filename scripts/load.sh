@@ -77,7 +77,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$
 REDIS_PID=$!
 
 cargo build --release -q -p steadycache-bench --example web_service
-SERVICE=target/release/examples/web_service
+SERVICE="${CARGO_TARGET_DIR:-target}/release/examples/web_service"
 
 # Wait until `url` answers (a guard against a hang, not a measurement).
 wait_for() {

@@ -118,9 +118,11 @@ impl CacheBuilder {
         self
     }
 
-    /// Store in process memory with this configuration.
+    /// Store in process memory with this configuration: one bound, `config.max_bytes`, for
+    /// everything the cache holds (the typed values of its memoized functions, values set by
+    /// hand, locks and counters), each value held once.
     pub fn memory(mut self, config: MemoryConfig) -> Self {
-        self.backend = Some(Arc::new(MemoryBackend::new(config.clone())));
+        self.backend = None;
         self.memory = Some(config);
         self
     }
@@ -200,22 +202,29 @@ impl CacheBuilder {
     /// Build. With nothing set, a memory cache with default bounds.
     pub fn build(self) -> Cache {
         let plain = self.manager.is_none() && self.codec.is_none();
-        let memory = match (plain, &self.backend, self.memory) {
-            (true, None, _) => Some(MemoryConfig::default()),
-            (true, Some(_), m) => m,
-            (false, _, _) => None,
-        };
+        // A plain memory cache: its functions' typed tiers are the whole store for them, and
+        // its memory store (values by hand, locks, counters) shares their budget.
+        let memory =
+            (plain && self.backend.is_none()).then(|| self.memory.clone().unwrap_or_default());
         let budget = match (&memory, self.local_tier) {
             (Some(m), _) => Some(Budget::new(m.max_bytes, m.max_entries)),
             (None, Some(t)) => Some(Budget::new(t.max_bytes, t.max_entries)),
             (None, None) => None,
-        };
+        }
+        .map(Arc::new);
         let manager: Arc<dyn CacheManager> = match self.manager {
             Some(m) => m,
             None => {
-                let backend = self.backend.unwrap_or_else(|| {
-                    Arc::new(MemoryBackend::new(memory.clone().unwrap_or_default()))
-                });
+                let backend = match (self.backend, &memory, &budget) {
+                    (Some(b), _, _) => b,
+                    (None, Some(m), Some(budget)) => {
+                        let store = Arc::new(MemoryBackend::sharing(m.clone(), budget.clone()));
+                        let weighed: Arc<dyn crate::tier::Weighed> = store.clone();
+                        budget.register_store(Arc::downgrade(&weighed));
+                        store
+                    }
+                    (None, _, _) => Arc::new(MemoryBackend::new(self.memory.unwrap_or_default())),
+                };
                 Arc::new(DefaultManager::new(backend, self.codec.unwrap_or_default()))
             }
         };
@@ -228,7 +237,6 @@ impl CacheBuilder {
             &manager,
             backend_timeout,
         );
-        let budget = budget.map(Arc::new);
         let bus = Bus::new(
             manager.clone(),
             budget.clone(),
@@ -296,7 +304,9 @@ impl Cache {
         self.inner.budget.is_some()
     }
 
-    /// Bytes the typed tiers of this cache's functions hold together (0 without a typed tier).
+    /// Bytes the typed tiers of this cache's functions hold together, with, on a memory cache,
+    /// its memory store (values by hand, locks, counters), which shares their budget (0
+    /// without a typed tier).
     pub fn typed_tier_bytes(&self) -> u64 {
         self.inner.budget.as_ref().map_or(0, |b| b.held())
     }

@@ -94,8 +94,10 @@ impl quick_cache::Lifecycle<String, Item> for PinCoordination {
 /// Configuration of a [`MemoryBackend`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryConfig {
-    /// Total weight bound in bytes (keys + values + 64 bytes per item). On a memory cache it
-    /// also bounds the typed values of all its memoized functions together.
+    /// Total weight bound in bytes (keys + values + 64 bytes per item). On a memory cache
+    /// (`Cache::memory`, `mem://`, `CacheBuilder::memory`) it is the one bound of everything
+    /// the cache holds: the typed values of all its memoized functions and this store's items
+    /// together, so 64 MiB means 64 MiB, each value held once.
     pub max_bytes: u64,
     /// Bound on the number of items (`None`: bytes only). Enforced as a minimum weight of
     /// `max_bytes / max_entries` per item.
@@ -166,9 +168,21 @@ impl MemoryConfig {
     }
 }
 
+/// What bounds a memory store together with other holders of one byte budget (a memory
+/// cache's typed tiers): every insertion into the store asks it first.
+pub(crate) trait SharedBound: Send + Sync {
+    /// Make room for `weight` more bytes among all the holders, then run `insert`; `false`
+    /// (and `insert` not run) when `weight` is more than the whole bound.
+    fn admit(&self, weight: u64, insert: &mut dyn FnMut()) -> bool;
+}
+
 /// The in-process backend. Cheap to share behind an `Arc`.
 pub struct MemoryBackend {
     config: MemoryConfig,
+    weighter: ByteWeighter,
+    /// The bound this store shares with a memory cache's typed tiers (`None`: its own
+    /// `max_bytes` alone, as for a store given to `CacheBuilder::backend`).
+    shared: Option<std::sync::Arc<dyn SharedBound>>,
     items: quick_cache::sync::Cache<
         String,
         Item,
@@ -212,23 +226,62 @@ impl MemoryBackend {
 
     /// A store with this configuration.
     pub fn new(config: MemoryConfig) -> Self {
+        let weighter = ByteWeighter {
+            min: config
+                .max_entries
+                .map_or(1, |n| config.max_bytes.div_ceil(n.max(1))),
+        };
         let items = quick_cache::sync::Cache::with(
             config.estimated_items.max(16),
             config.max_bytes,
-            ByteWeighter {
-                min: config
-                    .max_entries
-                    .map_or(1, |n| config.max_bytes.div_ceil(n.max(1))),
-            },
+            weighter.clone(),
             quick_cache::DefaultHashBuilder::default(),
             PinCoordination,
         );
         let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
         MemoryBackend {
             config,
+            weighter,
+            shared: None,
             items,
             stripes,
         }
+    }
+
+    /// A store whose every insertion is admitted by `shared` too (the budget of a memory
+    /// cache, which its typed tiers share), so the two together hold at most one bound.
+    pub(crate) fn sharing(config: MemoryConfig, shared: std::sync::Arc<dyn SharedBound>) -> Self {
+        MemoryBackend {
+            shared: Some(shared),
+            ..MemoryBackend::new(config)
+        }
+    }
+
+    /// Evict (coldest first, never a pinned item) until at most `weight` bytes are held, then
+    /// let the store grow back to its own bound (the shared bound decides what it may hold).
+    pub(crate) fn evict_to(&self, weight: u64) {
+        if self.items.weight() > weight {
+            self.items.set_capacity(weight.max(1));
+            self.items.set_capacity(self.config.max_bytes);
+        }
+    }
+
+    /// Insert, through the shared bound when there is one. An item larger than the whole
+    /// bound is not kept (quick_cache itself keeps none larger than a shard), as before.
+    fn put(&self, key: &str, item: Item) {
+        use quick_cache::Weighter;
+        let key = key.to_owned();
+        let Some(shared) = &self.shared else {
+            self.items.insert(key, item);
+            return;
+        };
+        let weight = self.weighter.weight(&key, &item);
+        let mut pending = Some((key, item));
+        shared.admit(weight, &mut || {
+            if let Some((key, item)) = pending.take() {
+                self.items.insert(key, item);
+            }
+        });
     }
 
     /// Parse a `mem://` url (see [`MemoryConfig::from_url`]).
@@ -304,7 +357,7 @@ impl Backend for MemoryBackend {
             slot: Slot::Bytes(value.into()),
             expires_at: deadline(unix_millis(), ttl).unwrap_or(u64::MAX),
         };
-        self.items.insert(key.to_owned(), item);
+        self.put(key, item);
         Ok(())
     }
 
@@ -324,7 +377,7 @@ impl Backend for MemoryBackend {
             slot: Slot::Bytes(value.into()),
             expires_at: deadline(now, ttl).unwrap_or(u64::MAX),
         };
-        self.items.insert(key.to_owned(), item);
+        self.put(key, item);
         Ok(true)
     }
 
@@ -396,8 +449,8 @@ impl Backend for MemoryBackend {
         let next = current
             .checked_add(by)
             .ok_or_else(|| Error::backend("memory", format!("counter `{key}` would overflow")))?;
-        self.items.insert(
-            key.to_owned(),
+        self.put(
+            key,
             Item {
                 slot: Slot::Counter(next),
                 expires_at,
@@ -413,8 +466,8 @@ impl Backend for MemoryBackend {
         if self.live(key, now).is_some() {
             return Ok(false);
         }
-        self.items.insert(
-            key.to_owned(),
+        self.put(
+            key,
             Item {
                 slot: Slot::Lock(token.into()),
                 expires_at: deadline(now, Some(ttl)).unwrap_or(u64::MAX),
@@ -443,8 +496,8 @@ impl Backend for MemoryBackend {
                 slot: Slot::Lock(t),
                 ..
             }) if &*t == token => {
-                self.items.insert(
-                    key.to_owned(),
+                self.put(
+                    key,
                     Item {
                         slot: Slot::Lock(t),
                         expires_at: deadline(now, Some(ttl)).unwrap_or(u64::MAX),

@@ -183,3 +183,80 @@ fn three_processes_see_updates_through_the_bus_and_its_outages() {
         );
     }
 }
+
+/// The cache of [`computed`]: B, one of two caches with an L1 over one Redis (set by the test).
+static B: std::sync::OnceLock<steadycache::Cache> = std::sync::OnceLock::new();
+static B_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn b_cache() -> steadycache::Cache {
+    B.get().cloned().unwrap_or_else(steadycache::Cache::memory)
+}
+
+/// What B computes: 1000 and up, never A's value.
+#[cached(cache = b_cache(), ttl = "10m", key_prefix = "restart", version = "1", key = "v:{k}")]
+fn computed(k: u32) -> u64 {
+    let _ = k;
+    1000 + B_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Issue 21, item 2, with a real restart: after Redis comes back, B's bus is heard again
+/// within a fraction of a second while its breaker (opened by the outage) waits out its
+/// cooldown. A stores a new value; B's calls in that window skip the store and compute. The
+/// value B computed was never stored nor announced, so B must not keep it in L1 (where the bus
+/// would vouch for it for the whole ttl): once its breaker closes, B serves A's value. Before
+/// the fix, B served its own value to the end of the 20 s bound (and the 10 minute ttl).
+#[test]
+fn after_a_restart_an_l1_never_keeps_what_the_store_did_not_take() {
+    let mut server = RedisServer::start();
+    let url = format!(
+        "{}?local=1MiB&bus_grace_ms=500&breaker_threshold=1&breaker_cooldown_ms=3000",
+        server.url()
+    );
+    let a = steadycache::Cache::from_url_unshared(&url).unwrap();
+    assert!(B
+        .set(steadycache::Cache::from_url_unshared(&url).unwrap())
+        .is_ok());
+    let first = computed(1);
+    assert_eq!(computed(1), first, "B keeps what the store took");
+    let key = computed_cache().key(1).unwrap();
+
+    // The outage opens B's breaker: B's calls compute, failing open.
+    server.kill();
+    assert!(computed(2) >= 1000);
+    server.restart();
+
+    // A stores the new value as soon as its connection is back.
+    let policy = Policy::ttl(Duration::from_secs(600));
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = support::block_on(a.set(&key, &7u64, &policy)) {
+        assert!(
+            Instant::now() < give_up,
+            "A cannot store after the restart: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // B reads through its bus's return and its breaker's cooldown: A's value, in the end.
+    let runs_before = B_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut served = Vec::new();
+    loop {
+        let v = computed(1);
+        if served.last() != Some(&v) {
+            served.push(v);
+        }
+        if v == 7 {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "B kept serving values the store never took: {served:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "B served {served:?} and computed {} times before it read A's value",
+        B_RUNS.load(std::sync::atomic::Ordering::SeqCst) - runs_before
+    );
+    assert_eq!(computed(1), 7);
+}

@@ -1,5 +1,6 @@
 //! One byte budget (and entry bound) per [`Cache`](crate::Cache), shared by the typed tiers of
-//! every function that uses it.
+//! every function that uses it and, on a memory cache, by its memory store (values set by hand,
+//! locks, counters): a memory cache of 64 MiB holds 64 MiB, however its values came in.
 //!
 //! Each memoized function keeps its values in a tier of its own (typed, so a hit is a lookup and
 //! a clone), but their sum is bounded: 20 functions on `mem://?max_bytes=64MiB` hold 64 MiB
@@ -18,14 +19,20 @@
 //! tier (the tier is keyed by hashes, so it cannot match part of a key: removing more than asked
 //! from an in-process copy is always safe).
 
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-/// What the budget needs of a typed tier, whatever its value type.
-pub(crate) trait Tier: Send + Sync {
+/// What the budget needs of anything it bounds: a typed tier, or a memory cache's store.
+pub(crate) trait Weighed: Send + Sync {
     /// Bytes held (by the budget's measure).
     fn weight(&self) -> u64;
-    /// Evict (coldest first) until at most `weight` bytes are held.
+    /// Evict (coldest first) until at most `weight` bytes are held (what must stay, such as a
+    /// held lock, stays).
     fn shrink_to(&self, weight: u64);
+}
+
+/// What the budget needs of a typed tier, whatever its value type: also the removals that
+/// [`Budget::forget`] passes on (a store's removals are its own: it is never forgotten into).
+pub(crate) trait Tier: Weighed {
     /// Remove everything; the number of entries removed.
     fn clear(&self) -> u64;
     /// Remove the entry whose stored key ends in `part` (the args part: a hash in hex or a
@@ -33,10 +40,31 @@ pub(crate) trait Tier: Send + Sync {
     fn remove_part(&self, part: &str) -> bool;
 }
 
-struct Member {
-    /// `namespace:version:`: every stored key of the function starts with it.
-    key_prefix: String,
-    tier: Weak<dyn Tier>,
+enum Member {
+    /// A function's typed tier.
+    Tier {
+        /// `namespace:version:`: every stored key of the function starts with it.
+        key_prefix: String,
+        tier: Weak<dyn Tier>,
+    },
+    /// A memory cache's byte store.
+    Store(Weak<dyn Weighed>),
+}
+
+impl Member {
+    fn weighed(&self) -> Option<Arc<dyn Weighed>> {
+        match self {
+            Member::Tier { tier, .. } => tier.upgrade().map(|t| t as Arc<dyn Weighed>),
+            Member::Store(store) => store.upgrade(),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        match self {
+            Member::Tier { tier, .. } => tier.strong_count() > 0,
+            Member::Store(store) => store.strong_count() > 0,
+        }
+    }
 }
 
 /// The shared bound of a cache's typed tiers.
@@ -85,9 +113,19 @@ impl Budget {
 
     /// Add a function's tier, whose keys start with `key_prefix`.
     pub(crate) fn register(&self, key_prefix: String, tier: Weak<dyn Tier>) {
+        self.join(Member::Tier { key_prefix, tier });
+    }
+
+    /// Add a memory cache's byte store: bounded with the tiers, never reached by
+    /// [`forget`](Self::forget) (the cache's removals reach the store as a backend).
+    pub(crate) fn register_store(&self, store: Weak<dyn Weighed>) {
+        self.join(Member::Store(store));
+    }
+
+    fn join(&self, member: Member) {
         let mut members = lock(&self.members);
-        members.list.retain(|m| m.tier.strong_count() > 0);
-        members.list.push(Member { key_prefix, tier });
+        members.list.retain(Member::alive);
+        members.list.push(member);
     }
 
     /// Make room for `weight` more bytes (evicting from the largest tiers first, the inserting
@@ -104,11 +142,7 @@ impl Budget {
             insert(self.max_bytes - at_most);
             return true;
         }
-        let live: Vec<_> = members
-            .list
-            .iter()
-            .filter_map(|m| m.tier.upgrade())
-            .collect();
+        let live: Vec<_> = members.list.iter().filter_map(Member::weighed).collect();
         let mut weights: Vec<(u64, usize)> = live
             .iter()
             .enumerate()
@@ -140,7 +174,12 @@ impl Budget {
         let live: Vec<_> = lock(&self.members)
             .list
             .iter()
-            .filter_map(|m| m.tier.upgrade().map(|t| (m.key_prefix.clone(), t)))
+            .filter_map(|m| match m {
+                Member::Tier { key_prefix, tier } => {
+                    tier.upgrade().map(|t| (key_prefix.clone(), t))
+                }
+                Member::Store(_) => None,
+            })
             .collect();
         for (key_prefix, tier) in live {
             match what {
@@ -171,9 +210,25 @@ impl Budget {
         lock(&self.members)
             .list
             .iter()
-            .filter_map(|m| m.tier.upgrade())
+            .filter_map(Member::weighed)
             .map(|t| t.weight())
             .sum()
+    }
+}
+
+impl crate::memory::SharedBound for Budget {
+    fn admit(&self, weight: u64, insert: &mut dyn FnMut()) -> bool {
+        Budget::admit(self, weight, |_| insert())
+    }
+}
+
+impl Weighed for crate::memory::MemoryBackend {
+    fn weight(&self) -> u64 {
+        crate::memory::MemoryBackend::weight(self)
+    }
+
+    fn shrink_to(&self, weight: u64) {
+        self.evict_to(weight);
     }
 }
 
@@ -194,17 +249,18 @@ pub(crate) enum Forget<'a> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-    use std::sync::Arc;
 
     /// A tier that holds a weight and nothing else.
     struct Fake(AtomicU64);
-    impl Tier for Fake {
+    impl Weighed for Fake {
         fn weight(&self) -> u64 {
             self.0.load(SeqCst)
         }
         fn shrink_to(&self, w: u64) {
             self.0.fetch_min(w, SeqCst);
         }
+    }
+    impl Tier for Fake {
         fn clear(&self) -> u64 {
             self.0.swap(0, SeqCst)
         }

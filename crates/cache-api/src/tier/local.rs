@@ -15,7 +15,7 @@
 //! so the hit path of ordinary values does not change. A value larger than the whole budget is
 //! not kept: it is counted (`too_large` in the stats) and logged once per function.
 
-use super::budget::{Budget, Tier};
+use super::budget::{Budget, Tier, Weighed};
 use super::clock;
 use super::watch::Watch;
 use super::Deadlines;
@@ -407,7 +407,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     }
 }
 
-impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
+impl<V: Clone + Send + Sync + 'static> Weighed for LocalStore<V> {
     fn weight(&self) -> u64 {
         self.items
             .weight()
@@ -433,7 +433,9 @@ impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
             self.items.set_capacity(rest.max(1));
         }
     }
+}
 
+impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
     fn clear(&self) -> u64 {
         self.evictions.fetch_add(1, Ordering::SeqCst);
         let n = self.len() as u64;

@@ -538,8 +538,14 @@ where
     async fn peek_in(&self, mode: Mode, key: ArgsKey<'_>) -> Option<V> {
         let st = self.active()?;
         let place = self.place(st, &key);
-        let found =
-            crate::engine::lookup::lookup(mode, &place, &self.plan, true, &self.stats).await?;
+        let found = crate::engine::lookup::lookup(
+            mode,
+            &place,
+            &self.plan,
+            crate::engine::lookup::Look::FirstFresh,
+            &self.stats,
+        )
+        .await?;
         matches!(found.freshness, Freshness::Fresh | Freshness::Stale).then_some(found.value)
     }
 

@@ -5,6 +5,15 @@
 //! blocks instead of pending, so the function runs on the caller's thread and no runtime is
 //! needed. Hits of the typed tier never come here (see `Memo::call_sync`).
 //!
+//! A call runs in phases, each a method of [`Driving`] that says what happens next:
+//! [`choose`](Driving::choose) (look up, decide, count a `max_hits` hit) serves what it found or
+//! says what to recompute; [`join`](Driving::join) coalesces in process (a waiter's wait ends
+//! the call), [`look_again`](Driving::look_again) lets a new leader take what the round before
+//! it stored, [`lock`](Driving::lock) coalesces across processes, and
+//! [`compute`](Driving::compute) runs the function and concludes the round (`tail`), within
+//! the factory timeouts (`timeout`) when there are any. An early refresh by the caller, which
+//! never waits for anyone, is a path of its own ([`refresh_early`](Driving::refresh_early)).
+//!
 //! Guarantees:
 //! * one computation per key at a time in a process (unless the plan's lock is `None`); the
 //!   others wait and get its value;
@@ -24,13 +33,16 @@ use super::io::{self, block_local, Found, Mode};
 use super::job::Value;
 use super::job::{AsyncRefresh, RefreshJob, SyncRefresh};
 use super::lease::{self, Acquired};
-use super::plan::{after_wait, decide, AfterWait, Call, Ended, Step};
+use super::lookup::{lookup, Look};
+use super::plan::{after_wait, decide, AfterWait, Background, Call, Ended, Reading, Step, Wants};
 use super::refresh;
 use super::tail::{self, publish, Round};
 use super::timeout::{self, Fallback};
 use crate::envelope::Freshness;
+use crate::flight::LeaderGuard;
 use crate::flight::{self, Outcome, Role};
 use crate::policy::Lock;
+use crate::scope::CallOptions;
 use crate::scope::{enter_call, note_origin, Origin};
 use crate::stats::Counter;
 use crate::time::unix_millis;
@@ -52,9 +64,9 @@ fn ended<V, E>(o: &Outcome<V, E>) -> Ended {
 fn timeout_of<V: Clone, E>(
     ctx: &Ctx<'_, V, E>,
     stale: Option<&Found<V>>,
-    job: bool,
+    background: Background,
 ) -> Option<(std::time::Duration, Fallback<V, E>)> {
-    if !job {
+    if background == Background::Impossible {
         return None;
     }
     let old = stale.filter(|o| o.servable(unix_millis()));
@@ -88,6 +100,14 @@ fn serves_found(step: Step) -> bool {
     )
 }
 
+fn background(available: bool) -> Background {
+    if available {
+        Background::Possible
+    } else {
+        Background::Impossible
+    }
+}
+
 /// The sync entry: `compute` runs on this thread, at most once.
 ///
 /// Never inlined: the driver's future lives in this frame, and a typed hit (which returns
@@ -98,12 +118,12 @@ pub(crate) fn run_sync<V: Value, E: Send + 'static>(
     compute: impl FnOnce() -> Result<V, E>,
     refresh: impl SyncRefresh<V, E>,
 ) -> Result<V, E> {
-    let available = refresh.available();
+    let background = background(refresh.available());
     block_local(drive(
         ctx,
         Mode::Sync,
         || std::future::ready(compute()),
-        available,
+        background,
         || refresh.job().map(RefreshJob::Sync),
     ))
 }
@@ -117,8 +137,8 @@ pub(crate) async fn run_async<V: Value, E: Send + 'static, Fut>(
 where
     Fut: Future<Output = Result<V, E>>,
 {
-    let available = refresh.available();
-    drive(ctx, Mode::Async, compute, available, || {
+    let background = background(refresh.available());
+    drive(ctx, Mode::Async, compute, background, || {
         refresh.job().map(RefreshJob::Async)
     })
     .await
@@ -129,7 +149,7 @@ async fn drive<V, E, F, Fut, J>(
     ctx: Ctx<'_, V, E>,
     mode: Mode,
     compute: F,
-    can_refresh_in_background: bool,
+    background: Background,
     make_job: J,
 ) -> Result<V, E>
 where
@@ -140,225 +160,385 @@ where
     J: FnOnce() -> Option<RefreshJob<V, E>>,
 {
     let opts = enter_call();
-    let mut call = Call {
-        bypass: opts.bypass,
-        force_refresh: opts.refresh,
-        can_refresh_in_background,
-        too_old: false,
-        early: false,
+    let wants = match (opts.bypass, opts.refresh) {
+        (true, _) => Wants::Bypass,
+        (false, true) => Wants::Fresh,
+        (false, false) => Wants::Cached,
     };
-    if call.bypass {
+    if wants == Wants::Bypass {
         return compute().await;
     }
-    let mut found = if call.force_refresh {
-        None
-    } else {
-        super::lookup::lookup(mode, &ctx.place, ctx.plan, true, ctx.stats).await
+    let d = Driving {
+        ctx: &ctx,
+        mode,
+        opts,
+        wants,
+        background,
+        compute,
+        make_job,
     };
-    // A found value older than the call's `max_age` (on the wall clock) is stale for it.
-    let too_old = |f: &Found<V>| {
-        opts.max_age.is_some_and(|age| {
+    match d.choose().await {
+        Chosen::Serve(v, origin) => {
+            note_origin(opts, origin);
+            Ok(v)
+        }
+        Chosen::ServeAndRefresh(found, purpose) => {
+            let early = purpose == Purpose::Early;
+            refresh::spawn(&ctx, d.make_job, &found, early);
+            note_origin(opts, if early { Origin::Hit } else { Origin::Stale });
+            Ok(found.value)
+        }
+        Chosen::RefreshEarly(fresh) => d.refresh_early(fresh).await,
+        Chosen::Compute(old, reading) => d.recompute(old, reading).await,
+    }
+}
+
+/// One call on its way through the phases: what each phase reads.
+struct Driving<'c, 'a, V, E, F, J> {
+    ctx: &'c Ctx<'a, V, E>,
+    mode: Mode,
+    /// For `max_age` and noting the origin.
+    opts: CallOptions,
+    wants: Wants,
+    background: Background,
+    /// The function, run at most once, by [`compute`](Driving::compute).
+    compute: F,
+    /// Makes the job a background refresh or a timed computation runs.
+    make_job: J,
+}
+
+/// What [`Driving::choose`] found to do.
+enum Chosen<V> {
+    /// Serve this value (a hit), noted with this origin.
+    Serve(V, Origin),
+    /// Serve the value found and refresh it in the background: a stale value
+    /// ([`Purpose::Replace`]) or a fresh one early ([`Purpose::Early`]).
+    ServeAndRefresh(Found<V>, Purpose),
+    /// Refresh the fresh value found now, early, by this caller: it never waits for another.
+    RefreshEarly(Found<V>),
+    /// Compute (coalesced), serving the old value if that fails when there is one; how the
+    /// call read what it found.
+    Compute(Option<Found<V>>, Reading),
+}
+
+/// How coalescing in process ([`Driving::join`]) ended.
+enum Joined<V: Clone, E> {
+    /// The call is over: the leader's outcome, or a fallback.
+    Done(Result<V, E>),
+    /// This caller computes, leading the flight when it holds one; the old value comes back.
+    Lead(Option<LeaderGuard<V, E>>, Option<Found<V>>),
+}
+
+/// How coalescing across processes ([`Driving::lock`]) ended.
+// Returned once per computing call and moved straight into `compute`: boxing the round would
+// cost an allocation on every miss to save a copy of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
+enum Locked<V: Clone, E> {
+    /// The call is over: another process's value, or a fallback.
+    Done(Result<V, E>),
+    /// This caller computes: the round it holds.
+    Lead(Round<V, E>),
+}
+
+/// Why a round computes, for the counters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Nothing servable was found.
+    Fill,
+    /// A value was found but must be replaced (stale, too old, forced).
+    Replace,
+    /// A fresh value is refreshed early.
+    Early,
+}
+
+impl<V, E, F, Fut, J> Driving<'_, '_, V, E, F, J>
+where
+    V: Value,
+    E: Send + 'static,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>>,
+    J: FnOnce() -> Option<RefreshJob<V, E>>,
+{
+    /// Whether `f` is older than the call's `max_age` (on the wall clock).
+    fn too_old(&self, f: &Found<V>) -> bool {
+        self.opts.max_age.is_some_and(|age| {
             let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
             unix_millis().saturating_sub(f.created_at) > age_ms
         })
-    };
-    call.too_old = found.as_ref().is_some_and(too_old);
-    // Early refresh rolls its dice here, off the hit path, inside a value's window only.
-    call.early = ctx.plan.early.is_some()
-        && !call.too_old
-        && found.as_ref().is_some_and(|f| {
-            f.freshness == Freshness::Fresh
-                && ctx
-                    .plan
-                    .refresh_early(unix_millis(), f.at, f.took_ms, fastrand::f64())
-        });
-    let freshness = found.as_ref().map(|f| f.freshness);
-    let mut step = decide(ctx.plan, freshness, call);
-    // `max_hits`: a value served its last time already is dropped, and computed anew.
-    if ctx.plan.max_hits.is_some() && serves_found(step) {
-        if let Some(f) = &found {
+    }
+
+    /// How this call reads `found`: too old for its `max_age`, or due for an early refresh
+    /// (the dice roll here, off the hit path, inside a value's window only).
+    fn reading(&self, found: Option<&Found<V>>) -> Reading {
+        let plan = self.ctx.plan;
+        match found {
+            Some(f) if self.too_old(f) => Reading::TooOld,
+            Some(f)
+                if plan.early.is_some()
+                    && f.freshness == Freshness::Fresh
+                    && plan.refresh_early(unix_millis(), f.at, f.took_ms, fastrand::f64()) =>
+            {
+                Reading::Early
+            }
+            _ => Reading::AsStored,
+        }
+    }
+
+    fn hit(&self, v: V) -> Result<V, E> {
+        self.ctx.stats.incr(Counter::Hits);
+        note_origin(self.opts, Origin::Hit);
+        Ok(v)
+    }
+
+    /// Look up, decide, and count a `max_hits` hit (a value served its last time already is
+    /// dropped, and computed anew).
+    async fn choose(&self) -> Chosen<V> {
+        let (ctx, mode) = (self.ctx, self.mode);
+        let mut found = match self.wants {
+            Wants::Fresh => None,
+            _ => lookup(mode, &ctx.place, ctx.plan, Look::FirstFresh, ctx.stats).await,
+        };
+        let call = Call {
+            wants: self.wants,
+            background: self.background,
+            reading: self.reading(found.as_ref()),
+        };
+        let mut step = decide(ctx.plan, found.as_ref().map(|f| f.freshness), call);
+        if let (Some(_), true, Some(f)) = (ctx.plan.max_hits, serves_found(step), &found) {
             if !counted::hit(mode, &ctx.place, ctx.plan, f, ctx.stats).await {
                 (step, found) = (Step::Compute, None);
             }
         }
+        match (step, found) {
+            (Step::Hit, Some(f)) => {
+                ctx.stats.incr(Counter::Hits);
+                tracing::trace!("steadycache: hit");
+                Chosen::Serve(f.value, Origin::Hit)
+            }
+            (Step::ServeStaleRefreshBackground, Some(f)) => {
+                ctx.stats.incr(Counter::Stale);
+                tracing::debug!("steadycache: serving stale, refreshing in the background");
+                Chosen::ServeAndRefresh(f, Purpose::Replace)
+            }
+            (Step::RefreshEarly { background: true }, Some(f)) => {
+                ctx.stats.incr(Counter::Hits);
+                tracing::debug!("steadycache: refreshing early in the background");
+                Chosen::ServeAndRefresh(f, Purpose::Early)
+            }
+            (Step::RefreshEarly { background: false }, Some(f)) => Chosen::RefreshEarly(f),
+            // The old value, served if the recompute fails.
+            (Step::RefreshInline { fallback: true }, Some(f)) => {
+                Chosen::Compute(Some(f), call.reading)
+            }
+            _ => Chosen::Compute(None, call.reading),
+        }
     }
-    let mut stale = match (step, found) {
-        (Step::Hit, Some(f)) => {
-            ctx.stats.incr(Counter::Hits);
-            tracing::trace!("steadycache: hit");
-            note_origin(opts, Origin::Hit);
-            return Ok(f.value);
+
+    /// The blocking path: coalesce in process, look again, coalesce across processes, compute.
+    async fn recompute(self, old: Option<Found<V>>, reading: Reading) -> Result<V, E> {
+        let (guard, old) = match self.join(old).await {
+            Joined::Done(result) => return result,
+            Joined::Lead(guard, old) => (guard, old),
+        };
+        if guard.is_some() && self.wants != Wants::Fresh {
+            // The round before ours may have stored the value after our lookup.
+            if let Some(v) = self.look_again(None).await {
+                return self.hit(publish(guard, v));
+            }
         }
-        (Step::ServeStaleRefreshBackground, Some(f)) => {
-            ctx.stats.incr(Counter::Stale);
-            tracing::debug!("steadycache: serving stale, refreshing in the background");
-            refresh::spawn(&ctx, make_job, &f, false);
-            note_origin(opts, Origin::Stale);
-            return Ok(f.value);
+        let round = match self.lock(guard, old, reading).await {
+            Locked::Done(result) => return result,
+            Locked::Lead(round) => round,
+        };
+        let purpose = if round.stale.is_some() || self.wants == Wants::Fresh {
+            Purpose::Replace
+        } else {
+            Purpose::Fill
+        };
+        self.compute(round, purpose).await
+    }
+
+    /// Coalesce in process: lead the key's flight, or wait for its leader (within the factory
+    /// timeouts) and take what its round ended with.
+    async fn join(&self, mut old: Option<Found<V>>) -> Joined<V, E> {
+        let ctx = self.ctx;
+        if ctx.plan.lock == Lock::None {
+            return Joined::Lead(None, old);
         }
-        (Step::RefreshEarly { background: true }, Some(f)) => {
-            ctx.stats.incr(Counter::Hits);
-            tracing::debug!("steadycache: refreshing early in the background");
-            refresh::spawn(&ctx, make_job, &f, true);
-            note_origin(opts, Origin::Hit);
-            return Ok(f.value);
-        }
-        // Refreshed now, by this caller; the fresh value is served if that fails.
-        (Step::RefreshEarly { background: false }, Some(f)) => Some(f),
-        // The old value, served if the recompute fails.
-        (Step::RefreshInline { fallback: true }, Some(f)) => Some(f),
-        _ => None,
-    };
-    // An early refresh accepts, from another round, only a value newer than the one it found.
-    let found_at = stale.as_ref().filter(|_| call.early).map(|f| f.created_at);
-    let mut guard = None;
-    if ctx.plan.lock != Lock::None {
         loop {
-            match flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) {
-                Role::Leader(g) => {
-                    guard = Some(g);
-                    break;
-                }
-                Role::Solo => break,
+            let flight = match flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) {
+                Role::Leader(g) => return Joined::Lead(Some(g), old),
+                Role::Solo => return Joined::Lead(None, old),
                 // A sync caller on a `current_thread` runtime: the leader may be an async task
                 // that needs this very thread, so waiting could never end. It computes without
                 // the flight instead (its value is stored as any other).
-                Role::Waiter(_) if mode == Mode::Sync && io::on_current_thread_runtime() => break,
-                Role::Waiter(f) => {
-                    // An early refresh already running: this reader keeps the fresh value.
-                    if call.early {
-                        if let Some(fresh) = stale {
-                            ctx.stats.incr(Counter::Hits);
-                            note_origin(opts, Origin::Hit);
-                            return Ok(fresh.value);
-                        }
-                    }
-                    ctx.stats.incr(Counter::Coalesced);
-                    // A waiter waits for the leader within the same factory timeouts.
-                    let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
-                    let limit = timed.as_ref().map(|t| t.0);
-                    let outcome = match mode {
-                        Mode::Sync => f.wait_sync_for(limit),
-                        Mode::Async => f.wait_async_for(limit).await,
-                    };
-                    let Some(outcome) = outcome else {
-                        match timed {
-                            Some((limit, fallback)) => {
-                                return fall_back(&ctx, opts, limit, fallback);
-                            }
-                            None => continue,
-                        }
-                    };
-                    let fallback = stale.as_ref().is_some_and(|o| o.servable(unix_millis()));
-                    match (after_wait(ended(&outcome), fallback), outcome) {
-                        (AfterWait::Value, Outcome::Value(v)) => {
-                            note_origin(opts, Origin::Coalesced);
-                            return Ok(v);
-                        }
-                        (AfterWait::Error, Outcome::Error(e)) => {
-                            note_origin(opts, Origin::Coalesced);
-                            return Err(e);
-                        }
-                        (AfterWait::ServeStale, _) => {
-                            if let Some(old) = stale {
-                                ctx.stats.incr(Counter::Stale);
-                                ctx.stats.incr(Counter::FailSafe);
-                                note_origin(opts, Origin::FailSafe);
-                                return Ok(old.value);
-                            }
-                            break;
-                        }
-                        (AfterWait::Rejoin, _) => continue,
-                        _ => break, // compute alone
-                    }
+                Role::Waiter(_) if self.mode == Mode::Sync && io::on_current_thread_runtime() => {
+                    return Joined::Lead(None, old)
                 }
-            }
-        }
-        if guard.is_some() && !call.force_refresh {
-            // The round before ours may have stored the value after our lookup (for an early
-            // refresh: a value newer than the fresh one found).
-            let again =
-                super::lookup::lookup(mode, &ctx.place, ctx.plan, found_at.is_none(), ctx.stats)
-                    .await;
-            let again = again.filter(|f| !too_old(f) && found_at.is_none_or(|c| f.created_at > c));
-            if let Some(v) = again.and_then(Found::fresh) {
-                ctx.stats.incr(Counter::Hits);
-                note_origin(opts, Origin::Hit);
-                return Ok(publish(guard, v));
+                Role::Waiter(f) => f,
+            };
+            ctx.stats.incr(Counter::Coalesced);
+            // A waiter waits for the leader within the same factory timeouts.
+            let timed = timeout_of(ctx, old.as_ref(), self.background);
+            let limit = timed.as_ref().map(|t| t.0);
+            let outcome = match self.mode {
+                Mode::Sync => flight.wait_sync_for(limit),
+                Mode::Async => flight.wait_async_for(limit).await,
+            };
+            let Some(outcome) = outcome else {
+                match timed {
+                    Some((limit, fallback)) => {
+                        return Joined::Done(fall_back(ctx, self.opts, limit, fallback))
+                    }
+                    None => continue,
+                }
+            };
+            let servable = old.as_ref().is_some_and(|o| o.servable(unix_millis()));
+            match (after_wait(ended(&outcome), servable), outcome) {
+                (AfterWait::Value, Outcome::Value(v)) => {
+                    note_origin(self.opts, Origin::Coalesced);
+                    return Joined::Done(Ok(v));
+                }
+                (AfterWait::Error, Outcome::Error(e)) => {
+                    note_origin(self.opts, Origin::Coalesced);
+                    return Joined::Done(Err(e));
+                }
+                (AfterWait::ServeStale, _) => match old.take() {
+                    Some(old) => {
+                        ctx.stats.incr(Counter::Stale);
+                        ctx.stats.incr(Counter::FailSafe);
+                        note_origin(self.opts, Origin::FailSafe);
+                        return Joined::Done(Ok(old.value));
+                    }
+                    None => return Joined::Lead(None, None),
+                },
+                (AfterWait::Rejoin, _) => continue,
+                _ => return Joined::Lead(None, old), // compute alone
             }
         }
     }
-    let mut held = None;
-    let distributed = wants_distributed(&ctx.place, ctx.plan);
-    if let (Some(l2), true) = (distributed, found_at.is_some()) {
-        // An early refresh does not wait for another process's: it takes the lock at once,
-        // or keeps serving the fresh value it found.
-        match (lease::try_once(mode, l2, ctx.plan, ctx.stats).await, stale) {
-            (Some(lease), s) => (held, stale) = (lease, s),
-            (None, Some(fresh)) => {
-                ctx.stats.incr(Counter::Hits);
-                note_origin(opts, Origin::Hit);
-                return Ok(publish(guard, fresh.value));
-            }
-            (None, None) => stale = None,
-        }
-    } else if let Some(l2) = distributed {
-        // A value found while waiting is taken, unless this call refreshes (forced, or because
-        // what is stored is older than its `max_age`).
-        let accept_cached = !call.force_refresh && !call.too_old;
-        let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
+
+    /// A new leader looks again: the round before its own may have stored after its lookup. A
+    /// fresh value not too old for the call, newer than `than` (ms) when given, is the answer.
+    async fn look_again(&self, than: Option<u64>) -> Option<V> {
+        let ctx = self.ctx;
+        let look = if than.is_some() {
+            Look::Newest
+        } else {
+            Look::FirstFresh
+        };
+        lookup(self.mode, &ctx.place, ctx.plan, look, ctx.stats)
+            .await
+            .filter(|f| !self.too_old(f) && than.is_none_or(|c| f.created_at > c))
+            .and_then(Found::fresh)
+    }
+
+    /// Coalesce across processes (a distributed lock, when the plan and the store have one):
+    /// take the lock, or take the value another process stored while this caller waited
+    /// (unless the call refreshes: forced, or what it found was older than its `max_age`).
+    async fn lock(
+        &self,
+        guard: Option<LeaderGuard<V, E>>,
+        old: Option<Found<V>>,
+        reading: Reading,
+    ) -> Locked<V, E> {
+        let ctx = self.ctx;
+        let Some(l2) = wants_distributed(&ctx.place, ctx.plan) else {
+            return Locked::Lead(Round {
+                guard,
+                held: None,
+                stale: old,
+            });
+        };
+        let accept_cached = self.wants != Wants::Fresh && reading != Reading::TooOld;
+        let timed = timeout_of(ctx, old.as_ref(), self.background);
         let limit = timed.as_ref().map(|t| t.0);
-        match lease::acquire(
-            mode,
-            &ctx.place,
-            l2,
-            ctx.plan,
-            accept_cached,
-            limit,
-            ctx.stats,
-        )
-        .await
-        {
-            Acquired::Found(v) => {
-                ctx.stats.incr(Counter::Coalesced);
-                note_origin(opts, Origin::Coalesced);
-                return Ok(publish(guard, v));
-            }
-            Acquired::Held(lease) => held = Some(lease),
-            Acquired::NotHeld => {}
-            Acquired::TimedOut => {
-                if let Some((limit, fallback)) = timed {
-                    // Waiters of this process stay with the round; they get the fallback too.
-                    drop(guard);
-                    return fall_back(&ctx, opts, limit, fallback);
+        let (place, plan, stats) = (&ctx.place, ctx.plan, ctx.stats);
+        let held =
+            match lease::acquire(self.mode, place, l2, plan, accept_cached, limit, stats).await {
+                Acquired::Found(v) => {
+                    ctx.stats.incr(Counter::Coalesced);
+                    note_origin(self.opts, Origin::Coalesced);
+                    return Locked::Done(Ok(publish(guard, v)));
                 }
+                Acquired::Held(lease) => Some(lease),
+                Acquired::NotHeld => None,
+                Acquired::TimedOut => match timed {
+                    Some((limit, fallback)) => {
+                        // Waiters of this process stay with the round; they get the fallback too.
+                        drop(guard);
+                        return Locked::Done(fall_back(ctx, self.opts, limit, fallback));
+                    }
+                    None => None,
+                },
+            };
+        Locked::Lead(Round {
+            guard,
+            held,
+            stale: old,
+        })
+    }
+
+    /// An early refresh by the caller, of the fresh value it found: it never waits for
+    /// another. A flight already under way, or another process's lock, means someone else
+    /// refreshes: the fresh value is served. A leader takes a value newer than its own if the
+    /// round before stored one.
+    async fn refresh_early(self, fresh: Found<V>) -> Result<V, E> {
+        let ctx = self.ctx;
+        let guard = match ctx.plan.lock {
+            Lock::None => None,
+            _ => match flight::join::<V, E>(ctx.flights, ctx.id, ctx.shape.share_err) {
+                Role::Leader(g) => Some(g),
+                Role::Solo => None,
+                Role::Waiter(_) => return self.hit(fresh.value),
+            },
+        };
+        if guard.is_some() {
+            if let Some(v) = self.look_again(Some(fresh.created_at)).await {
+                return self.hit(publish(guard, v));
             }
         }
+        let held = match wants_distributed(&ctx.place, ctx.plan) {
+            None => None,
+            Some(l2) => match lease::try_once(self.mode, l2, ctx.plan, ctx.stats).await {
+                Some(lease) => lease,
+                None => return self.hit(publish(guard, fresh.value)),
+            },
+        };
+        let round = Round {
+            guard,
+            held,
+            stale: Some(fresh),
+        };
+        self.compute(round, Purpose::Early).await
     }
-    ctx.stats.incr(if stale.is_some() || call.force_refresh {
-        Counter::Refreshes
-    } else {
-        Counter::Misses
-    });
-    if call.early {
-        ctx.stats.incr(Counter::EarlyRefresh);
-    }
-    tracing::debug!("steadycache: miss, computing");
-    // Factory timeouts: the computation becomes a task the caller waits for, within limits.
-    let timed = timeout_of(&ctx, stale.as_ref(), can_refresh_in_background);
-    let round = Round { guard, held, stale };
-    if let Some((limit, fallback)) = timed {
-        if let Some(job) = make_job() {
-            let (result, origin) = timeout::run(&ctx, mode, job, limit, round, fallback).await;
-            note_origin(opts, origin);
-            return result;
+
+    /// Run the function for `round` and conclude it (store, release, publish): as a task the
+    /// caller waits for within the factory timeouts when there are any, else inline.
+    async fn compute(self, round: Round<V, E>, purpose: Purpose) -> Result<V, E> {
+        let ctx = self.ctx;
+        ctx.stats.incr(match purpose {
+            Purpose::Fill => Counter::Misses,
+            Purpose::Replace | Purpose::Early => Counter::Refreshes,
+        });
+        if purpose == Purpose::Early {
+            ctx.stats.incr(Counter::EarlyRefresh);
         }
-        // No job after all (the caller could not make one): computed inline, unbounded.
+        tracing::debug!("steadycache: miss, computing");
+        if let Some((limit, fallback)) = timeout_of(ctx, round.stale.as_ref(), self.background) {
+            if let Some(job) = (self.make_job)() {
+                let (result, origin) =
+                    timeout::run(ctx, self.mode, job, limit, round, fallback).await;
+                note_origin(self.opts, origin);
+                return result;
+            }
+            // No job after all (the caller could not make one): computed inline, unbounded.
+        }
+        let started = std::time::Instant::now();
+        let result = (self.compute)().await;
+        let took = started.elapsed();
+        let (result, origin) = tail::conclude(self.mode, &ctx.tail(), result, took, round).await;
+        note_origin(self.opts, origin);
+        result
     }
-    let started = std::time::Instant::now();
-    let result = compute().await;
-    let (result, origin) =
-        tail::conclude(mode, &ctx.tail(), result, started.elapsed(), round).await;
-    note_origin(opts, origin);
-    result
 }

@@ -97,15 +97,14 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
 }
 
 async fn load_unguarded(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
-    match (mode, l2.manager.blocking()) {
-        (Mode::Async, _) => within(l2.timeout, l2.manager.load(&l2.key)).await,
-        (Mode::Sync, Some(b)) => b.load_blocking(&l2.key),
-        (Mode::Sync, None) => {
-            wait_on_runtime(&l2.manager, &l2.key, l2.timeout, |m, k| async move {
-                m.load(&k).await
-            })
-        }
-    }
+    through(
+        mode,
+        l2,
+        (),
+        |b, ()| b.load_blocking(&l2.key),
+        |m, k, ()| async move { m.load(&k).await },
+    )
+    .await
 }
 
 /// Save `entry` under `l2.key`.
@@ -115,15 +114,14 @@ pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
 }
 
 async fn save_unguarded(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
-    match (mode, l2.manager.blocking()) {
-        (Mode::Async, _) => within(l2.timeout, l2.manager.save(&l2.key, &entry)).await,
-        (Mode::Sync, Some(b)) => b.save_blocking(&l2.key, &entry),
-        (Mode::Sync, None) => {
-            wait_on_runtime(&l2.manager, &l2.key, l2.timeout, |m, k| async move {
-                m.save(&k, &entry).await
-            })
-        }
-    }
+    through(
+        mode,
+        l2,
+        entry,
+        |b, entry| b.save_blocking(&l2.key, &entry),
+        |m, k, entry| async move { m.save(&k, &entry).await },
+    )
+    .await
 }
 
 /// Delete the entry under `l2.key`.
@@ -132,14 +130,37 @@ pub(crate) async fn delete(mode: Mode, l2: &L2) -> Result<bool> {
 }
 
 async fn delete_unguarded(mode: Mode, l2: &L2) -> Result<bool> {
+    through(
+        mode,
+        l2,
+        (),
+        |b, ()| b.delete_blocking(&l2.key),
+        |m, k, ()| async move { m.delete(&k).await },
+    )
+    .await
+}
+
+/// `op` on `l2`'s manager for `l2.key` with `arg`, within the backend timeout, in either
+/// mode; a sync caller uses the manager's blocking path (`blocking`) when it has one (local
+/// stores).
+async fn through<A, T, B, F, Fut>(mode: Mode, l2: &L2, arg: A, blocking: B, op: F) -> Result<T>
+where
+    T: Send + 'static,
+    B: FnOnce(&dyn crate::manager::BlockingManager, A) -> Result<T>,
+    F: FnOnce(Arc<dyn CacheManager>, String, A) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
     match (mode, l2.manager.blocking()) {
-        (Mode::Async, _) => within(l2.timeout, l2.manager.delete(&l2.key)).await,
-        (Mode::Sync, Some(b)) => b.delete_blocking(&l2.key),
-        (Mode::Sync, None) => {
-            wait_on_runtime(&l2.manager, &l2.key, l2.timeout, |m, k| async move {
-                m.delete(&k).await
-            })
-        }
+        (Mode::Sync, Some(b)) => blocking(b, arg),
+        _ => on_manager(mode, &l2.manager, &l2.key, l2.timeout, |m, k| op(m, k, arg)).await,
+    }
+}
+
+/// Wait `d`: the thread sleeps for a sync caller, the task for an async one.
+pub(crate) async fn pause(mode: Mode, d: Duration) {
+    match mode {
+        Mode::Async => tokio::time::sleep(d).await,
+        Mode::Sync => std::thread::sleep(d),
     }
 }
 

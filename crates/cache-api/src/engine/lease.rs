@@ -26,8 +26,9 @@
 //! different machines; a machine running behind makes its markers look old, so its waiters
 //! fall back to taking the lock in turn, as without markers.)
 
-use super::io::{backend_error, on_manager, wait_on_runtime, within, Mode};
+use super::io::{backend_error, on_manager, pause, within, Mode};
 use super::job::Value;
+use super::lookup::Look;
 use super::plan::Plan;
 use crate::error::Result;
 use crate::manager::CacheManager;
@@ -354,19 +355,15 @@ async fn acquire_lock(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result
 }
 
 async fn acquire_unguarded(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {
-    let lock = lock_key(&l2.key);
-    match mode {
-        Mode::Async => {
-            let acquire = l2.manager.backend().acquire_lock(&lock, token, ttl);
-            within(l2.timeout, acquire).await
-        }
-        Mode::Sync => {
-            let token = token.to_owned();
-            wait_on_runtime(&l2.manager, &lock, l2.timeout, |m, k| async move {
-                m.backend().acquire_lock(&k, &token, ttl).await
-            })
-        }
-    }
+    let token = token.to_owned();
+    on_manager(
+        mode,
+        &l2.manager,
+        &lock_key(&l2.key),
+        l2.timeout,
+        move |m, k| async move { m.backend().acquire_lock(&k, &token, ttl).await },
+    )
+    .await
 }
 
 async fn release(
@@ -376,16 +373,11 @@ async fn release(
     token: &str,
     timeout: Duration,
 ) -> Result<bool> {
-    let lock = lock_key(key);
-    match mode {
-        Mode::Async => within(timeout, m.backend().release_lock(&lock, token)).await,
-        Mode::Sync => {
-            let token = token.to_owned();
-            wait_on_runtime(m, &lock, timeout, |m, k| async move {
-                m.backend().release_lock(&k, &token).await
-            })
-        }
-    }
+    let token = token.to_owned();
+    on_manager(mode, m, &lock_key(key), timeout, move |m, k| async move {
+        m.backend().release_lock(&k, &token).await
+    })
+    .await
 }
 
 async fn set(
@@ -395,32 +387,17 @@ async fn set(
     value: Vec<u8>,
     timeout: Duration,
 ) -> Result<()> {
-    match mode {
-        Mode::Async => within(timeout, m.backend().set(key, value, Some(DONE_MARKER_TTL))).await,
-        Mode::Sync => wait_on_runtime(m, key, timeout, |m, k| async move {
-            m.backend().set(&k, value, Some(DONE_MARKER_TTL)).await
-        }),
-    }
+    on_manager(mode, m, key, timeout, move |m, k| async move {
+        m.backend().set(&k, value, Some(DONE_MARKER_TTL)).await
+    })
+    .await
 }
 
 async fn get(mode: Mode, l2: &L2, key: &str) -> Result<Option<Vec<u8>>> {
-    let m = &l2.manager;
-    let get = async {
-        match mode {
-            Mode::Async => within(l2.timeout, m.backend().get(key)).await,
-            Mode::Sync => wait_on_runtime(m, key, l2.timeout, |m, k| async move {
-                m.backend().get(&k).await
-            }),
-        }
-    };
+    let get = on_manager(mode, &l2.manager, key, l2.timeout, |m, k| async move {
+        m.backend().get(&k).await
+    });
     l2.breaker.guard(get).await
-}
-
-async fn pause(mode: Mode, d: Duration) {
-    match mode {
-        Mode::Async => tokio::time::sleep(d).await,
-        Mode::Sync => std::thread::sleep(d),
-    }
 }
 
 /// What [`acquire`] came to.
@@ -468,7 +445,8 @@ where
                 let lease = Lease::start(l2, token, plan.lock_ttl, plan.heartbeat);
                 // Another process may have stored the value just before we got the lock.
                 if accept_cached {
-                    let found = super::lookup::lookup(mode, place, plan, true, stats).await;
+                    let found =
+                        super::lookup::lookup(mode, place, plan, Look::FirstFresh, stats).await;
                     if let Some(v) = found.and_then(|f| f.fresh()) {
                         lease.release(mode, true, stats).await;
                         return Acquired::Found(v);
@@ -504,7 +482,7 @@ where
         pause(mode, half + half.mul_f64(fastrand::f64())).await;
         backoff = (backoff * 3 / 2).min(MAX_BACKOFF);
         if accept_cached {
-            let found = super::lookup::lookup(mode, place, plan, true, stats).await;
+            let found = super::lookup::lookup(mode, place, plan, Look::FirstFresh, stats).await;
             if let Some(v) = found.and_then(|f| f.fresh()) {
                 return Acquired::Found(v);
             }

@@ -10,16 +10,24 @@ use crate::stats::Stats;
 use crate::tier::{Deadlines, Place};
 use crate::time::unix_millis;
 
+/// How far a lookup goes when L1 holds a fresh copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// A fresh copy in L1 is the answer (a call).
+    FirstFresh,
+    /// L2 is read too and the newer of the two wins (a refresh looking for a value newer than
+    /// the one it has).
+    Newest,
+}
+
 /// Look the call up: L1, then L2 (an L2 value is copied into L1 with the same deadlines, and
-/// the early-refresh window `plan` gives it). A fresh L1 value is served without reading L2
-/// when `fresh_l1_ok` (an early refresh looks for a newer value: it reads L2 too, and the newer
-/// of the two wins). Expired entries are absent; backend errors are logged and read as absent
-/// (fail open).
+/// the early-refresh window `plan` gives it); how far is `look`. Expired entries are absent;
+/// backend errors are logged and read as absent (fail open).
 pub(crate) async fn lookup<V>(
     mode: Mode,
     place: &Place<V>,
     plan: &Plan,
-    fresh_l1_ok: bool,
+    look: Look,
     stats: &Stats,
 ) -> Option<Found<V>>
 where
@@ -46,7 +54,7 @@ where
                 created_at: held.created_at,
                 took_ms: held.took_ms,
             };
-            if (freshness == Freshness::Fresh && fresh_l1_ok) || place.l2.is_none() {
+            if (freshness == Freshness::Fresh && look == Look::FirstFresh) || place.l2.is_none() {
                 return Some(found);
             }
             // Stale (or kept for fail-safe) here: another process may have stored a newer

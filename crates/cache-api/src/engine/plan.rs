@@ -245,19 +245,46 @@ impl Plan {
     }
 }
 
-/// The options of one call ([`CallOptions`](crate::CallOptions) and what the caller brings).
+/// What the caller asked of the cache ([`CallOptions`](crate::CallOptions)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Wants {
+    /// The cached value when there is one (the default).
+    #[default]
+    Cached,
+    /// Run without the cache: read and write nothing.
+    Bypass,
+    /// Compute now and store, whatever is stored (force refresh).
+    Fresh,
+}
+
+/// Whether the caller can hand over a job that outlives the call (a background refresh).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Background {
+    /// It can (the macro made a refresh job).
+    #[default]
+    Possible,
+    /// It cannot: what must be refreshed is refreshed by the call itself.
+    Impossible,
+}
+
+/// How the call reads the value found, beyond its freshness.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// As stored.
+    #[default]
+    AsStored,
+    /// Older than the call's `max_age`: stale for this call.
+    TooOld,
+    /// Fresh, and early refresh's dice say to refresh it now.
+    Early,
+}
+
+/// One call, as the decision core sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Call {
-    /// Run without the cache.
-    pub(crate) bypass: bool,
-    /// Compute now and store, whatever is stored.
-    pub(crate) force_refresh: bool,
-    /// The caller can hand over a job that outlives the call (a background refresh).
-    pub(crate) can_refresh_in_background: bool,
-    /// The value found is older than the call's `max_age`: it is stale for this call.
-    pub(crate) too_old: bool,
-    /// The value found is fresh, and early refresh's dice say to refresh it now.
-    pub(crate) early: bool,
+    pub(crate) wants: Wants,
+    pub(crate) background: Background,
+    pub(crate) reading: Reading,
 }
 
 /// What the driver is to do next.
@@ -286,24 +313,26 @@ pub(crate) enum Step {
 
 /// What to do with what the tiers found (`None`: nothing, or an expired entry).
 pub(crate) fn decide(plan: &Plan, found: Option<Freshness>, call: Call) -> Step {
-    if call.bypass {
-        return Step::Bypass;
+    match call.wants {
+        Wants::Bypass => return Step::Bypass,
+        Wants::Fresh => return Step::Compute,
+        Wants::Cached => {}
     }
-    if call.force_refresh {
-        return Step::Compute;
-    }
+    let background = call.background == Background::Possible;
     match found {
         // Older than the call accepts: refreshed by this caller, like a stale value of a
         // blocking plan.
-        Some(Freshness::Fresh | Freshness::Stale) if call.too_old => Step::RefreshInline {
-            fallback: plan.serve_stale_on_error,
-        },
-        Some(Freshness::Fresh) if call.early => Step::RefreshEarly {
-            background: call.can_refresh_in_background,
-        },
+        Some(Freshness::Fresh | Freshness::Stale) if call.reading == Reading::TooOld => {
+            Step::RefreshInline {
+                fallback: plan.serve_stale_on_error,
+            }
+        }
+        Some(Freshness::Fresh) if call.reading == Reading::Early => {
+            Step::RefreshEarly { background }
+        }
         Some(Freshness::Fresh) => Step::Hit,
         Some(Freshness::Stale) => {
-            if plan.refresh == Refresh::Background && call.can_refresh_in_background {
+            if plan.refresh == Refresh::Background && background {
                 Step::ServeStaleRefreshBackground
             } else {
                 Step::RefreshInline {

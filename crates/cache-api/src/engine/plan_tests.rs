@@ -8,19 +8,26 @@ fn plan(policy: Policy) -> Plan {
     Plan::compile(&policy)
 }
 
+/// A call: `bypass` wins over `force` (as in the driver, which reads them from `CallOptions`).
 fn call(bypass: bool, force: bool, job: bool) -> Call {
     Call {
-        bypass,
-        force_refresh: force,
-        can_refresh_in_background: job,
-        too_old: false,
-        early: false,
+        wants: match (bypass, force) {
+            (true, _) => Wants::Bypass,
+            (false, true) => Wants::Fresh,
+            (false, false) => Wants::Cached,
+        },
+        background: if job {
+            Background::Possible
+        } else {
+            Background::Impossible
+        },
+        reading: Reading::AsStored,
     }
 }
 
 fn too_old() -> Call {
     Call {
-        too_old: true,
+        reading: Reading::TooOld,
         ..call(false, false, true)
     }
 }

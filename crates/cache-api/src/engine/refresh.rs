@@ -14,6 +14,7 @@ use super::job::Shape;
 use super::job::Value;
 use super::lease;
 use super::lease::Lease;
+use super::lookup::Look;
 use super::plan::Plan;
 use super::tail::share;
 use crate::flight::{self, LeaderGuard, Outcome, Role};
@@ -130,7 +131,7 @@ impl<V: Value, E: Send + 'static> Refresh<V, E> {
     /// A fresh value in L2 newer than the one served (another process refreshed it early).
     async fn newer_elsewhere(&self) -> Option<V> {
         let (place, plan, stats) = (&self.place, &self.plan, &self.stats);
-        let found = super::lookup::lookup(Mode::Async, place, plan, false, stats).await;
+        let found = super::lookup::lookup(Mode::Async, place, plan, Look::Newest, stats).await;
         found
             .filter(|f| f.created_at > self.served.created_at)
             .and_then(Found::fresh)

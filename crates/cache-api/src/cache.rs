@@ -16,7 +16,9 @@ use crate::memory::{MemoryBackend, MemoryConfig};
 use crate::policy::Policy;
 use crate::reopen::Reopening;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::tier::{Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, L2};
+use crate::tier::{
+    Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, Reach, Tiers, L2,
+};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -25,27 +27,24 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
 
+/// A cache's parts. Private to this module: the rest of the crate asks the [`Cache`].
 pub(crate) struct CacheInner {
-    pub(crate) manager: Arc<dyn CacheManager>,
-    /// The shared bound of the functions' typed tiers, when they have one: a plain memory
-    /// cache (where the typed tier is the whole store) or a cache with a [`LocalTier`].
-    pub(crate) budget: Option<Arc<Budget>>,
-    /// Whether memoized functions store in the manager (false for a plain memory cache, whose
-    /// functions keep their values in their typed tier alone).
-    pub(crate) memos_use_backend: bool,
-    pub(crate) enabled: AtomicBool,
-    pub(crate) flights: FlightMap,
-    pub(crate) stats: Arc<Stats>,
+    manager: Arc<dyn CacheManager>,
+    /// Where the functions keep their values, and the budget of the typed ones.
+    tiers: Tiers,
+    enabled: AtomicBool,
+    flights: FlightMap,
+    stats: Arc<Stats>,
     /// The deadline of every call the engine makes into the manager.
-    pub(crate) backend_timeout: Duration,
+    backend_timeout: Duration,
     /// The bound of a bulk operation (clear, removal by prefix or pattern).
-    pub(crate) bulk_timeout: Duration,
+    bulk_timeout: Duration,
     /// Stops calling a backend that keeps failing, until a probe finds it back.
-    pub(crate) breaker: Arc<Breaker>,
+    breaker: Arc<Breaker>,
     /// The backend of a URL that could not be opened yet (`Cache::from_url_failing_open`).
-    pub(crate) opening: Option<Arc<Reopening>>,
+    opening: Option<Arc<Reopening>>,
     /// Keeps the in-process copies coherent with other processes (see `tier::bus`).
-    pub(crate) bus: Arc<Bus>,
+    bus: Arc<Bus>,
 }
 
 /// The default [`CacheBuilder::backend_timeout`]: long enough for any healthy store, short
@@ -200,34 +199,9 @@ impl CacheBuilder {
     }
 
     /// Build. With nothing set, a memory cache with default bounds.
-    pub fn build(self) -> Cache {
-        let plain = self.manager.is_none() && self.codec.is_none();
-        // A plain memory cache: its functions' typed tiers are the whole store for them, and
-        // its memory store (values by hand, locks, counters) shares their budget.
-        let memory =
-            (plain && self.backend.is_none()).then(|| self.memory.clone().unwrap_or_default());
-        let budget = match (&memory, self.local_tier) {
-            (Some(m), _) => Some(Budget::new(m.max_bytes, m.max_entries)),
-            (None, Some(t)) => Some(Budget::new(t.max_bytes, t.max_entries)),
-            (None, None) => None,
-        }
-        .map(Arc::new);
-        let manager: Arc<dyn CacheManager> = match self.manager {
-            Some(m) => m,
-            None => {
-                let backend = match (self.backend, &memory, &budget) {
-                    (Some(b), _, _) => b,
-                    (None, Some(m), Some(budget)) => {
-                        let store = Arc::new(MemoryBackend::sharing(m.clone(), budget.clone()));
-                        let weighed: Arc<dyn crate::tier::Weighed> = store.clone();
-                        budget.register_store(Arc::downgrade(&weighed));
-                        store
-                    }
-                    (None, _, _) => Arc::new(MemoryBackend::new(self.memory.unwrap_or_default())),
-                };
-                Arc::new(DefaultManager::new(backend, self.codec.unwrap_or_default()))
-            }
-        };
+    pub fn build(mut self) -> Cache {
+        let tiers = self.tiers();
+        let manager = self.make_manager(&tiers);
         let backend_timeout = self
             .backend_timeout
             .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
@@ -237,21 +211,24 @@ impl CacheBuilder {
             &manager,
             backend_timeout,
         );
+        let reach = match (&tiers, &self.opening) {
+            (Tiers::Typed(_), _) => Reach::Process,
+            (_, Some(_)) => Reach::Opening,
+            (_, None) => Reach::Store,
+        };
         let bus = Bus::new(
             manager.clone(),
-            budget.clone(),
-            memory.is_some(),
-            self.opening.is_some(),
+            tiers.budget().cloned(),
+            reach,
             self.bus.unwrap_or_default(),
         );
-        if budget.is_some() {
+        if tiers.budget().is_some() {
             bus.listen(); // copies are served only once the bus is heard: start at once
         }
         Cache {
             inner: Arc::new(CacheInner {
                 manager,
-                budget,
-                memos_use_backend: memory.is_none(),
+                tiers,
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
                 stats: Arc::default(),
@@ -265,6 +242,44 @@ impl CacheBuilder {
                 bus,
             }),
         }
+    }
+
+    /// Where the functions keep their values: a plain memory cache (no backend, codec or
+    /// manager given) is typed values alone; a local tier puts typed copies over the bytes.
+    fn tiers(&self) -> Tiers {
+        let plain = self.manager.is_none() && self.codec.is_none() && self.backend.is_none();
+        let budget = |max_bytes, max_entries| Arc::new(Budget::new(max_bytes, max_entries));
+        match (plain, &self.memory, self.local_tier) {
+            (true, m, _) => {
+                let m = m.clone().unwrap_or_default();
+                Tiers::Typed(budget(m.max_bytes, m.max_entries))
+            }
+            (false, _, Some(t)) => Tiers::TypedOverBytes(budget(t.max_bytes, t.max_entries)),
+            (false, _, None) => Tiers::Bytes,
+        }
+    }
+
+    /// The manager: the one given, or the default over the backend given, or over a memory
+    /// store (a memory cache's shares the typed tiers' budget).
+    fn make_manager(&mut self, tiers: &Tiers) -> Arc<dyn CacheManager> {
+        if let Some(m) = self.manager.take() {
+            return m;
+        }
+        let memory = self.memory.take().unwrap_or_default();
+        let backend: Arc<dyn Backend> = match (self.backend.take(), tiers) {
+            (Some(b), _) => b,
+            (None, Tiers::Typed(budget)) => {
+                let store = Arc::new(MemoryBackend::sharing(memory, budget.clone()));
+                let weighed: Arc<dyn crate::tier::Weighed> = store.clone();
+                budget.register_store(Arc::downgrade(&weighed));
+                store
+            }
+            (None, _) => Arc::new(MemoryBackend::new(memory)),
+        };
+        Arc::new(DefaultManager::new(
+            backend,
+            self.codec.take().unwrap_or_default(),
+        ))
     }
 }
 
@@ -301,18 +316,18 @@ impl Cache {
     /// [`CacheBuilder::backend`] included: its entries are bytes that pass through the manager
     /// and the codec (so a custom [`CacheManager`](crate::CacheManager) sees every one).
     pub fn has_typed_tier(&self) -> bool {
-        self.inner.budget.is_some()
+        self.inner.tiers.budget().is_some()
     }
 
     /// Bytes the typed tiers of this cache's functions hold together, with, on a memory cache,
     /// its memory store (values by hand, locks, counters), which shares their budget (0
     /// without a typed tier).
     pub fn typed_tier_bytes(&self) -> u64 {
-        self.inner.budget.as_ref().map_or(0, |b| b.held())
+        self.inner.tiers.budget().map_or(0, |b| b.held())
     }
 
     pub(crate) fn budget(&self) -> Option<&Arc<Budget>> {
-        self.inner.budget.as_ref()
+        self.inner.tiers.budget()
     }
 
     /// Whether `self` and `other` are one cache (clones of one handle, or one URL opened twice:
@@ -327,11 +342,21 @@ impl Cache {
     }
 
     pub(crate) fn memos_use_backend(&self) -> bool {
-        self.inner.memos_use_backend
+        self.inner.tiers.memos_use_backend()
     }
 
     pub(crate) fn bus(&self) -> &Arc<Bus> {
         &self.inner.bus
+    }
+
+    /// The circuit breaker in front of the backend.
+    pub(crate) fn breaker(&self) -> &Arc<Breaker> {
+        &self.inner.breaker
+    }
+
+    /// The store of a URL still being opened (`Cache::from_url_failing_open`).
+    pub(crate) fn opening(&self) -> Option<&Arc<Reopening>> {
+        self.inner.opening.as_ref()
     }
 
     fn l2(&self, key: &str) -> L2 {

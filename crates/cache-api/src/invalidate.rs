@@ -32,7 +32,7 @@ impl Cache {
         }
         let bus = bus.clone();
         let timeout = self.backend_timeout();
-        let breaker = self.inner.breaker.clone();
+        let breaker = self.breaker().clone();
         let send = async move { breaker.guard(io::within(timeout, bus.send(event))).await };
         match mode {
             Mode::Async => send.await,

@@ -353,7 +353,7 @@ where
             manager: st.cache.manager().clone(),
             key: self.key_for(key),
             timeout: st.cache.backend_timeout(),
-            breaker: st.cache.inner.breaker.clone(),
+            breaker: st.cache.breaker().clone(),
         }
     }
 

@@ -206,12 +206,12 @@ impl Cache {
     pub fn health(&self) -> CacheHealth {
         let mut h = CacheHealth {
             backend_open: true,
-            circuit_open: self.inner.breaker.is_open(),
-            circuit_opened: self.inner.breaker.times_opened(),
-            bus_live: !self.inner.bus.is_listening() || self.inner.bus.watch.is_live(),
+            circuit_open: self.breaker().is_open(),
+            circuit_opened: self.breaker().times_opened(),
+            bus_live: !self.bus().is_listening() || self.bus().watch.is_live(),
             ..CacheHealth::default()
         };
-        if let Some(r) = &self.inner.opening {
+        if let Some(r) = self.opening() {
             h.backend_open = r.is_open();
             if !h.backend_open {
                 let st = r.state();
@@ -228,7 +228,7 @@ impl Cache {
     /// ([`Error::Unavailable`]) while it is being opened again, [`Error::Config`] when no retry
     /// can fix it.
     pub fn ready(&self) -> Result<()> {
-        let Some(r) = &self.inner.opening else {
+        let Some(r) = self.opening() else {
             return Ok(());
         };
         if r.is_open() {

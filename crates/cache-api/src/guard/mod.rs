@@ -54,7 +54,7 @@ fn guarded<T>(
 where
     T: Send + 'static,
 {
-    let (timeout, breaker) = (cache.backend_timeout(), cache.inner.breaker.clone());
+    let (timeout, breaker) = (cache.backend_timeout(), cache.breaker().clone());
     async move { breaker.guard(crate::engine::io::within(timeout, op)).await }
 }
 

@@ -21,11 +21,37 @@ pub(crate) use breaker::Breaker;
 pub use breaker::CircuitBreaker;
 pub(crate) use budget::{Budget, Weighed};
 pub use bus::BusConfig;
-pub(crate) use bus::{Bus, Event};
+pub(crate) use bus::{Bus, Event, Reach};
 pub(crate) use local::LocalStore;
 
 use crate::manager::CacheManager;
 use std::sync::Arc;
+
+/// Where a cache's memoized functions keep their values.
+pub(crate) enum Tiers {
+    /// A memory cache: typed values in process, the whole store for them; the budget bounds
+    /// its memory store (values by hand, locks, counters) too.
+    Typed(Arc<Budget>),
+    /// Bytes in the manager alone.
+    Bytes,
+    /// Typed copies in process ([`LocalTier`]) in front of the manager.
+    TypedOverBytes(Arc<Budget>),
+}
+
+impl Tiers {
+    /// The budget of the typed tiers, if there are any.
+    pub(crate) fn budget(&self) -> Option<&Arc<Budget>> {
+        match self {
+            Tiers::Typed(b) | Tiers::TypedOverBytes(b) => Some(b),
+            Tiers::Bytes => None,
+        }
+    }
+
+    /// Whether memoized values are stored in the manager (all but a memory cache's).
+    pub(crate) fn memos_use_backend(&self) -> bool {
+        !matches!(self, Tiers::Typed(_))
+    }
+}
 
 /// An in-process tier of typed values in front of a cache's backend: how much it may hold.
 ///

@@ -111,19 +111,34 @@ impl std::fmt::Debug for Bus {
     }
 }
 
+/// Which processes may write a cache's store, as far as its bus can know when it is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// This process alone (a memory cache).
+    Process,
+    /// Whoever the store's capabilities say (`shared`).
+    Store,
+    /// Not known yet: the store is not open (`Cache::from_url_failing_open`: its capabilities
+    /// are the memory fallback's until it opens, so the carrier is chosen at each use, and
+    /// copies wait for the bus meanwhile).
+    Opening,
+}
+
 impl Bus {
-    /// The bus of a cache over `manager` whose in-process tiers share `budget`; `local` when
-    /// no other process writes its store (a memory cache); `pending` when the store is not open
-    /// yet (`Cache::from_url_failing_open`: its capabilities are the memory fallback's until it
-    /// opens, so the carrier is chosen at each use, and copies wait for the bus meanwhile).
+    /// The bus of a cache over `manager` whose in-process tiers share `budget`, its store
+    /// written by `reach`.
     pub(crate) fn new(
         manager: Arc<dyn CacheManager>,
         budget: Option<Arc<Budget>>,
-        local: bool,
-        pending: bool,
+        reach: Reach,
         config: BusConfig,
     ) -> Arc<Bus> {
-        let alone = local || (!pending && !manager.backend().capabilities().shared);
+        let local = reach == Reach::Process;
+        let alone = match reach {
+            Reach::Process => true,
+            Reach::Store => !manager.backend().capabilities().shared,
+            Reach::Opening => false,
+        };
         let (watch, authoritative) = match () {
             _ if alone => (Watch::local(), true),
             // Off: copies are served until they expire, tag times read at every check.

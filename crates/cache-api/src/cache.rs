@@ -17,7 +17,7 @@ use crate::policy::Policy;
 use crate::reopen::Reopening;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tier::{
-    Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, Reach, Tiers, L2,
+    Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, Reach, Store, Tiers, L2,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -29,18 +29,15 @@ use xxhash_rust::xxh3::xxh3_128;
 
 /// A cache's parts. Private to this module: the rest of the crate asks the [`Cache`].
 pub(crate) struct CacheInner {
-    manager: Arc<dyn CacheManager>,
+    /// The manager behind the backend timeout and the breaker, as every call reaches it.
+    store: Arc<Store>,
     /// Where the functions keep their values, and the budget of the typed ones.
     tiers: Tiers,
     enabled: AtomicBool,
     flights: FlightMap,
     stats: Arc<Stats>,
-    /// The deadline of every call the engine makes into the manager.
-    backend_timeout: Duration,
     /// The bound of a bulk operation (clear, removal by prefix or pattern).
     bulk_timeout: Duration,
-    /// Stops calling a backend that keeps failing, until a probe finds it back.
-    breaker: Arc<Breaker>,
     /// The backend of a URL that could not be opened yet (`Cache::from_url_failing_open`).
     opening: Option<Arc<Reopening>>,
     /// Keeps the in-process copies coherent with other processes (see `tier::bus`).
@@ -75,7 +72,7 @@ pub struct Cache {
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("manager", &self.inner.manager)
+            .field("manager", &self.inner.store.manager())
             .field("enabled", &self.is_enabled())
             .finish()
     }
@@ -227,17 +224,15 @@ impl CacheBuilder {
         }
         Cache {
             inner: Arc::new(CacheInner {
-                manager,
+                store: Arc::new(Store::new(manager, backend_timeout, breaker)),
                 tiers,
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
                 stats: Arc::default(),
-                backend_timeout,
                 bulk_timeout: self
                     .bulk_timeout
                     .unwrap_or(crate::bulk::DEFAULT_BULK_TIMEOUT)
                     .max(Duration::from_millis(1)),
-                breaker,
                 opening: self.opening,
                 bus,
             }),
@@ -296,17 +291,17 @@ impl Cache {
 
     /// The manager.
     pub fn manager(&self) -> &Arc<dyn CacheManager> {
-        &self.inner.manager
+        self.inner.store.manager()
     }
 
     /// The backend.
     pub fn backend(&self) -> &dyn Backend {
-        self.inner.manager.backend()
+        self.inner.store.manager().backend()
     }
 
     /// The codec.
     pub fn codec(&self) -> &Codec {
-        self.inner.manager.codec()
+        self.inner.store.manager().codec()
     }
 
     /// Whether memoized functions on this cache keep their values typed, in process, with no
@@ -338,7 +333,7 @@ impl Cache {
 
     /// The deadline of every call into the backend ([`CacheBuilder::backend_timeout`]).
     pub fn backend_timeout(&self) -> Duration {
-        self.inner.backend_timeout
+        self.inner.store.timeout()
     }
 
     pub(crate) fn memos_use_backend(&self) -> bool {
@@ -351,7 +346,12 @@ impl Cache {
 
     /// The circuit breaker in front of the backend.
     pub(crate) fn breaker(&self) -> &Arc<Breaker> {
-        &self.inner.breaker
+        self.inner.store.breaker()
+    }
+
+    /// The manager behind the backend timeout and the breaker.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.inner.store
     }
 
     /// The store of a URL still being opened (`Cache::from_url_failing_open`).
@@ -361,17 +361,14 @@ impl Cache {
 
     fn l2(&self, key: &str) -> L2 {
         L2 {
-            manager: self.inner.manager.clone(),
+            store: self.inner.store.clone(),
             key: key.to_owned(),
-            timeout: self.inner.backend_timeout,
-            breaker: self.inner.breaker.clone(),
         }
     }
 
     /// A call into the manager within the backend timeout, through the circuit breaker.
     pub(crate) async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
-        let op = io::within(self.inner.backend_timeout, op);
-        self.inner.breaker.guard(op).await
+        self.inner.store.guard(op).await
     }
 
     /// A bulk removal within the bulk bound, outside the breaker (see

@@ -30,14 +30,8 @@ impl Cache {
         if !bus.carries() {
             return Ok(());
         }
-        let bus = bus.clone();
-        let timeout = self.backend_timeout();
-        let breaker = self.breaker().clone();
-        let send = async move { breaker.guard(io::within(timeout, bus.send(event))).await };
-        match mode {
-            Mode::Async => send.await,
-            Mode::Sync => crate::runtime::block_on(send)?,
-        }
+        let (bus, store) = (bus.clone(), self.store().clone());
+        crate::mode::finish(mode, async move { store.guard(bus.send(event)).await }).await
     }
 
     /// Mark an invalidation (see `engine::sticks`) before the removal it covers, so that a
@@ -50,10 +44,7 @@ impl Cache {
             let set = cache.backend().set(&mark, mark_value(), Some(MARK_TTL));
             cache.guarded(set).await
         };
-        let wrote = match mode {
-            Mode::Async => write.await,
-            Mode::Sync => crate::runtime::block_on(write).and_then(|r| r),
-        };
+        let wrote = crate::mode::finish(mode, write).await;
         if let Err(e) = &wrote {
             tracing::warn!(error = %e, "steadycache: an invalidation could not be marked; a computation under way may keep its value");
         }

@@ -46,6 +46,7 @@ mod memo;
 mod memory;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod mode;
 mod open;
 mod options;
 mod policy;

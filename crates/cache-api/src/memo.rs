@@ -350,10 +350,8 @@ where
     /// The call's slot in the cache's manager.
     fn l2(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> L2 {
         L2 {
-            manager: st.cache.manager().clone(),
+            store: st.cache.store().clone(),
             key: self.key_for(key),
-            timeout: st.cache.backend_timeout(),
-            breaker: st.cache.breaker().clone(),
         }
     }
 

@@ -41,5 +41,5 @@ pub(crate) fn wants_distributed<'p, V>(place: &'p Place<V>, plan: &Plan) -> Opti
     place
         .l2
         .as_ref()
-        .filter(|l2| l2.manager.backend().capabilities().locks)
+        .filter(|l2| l2.store.manager().backend().capabilities().locks)
 }

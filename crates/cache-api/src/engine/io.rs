@@ -1,11 +1,6 @@
-//! The engine's I/O, written once for sync and async callers.
-//!
-//! Every operation is an `async fn` that takes a [`Mode`]. In [`Mode::Async`] it awaits the
-//! manager on the caller's runtime. In [`Mode::Sync`] it never returns `Pending`: it uses the
-//! manager's blocking path when there is one (local stores) and otherwise runs the async
-//! operation on the library's runtime and waits for it on this thread. So the one driver,
-//! polled by [`block_local`] for sync callers, runs the same code for both, and a sync caller
-//! never needs a runtime of its own (nor breaks inside one).
+//! The engine's I/O, written once for sync and async callers (see `crate::mode`): every call
+//! into the store goes through the call's [`Store`](crate::tier::Store), which wraps the
+//! manager in the backend timeout and the breaker.
 
 use super::job::Shape;
 use super::plan::Plan;
@@ -13,187 +8,62 @@ use crate::codec::Codec;
 use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
 use crate::error::{Error, Result};
 use crate::manager::CacheManager;
-use crate::runtime;
+pub(crate) use crate::mode::{block_local, on_current_thread_runtime, pause, within, Mode};
 use crate::stats::{Counter, Stats};
 use crate::tier::{Deadlines, Place, L2};
 use crate::time::unix_millis;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-
-/// How the caller waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// A sync caller: block this thread, never return `Pending`.
-    Sync,
-    /// An async caller: await on its runtime.
-    Async,
-}
-
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Run `fut` to completion on this thread. In [`Mode::Sync`] the driver's future is ready at
-/// its first poll (nothing in it pends), so this costs no allocation; should anything pend, the
-/// thread parks until it is woken.
-pub(crate) fn block_local<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        return v;
-    }
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::park(),
-        }
-    }
-}
-
-/// `op` within `timeout`: a store that does not answer in time is an [`Error::Unavailable`]
-/// (transient), so the caller fails open instead of hanging.
-pub(crate) async fn within<T>(timeout: Duration, op: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(timeout, op).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::unavailable(
-            "backend",
-            format!("no answer within {timeout:?} (backend_timeout)"),
-        )),
-    }
-}
-
-/// For a sync caller without a blocking path: run `op` on the library runtime, within
-/// `timeout`, and wait for it on this thread (works outside any runtime and inside one).
-pub(crate) fn wait_on_runtime<T, F, Fut>(
-    manager: &Arc<dyn CacheManager>,
-    key: &str,
-    timeout: Duration,
-    op: F,
-) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
-    Fut: Future<Output = Result<T>> + Send + 'static,
-{
-    let fut = op(manager.clone(), key.to_owned());
-    runtime::block_on(within(timeout, fut))?
-}
 
 /// Load the envelope under `l2.key`.
 pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
     let span = tracing::trace_span!("steadycache.backend", op = "load");
-    tracing::Instrument::instrument(l2.breaker.guard(load_unguarded(mode, l2)), span).await
-}
-
-async fn load_unguarded(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
-    through(
+    let load = l2.store.through(
         mode,
-        l2,
+        &l2.key,
         (),
         |b, ()| b.load_blocking(&l2.key),
         |m, k, ()| async move { m.load(&k).await },
-    )
-    .await
+    );
+    tracing::Instrument::instrument(load, span).await
 }
 
 /// Save `entry` under `l2.key`.
 pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
     let span = tracing::trace_span!("steadycache.backend", op = "save");
-    tracing::Instrument::instrument(l2.breaker.guard(save_unguarded(mode, l2, entry)), span).await
-}
-
-async fn save_unguarded(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
-    through(
+    let save = l2.store.through(
         mode,
-        l2,
+        &l2.key,
         entry,
         |b, entry| b.save_blocking(&l2.key, &entry),
         |m, k, entry| async move { m.save(&k, &entry).await },
-    )
-    .await
+    );
+    tracing::Instrument::instrument(save, span).await
 }
 
 /// Delete the entry under `l2.key`.
 pub(crate) async fn delete(mode: Mode, l2: &L2) -> Result<bool> {
-    l2.breaker.guard(delete_unguarded(mode, l2)).await
+    l2.store
+        .through(
+            mode,
+            &l2.key,
+            (),
+            |b, ()| b.delete_blocking(&l2.key),
+            |m, k, ()| async move { m.delete(&k).await },
+        )
+        .await
 }
 
-async fn delete_unguarded(mode: Mode, l2: &L2) -> Result<bool> {
-    through(
-        mode,
-        l2,
-        (),
-        |b, ()| b.delete_blocking(&l2.key),
-        |m, k, ()| async move { m.delete(&k).await },
-    )
-    .await
-}
-
-/// `op` on `l2`'s manager for `l2.key` with `arg`, within the backend timeout, in either
-/// mode; a sync caller uses the manager's blocking path (`blocking`) when it has one (local
-/// stores).
-async fn through<A, T, B, F, Fut>(mode: Mode, l2: &L2, arg: A, blocking: B, op: F) -> Result<T>
-where
-    T: Send + 'static,
-    B: FnOnce(&dyn crate::manager::BlockingManager, A) -> Result<T>,
-    F: FnOnce(Arc<dyn CacheManager>, String, A) -> Fut,
-    Fut: Future<Output = Result<T>> + Send + 'static,
-{
-    match (mode, l2.manager.blocking()) {
-        (Mode::Sync, Some(b)) => blocking(b, arg),
-        _ => on_manager(mode, &l2.manager, &l2.key, l2.timeout, |m, k| op(m, k, arg)).await,
-    }
-}
-
-/// Wait `d`: the thread sleeps for a sync caller, the task for an async one.
-pub(crate) async fn pause(mode: Mode, d: Duration) {
-    match mode {
-        Mode::Async => tokio::time::sleep(d).await,
-        Mode::Sync => std::thread::sleep(d),
-    }
-}
-
-/// `op` on `l2`'s manager for the internal key `key` (a counter), behind the breaker and
-/// within the backend timeout, in either mode.
+/// `op` on `l2`'s manager for the internal key `key` (a counter, a mark), through the store.
 pub(crate) async fn on_backend<T, F, Fut>(mode: Mode, l2: &L2, key: String, op: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    let unguarded = on_manager(mode, &l2.manager, &key, l2.timeout, op);
-    l2.breaker.guard(unguarded).await
-}
-
-/// `op` on `manager` for the key `key`, within `timeout`, in either mode, not through the
-/// breaker (a lease's own bookkeeping, as its release, goes this way).
-pub(crate) async fn on_manager<T, F, Fut>(
-    mode: Mode,
-    manager: &Arc<dyn CacheManager>,
-    key: &str,
-    timeout: Duration,
-    op: F,
-) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
-    Fut: Future<Output = Result<T>> + Send + 'static,
-{
-    match mode {
-        Mode::Async => within(timeout, op(manager.clone(), key.to_owned())).await,
-        Mode::Sync => wait_on_runtime(manager, key, timeout, op),
-    }
+    l2.store.call(mode, &key, op).await
 }
 
 /// Add `by` to the counter `key` (an internal key) in `l2`'s backend, created with `ttl`.
@@ -208,13 +78,6 @@ pub(crate) async fn incr(
         m.backend().incr(&k, by, ttl).await
     })
     .await
-}
-
-/// Whether this thread runs a `current_thread` tokio runtime (or is inside one's `block_on`):
-/// blocking it would stall every task of that runtime.
-pub(crate) fn on_current_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 /// Mark an invalidation under `mark` (see `engine::sticks`); a failure is logged.
@@ -247,15 +110,11 @@ pub(crate) async fn delete_prefix(
     prefix: &str,
     bulk_timeout: Duration,
 ) -> Result<u64> {
-    match mode {
-        Mode::Async => crate::bulk::run(bulk_timeout, manager.delete_prefix(prefix)).await,
-        Mode::Sync => {
-            let (m, p) = (manager.clone(), prefix.to_owned());
-            runtime::block_on(
-                async move { crate::bulk::run(bulk_timeout, m.delete_prefix(&p)).await },
-            )?
-        }
-    }
+    let (m, p) = (manager.clone(), prefix.to_owned());
+    crate::mode::finish(mode, async move {
+        crate::bulk::run(bulk_timeout, m.delete_prefix(&p)).await
+    })
+    .await
 }
 
 /// Log and count a backend error; the call goes on without the backend (fail open).
@@ -281,7 +140,7 @@ pub(crate) async fn drop_corrupt(mode: Mode, l2: &L2, err: &Error, stats: &Stats
 /// codec's, or one written under another key) is removed and read as absent; a backend error
 /// is `Err` (the caller fails open).
 pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Option<Entry>> {
-    let codec = l2.manager.codec().id();
+    let codec = l2.store.manager().codec().id();
     #[cfg(feature = "metrics")]
     let began = std::time::Instant::now();
     let loaded = load(mode, l2).await;
@@ -516,7 +375,7 @@ async fn save_l2<V>(
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
-    let entry = match make_entry(l2.manager.codec(), &l2.key, value, meta) {
+    let entry = match make_entry(l2.store.manager().codec(), &l2.key, value, meta) {
         Ok(e) => e,
         Err(e) => {
             stats.incr(Counter::Errors);

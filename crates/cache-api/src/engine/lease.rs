@@ -26,14 +26,13 @@
 //! different machines; a machine running behind makes its markers look old, so its waiters
 //! fall back to taking the lock in turn, as without markers.)
 
-use super::io::{backend_error, on_manager, pause, within, Mode};
+use super::io::{backend_error, pause, within, Mode};
 use super::job::Value;
 use super::lookup::Look;
 use super::plan::Plan;
 use crate::error::Result;
-use crate::manager::CacheManager;
 use crate::stats::{Counter, Stats};
-use crate::tier::{Breaker, Place, L2};
+use crate::tier::{Place, Store, L2};
 use crate::time::unix_millis;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,11 +61,9 @@ fn new_token() -> String {
 
 /// A held distributed lock.
 pub(crate) struct Lease {
-    manager: Arc<dyn CacheManager>,
+    store: Arc<Store>,
     key: String,
     token: String,
-    timeout: Duration,
-    breaker: Arc<Breaker>,
     released: bool,
     /// Dropping it stops the heartbeat.
     _stop: Option<oneshot::Sender<()>>,
@@ -81,12 +78,11 @@ impl Lease {
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = oneshot::channel();
         let heartbeat = Heartbeat {
-            manager: l2.manager.clone(),
+            store: l2.store.clone(),
             lock: lock_key(&l2.key),
             token: token.clone(),
             lock_ttl,
             beat,
-            timeout: l2.timeout,
             lost: lost.clone(),
         };
         let stop = match crate::runtime::library_runtime() {
@@ -100,11 +96,9 @@ impl Lease {
             }
         };
         Lease {
-            manager: l2.manager.clone(),
+            store: l2.store.clone(),
             key: l2.key.clone(),
             token,
-            timeout: l2.timeout,
-            breaker: l2.breaker.clone(),
             released: false,
             _stop: stop,
             lost,
@@ -125,7 +119,7 @@ impl Lease {
         if !stored {
             self.leave_marker(mode, stats).await;
         }
-        let released = release(mode, &self.manager, &self.key, &self.token, self.timeout).await;
+        let released = release(mode, &self.store, &self.key, &self.token).await;
         self.released = true;
         if let Err(e) = released {
             backend_error(stats, &self.key, "unlock", &e);
@@ -141,19 +135,16 @@ impl Lease {
     async fn leave_marker(&self, mode: Mode, stats: &Stats) {
         let at = unix_millis().to_string();
         let done = done_key(&self.key);
-        let plain = set(
-            mode,
-            &self.manager,
-            &done,
-            at.clone().into_bytes(),
-            self.timeout,
-        );
-        let Err(e) = self.breaker.guard(plain).await else {
+        let value = at.clone().into_bytes();
+        let plain = self.store.call(mode, &done, move |m, k| async move {
+            m.backend().set(&k, value, Some(DONE_MARKER_TTL)).await
+        });
+        let Err(e) = plain.await else {
             return;
         };
         tracing::debug!(key = %self.key, error = %e, "steadycache: marker not written; leaving it as a lock");
         for _ in 0..2 {
-            let taken = on_manager(mode, &self.manager, &done, self.timeout, {
+            let taken = self.store.call_unguarded(mode, &done, {
                 let at = at.clone();
                 move |m, k| async move { m.backend().acquire_lock(&k, &at, DONE_MARKER_TTL).await }
             });
@@ -161,22 +152,14 @@ impl Lease {
                 Ok(true) => return,
                 // An older marker holds it: let it go, then take it again.
                 Ok(false) => {
-                    let old = on_manager(
-                        mode,
-                        &self.manager,
-                        &done,
-                        self.timeout,
-                        |m, k| async move { m.backend().get(&k).await },
-                    );
+                    let old = self.store.call_unguarded(mode, &done, |m, k| async move {
+                        m.backend().get(&k).await
+                    });
                     let Ok(Some(old)) = old.await else { break };
                     let token = String::from_utf8_lossy(&old).into_owned();
-                    let freed = on_manager(
-                        mode,
-                        &self.manager,
-                        &done,
-                        self.timeout,
-                        |m, k| async move { m.backend().release_lock(&k, &token).await },
-                    );
+                    let freed = self.store.call_unguarded(mode, &done, |m, k| async move {
+                        m.backend().release_lock(&k, &token).await
+                    });
                     if !matches!(freed.await, Ok(true)) {
                         break;
                     }
@@ -201,14 +184,13 @@ impl Drop for Lease {
         self._stop = None;
         // Cancelled or panicking: release in the background, on the runtime that outlives the
         // caller's (a dropped future's runtime may be shutting down).
-        let (manager, key, token) = (self.manager.clone(), self.key.clone(), self.token.clone());
-        let timeout = self.timeout;
+        let (store, key, token) = (self.store.clone(), self.key.clone(), self.token.clone());
         match crate::runtime::library_runtime() {
             Ok(rt) => {
                 rt.spawn(async move {
                     let lock = lock_key(&key);
-                    let release = manager.backend().release_lock(&lock, &token);
-                    if let Err(e) = within(timeout, release).await {
+                    let release = store.manager().backend().release_lock(&lock, &token);
+                    if let Err(e) = within(store.timeout(), release).await {
                         tracing::warn!(key, error = %e, "steadycache: could not release an abandoned lock; it expires after lock_ttl");
                     }
                 });
@@ -222,12 +204,13 @@ impl Drop for Lease {
 
 /// The renewal loop of one lease, on the library runtime.
 struct Heartbeat {
-    manager: Arc<dyn CacheManager>,
+    /// Called within its timeout, never through its breaker (a lease is renewed while it
+    /// lives, whatever other calls do).
+    store: Arc<Store>,
     lock: String,
     token: String,
     lock_ttl: Duration,
     beat: Duration,
-    timeout: Duration,
     lost: Arc<AtomicBool>,
 }
 
@@ -237,8 +220,12 @@ impl Heartbeat {
             // The lock was taken back (or a try may have landed unanswered), maybe while the
             // holder was letting go: make sure nothing of ours outlives the lease. Only our own
             // token is ever removed; releasing twice is harmless.
-            let release = self.manager.backend().release_lock(&self.lock, &self.token);
-            if let Err(e) = within(self.timeout, release).await {
+            let release = self
+                .store
+                .manager()
+                .backend()
+                .release_lock(&self.lock, &self.token);
+            if let Err(e) = within(self.store.timeout(), release).await {
                 tracing::debug!(lock = %self.lock, error = %e, "steadycache: could not release a lock taken back; it expires after lock_ttl");
             }
         }
@@ -263,15 +250,16 @@ impl Heartbeat {
                 tracing::debug!(lock = %self.lock, "steadycache: a lock lease ran out before it could be renewed");
             }
             let started = Instant::now();
-            let renew = self
-                .manager
-                .backend()
-                .extend_lock(&self.lock, &self.token, self.lock_ttl);
+            let renew =
+                self.store
+                    .manager()
+                    .backend()
+                    .extend_lock(&self.lock, &self.token, self.lock_ttl);
             // A renewal may take the whole backend timeout, even past what the lease has left:
             // the store renews only a lock that is still ours (atomically, or conditionally on
             // the version read), so one that lands late is as good as one on time, while
             // cancelling it at the lease's end would leave only a retry that finds it expired.
-            match within(self.timeout, renew).await {
+            match within(self.store.timeout(), renew).await {
                 Ok(true) => {
                     expires = started + self.lock_ttl;
                     pause = self.beat;
@@ -318,11 +306,12 @@ impl Heartbeat {
     /// not reach the store. Then it is taken again here; the second run has happened, and it is
     /// not counted as `lock_lost`.)
     async fn take_again(&self) -> Retaken {
-        let take = self
-            .manager
-            .backend()
-            .acquire_lock(&self.lock, &self.token, self.lock_ttl);
-        match within(self.timeout, take).await {
+        let take =
+            self.store
+                .manager()
+                .backend()
+                .acquire_lock(&self.lock, &self.token, self.lock_ttl);
+        match within(self.store.timeout(), take).await {
             Ok(true) => Retaken::Yes,
             Ok(false) => Retaken::No,
             Err(e) => {
@@ -349,55 +338,29 @@ enum Retaken {
 }
 
 async fn acquire_lock(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {
-    l2.breaker
-        .guard(acquire_unguarded(mode, l2, token, ttl))
+    let token = token.to_owned();
+    l2.store
+        .call(mode, &lock_key(&l2.key), move |m, k| async move {
+            m.backend().acquire_lock(&k, &token, ttl).await
+        })
         .await
 }
 
-async fn acquire_unguarded(mode: Mode, l2: &L2, token: &str, ttl: Duration) -> Result<bool> {
+/// Release our lock of `key`, within the timeout, not through the breaker (an open breaker
+/// would leave the lock held for `lock_ttl`).
+async fn release(mode: Mode, store: &Store, key: &str, token: &str) -> Result<bool> {
     let token = token.to_owned();
-    on_manager(
-        mode,
-        &l2.manager,
-        &lock_key(&l2.key),
-        l2.timeout,
-        move |m, k| async move { m.backend().acquire_lock(&k, &token, ttl).await },
-    )
-    .await
-}
-
-async fn release(
-    mode: Mode,
-    m: &Arc<dyn CacheManager>,
-    key: &str,
-    token: &str,
-    timeout: Duration,
-) -> Result<bool> {
-    let token = token.to_owned();
-    on_manager(mode, m, &lock_key(key), timeout, move |m, k| async move {
-        m.backend().release_lock(&k, &token).await
-    })
-    .await
-}
-
-async fn set(
-    mode: Mode,
-    m: &Arc<dyn CacheManager>,
-    key: &str,
-    value: Vec<u8>,
-    timeout: Duration,
-) -> Result<()> {
-    on_manager(mode, m, key, timeout, move |m, k| async move {
-        m.backend().set(&k, value, Some(DONE_MARKER_TTL)).await
-    })
-    .await
+    store
+        .call_unguarded(mode, &lock_key(key), move |m, k| async move {
+            m.backend().release_lock(&k, &token).await
+        })
+        .await
 }
 
 async fn get(mode: Mode, l2: &L2, key: &str) -> Result<Option<Vec<u8>>> {
-    let get = on_manager(mode, &l2.manager, key, l2.timeout, |m, k| async move {
-        m.backend().get(&k).await
-    });
-    l2.breaker.guard(get).await
+    l2.store
+        .call(mode, key, |m, k| async move { m.backend().get(&k).await })
+        .await
 }
 
 /// What [`acquire`] came to.

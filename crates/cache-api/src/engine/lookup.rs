@@ -102,7 +102,7 @@ where
     if !tags::valid(mode, place, started, stats).await {
         return in_l1; // a tag of it was invalidated after it was computed: gone
     }
-    let value = match decode_entry::<V>(l2.manager.codec(), &l2.key, &entry) {
+    let value = match decode_entry::<V>(l2.store.manager().codec(), &l2.key, &entry) {
         Ok(v) => v,
         Err(e) => {
             drop_corrupt(mode, l2, &e, stats).await;

@@ -54,8 +54,8 @@ fn guarded<T>(
 where
     T: Send + 'static,
 {
-    let (timeout, breaker) = (cache.backend_timeout(), cache.breaker().clone());
-    async move { breaker.guard(crate::engine::io::within(timeout, op)).await }
+    let store = cache.store().clone();
+    async move { store.guard(op).await }
 }
 
 /// Run `fut` to its end from a sync caller (on the library's runtime; works inside a runtime

@@ -15,6 +15,7 @@ pub(crate) mod budget;
 pub(crate) mod bus;
 pub(crate) mod clock;
 pub(crate) mod local;
+pub(crate) mod store;
 pub(crate) mod watch;
 
 pub(crate) use breaker::Breaker;
@@ -23,8 +24,8 @@ pub(crate) use budget::{Budget, Weighed};
 pub use bus::BusConfig;
 pub(crate) use bus::{Bus, Event, Reach};
 pub(crate) use local::LocalStore;
+pub(crate) use store::Store;
 
-use crate::manager::CacheManager;
 use std::sync::Arc;
 
 /// Where a cache's memoized functions keep their values.
@@ -138,15 +139,12 @@ pub(crate) struct L1<V> {
     pub(crate) gen: u64,
 }
 
-/// A call's slot in L2.
+/// A call's slot in L2: the cache's store (its manager behind the backend timeout and the
+/// breaker, which every call into it goes through) and the key.
 #[derive(Clone)]
 pub(crate) struct L2 {
-    pub(crate) manager: Arc<dyn CacheManager>,
+    pub(crate) store: Arc<Store>,
     pub(crate) key: String,
-    /// The deadline of each call into the manager (see `CacheBuilder::backend_timeout`).
-    pub(crate) timeout: std::time::Duration,
-    /// The cache's circuit breaker: every call into the manager goes through it.
-    pub(crate) breaker: Arc<Breaker>,
 }
 
 /// A call's tags (rendered from its arguments on the slow path) and what judges them.

@@ -1,0 +1,132 @@
+//! How a caller waits, and one operation run for either kind of caller.
+//!
+//! Every I/O operation of the engine is an `async fn` that takes a [`Mode`]. In
+//! [`Mode::Async`] it awaits the manager on the caller's runtime. In [`Mode::Sync`] it never
+//! returns `Pending`: it uses the manager's blocking path when there is one (local stores) and
+//! otherwise runs the async operation on the library's runtime and waits for it on this thread.
+//! So one driver, polled by [`block_local`] for sync callers, runs the same code for both, and
+//! a sync caller never needs a runtime of its own (nor breaks inside one). The mode is matched
+//! here (and in the factory timeout's hand-over of a task), nowhere else.
+
+use crate::error::{Error, Result};
+use crate::manager::CacheManager;
+use crate::runtime;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+/// How the caller waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A sync caller: block this thread, never return `Pending`.
+    Sync,
+    /// An async caller: await on its runtime.
+    Async,
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Run `fut` to completion on this thread. In [`Mode::Sync`] the driver's future is ready at
+/// its first poll (nothing in it pends), so this costs no allocation; should anything pend, the
+/// thread parks until it is woken.
+pub(crate) fn block_local<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return v;
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// `op` within `timeout`: a store that does not answer in time is an [`Error::Unavailable`]
+/// (transient), so the caller fails open instead of hanging.
+pub(crate) async fn within<T>(timeout: Duration, op: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::unavailable(
+            "backend",
+            format!("no answer within {timeout:?} (backend_timeout)"),
+        )),
+    }
+}
+
+/// For a sync caller without a blocking path: run `op` on the library runtime, within
+/// `timeout`, and wait for it on this thread (works outside any runtime and inside one).
+pub(crate) fn wait_on_runtime<T, F, Fut>(
+    manager: &Arc<dyn CacheManager>,
+    key: &str,
+    timeout: Duration,
+    op: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let fut = op(manager.clone(), key.to_owned());
+    runtime::block_on(within(timeout, fut))?
+}
+
+/// `op` on `manager` for the key `key`, within `timeout`, in either mode, not through the
+/// breaker (a lease's own bookkeeping, as its release, goes this way).
+pub(crate) async fn on_manager<T, F, Fut>(
+    mode: Mode,
+    manager: &Arc<dyn CacheManager>,
+    key: &str,
+    timeout: Duration,
+    op: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    match mode {
+        Mode::Async => within(timeout, op(manager.clone(), key.to_owned())).await,
+        Mode::Sync => wait_on_runtime(manager, key, timeout, op),
+    }
+}
+
+/// `fut` for a caller in `mode`: awaited, or run on the library's runtime and waited for on
+/// this thread.
+pub(crate) async fn finish<T, Fut>(mode: Mode, fut: Fut) -> Result<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    match mode {
+        Mode::Async => fut.await,
+        Mode::Sync => runtime::block_on(fut)?,
+    }
+}
+
+/// Wait `d`: the thread sleeps for a sync caller, the task for an async one.
+pub(crate) async fn pause(mode: Mode, d: Duration) {
+    match mode {
+        Mode::Async => tokio::time::sleep(d).await,
+        Mode::Sync => std::thread::sleep(d),
+    }
+}
+
+/// Whether this thread runs a `current_thread` tokio runtime (or is inside one's `block_on`):
+/// blocking it would stall every task of that runtime.
+pub(crate) fn on_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}

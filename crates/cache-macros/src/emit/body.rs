@@ -106,37 +106,52 @@ fn tags_expr(
 /// `let __steadycache_key: Option<ArgsKey> = ..;`: `None` (run uncached) when an argument
 /// cannot be serialized.
 fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
-    if let Some(tpl) = &opts.key {
-        let render = super::render_template(tpl);
-        return quote! {
+    match KeySource::of(opts, model) {
+        KeySource::Text(render) => quote! {
             #render
             let __steadycache_key = ::core::option::Option::Some(
                 ::steadycache::__private::ArgsKey::text(&__steadycache_text),
             );
-        };
+        },
+        KeySource::Hashed(hashed) => quote! {
+            let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
+                ::core::result::Result::Ok(h) => {
+                    ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
+                }
+                ::core::result::Result::Err(e) => {
+                    __steadycache_memo.key_error(&e);
+                    ::core::option::Option::None
+                }
+            };
+        },
     }
-    let hashed = match &opts.convert {
-        Some(convert) => quote!(&(#convert)),
-        None => {
-            let refs = key_refs(model);
-            quote!(&(#(#refs,)*))
+}
+
+/// What a call's key is made of (in the body and in the controls).
+pub(crate) enum KeySource {
+    /// The `key` template, rendered: binds `__steadycache_text`.
+    Text(TokenStream2),
+    /// A reference to what is hashed: `convert`'s value, or the key arguments (and `self`).
+    Hashed(TokenStream2),
+}
+
+impl KeySource {
+    pub(crate) fn of(opts: &Options, model: &FnModel) -> KeySource {
+        if let Some(tpl) = &opts.key {
+            return KeySource::Text(super::render_template(tpl));
         }
-    };
-    quote! {
-        let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
-            ::core::result::Result::Ok(h) => {
-                ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
+        KeySource::Hashed(match &opts.convert {
+            Some(convert) => quote!(&(#convert)),
+            None => {
+                let refs = key_refs(model);
+                quote!(&(#(#refs,)*))
             }
-            ::core::result::Result::Err(e) => {
-                __steadycache_memo.key_error(&e);
-                ::core::option::Option::None
-            }
-        };
+        })
     }
 }
 
 /// `&arg` for each key argument, then `self` with `key_self`.
-pub(crate) fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
+fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
     model
         .key_args()
         .map(|a| {

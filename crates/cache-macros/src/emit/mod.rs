@@ -2,11 +2,11 @@
 //!
 //! For `fn name(..)` the output is the function itself, its body replaced by a call into the
 //! function's `Memo` (kept in a `static`), and a handle: for a free function a unit struct
-//! `NameCache` (returned by `name_cache()`) with `invalidate`, `invalidate_async` and `key`,
-//! derefing to the `Memo`; for a method, the associated functions `name_cache()` (the `Memo`),
-//! `name_invalidate(..)` and the per-call controls (`name_refresh`, `name_bypass`,
-//! `name_call_with`, `name_get_cached`). Every path is fully qualified (`::steadycache::__private`,
-//! `::steadycache`, `::core`, `::std`).
+//! `NameCache` (returned by `name_cache()`) derefing to the `Memo`, with the per-call controls
+//! as methods (`refresh`, `invalidate`, …); for a method, the associated functions
+//! `name_cache()` (the `Memo`) and the same controls beside it (`name_refresh`,
+//! `name_invalidate`, …). The controls are described once, in `control.rs`. Every path is fully
+//! qualified (`::steadycache::__private`, `::steadycache`, `::core`, `::std`).
 
 mod body;
 mod control;
@@ -25,21 +25,18 @@ use syn::ext::IdentExt;
 pub(crate) fn emit(opts: &Options, model: &FnModel, plan: &Plan) -> syn::Result<TokenStream2> {
     let names = Names::of(model)?;
     let shape = ValueShape::of(opts, model);
-    let memo_static = memo::memo_static(opts, model, plan, &names, &shape.v_ty);
-    let body = body::body(opts, model, plan, &names, &shape);
+    let parts = handle::Parts {
+        model,
+        names: &names,
+        v_ty: &shape.v_ty,
+        memo_static: memo::memo_static(opts, model, plan, &names, &shape.v_ty),
+        body: body::body(opts, model, plan, &names, &shape),
+        controls: control::controls(opts, model, &names, &shape),
+    };
     Ok(if model.is_method() {
-        handle::method_items(opts, model, &names, &shape.v_ty, &memo_static, &body)
+        parts.method_items()
     } else {
-        let shape_value = shape.tokens(opts, model);
-        handle::free_items(
-            opts,
-            model,
-            &names,
-            &shape,
-            &shape_value,
-            &memo_static,
-            &body,
-        )
+        parts.free_items()
     })
 }
 

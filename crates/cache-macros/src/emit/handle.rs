@@ -3,7 +3,7 @@
 use super::Names;
 use crate::model::FnModel;
 use proc_macro2::TokenStream as TokenStream2;
-use quote::quote;
+use quote::{format_ident, quote, quote_spanned};
 
 /// What the output is made of.
 pub(crate) struct Parts<'a> {
@@ -57,29 +57,42 @@ impl Parts<'_> {
         }
     }
 
-    /// A free function's handle: the unit struct `NameCache` (`memo()`, the controls, `Deref`
-    /// to the `Memo`) and `name_cache()`.
+    /// A free function's handle: the type `__SteadycacheHandle_name` (`memo()`, the controls,
+    /// `Deref` to the `Memo`), its name `NameCache` and `name_cache()`.
     fn handle(&self) -> TokenStream2 {
         let (names, v_ty, vis) = (self.names, self.v_ty, &self.model.func.vis);
         let (memo_static, controls) = (&self.memo_static, &self.controls);
         let (handle_ty, handle_fn) = (&names.handle_ty, &names.handle_fn);
+        let handle = &names.handle_struct;
         let docs = Docs::of(&names.name_str);
         let (doc_handle, doc_handle_fn, doc_memo) = (&docs.handle, &docs.handle_fn, &docs.memo);
+        let ty_name = handle_ty.to_string();
+        let alias = quote_spanned!(handle_ty.span()=> type #handle_ty = #handle;);
+        let check = name_check(self.model.name(), names);
         quote! {
             #[doc = #doc_handle]
-            #[allow(dead_code)]
-            #[derive(Clone, Copy, Debug)]
-            #vis struct #handle_ty(());
+            #[allow(dead_code, non_camel_case_types)]
+            #[derive(Clone, Copy)]
+            #vis struct #handle(());
+
+            #[doc = #doc_handle]
+            #vis #alias
 
             #[allow(dead_code)]
-            impl #handle_ty {
+            impl #handle {
                 #[doc = #doc_memo]
                 pub fn memo() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
 
                 #controls
             }
 
-            impl ::core::ops::Deref for #handle_ty {
+            impl ::core::fmt::Debug for #handle {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_tuple(#ty_name).field(&self.0).finish()
+                }
+            }
+
+            impl ::core::ops::Deref for #handle {
                 type Target = ::steadycache::__private::Memo<#v_ty>;
                 fn deref(&self) -> &Self::Target {
                     Self::memo()
@@ -87,11 +100,43 @@ impl Parts<'_> {
             }
 
             #[doc = #doc_handle_fn]
-            #[allow(dead_code)]
+            #[allow(dead_code, clippy::init_numbered_fields)]
             #vis fn #handle_fn() -> #handle_ty {
-                #handle_ty(())
+                #handle_ty { 0: () }
             }
+
+            #check
         }
+    }
+}
+
+/// Two functions whose names give one `NameCache` (`user_id` and `userId`) both define that
+/// alias: rustc reports the name defined twice, at both functions. The second one's
+/// `NameCache` is then the first one's handle, and this check says so in words.
+fn name_check(fn_name: &syn::Ident, names: &Names) -> TokenStream2 {
+    let (ty, handle, name) = (&names.handle_ty, &names.handle_struct, &names.name_str);
+    let message = format!(
+        "#[cached] names the cache handle of `{name}` `{ty}`, and something else in this \
+         module has that name"
+    );
+    let label = format!("`{ty}` is not the handle of `{name}`");
+    let note = format!(
+        "#[cached] defines `{ty}` and `{}()` beside `{name}`, and two #[cached] functions \
+         whose names differ only in case or underscores would both define one type (`user_id` \
+         and `userId` both `UserIdCache`): rename one of them",
+        names.handle_fn
+    );
+    // Named after the function: two traits of one name would add a note about their names.
+    let own = format_ident!("__SteadycacheHandleOf_{}", fn_name);
+    quote_spanned! {ty.span()=>
+        const _: () = {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            #[allow(non_camel_case_types)]
+            trait #own {}
+            impl #own for #handle {}
+            const fn __steadycache_own_handle<T: #own>() {}
+            __steadycache_own_handle::<#ty>()
+        };
     }
 }
 

@@ -44,8 +44,13 @@ pub(crate) fn emit(opts: &Options, model: &FnModel, plan: &Plan) -> syn::Result<
 pub(crate) struct Names {
     /// The function's name as text (as written, `r#` included).
     pub name_str: String,
-    /// `NameCache`, the handle type of a free function.
+    /// `NameCache`, the name of a free function's handle type (spanned at the function's name):
+    /// an alias of `handle_struct`, so that two functions whose names give one `NameCache`
+    /// clash on it alone (`handle::name_check`).
     pub handle_ty: syn::Ident,
+    /// `__SteadycacheHandle_name`, the handle type itself: one per function name, so its
+    /// `impl` blocks never clash.
+    pub handle_struct: syn::Ident,
     /// `name_cache`, the handle function.
     pub handle_fn: syn::Ident,
 }
@@ -55,7 +60,7 @@ impl Names {
         let name = model.name();
         let name_str = name.to_string();
         // `format_ident!` would panic on an invalid identifier (e.g. from `fn _1`).
-        let handle_ty =
+        let mut handle_ty =
             syn::parse_str::<syn::Ident>(&format!("{}Cache", camel(&name.unraw().to_string())))
                 .map_err(|_| {
                     err(
@@ -66,8 +71,10 @@ impl Names {
                         ),
                     )
                 })?;
+        handle_ty.set_span(name.span());
         Ok(Names {
             handle_fn: format_ident!("{}_cache", name),
+            handle_struct: format_ident!("__SteadycacheHandle_{}", name, span = name.span()),
             handle_ty,
             name_str,
         })
@@ -75,11 +82,11 @@ impl Names {
 
     /// How the body reaches the function's `Memo`.
     pub(crate) fn memo_path(&self, model: &FnModel) -> TokenStream2 {
-        let (handle_fn, handle_ty) = (&self.handle_fn, &self.handle_ty);
+        let (handle_fn, handle_struct) = (&self.handle_fn, &self.handle_struct);
         if model.is_method() {
             quote!(Self::#handle_fn())
         } else {
-            quote!(#handle_ty::memo())
+            quote!(#handle_struct::memo())
         }
     }
 }
@@ -287,7 +294,8 @@ mod tests {
     #[test]
     fn handle_names_of_unusual_function_names() {
         let raw = expand("fn r#type(x: u32) -> u32 { x }").unwrap_or_default();
-        assert!(raw.contains("struct TypeCache") && raw.contains("fn type_cache"));
+        assert!(raw.contains("type TypeCache = __SteadycacheHandle_type"));
+        assert!(raw.contains("fn type_cache"));
         // `_1` has no CamelCase form that is an identifier: an error, not a panic.
         let e = expand("fn _1(x: u32) -> u32 { x }")
             .err()

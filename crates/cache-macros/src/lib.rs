@@ -29,40 +29,28 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// options and examples.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match expand(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(expand(attr.into(), item.into()))
 }
 
 /// Limit a function to `limit` calls per `period`, shared across processes through a cache's
 /// backend. See `steadycache::rate_limit`.
 #[proc_macro_attribute]
 pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match guard::rate_limit(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(guard::rate_limit(attr.into(), item.into()))
 }
 
 /// Stop calling a function that keeps failing, shared across processes through a cache's
 /// backend. See `steadycache::circuit_breaker`.
 #[proc_macro_attribute]
 pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match guard::circuit_breaker(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(guard::circuit_breaker(attr.into(), item.into()))
 }
 
 /// Invalidate memoized calls and tags after a mutating function returns `Ok`. See
 /// `steadycache::invalidates`.
 #[proc_macro_attribute]
 pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match invalidates::invalidates(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(invalidates::invalidates(attr.into(), item.into()))
 }
 
 /// The whole expansion: options, model, rules, code.
@@ -71,6 +59,11 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let model = model::FnModel::build(item, &opts)?;
     let plan = validate::check(&opts, &model)?;
     emit::emit(&opts, &model, &plan)
+}
+
+/// The expansion, or the compile error that stopped it.
+fn output(expansion: syn::Result<TokenStream2>) -> TokenStream {
+    expansion.unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
 /// A compile error at `span`.

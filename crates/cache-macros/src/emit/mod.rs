@@ -137,26 +137,19 @@ impl ValueShape {
                 quote!(::core::convert::identity),
                 quote!(|_| false),
             ),
-            Kind::Result => shape(
+            // Stored whole, the `None` or `Err` for the negative ttl.
+            kind => shape(
                 quote!(#ret_ty),
                 quote!(::core::convert::Infallible),
                 quote!(::core::result::Result::Ok),
                 quote!(::steadycache::__private::infallible),
-                quote!(|v| ::steadycache::__private::ResultParts::is_err_ref(v)),
-            ),
-            Kind::Option => shape(
-                quote!(#ret_ty),
-                quote!(::core::convert::Infallible),
-                quote!(::core::result::Result::Ok),
-                quote!(::steadycache::__private::infallible),
-                quote!(|v| ::core::option::Option::is_none(v)),
-            ),
-            Kind::Plain => shape(
-                quote!(#ret_ty),
-                quote!(::core::convert::Infallible),
-                quote!(::core::result::Result::Ok),
-                quote!(::steadycache::__private::infallible),
-                quote!(|_| false),
+                match kind {
+                    Kind::Result => {
+                        quote!(|v| ::steadycache::__private::ResultParts::is_err_ref(v))
+                    }
+                    Kind::Option => quote!(|v| ::core::option::Option::is_none(v)),
+                    Kind::Plain => quote!(|_| false),
+                },
             ),
         }
     }
@@ -195,13 +188,25 @@ impl ValueShape {
         };
         let store_if = match &opts.cache_if {
             Some(f) => quote!(::core::option::Option::Some(#f as fn(&#v_ty) -> bool)),
-            None => none.clone(),
+            None => none,
         };
-        // `hard_timeout` without an old value: the timeout as the function's error (`validate`
-        // made sure the function returns a `Result`).
+        let on_timeout = self.on_timeout(opts);
+        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> {
+            is_negative: #negative,
+            share_err: #share,
+            ttl_of: #ttl_of,
+            store_if: #store_if,
+            on_timeout: #on_timeout,
+        })
+    }
+
+    /// `hard_timeout` without an old value: the timeout as the function's error (`validate`
+    /// made sure the function returns a `Result`).
+    fn on_timeout(&self, opts: &Options) -> TokenStream2 {
+        let (v_ty, e_ty) = (&self.v_ty, &self.e_ty);
         let timeout_ty = quote!(::steadycache::__private::FactoryTimeout);
-        let on_timeout = match (&opts.hard_timeout, opts.cache_err.is_some()) {
-            (None, _) => none,
+        match (&opts.hard_timeout, opts.cache_err.is_some()) {
+            (None, _) => quote!(::core::option::Option::None),
             (Some(_), false) => quote! {
                 ::core::option::Option::Some(
                     (|t: #timeout_ty| ::core::result::Result::Err(::core::convert::From::from(t)))
@@ -215,14 +220,7 @@ impl ValueShape {
                     )) as fn(#timeout_ty) -> ::core::result::Result<#v_ty, #e_ty>,
                 )
             },
-        };
-        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> {
-            is_negative: #negative,
-            share_err: #share,
-            ttl_of: #ttl_of,
-            store_if: #store_if,
-            on_timeout: #on_timeout,
-        })
+        }
     }
 }
 

@@ -224,9 +224,11 @@
 //! generic function is memoized with an explicit `key` or `convert = expr` (its return type
 //! may not depend on its type parameters); a method must say whether instances share entries
 //! (`key_self`, `self` in `key` or `convert`, or `key_self = false`). A method's handle is a
-//! set of associated functions beside it: `name_cache()` (the `Memo`), `name_invalidate(..)`,
-//! and the per-call controls `name_refresh`, `name_bypass`, `name_call_with` (taking the
-//! method's receiver) and `name_get_cached`.
+//! set of associated functions beside it: `name_cache()` (the `Memo`) and every per-call
+//! control a free function's handle has, as `name_refresh`, `name_bypass`, `name_call_with`,
+//! `name_call_with_origin` (taking the method's receiver), `name_prime`, `name_get_cached`,
+//! `name_key` and `name_invalidate` (taking `&self` when the key or tags read it), with the
+//! same `_async` twins. [`cached`] lists what it defines, and how those names can clash.
 //!
 //! ```
 //! struct Account { id: u64 }
@@ -271,12 +273,14 @@
 //! * [`Cache::set_enabled`], and `fn_cache().set_enabled(..)` per function.
 //! * [`with_options`]`(CallOptions::bypass(), || f())` / [`with_options_async`]: bypass, force
 //!   a refresh, or set a `max_age` for the calls made inside, on this thread or task.
-//! * Per call, from a free function's handle: `f_cache().refresh(args…)` (compute now and
+//! * Per call, from a function's handle: `f_cache().refresh(args…)` (compute now and
 //!   store), `.bypass(args…)` (run without the cache), `.call_with(CallOptions::max_age(d),
 //!   args…)` (recompute entries older than `d`), `.prime(args…, value)` (store a value as if
-//!   computed) and `.get_cached(args…)` (the cached value, without computing); `prime_async`
-//!   and `get_cached_async` are their async twins, and on an async function `refresh`,
-//!   `bypass` and `call_with` are async.
+//!   computed), `.get_cached(args…)` (the cached value, without computing), `.key(args…)` and
+//!   `.invalidate(args…)`; `prime_async`, `get_cached_async` and `invalidate_async` are their
+//!   async twins, and on an async function `refresh`, `bypass`, `call_with` and
+//!   `call_with_origin` are async. A method has the same controls beside it (`name_refresh`,
+//!   `name_prime`, …).
 //! * Where a value came from: `f_cache().call_with_origin(args…)` returns the value and an
 //!   [`Origin`] (`Hit`, `Stale`, `FailSafe`, `Coalesced`, `Computed`, `Uncached`); around any
 //!   code, [`with_origin`] / [`with_origin_async`]. Opt-in: a plain call pays nothing for it.

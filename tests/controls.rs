@@ -117,6 +117,12 @@ fn call_with_origin_says_where_each_value_came_from() {
     assert_eq!((v, o), (42, Origin::Uncached));
 }
 
+#[test]
+fn the_handle_type_is_named_after_the_function() {
+    let h: TracedCache = traced_cache();
+    assert_eq!(format!("{h:?}"), "TracedCache(())");
+}
+
 fn shared_dir() -> &'static str {
     static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {

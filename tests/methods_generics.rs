@@ -1,6 +1,7 @@
 //! Methods and generics (issue 13, option 10): field access in key templates (`{q.page}`,
 //! `{self.id}`), generic functions with an explicit `key` or `convert`, and methods that say
-//! whether instances share entries (the compile errors are in `tests/ui`).
+//! whether instances share entries (the compile errors are in `tests/ui`). A method has every
+//! control a free function's handle has, beside it (`name_refresh`, `name_prime`, …).
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use steadycache::cached;
@@ -177,6 +178,106 @@ async fn methods_have_the_per_call_controls_too() {
     assert_eq!(f.page_bypass(2).await, 104, "run without the cache");
     assert_eq!(f.page(2).await, 103, "the bypass stored nothing");
     assert_eq!(f.page_get_cached(2), Some(103));
+}
+
+/// Every control of a free function's handle, beside a method (issue 22, item 4): `key`,
+/// `prime` / `prime_async`, `get_cached_async`, `call_with_origin` and `invalidate_async`
+/// too, sync and async, with `self` in the key and without.
+mod every_control {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use steadycache::{cached, Origin};
+
+    static LEDGER_RUNS: AtomicU64 = AtomicU64::new(0);
+    static ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+    static SHARED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+    pub struct Ledger {
+        pub id: u64,
+    }
+
+    impl Ledger {
+        #[cached(key = "ledger:{self.id}:{day}", ttl = "10m")]
+        fn entry(&self, day: u32) -> u64 {
+            LEDGER_RUNS.fetch_add(1, SeqCst);
+            self.id * 1_000 + u64::from(day)
+        }
+
+        #[cached(key = "ledger-async:{self.id}:{day}", ttl = "10m")]
+        async fn total(&self, day: u32) -> u64 {
+            ASYNC_RUNS.fetch_add(1, SeqCst);
+            tokio::task::yield_now().await;
+            self.id * 1_000 + u64::from(day)
+        }
+
+        /// `self` is not in the key: the store's controls do not take it.
+        #[cached(ttl = "10m", key_self = false)]
+        fn shared(&self, day: u32) -> u64 {
+            SHARED_RUNS.fetch_add(1, SeqCst);
+            u64::from(day)
+        }
+    }
+
+    #[test]
+    fn a_sync_method_has_key_prime_and_origin() {
+        let l = Ledger { id: 3 };
+        let key = l.entry_key(7).unwrap();
+        assert!(key.ends_with(":ledger:3:7"), "{key}");
+        assert_eq!(l.entry_call_with_origin(7), (3_007, Origin::Computed));
+        assert_eq!(l.entry_call_with_origin(7), (3_007, Origin::Hit));
+        assert_eq!(LEDGER_RUNS.load(SeqCst), 1);
+        // prime: a value stored as if computed; the method does not run.
+        assert_eq!(l.entry_prime(8, 42).ok(), Some(true));
+        assert_eq!(l.entry(8), 42);
+        assert_eq!(l.entry_get_cached(8), Some(42));
+        assert_eq!(
+            Ledger { id: 4 }.entry_get_cached(8),
+            None,
+            "primed for this instance only"
+        );
+        assert_eq!(LEDGER_RUNS.load(SeqCst), 1);
+        assert_eq!(l.entry_invalidate(8).ok(), Some(true));
+        assert_eq!(l.entry(8), 3_008, "computed again");
+        assert_eq!(LEDGER_RUNS.load(SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_async_twins_beside_a_method() {
+        let l = Ledger { id: 5 };
+        assert_eq!(l.total_get_cached_async(1).await, None);
+        assert_eq!(l.total_call_with_origin(1).await, (5_001, Origin::Computed));
+        assert_eq!(l.total_call_with_origin(1).await, (5_001, Origin::Hit));
+        assert_eq!(l.total_get_cached_async(1).await, Some(5_001));
+        assert_eq!(l.total_invalidate_async(1).await.ok(), Some(true));
+        assert_eq!(l.total_get_cached_async(1).await, None, "invalidated");
+        assert_eq!(l.total_prime_async(2, 9).await.ok(), Some(true));
+        assert_eq!(l.total(2).await, 9, "primed: not computed");
+        assert_eq!(l.total_get_cached(2), Some(9), "the sync read sees it too");
+        assert_eq!(ASYNC_RUNS.load(SeqCst), 1);
+        let key = l.total_key(2).unwrap();
+        assert!(key.ends_with(":ledger-async:5:2"), "{key}");
+        // The twins of a sync method, from async code.
+        assert_eq!(l.entry_prime_async(30, 1).await.ok(), Some(true));
+        assert_eq!(l.entry_get_cached_async(30).await, Some(1));
+        assert_eq!(l.entry_invalidate_async(30).await.ok(), Some(true));
+        assert_eq!(l.entry_get_cached_async(30).await, None);
+    }
+
+    #[test]
+    fn without_self_in_the_key_the_store_controls_are_associated_functions() {
+        assert_eq!(Ledger::shared_prime(1, 100).ok(), Some(true));
+        assert_eq!(Ledger { id: 1 }.shared(1), 100);
+        assert_eq!(
+            Ledger { id: 2 }.shared(1),
+            100,
+            "one entry for every instance"
+        );
+        assert_eq!(Ledger::shared_get_cached(1), Some(100));
+        assert_eq!(SHARED_RUNS.load(SeqCst), 0);
+        assert!(Ledger::shared_key(1).is_ok());
+        assert_eq!(Ledger::shared_invalidate(1).ok(), Some(true));
+        assert_eq!(Ledger { id: 1 }.shared(1), 1);
+        assert_eq!(SHARED_RUNS.load(SeqCst), 1);
+    }
 }
 
 /// A method whose tags read `self` while its key does not: its handle functions take `self`

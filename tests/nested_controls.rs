@@ -136,3 +136,44 @@ fn a_methods_controls_name_one_call() {
         "the helper ran once"
     );
 }
+
+static AM: AtomicU64 = AtomicU64::new(0);
+static AMG: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = "1h")]
+async fn async_helper(k: u32) -> u64 {
+    AMG.fetch_add(1, SeqCst);
+    tokio::task::yield_now().await;
+    u64::from(k)
+}
+
+struct AsyncRepo;
+
+impl AsyncRepo {
+    #[cached(ttl = "1h", key_self = false)]
+    async fn load(&self, k: u32) -> u64 {
+        AM.fetch_add(1, SeqCst);
+        tokio::task::yield_now().await; // the nested call runs in a later poll
+        async_helper(k).await * 2
+    }
+}
+
+#[test]
+fn an_async_methods_controls_name_one_call() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let runs = || (AM.load(SeqCst), AMG.load(SeqCst));
+        assert_eq!(AsyncRepo.load(4).await, 8);
+        assert_eq!(AsyncRepo.load_refresh(4).await, 8);
+        assert_eq!(runs(), (2, 1), "refresh re-ran load alone");
+        assert_eq!(AsyncRepo.load_bypass(4).await, 8);
+        assert_eq!(runs(), (3, 1), "bypass ran load alone");
+        let old = CallOptions::max_age(Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(AsyncRepo.load_call_with(old, 4).await, 8);
+        assert_eq!(runs(), (4, 1), "max_age judged load alone");
+        let (v, origin) = AsyncRepo.load_call_with_origin(4).await;
+        assert_eq!((v, origin), (8, steadycache::Origin::Hit));
+        assert_eq!(runs(), (4, 1));
+    });
+}

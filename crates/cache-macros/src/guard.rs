@@ -122,63 +122,16 @@ fn source(cache: &Option<CacheOpt>) -> TokenStream2 {
 pub(crate) fn rate_limit(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let o: RateOptions = parse(attr.clone())?;
     let f = function(item.clone(), "rate_limit")?;
-    // Written above a `#[circuit_breaker]`: the breaker goes first, so that it wraps the
-    // function alone and never counts this limit's refusals as failures.
-    if f.attrs.iter().any(|a| {
-        a.path()
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "circuit_breaker")
-    }) {
-        let (breakers, others): (Vec<_>, Vec<_>) = f.attrs.iter().partition(|a| {
-            a.path()
-                .segments
-                .last()
-                .is_some_and(|s| s.ident == "circuit_breaker")
-        });
-        let (vis, sig, block) = (&f.vis, &f.sig, &f.block);
-        return Ok(quote! {
-            #(#breakers)*
-            #[::steadycache::rate_limit(#attr)]
-            #(#others)*
-            #vis #sig #block
-        });
+    if let Some(reordered) = breaker_first(&attr, &f) {
+        return Ok(reordered);
     }
-    let limit: u64 = o.limit.base10_parse()?;
-    if limit == 0 {
-        return Err(err(
-            o.limit.span(),
-            "`limit` is at least 1 (a limit of 0 would refuse every call)",
-        ));
-    }
-    check_named(&o.name, &o.fn_name, &f, "rate_limit")?;
-    o.period.check_positive()?;
-    let wait = match o.on_exceed.as_ref().map(|l| (l.value(), l.span())) {
-        None => false,
-        Some((v, _)) if v == "error" => false,
-        Some((v, _)) if v == "wait" => true,
-        Some((v, span)) => {
-            return Err(err(
-                span,
-                format!("`on_exceed = \"{v}\"`: expected \"error\" or \"wait\""),
-            ))
-        }
-    };
-    if !wait && !returns_result(&f) {
-        return Err(err(
-            f.sig.output.span(),
-            "`on_exceed = \"error\"` (the default) returns `Err(steadycache::RateLimited)` \
-             converted with `From`: it needs a function returning `Result`; write \
-             `on_exceed = \"wait\"` to wait for a slot instead",
-        ));
-    }
+    let (limit, wait) = check_rate(&o, &f)?;
     let (name, period, source) = (
         name_expr(&o.name, &o.fn_name, &f),
         o.period.tokens(),
         source(&o.cache),
     );
-    let is_async = f.sig.asyncness.is_some();
-    let check = match (wait, is_async) {
+    let check = match (wait, f.sig.asyncness.is_some()) {
         (true, true) => quote!(__STEADYCACHE_LIMIT.acquire().await;),
         (true, false) => quote!(__STEADYCACHE_LIMIT.acquire_blocking();),
         (false, true) => quote! {
@@ -206,33 +159,67 @@ pub(crate) fn rate_limit(attr: TokenStream2, item: TokenStream2) -> syn::Result<
     })
 }
 
+/// Written above a `#[circuit_breaker]`: the function with the breaker first, so that it wraps
+/// the function alone and never counts this limit's refusals as failures.
+fn breaker_first(attr: &TokenStream2, f: &ItemFn) -> Option<TokenStream2> {
+    let is_breaker = |a: &&syn::Attribute| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "circuit_breaker")
+    };
+    if !f.attrs.iter().any(|a| is_breaker(&a)) {
+        return None;
+    }
+    let (breakers, others): (Vec<_>, Vec<_>) = f.attrs.iter().partition(is_breaker);
+    let (vis, sig, block) = (&f.vis, &f.sig, &f.block);
+    Some(quote! {
+        #(#breakers)*
+        #[::steadycache::rate_limit(#attr)]
+        #(#others)*
+        #vis #sig #block
+    })
+}
+
+/// The rules of `#[rate_limit]`: the limit, and whether a refused call waits for a slot.
+fn check_rate(o: &RateOptions, f: &ItemFn) -> syn::Result<(u64, bool)> {
+    let limit: u64 = o.limit.base10_parse()?;
+    if limit == 0 {
+        return Err(err(
+            o.limit.span(),
+            "`limit` is at least 1 (a limit of 0 would refuse every call)",
+        ));
+    }
+    check_named(&o.name, &o.fn_name, f, "rate_limit")?;
+    o.period.check_positive()?;
+    let wait = match o.on_exceed.as_ref().map(|l| (l.value(), l.span())) {
+        None => false,
+        Some((v, _)) if v == "error" => false,
+        Some((v, _)) if v == "wait" => true,
+        Some((v, span)) => {
+            return Err(err(
+                span,
+                format!("`on_exceed = \"{v}\"`: expected \"error\" or \"wait\""),
+            ))
+        }
+    };
+    if !wait && !returns_result(f) {
+        return Err(err(
+            f.sig.output.span(),
+            "`on_exceed = \"error\"` (the default) returns `Err(steadycache::RateLimited)` \
+             converted with `From`: it needs a function returning `Result`; write \
+             `on_exceed = \"wait\"` to wait for a slot instead",
+        ));
+    }
+    Ok((limit, wait))
+}
+
 /// `#[circuit_breaker(error_rate = 0.5, min_calls = 20, period = "1m", half_open_after = "30s",
 /// cache = …)]`.
 pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let o: BreakerOptions = parse(attr)?;
     let f = function(item, "circuit_breaker")?;
-    check_named(&o.name, &o.fn_name, &f, "circuit_breaker")?;
-    if !returns_result(&f) {
-        return Err(err(
-            f.sig.output.span(),
-            "#[circuit_breaker] counts `Err` results as failures and returns \
-             `Err(steadycache::CircuitOpen)` converted with `From` while open: it needs a \
-             function returning `Result`",
-        ));
-    }
-    let rate: f64 = o.error_rate.0.base10_parse()?;
-    if !(rate > 0.0 && rate <= 1.0) {
-        return Err(err(
-            o.error_rate.0.span(),
-            "`error_rate` is a share of calls: above 0.0, at most 1.0",
-        ));
-    }
-    let min_calls: u64 = o.min_calls.base10_parse()?;
-    if min_calls == 0 {
-        return Err(err(o.min_calls.span(), "`min_calls` is at least 1"));
-    }
-    o.period.check_positive()?;
-    o.half_open_after.check_positive()?;
+    let (rate, min_calls) = check_breaker(&o, &f)?;
     let name = name_expr(&o.name, &o.fn_name, &f);
     let (period, half, source) = (
         o.period.tokens(),
@@ -277,6 +264,33 @@ pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Re
             __steadycache_result
         }
     })
+}
+
+/// The rules of `#[circuit_breaker]`: its error rate and its minimum of calls.
+fn check_breaker(o: &BreakerOptions, f: &ItemFn) -> syn::Result<(f64, u64)> {
+    check_named(&o.name, &o.fn_name, f, "circuit_breaker")?;
+    if !returns_result(f) {
+        return Err(err(
+            f.sig.output.span(),
+            "#[circuit_breaker] counts `Err` results as failures and returns \
+             `Err(steadycache::CircuitOpen)` converted with `From` while open: it needs a \
+             function returning `Result`",
+        ));
+    }
+    let rate: f64 = o.error_rate.0.base10_parse()?;
+    if !(rate > 0.0 && rate <= 1.0) {
+        return Err(err(
+            o.error_rate.0.span(),
+            "`error_rate` is a share of calls: above 0.0, at most 1.0",
+        ));
+    }
+    let min_calls: u64 = o.min_calls.base10_parse()?;
+    if min_calls == 0 {
+        return Err(err(o.min_calls.span(), "`min_calls` is at least 1"));
+    }
+    o.period.check_positive()?;
+    o.half_open_after.check_positive()?;
+    Ok((rate, min_calls))
 }
 
 /// Whether `attr` is one of these guards (moved onto the inner body by `#[cached]`).

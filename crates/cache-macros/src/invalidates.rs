@@ -88,6 +88,42 @@ pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result
     let targets = parse(attr)?;
     let f: ItemFn = syn::parse2(item)
         .map_err(|e| err(e.span(), "#[invalidates] goes on a function or a method"))?;
+    let ret_ty = check_function(&f, &targets)?;
+    let is_async = f.sig.asyncness.is_some();
+    let (mut before, mut after) = call_steps(&targets.calls, is_async)?;
+    if !targets.tags.is_empty() {
+        before.push(crate::emit::render_tags(&targets.tags));
+        after.push(tags_step(&targets.cache, is_async));
+    }
+    let block = &f.block;
+    let run = if is_async {
+        quote!(let __steadycache_result: #ret_ty = async move #block.await;)
+    } else {
+        quote!(let __steadycache_result: #ret_ty = (move || -> #ret_ty #block)();)
+    };
+    let succeeded = if crate::guard::returns_result(&f) {
+        quote!(__steadycache_result.is_ok())
+    } else {
+        quote!(true)
+    };
+    let (attrs, vis, sig) = (&f.attrs, &f.vis, &f.sig);
+    Ok(quote! {
+        #(#attrs)*
+        #[allow(clippy::redundant_closure_call)]
+        #vis #sig {
+            #(#before)*
+            #run
+            if #succeeded {
+                #(#after)*
+            }
+            __steadycache_result
+        }
+    })
+}
+
+/// The function's return type (named: not `impl Trait`), once its tag templates are checked
+/// against its arguments.
+fn check_function(f: &ItemFn, targets: &Targets) -> syn::Result<syn::Type> {
     let ret_ty: syn::Type = match &f.sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, t) => (**t).clone(),
@@ -114,10 +150,18 @@ pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result
     for tpl in &targets.tags {
         crate::validate::check_template(tpl, &args, method, "tag")?;
     }
-    let is_async = f.sig.asyncness.is_some();
+    Ok(ret_ty)
+}
+
+/// For each named call: before the body, its key (through the function's handle) and cache;
+/// after it, the invalidation of that key, reported.
+fn call_steps(
+    calls: &[ExprCall],
+    is_async: bool,
+) -> syn::Result<(Vec<TokenStream2>, Vec<TokenStream2>)> {
     let mut before = Vec::new();
     let mut after = Vec::new();
-    for (n, call) in targets.calls.iter().enumerate() {
+    for (n, call) in calls.iter().enumerate() {
         let handle = handle_path(call)?;
         let name = quote!(#call).to_string();
         let v = format_ident!("__steadycache_inv_{n}");
@@ -145,48 +189,27 @@ pub(crate) fn invalidates(attr: TokenStream2, item: TokenStream2) -> syn::Result
             ::steadycache::__private::report_invalidation(#name, r);
         });
     }
-    if !targets.tags.is_empty() {
-        let cache = match &targets.cache {
-            None => quote!(::steadycache::default_cache()),
-            Some(CacheOpt::Url(s)) => quote! {{
-                static C: ::std::sync::LazyLock<::steadycache::Cache> =
-                    ::std::sync::LazyLock::new(|| ::steadycache::__private::cache_from_url(#s));
-                ::core::clone::Clone::clone(&*C)
-            }},
-            Some(CacheOpt::Expr(e)) => quote!(::steadycache::__private::into_cache(#e)),
-        };
-        before.push(crate::emit::render_tags(&targets.tags));
-        let invalidate = if is_async {
-            quote!(#cache.invalidate_tags(&__steadycache_tags).await)
-        } else {
-            quote!(#cache.invalidate_tags_sync(&__steadycache_tags))
-        };
-        after.push(quote! {
-            ::steadycache::__private::report_invalidation("tags", #invalidate);
-        });
+    Ok((before, after))
+}
+
+/// After the body: the invalidation of the rendered tags (`__steadycache_tags`) in `cache`,
+/// reported.
+fn tags_step(cache: &Option<CacheOpt>, is_async: bool) -> TokenStream2 {
+    let cache = match cache {
+        None => quote!(::steadycache::default_cache()),
+        Some(CacheOpt::Url(s)) => quote! {{
+            static C: ::std::sync::LazyLock<::steadycache::Cache> =
+                ::std::sync::LazyLock::new(|| ::steadycache::__private::cache_from_url(#s));
+            ::core::clone::Clone::clone(&*C)
+        }},
+        Some(CacheOpt::Expr(e)) => quote!(::steadycache::__private::into_cache(#e)),
+    };
+    let invalidate = if is_async {
+        quote!(#cache.invalidate_tags(&__steadycache_tags).await)
+    } else {
+        quote!(#cache.invalidate_tags_sync(&__steadycache_tags))
+    };
+    quote! {
+        ::steadycache::__private::report_invalidation("tags", #invalidate);
     }
-    let block = &f.block;
-    let run = if is_async {
-        quote!(let __steadycache_result: #ret_ty = async move #block.await;)
-    } else {
-        quote!(let __steadycache_result: #ret_ty = (move || -> #ret_ty #block)();)
-    };
-    let succeeded = if crate::guard::returns_result(&f) {
-        quote!(__steadycache_result.is_ok())
-    } else {
-        quote!(true)
-    };
-    let (attrs, vis, sig) = (&f.attrs, &f.vis, &f.sig);
-    Ok(quote! {
-        #(#attrs)*
-        #[allow(clippy::redundant_closure_call)]
-        #vis #sig {
-            #(#before)*
-            #run
-            if #succeeded {
-                #(#after)*
-            }
-            __steadycache_result
-        }
-    })
 }

@@ -13,6 +13,11 @@
 //! 4. `emit`: generate the function's new body, its `Memo` static and its cache handle.
 //!
 //! Every invalid use is a compile error (a `syn::Error` at the offending tokens), never a panic.
+//!
+//! `#[cached]` defines names beside the function, in the user's module (for `fn user`: the
+//! handle type `UserCache` and `user_cache()`; for a method, `user_cache()` and `user_refresh`
+//! and the other controls in its impl block): [`cached`] lists them, with how they can clash.
+//! The per-call controls are described once, in `emit/control.rs`.
 #![deny(missing_docs)]
 
 mod emit;
@@ -25,44 +30,77 @@ mod validate;
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 
-/// Memoize a function, sync or async, free or a method. See `steadycache::cached` for the
-/// options and examples.
+/// Memoize a function, sync or async, free or a method. Its options and examples are in the
+/// crate docs of `steadycache`.
+///
+/// # What it defines
+///
+/// Beside `fn user(..)`, in the same module:
+///
+/// * a free function gets a handle: `user_cache()` returns it, and its type is `UserCache`
+///   (the function's name in CamelCase, then `Cache`; an alias of `__SteadycacheHandle_user`,
+///   defined too). The handle derefs to the function's `Memo` (`stats()`, `clear()`,
+///   `set_enabled(..)`, …) and has the per-call controls below as methods;
+/// * a method (`fn user(&self, ..)` in an impl block) gets associated functions beside it in
+///   that block: `user_cache()` (the `Memo`) and `user_<control>` for each control
+///   (`user_refresh`, `user_prime`, …).
+///
+/// # Per-call controls
+///
+/// The same set for free functions and methods. Each takes the function's arguments and names
+/// that one call:
+///
+/// | control | what it does | sync or async |
+/// |---|---|---|
+/// | `refresh(args…)` | compute now and store the result, whatever is cached | as the function |
+/// | `bypass(args…)` | run the function without reading or writing the cache | as the function |
+/// | `call_with(opts, args…)` | call with these `CallOptions` (e.g. `max_age(d)`) | as the function |
+/// | `call_with_origin(args…)` | call, and return the value with its `Origin` | as the function |
+/// | `prime(args…, value)` | store `value` as the call's result, without running it | sync, and `prime_async` |
+/// | `get_cached(args…)` | the cached value, fresh or stale, without computing it | sync, and `get_cached_async` |
+/// | `key(args…)` | the call's key in the store | sync |
+/// | `invalidate(args…)` | remove the call's entry | sync, and `invalidate_async` |
+///
+/// `refresh`, `bypass` and `call_with` reach that call only: the memoized functions its body
+/// calls are served as usual (`with_options` is the scope that reaches them too). On a method,
+/// the controls that run it take its receiver as written; the others take `&self` when the key
+/// or the tags read `self` (`key_self`, `{self.id}`), and are associated functions otherwise
+/// (`Repo::load_prime(id, value)`).
+///
+/// # Name clashes
+///
+/// These names can clash with the module's other items: with a `struct UserCache` or a
+/// `fn user_cache` of your own, with the items of a method's impl block (`user_key` beside a
+/// cached `user`), or between two `#[cached]` functions whose names differ only in case or
+/// underscores (`user_id` and `userId`, `get_user` and `get_User` give one handle type). That
+/// last clash is one compile error at both functions ("the name `UserIdCache` is defined
+/// multiple times"), with a second that says why ("#[cached] names the cache handle of `userId`
+/// `UserIdCache`, and something else in this module has that name"): rename one of them, or
+/// move it to a module of its own.
 #[proc_macro_attribute]
 pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match expand(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(expand(attr.into(), item.into()))
 }
 
 /// Limit a function to `limit` calls per `period`, shared across processes through a cache's
 /// backend. See `steadycache::rate_limit`.
 #[proc_macro_attribute]
 pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match guard::rate_limit(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(guard::rate_limit(attr.into(), item.into()))
 }
 
 /// Stop calling a function that keeps failing, shared across processes through a cache's
 /// backend. See `steadycache::circuit_breaker`.
 #[proc_macro_attribute]
 pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match guard::circuit_breaker(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(guard::circuit_breaker(attr.into(), item.into()))
 }
 
 /// Invalidate memoized calls and tags after a mutating function returns `Ok`. See
 /// `steadycache::invalidates`.
 #[proc_macro_attribute]
 pub fn invalidates(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match invalidates::invalidates(attr.into(), item.into()) {
-        Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
-    }
+    output(invalidates::invalidates(attr.into(), item.into()))
 }
 
 /// The whole expansion: options, model, rules, code.
@@ -71,6 +109,11 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let model = model::FnModel::build(item, &opts)?;
     let plan = validate::check(&opts, &model)?;
     emit::emit(&opts, &model, &plan)
+}
+
+/// The expansion, or the compile error that stopped it.
+fn output(expansion: syn::Result<TokenStream2>) -> TokenStream {
+    expansion.unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
 /// A compile error at `span`.

@@ -18,20 +18,8 @@ pub(crate) fn body(
     names: &Names,
     shape: &ValueShape,
 ) -> TokenStream2 {
-    let asserts: Vec<TokenStream2> = if opts.key.is_some() || opts.convert.is_some() {
-        Vec::new()
-    } else {
-        model
-            .key_args()
-            .map(|a| {
-                let i = &a.ident;
-                quote_spanned!(a.ty.span()=> ::steadycache::__private::assert_key_arg(&#i);)
-            })
-            .collect()
-    };
-    let (ret_ty, v_ty) = (&model.ret_ty, &shape.v_ty);
-    let v_assert =
-        quote_spanned!(ret_ty.span()=> ::steadycache::__private::assert_value::<#v_ty>(););
+    let asserts = asserts(opts, model, &shape.v_ty);
+    let v_ty = &shape.v_ty;
     let memo_path = names.memo_path(model);
     let key_expr = key_expr(opts, model);
     let (inner_def, call_inner) = inner(model);
@@ -40,27 +28,7 @@ pub(crate) fn body(
     } else {
         call_inner
     };
-    let (compute, refresh) = if plan.job {
-        background_refresh(model, &shape.to_result)
-    } else {
-        let to_result = &shape.to_result;
-        let compute = if model.is_async {
-            quote!(move || async move { #to_result(#call_inner_awaited) })
-        } else {
-            quote!(|| #to_result(#call_inner_awaited))
-        };
-        (compute, quote!(::steadycache::__private::NoRefresh))
-    };
-    let shape_value = shape.tokens(opts, model);
-    let call = if model.is_async {
-        quote! {
-            __steadycache_memo
-                .call_async(__steadycache_key, #shape_value, #compute, #refresh)
-                .await
-        }
-    } else {
-        quote!(__steadycache_memo.call_sync(__steadycache_key, #shape_value, #compute, #refresh))
-    };
+    let call = memo_call(opts, model, plan, shape, &call_inner_awaited);
     let from_result = &shape.from_result;
     let strict = (opts.strict == Some(true)).then(|| {
         quote! {
@@ -71,8 +39,7 @@ pub(crate) fn body(
     });
     let tags = tags_expr(opts, &shape.v_ty, &shape.e_ty, from_result);
     quote! {{
-        #(#asserts)*
-        #v_assert
+        #asserts
         let __steadycache_memo: &'static ::steadycache::__private::Memo<#v_ty> = #memo_path;
         #strict
         #key_expr
@@ -83,6 +50,60 @@ pub(crate) fn body(
         }
         #call_inner_awaited
     }}
+}
+
+/// The compile-time checks, at the types they are about: each key argument can be hashed
+/// (unless `key` or `convert` makes the key), and the value can be stored.
+fn asserts(opts: &Options, model: &FnModel, v_ty: &TokenStream2) -> TokenStream2 {
+    let args: Vec<TokenStream2> = if opts.key.is_some() || opts.convert.is_some() {
+        Vec::new()
+    } else {
+        model
+            .key_args()
+            .map(|a| {
+                let i = &a.ident;
+                quote_spanned!(a.ty.span()=> ::steadycache::__private::assert_key_arg(&#i);)
+            })
+            .collect()
+    };
+    let ret_ty = &model.ret_ty;
+    let value = quote_spanned!(ret_ty.span()=> ::steadycache::__private::assert_value::<#v_ty>(););
+    quote! {
+        #(#args)*
+        #value
+    }
+}
+
+/// The call into the `Memo` (`call_sync` or `call_async`), computing with `call_inner` (the
+/// original body's call, awaited), or with a background refresh job (`plan.job`).
+fn memo_call(
+    opts: &Options,
+    model: &FnModel,
+    plan: &Plan,
+    shape: &ValueShape,
+    call_inner: &TokenStream2,
+) -> TokenStream2 {
+    let to_result = &shape.to_result;
+    let (compute, refresh) = if plan.job {
+        background_refresh(model, to_result)
+    } else {
+        let compute = if model.is_async {
+            quote!(move || async move { #to_result(#call_inner) })
+        } else {
+            quote!(|| #to_result(#call_inner))
+        };
+        (compute, quote!(::steadycache::__private::NoRefresh))
+    };
+    let shape_value = shape.tokens(opts, model);
+    if model.is_async {
+        quote! {
+            __steadycache_memo
+                .call_async(__steadycache_key, #shape_value, #compute, #refresh)
+                .await
+        }
+    } else {
+        quote!(__steadycache_memo.call_sync(__steadycache_key, #shape_value, #compute, #refresh))
+    }
 }
 
 /// With `tags`: serve an in-process hit first (it renders nothing), then render the tags and
@@ -106,37 +127,52 @@ fn tags_expr(
 /// `let __steadycache_key: Option<ArgsKey> = ..;`: `None` (run uncached) when an argument
 /// cannot be serialized.
 fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
-    if let Some(tpl) = &opts.key {
-        let render = super::render_template(tpl);
-        return quote! {
+    match KeySource::of(opts, model) {
+        KeySource::Text(render) => quote! {
             #render
             let __steadycache_key = ::core::option::Option::Some(
                 ::steadycache::__private::ArgsKey::text(&__steadycache_text),
             );
-        };
+        },
+        KeySource::Hashed(hashed) => quote! {
+            let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
+                ::core::result::Result::Ok(h) => {
+                    ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
+                }
+                ::core::result::Result::Err(e) => {
+                    __steadycache_memo.key_error(&e);
+                    ::core::option::Option::None
+                }
+            };
+        },
     }
-    let hashed = match &opts.convert {
-        Some(convert) => quote!(&(#convert)),
-        None => {
-            let refs = key_refs(model);
-            quote!(&(#(#refs,)*))
+}
+
+/// What a call's key is made of (in the body and in the controls).
+pub(crate) enum KeySource {
+    /// The `key` template, rendered: binds `__steadycache_text`.
+    Text(TokenStream2),
+    /// A reference to what is hashed: `convert`'s value, or the key arguments (and `self`).
+    Hashed(TokenStream2),
+}
+
+impl KeySource {
+    pub(crate) fn of(opts: &Options, model: &FnModel) -> KeySource {
+        if let Some(tpl) = &opts.key {
+            return KeySource::Text(super::render_template(tpl));
         }
-    };
-    quote! {
-        let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
-            ::core::result::Result::Ok(h) => {
-                ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
+        KeySource::Hashed(match &opts.convert {
+            Some(convert) => quote!(&(#convert)),
+            None => {
+                let refs = key_refs(model);
+                quote!(&(#(#refs,)*))
             }
-            ::core::result::Result::Err(e) => {
-                __steadycache_memo.key_error(&e);
-                ::core::option::Option::None
-            }
-        };
+        })
     }
 }
 
 /// `&arg` for each key argument, then `self` with `key_self`.
-pub(crate) fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
+fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
     model
         .key_args()
         .map(|a| {

@@ -1,219 +1,407 @@
-//! The per-call controls of a free function's handle: `refresh`, `bypass`, `call_with`,
-//! `prime` and `get_cached` (cachier's `overwrite_cache`, `ignore_cache` and `max_age`,
-//! cached's `prime_cache`), each with its async twin where the call does I/O. A control names
-//! one call: its options reach that call only, never the memoized calls its body makes
-//! (`with_call_options`; `with_options` is the scope that reaches them).
+//! The per-call controls, described once in [`CONTROLS`] and emitted for each receiver (a free
+//! function's handle `NameCache`, or associated functions `name_<control>` beside a method) and
+//! each asyncness, so every memoized function gets the same set: `refresh`, `bypass`,
+//! `call_with`, `call_with_origin`, `prime`, `get_cached`, `key` and `invalidate`, with an
+//! `_async` twin for the controls that only do the store's I/O.
+//!
+//! A control names one call: `refresh`, `bypass` and `call_with` give their options to that
+//! call only, never to the memoized calls its body makes (`with_call_options` and its `once`
+//! flag; `with_options` is the scope that reaches them).
 
+use super::body::KeySource;
+use super::{Names, ValueShape};
 use crate::model::FnModel;
+use crate::options::Options;
 use proc_macro2::TokenStream as TokenStream2;
-use quote::quote;
+use quote::{format_ident, quote, ToTokens};
 
-/// The control methods of the handle of `model` (a free function). `params` are the function's
-/// parameters, `key` the code binding `__steadycache_key` (with `?` on a key error), `shape`
-/// the function's `Shape` value.
-pub(crate) fn control_items(
+/// One control: its name (a method's is `name_` + it), its doc (`{f}` stands for the
+/// function), what it does and its sync and async forms.
+struct Control {
+    name: &'static str,
+    doc: &'static str,
+    does: Does,
+    forms: Forms,
+}
+
+/// What a control does with the one call it names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Does {
+    /// Run the call inside a scope.
+    Run(Scope),
+    /// Use the store for the call's key, without running the function.
+    Store(Store),
+}
+
+/// The scope a running control sets around its call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// `CallOptions::refresh()` for this call alone (`with_call_options`).
+    Refresh,
+    /// `CallOptions::bypass()` for this call alone.
+    Bypass,
+    /// The caller's `CallOptions` (a first parameter) for this call alone.
+    Options,
+    /// Note where the value came from (`with_origin`).
+    Origin,
+}
+
+/// What a control does in the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// Store a value (the last parameter) as the call's result (`Memo::prime_key`).
+    Prime,
+    /// Read the call's cached value (`Memo::get_cached_key`).
+    Peek,
+    /// The call's key in the store (`Memo::key_for`).
+    Key,
+    /// Remove the call's entry (`Memo::invalidate_key`).
+    Invalidate,
+}
+
+/// Which forms of a control exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forms {
+    /// One, `async` when the function is (it runs the function).
+    AsTheFunction,
+    /// A sync form and an `_async` twin (it does the store's I/O, whatever the function is).
+    SyncAndAsync,
+    /// A sync form only (no I/O).
+    SyncOnly,
+}
+
+/// Every control, for free functions and methods alike.
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "refresh",
+        doc: "Compute {f} now and store the result, whatever is cached (cachier's \
+              `overwrite_cache`). This call only: the memoized calls its body makes are served \
+              as usual.",
+        does: Does::Run(Scope::Refresh),
+        forms: Forms::AsTheFunction,
+    },
+    Control {
+        name: "bypass",
+        doc: "Run {f} without reading or writing the cache (cachier's `ignore_cache`). This call \
+              only: the memoized calls its body makes are served as usual.",
+        does: Does::Run(Scope::Bypass),
+        forms: Forms::AsTheFunction,
+    },
+    Control {
+        name: "call_with",
+        doc: "Call {f} with these options (e.g. `CallOptions::max_age(d)`: an entry older than \
+              `d` is recomputed). This call only: the memoized calls its body makes do not see \
+              them.",
+        does: Does::Run(Scope::Options),
+        forms: Forms::AsTheFunction,
+    },
+    Control {
+        name: "call_with_origin",
+        doc: "Call {f}, and say where the value came from (a hit, a stale value, computed, …).",
+        does: Does::Run(Scope::Origin),
+        forms: Forms::AsTheFunction,
+    },
+    Control {
+        name: "prime",
+        doc: "Store the value (the last argument) as the result of this call of {f}, as if it \
+              had just returned it (cached's `prime_cache`). Whether it was stored; an argument \
+              that cannot be serialized is an error.",
+        does: Does::Store(Store::Prime),
+        forms: Forms::SyncAndAsync,
+    },
+    Control {
+        name: "get_cached",
+        doc: "The cached value of this call of {f}, fresh or stale, without computing it \
+              (`None`: not cached, expired, or an argument that cannot be serialized).",
+        does: Does::Store(Store::Peek),
+        forms: Forms::SyncAndAsync,
+    },
+    Control {
+        name: "key",
+        doc: "The key under which one call of {f} is stored (`namespace:version:args`): for \
+              inspecting the store (`redis-cli GET`, the backend's own tools). An error when an \
+              argument cannot be serialized.",
+        does: Does::Store(Store::Key),
+        forms: Forms::SyncOnly,
+    },
+    Control {
+        name: "invalidate",
+        doc: "Remove the cached entry of one call of {f}.",
+        does: Does::Store(Store::Invalidate),
+        forms: Forms::SyncAndAsync,
+    },
+];
+
+/// The controls of `model`: items of its handle's `impl` block (a free function), or
+/// associated functions beside it (a method).
+pub(crate) fn controls(
+    opts: &Options,
     model: &FnModel,
-    v_ty: &TokenStream2,
-    params: &[TokenStream2],
-    key: &TokenStream2,
-    shape: &TokenStream2,
+    names: &Names,
+    shape: &ValueShape,
 ) -> TokenStream2 {
-    let name = model.name();
-    let (gen, wh) = (
-        &model.func.sig.generics,
-        &model.func.sig.generics.where_clause,
-    );
-    let args: Vec<&syn::Ident> = model.args.iter().map(|a| &a.ident).collect();
-    let ret = &model.ret_ty;
-    let opts = quote!(::steadycache::CallOptions);
-    let calls = if model.is_async {
-        quote! {
-            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
-            #[allow(clippy::too_many_arguments)]
-            pub async fn refresh #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options_async(#opts::refresh(), #name(#(#args),*)).await
-            }
-
-            /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
-            #[allow(clippy::too_many_arguments)]
-            pub async fn bypass #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options_async(#opts::bypass(), #name(#(#args),*)).await
-            }
-
-            /// Call, and say where the value came from (a hit, a stale value, computed, …).
-            #[allow(clippy::too_many_arguments)]
-            pub async fn call_with_origin #gen(&self, #(#params),*) -> (#ret, ::steadycache::Origin) #wh {
-                ::steadycache::with_origin_async(#name(#(#args),*)).await
-            }
-
-            /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
-            /// are recomputed).
-            #[allow(clippy::too_many_arguments)]
-            pub async fn call_with #gen(&self, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options_async(__steadycache_options, #name(#(#args),*)).await
-            }
-        }
-    } else {
-        quote! {
-            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
-            #[allow(clippy::too_many_arguments)]
-            pub fn refresh #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options(#opts::refresh(), || #name(#(#args),*))
-            }
-
-            /// Run the function without reading or writing the cache (cachier's `ignore_cache`).
-            #[allow(clippy::too_many_arguments)]
-            pub fn bypass #gen(&self, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options(#opts::bypass(), || #name(#(#args),*))
-            }
-
-            /// Call, and say where the value came from (a hit, a stale value, computed, …).
-            #[allow(clippy::too_many_arguments)]
-            pub fn call_with_origin #gen(&self, #(#params),*) -> (#ret, ::steadycache::Origin) #wh {
-                ::steadycache::with_origin(|| #name(#(#args),*))
-            }
-
-            /// Call with these options (e.g. `CallOptions::max_age(d)`: entries older than `d`
-            /// are recomputed).
-            #[allow(clippy::too_many_arguments)]
-            pub fn call_with #gen(&self, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options(__steadycache_options, || #name(#(#args),*))
-            }
-        }
+    let emitter = Emitter {
+        model,
+        site: Site::of(opts, model, names),
+        params: params(model),
+        key: handle_key(opts, model),
+        v_ty: &shape.v_ty,
+        shape: shape.tokens(opts, model),
     };
-    quote! {
-        #calls
+    CONTROLS
+        .iter()
+        .flat_map(|c| {
+            let forms = match c.forms {
+                Forms::AsTheFunction => vec![model.is_async],
+                Forms::SyncAndAsync => vec![false, true],
+                Forms::SyncOnly => vec![false],
+            };
+            forms.into_iter().map(move |is_async| (c, is_async))
+        })
+        .map(|(c, is_async)| emitter.item(c, is_async))
+        .collect()
+}
 
-        /// Store the value (the last argument) as the result of this call, as if the function had just returned it
-        /// (cached's `prime_cache`). Whether it was stored; an argument that cannot be
-        /// serialized is an error.
-        #[allow(unused_variables, clippy::too_many_arguments)]
-        pub fn prime #gen(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> #wh {
-            let __steadycache_memo = Self::memo();
-            #key
-            ::core::result::Result::Ok(__steadycache_memo.prime_key(__steadycache_key, #shape, &__steadycache_value))
+/// What the controls of one function differ by: a free function's handle or a method.
+struct Site {
+    /// A method's name, before its controls' names (`name_refresh`); none on a handle.
+    prefix: Option<syn::Ident>,
+    /// `pub` on a handle, the method's visibility beside it.
+    vis: TokenStream2,
+    /// The first parameter of a control that runs the function: `&self,` on a handle, the
+    /// method's receiver as written.
+    runs_from: TokenStream2,
+    /// The first parameter of a control that only uses the store: `&self,` on a handle; on a
+    /// method, `&self,` when its key or tags read `self`, else nothing.
+    stores_from: TokenStream2,
+    /// The function's `&'static Memo`.
+    memo: TokenStream2,
+    /// The call of the function, with the controls' parameters.
+    call: TokenStream2,
+    /// The function, in docs.
+    link: String,
+}
+
+impl Site {
+    fn of(opts: &Options, model: &FnModel, names: &Names) -> Site {
+        let name = model.name();
+        let args = model.args.iter().map(|a| &a.ident);
+        let Some(receiver) = &model.receiver else {
+            return Site {
+                prefix: None,
+                vis: quote!(pub),
+                runs_from: quote!(&self,),
+                stores_from: quote!(&self,),
+                memo: quote!(Self::memo()),
+                call: quote!(#name(#(#args),*)),
+                link: format!("[`{}`]", names.name_str),
+            };
+        };
+        // Tags rendered from `self` need it too (the controls render a tagged function's tags).
+        let tags_use_self = opts
+            .tags
+            .iter()
+            .flat_map(|t| &t.0)
+            .any(|tpl| tpl.value().contains("{self"));
+        let reads_self = model.key_self || crate::validate::key_uses_self(opts) || tags_use_self;
+        let handle_fn = &names.handle_fn;
+        Site {
+            prefix: Some(name.clone()),
+            vis: model.func.vis.to_token_stream(),
+            runs_from: quote!(#receiver,),
+            stores_from: if reads_self { quote!(&self,) } else { quote!() },
+            memo: quote!(Self::#handle_fn()),
+            call: quote!(self.#name(#(#args),*)),
+            link: format!("[`Self::{}`]", names.name_str),
         }
+    }
 
-        /// Async twin of `prime`.
-        #[allow(unused_variables, clippy::too_many_arguments)]
-        pub async fn prime_async #gen(&self, #(#params,)* __steadycache_value: #v_ty) -> ::steadycache::Result<bool> #wh {
-            let __steadycache_memo = Self::memo();
-            #key
-            ::core::result::Result::Ok(
-                __steadycache_memo.prime_key_async(__steadycache_key, #shape, &__steadycache_value).await,
-            )
-        }
-
-        /// The cached value of this call, fresh or stale, without computing it (`None`: not
-        /// cached, expired, or an argument that cannot be serialized).
-        #[allow(unused_variables, clippy::too_many_arguments)]
-        pub fn get_cached #gen(&self, #(#params),*) -> ::core::option::Option<#v_ty> #wh {
-            let __steadycache_memo = Self::memo();
-            let __steadycache_found = (|| -> ::steadycache::Result<::core::option::Option<#v_ty>> {
-                #key
-                ::core::result::Result::Ok(__steadycache_memo.get_cached_key(__steadycache_key))
-            })();
-            __steadycache_found.ok().flatten()
-        }
-
-        /// Async twin of `get_cached`.
-        #[allow(unused_variables, clippy::too_many_arguments)]
-        pub async fn get_cached_async #gen(&self, #(#params),*) -> ::core::option::Option<#v_ty> #wh {
-            let __steadycache_memo = Self::memo();
-            let __steadycache_found: ::steadycache::Result<::core::option::Option<#v_ty>> = async {
-                #key
-                ::core::result::Result::Ok(__steadycache_memo.get_cached_key_async(__steadycache_key).await)
-            }
-            .await;
-            __steadycache_found.ok().flatten()
+    /// The name of a form of the control `name`.
+    fn ident(&self, name: &str, twin: bool) -> syn::Ident {
+        let name = twin_name(name, twin);
+        match &self.prefix {
+            Some(method) => format_ident!("{}_{}", method, name),
+            None => name,
         }
     }
 }
 
-/// The per-call controls of a method, as associated functions beside `name_invalidate`:
-/// `name_refresh`, `name_bypass`, `name_call_with` (taking the method's receiver as written)
-/// and `name_get_cached` (taking `&self` when the key needs it). `key` binds
-/// `__steadycache_key` (with `?`), `self_param` is `&self,` or nothing.
-pub(crate) fn method_controls(
-    model: &FnModel,
-    v_ty: &TokenStream2,
-    params: &[TokenStream2],
-    key: &TokenStream2,
-    self_param: &TokenStream2,
-) -> TokenStream2 {
-    let Some(receiver) = &model.receiver else {
-        return TokenStream2::new();
-    };
-    let name = model.name();
-    let (gen, wh) = (
-        &model.func.sig.generics,
-        &model.func.sig.generics.where_clause,
-    );
-    let vis = &model.func.vis;
-    let args: Vec<&syn::Ident> = model.args.iter().map(|a| &a.ident).collect();
-    let ret = &model.ret_ty;
-    let opts = quote!(::steadycache::CallOptions);
-    let id = |suffix: &str| quote::format_ident!("{}_{}", name, suffix);
-    let (refresh, bypass, call_with, get_cached) = (
-        id("refresh"),
-        id("bypass"),
-        id("call_with"),
-        id("get_cached"),
-    );
-    let handle_fn = quote::format_ident!("{}_cache", name);
-    let calls = if model.is_async {
-        quote! {
-            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
-            #[allow(dead_code, clippy::too_many_arguments)]
-            #vis async fn #refresh #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options_async(#opts::refresh(), self.#name(#(#args),*)).await
-            }
-
-            /// Run the method without reading or writing the cache (cachier's `ignore_cache`).
-            #[allow(dead_code, clippy::too_many_arguments)]
-            #vis async fn #bypass #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options_async(#opts::bypass(), self.#name(#(#args),*)).await
-            }
-
-            /// Call with these options (e.g. `CallOptions::max_age(d)`).
-            #[allow(dead_code, clippy::too_many_arguments)]
-            #vis async fn #call_with #gen(#receiver, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options_async(__steadycache_options, self.#name(#(#args),*)).await
-            }
-        }
+/// `name`, or its async twin `name_async`.
+fn twin_name(name: &str, is_async: bool) -> syn::Ident {
+    if is_async {
+        format_ident!("{}_async", name)
     } else {
+        format_ident!("{}", name)
+    }
+}
+
+/// Emits the forms of each control for one function.
+struct Emitter<'a> {
+    model: &'a FnModel,
+    site: Site,
+    /// `arg: Type` for every argument, skipped ones included (a control mirrors the function).
+    params: Vec<TokenStream2>,
+    /// Binds `__steadycache_key` (with `?` on a key that cannot be serialized).
+    key: TokenStream2,
+    /// The stored value type.
+    v_ty: &'a TokenStream2,
+    /// The function's `Shape` value.
+    shape: TokenStream2,
+}
+
+impl Emitter<'_> {
+    /// The sync (`is_async` false) or async form of `c`.
+    fn item(&self, c: &Control, is_async: bool) -> TokenStream2 {
+        let twin = is_async && c.forms == Forms::SyncAndAsync;
+        let ident = self.site.ident(c.name, twin);
+        let doc = if twin {
+            let sync = self.site.ident(c.name, false);
+            format!("Async twin of [`Self::{sync}`].")
+        } else {
+            c.doc.replace("{f}", &self.site.link)
+        };
+        let sig = &self.model.func.sig;
+        let (gen, wh) = (&sig.generics, &sig.generics.where_clause);
+        let (vis, params, v_ty) = (&self.site.vis, &self.params, self.v_ty);
+        let asyncness = is_async.then(|| quote!(async));
+        let first = match c.does {
+            Does::Run(_) => &self.site.runs_from,
+            Does::Store(_) => &self.site.stores_from,
+        };
+        let options = (c.does == Does::Run(Scope::Options))
+            .then(|| quote!(__steadycache_options: ::steadycache::CallOptions,));
+        let value =
+            (c.does == Does::Store(Store::Prime)).then(|| quote!(__steadycache_value: #v_ty,));
+        let (ret, body) = match c.does {
+            Does::Run(scope) => self.run(scope, is_async),
+            Does::Store(action) => self.store(action, is_async),
+        };
         quote! {
-            /// Compute now and store the result, whatever is cached (cachier's `overwrite_cache`).
-            #[allow(dead_code, clippy::too_many_arguments)]
-            #vis fn #refresh #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options(#opts::refresh(), || self.#name(#(#args),*))
-            }
-
-            /// Run the method without reading or writing the cache (cachier's `ignore_cache`).
-            #[allow(dead_code, clippy::too_many_arguments)]
-            #vis fn #bypass #gen(#receiver, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options(#opts::bypass(), || self.#name(#(#args),*))
-            }
-
-            /// Call with these options (e.g. `CallOptions::max_age(d)`).
-            #[allow(dead_code, clippy::too_many_arguments)]
-            #vis fn #call_with #gen(#receiver, __steadycache_options: #opts, #(#params),*) -> #ret #wh {
-                ::steadycache::__private::with_call_options(__steadycache_options, || self.#name(#(#args),*))
+            #[doc = #doc]
+            #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
+            #vis #asyncness fn #ident #gen(#first #options #(#params,)* #value) -> #ret #wh {
+                #body
             }
         }
+    }
+
+    /// The return type and body of a control that runs the function inside the scope it sets:
+    /// `with_call_options(opts, || f(..))` (the options reach this call only), or
+    /// `with_origin(|| f(..))`; their `_async` twins take the call's future.
+    fn run(&self, scope: Scope, is_async: bool) -> (TokenStream2, TokenStream2) {
+        let (call, ret) = (&self.site.call, &self.model.ret_ty);
+        let opts = quote!(::steadycache::CallOptions);
+        let (path, name, options) = match scope {
+            Scope::Refresh => (
+                quote!(::steadycache::__private),
+                "with_call_options",
+                quote!(#opts::refresh(),),
+            ),
+            Scope::Bypass => (
+                quote!(::steadycache::__private),
+                "with_call_options",
+                quote!(#opts::bypass(),),
+            ),
+            Scope::Options => (
+                quote!(::steadycache::__private),
+                "with_call_options",
+                quote!(__steadycache_options,),
+            ),
+            Scope::Origin => (quote!(::steadycache), "with_origin", quote!()),
+        };
+        let scoped = twin_name(name, is_async);
+        let body = if is_async {
+            quote!(#path::#scoped(#options #call).await)
+        } else {
+            quote!(#path::#scoped(#options || #call))
+        };
+        let ret = match scope {
+            Scope::Origin => quote!((#ret, ::steadycache::Origin)),
+            _ => quote!(#ret),
+        };
+        (ret, body)
+    }
+
+    /// The return type and body of a control that uses the store for the call's key, without
+    /// running the function.
+    fn store(&self, action: Store, is_async: bool) -> (TokenStream2, TokenStream2) {
+        let (memo, key, shape, v_ty) = (&self.site.memo, &self.key, &self.shape, self.v_ty);
+        let engine = |name: &str, args: TokenStream2| {
+            let method = twin_name(name, is_async);
+            let wait = is_async.then(|| quote!(.await));
+            quote!(__steadycache_memo.#method(#args) #wait)
+        };
+        let ok = |value: TokenStream2| quote!(::core::result::Result::Ok(#value));
+        let flag = quote!(::steadycache::Result<bool>);
+        let (ret, tail) = match action {
+            Store::Prime => {
+                let args = quote!(__steadycache_key, #shape, &__steadycache_value);
+                (flag, ok(engine("prime_key", args)))
+            }
+            Store::Key => (
+                quote!(::steadycache::Result<::std::string::String>),
+                ok(engine("key_for", quote!(&__steadycache_key))),
+            ),
+            Store::Invalidate => (flag, engine("invalidate_key", quote!(__steadycache_key))),
+            // The key's `?` needs a `Result` around it: `None` on a key error.
+            Store::Peek => {
+                let found = ok(engine("get_cached_key", quote!(__steadycache_key)));
+                let ty = quote!(::steadycache::Result<::core::option::Option<#v_ty>>);
+                let found = if is_async {
+                    quote!(async { #key #found }.await)
+                } else {
+                    quote!((|| -> #ty { #key #found })())
+                };
+                let body = quote! {
+                    let __steadycache_memo = #memo;
+                    let __steadycache_found: #ty = #found;
+                    __steadycache_found.ok().flatten()
+                };
+                return (quote!(::core::option::Option<#v_ty>), body);
+            }
+        };
+        let body = quote! {
+            let __steadycache_memo = #memo;
+            #key
+            #tail
+        };
+        (ret, body)
+    }
+}
+
+/// `arg: Type` for every argument, skipped ones included.
+fn params(model: &FnModel) -> Vec<TokenStream2> {
+    model
+        .args
+        .iter()
+        .map(|a| {
+            let (i, t) = (&a.ident, &a.ty);
+            quote!(#i: #t)
+        })
+        .collect()
+}
+
+/// `let __steadycache_key: ArgsKey = ..;` in a control, where a key that cannot be serialized
+/// is an error (`?`). A tagged function's controls judge and stamp values by its tags.
+fn handle_key(opts: &Options, model: &FnModel) -> TokenStream2 {
+    let key = match KeySource::of(opts, model) {
+        KeySource::Text(render) => quote! {
+            #render
+            let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
+        },
+        KeySource::Hashed(hashed) => quote! {
+            let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
+                ::steadycache::__private::hash_args(#hashed)?,
+            );
+        },
     };
+    let Some(tags) = &opts.tags else {
+        return key;
+    };
+    let render = super::render_tags(&tags.0);
     quote! {
-        #calls
-
-        /// The cached value of this call, fresh or stale, without computing it.
-        #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
-        #vis fn #get_cached #gen(#self_param #(#params),*) -> ::core::option::Option<#v_ty> #wh {
-            let __steadycache_memo = Self::#handle_fn();
-            let __steadycache_found = (|| -> ::steadycache::Result<::core::option::Option<#v_ty>> {
-                #key
-                ::core::result::Result::Ok(__steadycache_memo.get_cached_key(__steadycache_key))
-            })();
-            __steadycache_found.ok().flatten()
-        }
+        #key
+        #render
+        let __steadycache_key = __steadycache_key.with_tags(&__steadycache_tags);
     }
 }

@@ -1,158 +1,142 @@
 //! The memoized function with its new body, and its cache handle.
 
-use super::body::key_refs;
-use super::{Names, ValueShape};
+use super::Names;
 use crate::model::FnModel;
-use crate::options::Options;
 use proc_macro2::TokenStream as TokenStream2;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
-/// A free function: the function, the handle type `NameCache` (`memo()`, `invalidate`, `key`,
-/// `invalidate_async`, `Deref` to the `Memo`) and `name_cache()`.
-pub(crate) fn free_items(
-    opts: &Options,
-    model: &FnModel,
-    names: &Names,
-    shape: &ValueShape,
-    shape_value: &TokenStream2,
-    memo_static: &TokenStream2,
-    body: &TokenStream2,
-) -> TokenStream2 {
-    let v_ty = &shape.v_ty;
-    // Guards (`#[rate_limit]`, `#[circuit_breaker]`) go on the inner body (see `body::inner`).
-    let attrs = model
-        .func
-        .attrs
-        .iter()
-        .filter(|a| !crate::guard::is_guard(a));
-    let (vis, sig) = (&model.func.vis, &model.func.sig);
-    let (handle_ty, handle_fn) = (&names.handle_ty, &names.handle_fn);
-    let Docs {
-        handle: doc_handle,
-        handle_fn: doc_handle_fn,
-        memo: doc_memo,
-        invalidate: doc_inv,
-        key: doc_key,
-    } = Docs::of(&names.name_str);
-    let params = params(model);
-    let (gen, wh) = (
-        &model.func.sig.generics,
-        &model.func.sig.generics.where_clause,
-    );
-    let inv_key = invalidate_key(opts, model);
-    let controls = super::control::control_items(model, v_ty, &params, &inv_key, shape_value);
-    quote! {
-        #(#attrs)*
-        #[allow(clippy::needless_return, unreachable_code)]
-        #vis #sig #body
+/// What the output is made of.
+pub(crate) struct Parts<'a> {
+    pub model: &'a FnModel,
+    pub names: &'a Names,
+    /// The stored value type.
+    pub v_ty: &'a TokenStream2,
+    /// A block evaluating to the function's `&'static Memo`.
+    pub memo_static: TokenStream2,
+    /// The function's new body.
+    pub body: TokenStream2,
+    /// The per-call controls (`control::controls`).
+    pub controls: TokenStream2,
+}
 
-        #[doc = #doc_handle]
-        #[allow(dead_code)]
-        #[derive(Clone, Copy, Debug)]
-        #vis struct #handle_ty(());
+impl Parts<'_> {
+    /// A free function: the function and its handle (`handle`).
+    pub(crate) fn free_items(&self) -> TokenStream2 {
+        let func = &self.model.func;
+        // Guards (`#[rate_limit]`, `#[circuit_breaker]`) go on the inner body (`body::inner`).
+        let attrs = func.attrs.iter().filter(|a| !crate::guard::is_guard(a));
+        let (vis, sig, body) = (&func.vis, &func.sig, &self.body);
+        let handle = self.handle();
+        quote! {
+            #(#attrs)*
+            #[allow(clippy::needless_return, unreachable_code)]
+            #vis #sig #body
 
-        #[allow(dead_code)]
-        impl #handle_ty {
+            #handle
+        }
+    }
+
+    /// A method: the method, the associated function `name_cache()` (the `Memo`) and the
+    /// per-call controls beside it (`name_refresh`, `name_invalidate`, …).
+    pub(crate) fn method_items(&self) -> TokenStream2 {
+        let func = &self.model.func;
+        let (attrs, vis, sig, body) = (&func.attrs, &func.vis, &func.sig, &self.body);
+        let (handle_fn, v_ty) = (&self.names.handle_fn, self.v_ty);
+        let (memo_static, controls) = (&self.memo_static, &self.controls);
+        let doc_memo = Docs::of(&self.names.name_str).memo;
+        quote! {
+            #(#attrs)*
+            #[allow(clippy::needless_return, unreachable_code, clippy::redundant_closure_call)]
+            #vis #sig #body
+
             #[doc = #doc_memo]
-            pub fn memo() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
-
-            #[doc = #doc_inv]
-            #[allow(unused_variables, clippy::too_many_arguments)]
-            pub fn invalidate #gen(&self, #(#params),*) -> ::steadycache::Result<bool> #wh {
-                let __steadycache_memo = Self::memo();
-                #inv_key
-                __steadycache_memo.invalidate_key(__steadycache_key)
-            }
-
-            #[doc = #doc_key]
-            #[allow(unused_variables, clippy::too_many_arguments)]
-            pub fn key #gen(&self, #(#params),*) -> ::steadycache::Result<::std::string::String> #wh {
-                let __steadycache_memo = Self::memo();
-                #inv_key
-                ::core::result::Result::Ok(__steadycache_memo.key_for(&__steadycache_key))
-            }
-
-            #[doc = #doc_inv]
-            #[allow(unused_variables, clippy::too_many_arguments)]
-            pub async fn invalidate_async #gen(&self, #(#params),*) -> ::steadycache::Result<bool> #wh {
-                let __steadycache_memo = Self::memo();
-                #inv_key
-                __steadycache_memo.invalidate_key_async(__steadycache_key).await
-            }
+            #[allow(dead_code)]
+            #vis fn #handle_fn() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
 
             #controls
         }
+    }
 
-        impl ::core::ops::Deref for #handle_ty {
-            type Target = ::steadycache::__private::Memo<#v_ty>;
-            fn deref(&self) -> &Self::Target {
-                Self::memo()
+    /// A free function's handle: the type `__SteadycacheHandle_name` (`memo()`, the controls,
+    /// `Deref` to the `Memo`), its name `NameCache` and `name_cache()`.
+    fn handle(&self) -> TokenStream2 {
+        let (names, v_ty, vis) = (self.names, self.v_ty, &self.model.func.vis);
+        let (memo_static, controls) = (&self.memo_static, &self.controls);
+        let (handle_ty, handle_fn) = (&names.handle_ty, &names.handle_fn);
+        let handle = &names.handle_struct;
+        let docs = Docs::of(&names.name_str);
+        let (doc_handle, doc_handle_fn, doc_memo) = (&docs.handle, &docs.handle_fn, &docs.memo);
+        let ty_name = handle_ty.to_string();
+        let alias = quote_spanned!(handle_ty.span()=> type #handle_ty = #handle;);
+        let check = name_check(self.model.name(), names);
+        quote! {
+            #[doc = #doc_handle]
+            #[allow(dead_code, non_camel_case_types)]
+            #[derive(Clone, Copy)]
+            #vis struct #handle(());
+
+            #[doc = #doc_handle]
+            #vis #alias
+
+            #[allow(dead_code)]
+            impl #handle {
+                #[doc = #doc_memo]
+                pub fn memo() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
+
+                #controls
             }
-        }
 
-        #[doc = #doc_handle_fn]
-        #[allow(dead_code)]
-        #vis fn #handle_fn() -> #handle_ty {
-            #handle_ty(())
+            impl ::core::fmt::Debug for #handle {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_tuple(#ty_name).field(&self.0).finish()
+                }
+            }
+
+            impl ::core::ops::Deref for #handle {
+                type Target = ::steadycache::__private::Memo<#v_ty>;
+                fn deref(&self) -> &Self::Target {
+                    Self::memo()
+                }
+            }
+
+            #[doc = #doc_handle_fn]
+            #[allow(dead_code, clippy::init_numbered_fields)]
+            #vis fn #handle_fn() -> #handle_ty {
+                #handle_ty { 0: () }
+            }
+
+            #check
         }
     }
 }
 
-/// A method: the method, and the associated functions `name_cache()` (the `Memo`),
-/// `name_invalidate(..)` (taking `&self` too when the key needs it) and the per-call controls
-/// (`control::method_controls`).
-pub(crate) fn method_items(
-    opts: &Options,
-    model: &FnModel,
-    names: &Names,
-    v_ty: &TokenStream2,
-    memo_static: &TokenStream2,
-    body: &TokenStream2,
-) -> TokenStream2 {
-    let (attrs, vis, sig) = (&model.func.attrs, &model.func.vis, &model.func.sig);
-    let handle_fn = &names.handle_fn;
-    let Docs {
-        memo: doc_memo,
-        invalidate: doc_inv,
-        ..
-    } = Docs::of(&names.name_str);
-    let params = params(model);
-    let (gen, wh) = (
-        &model.func.sig.generics,
-        &model.func.sig.generics.where_clause,
+/// Two functions whose names give one `NameCache` (`user_id` and `userId`) both define that
+/// alias: rustc reports the name defined twice, at both functions. The second one's
+/// `NameCache` is then the first one's handle, and this check says so in words.
+fn name_check(fn_name: &syn::Ident, names: &Names) -> TokenStream2 {
+    let (ty, handle, name) = (&names.handle_ty, &names.handle_struct, &names.name_str);
+    let message = format!(
+        "#[cached] names the cache handle of `{name}` `{ty}`, and something else in this \
+         module has that name"
     );
-    let inv_key = invalidate_key(opts, model);
-    // Tags rendered from `self` need it too (the controls render a tagged function's tags).
-    let tags_use_self = opts
-        .tags
-        .iter()
-        .flat_map(|t| &t.0)
-        .any(|tpl| tpl.value().contains("{self"));
-    let self_param = if model.key_self || crate::validate::key_uses_self(opts) || tags_use_self {
-        quote!(&self,)
-    } else {
-        quote!()
-    };
-    let inv_name = format_ident!("{}_invalidate", model.name());
-    let controls = super::control::method_controls(model, v_ty, &params, &inv_key, &self_param);
-    quote! {
-        #(#attrs)*
-        #[allow(clippy::needless_return, unreachable_code, clippy::redundant_closure_call)]
-        #vis #sig #body
-
-        #[doc = #doc_memo]
-        #[allow(dead_code)]
-        #vis fn #handle_fn() -> &'static ::steadycache::__private::Memo<#v_ty> { #memo_static }
-
-        #[doc = #doc_inv]
-        #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
-        #vis fn #inv_name #gen (#self_param #(#params),*) -> ::steadycache::Result<bool> #wh {
-            let __steadycache_memo = Self::#handle_fn();
-            #inv_key
-            __steadycache_memo.invalidate_key(__steadycache_key)
-        }
-
-        #controls
+    let label = format!("`{ty}` is not the handle of `{name}`");
+    let note = format!(
+        "#[cached] defines `{ty}` and `{}()` beside `{name}`, and two #[cached] functions \
+         whose names differ only in case or underscores would both define one type (`user_id` \
+         and `userId` both `UserIdCache`): rename one of them",
+        names.handle_fn
+    );
+    // Named after the function: two traits of one name would add a note about their names.
+    let own = format_ident!("__SteadycacheHandleOf_{}", fn_name);
+    quote_spanned! {ty.span()=>
+        const _: () = {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            #[allow(non_camel_case_types)]
+            trait #own {}
+            impl #own for #handle {}
+            const fn __steadycache_own_handle<T: #own>() {}
+            __steadycache_own_handle::<#ty>()
+        };
     }
 }
 
@@ -161,8 +145,6 @@ struct Docs {
     handle: String,
     handle_fn: String,
     memo: String,
-    invalidate: String,
-    key: String,
 }
 
 impl Docs {
@@ -171,59 +153,6 @@ impl Docs {
             handle: format!("The cache handle of [`{name}`]: clear, invalidate one call, stats (it derefs to its `Memo`)."),
             handle_fn: format!("The cache handle of [`{name}`]."),
             memo: format!("The engine state of [`{name}`]'s cache (clear, stats, enable)."),
-            invalidate: format!("Remove the cached entry of one call of [`{name}`]."),
-            key: format!("The key under which one call of [`{name}`] is stored (`namespace:version:args`): for inspecting the store (`redis-cli GET`, the backend's own tools). An error when an argument cannot be serialized."),
-        }
-    }
-}
-
-/// `arg: Type` for every argument, skipped ones included (the handle mirrors the function).
-fn params(model: &FnModel) -> Vec<TokenStream2> {
-    model
-        .args
-        .iter()
-        .map(|a| {
-            let (i, t) = (&a.ident, &a.ty);
-            quote!(#i: #t)
-        })
-        .collect()
-}
-
-/// `let __steadycache_key: ArgsKey = ..;` in the handle, where a key that cannot be serialized
-/// is an error (`?`).
-fn invalidate_key(opts: &Options, model: &FnModel) -> TokenStream2 {
-    let key = key_only(opts, model);
-    // A tagged function's controls (`get_cached`, `prime`) judge and stamp values by its tags.
-    let Some(tags) = &opts.tags else {
-        return key;
-    };
-    let render = super::render_tags(&tags.0);
-    quote! {
-        #key
-        #render
-        let __steadycache_key = __steadycache_key.with_tags(&__steadycache_tags);
-    }
-}
-
-fn key_only(opts: &Options, model: &FnModel) -> TokenStream2 {
-    if let Some(tpl) = &opts.key {
-        let render = super::render_template(tpl);
-        quote! {
-            #render
-            let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
-        }
-    } else if let Some(convert) = &opts.convert {
-        quote! {
-            let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
-                ::steadycache::__private::hash_args(&(#convert))?,
-            );
-        }
-    } else {
-        let refs = key_refs(model);
-        quote! {
-            let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
-                ::steadycache::__private::hash_args(&(#(#refs,)*))?,
-            );
         }
     }
 }

@@ -2,10 +2,10 @@
 
 use super::Names;
 use crate::model::FnModel;
-use crate::options::{CacheOpt, FloatLit, Options};
+use crate::options::{CacheOpt, DurationOpt, FloatLit, Options};
 use crate::validate::{LockMode, Plan};
 use proc_macro2::TokenStream as TokenStream2;
-use quote::{quote, ToTokens};
+use quote::{format_ident, quote, ToTokens};
 
 /// A block evaluating to the `&'static Memo<V>` of the function.
 pub(crate) fn memo_static(
@@ -64,24 +64,18 @@ fn version(opts: &Options, model: &FnModel) -> String {
     }
 }
 
-/// The `Policy` expression.
+/// The `Policy` expression: `Policy::forever()` and a builder call for each option given, in
+/// this order.
 fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
-    let mut policy = quote!(::steadycache::__private::Policy::forever());
-    if let Some(t) = &opts.ttl {
-        let t = t.tokens();
-        policy = quote!(#policy.with_ttl(::core::option::Option::Some(#t)));
-    }
-    if let Some(s) = &opts.stale_after {
-        let s = s.tokens();
-        policy = quote!(#policy.with_stale_after(#s));
-    }
-    if let Some(w) = &opts.stale_while_revalidate {
-        let w = w.tokens();
-        policy = quote!(#policy.stale_while_revalidate(#w));
-    }
-    if plan.background {
-        policy = quote!(#policy.with_refresh(::steadycache::__private::Refresh::Background));
-    }
+    let some = |t: TokenStream2| quote!(::core::option::Option::Some(#t));
+    let duration = |d: Option<&DurationOpt>| d.map(DurationOpt::tokens);
+    let count = |n: &Option<syn::LitInt>| {
+        n.as_ref().map(|n| {
+            let n: u32 = n.base10_parse().unwrap_or(u32::MAX);
+            quote!(#n)
+        })
+    };
+    let flag = |b: Option<bool>| b.map(|b| quote!(#b));
     let lock = match plan.lock {
         LockMode::None => quote!(::steadycache::__private::Lock::None),
         LockMode::Local => quote!(::steadycache::__private::Lock::Local),
@@ -91,51 +85,43 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         Some(j) => quote!(#j),
         None => quote!(0.0),
     };
-    policy = quote!(#policy.with_lock(#lock).with_jitter(#jitter));
-    if let Some(t) = &opts.lock_ttl {
-        let t = t.tokens();
-        policy = quote!(#policy.with_lock_ttl(#t));
-    }
-    if let Some(t) = &opts.lock_wait {
-        let t = t.tokens();
-        policy = quote!(#policy.with_lock_wait(#t));
-    }
-    if let Some(t) = &opts.fail_safe {
-        let t = t.tokens();
-        policy = quote!(#policy.with_fail_safe(#t));
-    }
-    if let Some(t) = &opts.fail_safe_throttle {
-        let t = t.tokens();
-        policy = quote!(#policy.with_fail_safe_throttle(#t));
-    }
-    if let Some(n) = &opts.min_calls {
-        let n: u32 = n.base10_parse().unwrap_or(u32::MAX);
-        policy = quote!(#policy.with_min_calls(#n));
-    }
-    if let Some(n) = &opts.max_hits {
-        let n: u32 = n.base10_parse().unwrap_or(u32::MAX);
-        policy = quote!(#policy.with_max_hits(#n));
-    }
-    if let Some(FloatLit(b)) = &opts.early_refresh {
-        policy = quote!(#policy.with_early_refresh(#b));
-    }
-    if let Some(t) = &opts.soft_timeout {
-        let t = t.tokens();
-        policy = quote!(#policy.with_soft_timeout(#t));
-    }
-    if let Some(t) = &opts.hard_timeout {
-        let t = t.tokens();
-        policy = quote!(#policy.with_hard_timeout(#t));
-    }
-    if let Some(b) = opts.background_completion {
-        policy = quote!(#policy.with_background_completion(#b));
-    }
-    if let Some(t) = opts.cache_none.as_ref().or(opts.cache_err.as_ref()) {
-        let t = t.tokens();
-        policy = quote!(#policy.with_negative_ttl(::core::option::Option::Some(#t)));
-    }
-    if let Some(b) = opts.serve_stale_on_error {
-        policy = quote!(#policy.with_serve_stale_on_error(#b));
-    }
-    policy
+    let negative_ttl = opts.cache_none.as_ref().or(opts.cache_err.as_ref());
+    let background = quote!(::steadycache::__private::Refresh::Background);
+    let calls = [
+        ("with_ttl", duration(opts.ttl.as_ref()).map(some)),
+        ("with_stale_after", duration(opts.stale_after.as_ref())),
+        (
+            "stale_while_revalidate",
+            duration(opts.stale_while_revalidate.as_ref()),
+        ),
+        ("with_refresh", plan.background.then_some(background)),
+        ("with_lock", Some(lock)),
+        ("with_jitter", Some(jitter)),
+        ("with_lock_ttl", duration(opts.lock_ttl.as_ref())),
+        ("with_lock_wait", duration(opts.lock_wait.as_ref())),
+        ("with_fail_safe", duration(opts.fail_safe.as_ref())),
+        (
+            "with_fail_safe_throttle",
+            duration(opts.fail_safe_throttle.as_ref()),
+        ),
+        ("with_min_calls", count(&opts.min_calls)),
+        ("with_max_hits", count(&opts.max_hits)),
+        (
+            "with_early_refresh",
+            opts.early_refresh.as_ref().map(|FloatLit(b)| quote!(#b)),
+        ),
+        ("with_soft_timeout", duration(opts.soft_timeout.as_ref())),
+        ("with_hard_timeout", duration(opts.hard_timeout.as_ref())),
+        (
+            "with_background_completion",
+            flag(opts.background_completion),
+        ),
+        ("with_negative_ttl", duration(negative_ttl).map(some)),
+        ("with_serve_stale_on_error", flag(opts.serve_stale_on_error)),
+    ];
+    let calls = calls.into_iter().filter_map(|(method, arg)| {
+        let method = format_ident!("{}", method);
+        arg.map(|arg| quote!(.#method(#arg)))
+    });
+    quote!(::steadycache::__private::Policy::forever() #(#calls)*)
 }

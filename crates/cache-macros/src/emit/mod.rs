@@ -2,11 +2,11 @@
 //!
 //! For `fn name(..)` the output is the function itself, its body replaced by a call into the
 //! function's `Memo` (kept in a `static`), and a handle: for a free function a unit struct
-//! `NameCache` (returned by `name_cache()`) with `invalidate`, `invalidate_async` and `key`,
-//! derefing to the `Memo`; for a method, the associated functions `name_cache()` (the `Memo`),
-//! `name_invalidate(..)` and the per-call controls (`name_refresh`, `name_bypass`,
-//! `name_call_with`, `name_get_cached`). Every path is fully qualified (`::steadycache::__private`,
-//! `::steadycache`, `::core`, `::std`).
+//! `NameCache` (returned by `name_cache()`) derefing to the `Memo`, with the per-call controls
+//! as methods (`refresh`, `invalidate`, …); for a method, the associated functions
+//! `name_cache()` (the `Memo`) and the same controls beside it (`name_refresh`,
+//! `name_invalidate`, …). The controls are described once, in `control.rs`. Every path is fully
+//! qualified (`::steadycache::__private`, `::steadycache`, `::core`, `::std`).
 
 mod body;
 mod control;
@@ -25,21 +25,18 @@ use syn::ext::IdentExt;
 pub(crate) fn emit(opts: &Options, model: &FnModel, plan: &Plan) -> syn::Result<TokenStream2> {
     let names = Names::of(model)?;
     let shape = ValueShape::of(opts, model);
-    let memo_static = memo::memo_static(opts, model, plan, &names, &shape.v_ty);
-    let body = body::body(opts, model, plan, &names, &shape);
+    let parts = handle::Parts {
+        model,
+        names: &names,
+        v_ty: &shape.v_ty,
+        memo_static: memo::memo_static(opts, model, plan, &names, &shape.v_ty),
+        body: body::body(opts, model, plan, &names, &shape),
+        controls: control::controls(opts, model, &names, &shape),
+    };
     Ok(if model.is_method() {
-        handle::method_items(opts, model, &names, &shape.v_ty, &memo_static, &body)
+        parts.method_items()
     } else {
-        let shape_value = shape.tokens(opts, model);
-        handle::free_items(
-            opts,
-            model,
-            &names,
-            &shape,
-            &shape_value,
-            &memo_static,
-            &body,
-        )
+        parts.free_items()
     })
 }
 
@@ -47,8 +44,13 @@ pub(crate) fn emit(opts: &Options, model: &FnModel, plan: &Plan) -> syn::Result<
 pub(crate) struct Names {
     /// The function's name as text (as written, `r#` included).
     pub name_str: String,
-    /// `NameCache`, the handle type of a free function.
+    /// `NameCache`, the name of a free function's handle type (spanned at the function's name):
+    /// an alias of `handle_struct`, so that two functions whose names give one `NameCache`
+    /// clash on it alone (`handle::name_check`).
     pub handle_ty: syn::Ident,
+    /// `__SteadycacheHandle_name`, the handle type itself: one per function name, so its
+    /// `impl` blocks never clash.
+    pub handle_struct: syn::Ident,
     /// `name_cache`, the handle function.
     pub handle_fn: syn::Ident,
 }
@@ -58,7 +60,7 @@ impl Names {
         let name = model.name();
         let name_str = name.to_string();
         // `format_ident!` would panic on an invalid identifier (e.g. from `fn _1`).
-        let handle_ty =
+        let mut handle_ty =
             syn::parse_str::<syn::Ident>(&format!("{}Cache", camel(&name.unraw().to_string())))
                 .map_err(|_| {
                     err(
@@ -69,8 +71,10 @@ impl Names {
                         ),
                     )
                 })?;
+        handle_ty.set_span(name.span());
         Ok(Names {
             handle_fn: format_ident!("{}_cache", name),
+            handle_struct: format_ident!("__SteadycacheHandle_{}", name, span = name.span()),
             handle_ty,
             name_str,
         })
@@ -78,11 +82,11 @@ impl Names {
 
     /// How the body reaches the function's `Memo`.
     pub(crate) fn memo_path(&self, model: &FnModel) -> TokenStream2 {
-        let (handle_fn, handle_ty) = (&self.handle_fn, &self.handle_ty);
+        let (handle_fn, handle_struct) = (&self.handle_fn, &self.handle_struct);
         if model.is_method() {
             quote!(Self::#handle_fn())
         } else {
-            quote!(#handle_ty::memo())
+            quote!(#handle_struct::memo())
         }
     }
 }
@@ -133,26 +137,19 @@ impl ValueShape {
                 quote!(::core::convert::identity),
                 quote!(|_| false),
             ),
-            Kind::Result => shape(
+            // Stored whole, the `None` or `Err` for the negative ttl.
+            kind => shape(
                 quote!(#ret_ty),
                 quote!(::core::convert::Infallible),
                 quote!(::core::result::Result::Ok),
                 quote!(::steadycache::__private::infallible),
-                quote!(|v| ::steadycache::__private::ResultParts::is_err_ref(v)),
-            ),
-            Kind::Option => shape(
-                quote!(#ret_ty),
-                quote!(::core::convert::Infallible),
-                quote!(::core::result::Result::Ok),
-                quote!(::steadycache::__private::infallible),
-                quote!(|v| ::core::option::Option::is_none(v)),
-            ),
-            Kind::Plain => shape(
-                quote!(#ret_ty),
-                quote!(::core::convert::Infallible),
-                quote!(::core::result::Result::Ok),
-                quote!(::steadycache::__private::infallible),
-                quote!(|_| false),
+                match kind {
+                    Kind::Result => {
+                        quote!(|v| ::steadycache::__private::ResultParts::is_err_ref(v))
+                    }
+                    Kind::Option => quote!(|v| ::core::option::Option::is_none(v)),
+                    Kind::Plain => quote!(|_| false),
+                },
             ),
         }
     }
@@ -191,13 +188,25 @@ impl ValueShape {
         };
         let store_if = match &opts.cache_if {
             Some(f) => quote!(::core::option::Option::Some(#f as fn(&#v_ty) -> bool)),
-            None => none.clone(),
+            None => none,
         };
-        // `hard_timeout` without an old value: the timeout as the function's error (`validate`
-        // made sure the function returns a `Result`).
+        let on_timeout = self.on_timeout(opts);
+        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> {
+            is_negative: #negative,
+            share_err: #share,
+            ttl_of: #ttl_of,
+            store_if: #store_if,
+            on_timeout: #on_timeout,
+        })
+    }
+
+    /// `hard_timeout` without an old value: the timeout as the function's error (`validate`
+    /// made sure the function returns a `Result`).
+    fn on_timeout(&self, opts: &Options) -> TokenStream2 {
+        let (v_ty, e_ty) = (&self.v_ty, &self.e_ty);
         let timeout_ty = quote!(::steadycache::__private::FactoryTimeout);
-        let on_timeout = match (&opts.hard_timeout, opts.cache_err.is_some()) {
-            (None, _) => none,
+        match (&opts.hard_timeout, opts.cache_err.is_some()) {
+            (None, _) => quote!(::core::option::Option::None),
             (Some(_), false) => quote! {
                 ::core::option::Option::Some(
                     (|t: #timeout_ty| ::core::result::Result::Err(::core::convert::From::from(t)))
@@ -211,14 +220,7 @@ impl ValueShape {
                     )) as fn(#timeout_ty) -> ::core::result::Result<#v_ty, #e_ty>,
                 )
             },
-        };
-        quote!(::steadycache::__private::Shape::<#v_ty, #e_ty> {
-            is_negative: #negative,
-            share_err: #share,
-            ttl_of: #ttl_of,
-            store_if: #store_if,
-            on_timeout: #on_timeout,
-        })
+        }
     }
 }
 
@@ -290,7 +292,8 @@ mod tests {
     #[test]
     fn handle_names_of_unusual_function_names() {
         let raw = expand("fn r#type(x: u32) -> u32 { x }").unwrap_or_default();
-        assert!(raw.contains("struct TypeCache") && raw.contains("fn type_cache"));
+        assert!(raw.contains("type TypeCache = __SteadycacheHandle_type"));
+        assert!(raw.contains("fn type_cache"));
         // `_1` has no CamelCase form that is an identifier: an error, not a panic.
         let e = expand("fn _1(x: u32) -> u32 { x }")
             .err()

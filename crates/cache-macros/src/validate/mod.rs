@@ -488,32 +488,7 @@ pub(crate) fn check_template(
                 after_hole = after_hole && text.chars().all(value_char);
             }
             Piece::Hole(inner) => {
-                let path = hole_parts(inner).0;
-                let mut segments = path.split('.');
-                let name = segments.next().unwrap_or("").trim();
-                if name.is_empty() {
-                    return Err(err(
-                        tpl.span(),
-                        format!("{what} template placeholders name an argument or a field of one: `{{id}}`, \
-                         `{{q.page}}`, `{{self.id}}`"),
-                    ));
-                }
-                let is_self = name == "self" && method;
-                if !is_self && !args.iter().any(|a| a == name) {
-                    return Err(err(
-                        tpl.span(),
-                        format!("{what} template uses `{{{path}}}` but the function has no argument `{name}`"),
-                    ));
-                }
-                let field = |s: &str| {
-                    syn::parse_str::<syn::Ident>(s).is_ok() || s.chars().all(|c| c.is_ascii_digit())
-                };
-                if is_self && path == "self" || !segments.all(|s| !s.is_empty() && field(s)) {
-                    return Err(err(
-                        tpl.span(),
-                        format!("`{{{path}}}`: a placeholder is an argument or a field path from one (`{{q.page}}`, `{{self.id}}`)"),
-                    ));
-                }
+                check_hole(tpl, inner, args, method, what)?;
                 if after_hole {
                     return Err(err(
                         tpl.span(),
@@ -526,4 +501,43 @@ pub(crate) fn check_template(
         }
     }
     Ok(uses_an_argument)
+}
+
+/// A placeholder (`inner`, between its braces) names an argument, or a field path from one or
+/// from `self` (`method`).
+fn check_hole(
+    tpl: &syn::LitStr,
+    inner: &str,
+    args: &[String],
+    method: bool,
+    what: &str,
+) -> syn::Result<()> {
+    let path = hole_parts(inner).0;
+    let mut segments = path.split('.');
+    let name = segments.next().unwrap_or("").trim();
+    if name.is_empty() {
+        return Err(err(
+            tpl.span(),
+            format!(
+                "{what} template placeholders name an argument or a field of one: `{{id}}`, \
+             `{{q.page}}`, `{{self.id}}`"
+            ),
+        ));
+    }
+    let is_self = name == "self" && method;
+    if !is_self && !args.iter().any(|a| a == name) {
+        return Err(err(
+            tpl.span(),
+            format!("{what} template uses `{{{path}}}` but the function has no argument `{name}`"),
+        ));
+    }
+    let field =
+        |s: &str| syn::parse_str::<syn::Ident>(s).is_ok() || s.chars().all(|c| c.is_ascii_digit());
+    if is_self && path == "self" || !segments.all(|s| !s.is_empty() && field(s)) {
+        return Err(err(
+            tpl.span(),
+            format!("`{{{path}}}`: a placeholder is an argument or a field path from one (`{{q.page}}`, `{{self.id}}`)"),
+        ));
+    }
+    Ok(())
 }

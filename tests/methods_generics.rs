@@ -47,6 +47,8 @@ pub struct Account {
 }
 
 static ACCOUNT_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Held by each test that counts `ACCOUNT_RUNS` (tests run in parallel).
+static ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 impl Account {
@@ -67,6 +69,7 @@ impl Account {
 
 #[test]
 fn a_method_keys_by_self_through_its_template() {
+    let _one = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
     let (a, b) = (
         Account {
             id: 1,
@@ -147,6 +150,7 @@ impl Feed {
 
 #[tokio::test]
 async fn methods_have_the_per_call_controls_too() {
+    let one = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
     let a = Account {
         id: 9,
         region: "us",
@@ -169,6 +173,7 @@ async fn methods_have_the_per_call_controls_too() {
     let fresh = steadycache::CallOptions::max_age(std::time::Duration::from_secs(3600));
     assert_eq!(a.balance_call_with(fresh, 4), 9_004);
     assert_eq!(ACCOUNT_RUNS.load(SeqCst), runs + 2, "young enough: a hit");
+    drop(one);
 
     let f = Feed { id: 1 };
     assert_eq!(f.page(2).await, 102);

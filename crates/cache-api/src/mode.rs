@@ -66,25 +66,9 @@ pub(crate) async fn within<T>(timeout: Duration, op: impl Future<Output = Result
     }
 }
 
-/// For a sync caller without a blocking path: run `op` on the library runtime, within
-/// `timeout`, and wait for it on this thread (works outside any runtime and inside one).
-pub(crate) fn wait_on_runtime<T, F, Fut>(
-    manager: &Arc<dyn CacheManager>,
-    key: &str,
-    timeout: Duration,
-    op: F,
-) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
-    Fut: Future<Output = Result<T>> + Send + 'static,
-{
-    let fut = op(manager.clone(), key.to_owned());
-    runtime::block_on(within(timeout, fut))?
-}
-
-/// `op` on `manager` for the key `key`, within `timeout`, in either mode, not through the
-/// breaker (a lease's own bookkeeping, as its release, goes this way).
+/// `op` on `manager` for the key `key`, within `timeout`, in either mode (for a sync caller,
+/// run on the library runtime and waited for on this thread: this works outside any runtime
+/// and inside one). Not through the breaker: see [`Store`](crate::tier::Store).
 pub(crate) async fn on_manager<T, F, Fut>(
     mode: Mode,
     manager: &Arc<dyn CacheManager>,
@@ -97,10 +81,7 @@ where
     F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    match mode {
-        Mode::Async => within(timeout, op(manager.clone(), key.to_owned())).await,
-        Mode::Sync => wait_on_runtime(manager, key, timeout, op),
-    }
+    finish(mode, within(timeout, op(manager.clone(), key.to_owned()))).await
 }
 
 /// `fut` for a caller in `mode`: awaited, or run on the library's runtime and waited for on

@@ -100,6 +100,19 @@ impl<V: Clone, E> Flight<V, E> {
         }
     }
 
+    /// Wait as a caller in `mode` does: blocking this thread ([`wait_sync_for`](Self::wait_sync_for))
+    /// or awaiting ([`wait_async_for`](Self::wait_async_for)).
+    pub(crate) async fn wait_for(
+        &self,
+        mode: crate::mode::Mode,
+        limit: Option<Duration>,
+    ) -> Option<Outcome<V, E>> {
+        match mode {
+            crate::mode::Mode::Sync => self.wait_sync_for(limit),
+            crate::mode::Mode::Async => self.wait_async_for(limit).await,
+        }
+    }
+
     /// [`wait_async`](Self::wait_async) for at most `limit` (`None`: no limit); `None` when the
     /// time ran out first.
     pub(crate) async fn wait_async_for(&self, limit: Option<Duration>) -> Option<Outcome<V, E>> {

@@ -111,3 +111,79 @@ pub(crate) fn on_current_thread_runtime() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
+
+/// The runtime a task handed over by a caller in `mode` runs on: the caller's own for an async
+/// caller; the library's for a sync one, which blocks its thread while it waits (never a
+/// runtime this thread may be driving).
+pub(crate) fn task_runtime(mode: Mode) -> Result<tokio::runtime::Handle> {
+    match mode {
+        Mode::Sync => runtime::library_runtime(),
+        Mode::Async => runtime::handle(),
+    }
+}
+
+/// The sending half of a [`reply`].
+pub(crate) enum Reply<T> {
+    Sync(std::sync::mpsc::SyncSender<T>),
+    Async(tokio::sync::oneshot::Sender<T>),
+}
+
+/// The receiving half of a [`reply`].
+pub(crate) enum Answer<T> {
+    Sync(std::sync::mpsc::Receiver<T>),
+    Async(tokio::sync::oneshot::Receiver<T>),
+}
+
+/// What waiting for an [`Answer`] came to.
+pub(crate) enum Waited<T> {
+    /// The answer.
+    Got(T),
+    /// The sender went without a word (its task ended or its runtime shut down).
+    Silent,
+    /// Out of time.
+    Late,
+}
+
+/// A one-shot answer from a task to a caller waiting in `mode` (a sync caller blocks on its
+/// thread, an async one awaits).
+pub(crate) fn reply<T>(mode: Mode) -> (Reply<T>, Answer<T>) {
+    match mode {
+        Mode::Sync => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            (Reply::Sync(tx), Answer::Sync(rx))
+        }
+        Mode::Async => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Reply::Async(tx), Answer::Async(rx))
+        }
+    }
+}
+
+impl<T> Reply<T> {
+    /// Answer; a caller that went (it stopped waiting) is not an error.
+    pub(crate) fn send(self, value: T) {
+        match self {
+            Reply::Sync(tx) => drop(tx.try_send(value)),
+            Reply::Async(tx) => drop(tx.send(value)),
+        }
+    }
+}
+
+impl<T> Answer<T> {
+    /// Wait at most `limit` for the answer.
+    pub(crate) async fn wait(self, limit: Duration) -> Waited<T> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self {
+            Answer::Sync(rx) => match rx.recv_timeout(limit) {
+                Ok(v) => Waited::Got(v),
+                Err(RecvTimeoutError::Timeout) => Waited::Late,
+                Err(RecvTimeoutError::Disconnected) => Waited::Silent,
+            },
+            Answer::Async(rx) => match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(v)) => Waited::Got(v),
+                Ok(Err(_)) => Waited::Silent,
+                Err(_) => Waited::Late,
+            },
+        }
+    }
+}

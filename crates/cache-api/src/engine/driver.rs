@@ -381,10 +381,7 @@ where
             // A waiter waits for the leader within the same factory timeouts.
             let timed = timeout_of(ctx, old.as_ref(), self.background);
             let limit = timed.as_ref().map(|t| t.0);
-            let outcome = match self.mode {
-                Mode::Sync => flight.wait_sync_for(limit),
-                Mode::Async => flight.wait_async_for(limit).await,
-            };
+            let outcome = flight.wait_for(self.mode, limit).await;
             let Some(outcome) = outcome else {
                 match timed {
                     Some((limit, fallback)) => {

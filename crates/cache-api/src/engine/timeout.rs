@@ -15,14 +15,16 @@
 //! any panic.
 
 use super::ctx::Ctx;
-use super::io::Mode;
-use super::job::{RefreshJob, Value};
+use super::job::{RefreshJob, Shape, Value};
+use super::plan::Plan;
 use super::tail::{self, Round, Tail};
 use crate::error::FactoryTimeout;
 use crate::flight::Outcome;
+use crate::mode::{task_runtime, Mode, Reply, Waited};
 use crate::runtime;
 use crate::scope::Origin;
-use crate::stats::Counter;
+use crate::stats::{Counter, Stats};
+use crate::tier::Place;
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,31 +84,66 @@ where
     V: Value,
     E: Send + 'static,
 {
-    // A sync caller blocks its thread while it waits: the task runs on the library's runtime,
-    // never on a runtime this thread may be driving.
-    let handle = match mode {
-        Mode::Sync => runtime::library_runtime(),
-        Mode::Async => runtime::handle(),
-    };
-    let handle = match handle {
+    let handle = match task_runtime(mode) {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "steadycache: no runtime for a timed computation; computing inline");
             return inline(ctx, mode, job, round).await;
         }
     };
-    let (place, plan, stats, shape) = (
-        ctx.place.clone(),
-        ctx.plan.clone(),
-        ctx.stats.clone(),
-        ctx.shape,
-    );
-    let abandoned = Arc::new(AtomicBool::new(false));
-    let gave_up = abandoned.clone();
-    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<Done<V, E>>(1);
-    let (async_tx, async_rx) = tokio::sync::oneshot::channel::<Done<V, E>>();
     let sync_job = matches!(job, RefreshJob::Sync(_));
-    let task = handle.spawn(async move {
+    let (reply, answer) = crate::mode::reply(mode);
+    let task = Task {
+        place: ctx.place.clone(),
+        plan: ctx.plan.clone(),
+        stats: ctx.stats.clone(),
+        shape: ctx.shape,
+        abandoned: Arc::new(AtomicBool::new(false)),
+    };
+    let abandoned = task.abandoned.clone();
+    let running = handle.spawn(task.run(job, round, reply));
+    match (answer.wait(limit).await, fallback) {
+        (Waited::Got(Done::Concluded(result, origin)), _) => (result, origin),
+        // The function panicked: fail-safe serves the old value; otherwise the panic goes on
+        // in the caller, as without a timeout.
+        (Waited::Got(Done::Panicked(_)), Fallback::Old(v)) => {
+            ctx.stats.incr(Counter::Stale);
+            ctx.stats.incr(Counter::FailSafe);
+            (Ok(v), Origin::FailSafe)
+        }
+        (Waited::Got(Done::Panicked(Some(p))), Fallback::Fail(_)) => std::panic::resume_unwind(p),
+        // Out of time, or the task ended without a word (its runtime shut down).
+        (waited, fallback) => {
+            if matches!(waited, Waited::Late) {
+                if ctx.plan.background_completion {
+                    tracing::debug!(
+                        "steadycache: timed out; the computation completes in the background"
+                    );
+                } else if sync_job {
+                    // It cannot be stopped: it finishes for its waiters, unstored.
+                    abandoned.store(true, Ordering::Release);
+                } else {
+                    running.abort();
+                }
+            }
+            give_up(ctx, limit, fallback)
+        }
+    }
+}
+
+/// The task a timed computation runs in: what it needs to end the round on its own.
+struct Task<V, E> {
+    place: Place<V>,
+    plan: Plan,
+    stats: Arc<Stats>,
+    shape: Shape<V, E>,
+    /// Set by a caller that stopped waiting for a sync job without background completion.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl<V: Value, E: Send + 'static> Task<V, E> {
+    /// Run `job`, end `round`, and answer the caller if it still waits.
+    async fn run(self, job: RefreshJob<V, E>, round: Round<V, E>, reply: Reply<Done<V, E>>) {
         let started = Instant::now();
         let joined = match job {
             RefreshJob::Async(fut) => {
@@ -125,87 +162,45 @@ where
         let done = match joined {
             // Abandoned without background completion (a sync job, which cannot be stopped):
             // its waiters get its result, nothing is stored.
-            Ok(result) if abandoned.load(Ordering::Acquire) && !plan.background_completion => {
-                let Round { guard, held, .. } = round;
+            Ok(result)
+                if self.abandoned.load(Ordering::Acquire) && !self.plan.background_completion =>
+            {
                 let outcome = match &result {
                     Ok(v) => Outcome::Value(v.clone()),
-                    Err(e) => tail::share(&shape, e),
+                    Err(e) => tail::share(&self.shape, e),
                 };
-                if let Some(g) = guard {
-                    g.finish(outcome);
-                }
-                if let Some(lease) = held {
-                    lease.release(Mode::Async, false, &stats).await;
-                }
-                return;
+                return self.end_unstored(round, outcome).await;
             }
             Ok(result) => {
                 let tail = Tail {
-                    place: &place,
-                    plan: &plan,
-                    stats: &stats,
-                    shape,
+                    place: &self.place,
+                    plan: &self.plan,
+                    stats: &self.stats,
+                    shape: self.shape,
                 };
                 let took = started.elapsed();
-                let (result, origin) = tail::conclude(Mode::Async, &tail, result, took, round).await;
+                let (result, origin) =
+                    tail::conclude(Mode::Async, &tail, result, took, round).await;
                 Done::Concluded(result, origin)
             }
             Err(e) => {
                 tracing::warn!("steadycache: the function panicked (timed computation)");
-                stats.incr(Counter::Errors);
-                let Round { guard, held, .. } = round;
-                if let Some(g) = guard {
-                    g.finish(Outcome::Failed);
-                }
-                if let Some(lease) = held {
-                    lease.release(Mode::Async, false, &stats).await;
-                }
+                self.stats.incr(Counter::Errors);
+                self.end_unstored(round, Outcome::Failed).await;
                 Done::Panicked(e.try_into_panic().ok())
             }
         };
-        // Whoever still waits gets it; a caller that went (timed out) dropped its receiver.
-        match mode {
-            Mode::Sync => drop(sync_tx.try_send(done)),
-            Mode::Async => drop(async_tx.send(done)),
+        reply.send(done);
+    }
+
+    /// End `round` storing nothing: its waiters get `outcome`, its lease is released.
+    async fn end_unstored(&self, round: Round<V, E>, outcome: Outcome<V, E>) {
+        let Round { guard, held, .. } = round;
+        if let Some(g) = guard {
+            g.finish(outcome);
         }
-    });
-    let waited = match mode {
-        Mode::Sync => match sync_rx.recv_timeout(limit) {
-            Ok(done) => Some(Some(done)),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Some(None),
-        },
-        Mode::Async => match tokio::time::timeout(limit, async_rx).await {
-            Ok(Ok(done)) => Some(Some(done)),
-            Ok(Err(_)) => Some(None),
-            Err(_) => None,
-        },
-    };
-    match (waited, fallback) {
-        (Some(Some(Done::Concluded(result, origin))), _) => (result, origin),
-        // The function panicked: fail-safe serves the old value; otherwise the panic goes on
-        // in the caller, as without a timeout.
-        (Some(Some(Done::Panicked(_))), Fallback::Old(v)) => {
-            ctx.stats.incr(Counter::Stale);
-            ctx.stats.incr(Counter::FailSafe);
-            (Ok(v), Origin::FailSafe)
-        }
-        (Some(Some(Done::Panicked(Some(p)))), Fallback::Fail(_)) => std::panic::resume_unwind(p),
-        // Out of time, or the task ended without a word (its runtime shut down).
-        (waited, fallback) => {
-            if waited.is_none() {
-                if ctx.plan.background_completion {
-                    tracing::debug!(
-                        "steadycache: timed out; the computation completes in the background"
-                    );
-                } else if sync_job {
-                    // It cannot be stopped: it finishes for its waiters, unstored.
-                    gave_up.store(true, Ordering::Release);
-                } else {
-                    task.abort();
-                }
-            }
-            give_up(ctx, limit, fallback)
+        if let Some(lease) = held {
+            lease.release(Mode::Async, false, &self.stats).await;
         }
     }
 }

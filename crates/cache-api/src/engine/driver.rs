@@ -160,11 +160,7 @@ where
     J: FnOnce() -> Option<RefreshJob<V, E>>,
 {
     let opts = enter_call();
-    let wants = match (opts.bypass, opts.refresh) {
-        (true, _) => Wants::Bypass,
-        (false, true) => Wants::Fresh,
-        (false, false) => Wants::Cached,
-    };
+    let wants = Wants::of(opts.bypass, opts.refresh);
     if wants == Wants::Bypass {
         return compute().await;
     }

@@ -257,6 +257,17 @@ pub(crate) enum Wants {
     Fresh,
 }
 
+impl Wants {
+    /// What a call's options ask: `bypass` wins over `refresh`.
+    pub(crate) fn of(bypass: bool, refresh: bool) -> Wants {
+        match (bypass, refresh) {
+            (true, _) => Wants::Bypass,
+            (false, true) => Wants::Fresh,
+            (false, false) => Wants::Cached,
+        }
+    }
+}
+
 /// Whether the caller can hand over a job that outlives the call (a background refresh).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Background {

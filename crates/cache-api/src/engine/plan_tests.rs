@@ -11,11 +11,7 @@ fn plan(policy: Policy) -> Plan {
 /// A call: `bypass` wins over `force` (as in the driver, which reads them from `CallOptions`).
 fn call(bypass: bool, force: bool, job: bool) -> Call {
     Call {
-        wants: match (bypass, force) {
-            (true, _) => Wants::Bypass,
-            (false, true) => Wants::Fresh,
-            (false, false) => Wants::Cached,
-        },
+        wants: Wants::of(bypass, force),
         background: if job {
             Background::Possible
         } else {

@@ -252,6 +252,12 @@ impl Stats {
     }
 }
 
+/// Log and count a backend error; the call goes on without the backend (fail open).
+pub(crate) fn backend_error(stats: &Stats, key: &str, op: &'static str, err: &crate::error::Error) {
+    stats.incr(Counter::BackendErrors);
+    tracing::warn!(key, op, error = %err, "steadycache: backend error, failing open");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use crate::envelope::{Entry, Freshness, FLAG_NEGATIVE};
 use crate::error::{Error, Result};
 use crate::manager::CacheManager;
 pub(crate) use crate::mode::{block_local, on_current_thread_runtime, pause, within, Mode};
+pub(crate) use crate::stats::backend_error;
 use crate::stats::{Counter, Stats};
 use crate::tier::{Deadlines, Place, L2};
 use crate::time::unix_millis;
@@ -115,12 +116,6 @@ pub(crate) async fn delete_prefix(
         crate::bulk::run(bulk_timeout, m.delete_prefix(&p)).await
     })
     .await
-}
-
-/// Log and count a backend error; the call goes on without the backend (fail open).
-pub(crate) fn backend_error(stats: &Stats, key: &str, op: &'static str, err: &Error) {
-    stats.incr(Counter::BackendErrors);
-    tracing::warn!(key, op, error = %err, "steadycache: backend error, failing open");
 }
 
 /// Log, count and remove (through the manager) an entry that cannot be read.

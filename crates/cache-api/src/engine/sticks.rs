@@ -19,8 +19,9 @@
 //! (between its removal of the marks and its second write) in which a concurrent save may
 //! survive.
 
-use super::io::{self, Mode};
 use super::tags::{parse_time, START_MARGIN_MS};
+use crate::mode::Mode;
+use crate::stats::backend_error;
 use crate::stats::Stats;
 use crate::tier::L2;
 use crate::time::unix_millis;
@@ -58,12 +59,9 @@ pub(crate) fn mark_value() -> Vec<u8> {
 pub(crate) async fn invalidated_since(mode: Mode, l2: &L2, started_at: u64, stats: &Stats) -> bool {
     let marks = [key_mark(&l2.key), prefix_mark(&l2.key), ALL_MARK.to_owned()];
     for mark in marks {
-        let read = io::on_backend(
-            mode,
-            l2,
-            mark,
-            |m, k| async move { m.backend().get(&k).await },
-        );
+        let read = l2
+            .store
+            .call(mode, &mark, |m, k| async move { m.backend().get(&k).await });
         match read.await {
             Ok(Some(bytes)) => {
                 let at = parse_time(&bytes).unwrap_or(u64::MAX);
@@ -72,7 +70,7 @@ pub(crate) async fn invalidated_since(mode: Mode, l2: &L2, started_at: u64, stat
                 }
             }
             Ok(None) => {}
-            Err(e) => io::backend_error(stats, &l2.key, "mark", &e),
+            Err(e) => backend_error(stats, &l2.key, "mark", &e),
         }
     }
     false

@@ -8,7 +8,8 @@
 //! kept in process while the cache's bus is heard (see `tier::bus`); an unreadable tag time
 //! counts as an invalidation (the function runs: fail open, never a stale value).
 
-use super::io::{self, Mode};
+use crate::mode::Mode;
+use crate::stats::backend_error;
 use crate::stats::Stats;
 use crate::tier::{CallTags, Place, L2};
 
@@ -66,12 +67,9 @@ async fn time_of(
     let l2 = l2?;
     let gen = tags.bus.tags.generation();
     let key = tag_key(name);
-    let read = io::on_backend(
-        mode,
-        l2,
-        key,
-        |m, k| async move { m.backend().get(&k).await },
-    );
+    let read = l2
+        .store
+        .call(mode, &key, |m, k| async move { m.backend().get(&k).await });
     let at = match read.await {
         Ok(None) => 0,
         Ok(Some(bytes)) => match parse_time(&bytes) {
@@ -85,7 +83,7 @@ async fn time_of(
             }
         },
         Err(e) => {
-            io::backend_error(stats, &tag_key(name), "tag", &e);
+            backend_error(stats, &tag_key(name), "tag", &e);
             return None;
         }
     };

@@ -343,6 +343,10 @@ pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
 /// ```
 pub use steadycache_macros::invalidates;
 
+/// Store layers: code around every operation into a cache's store (a retry, spans, your own),
+/// added with [`CacheBuilder::layer`].
+pub use steadycache_api::layer;
+
 /// For backend authors: URL schemes, the blocking fast path, the library runtime, and the
 /// helpers every backend of this workspace uses (see `steadycache_api::plumbing`).
 pub use steadycache_api::plumbing;

@@ -95,6 +95,7 @@ pub struct CacheBuilder {
     backend_timeout: Option<Duration>,
     bulk_timeout: Option<Duration>,
     breaker: Option<Option<CircuitBreaker>>,
+    layers: Vec<crate::layer::Wrap>,
     bus: Option<BusConfig>,
     pub(crate) opening: Option<Arc<Reopening>>,
 }
@@ -195,6 +196,16 @@ impl CacheBuilder {
         self
     }
 
+    /// Add `layer` around every operation into the store (see [`layer`](crate::layer)): a
+    /// [`Retry`](crate::layer::Retry), [`Spans`](crate::layer::Spans), or one of your own. The
+    /// first added is the outermost; all run inside the backend timeout and the breaker. They
+    /// wrap the manager, yours too (its `load` and `save` overrides included), and the backend
+    /// operations the engine makes beside it (locks, counters, the bus).
+    pub fn layer<L: crate::layer::Layer>(mut self, layer: L) -> Self {
+        self.layers.push(crate::layer::wrap(layer));
+        self
+    }
+
     /// Build. With nothing set, a memory cache with default bounds.
     pub fn build(mut self) -> Cache {
         let tiers = self.tiers();
@@ -256,7 +267,16 @@ impl CacheBuilder {
 
     /// The manager: the one given, or the default over the backend given, or over a memory
     /// store (a memory cache's shares the typed tiers' budget).
+    /// The manager, wrapped in the layers (the last added innermost).
     fn make_manager(&mut self, tiers: &Tiers) -> Arc<dyn CacheManager> {
+        let manager = self.bare_manager(tiers);
+        self.layers
+            .drain(..)
+            .rev()
+            .fold(manager, |inner, wrap| wrap(inner))
+    }
+
+    fn bare_manager(&mut self, tiers: &Tiers) -> Arc<dyn CacheManager> {
         if let Some(m) = self.manager.take() {
             return m;
         }

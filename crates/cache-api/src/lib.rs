@@ -40,6 +40,7 @@ mod glob;
 mod guard;
 mod invalidate;
 mod key;
+pub mod layer;
 mod listing;
 mod manager;
 mod memo;

@@ -294,29 +294,24 @@ const _: Option<&dyn Backend> = None;
 /// Conveniences over any [`Backend`], implemented once for all of them.
 #[async_trait]
 pub trait BackendExt: Backend {
-    /// Read and parse an envelope. A value that is not a well-formed envelope is
-    /// [`Error::Corrupt`]; an envelope past its hard expiry reads as `None`.
+    /// Read and parse an envelope, as a [`CacheManager`](crate::CacheManager) without hooks
+    /// reads it. A value that is not a well-formed envelope is [`Error::Corrupt`]; an envelope
+    /// past its [`keep_until`](Entry::keep_until) reads as `None` ([`Entry::unless_gone`]; one
+    /// past `expires_at` but kept is read, [`Entry::freshness`] says so).
     async fn get_entry(&self, key: &str) -> Result<Option<Entry>> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => {
-                let entry = Entry::decode(&bytes)?;
-                Ok((entry.expires_at > unix_millis()).then_some(entry))
-            }
+            Some(bytes) => Ok(Entry::decode(&bytes)?.unless_gone(unix_millis())),
         }
     }
 
-    /// Store an envelope with the backend ttl derived from its hard expiry. An entry that is
-    /// already expired is not written.
+    /// Store an envelope with the backend ttl derived from its
+    /// [`keep_until`](Entry::keep_until) ([`Entry::store_ttl`]). An entry already gone is not
+    /// written.
     async fn set_entry(&self, key: &str, entry: &Entry) -> Result<()> {
-        let now = unix_millis();
-        match entry.ttl_ms(now) {
-            Some(0) => Ok(()),
-            Some(ms) => {
-                self.set(key, entry.encode()?, Some(Duration::from_millis(ms)))
-                    .await
-            }
-            None => self.set(key, entry.encode()?, None).await,
+        match entry.store_ttl(unix_millis()) {
+            Some(ttl) => self.set(key, entry.encode()?, ttl).await,
+            None => Ok(()),
         }
     }
 

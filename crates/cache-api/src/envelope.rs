@@ -195,6 +195,25 @@ impl Entry {
         (end != u64::MAX).then(|| end.saturating_sub(now_ms))
     }
 
+    /// The entry as a read from the store gives it at `now_ms`: itself until its
+    /// [`keep_until`](Self::keep_until) (an entry past `expires_at` is still read, for
+    /// fail-safe and stale-while-revalidate to serve), `None` after. The one definition of
+    /// "gone" for the manager's `load` and [`BackendExt::get_entry`](crate::BackendExt::get_entry).
+    pub fn unless_gone(self, now_ms: u64) -> Option<Entry> {
+        (self.freshness(now_ms) != Freshness::Expired).then_some(self)
+    }
+
+    /// The backend ttl to write the entry with at `now_ms` (`Some(None)`: none, it never
+    /// goes), or `None` when it is already gone and must not be written: the one rule for the
+    /// manager's `save` and [`BackendExt::set_entry`](crate::BackendExt::set_entry).
+    pub fn store_ttl(&self, now_ms: u64) -> Option<Option<std::time::Duration>> {
+        match self.ttl_ms(now_ms) {
+            Some(0) => None,
+            Some(ms) => Some(Some(std::time::Duration::from_millis(ms))),
+            None => Some(None),
+        }
+    }
+
     /// Whether this is a cached negative result.
     pub fn is_negative(&self) -> bool {
         self.flags & FLAG_NEGATIVE != 0

@@ -7,7 +7,7 @@
 
 use crate::backend::{Backend, BlockingBackend};
 use crate::codec::Codec;
-use crate::envelope::{Entry, Freshness};
+use crate::envelope::Entry;
 use crate::error::Result;
 use crate::time::unix_millis;
 use async_trait::async_trait;
@@ -117,11 +117,7 @@ pub trait BlockingManager: Send + Sync {
 /// Bytes read from the backend into an envelope: the `after_load` hook, then decoding; an
 /// envelope past its hard expiry is `None`.
 fn decode_loaded<M: CacheManager + ?Sized>(m: &M, raw: Vec<u8>) -> Result<Option<Entry>> {
-    let entry = Entry::decode(&m.after_load(raw)?)?;
-    if entry.freshness(unix_millis()) == Freshness::Expired {
-        return Ok(None);
-    }
-    Ok(Some(entry))
+    Ok(Entry::decode(&m.after_load(raw)?)?.unless_gone(unix_millis()))
 }
 
 /// An envelope into the bytes and backend ttl to store (the `before_save` hook applied);
@@ -130,12 +126,10 @@ fn encode_for_save<M: CacheManager + ?Sized>(
     m: &M,
     entry: &Entry,
 ) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
-    let ttl = match entry.ttl_ms(unix_millis()) {
-        Some(0) => return Ok(None),
-        Some(ms) => Some(Duration::from_millis(ms)),
-        None => None,
-    };
-    Ok(Some((m.before_save(entry.encode()?)?, ttl)))
+    match entry.store_ttl(unix_millis()) {
+        Some(ttl) => Ok(Some((m.before_save(entry.encode()?)?, ttl))),
+        None => Ok(None),
+    }
 }
 
 /// [`CacheManager::load`]'s default, on a blocking backend: for a hook-only manager's

@@ -308,7 +308,25 @@ pub async fn envelope(b: &dyn Backend, p: &str) {
         key_hash: Entry::key_hash_of(&k),
     };
     b.set_entry(&k, &e).await.unwrap();
-    assert_eq!(b.get_entry(&k).await.unwrap(), Some(e));
+    assert_eq!(b.get_entry(&k).await.unwrap(), Some(e.clone()));
+    // One definition of expiry: an entry past its `expires_at` but kept (until `keep_until`,
+    // for fail-safe) reads through `BackendExt` as through a manager (`Entry::unless_gone`);
+    // one past `keep_until` is absent.
+    for (expires_at, keep_until, kept) in
+        [(now - 1, now + 180_000, true), (now - 2, now - 1, false)]
+    {
+        let old = Entry {
+            expires_at,
+            keep_until,
+            stale_at: expires_at,
+            created_at: now - 3,
+            ..e.clone()
+        };
+        b.set(&k, old.encode().unwrap(), None).await.unwrap();
+        let read = b.get_entry(&k).await.unwrap();
+        assert_eq!(read.is_some(), kept, "{old:?}");
+    }
+    b.delete(&k).await.unwrap();
 }
 
 /// Garbage, truncated and foreign bytes under a key are a miss for the engine: the function runs,

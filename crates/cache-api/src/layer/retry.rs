@@ -43,13 +43,26 @@ impl Retry {
         self
     }
 
-    /// The wait before try `n` (counting from 2), or `None` when no try is left.
-    fn wait_before(&self, n: u32, op: Op, err: &crate::Error) -> Option<Duration> {
-        if n > self.attempts || !op.is_idempotent() || !err.is_transient() {
-            return None;
+    /// After try `n` ended with `r`: `Ok` with what to return, or `Err` with the wait before
+    /// the next try (then counted in `n`).
+    fn after<T>(
+        &self,
+        n: &mut u32,
+        op: Op,
+        key: &str,
+        r: Result<T>,
+    ) -> std::result::Result<Result<T>, Duration> {
+        let err = match r {
+            Err(e) => e,
+            ok => return Ok(ok),
+        };
+        if *n >= self.attempts || !op.is_idempotent() || !err.is_transient() {
+            return Ok(Err(err));
         }
+        *n += 1;
+        tracing::debug!(op = op.name(), key, try_ = *n, error = %err, "steadycache: retrying");
         let doublings = n.saturating_sub(2).min(16);
-        Some(self.backoff.saturating_mul(1 << doublings).min(MAX_BACKOFF))
+        Err(self.backoff.saturating_mul(1 << doublings).min(MAX_BACKOFF))
     }
 }
 
@@ -68,16 +81,10 @@ impl Layer for Retry {
     {
         let mut n = 1;
         loop {
-            let err = match next().await {
-                Err(e) => e,
-                ok => return ok,
-            };
-            n += 1;
-            let Some(wait) = self.wait_before(n, op, &err) else {
-                return Err(err);
-            };
-            tracing::debug!(op = op.name(), key, try_ = n, error = %err, "steadycache: retrying");
-            tokio::time::sleep(wait).await;
+            match self.after(&mut n, op, key, next().await) {
+                Ok(r) => return r,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
 
@@ -89,16 +96,10 @@ impl Layer for Retry {
     ) -> Result<T> {
         let mut n = 1;
         loop {
-            let err = match next() {
-                Err(e) => e,
-                ok => return ok,
-            };
-            n += 1;
-            let Some(wait) = self.wait_before(n, op, &err) else {
-                return Err(err);
-            };
-            tracing::debug!(op = op.name(), key, try_ = n, error = %err, "steadycache: retrying");
-            std::thread::sleep(wait);
+            match self.after(&mut n, op, key, next()) {
+                Ok(r) => return r,
+                Err(wait) => std::thread::sleep(wait),
+            }
         }
     }
 }

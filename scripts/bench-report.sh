@@ -31,24 +31,38 @@ if [ "$QUICK" = 1 ]; then
   export CRITERION_HOME="$TARGET/bench-report/criterion"
   BENCH_ARGS=(--warm-up-time 0.1 --measurement-time 0.3 --sample-size 10 --noplot)
   LOAD_ARGS=(--quick)
+  # The smallest run checks that everything runs end to end; its figures mean nothing. So it
+  # is built as `scripts/test.sh`'s tests are (the dev profile, the workspace with every
+  # feature: one feature resolution), and costs no release build of the whole dependency tree.
+  BUILD=(--workspace --all-features --profile dev)
+  BENCHES=(--bench '*')
+  PROFILE_DIR=debug
+  export STEADYCACHE_LOAD_BUILD=dev
 else
   OUT=${OUT:-docs/benchmarks.md}
   export CRITERION_HOME="$TARGET/criterion"
   BENCH_ARGS=(--noplot)
   LOAD_ARGS=()
+  BUILD=(-p steadycache-bench --release)
+  BENCHES=()
+  PROFILE_DIR=release
 fi
 rm -rf "$CRITERION_HOME"
 mkdir -p "$(dirname "$OUT")"
 
 echo "bench-report: benches (criterion results in $CRITERION_HOME)" >&2
-cargo bench -p steadycache-bench -- "${BENCH_ARGS[@]}"
+if [ "$QUICK" = 1 ]; then
+  cargo bench --workspace --all-features --profile dev "${BENCHES[@]}" -- "${BENCH_ARGS[@]}"
+else
+  cargo bench -p steadycache-bench -- "${BENCH_ARGS[@]}"
+fi
 
 # The service and the report in one build: one feature resolution (the example brings the
 # dev-dependencies), so load.sh's own build of the service is then a no-op.
-cargo build --release -q -p steadycache-bench --example web_service --bin bench-report
+cargo build -q "${BUILD[@]}" --example web_service --bin bench-report
 
 echo "bench-report: the web service under load" >&2
 LOAD_JSON="$(dirname "$OUT")/load.json"
 scripts/load.sh "${LOAD_ARGS[@]}" --out "$LOAD_JSON"
 
-"$TARGET/release/bench-report" --criterion "$CRITERION_HOME" --load "$LOAD_JSON" --out "$OUT"
+"$TARGET/$PROFILE_DIR/bench-report" --criterion "$CRITERION_HOME" --load "$LOAD_JSON" --out "$OUT"

@@ -76,8 +76,15 @@ REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
 
-cargo build --release -q -p steadycache-bench --example web_service
-SERVICE="${CARGO_TARGET_DIR:-target}/release/examples/web_service"
+# STEADYCACHE_LOAD_BUILD=dev (what `scripts/bench-report.sh --quick` sets): the service as the
+# tests build it, for a run that checks the pipeline rather than measures.
+if [ "${STEADYCACHE_LOAD_BUILD:-release}" = dev ]; then
+  cargo build -q --workspace --all-features --profile dev --example web_service
+  SERVICE="${CARGO_TARGET_DIR:-target}/debug/examples/web_service"
+else
+  cargo build --release -q -p steadycache-bench --example web_service
+  SERVICE="${CARGO_TARGET_DIR:-target}/release/examples/web_service"
+fi
 
 # Wait until `url` answers (a guard against a hang, not a measurement).
 wait_for() {

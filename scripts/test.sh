@@ -5,7 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n== %s\n' "$*"; }
+# Each step is timed: the table at the end (also on failure) says where a run spends its time.
+STEP="setup" STEP_AT=$SECONDS TIMES=()
+log() {
+  TIMES+=("$(printf '%5ss  %s' "$((SECONDS - STEP_AT))" "$STEP")")
+  STEP="$*" STEP_AT=$SECONDS
+  printf '\n== %s\n' "$*"
+}
+times_table() {
+  TIMES+=("$(printf '%5ss  %s' "$((SECONDS - STEP_AT))" "$STEP")")
+  printf '\n== time per step (%ss in all)\n' "$SECONDS"
+  printf '%s\n' "${TIMES[@]}"
+}
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
@@ -61,7 +72,10 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 
 # Servers started by this script are stopped on exit, whatever happens.
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  times_table
+}
 trap cleanup EXIT
 
 log "cargo fmt --check"
@@ -93,13 +107,11 @@ cargo test -p steadycache --test compile_fail
 log "steadycache-redis without its tls feature: rediss:// is a clear configuration error"
 cargo test -p steadycache-redis --features testing --test redis_backend rediss_without
 
-log "benches compile"
-cargo bench --workspace --all-features --no-run
-
-log "benchmark report and web service under load, smallest configuration (target/bench-report)"
-# Short measurements and 2 s of load per mode: checks that the benches, scripts/load.sh (oha
-# against examples/web_service.rs) and bench-report run end to end; the figures of
-# docs/benchmarks.md come from a full `scripts/bench-report.sh`.
+log "benches, benchmark report and web service under load, smallest configuration (target/bench-report)"
+# Short measurements and 2 s of load per mode: checks that the benches compile and that they,
+# scripts/load.sh (oha against examples/web_service.rs) and bench-report run end to end. Built
+# like the tests above (dev profile, every feature), so no release build; the figures of
+# docs/benchmarks.md come from a full `scripts/bench-report.sh` (release).
 scripts/bench-report.sh --quick
 
 log "all green"

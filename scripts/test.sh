@@ -86,6 +86,15 @@ log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy --manifest-path tools/s3-server/Cargo.toml --locked --target-dir target/tools -- -D warnings
 
+log "docs (rustdoc, -D warnings) and the packages a registry would get"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+# Every published crate, in dependency order (cargo orders them, with the workspace's own
+# crates as a local overlay of the registry). `--no-verify`: none of them is on crates.io yet,
+# and verifying would build each again in isolation; the builds above and below are the check.
+# `--allow-dirty`: a developer's uncommitted change is packaged as it is.
+cargo package --workspace --no-verify --allow-dirty --exclude steadycache-bench \
+  --exclude steadycache-integration --exclude steadycache-cli
+
 log "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features
 

@@ -304,6 +304,8 @@
 //! On a shared backend, `lock = "distributed"` makes a cold key run once across every process,
 //! and a stale-while-revalidate refresh run once per key across them.
 #![deny(missing_docs)]
+// On docs.rs (nightly), each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The curated API: what a user of `#[cached]`, `Cache`, `Policy`, the hooks and the backends
 // needs. Backend-author plumbing lives in `plumbing`; what the macro expands to, in `__private`.

@@ -18,6 +18,8 @@
 //! # Ok::<(), steadycache_api::Error>(())
 //! ```
 #![deny(missing_docs)]
+// On docs.rs (nightly), each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod clock;

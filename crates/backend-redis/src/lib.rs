@@ -21,6 +21,8 @@
 //! With the crate linked in, [`Cache::from_url`](steadycache_api::Cache::from_url) opens `redis://`
 //! and `rediss://` URLs (options on [`RedisConfig::from_url`]; `?cluster=true` for a cluster).
 #![deny(missing_docs)]
+// On docs.rs (nightly), each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod config;

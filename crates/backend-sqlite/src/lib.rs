@@ -11,6 +11,8 @@
 //! a sync memoized function reads its entry on its own thread with no runtime hop; async callers
 //! run the same I/O on tokio's blocking pool.
 #![deny(missing_docs)]
+// On docs.rs (nightly), each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod config;

@@ -12,12 +12,12 @@
 //! * [`Policy`]: ttl, stale-after, stale-while-revalidate, single-flight, negative caching,
 //!   jitter, fail-safe;
 //! * [`Memo`]: one memoized function's engine, which `#[cached]` drives;
-//! * keys ([`hash_args`], [`ArgsKey`]) and [`Stats`];
+//! * keys (a hash of the arguments, see `ARCHITECTURE.md`) and counters ([`StatsSnapshot`]);
 //! * the conformance suite every backend runs ([`testing`], feature `testing`).
 //!
 //! ## Observability
 //! Every memoized function counts hits, misses, stale values served, refreshes, errors, backend
-//! errors, corrupt entries and coalesced callers ([`Stats`]), and emits `tracing` events for
+//! errors, corrupt entries and coalesced callers ([`StatsSnapshot`]), and emits `tracing` events for
 //! each: `debug` for misses, stale serves and refreshes, `warn` for errors and corrupt entries,
 //! `trace` for hits. Hits of the typed in-process tier are traced only with the `trace-hits`
 //! feature, since even a disabled `trace!` costs about 2 % of such a hit.
@@ -27,6 +27,8 @@
 //! error goes to `tracing` and the stats. A corrupt, truncated or foreign entry is a logged miss
 //! and is removed, never a wrong value. Nothing reachable from this crate panics on bad input.
 #![deny(missing_docs)]
+// On docs.rs (nightly), each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod bulk;

@@ -35,7 +35,7 @@ fn schemes() -> &'static RwLock<HashMap<String, SchemeOpener>> {
     S.get_or_init(Default::default)
 }
 
-/// Teach [`Cache::from_url`] a URL scheme at run time (for a backend of your own). The backend
+/// Teach [`Cache::from_url`](crate::Cache::from_url) a URL scheme at run time (for a backend of your own). The backend
 /// crates of steadycache need no call: they add theirs to [`SCHEMES`] at link time. A scheme
 /// registered here takes precedence.
 pub fn register_scheme(scheme: &str, opener: SchemeOpener) {

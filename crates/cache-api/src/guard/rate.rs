@@ -48,7 +48,7 @@ impl std::fmt::Debug for RateLimiter {
 impl RateLimiter {
     /// A limiter named `name` (every limiter of that name on one backend shares the limit) on
     /// the default cache. A `limit` of 0 admits nothing; `period` is kept within 1 ms and
-    /// [`MAX_PERIOD`](super::MAX_PERIOD).
+    /// a year.
     pub fn new(name: &str, limit: u64, period: Duration) -> Self {
         RateLimiter {
             store: Store::new(CacheSource::Default),

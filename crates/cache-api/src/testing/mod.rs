@@ -399,7 +399,7 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
 /// A store that goes down and comes back, through the engine: while it is down every call
 /// still gets its value (the function runs) and the failures are counted as backend errors;
 /// once it is back, caching resumes in the same process. `set_up(false)` stops the store,
-/// `set_up(true)` starts it again (on the same address). Not in [`conformance_tests!`]: it
+/// `set_up(true)` starts it again (on the same address). Not in [`conformance_tests!`](crate::conformance_tests): it
 /// needs a server the test controls.
 pub async fn outage_fails_open(cache: &Cache, mut set_up: impl FnMut(bool)) {
     let policy = Policy::ttl(Duration::from_secs(600));

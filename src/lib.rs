@@ -141,13 +141,14 @@
 //! use steadycache::{cached, FactoryTimeout};
 //!
 //! #[cached(ttl = "1m", fail_safe = "1h", soft_timeout = "100ms", hard_timeout = "2s")]
-//! fn quote(symbol: String) -> Result<f64, String> {
+//! fn quote(symbol: String) -> Result<f64, steadycache::Error> {
 //!     Ok(if symbol == "ACME" { 12.5 } else { 1.0 }) // stands for a call that may hang
 //! }
-//! assert_eq!(quote("ACME".into()), Ok(12.5));
-//! // An error type of your own takes the timeout with `From`:
-//! let e: String = FactoryTimeout { after: std::time::Duration::from_secs(2) }.into();
-//! assert!(e.contains("hard_timeout"));
+//! assert_eq!(quote("ACME".into()).ok(), Some(12.5));
+//! // `steadycache::Error` takes the timeout with `From` (as `Error::Refused`), and so can an
+//! // error type of your own:
+//! let e: steadycache::Error = FactoryTimeout { after: std::time::Duration::from_secs(2) }.into();
+//! assert!(e.to_string().contains("hard_timeout"));
 //! ```
 //!
 //! **Hit counts** (`min_calls`, `max_hits`), on the backend's atomic counters (so every process
@@ -314,8 +315,9 @@ pub use steadycache_api::{
     BusConfig, Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions,
     Capabilities, CircuitBreaker, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error,
     FactoryTimeout, Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo,
-    MemoryBackend, MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result,
-    StatsSnapshot, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
+    MemoryBackend, MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh,
+    Refusal, Result, StatsSnapshot, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES,
+    FORMAT_VERSION,
 };
 pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
 

@@ -83,7 +83,7 @@ pub use bulk::DEFAULT_BULK_TIMEOUT;
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
-pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Result};
+pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Refusal, Result};
 pub use glob::{Glob, MAX_GLOB_LEN};
 pub use guard::{CallBreaker, Permit, RateLimiter};
 pub use listing::{KeyPage, ListedKey};

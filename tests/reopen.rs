@@ -166,7 +166,7 @@ async fn the_breaker_stops_calling_a_failing_store_and_resumes_by_itself() {
     let faults = layer.faults();
     let cache = Cache::builder()
         .backend(layer)
-        .circuit_breaker(Some(CircuitBreaker::new(3, Duration::from_millis(50))))
+        .circuit_breaker(CircuitBreaker::new(3, Duration::from_millis(50)))
         .build();
     let policy = Policy::ttl(Duration::from_secs(600));
     faults.down();

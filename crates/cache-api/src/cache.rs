@@ -85,7 +85,9 @@ impl Default for Cache {
 }
 
 /// Builds a [`Cache`] from a backend, a codec or a whole manager.
-#[derive(Default)]
+///
+/// [`backend`](Self::backend) and [`manager`](Self::manager) take a value or a shared one (an
+/// `Arc` of a backend is a backend, an `Arc` of a manager a manager): one method each.
 pub struct CacheBuilder {
     backend: Option<Arc<dyn Backend>>,
     memory: Option<MemoryConfig>,
@@ -94,22 +96,43 @@ pub struct CacheBuilder {
     local_tier: Option<LocalTier>,
     backend_timeout: Option<Duration>,
     bulk_timeout: Option<Duration>,
-    breaker: Option<Option<CircuitBreaker>>,
+    /// `None`: no breaker ([`CacheBuilder::no_circuit_breaker`]).
+    breaker: Option<CircuitBreaker>,
     bus: Option<BusConfig>,
     pub(crate) opening: Option<Arc<Reopening>>,
 }
 
-impl CacheBuilder {
-    /// Store in `backend`.
-    pub fn backend(mut self, backend: impl Backend) -> Self {
-        self.backend = Some(Arc::new(backend));
-        self.memory = None;
-        self
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            backend: None,
+            memory: None,
+            codec: None,
+            manager: None,
+            local_tier: None,
+            backend_timeout: None,
+            bulk_timeout: None,
+            breaker: Some(CircuitBreaker::default()),
+            bus: None,
+            opening: None,
+        }
     }
+}
 
-    /// Store in a shared backend.
-    pub fn backend_arc(mut self, backend: Arc<dyn Backend>) -> Self {
-        self.backend = Some(backend);
+/// `value` as a shared trait object: an `Arc<dyn T>` given as `value` (an `Arc` of a backend
+/// or manager is one itself) is taken as it is rather than wrapped in another `Arc`.
+fn shared<T: std::any::Any, D: ?Sized + 'static>(value: T, wrap: fn(T) -> Arc<D>) -> Arc<D> {
+    match (&value as &dyn std::any::Any).downcast_ref::<Arc<D>>() {
+        Some(arc) => arc.clone(),
+        None => wrap(value),
+    }
+}
+
+impl CacheBuilder {
+    /// Store in `backend`: a backend by value, or a shared one (`Arc<B>`, `Arc<dyn Backend>`;
+    /// an `Arc` of a backend is a backend) that the caller keeps a handle on too.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(shared(backend, |b| Arc::new(b) as Arc<dyn Backend>));
         self.memory = None;
         self
     }
@@ -129,9 +152,12 @@ impl CacheBuilder {
         self
     }
 
-    /// Use a custom manager (its own backend and codec); overrides `backend` and `codec`.
+    /// Use a custom manager (its own backend and codec); overrides `backend` and `codec`. By
+    /// value, or shared (`Arc<M>`, `Arc<dyn CacheManager>`; an `Arc` of a manager is a
+    /// manager) when the caller keeps a handle on it too (to reach methods of its own, such as
+    /// reading part of a value).
     pub fn manager(mut self, manager: impl CacheManager) -> Self {
-        self.manager = Some(Arc::new(manager));
+        self.manager = Some(shared(manager, |m| Arc::new(m) as Arc<dyn CacheManager>));
         self
     }
 
@@ -171,10 +197,18 @@ impl CacheBuilder {
     /// The circuit breaker in front of the backend: after a few consecutive transient failures
     /// the engine stops calling it (calls run their function or are served from L1), probes it
     /// in the background and resumes by itself (see [`CircuitBreaker`]). On by default
-    /// ([`CircuitBreaker::default`]); `None` turns it off. Also the URL options
-    /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>`.
-    pub fn circuit_breaker(mut self, breaker: Option<CircuitBreaker>) -> Self {
+    /// ([`CircuitBreaker::default`]); [`no_circuit_breaker`](Self::no_circuit_breaker) turns
+    /// it off. Also the URL options `breaker_threshold=<n>` (0: off) and
+    /// `breaker_cooldown_ms=<n>`.
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
         self.breaker = Some(breaker);
+        self
+    }
+
+    /// No circuit breaker in front of the backend: every call reaches it (each within
+    /// [`backend_timeout`](Self::backend_timeout)). Also the URL option `breaker_threshold=0`.
+    pub fn no_circuit_breaker(mut self) -> Self {
+        self.breaker = None;
         self
     }
 
@@ -188,13 +222,6 @@ impl CacheBuilder {
         self
     }
 
-    /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
-    /// own, such as reading part of a value); overrides `backend` and `codec`.
-    pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
-        self.manager = Some(manager);
-        self
-    }
-
     /// Build. With nothing set, a memory cache with default bounds.
     pub fn build(mut self) -> Cache {
         let tiers = self.tiers();
@@ -203,11 +230,7 @@ impl CacheBuilder {
             .backend_timeout
             .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
             .max(Duration::from_millis(1));
-        let breaker = Breaker::new(
-            self.breaker.unwrap_or(Some(CircuitBreaker::default())),
-            &manager,
-            backend_timeout,
-        );
+        let breaker = Breaker::new(self.breaker, &manager, backend_timeout);
         let reach = match (&tiers, &self.opening) {
             (Tiers::Typed(_), _) => Reach::Process,
             (_, Some(_)) => Reach::Opening,

@@ -3,6 +3,7 @@
 //! be opened now is served from memory meanwhile and opened again in the background), the
 //! cache's own URL options, and [`CacheHealth`].
 
+use crate::backend::Backend;
 use crate::cache::{Cache, CacheBuilder};
 use crate::error::{Error, Result};
 use crate::memory::MemoryConfig;
@@ -10,6 +11,7 @@ use crate::options::{parse_bytes, parse_count, redact_url};
 use crate::reopen::Reopening;
 use crate::scheme::{find_opener, SchemeOpener};
 use crate::tier::{BusConfig, CircuitBreaker, LocalTier};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A cache's health: whether the backend its URL names is open, and whether its circuit
@@ -61,8 +63,10 @@ impl UrlOptions {
         if let Some(t) = self.bulk_timeout {
             b = b.bulk_timeout(t);
         }
-        if let Some(c) = self.breaker {
-            b = b.circuit_breaker(c);
+        match self.breaker {
+            Some(Some(c)) => b = b.circuit_breaker(c),
+            Some(None) => b = b.no_circuit_breaker(),
+            None => {}
         }
         if let Some(c) = &self.bus {
             b = b.bus(c.clone());
@@ -141,9 +145,7 @@ impl Cache {
         }
         let open = find_opener(&scheme).ok_or_else(|| no_backend(&scheme))?;
         let (url, options) = split_cache_options(url)?;
-        Ok(options
-            .apply(Cache::builder().backend_arc(open(&url)?))
-            .build())
+        Ok(options.apply(Cache::builder().backend(open(&url)?)).build())
     }
 
     /// [`Cache::from_url`] that fails open: what `#[cached(cache = "url")]` uses.
@@ -175,7 +177,7 @@ impl Cache {
             let open = find_opener(&scheme).ok_or_else(|| fail(no_backend(&scheme)))?;
             let (url, options) = split_cache_options(url).map_err(fail)?;
             match open(&url) {
-                Ok(b) => Ok(options.apply(Cache::builder().backend_arc(b)).build()),
+                Ok(b) => Ok(options.apply(Cache::builder().backend(b)).build()),
                 Err(e @ Error::Config(_)) => Err(fail(e)),
                 Err(error) => Err(Box::new(Unopened {
                     error,
@@ -191,7 +193,7 @@ impl Cache {
                 let retrying = retry.is_some();
                 tracing::error!(url = %redacted, error = %e, retrying, "steadycache: cannot open cache; serving from memory in this process meanwhile");
                 let reopening = Reopening::new(e.to_string(), retrying, redacted);
-                let mut builder = Cache::builder().backend_arc(reopening.clone());
+                let mut builder = Cache::builder().backend(reopening.clone() as Arc<dyn Backend>);
                 if let Some((url, open, options)) = retry {
                     builder = options.apply(builder);
                     reopening.start(url, open);

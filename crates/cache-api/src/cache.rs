@@ -17,7 +17,7 @@ use crate::policy::Policy;
 use crate::reopen::Reopening;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tier::{
-    Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, Reach, Store, Tiers, L2,
+    Breaker, Budget, Bus, BusConfig, LocalTier, Place, Reach, Store, StoreBreaker, Tiers, L2,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -96,8 +96,8 @@ pub struct CacheBuilder {
     local_tier: Option<LocalTier>,
     backend_timeout: Option<Duration>,
     bulk_timeout: Option<Duration>,
-    /// `None`: no breaker ([`CacheBuilder::no_circuit_breaker`]).
-    breaker: Option<CircuitBreaker>,
+    /// `None`: no breaker ([`CacheBuilder::no_store_breaker`]).
+    breaker: Option<StoreBreaker>,
     bus: Option<BusConfig>,
     pub(crate) opening: Option<Arc<Reopening>>,
 }
@@ -112,7 +112,7 @@ impl Default for CacheBuilder {
             local_tier: None,
             backend_timeout: None,
             bulk_timeout: None,
-            breaker: Some(CircuitBreaker::default()),
+            breaker: Some(StoreBreaker::default()),
             bus: None,
             opening: None,
         }
@@ -186,7 +186,7 @@ impl CacheBuilder {
     /// [`Cache::invalidate_matching`] and a function's `clear` (default
     /// [`DEFAULT_BULK_TIMEOUT`](crate::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
     /// scan the whole store, so it is not bound by `backend_timeout`; it also never counts
-    /// towards the circuit breaker, nor waits for it to close. One stopped by this bound (or an
+    /// towards the store breaker, nor waits for it to close. One stopped by this bound (or an
     /// error) after removing some keys is [`Error::Partial`](crate::Error::Partial), which says
     /// how many; running it again goes on. Also the URL option `bulk_timeout_ms`.
     pub fn bulk_timeout(mut self, timeout: Duration) -> Self {
@@ -194,20 +194,20 @@ impl CacheBuilder {
         self
     }
 
-    /// The circuit breaker in front of the backend: after a few consecutive transient failures
+    /// The store breaker in front of the backend: after a few consecutive transient failures
     /// the engine stops calling it (calls run their function or are served from L1), probes it
-    /// in the background and resumes by itself (see [`CircuitBreaker`]). On by default
-    /// ([`CircuitBreaker::default`]); [`no_circuit_breaker`](Self::no_circuit_breaker) turns
+    /// in the background and resumes by itself (see [`StoreBreaker`]). On by default
+    /// ([`StoreBreaker::default`]); [`no_store_breaker`](Self::no_store_breaker) turns
     /// it off. Also the URL options `breaker_threshold=<n>` (0: off) and
     /// `breaker_cooldown_ms=<n>`.
-    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+    pub fn store_breaker(mut self, breaker: StoreBreaker) -> Self {
         self.breaker = Some(breaker);
         self
     }
 
-    /// No circuit breaker in front of the backend: every call reaches it (each within
+    /// No store breaker in front of the backend: every call reaches it (each within
     /// [`backend_timeout`](Self::backend_timeout)). Also the URL option `breaker_threshold=0`.
-    pub fn no_circuit_breaker(mut self) -> Self {
+    pub fn no_store_breaker(mut self) -> Self {
         self.breaker = None;
         self
     }
@@ -367,7 +367,7 @@ impl Cache {
         &self.inner.bus
     }
 
-    /// The circuit breaker in front of the backend.
+    /// The store breaker in front of the backend.
     pub(crate) fn breaker(&self) -> &Arc<Breaker> {
         self.inner.store.breaker()
     }
@@ -389,7 +389,7 @@ impl Cache {
         }
     }
 
-    /// A call into the manager within the backend timeout, through the circuit breaker.
+    /// A call into the manager within the backend timeout, through the store breaker.
     pub(crate) async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
         self.inner.store.guard(op).await
     }

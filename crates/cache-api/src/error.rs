@@ -177,7 +177,7 @@ pub struct RateLimited {
     pub retry_after: std::time::Duration,
 }
 
-/// A call refused because its call breaker is open (`#[circuit_breaker]`): the function
+/// A call refused because its call breaker is open (`#[call_breaker]`): the function
 /// failed too often lately and is not called until the breaker half-opens. Converted into the
 /// function's error type with `From` (implemented for [`Error`] (as [`Error::Refused`]),
 /// [`Refusal`] and `std::io::Error`, kind `ConnectionRefused`).

@@ -100,5 +100,13 @@ pub use scope::{
     with_origin_async, CallOptions, Origin,
 };
 pub use stats::{Counter, StatsSnapshot};
-pub use tier::{BusConfig, CircuitBreaker, LocalTier};
+pub use tier::{BusConfig, LocalTier, StoreBreaker};
+
+/// The old name of [`StoreBreaker`], the breaker in front of a cache's store (renamed so that
+/// it is not confused with [`CallBreaker`], the breaker around a function).
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `StoreBreaker` (and `CacheBuilder::circuit_breaker` is `store_breaker`)"
+)]
+pub type CircuitBreaker = StoreBreaker;
 pub use time::parse_duration;

@@ -1,4 +1,4 @@
-//! `#[rate_limit]` and `#[circuit_breaker]` across processes (issue 13, option 9). The rate
+//! `#[rate_limit]` and `#[call_breaker]` across processes (issue 13, option 9). The rate
 //! limit: 4 OS processes × 200 calls under `limit = 10, period = "1s"`; the upstream (each
 //! admitted call appends its time to a file) sees at most 10 calls in any second on Redis (an
 //! exact sliding window; ±1 for the processes' clock reads), and at most 10 per fixed window on
@@ -10,7 +10,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
-use steadycache::{cached, circuit_breaker, rate_limit, RateLimited};
+use steadycache::{cached, call_breaker, rate_limit, RateLimited};
 use steadycache_redis::testing::RedisServer;
 use support::{lines, spawn_and_wait, temp_dir, xp_cache, COUNT, ROLE, XP_URL};
 
@@ -216,12 +216,12 @@ fn flaky() -> Result<u32, Failure> {
     }
 }
 
-#[circuit_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_a(), name = "shared-breaker")]
+#[call_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_a(), name = "shared-breaker")]
 fn via_a() -> Result<u32, Failure> {
     flaky()
 }
 
-#[circuit_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_b(), name = "shared-breaker")]
+#[call_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_b(), name = "shared-breaker")]
 async fn via_b() -> Result<u32, Failure> {
     flaky()
 }
@@ -292,7 +292,7 @@ fn under_cached_a_rate_limit_counts_misses_only() {
 
 /// A rate limit written above a breaker: its refusals are not the function's failures.
 #[rate_limit(limit = 1, period = "1h", name = "order-limit")]
-#[circuit_breaker(
+#[call_breaker(
     error_rate = 0.5,
     min_calls = 2,
     period = "1h",

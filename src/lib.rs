@@ -141,13 +141,14 @@
 //! use steadycache::{cached, FactoryTimeout};
 //!
 //! #[cached(ttl = "1m", fail_safe = "1h", soft_timeout = "100ms", hard_timeout = "2s")]
-//! fn quote(symbol: String) -> Result<f64, String> {
+//! fn quote(symbol: String) -> Result<f64, steadycache::Error> {
 //!     Ok(if symbol == "ACME" { 12.5 } else { 1.0 }) // stands for a call that may hang
 //! }
-//! assert_eq!(quote("ACME".into()), Ok(12.5));
-//! // An error type of your own takes the timeout with `From`:
-//! let e: String = FactoryTimeout { after: std::time::Duration::from_secs(2) }.into();
-//! assert!(e.contains("hard_timeout"));
+//! assert_eq!(quote("ACME".into()).ok(), Some(12.5));
+//! // `steadycache::Error` takes the timeout with `From` (as `Error::Refused`), and so can an
+//! // error type of your own:
+//! let e: steadycache::Error = FactoryTimeout { after: std::time::Duration::from_secs(2) }.into();
+//! assert!(e.to_string().contains("hard_timeout"));
 //! ```
 //!
 //! **Hit counts** (`min_calls`, `max_hits`), on the backend's atomic counters (so every process
@@ -171,7 +172,7 @@
 //! assert_eq!(RUNS.load(Ordering::SeqCst), 2, "stored at the second call, then hits");
 //! ```
 //!
-//! **Rate limits and circuit breakers**, attributes of their own on any function, their state
+//! **Rate limits and call breakers** (circuit breakers around a function), attributes of their own on any function, their state
 //! in a cache's backend so every process sharing it shares them (cashews' `rate_limit` and
 //! `circuit_breaker`):
 //!
@@ -181,7 +182,7 @@
 //!   windows over `incr` (at most `limit` per window). `"error"` (the default) returns
 //!   `Err(RateLimited.into())`; `"wait"` waits for a slot. In a test of 4 processes × 200 calls
 //!   under 10/s on Redis, the upstream saw at most 10 calls in any second.
-//! * `#[circuit_breaker(error_rate = 0.5, min_calls = 20, period = "1m", half_open_after = "30s",
+//! * `#[call_breaker(error_rate = 0.5, min_calls = 20, period = "1m", half_open_after = "30s",
 //!   cache = …)]`: when at least `error_rate` of at least `min_calls` calls in a period failed
 //!   (returned `Err`), calls are refused with `Err(CircuitOpen.into())` for `half_open_after`;
 //!   then one probe call (across processes) decides: success closes it, failure opens it again
@@ -194,7 +195,7 @@
 //! guard needs `name = "…"`. A backend that cannot answer lets calls through.
 //!
 //! ```
-//! use steadycache::{cached, circuit_breaker, rate_limit, CircuitOpen, RateLimited};
+//! use steadycache::{cached, call_breaker, rate_limit, CircuitOpen, RateLimited};
 //!
 //! #[derive(Debug)]
 //! enum ApiError {
@@ -210,7 +211,7 @@
 //!
 //! #[cached(ttl = "5m")]
 //! #[rate_limit(limit = 2, period = "1m")]
-//! #[circuit_breaker(error_rate = 0.5, min_calls = 10, period = "1m", half_open_after = "30s")]
+//! #[call_breaker(error_rate = 0.5, min_calls = 10, period = "1m", half_open_after = "30s")]
 //! fn repo_stars(repo: String) -> Result<u32, ApiError> {
 //!     Ok(repo.len() as u32) // stands for a rate-limited web API
 //! }
@@ -314,12 +315,17 @@ pub use steadycache_api::{
     parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
     BusConfig, Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions,
-    Capabilities, CircuitBreaker, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error,
-    FactoryTimeout, Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo,
-    MemoryBackend, MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Result,
-    StatsSnapshot, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES, FORMAT_VERSION,
+    Capabilities, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error, FactoryTimeout,
+    Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo, MemoryBackend,
+    MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Refusal, Result,
+    StatsSnapshot, StoreBreaker, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES,
+    FORMAT_VERSION,
 };
-pub use steadycache_macros::{cached, circuit_breaker, rate_limit};
+pub use steadycache_macros::{cached, call_breaker, rate_limit};
+
+/// The old name of [`StoreBreaker`] (see `steadycache_api::CircuitBreaker`).
+#[allow(deprecated)]
+pub use steadycache_api::CircuitBreaker;
 
 /// Invalidate memoized calls and tags after a function that changes the data returns `Ok`.
 ///

@@ -16,7 +16,7 @@ static STORE: LazyLock<Arc<MemoryBackend>> = LazyLock::new(|| {
 });
 static CACHE: LazyLock<Cache> = LazyLock::new(|| {
     let store: Arc<dyn Backend> = STORE.clone();
-    Cache::builder().backend_arc(store).build()
+    Cache::builder().backend(store).build()
 });
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 

@@ -1,6 +1,6 @@
 //! Bulk operations are not calls (issue 21, item 7): a clear or a removal by prefix or pattern
 //! runs under `bulk_timeout`, not the per-call `backend_timeout`, and never counts towards the
-//! circuit breaker. With the fault layer, no servers (a partial clear of a real Redis is in
+//! store breaker. With the fault layer, no servers (a partial clear of a real Redis is in
 //! `crates/backend-redis/tests/redis_backend.rs`).
 
 use std::time::Duration;

@@ -58,3 +58,45 @@ fn the_example_runs() {
     example::main();
     assert_eq!(example::report_cache().stats().misses, 1);
 }
+
+/// `CacheBuilder::backend` and `::manager` take a value or a shared one, one method each; an
+/// `Arc<dyn …>` is taken as it is, not wrapped again.
+#[tokio::test]
+async fn the_builder_takes_a_backend_or_manager_by_value_or_shared() {
+    use steadycache::{Cache, CacheManager, Codec, DefaultManager};
+    let policy = Policy::ttl(Duration::from_secs(60));
+    let shared: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+    let typed = Arc::new(MemoryBackend::default());
+    let manager: Arc<dyn CacheManager> =
+        Arc::new(DefaultManager::new(shared.clone(), Codec::bincode()));
+    let caches = [
+        Cache::builder().backend(MemoryBackend::default()).build(),
+        Cache::builder().backend(typed.clone()).build(),
+        Cache::builder().backend(shared.clone()).build(),
+        Cache::builder()
+            .manager(DefaultManager::new(shared.clone(), Codec::json()))
+            .build(),
+        Cache::builder().manager(manager.clone()).build(),
+    ];
+    for (i, cache) in caches.iter().enumerate() {
+        let key = format!("shape:{i}");
+        let v: u64 = cache
+            .get_or_compute(&key, &policy, || async { Ok::<_, ()>(i as u64) })
+            .await
+            .unwrap();
+        assert_eq!(v, i as u64);
+        assert_eq!(cache.get::<u64>(&key).await.unwrap(), Some(i as u64));
+    }
+    assert!(
+        shared.get("shape:2").await.unwrap().is_some(),
+        "in the Arc given"
+    );
+    assert!(
+        typed.get("shape:1").await.unwrap().is_some(),
+        "in the Arc<T> given"
+    );
+    assert!(
+        Arc::ptr_eq(caches[4].manager(), &manager),
+        "an Arc<dyn CacheManager> is not wrapped again"
+    );
+}

@@ -88,7 +88,7 @@ async fn calls_by_hand_never_chain_either() {
 fn fleet(n: usize) -> Vec<Cache> {
     let shared: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
     (0..n)
-        .map(|_| Cache::builder().backend_arc(shared.clone()).build())
+        .map(|_| Cache::builder().backend(shared.clone()).build())
         .collect()
 }
 

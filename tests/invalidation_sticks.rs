@@ -19,7 +19,7 @@ fn over(store: impl Fn() -> Cache) {
 #[test]
 fn on_a_shared_memory_store() {
     let store: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
-    over(|| Cache::builder().backend_arc(store.clone()).build());
+    over(|| Cache::builder().backend(store.clone()).build());
 }
 
 #[test]

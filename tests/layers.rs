@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steadycache::layer::{Layer, Layered, Op, Retry};
-use steadycache::{Cache, CacheManager, CircuitBreaker, MemoryBackend, Policy, Result};
+use steadycache::{Cache, CacheManager, MemoryBackend, Policy, Result, StoreBreaker};
 use steadycache_api::testing::fault::{self, Faults, Faulty};
 
 fn policy() -> Policy {
@@ -22,7 +22,7 @@ fn cache(retry: Option<Retry>) -> (Cache, Faults) {
     let faults = store.faults();
     let mut b = Cache::builder()
         .backend(store)
-        .circuit_breaker(Some(CircuitBreaker::new(1, Duration::from_secs(60))));
+        .store_breaker(StoreBreaker::new(1, Duration::from_secs(60)));
     if let Some(r) = retry {
         b = b.layer(r);
     }

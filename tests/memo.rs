@@ -506,7 +506,7 @@ async fn signed_entries_from_another_key_are_rejected() {
     let shared: std::sync::Arc<dyn steadycache::Backend> =
         std::sync::Arc::new(steadycache::MemoryBackend::default());
     let mine = steadycache::Cache::builder()
-        .backend_arc(shared.clone())
+        .backend(shared.clone())
         .codec(
             steadycache::Codec::bincode()
                 .signed(b"my key, sixteen bytes+")
@@ -514,7 +514,7 @@ async fn signed_entries_from_another_key_are_rejected() {
         )
         .build();
     let theirs = steadycache::Cache::builder()
-        .backend_arc(shared)
+        .backend(shared)
         .codec(
             steadycache::Codec::bincode()
                 .signed(b"someone else's key")

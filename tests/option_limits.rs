@@ -35,7 +35,7 @@ static LONG_TIMEOUT_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// A hard timeout of 2^64 ms + 1 ms: past what the engine counts.
 #[cached(hard_timeout = "18446744073709551s 617ms")]
-fn long_timeout(k: u32) -> Result<u32, String> {
+fn long_timeout(k: u32) -> Result<u32, steadycache::FactoryTimeout> {
     LONG_TIMEOUT_RUNS.fetch_add(1, SeqCst);
     std::thread::sleep(Duration::from_millis(20));
     Ok(k)

@@ -1,12 +1,12 @@
 //! A `cache = "url"` that cannot be opened (issue 12, item 8): it fails open on memory, says
 //! so in its health, is opened again in the background, and `strict = true` returns the open
-//! error instead. And the circuit breaker in front of a failing backend (item 7).
+//! error instead. And the store breaker in front of a failing backend (item 7).
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 use steadycache::{cached, Cache, Policy};
 use steadycache_api::testing::fault::{Faulty, Op};
-use steadycache_api::{CircuitBreaker, Error, MemoryBackend};
+use steadycache_api::{Error, MemoryBackend, StoreBreaker};
 
 /// Poll `cond` every 20 ms for up to `limit` (a guard against hangs, not a timing assertion).
 fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -166,7 +166,7 @@ async fn the_breaker_stops_calling_a_failing_store_and_resumes_by_itself() {
     let faults = layer.faults();
     let cache = Cache::builder()
         .backend(layer)
-        .circuit_breaker(Some(CircuitBreaker::new(3, Duration::from_millis(50))))
+        .store_breaker(StoreBreaker::new(3, Duration::from_millis(50)))
         .build();
     let policy = Policy::ttl(Duration::from_secs(600));
     faults.down();

@@ -168,7 +168,7 @@ fn counting_over_files(tier: Option<LocalTier>) -> (Cache, Arc<Counting>) {
         loads: AtomicUsize::new(0),
         saves: AtomicUsize::new(0),
     });
-    let mut b = Cache::builder().manager_arc(m.clone());
+    let mut b = Cache::builder().manager(m.clone());
     if let Some(t) = tier {
         b = b.local_tier(t);
     }

@@ -10,11 +10,22 @@ use std::time::{Duration, Instant};
 use steadycache::{cached, Cache, FactoryTimeout};
 use steadycache_api::testing::{clock, eventually};
 
+/// The error of the timed functions: a message, which a [`FactoryTimeout`] converts into (there
+/// is no `From<FactoryTimeout> for String`: a function's error type says how it takes one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure(pub String);
+
+impl From<FactoryTimeout> for Failure {
+    fn from(e: FactoryTimeout) -> Self {
+        Failure(e.to_string())
+    }
+}
+
 /// The scenario: `call(k)` returns what a caller got; the function sleeps `sleep` ms and counts
 /// its starts in `runs` and its ends in `ends`. Soft timeout 50 ms, hard 300 ms, ttl 1 s,
 /// fail-safe 1 h.
 pub fn slow_upstreams(
-    call: &dyn Fn(u32) -> Result<u64, String>,
+    call: &dyn Fn(u32) -> Result<u64, Failure>,
     sleep: &AtomicU64,
     runs: &AtomicUsize,
     ends: &AtomicUsize,
@@ -47,7 +58,7 @@ pub fn slow_upstreams(
         started.elapsed() < Duration::from_millis(900),
         "did not wait for the function"
     );
-    assert!(err.contains("hard_timeout"), "{err}");
+    assert!(err.0.contains("hard_timeout"), "{err:?}");
     assert!(eventually(|| ends.load(SeqCst) == 3));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(call(2), Ok(2), "stored by the abandoned computation");
@@ -64,7 +75,7 @@ macro_rules! scenario {
             static RUNS: AtomicUsize = AtomicUsize::new(0);
             static ENDS: AtomicUsize = AtomicUsize::new(0);
 
-            fn upstream() -> Result<u64, String> {
+            fn upstream() -> Result<u64, Failure> {
                 let n = RUNS.fetch_add(1, SeqCst) as u64;
                 std::thread::sleep(Duration::from_millis(SLEEP.load(SeqCst)));
                 ENDS.fetch_add(1, SeqCst);
@@ -72,12 +83,12 @@ macro_rules! scenario {
             }
 
             #[cached(cache = $cache, ttl = "1s", fail_safe = "1h", soft_timeout = "50ms", hard_timeout = "300ms")]
-            fn sync_fn(_k: u32) -> Result<u64, String> {
+            fn sync_fn(_k: u32) -> Result<u64, Failure> {
                 upstream()
             }
 
             #[cached(cache = $cache, ttl = "1s", fail_safe = "1h", soft_timeout = "50ms", hard_timeout = "300ms")]
-            async fn async_fn(_k: u32) -> Result<u64, String> {
+            async fn async_fn(_k: u32) -> Result<u64, Failure> {
                 let n = RUNS.fetch_add(1, SeqCst) as u64;
                 tokio::time::sleep(Duration::from_millis(SLEEP.load(SeqCst))).await;
                 ENDS.fetch_add(1, SeqCst);
@@ -202,7 +213,7 @@ fn waiters_get_the_old_value_at_the_soft_timeout_too() {
 }
 
 #[cached(hard_timeout = "2s")]
-fn quick(k: u32) -> Result<u32, String> {
+fn quick(k: u32) -> Result<u32, Failure> {
     Ok(k)
 }
 

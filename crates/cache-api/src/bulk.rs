@@ -1,7 +1,7 @@
 //! Bulk operations are not calls: a clear or a removal by prefix or pattern may scan a whole
 //! store, so it runs under a bound of its own ([`CacheBuilder::bulk_timeout`], default
 //! [`DEFAULT_BULK_TIMEOUT`]) instead of the per-call `backend_timeout`, never counts towards
-//! (nor waits on) the circuit breaker, and reports how far it got when it stops part way
+//! (nor waits on) the store breaker, and reports how far it got when it stops part way
 //! ([`Error::Partial`]).
 //!
 //! Backends report progress as they remove batches with [`BulkProgress`]: taken once, in the

@@ -17,7 +17,7 @@ use crate::policy::Policy;
 use crate::reopen::Reopening;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tier::{
-    Breaker, Budget, Bus, BusConfig, CircuitBreaker, LocalTier, Place, Reach, Store, Tiers, L2,
+    Breaker, Budget, Bus, BusConfig, LocalTier, Place, Reach, Store, StoreBreaker, Tiers, L2,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -85,7 +85,9 @@ impl Default for Cache {
 }
 
 /// Builds a [`Cache`] from a backend, a codec or a whole manager.
-#[derive(Default)]
+///
+/// [`backend`](Self::backend) and [`manager`](Self::manager) take a value or a shared one (an
+/// `Arc` of a backend is a backend, an `Arc` of a manager a manager): one method each.
 pub struct CacheBuilder {
     backend: Option<Arc<dyn Backend>>,
     memory: Option<MemoryConfig>,
@@ -94,23 +96,45 @@ pub struct CacheBuilder {
     local_tier: Option<LocalTier>,
     backend_timeout: Option<Duration>,
     bulk_timeout: Option<Duration>,
-    breaker: Option<Option<CircuitBreaker>>,
+    /// `None`: no breaker ([`CacheBuilder::no_store_breaker`]).
+    breaker: Option<StoreBreaker>,
     layers: Vec<crate::layer::Wrap>,
     bus: Option<BusConfig>,
     pub(crate) opening: Option<Arc<Reopening>>,
 }
 
-impl CacheBuilder {
-    /// Store in `backend`.
-    pub fn backend(mut self, backend: impl Backend) -> Self {
-        self.backend = Some(Arc::new(backend));
-        self.memory = None;
-        self
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            backend: None,
+            memory: None,
+            codec: None,
+            manager: None,
+            local_tier: None,
+            backend_timeout: None,
+            bulk_timeout: None,
+            breaker: Some(StoreBreaker::default()),
+            layers: Vec::new(),
+            bus: None,
+            opening: None,
+        }
     }
+}
 
-    /// Store in a shared backend.
-    pub fn backend_arc(mut self, backend: Arc<dyn Backend>) -> Self {
-        self.backend = Some(backend);
+/// `value` as a shared trait object: an `Arc<dyn T>` given as `value` (an `Arc` of a backend
+/// or manager is one itself) is taken as it is rather than wrapped in another `Arc`.
+fn shared<T: std::any::Any, D: ?Sized + 'static>(value: T, wrap: fn(T) -> Arc<D>) -> Arc<D> {
+    match (&value as &dyn std::any::Any).downcast_ref::<Arc<D>>() {
+        Some(arc) => arc.clone(),
+        None => wrap(value),
+    }
+}
+
+impl CacheBuilder {
+    /// Store in `backend`: a backend by value, or a shared one (`Arc<B>`, `Arc<dyn Backend>`;
+    /// an `Arc` of a backend is a backend) that the caller keeps a handle on too.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(shared(backend, |b| Arc::new(b) as Arc<dyn Backend>));
         self.memory = None;
         self
     }
@@ -130,9 +154,12 @@ impl CacheBuilder {
         self
     }
 
-    /// Use a custom manager (its own backend and codec); overrides `backend` and `codec`.
+    /// Use a custom manager (its own backend and codec); overrides `backend` and `codec`. By
+    /// value, or shared (`Arc<M>`, `Arc<dyn CacheManager>`; an `Arc` of a manager is a
+    /// manager) when the caller keeps a handle on it too (to reach methods of its own, such as
+    /// reading part of a value).
     pub fn manager(mut self, manager: impl CacheManager) -> Self {
-        self.manager = Some(Arc::new(manager));
+        self.manager = Some(shared(manager, |m| Arc::new(m) as Arc<dyn CacheManager>));
         self
     }
 
@@ -161,7 +188,7 @@ impl CacheBuilder {
     /// [`Cache::invalidate_matching`] and a function's `clear` (default
     /// [`DEFAULT_BULK_TIMEOUT`](crate::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
     /// scan the whole store, so it is not bound by `backend_timeout`; it also never counts
-    /// towards the circuit breaker, nor waits for it to close. One stopped by this bound (or an
+    /// towards the store breaker, nor waits for it to close. One stopped by this bound (or an
     /// error) after removing some keys is [`Error::Partial`](crate::Error::Partial), which says
     /// how many; running it again goes on. Also the URL option `bulk_timeout_ms`.
     pub fn bulk_timeout(mut self, timeout: Duration) -> Self {
@@ -169,13 +196,21 @@ impl CacheBuilder {
         self
     }
 
-    /// The circuit breaker in front of the backend: after a few consecutive transient failures
+    /// The store breaker in front of the backend: after a few consecutive transient failures
     /// the engine stops calling it (calls run their function or are served from L1), probes it
-    /// in the background and resumes by itself (see [`CircuitBreaker`]). On by default
-    /// ([`CircuitBreaker::default`]); `None` turns it off. Also the URL options
-    /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>`.
-    pub fn circuit_breaker(mut self, breaker: Option<CircuitBreaker>) -> Self {
+    /// in the background and resumes by itself (see [`StoreBreaker`]). On by default
+    /// ([`StoreBreaker::default`]); [`no_store_breaker`](Self::no_store_breaker) turns
+    /// it off. Also the URL options `breaker_threshold=<n>` (0: off) and
+    /// `breaker_cooldown_ms=<n>`.
+    pub fn store_breaker(mut self, breaker: StoreBreaker) -> Self {
         self.breaker = Some(breaker);
+        self
+    }
+
+    /// No store breaker in front of the backend: every call reaches it (each within
+    /// [`backend_timeout`](Self::backend_timeout)). Also the URL option `breaker_threshold=0`.
+    pub fn no_store_breaker(mut self) -> Self {
+        self.breaker = None;
         self
     }
 
@@ -186,13 +221,6 @@ impl CacheBuilder {
     /// `bus_grace_ms=`.
     pub fn bus(mut self, config: BusConfig) -> Self {
         self.bus = Some(config);
-        self
-    }
-
-    /// Use a custom manager that the caller keeps a handle on too (to reach methods of its
-    /// own, such as reading part of a value); overrides `backend` and `codec`.
-    pub fn manager_arc(mut self, manager: Arc<dyn CacheManager>) -> Self {
-        self.manager = Some(manager);
         self
     }
 
@@ -214,11 +242,7 @@ impl CacheBuilder {
             .backend_timeout
             .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
             .max(Duration::from_millis(1));
-        let breaker = Breaker::new(
-            self.breaker.unwrap_or(Some(CircuitBreaker::default())),
-            &manager,
-            backend_timeout,
-        );
+        let breaker = Breaker::new(self.breaker, &manager, backend_timeout);
         let reach = match (&tiers, &self.opening) {
             (Tiers::Typed(_), _) => Reach::Process,
             (_, Some(_)) => Reach::Opening,
@@ -364,7 +388,7 @@ impl Cache {
         &self.inner.bus
     }
 
-    /// The circuit breaker in front of the backend.
+    /// The store breaker in front of the backend.
     pub(crate) fn breaker(&self) -> &Arc<Breaker> {
         self.inner.store.breaker()
     }
@@ -386,7 +410,7 @@ impl Cache {
         }
     }
 
-    /// A call into the manager within the backend timeout, through the circuit breaker.
+    /// A call into the manager within the backend timeout, through the store breaker.
     pub(crate) async fn guarded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
         self.inner.store.guard(op).await
     }

@@ -72,15 +72,29 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A call was refused before (or instead of) finishing: it timed out, was rate limited, or
+    /// its call breaker is open. Not an outage of a store: nothing is wrong with the cache, the
+    /// call was turned away on purpose. Retrying later may succeed ([`Error::is_transient`]).
+    #[error(transparent)]
+    Refused(Refusal),
 }
 
 impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Unavailable { .. } => true,
+            Error::Unavailable { .. } | Error::Refused(_) => true,
             Error::Partial { source, .. } => source.is_transient(),
             _ => false,
+        }
+    }
+
+    /// The refusal, when this is an [`Error::Refused`] (a timeout, a rate limit, an open call
+    /// breaker) rather than a failure of a store.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Error::Refused(r) => Some(*r),
+            _ => None,
         }
     }
 
@@ -139,13 +153,13 @@ impl Error {
 
 /// A memoized function did not finish within its `hard_timeout` and no old value could be
 /// served: the error its caller gets, converted into the function's error type with `From`
-/// (implemented here for [`Error`], `String`, `std::io::Error` (kind `TimedOut`) and, through
-/// `std::error::Error`, `Box<dyn Error + Send + Sync>`; implement `From<FactoryTimeout>` for
-/// your own error type). The computation itself goes on in the background and stores its
-/// value, unless `background_completion = false`.
+/// (implemented here for [`Error`] (as [`Error::Refused`]), [`Refusal`], `std::io::Error`
+/// (kind `TimedOut`) and, through `std::error::Error`, `Box<dyn Error + Send + Sync>`;
+/// implement `From<FactoryTimeout>` for your own error type). The computation itself goes on in
+/// the background and stores its value, unless `background_completion = false`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the function did not finish within {after:?} (hard_timeout); it goes on in the background"
+    "the call timed out after {after:?} (hard_timeout); the function goes on in the background"
 )]
 pub struct FactoryTimeout {
     /// How long the caller waited.
@@ -154,7 +168,8 @@ pub struct FactoryTimeout {
 
 /// A call refused by a rate limit (`#[rate_limit(on_exceed = "error")]`, or
 /// `RateLimiter::try_acquire`): converted into the function's error type with `From`
-/// (implemented for [`Error`], `String` and `std::io::Error`, kind `WouldBlock`).
+/// (implemented for [`Error`] (as [`Error::Refused`]), [`Refusal`] and `std::io::Error`, kind
+/// `WouldBlock`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("rate limited: retry in {retry_after:?}")]
 pub struct RateLimited {
@@ -162,33 +177,49 @@ pub struct RateLimited {
     pub retry_after: std::time::Duration,
 }
 
-/// A call refused because its circuit breaker is open (`#[circuit_breaker]`): the function
+/// A call refused because its call breaker is open (`#[call_breaker]`): the function
 /// failed too often lately and is not called until the breaker half-opens. Converted into the
-/// function's error type with `From` (implemented for [`Error`], `String` and
-/// `std::io::Error`, kind `ConnectionRefused`).
+/// function's error type with `From` (implemented for [`Error`] (as [`Error::Refused`]),
+/// [`Refusal`] and `std::io::Error`, kind `ConnectionRefused`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "circuit open: the function failed too often; a probe is let through within {retry_after:?}"
+    "the call breaker is open: the function failed too often; a probe is let through within {retry_after:?}"
 )]
 pub struct CircuitOpen {
     /// At most how long until a probe call is let through.
     pub retry_after: std::time::Duration,
 }
 
+/// Why a call was refused: the payload of [`Error::Refused`]. A refusal is not an outage: the
+/// store is fine, the call was turned away (it took too long, came too often, or its function
+/// has been failing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The call did not finish within its `hard_timeout`.
+    #[error(transparent)]
+    TimedOut(FactoryTimeout),
+    /// A rate limit refused the call.
+    #[error(transparent)]
+    RateLimited(RateLimited),
+    /// The call's breaker is open.
+    #[error(transparent)]
+    CircuitOpen(CircuitOpen),
+}
+
 /// The conversions every refusal of a guard or timeout offers a function's error type: into
-/// [`Error`] (as `Unavailable` from `source`), `String` (its message) and `std::io::Error` (of
-/// `kind`).
+/// [`Refusal`], [`Error`] (as [`Error::Refused`]) and `std::io::Error` (of `kind`).
 macro_rules! refusal_conversions {
-    ($($ty:ty => $source:literal, $kind:ident;)*) => {$(
-        impl From<$ty> for Error {
+    ($($ty:ident => $variant:ident, $kind:ident;)*) => {$(
+        impl From<$ty> for Refusal {
             fn from(e: $ty) -> Self {
-                Error::unavailable($source, e.to_string())
+                Refusal::$variant(e)
             }
         }
 
-        impl From<$ty> for String {
+        impl From<$ty> for Error {
             fn from(e: $ty) -> Self {
-                e.to_string()
+                Error::Refused(Refusal::$variant(e))
             }
         }
 
@@ -201,7 +232,65 @@ macro_rules! refusal_conversions {
 }
 
 refusal_conversions! {
-    FactoryTimeout => "function", TimedOut;
-    RateLimited => "rate limit", WouldBlock;
-    CircuitOpen => "circuit breaker", ConnectionRefused;
+    FactoryTimeout => TimedOut, TimedOut;
+    RateLimited => RateLimited, WouldBlock;
+    CircuitOpen => CircuitOpen, ConnectionRefused;
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        Error::Refused(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn refusals_are_refused_not_unavailable_and_say_what_happened() {
+        let cases: [(Error, &str); 3] = [
+            (
+                FactoryTimeout {
+                    after: Duration::from_secs(2),
+                }
+                .into(),
+                "the call timed out after 2s (hard_timeout); the function goes on in the background",
+            ),
+            (
+                RateLimited {
+                    retry_after: Duration::from_millis(300),
+                }
+                .into(),
+                "rate limited: retry in 300ms",
+            ),
+            (
+                CircuitOpen {
+                    retry_after: Duration::from_secs(30),
+                }
+                .into(),
+                "the call breaker is open: the function failed too often; a probe is let \
+                 through within 30s",
+            ),
+        ];
+        for (e, shown) in cases {
+            assert_eq!(e.to_string(), shown);
+            assert!(matches!(e, Error::Refused(_)), "{e:?}");
+            assert!(!matches!(e, Error::Unavailable { .. }), "{e:?}");
+            assert!(e.refusal().is_some());
+            assert!(e.is_transient(), "retrying later may succeed, as before");
+            assert!(!e.to_string().contains("unavailable"), "{e}");
+        }
+        let timeout = FactoryTimeout {
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            Error::from(timeout).refusal(),
+            Some(Refusal::TimedOut(timeout))
+        );
+        assert_eq!(Error::unavailable("redis", "down").refusal(), None);
+        let io: std::io::Error = timeout.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    }
 }

@@ -121,7 +121,7 @@ impl Cache {
     /// [`invalidate_prefix`](Self::invalidate_prefix) and
     /// [`invalidate_matching`](Self::invalidate_matching): bound by
     /// [`bulk_timeout`](crate::CacheBuilder::bulk_timeout), not the per-call timeout, and
-    /// outside the circuit breaker; one stopped part way is
+    /// outside the store breaker; one stopped part way is
     /// [`Error::Partial`](crate::Error::Partial) with how many keys it removed.
     pub async fn clear(&self) -> Result<u64> {
         let marked = self.mark(Mode::Async, ALL_MARK).await;

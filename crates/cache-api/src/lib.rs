@@ -86,7 +86,7 @@ pub use bulk::DEFAULT_BULK_TIMEOUT;
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use envelope::{Entry, Freshness, FORMAT_VERSION};
-pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Result};
+pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Refusal, Result};
 pub use glob::{Glob, MAX_GLOB_LEN};
 pub use guard::{CallBreaker, Permit, RateLimiter};
 pub use listing::{KeyPage, ListedKey};
@@ -103,5 +103,13 @@ pub use scope::{
     with_origin_async, CallOptions, Origin,
 };
 pub use stats::{Counter, StatsSnapshot};
-pub use tier::{BusConfig, CircuitBreaker, LocalTier};
+pub use tier::{BusConfig, LocalTier, StoreBreaker};
+
+/// The old name of [`StoreBreaker`], the breaker in front of a cache's store (renamed so that
+/// it is not confused with [`CallBreaker`], the breaker around a function).
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `StoreBreaker` (and `CacheBuilder::circuit_breaker` is `store_breaker`)"
+)]
+pub type CircuitBreaker = StoreBreaker;
 pub use time::parse_duration;

@@ -103,6 +103,43 @@ pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
 // Compile-time check that `CacheManager` stays object-safe.
 const _: Option<&dyn CacheManager> = None;
 
+/// A shared manager is a manager: `Arc<M>` and `Arc<dyn CacheManager>` forward every method
+/// (hooks and overrides included), so [`CacheBuilder::manager`](crate::CacheBuilder::manager)
+/// takes a manager by value or one the caller keeps a handle on.
+#[async_trait]
+impl<M: CacheManager + ?Sized> CacheManager for Arc<M> {
+    fn backend(&self) -> &dyn Backend {
+        (**self).backend()
+    }
+    fn codec(&self) -> &Codec {
+        (**self).codec()
+    }
+    fn before_save(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        (**self).before_save(bytes)
+    }
+    fn after_load(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        (**self).after_load(bytes)
+    }
+    async fn load(&self, key: &str) -> Result<Option<Entry>> {
+        (**self).load(key).await
+    }
+    async fn save(&self, key: &str, entry: &Entry) -> Result<()> {
+        (**self).save(key, entry).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        (**self).delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        (**self).delete_prefix(prefix).await
+    }
+    async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
+        (**self).delete_matching(pattern).await
+    }
+    fn blocking(&self) -> Option<&dyn BlockingManager> {
+        (**self).blocking()
+    }
+}
+
 /// Blocking twins of a manager's [`load`](CacheManager::load), [`save`](CacheManager::save) and
 /// [`delete`](CacheManager::delete), with the same semantics.
 pub trait BlockingManager: Send + Sync {

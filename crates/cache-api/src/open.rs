@@ -3,13 +3,15 @@
 //! be opened now is served from memory meanwhile and opened again in the background), the
 //! cache's own URL options, and [`CacheHealth`].
 
+use crate::backend::Backend;
 use crate::cache::{Cache, CacheBuilder};
 use crate::error::{Error, Result};
 use crate::memory::MemoryConfig;
 use crate::options::{parse_bytes, parse_count, redact_url};
 use crate::reopen::Reopening;
 use crate::scheme::{find_opener, SchemeOpener};
-use crate::tier::{BusConfig, CircuitBreaker, LocalTier};
+use crate::tier::{BusConfig, LocalTier, StoreBreaker};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A cache's health: whether the backend its URL names is open, and whether its circuit
@@ -28,10 +30,10 @@ pub struct CacheHealth {
     /// It is still being opened again in the background (false after a configuration error,
     /// which no retry can fix).
     pub reopening: bool,
-    /// The circuit breaker is open: the backend failed repeatedly and calls skip it until a
+    /// The store breaker is open: the backend failed repeatedly and calls skip it until a
     /// background probe finds it back.
     pub circuit_open: bool,
-    /// How many times the circuit breaker has opened.
+    /// How many times the store breaker has opened.
     pub circuit_opened: u32,
     /// The invalidation bus vouches for in-process copies (true when no bus is needed: a
     /// memory cache, or a bus turned off). False while a shared cache's bus has not been heard
@@ -46,7 +48,7 @@ struct UrlOptions {
     local_tier: Option<LocalTier>,
     timeout: Option<Duration>,
     bulk_timeout: Option<Duration>,
-    breaker: Option<Option<CircuitBreaker>>,
+    breaker: Option<Option<StoreBreaker>>,
     bus: Option<BusConfig>,
 }
 
@@ -61,8 +63,10 @@ impl UrlOptions {
         if let Some(t) = self.bulk_timeout {
             b = b.bulk_timeout(t);
         }
-        if let Some(c) = self.breaker {
-            b = b.circuit_breaker(c);
+        match self.breaker {
+            Some(Some(c)) => b = b.store_breaker(c),
+            Some(None) => b = b.no_store_breaker(),
+            None => {}
         }
         if let Some(c) = &self.bus {
             b = b.bus(c.clone());
@@ -103,14 +107,14 @@ impl Cache {
     /// sets [`CacheBuilder::backend_timeout`](crate::CacheBuilder::backend_timeout),
     /// `bulk_timeout_ms=<n>` [`CacheBuilder::bulk_timeout`](crate::CacheBuilder::bulk_timeout),
     /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>` set the
-    /// [`CircuitBreaker`], and `bus=off|on`, `bus_channel=<name>`, `bus_poll_ms=<n>` and
+    /// [`StoreBreaker`], and `bus=off|on`, `bus_channel=<name>`, `bus_poll_ms=<n>` and
     /// `bus_grace_ms=<n>` set the invalidation bus ([`BusConfig`]); they are taken out of the
     /// URL before the backend reads it.
     ///
     /// **One cache per URL**: every call with the same URL (up to the scheme's case and the
     /// order of the query options) in this process returns the same cache, also shared with
     /// every `#[cached(cache = "url")]`, `#[invalidates]` and guard that names it: one
-    /// connection pool, one invalidation bus, one circuit breaker, one byte budget. A URL the
+    /// connection pool, one invalidation bus, one store breaker, one byte budget. A URL the
     /// functions' failing-open caches could not open yet is an error here (the open error).
     /// [`from_url_unshared`](Self::from_url_unshared) opens a cache of its own.
     pub fn from_url(url: &str) -> Result<Self> {
@@ -141,9 +145,7 @@ impl Cache {
         }
         let open = find_opener(&scheme).ok_or_else(|| no_backend(&scheme))?;
         let (url, options) = split_cache_options(url)?;
-        Ok(options
-            .apply(Cache::builder().backend_arc(open(&url)?))
-            .build())
+        Ok(options.apply(Cache::builder().backend(open(&url)?)).build())
     }
 
     /// [`Cache::from_url`] that fails open: what `#[cached(cache = "url")]` uses.
@@ -175,7 +177,7 @@ impl Cache {
             let open = find_opener(&scheme).ok_or_else(|| fail(no_backend(&scheme)))?;
             let (url, options) = split_cache_options(url).map_err(fail)?;
             match open(&url) {
-                Ok(b) => Ok(options.apply(Cache::builder().backend_arc(b)).build()),
+                Ok(b) => Ok(options.apply(Cache::builder().backend(b)).build()),
                 Err(e @ Error::Config(_)) => Err(fail(e)),
                 Err(error) => Err(Box::new(Unopened {
                     error,
@@ -191,7 +193,7 @@ impl Cache {
                 let retrying = retry.is_some();
                 tracing::error!(url = %redacted, error = %e, retrying, "steadycache: cannot open cache; serving from memory in this process meanwhile");
                 let reopening = Reopening::new(e.to_string(), retrying, redacted);
-                let mut builder = Cache::builder().backend_arc(reopening.clone());
+                let mut builder = Cache::builder().backend(reopening.clone() as Arc<dyn Backend>);
                 if let Some((url, open, options)) = retry {
                     builder = options.apply(builder);
                     reopening.start(url, open);
@@ -353,10 +355,10 @@ fn set_tier_and_breaker(
         (None, None) => None,
     };
     if threshold.is_some() || cooldown.is_some() {
-        let d = CircuitBreaker::default();
+        let d = StoreBreaker::default();
         o.breaker = Some(match threshold {
             Some(0) => None,
-            t => Some(CircuitBreaker::new(
+            t => Some(StoreBreaker::new(
                 t.map_or(d.threshold, |t| u32::try_from(t).unwrap_or(u32::MAX)),
                 cooldown.unwrap_or(d.cooldown),
             )),

@@ -1,6 +1,6 @@
 //! One cache per URL in a process: every `#[cached(cache = "url")]`, `#[invalidates]`, guard and
 //! [`Cache::from_url`] that names the same URL gets the same [`Cache`], so they share one
-//! connection pool, one invalidation bus, one circuit breaker and one byte budget. Forty
+//! connection pool, one invalidation bus, one store breaker and one byte budget. Forty
 //! functions on one Redis URL hold one connection and one subscription, not forty.
 //!
 //! The registry is keyed by a hash of the normalized URL (scheme in lower case, query options

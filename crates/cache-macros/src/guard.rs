@@ -1,4 +1,4 @@
-//! `#[rate_limit]` and `#[circuit_breaker]`: a guard statement in front of the function's body,
+//! `#[rate_limit]` and `#[call_breaker]`: a guard statement in front of the function's body,
 //! on a `RateLimiter` or a `CallBreaker` kept in a `static`.
 //!
 //! Under `#[cached]` (written above them) they move onto the cached function's inner body, so
@@ -32,7 +32,7 @@ struct RateOptions {
     fn_name: Option<syn::LitStr>,
 }
 
-/// The options of `#[circuit_breaker(...)]`.
+/// The options of `#[call_breaker(...)]`.
 #[derive(Debug, FromMeta)]
 struct BreakerOptions {
     /// `error_rate = 0.5`: the share of failed calls (0 to 1) that opens the breaker.
@@ -159,14 +159,14 @@ pub(crate) fn rate_limit(attr: TokenStream2, item: TokenStream2) -> syn::Result<
     })
 }
 
-/// Written above a `#[circuit_breaker]`: the function with the breaker first, so that it wraps
+/// Written above a `#[call_breaker]`: the function with the breaker first, so that it wraps
 /// the function alone and never counts this limit's refusals as failures.
 fn breaker_first(attr: &TokenStream2, f: &ItemFn) -> Option<TokenStream2> {
     let is_breaker = |a: &&syn::Attribute| {
         a.path()
             .segments
             .last()
-            .is_some_and(|s| s.ident == "circuit_breaker")
+            .is_some_and(|s| s.ident == "call_breaker")
     };
     if !f.attrs.iter().any(|a| is_breaker(&a)) {
         return None;
@@ -214,11 +214,11 @@ fn check_rate(o: &RateOptions, f: &ItemFn) -> syn::Result<(u64, bool)> {
     Ok((limit, wait))
 }
 
-/// `#[circuit_breaker(error_rate = 0.5, min_calls = 20, period = "1m", half_open_after = "30s",
+/// `#[call_breaker(error_rate = 0.5, min_calls = 20, period = "1m", half_open_after = "30s",
 /// cache = …)]`.
-pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+pub(crate) fn call_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let o: BreakerOptions = parse(attr)?;
-    let f = function(item, "circuit_breaker")?;
+    let f = function(item, "call_breaker")?;
     let (rate, min_calls) = check_breaker(&o, &f)?;
     let name = name_expr(&o.name, &o.fn_name, &f);
     let (period, half, source) = (
@@ -266,13 +266,13 @@ pub(crate) fn circuit_breaker(attr: TokenStream2, item: TokenStream2) -> syn::Re
     })
 }
 
-/// The rules of `#[circuit_breaker]`: its error rate and its minimum of calls.
+/// The rules of `#[call_breaker]`: its error rate and its minimum of calls.
 fn check_breaker(o: &BreakerOptions, f: &ItemFn) -> syn::Result<(f64, u64)> {
-    check_named(&o.name, &o.fn_name, f, "circuit_breaker")?;
+    check_named(&o.name, &o.fn_name, f, "call_breaker")?;
     if !returns_result(f) {
         return Err(err(
             f.sig.output.span(),
-            "#[circuit_breaker] counts `Err` results as failures and returns \
+            "#[call_breaker] counts `Err` results as failures and returns \
              `Err(steadycache::CircuitOpen)` converted with `From` while open: it needs a \
              function returning `Result`",
         ));
@@ -298,7 +298,7 @@ pub(crate) fn is_guard(attr: &syn::Attribute) -> bool {
     attr.path()
         .segments
         .last()
-        .is_some_and(|s| s.ident == "rate_limit" || s.ident == "circuit_breaker")
+        .is_some_and(|s| s.ident == "rate_limit" || s.ident == "call_breaker")
 }
 
 /// `attr` (a guard) with `fn_name = "<name>"` added, unless it names itself.

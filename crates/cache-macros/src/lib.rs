@@ -90,10 +90,10 @@ pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Stop calling a function that keeps failing, shared across processes through a cache's
-/// backend. See `steadycache::circuit_breaker`.
+/// backend. See `steadycache::call_breaker`.
 #[proc_macro_attribute]
-pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
-    output(guard::circuit_breaker(attr.into(), item.into()))
+pub fn call_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    output(guard::call_breaker(attr.into(), item.into()))
 }
 
 /// Invalidate memoized calls and tags after a mutating function returns `Ok`. See

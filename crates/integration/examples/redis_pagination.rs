@@ -219,9 +219,7 @@ pub struct Hit {
 /// A cache whose entries go through [`ListManager`] on `redis`.
 pub fn list_cache(redis: RedisBackend) -> (Cache, Arc<ListManager>) {
     let manager = Arc::new(ListManager::new(redis));
-    let cache = Cache::builder()
-        .manager_arc(manager.clone() as Arc<dyn CacheManager>)
-        .build();
+    let cache = Cache::builder().manager(manager.clone()).build();
     (cache, manager)
 }
 

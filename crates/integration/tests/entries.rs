@@ -11,7 +11,7 @@ const SIGNING: &[u8] = b"a signing key of at least 16 bytes";
 
 fn signed_cache(backend: Arc<dyn Backend>) -> Cache {
     Cache::builder()
-        .backend_arc(backend)
+        .backend(backend)
         .codec(Codec::bincode().signed(SIGNING).unwrap())
         .build()
 }

@@ -1,4 +1,4 @@
-//! `#[rate_limit]` and `#[circuit_breaker]` across processes (issue 13, option 9). The rate
+//! `#[rate_limit]` and `#[call_breaker]` across processes (issue 13, option 9). The rate
 //! limit: 4 OS processes × 200 calls under `limit = 10, period = "1s"`; the upstream (each
 //! admitted call appends its time to a file) sees at most 10 calls in any second on Redis (an
 //! exact sliding window; ±1 for the processes' clock reads), and at most 10 per fixed window on
@@ -10,7 +10,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
-use steadycache::{cached, circuit_breaker, rate_limit, RateLimited};
+use steadycache::{cached, call_breaker, rate_limit, RateLimited};
 use steadycache_redis::testing::RedisServer;
 use support::{lines, spawn_and_wait, temp_dir, xp_cache, COUNT, ROLE, XP_URL};
 
@@ -170,10 +170,44 @@ fn cache_b() -> steadycache::Cache {
     steadycache::Cache::from_url(&breaker_server().url()).unwrap()
 }
 
+/// The error of the guarded functions: a message, which the guards' refusals convert into.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure(pub String);
+
+impl Failure {
+    fn contains(&self, part: &str) -> bool {
+        self.0.contains(part)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure(s.to_owned())
+    }
+}
+
+impl From<steadycache::CircuitOpen> for Failure {
+    fn from(e: steadycache::CircuitOpen) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+impl From<RateLimited> for Failure {
+    fn from(e: RateLimited) -> Self {
+        Failure(e.to_string())
+    }
+}
+
 static DOWN: AtomicBool = AtomicBool::new(false);
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 
-fn flaky() -> Result<u32, String> {
+fn flaky() -> Result<u32, Failure> {
     CALLS.fetch_add(1, SeqCst);
     if DOWN.load(SeqCst) {
         Err("down".into())
@@ -182,13 +216,13 @@ fn flaky() -> Result<u32, String> {
     }
 }
 
-#[circuit_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_a(), name = "shared-breaker")]
-fn via_a() -> Result<u32, String> {
+#[call_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_a(), name = "shared-breaker")]
+fn via_a() -> Result<u32, Failure> {
     flaky()
 }
 
-#[circuit_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_b(), name = "shared-breaker")]
-async fn via_b() -> Result<u32, String> {
+#[call_breaker(error_rate = 0.5, min_calls = 4, period = "1m", half_open_after = "500ms", cache = cache_b(), name = "shared-breaker")]
+async fn via_b() -> Result<u32, Failure> {
     flaky()
 }
 
@@ -205,9 +239,9 @@ async fn the_breaker_opens_on_failures_for_every_cache_and_half_opens_after_its_
         .await
         .unwrap();
     assert!(
-        refused
-            .iter()
-            .all(|r| r.as_ref().is_err_and(|e| e.contains("circuit open"))),
+        refused.iter().all(|r| r
+            .as_ref()
+            .is_err_and(|e| e.contains("call breaker is open"))),
         "{refused:?}"
     );
     assert!(via_b().await.is_err());
@@ -220,7 +254,7 @@ async fn the_breaker_opens_on_failures_for_every_cache_and_half_opens_after_its_
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(via_b().await, Err("down".into()), "the probe ran");
     assert_eq!(CALLS.load(SeqCst), 5);
-    assert!(via_b().await.unwrap_err().contains("circuit open"));
+    assert!(via_b().await.unwrap_err().contains("call breaker is open"));
     // Back up: the next probe closes it, and calls flow again.
     DOWN.store(false, SeqCst);
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -258,14 +292,14 @@ fn under_cached_a_rate_limit_counts_misses_only() {
 
 /// A rate limit written above a breaker: its refusals are not the function's failures.
 #[rate_limit(limit = 1, period = "1h", name = "order-limit")]
-#[circuit_breaker(
+#[call_breaker(
     error_rate = 0.5,
     min_calls = 2,
     period = "1h",
     half_open_after = "1h",
     name = "order-breaker"
 )]
-fn ordered() -> Result<u32, String> {
+fn ordered() -> Result<u32, Failure> {
     Ok(1)
 }
 

@@ -57,12 +57,22 @@ fn early_refresh_refreshes_once_before_expiry_on_redis() {
     );
 }
 
+/// The error of `slow`: a message, which a [`steadycache::FactoryTimeout`] converts into.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure(pub String);
+
+impl From<steadycache::FactoryTimeout> for Failure {
+    fn from(e: steadycache::FactoryTimeout) -> Self {
+        Failure(e.to_string())
+    }
+}
+
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
 static SLOW_ENDS: AtomicUsize = AtomicUsize::new(0);
 static SLOW_MS: AtomicU64 = AtomicU64::new(0);
 
 #[cached(cache = redis(), ttl = "1s", fail_safe = "1h", soft_timeout = "50ms", hard_timeout = "300ms")]
-fn slow(_k: u32) -> Result<u64, String> {
+fn slow(_k: u32) -> Result<u64, Failure> {
     let n = SLOW_RUNS.fetch_add(1, SeqCst) as u64;
     std::thread::sleep(Duration::from_millis(SLOW_MS.load(SeqCst)));
     SLOW_ENDS.fetch_add(1, SeqCst);
@@ -82,7 +92,7 @@ fn factory_timeouts_complete_in_the_background_on_redis() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(slow(1), Ok(1), "stored by the background completion");
     let err = slow(2).expect_err("the hard timeout, nothing to serve");
-    assert!(err.contains("hard_timeout"), "{err}");
+    assert!(err.0.contains("hard_timeout"), "{err:?}");
     assert!(eventually(|| SLOW_ENDS.load(SeqCst) == 3));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(slow(2), Ok(2));

@@ -23,8 +23,11 @@ pub enum Permit {
     Probe,
 }
 
-/// A circuit breaker around a function (what `#[circuit_breaker]` generates), its state in a
+/// A call breaker: a circuit breaker around a function (what `#[call_breaker]` generates), its state in a
 /// cache's backend so every process sharing it shares the breaker.
+///
+/// Not to be confused with [`StoreBreaker`](crate::StoreBreaker), a cache's breaker in front of
+/// its store: this one refuses the calls of a function that keeps failing.
 ///
 /// * Closed: calls and failures are counted per fixed window of `period` (`incr`). When a call
 ///   fails and the window holds at least `min_calls` calls of which at least `error_rate`
@@ -114,7 +117,7 @@ impl CallBreaker {
                 retry_after: self.half_open_after,
             }),
             Err(e) => {
-                tracing::warn!(error = %e, "steadycache: circuit breaker unavailable; letting the call through");
+                tracing::warn!(error = %e, "steadycache: call breaker unavailable; letting the call through");
                 Ok(Permit::Closed)
             }
         }
@@ -199,6 +202,6 @@ async fn open(b: &dyn Backend, key: &str, half_open_after: Duration) -> Result<(
 
 fn log_failure(r: Result<()>) {
     if let Err(e) = r {
-        tracing::warn!(error = %e, "steadycache: circuit breaker could not count a call");
+        tracing::warn!(error = %e, "steadycache: call breaker could not count a call");
     }
 }

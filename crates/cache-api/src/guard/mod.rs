@@ -1,6 +1,6 @@
 //! Guards around a function, shared by every process using one backend: a rate limit
-//! ([`RateLimiter`], `#[rate_limit]`) and a circuit breaker ([`CallBreaker`],
-//! `#[circuit_breaker]`). They keep their state in the cache's backend (its atomic counters,
+//! ([`RateLimiter`], `#[rate_limit]`) and a call breaker, a circuit breaker around a function ([`CallBreaker`],
+//! `#[call_breaker]`). They keep their state in the cache's backend (its atomic counters,
 //! `incr`; Redis' sliding-window script for rate limits), under internal keys
 //! (`steadycache#rate:<name>`, `steadycache#breaker:<name>…`), and fail open: a backend that
 //! cannot answer admits the call (logged).

@@ -3,7 +3,7 @@
 //!
 //! A cache reaches its store through a stack (outermost first):
 //!
-//! 1. the **circuit breaker**, which stops calling a store that keeps failing;
+//! 1. the **store breaker** ([`StoreBreaker`](crate::StoreBreaker)), which stops calling a store that keeps failing;
 //! 2. the **backend timeout**, which bounds each call (a store that does not answer is a
 //!    transient error, so the caller fails open);
 //! 3. **your layers**, in the order they were added (the first added is the outermost);

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Up to `attempts` tries in all, waiting `backoff` before the second, twice that before the
 /// third, and so on (at most 1 s between two). Every try of one call runs within the cache's
 /// one [`backend_timeout`](crate::CacheBuilder::backend_timeout), which bounds the call as a
-/// whole, so a store that hangs still fails open in time; and the circuit breaker counts a
+/// whole, so a store that hangs still fails open in time; and the store breaker counts a
 /// call that failed after its retries once. Sync callers of a local store (files, SQLite) are
 /// retried on their own thread.
 ///

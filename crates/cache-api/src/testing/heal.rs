@@ -15,7 +15,7 @@ use std::time::Duration;
 pub const KEY: &str = "heal:k";
 
 fn cache(backend: Arc<dyn Backend>, codec: Codec) -> Cache {
-    Cache::builder().backend_arc(backend).codec(codec).build()
+    Cache::builder().backend(backend).codec(codec).build()
 }
 
 /// One memoized call of `cache` for [`KEY`]: returns `"v<run>"` where run counts the executions.

@@ -332,7 +332,7 @@ pub async fn envelope(b: &dyn Backend, p: &str) {
 /// Garbage, truncated and foreign bytes under a key are a miss for the engine: the function runs,
 /// its value replaces the bad bytes, and no wrong value is ever returned.
 pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
-    let cache = Cache::builder().backend_arc(backend.clone()).build();
+    let cache = Cache::builder().backend(backend.clone()).build();
     let policy = Policy::ttl(Duration::from_secs(60));
     let good = crate::Codec::bincode().encode(&7u64).unwrap();
     let now = unix_millis();

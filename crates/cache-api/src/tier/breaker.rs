@@ -1,10 +1,10 @@
-//! The circuit breaker in front of a cache's backend (FusionCache's distributed-cache circuit
+//! The store breaker in front of a cache's backend (FusionCache's distributed-cache circuit
 //! breaker). A store that is down costs each call a failed round trip, or a whole
 //! `backend_timeout` when it hangs: with Redis killed, every call paid about 0.8 s before
-//! failing open. After [`CircuitBreaker::threshold`] consecutive transient failures
+//! failing open. After [`StoreBreaker::threshold`] consecutive transient failures
 //! ([`Error::is_transient`]: the store is unreachable or did not answer in time) the breaker
 //! opens: the engine stops calling the backend (calls run their function, or are served from
-//! L1), and a probe on the library runtime pings the store every [`CircuitBreaker::cooldown`].
+//! L1), and a probe on the library runtime pings the store every [`StoreBreaker::cooldown`].
 //! The first ping that succeeds closes the breaker and caching resumes by itself, without a
 //! restart of the process. Errors that are not transient (a corrupt entry, a value that is not
 //! a counter) say nothing about the store's health and leave the breaker alone.
@@ -19,31 +19,35 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// When a cache stops calling a failing backend, and how often it checks whether it is back
-/// (see [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker)).
+/// The store breaker: when a cache stops calling a failing backend, and how often it checks
+/// whether it is back (see [`CacheBuilder::store_breaker`](crate::CacheBuilder::store_breaker)).
+///
+/// Not to be confused with [`CallBreaker`](crate::CallBreaker) (`#[call_breaker]`), a breaker
+/// around one function that refuses its calls while the function keeps failing: this one
+/// guards the cache's store, and a call it skips still runs its function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CircuitBreaker {
+pub struct StoreBreaker {
     /// Consecutive transient failures that open the breaker (at least 1).
     pub threshold: u32,
     /// How long the breaker stays open before each probe of the store.
     pub cooldown: Duration,
 }
 
-impl Default for CircuitBreaker {
+impl Default for StoreBreaker {
     /// Open after 3 consecutive transient failures, probe every second.
     fn default() -> Self {
-        CircuitBreaker {
+        StoreBreaker {
             threshold: 3,
             cooldown: Duration::from_secs(1),
         }
     }
 }
 
-impl CircuitBreaker {
+impl StoreBreaker {
     /// Open after `threshold` consecutive transient failures (0 is taken as 1); probe every
     /// `cooldown` (at least 1 ms).
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
-        CircuitBreaker {
+        StoreBreaker {
             threshold: threshold.max(1),
             cooldown: cooldown.max(Duration::from_millis(1)),
         }
@@ -52,7 +56,7 @@ impl CircuitBreaker {
 
 /// The state of one cache's breaker.
 pub(crate) struct Breaker {
-    config: Option<CircuitBreaker>,
+    config: Option<StoreBreaker>,
     failures: AtomicU32,
     open: AtomicBool,
     /// Times it opened (for the stats and logs).
@@ -65,12 +69,12 @@ pub(crate) struct Breaker {
 impl Breaker {
     /// A closed breaker for `manager`'s backend; `None`: never opens.
     pub(crate) fn new(
-        config: Option<CircuitBreaker>,
+        config: Option<StoreBreaker>,
         manager: &Arc<dyn CacheManager>,
         timeout: Duration,
     ) -> Arc<Breaker> {
         Arc::new(Breaker {
-            config: config.map(|c| CircuitBreaker::new(c.threshold, c.cooldown)),
+            config: config.map(|c| StoreBreaker::new(c.threshold, c.cooldown)),
             failures: AtomicU32::new(0),
             open: AtomicBool::new(false),
             opened: AtomicU32::new(0),
@@ -99,7 +103,7 @@ impl Breaker {
         if self.is_open() {
             return Err(Error::unavailable(
                 "backend",
-                "circuit breaker open: the store failed repeatedly and is being probed in the background",
+                "store breaker open: the store failed repeatedly and is being probed in the background",
             ));
         }
         let r = op.await;
@@ -124,7 +128,7 @@ impl Breaker {
                     .saturating_add(1);
                 if n >= config.threshold && !self.open.swap(true, Ordering::AcqRel) {
                     self.opened.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(failures = n, error = %e, "steadycache: backend failing; circuit breaker open, calls skip it until a probe succeeds");
+                    tracing::warn!(failures = n, error = %e, "steadycache: backend failing; store breaker open, calls skip it until a probe succeeds");
                     self.spawn_probe(config.cooldown);
                 }
             }
@@ -138,7 +142,7 @@ impl Breaker {
             Ok(rt) => rt,
             Err(e) => {
                 // Without a probe the breaker would never close: stay closed instead.
-                tracing::warn!(error = %e, "steadycache: no runtime to probe the backend; circuit breaker stays closed");
+                tracing::warn!(error = %e, "steadycache: no runtime to probe the backend; store breaker stays closed");
                 self.close();
                 return;
             }
@@ -157,7 +161,7 @@ impl Breaker {
                     Err(_) => false,
                 };
                 if answered {
-                    tracing::info!("steadycache: backend answers again; circuit breaker closed");
+                    tracing::info!("steadycache: backend answers again; store breaker closed");
                     b.close();
                     return;
                 }

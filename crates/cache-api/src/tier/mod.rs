@@ -19,7 +19,7 @@ pub(crate) mod store;
 pub(crate) mod watch;
 
 pub(crate) use breaker::Breaker;
-pub use breaker::CircuitBreaker;
+pub use breaker::StoreBreaker;
 pub(crate) use budget::{Budget, Weighed};
 pub use bus::BusConfig;
 pub(crate) use bus::{Bus, Event, Reach};

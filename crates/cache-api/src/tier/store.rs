@@ -1,6 +1,6 @@
 //! The store a cache's engine calls: its manager wrapped once, when the cache is built, in the
 //! layers every call goes through (innermost first): the backend timeout, which turns a store
-//! that does not answer into a transient error; then the circuit breaker, which stops calling
+//! that does not answer into a transient error; then the store breaker, which stops calling
 //! a store that keeps failing. A call's [`L2`](super::L2) holds the cache's one `Store` and a
 //! key, so nothing threads `(manager, timeout, breaker)` around.
 //!

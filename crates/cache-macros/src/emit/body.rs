@@ -202,7 +202,7 @@ fn inner(model: &FnModel) -> (TokenStream2, TokenStream2) {
     let unsafety = &sig.unsafety;
     let output = &sig.output;
     let arg_idents = model.args.iter().map(|a| &a.ident);
-    // `#[rate_limit]` and `#[circuit_breaker]` guard the computations, not the hits.
+    // `#[rate_limit]` and `#[call_breaker]` guard the computations, not the hits.
     let name = model.name().to_string();
     let guards = model
         .func

@@ -23,7 +23,7 @@ impl Parts<'_> {
     /// A free function: the function and its handle (`handle`).
     pub(crate) fn free_items(&self) -> TokenStream2 {
         let func = &self.model.func;
-        // Guards (`#[rate_limit]`, `#[circuit_breaker]`) go on the inner body (`body::inner`).
+        // Guards (`#[rate_limit]`, `#[call_breaker]`) go on the inner body (`body::inner`).
         let attrs = func.attrs.iter().filter(|a| !crate::guard::is_guard(a));
         let (vis, sig, body) = (&func.vis, &func.sig, &self.body);
         let handle = self.handle();

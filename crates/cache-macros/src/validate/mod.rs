@@ -256,7 +256,7 @@ fn check_convert(opts: &Options) -> syn::Result<()> {
     }
 }
 
-/// `#[rate_limit]` / `#[circuit_breaker]` under `#[cached]`: they move onto the inner body of
+/// `#[rate_limit]` / `#[call_breaker]` under `#[cached]`: they move onto the inner body of
 /// a free function (guarding the misses); a method's inner body is a closure, so there they
 /// would guard the hits too. Their refusals are errors, which `cache_err` would store.
 fn check_guards(opts: &Options, model: &FnModel) -> syn::Result<()> {
@@ -266,7 +266,7 @@ fn check_guards(opts: &Options, model: &FnModel) -> syn::Result<()> {
     if model.receiver.is_some() {
         return Err(err(
             g.span(),
-            "under #[cached], #[rate_limit] and #[circuit_breaker] guard the computations of a \
+            "under #[cached], #[rate_limit] and #[call_breaker] guard the computations of a \
              free function; on a method they would guard its hits too: put them on a free \
              function the method calls",
         ));
@@ -274,7 +274,7 @@ fn check_guards(opts: &Options, model: &FnModel) -> syn::Result<()> {
     if opts.cache_err.is_some() {
         return Err(err(
             g.span(),
-            "with `cache_err`, the refusals of #[rate_limit] / #[circuit_breaker] would be \
+            "with `cache_err`, the refusals of #[rate_limit] / #[call_breaker] would be \
              cached as the function's errors: drop `cache_err` or the guard",
         ));
     }

@@ -11,6 +11,7 @@ pub mod fault;
 pub mod heal;
 mod invalidation;
 mod listing;
+pub mod proxy;
 pub mod server;
 pub mod sim;
 pub mod skew;

@@ -404,10 +404,7 @@ impl Cache {
     }
 
     fn l2(&self, key: &str) -> L2 {
-        L2 {
-            store: self.inner.store.clone(),
-            key: key.to_owned(),
-        }
+        L2::new(self.inner.store.clone(), key.to_owned())
     }
 
     /// A call into the manager within the backend timeout, through the store breaker.

@@ -349,10 +349,7 @@ where
 
     /// The call's slot in the cache's manager.
     fn l2(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> L2 {
-        L2 {
-            store: st.cache.store().clone(),
-            key: self.key_for(key),
-        }
+        L2::new(st.cache.store().clone(), self.key_for(key))
     }
 
     /// Log a key that could not be built (arguments that fail to serialize): the call runs

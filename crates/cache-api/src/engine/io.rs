@@ -18,8 +18,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Load the envelope under `l2.key`.
+/// Load the envelope under `l2.key` (not tried again in a call whose read went unanswered,
+/// see [`L2`]).
 pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
+    if l2.unanswered() {
+        return Err(unanswered(l2));
+    }
     let span = tracing::trace_span!("steadycache.backend", op = "load");
     let load = l2.store.through(
         mode,
@@ -28,11 +32,24 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
         |b, ()| b.load_blocking(&l2.key),
         |m, k, ()| async move { m.load(&k).await },
     );
-    tracing::Instrument::instrument(load, span).await
+    let loaded = tracing::Instrument::instrument(load, span).await;
+    l2.read_ended(&loaded);
+    loaded
 }
 
-/// Save `entry` under `l2.key`.
+/// Why an operation of a call whose read went unanswered was not tried.
+fn unanswered(l2: &L2) -> Error {
+    Error::unavailable(
+        l2.store.manager().backend().name().to_owned(),
+        "not tried: this call's read went unanswered",
+    )
+}
+
+/// Save `entry` under `l2.key` (not in a call whose read went unanswered, see [`L2`]).
 pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
+    if l2.unanswered() {
+        return Err(unanswered(l2));
+    }
     let span = tracing::trace_span!("steadycache.backend", op = "save");
     let save = l2.store.through(
         mode,

@@ -141,10 +141,45 @@ pub(crate) struct L1<V> {
 
 /// A call's slot in L2: the cache's store (its manager behind the backend timeout and the
 /// breaker, which every call into it goes through) and the key.
-#[derive(Clone)]
 pub(crate) struct L2 {
     pub(crate) store: Arc<Store>,
     pub(crate) key: String,
+    /// A read of the entry went unanswered in this call (a transient error: a timeout, a
+    /// broken link). The call then neither reads nor writes the entry again (`io::load`,
+    /// `io::save`): a store that does not answer costs one call one backend timeout, not one
+    /// per operation. Removals and bookkeeping are still tried. A clone (a background refresh,
+    /// a task that outlives its caller) starts afresh.
+    unanswered: std::sync::atomic::AtomicBool,
+}
+
+impl L2 {
+    /// The slot of `key` in `store`.
+    pub(crate) fn new(store: Arc<Store>, key: String) -> L2 {
+        L2 {
+            store,
+            key,
+            unanswered: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a read of the entry went unanswered in this call.
+    pub(crate) fn unanswered(&self) -> bool {
+        self.unanswered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Note how a read of the entry ended.
+    pub(crate) fn read_ended<T>(&self, r: &crate::error::Result<T>) {
+        if r.as_ref().is_err_and(|e| e.is_transient()) {
+            self.unanswered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Clone for L2 {
+    fn clone(&self) -> Self {
+        L2::new(self.store.clone(), self.key.clone())
+    }
 }
 
 /// A call's tags (rendered from its arguments on the slow path) and what judges them.

@@ -1,0 +1,180 @@
+//! Faults on the wire between a cache and its Redis (issue 24, item 2), through the test fault
+//! proxy (`steadycache_api::testing::proxy`): a real `redis-server`, a real client, and a TCP
+//! link that goes bad. Counts are asserted (how many times the function ran, what was served);
+//! times only as generous "does not wait" bounds. Run with `--nocapture` for the figures.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use steadycache::{Cache, Policy};
+use steadycache_api::testing::proxy::FaultProxy;
+use steadycache_redis::testing::RedisServer;
+
+/// Each call's backend deadline.
+const TIMEOUT: Duration = Duration::from_millis(300);
+/// What a loaded machine may add to a deadline before a test calls it a wait.
+const ALLOWANCE: Duration = Duration::from_secs(5);
+
+fn policy() -> Policy {
+    Policy::ttl(Duration::from_secs(3600))
+}
+
+/// A cache on Redis through `proxy`, whose breaker opens after `breaker` failed calls (0: no
+/// breaker).
+fn cache_through(proxy: &FaultProxy, breaker: u32) -> Cache {
+    let url = format!(
+        "redis://127.0.0.1:{}/0?backend_timeout_ms={}&breaker_threshold={breaker}&breaker_cooldown_ms=300",
+        proxy.port(),
+        TIMEOUT.as_millis()
+    );
+    match Cache::from_url_unshared(&url) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// One call of a function that counts its runs and returns their number; how long it took.
+async fn call(cache: &Cache, key: &str, runs: &Arc<AtomicU64>) -> (u64, Duration) {
+    let began = Instant::now();
+    let runs = runs.clone();
+    let r = cache
+        .get_or_compute(key, &policy(), || async move {
+            Ok::<u64, Infallible>(runs.fetch_add(1, SeqCst) + 1)
+        })
+        .await;
+    match r {
+        Ok(v) => (v, began.elapsed()),
+        Err(e) => match e {},
+    }
+}
+
+/// The same from a sync caller (on a blocking thread, as a sync service would call it).
+async fn call_sync(cache: &Cache, key: &str, runs: &Arc<AtomicU64>) -> (u64, Duration) {
+    let (cache, key, runs) = (cache.clone(), key.to_owned(), runs.clone());
+    let joined = tokio::task::spawn_blocking(move || {
+        let began = Instant::now();
+        let r = cache.get_or_compute_sync(&key, &policy(), || {
+            Ok::<u64, Infallible>(runs.fetch_add(1, SeqCst) + 1)
+        });
+        match r {
+            Ok(v) => (v, began.elapsed()),
+            Err(e) => match e {},
+        }
+    })
+    .await;
+    match joined {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_black_hole_each_call_fails_open_in_time_and_the_breaker_heals() {
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let cache = cache_through(&proxy, 3);
+    let runs = Arc::new(AtomicU64::new(0));
+    assert_eq!(call(&cache, "wire:bh", &runs).await.0, 1);
+    assert_eq!(call(&cache, "wire:bh", &runs).await.0, 1, "a hit");
+
+    // The link stops answering and nothing closes: a half-open socket after a failover.
+    proxy.black_hole();
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let (v, took) = if i % 2 == 0 {
+            call(&cache, "wire:bh", &runs).await
+        } else {
+            call_sync(&cache, "wire:bh", &runs).await
+        };
+        assert_eq!(
+            v,
+            runs.load(SeqCst),
+            "the call ran the function and got its value"
+        );
+        slowest = slowest.max(took);
+    }
+    assert_eq!(runs.load(SeqCst), 11, "every call failed open");
+    // A call waits at most for its load and its save, each bounded by the backend timeout.
+    assert!(
+        slowest < 2 * TIMEOUT + ALLOWANCE,
+        "slowest call {slowest:?}"
+    );
+    let health = cache.health();
+    assert!(health.circuit_open, "{health:?}");
+
+    // Healed: the breaker's probe finds the store back, and caching resumes in this process.
+    proxy.heal();
+    let closed = steadycache_api::testing::eventually(|| !cache.health().circuit_open);
+    assert!(closed, "the breaker closed: {:?}", cache.health());
+    let (first, _) = call(&cache, "wire:bh", &runs).await;
+    let before = runs.load(SeqCst);
+    let (second, _) = call(&cache, "wire:bh", &runs).await;
+    assert_eq!(second, first, "a hit again");
+    assert_eq!(runs.load(SeqCst), before, "without running the function");
+    println!(
+        "black hole: {} runs for 12 calls, slowest call {slowest:?} (backend timeout {TIMEOUT:?}), breaker opened {} time(s)",
+        runs.load(SeqCst),
+        cache.health().circuit_opened
+    );
+}
+
+/// How many times Redis has run `command` (from `INFO commandstats`).
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port().to_string(), "INFO", "commandstats"])
+        .output();
+    let Ok(out) = out else {
+        panic!("redis-cli runs")
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("cmdstat_{command}:calls=");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waits_for_an_unanswering_store_once_not_once_per_operation() {
+    // No breaker: each call meets the black hole. Before, a call read (timeout), read again
+    // after taking the in-process lock (timeout) and saved (timeout): 3 backend timeouts. Now
+    // the read that went unanswered is the call's only store operation on the entry.
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let cache = cache_through(&proxy, 0);
+    let runs = Arc::new(AtomicU64::new(0));
+    call(&cache, "wire:once", &runs).await;
+    let (gets, sets) = (command_calls(&server, "get"), command_calls(&server, "set"));
+    proxy.black_hole();
+    let mut slowest = Duration::ZERO;
+    const CALLS: u64 = 4;
+    for i in 0..CALLS {
+        let (_, took) = if i % 2 == 0 {
+            call(&cache, "wire:once", &runs).await
+        } else {
+            call_sync(&cache, "wire:once", &runs).await
+        };
+        slowest = slowest.max(took);
+    }
+    assert_eq!(runs.load(SeqCst), 1 + CALLS, "every call failed open");
+    // Healed, what the calls sent reaches Redis (held, not lost): count it.
+    proxy.heal();
+    let delivered =
+        steadycache_api::testing::eventually(|| command_calls(&server, "get") >= gets + CALLS);
+    assert!(delivered, "the held reads arrived");
+    std::thread::sleep(Duration::from_millis(300));
+    let (gets, sets) = (
+        command_calls(&server, "get") - gets,
+        command_calls(&server, "set") - sets,
+    );
+    assert_eq!(gets, CALLS, "one read per call");
+    assert_eq!(sets, 0, "no write after a read that went unanswered");
+    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
+    println!("black hole, no breaker: {CALLS} calls sent {gets} reads and {sets} writes; slowest call {slowest:?} (backend timeout {TIMEOUT:?})");
+}

@@ -40,10 +40,9 @@
 //! | `lock_ttl = "30s"` | lease of a distributed lock: renewed every third of it while the holder computes; a dead holder's lock expires after it |
 //! | `lock_wait = "10s"` | longest wait on another process's lock before computing anyway (default: while its holder renews the lease) |
 //! | `jitter = 0.1` | shorten each entry's lifetimes by a random fraction below this |
-//! | `cache_none = "30s"` | also cache `None` results, for this long |
-//! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`); not with `fail_safe` |
+//! | `negative_ttl = "30s"` | also cache negative results for this long: `None` of a function returning `Option`, `Err` of one returning `Result` (error type: serde + `Clone`; not with `fail_safe`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
-//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it); needs a `ttl` (or `ttl_fn`), not with `cache_err` (which stores the failure instead) |
+//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it); needs a `ttl` (or `ttl_fn`), not with `negative_ttl` on a `Result` function (which stores the failure instead) |
 //! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
 //! | `early_refresh = 1.0` | early refresh (XFetch): before a value goes stale, each read refreshes it with a probability that grows as the deadline nears and with how long the value took to compute (`1.0` is the paper's optimum; larger refreshes earlier); the value is served meanwhile, one refresh per key per process |
 //! | `soft_timeout = "100ms"` | with an old value to serve, stop waiting for a slow function after this long and serve it; the computation finishes in the background and stores its value (free functions); shorter than `hard_timeout` |
@@ -74,8 +73,8 @@
 //! whose type names `HashSet` (or `FxHashSet`, `AHashSet`, …) is a compile error. A set inside
 //! a struct of yours, or behind a type alias, is not seen: sort it in its `Serialize`.
 //!
-//! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with `cache_none` /
-//! `cache_err`. When a leader's call fails, the callers waiting on it get a clone of its error if
+//! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with
+//! `negative_ttl`. When a leader's call fails, the callers waiting on it get a clone of its error if
 //! the error type is `Clone` (one run for the whole round); otherwise (and after a panic) they
 //! all compute at once, side by side (`1 + waiters` runs), never one after another. Nobody
 //! hangs.
@@ -190,7 +189,7 @@
 //!
 //! Written under `#[cached]`, they guard the computations only: hits are neither counted nor
 //! refused (free functions; on a cached method, put them on a free function it calls, and
-//! `cache_err` is refused, as it would store their refusals). A rate limit is checked before a
+//! `negative_ttl` on a `Result` function is refused, as it would store their refusals). A rate limit is checked before a
 //! breaker, whichever is written first, so its refusals never count as failures. A method's
 //! guard needs `name = "…"`. A backend that cannot answer lets calls through.
 //!

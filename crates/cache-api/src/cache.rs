@@ -55,7 +55,7 @@ pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// use steadycache_api::{Cache, Policy};
 /// use std::time::Duration;
 /// let cache = Cache::from_url("mem://?max_bytes=1048576").unwrap();
-/// let policy = Policy::ttl(Duration::from_secs(60));
+/// let policy = Policy::expire_after(Duration::from_secs(60));
 /// let v: u64 = cache
 ///     .get_or_compute("answer", &policy, || async { Ok::<_, std::io::Error>(42) })
 ///     .await

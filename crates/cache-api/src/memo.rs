@@ -109,7 +109,7 @@ struct MemoState<V> {
 /// use steadycache_api::__private::{hash_args, ArgsKey, NoRefresh, Shape};
 /// use std::time::Duration;
 /// static SQUARE: std::sync::LazyLock<Memo<u64>> = std::sync::LazyLock::new(|| {
-///     Memo::new("docs", "square", "v1", Policy::ttl(Duration::from_secs(60)))
+///     Memo::new("docs", "square", "v1", Policy::expire_after(Duration::from_secs(60)))
 /// });
 /// let mut runs = 0;
 /// for _ in 0..3 {

@@ -16,7 +16,7 @@ async fn an_upstream_down_for_ten_seconds_is_called_once_per_throttle() {
     let cache = Cache::builder()
         .backend(RedisBackend::from_url(&server.url()).unwrap())
         .build();
-    let policy = Policy::ttl(Duration::from_secs(1))
+    let policy = Policy::expire_after(Duration::from_secs(1))
         .with_fail_safe(Duration::from_secs(3600))
         .with_fail_safe_throttle(Duration::from_secs(1));
     let (down, runs) = (AtomicBool::new(false), AtomicUsize::new(0));

@@ -22,8 +22,8 @@
 //!
 //! // The per-function handle: stats, invalidate one call, clear all.
 //! assert_eq!(exchange_rate_cache().stats().hits, 1);
-//! exchange_rate_cache().invalidate("EUR", "USD").unwrap();
-//! exchange_rate_cache().clear().unwrap();
+//! exchange_rate_cache().invalidate_sync("EUR", "USD").unwrap(); // `invalidate(..).await` in async code
+//! exchange_rate_cache().clear_sync().unwrap();
 //! ```
 //!
 //! ## `#[cached]` options
@@ -228,7 +228,7 @@
 //! control a free function's handle has, as `name_refresh`, `name_bypass`, `name_call_with`,
 //! `name_call_with_origin` (taking the method's receiver), `name_prime`, `name_get_cached`,
 //! `name_key` and `name_invalidate` (taking `&self` when the key or tags read it), with the
-//! same `_async` twins. [`cached`] lists what it defines, and how those names can clash.
+//! same `_sync` twins. [`cached`] lists what it defines, and how those names can clash.
 //!
 //! ```
 //! struct Account { id: u64 }
@@ -247,9 +247,12 @@
 //!
 //! ## Invalidation
 //! * [`Cache::invalidate`], [`Cache::invalidate_prefix`], [`Cache::clear`], and per function
-//!   `f_cache().invalidate(args…)` / `.clear()`.
+//!   `f_cache().invalidate(args…)` / `.clear()` (and their `_sync` twins).
 //! * Tags: `#[cached(tags = ["user:{id}"])]` and [`Cache::invalidate_tag`] /
-//!   [`Cache::invalidate_tags`] (and `_sync` twins): one write per tag, values judged when read.
+//!   [`Cache::invalidate_tags`]: one write per tag, values judged when read.
+//! * Every operation on the store is async under its plain name, with a blocking `_sync` twin
+//!   (`invalidate_sync`, `clear_sync`, `set_sync`, ...), on [`Cache`], [`Memo`] and a function's
+//!   handle alike (see [`Cache`]).
 //! * Patterns: [`Cache::invalidate_matching`]`("user:*:profile")` (a [`Glob`] over stored keys).
 //! * [`invalidates`]: `#[invalidates(profile(id), tags = ["user:{id}"])]` on the functions that
 //!   change the data, invalidating after they return `Ok`.
@@ -277,9 +280,9 @@
 //!   store), `.bypass(args…)` (run without the cache), `.call_with(CallOptions::max_age(d),
 //!   args…)` (recompute entries older than `d`), `.prime(args…, value)` (store a value as if
 //!   computed), `.get_cached(args…)` (the cached value, without computing), `.key(args…)` and
-//!   `.invalidate(args…)`; `prime_async`, `get_cached_async` and `invalidate_async` are their
-//!   async twins, and on an async function `refresh`, `bypass`, `call_with` and
-//!   `call_with_origin` are async. A method has the same controls beside it (`name_refresh`,
+//!   `.invalidate(args…)`; `prime`, `get_cached` and `invalidate` are async, with blocking
+//!   twins `prime_sync`, `get_cached_sync` and `invalidate_sync`, and `refresh`, `bypass`,
+//!   `call_with` and `call_with_origin` have the function's mode. A method has the same controls beside it (`name_refresh`,
 //!   `name_prime`, …).
 //! * Where a value came from: `f_cache().call_with_origin(args…)` returns the value and an
 //!   [`Origin`] (`Hit`, `Stale`, `FailSafe`, `Coalesced`, `Computed`, `Uncached`); around any

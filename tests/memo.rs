@@ -24,10 +24,10 @@ fn sync_hit_runs_the_function_once_per_key() {
     let s = square_cache().stats();
     assert_eq!((s.misses, s.hits), (2, 8));
     // invalidate one call, then clear all
-    assert!(square_cache().invalidate(3).unwrap());
+    assert!(square_cache().invalidate_sync(3).unwrap());
     assert_eq!(square(3), 9);
     assert_eq!(SQUARE_RUNS.load(SeqCst), 3);
-    square_cache().clear().unwrap();
+    square_cache().clear_sync().unwrap();
     assert_eq!(square(4), 16);
     assert_eq!(SQUARE_RUNS.load(SeqCst), 4);
 }
@@ -378,7 +378,7 @@ async fn methods_skip_self_unless_asked() {
     assert_eq!(METHOD_RUNS.load(SeqCst), 1);
     assert_eq!(a.total_keyed(5).await, 105);
     assert_eq!(b.total_keyed(5).await, 205, "key_self puts self in the key");
-    assert!(Repo::total_invalidate(7).is_ok());
+    assert!(Repo::total_invalidate_sync(7).is_ok());
 }
 
 // ---- a byte-level cache (not plain memory): the sync path goes through the library runtime.

@@ -311,15 +311,12 @@
 // The curated API: what a user of `#[cached]`, `Cache`, `Policy`, the hooks and the backends
 // needs. Backend-author plumbing lives in `plumbing`; what the macro expands to, in `__private`.
 pub use steadycache_api::{
-    async_trait, current_options, default_cache, is_enabled, load_blocking_with_hooks,
-    parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
-    with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
-    BusConfig, Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions,
-    Capabilities, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error, FactoryTimeout,
-    Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo, MemoryBackend,
-    MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Refusal, Result,
-    StatsSnapshot, StoreBreaker, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES,
-    FORMAT_VERSION,
+    current_options, default_cache, is_enabled, set_default_cache, set_enabled, with_options,
+    with_options_async, with_origin, with_origin_async, Backend, BackendExt, BusConfig, Cache,
+    CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions, Capabilities, CircuitOpen,
+    Codec, DefaultManager, Entry, Error, FactoryTimeout, Format, Freshness, Glob, KeyPage,
+    ListedKey, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy, RateLimited,
+    RateLimiter, Refresh, Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
 };
 pub use steadycache_macros::{cached, call_breaker, rate_limit};
 

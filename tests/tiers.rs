@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 use steadycache::{
-    async_trait, cached, Backend, Cache, CacheManager, Codec, DefaultManager, Entry, FileBackend,
-    FileConfig, LocalTier, Result,
+    cached, plumbing::async_trait, Backend, Cache, CacheManager, Codec, DefaultManager, Entry,
+    FileBackend, FileConfig, LocalTier, Result,
 };
 
 const KB: usize = 1024;

@@ -193,7 +193,7 @@ impl CacheBuilder {
 
     /// The bound of a bulk operation: [`Cache::clear`], [`Cache::invalidate_prefix`],
     /// [`Cache::invalidate_matching`] and a function's `clear` (default
-    /// [`DEFAULT_BULK_TIMEOUT`](crate::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
+    /// [`DEFAULT_BULK_TIMEOUT`](crate::plumbing::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
     /// scan the whole store, so it is not bound by `backend_timeout`; it also never counts
     /// towards the store breaker, nor waits for it to close. One stopped by this bound (or an
     /// error) after removing some keys is [`Error::Partial`](crate::Error::Partial), which says

@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use steadycache::{
-    async_trait, plumbing::unix_millis, Backend, Cache, CacheManager, Codec, Entry, Error,
-    Freshness, Policy, RedisBackend, Result,
+    plumbing::{async_trait, unix_millis},
+    Backend, Cache, CacheManager, Codec, Entry, Error, Freshness, Policy, RedisBackend, Result,
 };
 
 /// Items per page.

@@ -298,7 +298,7 @@
 //!
 //! | feature | URL | backend |
 //! |---|---|---|
-//! | `file` (default) | `file:///var/cache/app` | `FileBackend`: one file per entry, safe across processes |
+//! | `file` | `file:///var/cache/app` | `FileBackend`: one file per entry, safe across processes |
 //! | `sqlite` | `sqlite:///var/cache/app.db`, `sqlite::memory:` | `SqliteBackend`: one row per entry, WAL |
 //! | `redis` | `redis://host:6379/0`, `?cluster=true` | `RedisBackend`: shared by every process on the server |
 //! | `mongo` | `mongodb://host:27017/db?collection=entries` | `MongoBackend`: one document per entry |

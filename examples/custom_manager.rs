@@ -6,7 +6,8 @@
 use flate2::{read::GzDecoder, write::GzEncoder, Compression};
 use std::io::{Read, Write};
 use std::sync::Arc;
-use steadycache::{async_trait, Backend, CacheManager, Codec, Error, MemoryBackend, Result};
+use steadycache::plumbing::async_trait;
+use steadycache::{Backend, CacheManager, Codec, Error, MemoryBackend, Result};
 
 /// Compresses every stored envelope with gzip.
 #[derive(Debug)]

@@ -71,7 +71,7 @@ fn main() {
 
     // 2. 100 concurrent callers of a cold key: one execution, and all 100 get its value.
     // (Invalidated first, so that the key is cold on every run of the example.)
-    if let Err(e) = exchange_rate_cache().invalidate("EUR", "GBP") {
+    if let Err(e) = exchange_rate_cache().invalidate_sync("EUR", "GBP") {
         eprintln!("cannot invalidate: {e}");
     }
     let before = LOOKUPS.load(SeqCst);

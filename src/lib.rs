@@ -22,8 +22,8 @@
 //!
 //! // The per-function handle: stats, invalidate one call, clear all.
 //! assert_eq!(exchange_rate_cache().stats().hits, 1);
-//! exchange_rate_cache().invalidate("EUR", "USD").unwrap();
-//! exchange_rate_cache().clear().unwrap();
+//! exchange_rate_cache().invalidate_sync("EUR", "USD").unwrap(); // `invalidate(..).await` in async code
+//! exchange_rate_cache().clear_sync().unwrap();
 //! ```
 //!
 //! ## `#[cached]` options
@@ -40,10 +40,9 @@
 //! | `lock_ttl = "30s"` | lease of a distributed lock: renewed every third of it while the holder computes; a dead holder's lock expires after it |
 //! | `lock_wait = "10s"` | longest wait on another process's lock before computing anyway (default: while its holder renews the lease) |
 //! | `jitter = 0.1` | shorten each entry's lifetimes by a random fraction below this |
-//! | `cache_none = "30s"` | also cache `None` results, for this long |
-//! | `cache_err = "5s"` | also cache `Err` results, for this long (error type: serde + `Clone`); not with `fail_safe` |
+//! | `negative_ttl = "30s"` | also cache negative results for this long: `None` of a function returning `Option`, `Err` of one returning `Result` (error type: serde + `Clone`; not with `fail_safe`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
-//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it); needs a `ttl` (or `ttl_fn`), not with `cache_err` (which stores the failure instead) |
+//! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it); needs a `ttl` (or `ttl_fn`), not with `negative_ttl` on a `Result` function (which stores the failure instead) |
 //! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
 //! | `early_refresh = 1.0` | early refresh (XFetch): before a value goes stale, each read refreshes it with a probability that grows as the deadline nears and with how long the value took to compute (`1.0` is the paper's optimum; larger refreshes earlier); the value is served meanwhile, one refresh per key per process |
 //! | `soft_timeout = "100ms"` | with an old value to serve, stop waiting for a slow function after this long and serve it; the computation finishes in the background and stores its value (free functions); shorter than `hard_timeout` |
@@ -74,8 +73,8 @@
 //! whose type names `HashSet` (or `FxHashSet`, `AHashSet`, …) is a compile error. A set inside
 //! a struct of yours, or behind a type alias, is not seen: sort it in its `Serialize`.
 //!
-//! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with `cache_none` /
-//! `cache_err`. When a leader's call fails, the callers waiting on it get a clone of its error if
+//! What is stored: `Ok` and `Some` values by default; `None`/`Err` only with
+//! `negative_ttl`. When a leader's call fails, the callers waiting on it get a clone of its error if
 //! the error type is `Clone` (one run for the whole round); otherwise (and after a panic) they
 //! all compute at once, side by side (`1 + waiters` runs), never one after another. Nobody
 //! hangs.
@@ -190,7 +189,7 @@
 //!
 //! Written under `#[cached]`, they guard the computations only: hits are neither counted nor
 //! refused (free functions; on a cached method, put them on a free function it calls, and
-//! `cache_err` is refused, as it would store their refusals). A rate limit is checked before a
+//! `negative_ttl` on a `Result` function is refused, as it would store their refusals). A rate limit is checked before a
 //! breaker, whichever is written first, so its refusals never count as failures. A method's
 //! guard needs `name = "…"`. A backend that cannot answer lets calls through.
 //!
@@ -229,7 +228,7 @@
 //! control a free function's handle has, as `name_refresh`, `name_bypass`, `name_call_with`,
 //! `name_call_with_origin` (taking the method's receiver), `name_prime`, `name_get_cached`,
 //! `name_key` and `name_invalidate` (taking `&self` when the key or tags read it), with the
-//! same `_async` twins. [`cached`] lists what it defines, and how those names can clash.
+//! same `_sync` twins. [`cached`] lists what it defines, and how those names can clash.
 //!
 //! ```
 //! struct Account { id: u64 }
@@ -248,9 +247,12 @@
 //!
 //! ## Invalidation
 //! * [`Cache::invalidate`], [`Cache::invalidate_prefix`], [`Cache::clear`], and per function
-//!   `f_cache().invalidate(args…)` / `.clear()`.
+//!   `f_cache().invalidate(args…)` / `.clear()` (and their `_sync` twins).
 //! * Tags: `#[cached(tags = ["user:{id}"])]` and [`Cache::invalidate_tag`] /
-//!   [`Cache::invalidate_tags`] (and `_sync` twins): one write per tag, values judged when read.
+//!   [`Cache::invalidate_tags`]: one write per tag, values judged when read.
+//! * Every operation on the store is async under its plain name, with a blocking `_sync` twin
+//!   (`invalidate_sync`, `clear_sync`, `set_sync`, ...), on [`Cache`], [`Memo`] and a function's
+//!   handle alike (see [`Cache`]).
 //! * Patterns: [`Cache::invalidate_matching`]`("user:*:profile")` (a [`Glob`] over stored keys).
 //! * [`invalidates`]: `#[invalidates(profile(id), tags = ["user:{id}"])]` on the functions that
 //!   change the data, invalidating after they return `Ok`.
@@ -278,9 +280,9 @@
 //!   store), `.bypass(args…)` (run without the cache), `.call_with(CallOptions::max_age(d),
 //!   args…)` (recompute entries older than `d`), `.prime(args…, value)` (store a value as if
 //!   computed), `.get_cached(args…)` (the cached value, without computing), `.key(args…)` and
-//!   `.invalidate(args…)`; `prime_async`, `get_cached_async` and `invalidate_async` are their
-//!   async twins, and on an async function `refresh`, `bypass`, `call_with` and
-//!   `call_with_origin` are async. A method has the same controls beside it (`name_refresh`,
+//!   `.invalidate(args…)`; `prime`, `get_cached` and `invalidate` are async, with blocking
+//!   twins `prime_sync`, `get_cached_sync` and `invalidate_sync`, and `refresh`, `bypass`,
+//!   `call_with` and `call_with_origin` have the function's mode. A method has the same controls beside it (`name_refresh`,
 //!   `name_prime`, …).
 //! * Where a value came from: `f_cache().call_with_origin(args…)` returns the value and an
 //!   [`Origin`] (`Hit`, `Stale`, `FailSafe`, `Coalesced`, `Computed`, `Uncached`); around any
@@ -296,7 +298,7 @@
 //!
 //! | feature | URL | backend |
 //! |---|---|---|
-//! | `file` (default) | `file:///var/cache/app` | `FileBackend`: one file per entry, safe across processes |
+//! | `file` | `file:///var/cache/app` | `FileBackend`: one file per entry, safe across processes |
 //! | `sqlite` | `sqlite:///var/cache/app.db`, `sqlite::memory:` | `SqliteBackend`: one row per entry, WAL |
 //! | `redis` | `redis://host:6379/0`, `?cluster=true` | `RedisBackend`: shared by every process on the server |
 //! | `mongo` | `mongodb://host:27017/db?collection=entries` | `MongoBackend`: one document per entry |
@@ -311,15 +313,12 @@
 // The curated API: what a user of `#[cached]`, `Cache`, `Policy`, the hooks and the backends
 // needs. Backend-author plumbing lives in `plumbing`; what the macro expands to, in `__private`.
 pub use steadycache_api::{
-    async_trait, current_options, default_cache, is_enabled, load_blocking_with_hooks,
-    parse_duration, save_blocking_with_hooks, set_default_cache, set_enabled, with_options,
-    with_options_async, with_origin, with_origin_async, Backend, BackendExt, BlockingManager,
-    BusConfig, Cache, CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions,
-    Capabilities, CircuitOpen, Codec, Counter, DefaultManager, Entry, Error, FactoryTimeout,
-    Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo, MemoryBackend,
-    MemoryConfig, Origin, Permit, Policy, RateLimited, RateLimiter, Refresh, Refusal, Result,
-    StatsSnapshot, StoreBreaker, Subscription, DEFAULT_FAIL_SAFE_THROTTLE, DEFAULT_MAX_BYTES,
-    FORMAT_VERSION,
+    current_options, default_cache, is_enabled, set_default_cache, set_enabled, with_options,
+    with_options_async, with_origin, with_origin_async, Backend, BackendExt, BusConfig, Cache,
+    CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions, Capabilities, CircuitOpen,
+    Codec, DefaultManager, Entry, Error, FactoryTimeout, Format, Freshness, Glob, KeyPage,
+    ListedKey, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy, RateLimited,
+    RateLimiter, Refresh, Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
 };
 pub use steadycache_macros::{cached, call_breaker, rate_limit};
 

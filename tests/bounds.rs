@@ -57,7 +57,7 @@ fn sync_and_async_callers_of_one_key_on_a_current_thread_runtime() {
             .build()
             .unwrap();
         let got = rt.block_on(async {
-            let policy = Policy::ttl(Duration::from_secs(60));
+            let policy = Policy::expire_after(Duration::from_secs(60));
             let leader = {
                 let (cache, policy) = (cache.clone(), policy.clone());
                 tokio::spawn(async move {
@@ -142,7 +142,7 @@ fn a_memory_cache_holds_max_bytes_of_values_once() {
         );
         return;
     }
-    let policy = Policy::ttl(Duration::from_secs(3600));
+    let policy = Policy::expire_after(Duration::from_secs(3600));
     let count = 2 * MAX_BYTES / 1024;
     let cache = &*RSS_CACHE;
     let before = resident_bytes();
@@ -195,7 +195,7 @@ fn a_memory_cache_shares_one_bound_and_keeps_its_locks() {
         .enable_all()
         .build()
         .unwrap();
-    let policy = Policy::ttl(Duration::from_secs(3600));
+    let policy = Policy::expire_after(Duration::from_secs(3600));
     let lock_ttl = Duration::from_secs(60);
     rt.block_on(async {
         assert!(SMALL

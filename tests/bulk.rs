@@ -20,7 +20,7 @@ fn faulty_cache(backend_timeout_ms: u64) -> (Cache, steadycache_api::testing::fa
 #[tokio::test]
 async fn a_clear_slower_than_a_call_finishes() {
     let (cache, faults) = faulty_cache(50);
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     cache.set("ns:1", &1u32, &policy).await.unwrap();
     // The scan takes longer than any one call may.
     faults.delay(Op::DeletePrefix, Duration::from_millis(200));

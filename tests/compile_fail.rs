@@ -3,11 +3,11 @@
 //!
 //! Every `tests/ui/*.rs` not in `PASS` must fail to compile with its `.stderr` snapshot.
 //!
-//! The snapshots are taken with the default features: rustc's notes list the types that
+//! The snapshots are taken with the feature `file` alone: rustc's notes list the types that
 //! implement `Serialize`, and that list grows with every backend crate in the build. So this
-//! test is compiled out when a backend feature beyond the default is on (as in `cargo test
-//! --workspace --all-features`), and `scripts/test.sh` runs it on its own:
-//! `cargo test -p steadycache --test compile_fail`.
+//! test is compiled out when another backend feature is on (as in `cargo test --workspace
+//! --all-features`), and `scripts/test.sh` runs it on its own:
+//! `cargo test -p steadycache --features file --test compile_fail`.
 #![cfg(not(any(
     feature = "sqlite",
     feature = "redis",

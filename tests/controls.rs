@@ -35,9 +35,9 @@ macro_rules! scenario {
             fn sync_controls() {
                 let _one = clock::exclusive();
                 let h = next_cache();
-                assert_eq!(h.get_cached(1), None, "nothing cached yet");
+                assert_eq!(h.get_cached_sync(1), None, "nothing cached yet");
                 let first = next(1);
-                assert_eq!(h.get_cached(1), Some(first));
+                assert_eq!(h.get_cached_sync(1), Some(first));
                 assert_eq!(next(1), first, "a hit");
                 let refreshed = h.refresh(1);
                 assert_ne!(refreshed, first, "computed again");
@@ -56,7 +56,7 @@ macro_rules! scenario {
                 assert_eq!(next(1), young, "the recomputed value is stored");
                 // prime: a value stored as if computed; the function does not run.
                 let runs = RUNS.load(SeqCst);
-                assert!(h.prime(2, 77).unwrap());
+                assert!(h.prime_sync(2, 77).unwrap());
                 assert_eq!(next(2), 77);
                 assert_eq!(RUNS.load(SeqCst), runs);
             }
@@ -67,9 +67,9 @@ macro_rules! scenario {
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 rt.block_on(async {
                     let h = next_async_cache();
-                    assert_eq!(h.get_cached_async(1).await, None);
+                    assert_eq!(h.get_cached(1).await, None);
                     let first = next_async(1).await;
-                    assert_eq!(h.get_cached_async(1).await, Some(first));
+                    assert_eq!(h.get_cached(1).await, Some(first));
                     let refreshed = h.refresh(1).await;
                     assert_ne!(refreshed, first);
                     assert_eq!(next_async(1).await, refreshed);
@@ -79,9 +79,9 @@ macro_rules! scenario {
                     let old = CallOptions::max_age(Duration::from_secs(2));
                     let young = h.call_with(old, 1).await;
                     assert_ne!(young, refreshed);
-                    assert!(h.prime_async(3, 5).await.unwrap());
+                    assert!(h.prime(3, 5).await.unwrap());
                     assert_eq!(next_async(3).await, 5);
-                    assert_eq!(h.get_cached(3), Some(5), "the sync read sees it too");
+                    assert_eq!(h.get_cached_sync(3), Some(5), "the sync read sees it too");
                 });
             }
         }
@@ -165,3 +165,24 @@ fn a_stale_local_copy_gives_way_to_a_newer_value_in_the_store() {
 
 scenario!(memory, Cache::memory());
 scenario!(files, file_cache());
+
+/// Every store operation of a `Cache` has its blocking `_sync` twin (the async one has the plain
+/// name), usable outside any runtime.
+#[test]
+fn the_cache_has_a_blocking_twin_for_every_store_operation() {
+    use std::time::Duration;
+    use steadycache::{Cache, Policy};
+    let cache = Cache::memory();
+    let policy = Policy::expire_after(Duration::from_secs(60));
+    for k in ["a:1", "a:2", "b:1"] {
+        cache.set_sync(k, &7u32, &policy).unwrap();
+    }
+    assert_eq!(cache.get_sync::<u32>("a:1").unwrap(), Some(7));
+    assert!(cache.invalidate_sync("a:1").unwrap());
+    assert_eq!(cache.get_sync::<u32>("a:1").unwrap(), None);
+    assert!(cache.invalidate_prefix_sync("a:").unwrap() >= 1);
+    assert_eq!(cache.get_sync::<u32>("a:2").unwrap(), None);
+    assert_eq!(cache.clear_namespace_sync("no.such.fn").unwrap(), 0);
+    assert!(cache.clear_sync().unwrap() >= 1);
+    assert_eq!(cache.get_sync::<u32>("b:1").unwrap(), None);
+}

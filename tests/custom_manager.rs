@@ -13,7 +13,7 @@ use steadycache::{Backend, MemoryBackend, Policy};
 async fn gzip_manager_compresses_and_rejects_foreign_bytes() {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
     let cache = example::gzip_cache(backend.clone());
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let big: Vec<String> = (0..500)
         .map(|i| format!("row {i} of a repetitive report"))
         .collect();
@@ -64,7 +64,7 @@ fn the_example_runs() {
 #[tokio::test]
 async fn the_builder_takes_a_backend_or_manager_by_value_or_shared() {
     use steadycache::{Cache, CacheManager, Codec, DefaultManager};
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let shared: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
     let typed = Arc::new(MemoryBackend::default());
     let manager: Arc<dyn CacheManager> =

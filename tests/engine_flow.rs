@@ -54,7 +54,7 @@ fn waiters_of_a_non_clone_error_never_rerun_one_after_another() {
 async fn calls_by_hand_never_chain_either() {
     let cache = Cache::memory();
     let runs = Arc::new(AtomicUsize::new(0));
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (cache, runs, policy) = (cache.clone(), runs.clone(), policy.clone());
@@ -96,7 +96,7 @@ fn fleet(n: usize) -> Vec<Cache> {
 async fn a_holder_that_stored_nothing_releases_its_waiters_together() {
     let caches = fleet(5);
     let runs = Arc::new(AtomicUsize::new(0));
-    let policy = Policy::ttl(Duration::from_secs(60)).with_lock(Lock::Distributed);
+    let policy = Policy::expire_after(Duration::from_secs(60)).with_lock(Lock::Distributed);
     let start = Instant::now();
     let tasks: Vec<_> = caches
         .into_iter()
@@ -131,7 +131,7 @@ async fn a_holder_that_stored_nothing_releases_its_waiters_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_holder_releases_its_lock_at_once() {
     let caches = fleet(2);
-    let policy = Policy::ttl(Duration::from_secs(60))
+    let policy = Policy::expire_after(Duration::from_secs(60))
         .with_lock(Lock::Distributed)
         .with_lock_ttl(Duration::from_secs(20));
     let slow = caches[0].get_or_compute("xp:cancelled", &policy, || async {
@@ -227,11 +227,11 @@ fn a_stale_hit_whose_refresh_runs_does_not_clone_the_arguments_again() {
 #[tokio::test]
 async fn durations_at_their_limits_never_panic() {
     let cache = fleet(1).remove(0);
-    let mut policy = Policy::ttl(Duration::MAX)
+    let policy = Policy::expire_after(Duration::MAX)
         .with_lock(Lock::Distributed)
         .with_lock_ttl(Duration::MAX)
-        .with_stale_after(Duration::MAX);
-    policy.jitter = 42.0; // out of range, set by hand
+        .with_stale_after(Duration::MAX)
+        .with_jitter(42.0); // out of range: clamped
     for _ in 0..2 {
         let v: Result<u32, ()> = cache
             .get_or_compute("limits", &policy, || async { Ok(7) })

@@ -9,7 +9,7 @@ use steadycache_api::testing::fault::{Faulty, Op};
 use steadycache_api::testing::sim::Fleet;
 
 fn distributed(lock_ttl_ms: u64) -> Policy {
-    Policy::ttl(Duration::from_secs(600))
+    Policy::expire_after(Duration::from_secs(600))
         .with_lock(Lock::Distributed)
         .with_lock_ttl(Duration::from_millis(lock_ttl_ms))
 }
@@ -199,7 +199,7 @@ async fn a_hanging_store_fails_open_within_backend_timeout() {
         .backend(layer)
         .backend_timeout(Duration::from_millis(100))
         .build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     for _ in 0..3 {
         let v = tokio::time::timeout(
             Duration::from_secs(20),
@@ -240,7 +240,7 @@ async fn a_client_clock_running_ahead_shortens_what_it_reads() {
     // Process 1's clock runs 10 minutes ahead: an entry that process 0 wrote with a 5 minute
     // ttl has expired for it, so it computes again; process 0 still hits.
     let fleet = Fleet::new(2);
-    let policy = Policy::ttl(Duration::from_secs(300));
+    let policy = Policy::expire_after(Duration::from_secs(300));
     let (Some(c0), Some(c1), Some(f1)) = (fleet.cache(0), fleet.cache(1), fleet.faults(1)) else {
         panic!("a fleet of two")
     };
@@ -272,7 +272,7 @@ async fn lost_writes_are_misses_not_wrong_values() {
     let layer = Faulty::new(MemoryBackend::default());
     layer.faults().lose_writes(true);
     let cache = Cache::builder().backend(layer).build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     for i in 0..3u32 {
         let v = cache
             .get_or_compute("lost-write", &policy, || async move {
@@ -296,7 +296,7 @@ fn a_sync_caller_is_not_held_by_a_hanging_store() {
         .build();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let policy = Policy::ttl(Duration::from_secs(60));
+        let policy = Policy::expire_after(Duration::from_secs(60));
         let v = cache.get_or_compute_sync("sync-hang", &policy, || {
             Ok::<u32, std::convert::Infallible>(8)
         });

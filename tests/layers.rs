@@ -12,7 +12,7 @@ use steadycache::{Cache, CacheManager, MemoryBackend, Policy, Result, StoreBreak
 use steadycache_api::testing::fault::{self, Faults, Faulty};
 
 fn policy() -> Policy {
-    Policy::ttl(Duration::from_secs(3600))
+    Policy::expire_after(Duration::from_secs(3600))
 }
 
 /// A cache over a fault layer, with `retry` (if any) and a breaker that opens at the first
@@ -222,7 +222,7 @@ fn a_layer_sees_sync_callers_of_a_local_store_on_their_thread() {
 #[derive(Debug)]
 struct Forgetful(steadycache::DefaultManager);
 
-#[steadycache::async_trait]
+#[steadycache::plumbing::async_trait]
 impl CacheManager for Forgetful {
     fn backend(&self) -> &dyn steadycache::Backend {
         self.0.backend()

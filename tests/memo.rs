@@ -24,10 +24,10 @@ fn sync_hit_runs_the_function_once_per_key() {
     let s = square_cache().stats();
     assert_eq!((s.misses, s.hits), (2, 8));
     // invalidate one call, then clear all
-    assert!(square_cache().invalidate(3).unwrap());
+    assert!(square_cache().invalidate_sync(3).unwrap());
     assert_eq!(square(3), 9);
     assert_eq!(SQUARE_RUNS.load(SeqCst), 3);
-    square_cache().clear().unwrap();
+    square_cache().clear_sync().unwrap();
     assert_eq!(square(4), 16);
     assert_eq!(SQUARE_RUNS.load(SeqCst), 4);
 }
@@ -221,8 +221,8 @@ fn lookup_user(id: u32) -> Option<String> {
 }
 
 static NONE_CACHED_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[cached(ttl = "10m", cache_none = "10m")]
-fn lookup_user_cache_none(id: u32) -> Option<String> {
+#[cached(ttl = "10m", negative_ttl = "10m")]
+fn lookup_user_negative_ttl(id: u32) -> Option<String> {
     NONE_CACHED_RUNS.fetch_add(1, SeqCst);
     (id == 1).then(|| "ada".to_string())
 }
@@ -239,7 +239,7 @@ fn none_is_cached_only_when_asked() {
         "None recomputed each time, Some once"
     );
     for _ in 0..3 {
-        assert_eq!(lookup_user_cache_none(2), None);
+        assert_eq!(lookup_user_negative_ttl(2), None);
     }
     assert_eq!(NONE_CACHED_RUNS.load(SeqCst), 1);
 }
@@ -247,7 +247,7 @@ fn none_is_cached_only_when_asked() {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Denied(String);
 static ERR_RUNS: AtomicUsize = AtomicUsize::new(0);
-#[cached(ttl = "10m", cache_err = "10m")]
+#[cached(ttl = "10m", negative_ttl = "10m")]
 fn may_fail(x: u32) -> Result<u32, Denied> {
     ERR_RUNS.fetch_add(1, SeqCst);
     if x == 0 {
@@ -378,7 +378,7 @@ async fn methods_skip_self_unless_asked() {
     assert_eq!(METHOD_RUNS.load(SeqCst), 1);
     assert_eq!(a.total_keyed(5).await, 105);
     assert_eq!(b.total_keyed(5).await, 205, "key_self puts self in the key");
-    assert!(Repo::total_invalidate(7).is_ok());
+    assert!(Repo::total_invalidate_sync(7).is_ok());
 }
 
 // ---- a byte-level cache (not plain memory): the sync path goes through the library runtime.
@@ -451,7 +451,7 @@ fn version_and_prefix_are_in_the_key() {
 #[tokio::test]
 async fn get_or_compute_by_hand_and_fail_open_on_corrupt_entries() {
     let cache = steadycache::Cache::from_url("mem://?max_bytes=1000000").unwrap();
-    let policy = steadycache::Policy::ttl(Duration::from_secs(60));
+    let policy = steadycache::Policy::expire_after(Duration::from_secs(60));
     let runs = AtomicUsize::new(0);
     for _ in 0..3 {
         let v: Vec<u32> = cache
@@ -521,7 +521,7 @@ async fn signed_entries_from_another_key_are_rejected() {
                 .unwrap(),
         )
         .build();
-    let policy = steadycache::Policy::ttl(Duration::from_secs(60));
+    let policy = steadycache::Policy::expire_after(Duration::from_secs(60));
     theirs.set("k", &666u64, &policy).await.unwrap();
     let v: u64 = mine
         .get_or_compute("k", &policy, || async { Ok::<_, ()>(1) })

@@ -85,7 +85,7 @@ fn a_method_keys_by_self_through_its_template() {
     assert_eq!(a.balance(3), 1_003);
     assert_eq!(ACCOUNT_RUNS.load(SeqCst), 2);
     // The method's invalidate takes `self` too: the key needs it.
-    assert_eq!(a.balance_invalidate(3).ok(), Some(true));
+    assert_eq!(a.balance_invalidate_sync(3).ok(), Some(true));
     assert_eq!(a.balance(3), 1_003);
     assert_eq!(ACCOUNT_RUNS.load(SeqCst), 3);
     assert_eq!(b.balance(3), 2_003, "b's entry was left alone");
@@ -122,8 +122,8 @@ async fn generic_functions_with_an_explicit_key() {
     assert_eq!(greeting("Ada"), "hello ada");
     assert_eq!(greeting(String::from("ADA")), "hello ada");
     assert_eq!(CONVERT_RUNS.load(SeqCst), 1, "converted to one key");
-    assert!(greeting_cache().invalidate("ada").unwrap());
-    assert_eq!(greeting_cache().get_cached("Ada"), None);
+    assert!(greeting_cache().invalidate_sync("ada").unwrap());
+    assert_eq!(greeting_cache().get_cached_sync("Ada"), None);
     assert_eq!(length(12345).await, 5);
     assert_eq!(length("12345").await, 5);
     assert_eq!(
@@ -156,13 +156,13 @@ async fn methods_have_the_per_call_controls_too() {
         region: "us",
     };
     assert_eq!(
-        a.balance_get_cached(4),
+        a.balance_get_cached_sync(4),
         None,
         "nothing cached, nothing computed"
     );
     assert_eq!(a.balance(4), 9_004);
     let runs = ACCOUNT_RUNS.load(SeqCst);
-    assert_eq!(a.balance_get_cached(4), Some(9_004));
+    assert_eq!(a.balance_get_cached_sync(4), Some(9_004));
     assert_eq!(a.balance_refresh(4), 9_004);
     assert_eq!(a.balance_bypass(4), 9_004);
     assert_eq!(
@@ -182,11 +182,11 @@ async fn methods_have_the_per_call_controls_too() {
     assert_eq!(f.page(2).await, 103);
     assert_eq!(f.page_bypass(2).await, 104, "run without the cache");
     assert_eq!(f.page(2).await, 103, "the bypass stored nothing");
-    assert_eq!(f.page_get_cached(2), Some(103));
+    assert_eq!(f.page_get_cached_sync(2), Some(103));
 }
 
 /// Every control of a free function's handle, beside a method (issue 22, item 4): `key`,
-/// `prime` / `prime_async`, `get_cached_async`, `call_with_origin` and `invalidate_async`
+/// `prime` / `prime_sync`, `get_cached_sync`, `call_with_origin` and `invalidate_sync`
 /// too, sync and async, with `self` in the key and without.
 mod every_control {
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -231,16 +231,16 @@ mod every_control {
         assert_eq!(l.entry_call_with_origin(7), (3_007, Origin::Hit));
         assert_eq!(LEDGER_RUNS.load(SeqCst), 1);
         // prime: a value stored as if computed; the method does not run.
-        assert_eq!(l.entry_prime(8, 42).ok(), Some(true));
+        assert_eq!(l.entry_prime_sync(8, 42).ok(), Some(true));
         assert_eq!(l.entry(8), 42);
-        assert_eq!(l.entry_get_cached(8), Some(42));
+        assert_eq!(l.entry_get_cached_sync(8), Some(42));
         assert_eq!(
-            Ledger { id: 4 }.entry_get_cached(8),
+            Ledger { id: 4 }.entry_get_cached_sync(8),
             None,
             "primed for this instance only"
         );
         assert_eq!(LEDGER_RUNS.load(SeqCst), 1);
-        assert_eq!(l.entry_invalidate(8).ok(), Some(true));
+        assert_eq!(l.entry_invalidate_sync(8).ok(), Some(true));
         assert_eq!(l.entry(8), 3_008, "computed again");
         assert_eq!(LEDGER_RUNS.load(SeqCst), 2);
     }
@@ -248,38 +248,42 @@ mod every_control {
     #[tokio::test]
     async fn the_async_twins_beside_a_method() {
         let l = Ledger { id: 5 };
-        assert_eq!(l.total_get_cached_async(1).await, None);
+        assert_eq!(l.total_get_cached(1).await, None);
         assert_eq!(l.total_call_with_origin(1).await, (5_001, Origin::Computed));
         assert_eq!(l.total_call_with_origin(1).await, (5_001, Origin::Hit));
-        assert_eq!(l.total_get_cached_async(1).await, Some(5_001));
-        assert_eq!(l.total_invalidate_async(1).await.ok(), Some(true));
-        assert_eq!(l.total_get_cached_async(1).await, None, "invalidated");
-        assert_eq!(l.total_prime_async(2, 9).await.ok(), Some(true));
+        assert_eq!(l.total_get_cached(1).await, Some(5_001));
+        assert_eq!(l.total_invalidate(1).await.ok(), Some(true));
+        assert_eq!(l.total_get_cached(1).await, None, "invalidated");
+        assert_eq!(l.total_prime(2, 9).await.ok(), Some(true));
         assert_eq!(l.total(2).await, 9, "primed: not computed");
-        assert_eq!(l.total_get_cached(2), Some(9), "the sync read sees it too");
+        assert_eq!(
+            l.total_get_cached_sync(2),
+            Some(9),
+            "the sync read sees it too"
+        );
         assert_eq!(ASYNC_RUNS.load(SeqCst), 1);
         let key = l.total_key(2).unwrap();
         assert!(key.ends_with(":ledger-async:5:2"), "{key}");
         // The twins of a sync method, from async code.
-        assert_eq!(l.entry_prime_async(30, 1).await.ok(), Some(true));
-        assert_eq!(l.entry_get_cached_async(30).await, Some(1));
-        assert_eq!(l.entry_invalidate_async(30).await.ok(), Some(true));
-        assert_eq!(l.entry_get_cached_async(30).await, None);
+        assert_eq!(l.entry_prime(30, 1).await.ok(), Some(true));
+        assert_eq!(l.entry_get_cached(30).await, Some(1));
+        assert_eq!(l.entry_invalidate(30).await.ok(), Some(true));
+        assert_eq!(l.entry_get_cached(30).await, None);
     }
 
     #[test]
     fn without_self_in_the_key_the_store_controls_are_associated_functions() {
-        assert_eq!(Ledger::shared_prime(1, 100).ok(), Some(true));
+        assert_eq!(Ledger::shared_prime_sync(1, 100).ok(), Some(true));
         assert_eq!(Ledger { id: 1 }.shared(1), 100);
         assert_eq!(
             Ledger { id: 2 }.shared(1),
             100,
             "one entry for every instance"
         );
-        assert_eq!(Ledger::shared_get_cached(1), Some(100));
+        assert_eq!(Ledger::shared_get_cached_sync(1), Some(100));
         assert_eq!(SHARED_RUNS.load(SeqCst), 0);
         assert!(Ledger::shared_key(1).is_ok());
-        assert_eq!(Ledger::shared_invalidate(1).ok(), Some(true));
+        assert_eq!(Ledger::shared_invalidate_sync(1).ok(), Some(true));
         assert_eq!(Ledger { id: 1 }.shared(1), 1);
         assert_eq!(SHARED_RUNS.load(SeqCst), 1);
     }
@@ -309,11 +313,11 @@ mod tags_from_self {
     fn tags_from_self_render_in_the_controls_too() {
         let o = Org { org: 7 };
         assert_eq!(o.member(1), 7001);
-        assert_eq!(Org::member_get_cached(&o, 1), Some(7001));
+        assert_eq!(Org::member_get_cached_sync(&o, 1), Some(7001));
         steadycache::default_cache()
             .invalidate_tag_sync("org:7")
             .unwrap();
-        assert_eq!(Org::member_get_cached(&o, 1), None);
+        assert_eq!(Org::member_get_cached_sync(&o, 1), None);
         assert_eq!(o.member(1), 7001);
         assert_eq!(RUNS.load(SeqCst), 2);
     }

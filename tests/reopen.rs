@@ -33,7 +33,7 @@ fn a_url_that_cannot_be_opened_fails_open_and_is_opened_again_in_the_background(
     assert!(h.open_error.is_some(), "{h:?}");
     assert!(matches!(cache.ready(), Err(Error::Unavailable { .. })));
     // Meanwhile calls are served (from memory, in this process).
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     let v: u32 = cache
         .get_or_compute_sync("k", &policy, || Ok::<u32, Error>(1))
         .unwrap();
@@ -168,7 +168,7 @@ async fn the_breaker_stops_calling_a_failing_store_and_resumes_by_itself() {
         .backend(layer)
         .store_breaker(StoreBreaker::new(3, Duration::from_millis(50)))
         .build();
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     faults.down();
     let runs = AtomicUsize::new(0);
     for _ in 0..20 {

@@ -12,7 +12,7 @@ use steadycache_api::testing::fault::Op;
 use steadycache_api::testing::sim::Fleet;
 
 fn policy() -> Policy {
-    Policy::ttl(Duration::from_secs(600))
+    Policy::expire_after(Duration::from_secs(600))
         .with_lock(Lock::Distributed)
         .with_lock_ttl(Duration::from_secs(5))
 }

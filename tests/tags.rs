@@ -134,16 +134,16 @@ fn get_cached_and_prime_judge_a_tagged_function_by_its_tags() {
     let before = RUNS.load(SeqCst);
     profile(30);
     assert_eq!(
-        profile_cache().get_cached(30).as_deref(),
+        profile_cache().get_cached_sync(30).as_deref(),
         Some("profile 30")
     );
     MEM.invalidate_tag_sync("user:30").unwrap();
     assert_eq!(
-        profile_cache().get_cached(30),
+        profile_cache().get_cached_sync(30),
         None,
         "an invalidated value is not returned"
     );
-    assert!(profile_cache().prime(31, "primed".into()).unwrap());
+    assert!(profile_cache().prime_sync(31, "primed".into()).unwrap());
     MEM.invalidate_tag_sync("user:31").unwrap();
     assert_eq!(
         profile(31),

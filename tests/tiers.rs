@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 use steadycache::{
-    async_trait, cached, Backend, Cache, CacheManager, Codec, DefaultManager, Entry, FileBackend,
-    FileConfig, LocalTier, Result,
+    cached, plumbing::async_trait, Backend, Cache, CacheManager, Codec, DefaultManager, Entry,
+    FileBackend, FileConfig, LocalTier, Result,
 };
 
 const KB: usize = 1024;
@@ -218,7 +218,7 @@ fn a_local_tier_in_front_of_a_backend_serves_typed_hits() {
     assert_eq!(FRONTED.1.saves.load(SeqCst), 1, "stored in L2 too");
     assert_eq!(FRONTED.1.loads.load(SeqCst), loads, "hits never reach L2");
     // Invalidating removes both copies.
-    fronted_cache().invalidate(1).unwrap();
+    fronted_cache().invalidate_sync(1).unwrap();
     assert_eq!(fronted(1), 2);
     assert_eq!(FRONT_RUNS.load(SeqCst), 2);
 }

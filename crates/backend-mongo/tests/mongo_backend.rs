@@ -71,7 +71,7 @@ async fn a_user_supplied_collection_works() {
 async fn a_garbage_payload_is_a_logged_miss_through_the_engine() {
     let b = MongoBackend::from_url(&format!("{}&collection=garbage", server().url())).unwrap();
     let cache = Cache::builder().backend(b.clone()).build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let runs = AtomicUsize::new(0);
     let call = || async {
         cache

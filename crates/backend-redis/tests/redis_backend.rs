@@ -89,7 +89,7 @@ async fn clearing_a_shared_database_leaves_foreign_keys() {
     let cache = Cache::builder()
         .backend(RedisBackend::from_url(&own.url()).unwrap())
         .build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     for i in 0..5 {
         cache.set(&format!("ns:v1:{i}"), &i, &policy).await.unwrap();
     }

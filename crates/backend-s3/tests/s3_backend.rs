@@ -63,7 +63,7 @@ async fn objects_carry_their_expiry_and_kind_in_metadata() {
 async fn a_bad_expiry_in_metadata_is_a_counted_corrupt_miss() {
     let b = backend(&unique_prefix("badmeta"));
     let cache = Cache::builder().backend(b.clone()).build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let runs = AtomicUsize::new(0);
     let call = || async {
         cache
@@ -184,9 +184,11 @@ async fn wrong_credentials_are_a_clear_permanent_error_at_first_use() {
     // Through the engine the function still runs.
     let cache = Cache::builder().backend(b).build();
     let v: u64 = cache
-        .get_or_compute("k", &Policy::ttl(Duration::from_secs(60)), || async {
-            Ok::<_, ()>(3)
-        })
+        .get_or_compute(
+            "k",
+            &Policy::expire_after(Duration::from_secs(60)),
+            || async { Ok::<_, ()>(3) },
+        )
         .await
         .unwrap();
     assert_eq!(v, 3);

@@ -50,12 +50,21 @@ pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A cache: where memoized values live and how they are encoded. Cheap to clone (an `Arc`).
 ///
+/// **Sync and async twins**, one rule on `Cache`, [`Memo`](crate::Memo) and the handle of a
+/// `#[cached]` function alike: every operation that does the store's I/O is async under its
+/// plain name (`get`, `set`, `invalidate`, `clear`, ...) and has a blocking twin named with
+/// `_sync` (`get_sync`, `set_sync`, `invalidate_sync`, `clear_sync`, ...), which runs on the
+/// library's runtime and works inside and outside tokio. Operations that run the memoized
+/// function instead (a handle's `refresh`, `bypass`, `call_with`, `call_with_origin`) keep the
+/// function's own mode under their plain names; `get_or_compute` / `get_or_compute_sync`
+/// follow the rule.
+///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use steadycache_api::{Cache, Policy};
 /// use std::time::Duration;
 /// let cache = Cache::from_url("mem://?max_bytes=1048576").unwrap();
-/// let policy = Policy::ttl(Duration::from_secs(60));
+/// let policy = Policy::expire_after(Duration::from_secs(60));
 /// let v: u64 = cache
 ///     .get_or_compute("answer", &policy, || async { Ok::<_, std::io::Error>(42) })
 ///     .await
@@ -186,7 +195,7 @@ impl CacheBuilder {
 
     /// The bound of a bulk operation: [`Cache::clear`], [`Cache::invalidate_prefix`],
     /// [`Cache::invalidate_matching`] and a function's `clear` (default
-    /// [`DEFAULT_BULK_TIMEOUT`](crate::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
+    /// [`DEFAULT_BULK_TIMEOUT`](crate::plumbing::DEFAULT_BULK_TIMEOUT), 10 minutes). Such an operation may
     /// scan the whole store, so it is not bound by `backend_timeout`; it also never counts
     /// towards the store breaker, nor waits for it to close. One stopped by this bound (or an
     /// error) after removing some keys is [`Error::Partial`](crate::Error::Partial), which says
@@ -459,6 +468,13 @@ impl Cache {
         }
     }
 
+    /// Blocking twin of [`get`](Self::get) (on the library's runtime: works inside and outside
+    /// tokio).
+    pub fn get_sync<V: DeserializeOwned + Send + 'static>(&self, key: &str) -> Result<Option<V>> {
+        let (cache, key) = (self.clone(), key.to_owned());
+        crate::runtime::block_on(async move { cache.get::<V>(&key).await })?
+    }
+
     fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
         let key = by_hand(key);
         Ctx {
@@ -521,7 +537,7 @@ impl Cache {
         run_async(self.ctx(key, &plan), compute, refresh).await
     }
 
-    /// The sync twin of [`get_or_compute`](Self::get_or_compute): `compute` runs on the calling
+    /// The blocking twin of [`get_or_compute`](Self::get_or_compute): `compute` runs on the calling
     /// thread; backend calls go through the library's runtime (works inside and outside tokio).
     pub fn get_or_compute_sync<V, E, F>(
         &self,

@@ -8,6 +8,7 @@ use crate::engine::io::{self, Mode};
 use crate::engine::plan::Plan;
 use crate::engine::sticks::{key_mark, mark_value, prefix_mark, ALL_MARK, MARK_TTL};
 use crate::engine::tags::tag_key;
+use crate::envelope::Entry;
 use crate::error::Result;
 use crate::glob::Glob;
 use crate::key::{by_hand, namespace_prefix};
@@ -62,9 +63,33 @@ impl Cache {
     /// Store `value` under `key` with the lifetimes of `policy`; the in-process copies of the
     /// key, here and in every process the bus reaches, are dropped.
     pub async fn set<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
+        match self.entry_for(key, value, policy)? {
+            Some((key, entry)) => self.save_entry(key, entry).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Blocking twin of [`set`](Self::set) (on the library's runtime: works inside and outside
+    /// tokio).
+    pub fn set_sync<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
+        let Some((key, entry)) = self.entry_for(key, value, policy)? else {
+            return Ok(());
+        };
+        let cache = self.clone();
+        crate::runtime::block_on(async move { cache.save_entry(key, entry).await })?
+    }
+
+    /// The entry `set` stores for `value` under the by-hand `key`, with its key (`None`: the
+    /// policy stores nothing).
+    fn entry_for<V: Serialize>(
+        &self,
+        key: &str,
+        value: &V,
+        policy: &Policy,
+    ) -> Result<Option<(String, Entry)>> {
         let now = unix_millis();
         let Some(at) = Plan::compile(policy).deadlines(now, false, fastrand::f64()) else {
-            return Ok(());
+            return Ok(None);
         };
         let key = by_hand(key);
         let meta = io::Meta {
@@ -74,9 +99,13 @@ impl Cache {
             took_ms: 0,
         };
         let entry = io::make_entry(self.codec(), &key, value, meta)?;
+        Ok(Some((key.into_owned(), entry)))
+    }
+
+    /// Save `entry` under `key`, then drop its copies and announce it.
+    async fn save_entry(&self, key: String, entry: Entry) -> Result<()> {
         let saved = self.guarded(self.manager().save(&key, &entry)).await;
-        self.then_announce(saved, Event::Key(key.into_owned()))
-            .await
+        self.then_announce(saved, Event::Key(key)).await
     }
 
     /// Remove `key`, in the backend and from every function's typed tier (here and in every
@@ -89,8 +118,8 @@ impl Cache {
             .await
     }
 
-    /// Sync twin of [`invalidate`](Self::invalidate) (on the library's runtime: works inside
-    /// and outside tokio).
+    /// Blocking twin of [`invalidate`](Self::invalidate) (on the library's runtime: works
+    /// inside and outside tokio).
     pub fn invalidate_sync(&self, key: &str) -> Result<bool> {
         let (cache, key) = (self.clone(), key.to_owned());
         crate::runtime::block_on(async move { cache.invalidate(&key).await })?
@@ -106,9 +135,20 @@ impl Cache {
             .await
     }
 
+    /// Blocking twin of [`invalidate_prefix`](Self::invalidate_prefix).
+    pub fn invalidate_prefix_sync(&self, prefix: &str) -> Result<u64> {
+        let (cache, prefix) = (self.clone(), prefix.to_owned());
+        crate::runtime::block_on(async move { cache.invalidate_prefix(&prefix).await })?
+    }
+
     /// Remove every key of a memoized function's namespace.
     pub async fn clear_namespace(&self, namespace: &str) -> Result<u64> {
         self.invalidate_prefix(&namespace_prefix(namespace)).await
+    }
+
+    /// Blocking twin of [`clear_namespace`](Self::clear_namespace).
+    pub fn clear_namespace_sync(&self, namespace: &str) -> Result<u64> {
+        self.invalidate_prefix_sync(&namespace_prefix(namespace))
     }
 
     /// Remove every key this cache holds: the backend's (`delete_prefix("")`, tag times
@@ -132,6 +172,12 @@ impl Cache {
         self.then_announce(removed, Event::All).await
     }
 
+    /// Blocking twin of [`clear`](Self::clear).
+    pub fn clear_sync(&self) -> Result<u64> {
+        let cache = self.clone();
+        crate::runtime::block_on(async move { cache.clear().await })?
+    }
+
     /// Remove every key matching the glob `pattern` (see [`Glob`]: `*`, `?`, `[a-z]`, `\`
     /// escapes; internal keys never match); how many the store removed.
     ///
@@ -151,7 +197,7 @@ impl Cache {
         self.then_announce(removed, event).await
     }
 
-    /// Sync twin of [`invalidate_matching`](Self::invalidate_matching).
+    /// Blocking twin of [`invalidate_matching`](Self::invalidate_matching).
     pub fn invalidate_matching_sync(&self, pattern: &str) -> Result<u64> {
         let (cache, pattern) = (self.clone(), pattern.to_owned());
         crate::runtime::block_on(async move { cache.invalidate_matching(&pattern).await })?
@@ -216,12 +262,12 @@ impl Cache {
         result
     }
 
-    /// Sync twin of [`invalidate_tag`](Self::invalidate_tag).
+    /// Blocking twin of [`invalidate_tag`](Self::invalidate_tag).
     pub fn invalidate_tag_sync(&self, tag: &str) -> Result<()> {
         self.invalidate_tags_sync([tag])
     }
 
-    /// Sync twin of [`invalidate_tags`](Self::invalidate_tags).
+    /// Blocking twin of [`invalidate_tags`](Self::invalidate_tags).
     pub fn invalidate_tags_sync<I, S>(&self, tags: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,

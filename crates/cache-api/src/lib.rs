@@ -80,29 +80,27 @@ pub mod __private {
     pub use crate::scope::{with_call_options, with_call_options_async};
 }
 
-pub use async_trait::async_trait;
+// The root: what a user of `#[cached]`, `Cache`, `Policy`, the hooks (`CacheManager`) and the
+// backends needs. Plumbing (hook helpers, the defaults' constants, `async_trait`, ...) is in
+// `plumbing`; what the macro expands to, in `__private`.
 pub use backend::{Backend, BackendExt, Capabilities, Subscription};
-pub use bulk::DEFAULT_BULK_TIMEOUT;
-pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder, DEFAULT_BACKEND_TIMEOUT};
+pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
-pub use envelope::{Entry, Freshness, FORMAT_VERSION};
+pub use envelope::{Entry, Freshness};
 pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Refusal, Result};
 pub use glob::{Glob, MAX_GLOB_LEN};
-pub use guard::{CallBreaker, Permit, RateLimiter};
+pub use guard::{CallBreaker, RateLimiter};
 pub use listing::{KeyPage, ListedKey};
-pub use manager::{
-    load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager, CacheManager,
-    DefaultManager,
-};
+pub use manager::{CacheManager, DefaultManager};
 pub use memo::Memo;
-pub use memory::{MemoryBackend, MemoryConfig, DEFAULT_MAX_BYTES};
+pub use memory::{MemoryBackend, MemoryConfig};
 pub use open::CacheHealth;
-pub use policy::{Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE};
+pub use policy::{Lock, Policy, Refresh};
 pub use scope::{
     current_options, is_enabled, set_enabled, with_options, with_options_async, with_origin,
     with_origin_async, CallOptions, Origin,
 };
-pub use stats::{Counter, StatsSnapshot};
+pub use stats::StatsSnapshot;
 pub use tier::{BusConfig, LocalTier, StoreBreaker};
 
 /// The old name of [`StoreBreaker`], the breaker in front of a cache's store (renamed so that
@@ -112,4 +110,3 @@ pub use tier::{BusConfig, LocalTier, StoreBreaker};
     note = "renamed `StoreBreaker` (and `CacheBuilder::circuit_breaker` is `store_breaker`)"
 )]
 pub type CircuitBreaker = StoreBreaker;
-pub use time::parse_duration;

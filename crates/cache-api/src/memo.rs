@@ -109,7 +109,7 @@ struct MemoState<V> {
 /// use steadycache_api::__private::{hash_args, ArgsKey, NoRefresh, Shape};
 /// use std::time::Duration;
 /// static SQUARE: std::sync::LazyLock<Memo<u64>> = std::sync::LazyLock::new(|| {
-///     Memo::new("docs", "square", "v1", Policy::ttl(Duration::from_secs(60)))
+///     Memo::new("docs", "square", "v1", Policy::expire_after(Duration::from_secs(60)))
 /// });
 /// let mut runs = 0;
 /// for _ in 0..3 {
@@ -388,6 +388,10 @@ where
 
     /// Run one sync call: a fresh hit in the typed tier returns at once; everything else goes
     /// through the engine.
+    ///
+    /// `call_sync` / `call_async` run the function, in the mode of the function (what
+    /// `#[cached]` expands to): they are named for both modes, outside the rule of the store's
+    /// operations (async plain, blocking `_sync`; see [`Cache`](crate::Cache)).
     #[inline]
     pub fn call_sync<E, F, R>(
         &self,
@@ -453,12 +457,12 @@ where
 
     /// Remove every entry of this function (every version), in process and in the backend;
     /// how many the backend removed (the in-process count on a memory cache).
-    pub async fn clear_async(&self) -> Result<u64> {
+    pub async fn clear(&self) -> Result<u64> {
         self.clear_in(Mode::Async).await
     }
 
-    /// Sync twin of [`clear_async`](Self::clear_async).
-    pub fn clear(&self) -> Result<u64> {
+    /// Blocking twin of [`clear`](Self::clear).
+    pub fn clear_sync(&self) -> Result<u64> {
         block_local(self.clear_in(Mode::Sync))
     }
 
@@ -482,17 +486,12 @@ where
     /// Store `value` as the result of one call, as if the function had just returned it
     /// (cached's `prime_cache`): with the function's policy, in every tier. Whether it was
     /// stored (not when caching is off, `cache_if` refuses it, or the store failed: logged).
-    pub async fn prime_key_async<E>(
-        &self,
-        key: ArgsKey<'_>,
-        shape: Shape<V, E>,
-        value: &V,
-    ) -> bool {
+    pub async fn prime_key<E>(&self, key: ArgsKey<'_>, shape: Shape<V, E>, value: &V) -> bool {
         self.prime_in(Mode::Async, key, shape, value).await
     }
 
-    /// Sync twin of [`prime_key_async`](Self::prime_key_async).
-    pub fn prime_key<E>(&self, key: ArgsKey<'_>, shape: Shape<V, E>, value: &V) -> bool {
+    /// Blocking twin of [`prime_key`](Self::prime_key).
+    pub fn prime_key_sync<E>(&self, key: ArgsKey<'_>, shape: Shape<V, E>, value: &V) -> bool {
         block_local(self.prime_in(Mode::Sync, key, shape, value))
     }
 
@@ -521,12 +520,12 @@ where
 
     /// The cached value of one call, fresh or stale, without computing it (`None` when there is
     /// none, it expired, or caching is off). Not counted as a hit or a miss.
-    pub async fn get_cached_key_async(&self, key: ArgsKey<'_>) -> Option<V> {
+    pub async fn get_cached_key(&self, key: ArgsKey<'_>) -> Option<V> {
         self.peek_in(Mode::Async, key).await
     }
 
-    /// Sync twin of [`get_cached_key_async`](Self::get_cached_key_async).
-    pub fn get_cached_key(&self, key: ArgsKey<'_>) -> Option<V> {
+    /// Blocking twin of [`get_cached_key`](Self::get_cached_key).
+    pub fn get_cached_key_sync(&self, key: ArgsKey<'_>) -> Option<V> {
         block_local(self.peek_in(Mode::Sync, key))
     }
 
@@ -545,12 +544,12 @@ where
     }
 
     /// Remove one call's entry, in process and in the backend.
-    pub async fn invalidate_key_async(&self, key: ArgsKey<'_>) -> Result<bool> {
+    pub async fn invalidate_key(&self, key: ArgsKey<'_>) -> Result<bool> {
         self.invalidate_in(Mode::Async, key).await
     }
 
-    /// Sync twin of [`invalidate_key_async`](Self::invalidate_key_async).
-    pub fn invalidate_key(&self, key: ArgsKey<'_>) -> Result<bool> {
+    /// Blocking twin of [`invalidate_key`](Self::invalidate_key).
+    pub fn invalidate_key_sync(&self, key: ArgsKey<'_>) -> Result<bool> {
         block_local(self.invalidate_in(Mode::Sync, key))
     }
 

@@ -48,8 +48,20 @@ struct UrlOptions {
     local_tier: Option<LocalTier>,
     timeout: Option<Duration>,
     bulk_timeout: Option<Duration>,
-    breaker: Option<Option<StoreBreaker>>,
+    breaker: UrlBreaker,
     bus: Option<BusConfig>,
+}
+
+/// What a URL says of the store breaker.
+#[derive(Default)]
+enum UrlBreaker {
+    /// Nothing: the builder's default.
+    #[default]
+    Unsaid,
+    /// `breaker_threshold=0`.
+    Off,
+    /// A threshold or a cooldown.
+    On(StoreBreaker),
 }
 
 impl UrlOptions {
@@ -64,9 +76,9 @@ impl UrlOptions {
             b = b.bulk_timeout(t);
         }
         match self.breaker {
-            Some(Some(c)) => b = b.store_breaker(c),
-            Some(None) => b = b.no_store_breaker(),
-            None => {}
+            UrlBreaker::On(c) => b = b.store_breaker(c),
+            UrlBreaker::Off => b = b.no_store_breaker(),
+            UrlBreaker::Unsaid => {}
         }
         if let Some(c) = &self.bus {
             b = b.bus(c.clone());
@@ -356,13 +368,13 @@ fn set_tier_and_breaker(
     };
     if threshold.is_some() || cooldown.is_some() {
         let d = StoreBreaker::default();
-        o.breaker = Some(match threshold {
-            Some(0) => None,
-            t => Some(StoreBreaker::new(
+        o.breaker = match threshold {
+            Some(0) => UrlBreaker::Off,
+            t => UrlBreaker::On(StoreBreaker::new(
                 t.map_or(d.threshold, |t| u32::try_from(t).unwrap_or(u32::MAX)),
                 cooldown.unwrap_or(d.cooldown),
             )),
-        });
+        };
     }
     Ok(())
 }

@@ -20,7 +20,15 @@
 //!   is one the library wrote, so that a clear removes only those;
 //! * for stores that judge expiry in the client (MongoDB, S3): [`StoreClock`], an estimate of
 //!   the store's clock from the times its answers carry, and [`SKEW_MARGIN`], how far past its
-//!   expiry an entry must be before a read deletes it.
+//!   expiry an entry must be before a read deletes it;
+//! * for a [`CacheManager`](crate::CacheManager) of your own: [`async_trait`] (the trait's
+//!   methods are `async_trait` methods), and, when its I/O is local, the blocking path:
+//!   [`BlockingManager`] with [`load_blocking_with_hooks`] / [`save_blocking_with_hooks`];
+//! * the guards' internals: [`Permit`] (what a [`CallBreaker`](crate::CallBreaker) lets
+//!   through) and [`Counter`] (one of the stats' counters);
+//! * the defaults and formats: [`DEFAULT_BACKEND_TIMEOUT`], [`DEFAULT_BULK_TIMEOUT`],
+//!   [`DEFAULT_MAX_BYTES`], [`DEFAULT_FAIL_SAFE_THROTTLE`], [`FORMAT_VERSION`] (of the stored
+//!   envelope), and [`parse_duration`] (the durations of URLs and attributes).
 //!
 //! The backend crates of this workspace (`steadycache-file`, `-sqlite`, `-redis`, `-mongo`,
 //! `-s3`) use exactly these; a new backend follows one of them (see `ARCHITECTURE.md`).
@@ -28,12 +36,21 @@
 use crate::error::{Error, Result};
 
 pub use crate::backend::{check_ttl, BlockingBackend};
-pub use crate::bulk::BulkProgress;
+pub use crate::bulk::{BulkProgress, DEFAULT_BULK_TIMEOUT};
+pub use crate::cache::DEFAULT_BACKEND_TIMEOUT;
+pub use crate::envelope::FORMAT_VERSION;
+pub use crate::guard::Permit;
+pub use crate::manager::{load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager};
+pub use crate::memory::DEFAULT_MAX_BYTES;
 pub use crate::options::{parse_bytes, parse_count, parse_flag, redact_url};
+pub use crate::policy::DEFAULT_FAIL_SAFE_THROTTLE;
 pub use crate::runtime::{block_on, library_runtime};
 pub use crate::scheme::{register_scheme, Scheme, SchemeOpener, SCHEMES};
 pub use crate::skew::{StoreClock, SKEW_MARGIN};
+pub use crate::stats::Counter;
+pub use crate::time::parse_duration;
 pub use crate::time::{deadline, deadline_i64, unix_millis};
+pub use async_trait::async_trait;
 /// The link-time registry behind [`SCHEMES`], re-exported so backend crates need no dependency
 /// of their own on it.
 pub use linkme;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, now. A clock before 1970 reads as 0. With the feature
-/// `testing`, plus the offset a test added ([`crate::testing::clock::advance`]).
+/// Milliseconds since the Unix epoch, now. A clock before 1970 reads as 0. Plus the offset a
+/// test added (see [`test_offset_ms`]: 0 unless a test installed the test clock).
 pub fn unix_millis() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -14,21 +14,21 @@ pub fn unix_millis() -> u64 {
     now.saturating_add(test_offset_ms())
 }
 
-/// How far tests moved the clocks forward, ms (always 0 without the feature `testing`).
+/// How far tests moved the clocks forward, ms: one relaxed load of [`TEST_OFFSET_MS`], the same
+/// code with and without the feature `testing`.
+///
+/// The hook cannot change a production clock by accident: the offset is 0 unless a test
+/// installed the test clock (`testing::clock::exclusive`, feature `testing`) and moved it
+/// while it held it (`testing::clock::advance` moves nothing otherwise). So a dependency that
+/// turns `testing` on (features are unified across a build) changes no clock; only code that
+/// installs the test clock on purpose does.
 #[inline]
 pub(crate) fn test_offset_ms() -> u64 {
-    #[cfg(feature = "testing")]
-    {
-        TEST_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
-    }
-    #[cfg(not(feature = "testing"))]
-    {
-        0
-    }
+    TEST_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The offset behind [`test_offset_ms`].
-#[cfg(feature = "testing")]
+/// The offset behind [`test_offset_ms`]; written only by `testing::clock::advance` while a test
+/// clock is installed.
 pub(crate) static TEST_OFFSET_MS: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(0);
 

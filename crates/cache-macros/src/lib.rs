@@ -39,7 +39,8 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 ///
 /// * a free function gets a handle: `user_cache()` returns it, and its type is `UserCache`
 ///   (the function's name in CamelCase, then `Cache`; an alias of `__SteadycacheHandle_user`,
-///   defined too). The handle derefs to the function's `Memo` (`stats()`, `clear()`,
+///   defined too). The handle derefs to the function's `Memo` (`stats()`, `clear()` and
+///   `clear_sync()`,
 ///   `set_enabled(..)`, …) and has the per-call controls below as methods;
 /// * a method (`fn user(&self, ..)` in an impl block) gets associated functions beside it in
 ///   that block: `user_cache()` (the `Memo`) and `user_<control>` for each control
@@ -56,10 +57,14 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// | `bypass(args…)` | run the function without reading or writing the cache | as the function |
 /// | `call_with(opts, args…)` | call with these `CallOptions` (e.g. `max_age(d)`) | as the function |
 /// | `call_with_origin(args…)` | call, and return the value with its `Origin` | as the function |
-/// | `prime(args…, value)` | store `value` as the call's result, without running it | sync, and `prime_async` |
-/// | `get_cached(args…)` | the cached value, fresh or stale, without computing it | sync, and `get_cached_async` |
-/// | `key(args…)` | the call's key in the store | sync |
-/// | `invalidate(args…)` | remove the call's entry | sync, and `invalidate_async` |
+/// | `prime(args…, value)` | store `value` as the call's result, without running it | async, and `prime_sync` |
+/// | `get_cached(args…)` | the cached value, fresh or stale, without computing it | async, and `get_cached_sync` |
+/// | `key(args…)` | the call's key in the store | sync (no I/O) |
+/// | `invalidate(args…)` | remove the call's entry | async, and `invalidate_sync` |
+///
+/// The rule of `Cache` and `Memo`: a control that does the store's I/O is async under its plain
+/// name and blocking as `_sync` (works inside and outside tokio); a control that runs the
+/// function has the function's mode.
 ///
 /// `refresh`, `bypass` and `call_with` reach that call only: the memoized functions its body
 /// calls are served as usual (`with_options` is the scope that reaches them too). On a method,

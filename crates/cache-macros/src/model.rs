@@ -15,10 +15,10 @@ use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
 pub(crate) enum Kind {
     /// Any value: always stored.
     Plain,
-    /// An `Option`: `None` is stored only with `cache_none`.
+    /// An `Option`: `None` is stored only with `negative_ttl`.
     Option,
     /// A `Result` (also through an alias such as `anyhow::Result<T>`): `Err` is stored only with
-    /// `cache_err`.
+    /// `negative_ttl`.
     Result,
 }
 

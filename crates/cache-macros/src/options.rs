@@ -254,12 +254,10 @@ pub(crate) struct Options {
     /// `jitter = 0.1`: a random fraction of `ttl` (0.0 to 0.9) taken off each entry's lifetime,
     /// so entries written together do not expire together. Default 0.0.
     pub jitter: Option<FloatLit>,
-    /// `cache_none = "30s"`: also cache `None` results, for this long (functions returning
-    /// `Option` only).
-    pub cache_none: Option<DurationOpt>,
-    /// `cache_err = "5s"`: also cache `Err` results, for this long (functions returning
-    /// `Result` only; the error type must be serializable and `Clone`). Excludes `fail_safe`.
-    pub cache_err: Option<DurationOpt>,
+    /// `negative_ttl = "30s"`: also cache negative results, for this long: `None` of a function
+    /// returning `Option`, `Err` of one returning `Result` (the error type must then be
+    /// serializable and `Clone`; excludes `fail_safe`). The name of `Policy::with_negative_ttl`.
+    pub negative_ttl: Option<DurationOpt>,
     /// `serve_stale_on_error = false`: whether a stale value is served when its refresh fails.
     /// Default true.
     pub serve_stale_on_error: Option<bool>,
@@ -269,7 +267,7 @@ pub(crate) struct Options {
     pub strict: Option<bool>,
     /// `fail_safe = "1h"`: keep each value this long past its `ttl`, and serve it when the
     /// function fails (an error or a panic) after the ttl. Needs `ttl` or `ttl_fn`; excludes
-    /// `cache_err`.
+    /// `negative_ttl` on a function returning `Result`.
     pub fail_safe: Option<DurationOpt>,
     /// `fail_safe_throttle = "30s"`: after a failed recompute, serve the old value this long
     /// before calling the function again (default 30 s with `fail_safe`).

@@ -4,7 +4,7 @@
 use crate::output::{hex, hex_preview, instant, instant_json, now_ms, span};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use steadycache::{Entry, Freshness, FORMAT_VERSION};
+use steadycache::{plumbing::FORMAT_VERSION, Entry, Freshness};
 
 /// The high bit of a codec id: the codec signs its entries (see `Codec::id`).
 const SIGNED_BIT: u8 = 0x80;

@@ -353,7 +353,7 @@ fn clearing_a_file_cache_leaves_the_users_files() {
     }
     let url = format!("file://{}", dir.display());
     let filled = cache(&url);
-    let policy = steadycache::Policy::ttl(std::time::Duration::from_secs(600));
+    let policy = steadycache::Policy::expire_after(std::time::Duration::from_secs(600));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         for i in 0..4 {

@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use steadycache::{
-    async_trait, plumbing::unix_millis, Backend, Cache, CacheManager, Codec, Entry, Error,
-    Freshness, Policy, RedisBackend, Result,
+    plumbing::{async_trait, unix_millis},
+    Backend, Cache, CacheManager, Codec, Entry, Error, Freshness, Policy, RedisBackend, Result,
 };
 
 /// Items per page.
@@ -248,10 +248,14 @@ pub async fn search_page(
         return Ok(hits);
     }
     let all: Vec<Hit> = cache
-        .get_or_compute(&key, &Policy::ttl(Duration::from_secs(300)), || async {
-            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok::<_, Error>(search(query).await)
-        })
+        .get_or_compute(
+            &key,
+            &Policy::expire_after(Duration::from_secs(300)),
+            || async {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, Error>(search(query).await)
+            },
+        )
         .await?;
     Ok(all
         .into_iter()

@@ -71,7 +71,7 @@ pub async fn hammer(secs: u64) -> u64 {
 pub async fn run(processes: usize, spawn: impl Fn() -> Child) -> u64 {
     let cache = shared_cache();
     let _ = cache.backend().delete(UPSTREAM_CALLS).await;
-    let _ = fx_rate_cache().clear_async().await;
+    let _ = fx_rate_cache().clear().await;
     let children: Vec<Child> = (0..processes).map(|_| spawn()).collect();
     for mut c in children {
         let ok = tokio::task::spawn_blocking(move || c.wait().map(|s| s.success()))

@@ -20,7 +20,7 @@ fn signed_cache(backend: Arc<dyn Backend>) -> Cache {
 async fn a_signed_entry_copied_to_another_key_is_not_read() {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
     let cache = signed_cache(backend.clone());
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     cache.set("is_admin:alice", &true, &policy).await.unwrap();
     // An attacker with write access to the store copies alice's entry to mallory.
     let bytes = backend.get("is_admin:alice").await.unwrap().unwrap();
@@ -37,7 +37,7 @@ async fn a_signed_entry_copied_to_another_key_is_not_read() {
 async fn a_signed_entry_made_to_live_forever_is_not_read() {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
     let cache = signed_cache(backend.clone());
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     cache.set("k", &1u32, &policy).await.unwrap();
     let raw = backend.get("k").await.unwrap().unwrap();
     let mut e = Entry::decode(&raw).unwrap();

@@ -330,7 +330,7 @@ fn sqlite_cache() -> steadycache::Cache {
 
 /// The breaker's cycle on a store: open after failures, refuse, probe after its delay.
 fn breaker_cycle(source: steadycache::__private::CacheSource) {
-    use steadycache::{CallBreaker, Permit};
+    use steadycache::{plumbing::Permit, CallBreaker};
     let b = CallBreaker::new(
         "cycle",
         0.5,

@@ -89,7 +89,7 @@ fn app_users(i: u32) -> u32 {
 fn clearing_a_namespace_leaves_one_it_is_a_prefix_of() {
     app(1);
     app_users(1);
-    app_cache().clear().unwrap();
+    app_cache().clear_sync().unwrap();
     app(1);
     app_users(1);
     assert_eq!(APP_RUNS.load(SeqCst), 2, "app was cleared");

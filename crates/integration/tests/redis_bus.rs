@@ -73,7 +73,7 @@ fn update_and_wait(logs: &[std::path::PathBuf], v: u64, what: &str) -> Vec<u64> 
     let a = value_cache();
     let key = a.key(KEY).unwrap();
     let give_up = Instant::now() + Duration::from_secs(20);
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     // After a restart, A's own connection may take a few tries to come back.
     let t0 = loop {
         let t0 = micros();
@@ -226,7 +226,7 @@ fn after_a_restart_an_l1_never_keeps_what_the_store_did_not_take() {
     server.restart();
 
     // A stores the new value as soon as its connection is back.
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     let give_up = Instant::now() + Duration::from_secs(20);
     while let Err(e) = support::block_on(a.set(&key, &7u64, &policy)) {
         assert!(

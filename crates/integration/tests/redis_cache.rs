@@ -52,7 +52,7 @@ async fn json_entries_are_readable_with_redis_cli_and_ttls_visible() {
         .backend(RedisBackend::from_url(&server.url()).unwrap())
         .codec(Codec::json())
         .build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let v: Forecast = cache
         .get_or_compute("weather:oslo", &policy, || async {
             Ok::<_, ()>(Forecast {
@@ -127,7 +127,7 @@ async fn with_redis_killed_the_breaker_skips_it_and_caching_resumes_after_a_rest
     let faults = layer.faults();
     // The default breaker: open after 3 consecutive failures, probe every second.
     let cache = Cache::builder().backend(layer).build();
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     let runs = AtomicUsize::new(0);
     let call = |i: u32| {
         let (cache, policy, runs) = (&cache, &policy, &runs);

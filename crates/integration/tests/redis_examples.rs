@@ -94,7 +94,7 @@ async fn pagination_stores_a_redis_list_and_reads_pages_with_lrange() {
     let all: Vec<pagination::Hit> = cache
         .get_or_compute(
             "search:rust",
-            &steadycache::Policy::ttl(std::time::Duration::from_secs(300)),
+            &steadycache::Policy::expire_after(std::time::Duration::from_secs(300)),
             || async { Ok::<_, ()>(Vec::new()) },
         )
         .await

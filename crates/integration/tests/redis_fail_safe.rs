@@ -12,11 +12,12 @@ use steadycache_redis::testing::RedisServer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_down_for_ten_seconds_is_called_once_per_throttle() {
     // The only test of this binary: nothing else reads the clocks it moves.
+    let _clock = clock::exclusive();
     let server = RedisServer::start();
     let cache = Cache::builder()
         .backend(RedisBackend::from_url(&server.url()).unwrap())
         .build();
-    let policy = Policy::ttl(Duration::from_secs(1))
+    let policy = Policy::expire_after(Duration::from_secs(1))
         .with_fail_safe(Duration::from_secs(3600))
         .with_fail_safe_throttle(Duration::from_secs(1));
     let (down, runs) = (AtomicBool::new(false), AtomicUsize::new(0));

@@ -65,7 +65,7 @@ fn a_sync_function_outside_any_runtime_is_memoized_on_s3() {
     assert_eq!(SYNC_RUNS.load(SeqCst), 1, "the second call was a hit");
     let s = report_cache().stats();
     assert_eq!((s.hits, s.misses), (1, 1), "{s:?}");
-    report_cache().invalidate(3).unwrap();
+    report_cache().invalidate_sync(3).unwrap();
     assert_eq!(report(3).len(), 100_000);
     assert_eq!(SYNC_RUNS.load(SeqCst), 2, "invalidated, so computed again");
 }

@@ -17,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 const ALLOWANCE: Duration = Duration::from_secs(5);
 
 fn policy() -> Policy {
-    Policy::ttl(Duration::from_secs(3600))
+    Policy::expire_after(Duration::from_secs(3600))
 }
 
 /// A cache on Redis through `proxy`, whose breaker opens after `breaker` failed calls (0: no

@@ -17,7 +17,7 @@
 //! only if the store says another process holds it. A process that dies stops beating, and its
 //! lock expires at most `lock_ttl` after the last renewal.
 //!
-//! A leader that computed but stored nothing (an `Err`, a `None` without `cache_none`, a store
+//! A leader that computed but stored nothing (an `Err`, a `None` without `negative_ttl`, a store
 //! that failed) leaves a short-lived marker `key#done` with the time it finished before it
 //! releases (written as a plain value, or, when the store refuses plain writes, taken as a
 //! lock holding that time). Callers that were waiting on that lease see the marker and compute at once,

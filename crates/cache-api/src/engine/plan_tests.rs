@@ -31,13 +31,13 @@ fn too_old() -> Call {
 #[test]
 fn decide_covers_every_combination() {
     let secs = Duration::from_secs;
-    let block = plan(Policy::ttl(secs(10)).with_stale_after(secs(5)));
+    let block = plan(Policy::expire_after(secs(10)).with_stale_after(secs(5)));
     let block_no_fallback = plan(
-        Policy::ttl(secs(10))
+        Policy::expire_after(secs(10))
             .with_stale_after(secs(5))
             .with_serve_stale_on_error(false),
     );
-    let swr = plan(Policy::ttl(secs(5)).stale_while_revalidate(secs(60)));
+    let swr = plan(Policy::expire_after(secs(5)).stale_while_revalidate(secs(60)));
     let cases: &[(&Plan, Option<Freshness>, Call, Step)] = &[
         // bypass wins over everything
         (&swr, Some(Fresh), call(true, true, true), Step::Bypass),
@@ -148,8 +148,8 @@ fn freshness_at_the_edges() {
 
 #[test]
 fn durations_at_their_limits_never_panic() {
-    let mut p = Policy::ttl(Duration::MAX).with_lock_ttl(Duration::MAX);
-    p.jitter = 7.0; // set out of range by hand (the field is public)
+    let mut p = Policy::expire_after(Duration::MAX).with_lock_ttl(Duration::MAX);
+    p.jitter = 7.0; // out of range, set past the setter's clamp (the field is the crate's)
     p.stale_after = Some(Duration::MAX);
     let c = plan(p.clone());
     assert_eq!(c.lock_ttl, MAX_LOCK_TTL);
@@ -168,7 +168,7 @@ fn durations_at_their_limits_never_panic() {
         c.deadlines(0, false, f64::NAN).map(pair),
         Some((u64::MAX - 1, u64::MAX - 1))
     );
-    let mut f = Policy::ttl(Duration::MAX).with_fail_safe(Duration::MAX);
+    let mut f = Policy::expire_after(Duration::MAX).with_fail_safe(Duration::MAX);
     f.fail_safe_throttle = Some(Duration::MAX);
     let c = plan(f);
     let d = c.deadlines(u64::MAX - 5, false, 0.0).unwrap();
@@ -196,7 +196,11 @@ fn pair(d: Deadlines) -> (u64, u64) {
 #[test]
 fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
     let s = Duration::from_secs;
-    let p = plan(Policy::ttl(s(10)).with_fail_safe(s(60)).with_jitter(0.5));
+    let p = plan(
+        Policy::expire_after(s(10))
+            .with_fail_safe(s(60))
+            .with_jitter(0.5),
+    );
     let d = p.deadlines(1_000, false, 1.0).unwrap();
     assert_eq!(
         (d.expires_at, d.keep_until),
@@ -204,9 +208,9 @@ fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
         "not jittered"
     );
     let neg = plan(
-        Policy::ttl(s(10))
+        Policy::expire_after(s(10))
             .with_fail_safe(s(60))
-            .with_negative_ttl(Some(s(2))),
+            .with_negative_ttl(s(2)),
     );
     let d = neg.deadlines(0, true, 0.0).unwrap();
     assert_eq!(d.keep_until, d.expires_at, "negatives are not kept");
@@ -219,12 +223,12 @@ fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
     // throttled); an explicit one either way, zero turning it off.
     assert_eq!(p.throttle, Some(DEFAULT_FAIL_SAFE_THROTTLE));
     assert_eq!(
-        plan(Policy::ttl(s(1))).throttle,
+        plan(Policy::expire_after(s(1))).throttle,
         Some(DEFAULT_FAIL_SAFE_THROTTLE)
     );
-    let off = plan(Policy::ttl(s(1)).with_fail_safe_throttle(Duration::ZERO));
+    let off = plan(Policy::expire_after(s(1)).with_fail_safe_throttle(Duration::ZERO));
     assert_eq!(off.throttle, None);
-    let t = plan(Policy::ttl(s(1)).with_fail_safe_throttle(s(5)));
+    let t = plan(Policy::expire_after(s(1)).with_fail_safe_throttle(s(5)));
     assert_eq!(t.throttle, Some(s(5)));
     let d = t.throttled(1_000, old(500, 900, 100_000)).unwrap();
     assert_eq!(
@@ -270,7 +274,7 @@ fn fail_safe_keeps_positives_past_their_ttl_and_throttles() {
 #[test]
 fn deadlines_follow_the_plan() {
     let s = Duration::from_secs;
-    let p = plan(Policy::ttl(s(10)).with_stale_after(s(4)));
+    let p = plan(Policy::expire_after(s(10)).with_stale_after(s(4)));
     assert_eq!(
         p.deadlines(1_000, false, 0.5).map(pair),
         Some((5_000, 11_000))
@@ -280,9 +284,9 @@ fn deadlines_follow_the_plan() {
         None,
         "no negative_ttl"
     );
-    let p = plan(Policy::ttl(s(10)).with_negative_ttl(Some(s(2))));
+    let p = plan(Policy::expire_after(s(10)).with_negative_ttl(s(2)));
     assert_eq!(p.deadlines(0, true, 0.0).map(pair), Some((2_000, 2_000)));
-    let p = plan(Policy::ttl(s(10)).with_jitter(0.5));
+    let p = plan(Policy::expire_after(s(10)).with_jitter(0.5));
     assert_eq!(p.deadlines(0, false, 0.0).map(pair), Some((10_000, 10_000)));
     assert_eq!(p.deadlines(0, false, 1.0).map(pair), Some((5_000, 5_000)));
     let forever = plan(Policy::forever());
@@ -291,10 +295,10 @@ fn deadlines_follow_the_plan() {
         Some((u64::MAX, u64::MAX))
     );
     // a sub-millisecond ttl still lasts a millisecond
-    let tiny = plan(Policy::ttl(Duration::from_micros(3)));
+    let tiny = plan(Policy::expire_after(Duration::from_micros(3)));
     assert_eq!(tiny.deadlines(100, false, 0.0).map(pair), Some((101, 101)));
     // a ttl chosen for the value replaces the plan's; a shorter stale_after is kept
-    let p = plan(Policy::ttl(s(10)).with_stale_after(s(4)));
+    let p = plan(Policy::expire_after(s(10)).with_stale_after(s(4)));
     let chosen = |d| p.deadlines_with(0, false, 0.0, Some(d)).map(pair);
     assert_eq!(chosen(s(60)), Some((4_000, 60_000)));
     assert_eq!(chosen(s(2)), Some((2_000, 2_000)));

@@ -5,6 +5,11 @@
 //! time ([`exclusive`]). Stores that keep their own time (a Redis ttl, a server's clock) are
 //! not moved.
 //!
+//! The clocks move only while a test holds the test clock ([`exclusive`] installs it, and
+//! dropping its guard uninstalls it): [`advance`] without it moves nothing (and says so in a
+//! `warn` event). So turning the feature `testing` on, on purpose or through a dependency,
+//! never changes the clock of code that did not install it.
+//!
 //! ```
 //! use steadycache_api::testing::clock;
 //! use std::time::Duration;
@@ -15,12 +20,20 @@
 //! ```
 
 use crate::time::TEST_OFFSET_MS;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Move every clock of the library forward by `d` (saturating).
+/// How many [`TestClock`]s are held (at most one at a time, by [`exclusive`]'s lock).
+static INSTALLED: AtomicUsize = AtomicUsize::new(0);
+
+/// Move every clock of the library forward by `d` (saturating), while a test holds the test
+/// clock ([`exclusive`]); without it, nothing moves.
 pub fn advance(d: Duration) {
+    if INSTALLED.load(Ordering::SeqCst) == 0 {
+        tracing::warn!("steadycache: testing::clock::advance without the test clock installed (hold `testing::clock::exclusive()`): the clocks do not move");
+        return;
+    }
     let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let _ = TEST_OFFSET_MS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
         Some(o.saturating_add(ms))
@@ -33,8 +46,24 @@ pub fn offset() -> Duration {
     Duration::from_millis(TEST_OFFSET_MS.load(Ordering::Relaxed))
 }
 
-/// Hold it while a test moves the clocks: tests of one binary that do run one at a time.
-pub fn exclusive() -> MutexGuard<'static, ()> {
+/// The test clock, installed while this guard lives (see [`exclusive`]).
+#[must_use = "the test clock is uninstalled when the guard is dropped"]
+pub struct TestClock {
+    _one: MutexGuard<'static, ()>,
+}
+
+impl Drop for TestClock {
+    fn drop(&mut self) {
+        INSTALLED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Install the test clock and hold it while a test moves the clocks: tests of one binary that
+/// do run one at a time. The offset they added stays when the guard is dropped (clocks never
+/// run backwards); only [`advance`] stops moving them.
+pub fn exclusive() -> TestClock {
     static ONE: Mutex<()> = Mutex::new(());
-    ONE.lock().unwrap_or_else(|p| p.into_inner())
+    let one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    INSTALLED.fetch_add(1, Ordering::SeqCst);
+    TestClock { _one: one }
 }

@@ -20,7 +20,7 @@ fn cache(backend: Arc<dyn Backend>, codec: Codec) -> Cache {
 
 /// One memoized call of `cache` for [`KEY`]: returns `"v<run>"` where run counts the executions.
 async fn call(cache: &Cache, runs: &AtomicUsize) -> String {
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     let v = cache
         .get_or_compute(KEY, &policy, || async {
             let n = runs.fetch_add(1, SeqCst) + 1;

@@ -334,7 +334,7 @@ pub async fn envelope(b: &dyn Backend, p: &str) {
 /// its value replaces the bad bytes, and no wrong value is ever returned.
 pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
     let cache = Cache::builder().backend(backend.clone()).build();
-    let policy = Policy::ttl(Duration::from_secs(60));
+    let policy = Policy::expire_after(Duration::from_secs(60));
     let good = crate::Codec::bincode().encode(&7u64).unwrap();
     let now = unix_millis();
     let key = |name: &str| format!("{p}corrupt-{name}");
@@ -403,7 +403,7 @@ pub async fn corrupt_entries_are_misses(backend: Arc<dyn Backend>, p: &str) {
 /// `set_up(true)` starts it again (on the same address). Not in [`conformance_tests!`](crate::conformance_tests): it
 /// needs a server the test controls.
 pub async fn outage_fails_open(cache: &Cache, mut set_up: impl FnMut(bool)) {
-    let policy = Policy::ttl(Duration::from_secs(600));
+    let policy = Policy::expire_after(Duration::from_secs(600));
     let key = unique_prefix("outage") + "k";
     let runs = AtomicUsize::new(0);
     let call = || async {

@@ -10,7 +10,7 @@
 //! use std::time::Duration;
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let fleet = Fleet::new(4);
-//! let policy = Policy::ttl(Duration::from_secs(60))
+//! let policy = Policy::expire_after(Duration::from_secs(60))
 //!     .with_lock(Lock::Distributed)
 //!     .with_lock_ttl(Duration::from_millis(100));
 //! // 4 processes x 5 callers on one cold key; the work takes 3 lock ttls.

@@ -52,7 +52,7 @@ pub fn race(a: Cache, b: Cache, kind: Kind, ns: &str) {
         go: Mutex::new(None),
     });
     let key = format!("{ns}:v1:user:1");
-    let policy = Policy::ttl(std::time::Duration::from_secs(600));
+    let policy = Policy::expire_after(std::time::Duration::from_secs(600));
     let call = {
         let (a, body, key, policy) = (a.clone(), body.clone(), key.clone(), policy.clone());
         move || {

@@ -1,8 +1,11 @@
 //! The per-call controls, described once in [`CONTROLS`] and emitted for each receiver (a free
 //! function's handle `NameCache`, or associated functions `name_<control>` beside a method) and
 //! each asyncness, so every memoized function gets the same set: `refresh`, `bypass`,
-//! `call_with`, `call_with_origin`, `prime`, `get_cached`, `key` and `invalidate`, with an
-//! `_async` twin for the controls that only do the store's I/O.
+//! `call_with`, `call_with_origin`, `prime`, `get_cached`, `key` and `invalidate`. The rule of
+//! twins is the one of `Cache` and `Memo`: a control that does the store's I/O (`prime`,
+//! `get_cached`, `invalidate`) is async under its plain name and blocking as `name_sync`; a
+//! control that runs the function (`refresh`, `bypass`, `call_with`, `call_with_origin`) has
+//! the function's mode and its plain name.
 //!
 //! A control names one call: `refresh`, `bypass` and `call_with` give their options to that
 //! call only, never to the memoized calls its body makes (`with_call_options` and its `once`
@@ -49,13 +52,13 @@ enum Scope {
 /// What a control does in the store.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Store {
-    /// Store a value (the last parameter) as the call's result (`Memo::prime_key`).
+    /// Store a value (the last parameter) as the call's result (`Memo::prime_key`, `_sync`).
     Prime,
-    /// Read the call's cached value (`Memo::get_cached_key`).
+    /// Read the call's cached value (`Memo::get_cached_key`, `_sync`).
     Peek,
     /// The call's key in the store (`Memo::key_for`).
     Key,
-    /// Remove the call's entry (`Memo::invalidate_key`).
+    /// Remove the call's entry (`Memo::invalidate_key`, `_sync`).
     Invalidate,
 }
 
@@ -64,7 +67,8 @@ enum Store {
 enum Forms {
     /// One, `async` when the function is (it runs the function).
     AsTheFunction,
-    /// A sync form and an `_async` twin (it does the store's I/O, whatever the function is).
+    /// An async form under the plain name and a blocking `_sync` twin (it does the store's
+    /// I/O, whatever the function is).
     SyncAndAsync,
     /// A sync form only (no I/O).
     SyncOnly,
@@ -216,9 +220,13 @@ impl Site {
         }
     }
 
-    /// The name of a form of the control `name`.
-    fn ident(&self, name: &str, twin: bool) -> syn::Ident {
-        let name = twin_name(name, twin);
+    /// The name of a form of the control `name`: `name_sync` for the blocking twin.
+    fn ident(&self, name: &str, blocking_twin: bool) -> syn::Ident {
+        let name = if blocking_twin {
+            format_ident!("{}_sync", name)
+        } else {
+            format_ident!("{}", name)
+        };
         match &self.prefix {
             Some(method) => format_ident!("{}_{}", method, name),
             None => name,
@@ -226,7 +234,7 @@ impl Site {
     }
 }
 
-/// `name`, or its async twin `name_async`.
+/// A scope function's `name`, or its async twin `name_async` (`with_call_options_async`).
 fn twin_name(name: &str, is_async: bool) -> syn::Ident {
     if is_async {
         format_ident!("{}_async", name)
@@ -252,11 +260,14 @@ struct Emitter<'a> {
 impl Emitter<'_> {
     /// The sync (`is_async` false) or async form of `c`.
     fn item(&self, c: &Control, is_async: bool) -> TokenStream2 {
-        let twin = is_async && c.forms == Forms::SyncAndAsync;
+        let twin = !is_async && c.forms == Forms::SyncAndAsync;
         let ident = self.site.ident(c.name, twin);
         let doc = if twin {
-            let sync = self.site.ident(c.name, false);
-            format!("Async twin of [`Self::{sync}`].")
+            let plain = self.site.ident(c.name, false);
+            format!(
+                "Blocking twin of [`Self::{plain}`] (on the library's runtime: works inside and \
+                 outside tokio)."
+            )
         } else {
             c.doc.replace("{f}", &self.site.link)
         };
@@ -326,8 +337,13 @@ impl Emitter<'_> {
     /// running the function.
     fn store(&self, action: Store, is_async: bool) -> (TokenStream2, TokenStream2) {
         let (memo, key, shape, v_ty) = (&self.site.memo, &self.key, &self.shape, self.v_ty);
+        // The `Memo`'s I/O in the control's mode: `name` async, `name_sync` blocking.
         let engine = |name: &str, args: TokenStream2| {
-            let method = twin_name(name, is_async);
+            let method = if is_async {
+                format_ident!("{}", name)
+            } else {
+                format_ident!("{}_sync", name)
+            };
             let wait = is_async.then(|| quote!(.await));
             quote!(__steadycache_memo.#method(#args) #wait)
         };
@@ -340,7 +356,7 @@ impl Emitter<'_> {
             }
             Store::Key => (
                 quote!(::steadycache::Result<::std::string::String>),
-                ok(engine("key_for", quote!(&__steadycache_key))),
+                ok(quote!(__steadycache_memo.key_for(&__steadycache_key))),
             ),
             Store::Invalidate => (flag, engine("invalidate_key", quote!(__steadycache_key))),
             // The key's `?` needs a `Result` around it: `None` on a key error.

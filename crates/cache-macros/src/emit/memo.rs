@@ -1,7 +1,7 @@
 //! The function's `Memo`: its policy, version, namespace and cache, in a `static`.
 
 use super::Names;
-use crate::model::FnModel;
+use crate::model::{FnModel, Kind};
 use crate::options::{CacheOpt, DurationOpt, FloatLit, Options};
 use crate::validate::{LockMode, Plan};
 use proc_macro2::TokenStream as TokenStream2;
@@ -56,8 +56,9 @@ fn version(opts: &Options, model: &FnModel) -> String {
             toks.push_str(&format!(
                 "{:?}|{:?}|{:?}",
                 opts.key.as_ref().map(|k| k.value()),
-                opts.cache_err.is_some(),
-                opts.cache_none.is_some()
+                // (was `cache_err`, `cache_none`: the versions of existing keys stay the same)
+                opts.negative_ttl.is_some() && model.kind == Kind::Result,
+                opts.negative_ttl.is_some() && model.kind == Kind::Option
             ));
             format!("{:08x}", xxhash_rust::xxh3::xxh3_64(toks.as_bytes()) as u32)
         }
@@ -67,7 +68,6 @@ fn version(opts: &Options, model: &FnModel) -> String {
 /// The `Policy` expression: `Policy::forever()` and a builder call for each option given, in
 /// this order.
 fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
-    let some = |t: TokenStream2| quote!(::core::option::Option::Some(#t));
     let duration = |d: Option<&DurationOpt>| d.map(DurationOpt::tokens);
     let count = |n: &Option<syn::LitInt>| {
         n.as_ref().map(|n| {
@@ -85,10 +85,9 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         Some(j) => quote!(#j),
         None => quote!(0.0),
     };
-    let negative_ttl = opts.cache_none.as_ref().or(opts.cache_err.as_ref());
     let background = quote!(::steadycache::__private::Refresh::Background);
     let calls = [
-        ("with_ttl", duration(opts.ttl.as_ref()).map(some)),
+        ("with_ttl", duration(opts.ttl.as_ref())),
         ("with_stale_after", duration(opts.stale_after.as_ref())),
         (
             "stale_while_revalidate",
@@ -116,7 +115,7 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
             "with_background_completion",
             flag(opts.background_completion),
         ),
-        ("with_negative_ttl", duration(negative_ttl).map(some)),
+        ("with_negative_ttl", duration(opts.negative_ttl.as_ref())),
         ("with_serve_stale_on_error", flag(opts.serve_stale_on_error)),
     ];
     let calls = calls.into_iter().filter_map(|(method, arg)| {

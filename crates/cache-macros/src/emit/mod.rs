@@ -130,7 +130,7 @@ impl ValueShape {
             negative,
         };
         match model.kind {
-            Kind::Result if opts.cache_err.is_none() => shape(
+            Kind::Result if opts.negative_ttl.is_none() => shape(
                 quote!(<#ret_ty as ::steadycache::__private::ResultParts>::Ok),
                 quote!(<#ret_ty as ::steadycache::__private::ResultParts>::Err),
                 quote!(::steadycache::__private::ResultParts::into_result),
@@ -159,7 +159,7 @@ impl ValueShape {
     pub(crate) fn tokens(&self, opts: &Options, model: &FnModel) -> TokenStream2 {
         let (v_ty, e_ty, negative) = (&self.v_ty, &self.e_ty, &self.negative);
         let share = match model.kind {
-            Kind::Result if opts.cache_err.is_none() => quote! {{
+            Kind::Result if opts.negative_ttl.is_none() => quote! {{
                 #[allow(unused_imports)]
                 use ::steadycache::__private::{ShareViaClone as _, ShareNone as _};
                 (&&::steadycache::__private::ErrProbe::<#e_ty>::new()).share_fn()
@@ -205,7 +205,7 @@ impl ValueShape {
     fn on_timeout(&self, opts: &Options) -> TokenStream2 {
         let (v_ty, e_ty) = (&self.v_ty, &self.e_ty);
         let timeout_ty = quote!(::steadycache::__private::FactoryTimeout);
-        match (&opts.hard_timeout, opts.cache_err.is_some()) {
+        match (&opts.hard_timeout, opts.negative_ttl.is_some()) {
             (None, _) => quote!(::core::option::Option::None),
             (Some(_), false) => quote! {
                 ::core::option::Option::Some(

@@ -40,7 +40,7 @@ pub(crate) struct Plan {
 pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     check_return_shape(opts, model)?;
     check_durations(opts)?;
-    pairs::check(opts)?;
+    pairs::check(opts, model.kind)?;
     let background = check_refresh(opts, model)?;
     let timeouts = check_timeouts(opts, model)?;
     let lock = check_lock(opts)?;
@@ -64,12 +64,13 @@ pub(crate) fn check(opts: &Options, model: &FnModel) -> syn::Result<Plan> {
     })
 }
 
-/// `cache_err` and `cache_none` need the matching return type.
+/// `negative_ttl` needs a return type with negative results (`None`, `Err`).
 fn check_return_shape(opts: &Options, model: &FnModel) -> syn::Result<()> {
-    if opts.cache_err.is_some() && model.kind != Kind::Result {
+    if opts.negative_ttl.is_some() && model.kind == Kind::Plain {
         return Err(err(
             model.ret_ty.span(),
-            "`cache_err` needs a function returning `Result`",
+            "`negative_ttl` stores negative results: it needs a function returning `Option` \
+             (its `None`) or `Result` (its `Err`)",
         ));
     }
     if opts.strict == Some(true) && model.kind != Kind::Result {
@@ -77,12 +78,6 @@ fn check_return_shape(opts: &Options, model: &FnModel) -> syn::Result<()> {
             model.ret_ty.span(),
             "`strict` returns the cache's open error: it needs a function returning `Result` \
              whose error type implements `From<steadycache::Error>`",
-        ));
-    }
-    if opts.cache_none.is_some() && model.kind != Kind::Option {
-        return Err(err(
-            model.ret_ty.span(),
-            "`cache_none` needs a function returning `Option`",
         ));
     }
     Ok(())
@@ -100,8 +95,7 @@ fn check_durations(opts: &Options) -> syn::Result<()> {
         &opts.fail_safe_throttle,
         &opts.soft_timeout,
         &opts.hard_timeout,
-        &opts.cache_none,
-        &opts.cache_err,
+        &opts.negative_ttl,
     ]
     .into_iter()
     .flatten()
@@ -258,7 +252,7 @@ fn check_convert(opts: &Options) -> syn::Result<()> {
 
 /// `#[rate_limit]` / `#[call_breaker]` under `#[cached]`: they move onto the inner body of
 /// a free function (guarding the misses); a method's inner body is a closure, so there they
-/// would guard the hits too. Their refusals are errors, which `cache_err` would store.
+/// would guard the hits too. Their refusals are errors, which `negative_ttl` would store.
 fn check_guards(opts: &Options, model: &FnModel) -> syn::Result<()> {
     let Some(g) = model.func.attrs.iter().find(|a| crate::guard::is_guard(a)) else {
         return Ok(());
@@ -271,11 +265,11 @@ fn check_guards(opts: &Options, model: &FnModel) -> syn::Result<()> {
              function the method calls",
         ));
     }
-    if opts.cache_err.is_some() {
+    if opts.negative_ttl.is_some() && model.kind == Kind::Result {
         return Err(err(
             g.span(),
-            "with `cache_err`, the refusals of #[rate_limit] / #[call_breaker] would be \
-             cached as the function's errors: drop `cache_err` or the guard",
+            "with `negative_ttl`, the refusals of #[rate_limit] / #[call_breaker] would be \
+             cached as the function's errors: drop `negative_ttl` or the guard",
         ));
     }
     Ok(())

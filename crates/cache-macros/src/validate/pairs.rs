@@ -3,11 +3,12 @@
 //! else than it reads.
 
 use crate::err;
+use crate::model::Kind;
 use crate::options::Options;
 
 /// Every rule of this module, in a fixed order.
-pub(super) fn check(opts: &Options) -> syn::Result<()> {
-    check_fail_safe(opts)?;
+pub(super) fn check(opts: &Options, kind: Kind) -> syn::Result<()> {
+    check_fail_safe(opts, kind)?;
     check_timeout_order(opts)
 }
 
@@ -16,25 +17,25 @@ pub(super) fn check(opts: &Options) -> syn::Result<()> {
 /// * it needs a ttl (`ttl`, or `ttl_fn` choosing one per value): without one a value never
 ///   expires, so there is no "past its ttl" to keep it for (the engine ignores `fail_safe`
 ///   then);
-/// * it contradicts `cache_err`: with `cache_err`, an `Err` is the function's value (stored as a
-///   negative value for `cache_err`'s ttl), so a failed recompute replaces the good value with
-///   the error before fail-safe could serve the good one.
+/// * on a function returning `Result`, it contradicts `negative_ttl`: there an `Err` is the
+///   function's value (stored as a negative value for `negative_ttl`), so a failed recompute
+///   replaces the good value with the error before fail-safe could serve the good one.
 ///
-/// `cache_none` with `fail_safe` is not refused. The mechanics are the same (a `None` is, like
+/// `negative_ttl` with `fail_safe` on a function returning `Option` is not refused. The mechanics are the same (a `None` is, like
 /// a cached `Err`, a negative value stored for its own ttl, replacing the old `Some`), but a
 /// `None` is the function's answer ("there is none"), not a failure: storing it is what
-/// `cache_none` asks for, and it contradicts nothing fail-safe promises. The only failure of a
+/// `negative_ttl` asks for, and it contradicts nothing fail-safe promises. The only failure of a
 /// function returning `Option`, a panic, still has fail-safe serve the last `Some` (to the
 /// callers that waited on the panicking one).
-fn check_fail_safe(opts: &Options) -> syn::Result<()> {
+fn check_fail_safe(opts: &Options, kind: Kind) -> syn::Result<()> {
     let Some(fail_safe) = &opts.fail_safe else {
         return Ok(());
     };
-    if let Some(cache_err) = &opts.cache_err {
+    if let (Some(negative), Kind::Result) = (&opts.negative_ttl, kind) {
         return Err(err(
-            cache_err.span(),
-            "`cache_err` and `fail_safe` contradict each other: fail-safe serves the last good \
-             value when the function fails, `cache_err` stores the failure (replacing that \
+            negative.span(),
+            "`negative_ttl` and `fail_safe` contradict each other: fail-safe serves the last good \
+             value when the function fails, `negative_ttl` stores the failure (replacing that \
              value); choose one",
         ));
     }

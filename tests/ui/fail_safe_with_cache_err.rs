@@ -1,3 +1,0 @@
-#[steadycache::cached(ttl = "1m", fail_safe = "1h", cache_err = "5s")]
-fn f(x: u32) -> Result<u32, String> { Ok(x) }
-fn main() {}

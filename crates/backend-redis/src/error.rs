@@ -1,5 +1,5 @@
 //! `redis` errors into [`steadycache_api::Error`], by meaning: what may pass (connection refused or
-//! dropped, timeouts, a cluster resharding or failing over, a server loading its data) is
+//! dropped, a reply cut in the middle, timeouts, a cluster resharding or failing over, a server loading its data) is
 //! [`Error::Unavailable`]; the rest (wrong password, a key of another type, a bad script) is
 //! [`Error::Backend`].
 
@@ -8,9 +8,12 @@ use steadycache_api::Error;
 
 pub(crate) const NAME: &str = "redis";
 
-/// Whether retrying later may help.
+/// Whether retrying later may help. A reply that does not parse is one: a connection reset in
+/// the middle of a reply leaves a truncated one (redis-rs reports "Unexpected end of input"),
+/// and a new connection answers whole.
 pub(crate) fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
+        || e.kind() == ErrorKind::Parse
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_cluster_error()

@@ -121,6 +121,16 @@ async fn under_a_black_hole_each_call_fails_open_in_time_and_the_breaker_heals()
     );
 }
 
+/// What `redis-cli` prints for `args`.
+fn command_output(server: &RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port().to_string()])
+        .args(args)
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// How many times Redis has run `command` (from `INFO commandstats`).
 fn command_calls(server: &RedisServer, command: &str) -> u64 {
     let out = std::process::Command::new("redis-cli")
@@ -177,4 +187,83 @@ async fn a_call_waits_for_an_unanswering_store_once_not_once_per_operation() {
     assert_eq!(sets, 0, "no write after a read that went unanswered");
     assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
     println!("black hole, no breaker: {CALLS} calls sent {gets} reads and {sets} writes; slowest call {slowest:?} (backend timeout {TIMEOUT:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_cut_in_the_middle_is_a_counted_miss_never_a_truncated_value() {
+    // A stores a 5 MB value directly; B reads it through a link that resets each connection
+    // after 1 MB from the server. B's read is a miss (the function runs and serves its own
+    // value), counted as a backend error, and B does not overwrite A's value with its own.
+    // Healed, B reads A's value whole.
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let direct = format!("redis://127.0.0.1:{}/0", server.port());
+    let a = match Cache::from_url_unshared(&direct) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let b = cache_through(&proxy, 0);
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let stored = {
+        let big = big.clone();
+        a.get_or_compute(
+            "wire:big",
+            &policy(),
+            || async move { Ok::<_, Infallible>(big) },
+        )
+        .await
+    };
+    assert_eq!(stored.as_ref().map(Vec::len), Ok(5_000_000));
+    proxy.reset_after(1_000_000);
+    let runs = AtomicU64::new(0);
+    let read = |cache: Cache| {
+        let runs = &runs;
+        async move {
+            let r = cache
+                .get_or_compute("wire:big", &policy(), || async {
+                    runs.fetch_add(1, SeqCst);
+                    Ok::<_, Infallible>(vec![2u8; 10])
+                })
+                .await;
+            match r {
+                Ok(v) => v,
+                Err(e) => match e {},
+            }
+        }
+    };
+    let cut = read(b.clone()).await;
+    assert_eq!(
+        cut,
+        vec![2u8; 10],
+        "a miss: B's own value, never a part of A's"
+    );
+    assert_eq!(runs.load(SeqCst), 1);
+    assert!(b.stats().backend_errors >= 1, "counted: {:?}", b.stats());
+    assert!(proxy.resets() >= 1, "the reply was cut");
+    proxy.heal();
+    // The client reconnects; the store still holds A's value, whole.
+    let mut whole = Vec::new();
+    for _ in 0..50 {
+        whole = read(b.clone()).await;
+        if whole.len() == big.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        whole == big,
+        "A's value, whole ({} bytes read; runs {}, {:?}, stored {} bytes)",
+        whole.len(),
+        runs.load(SeqCst),
+        b.stats(),
+        command_output(&server, &["STRLEN", "wire:big"])
+    );
+    println!(
+        "cut reply: {} run(s) of B's function, {} backend error(s), {} reset(s); then A's 5 MB value whole",
+        runs.load(SeqCst),
+        b.stats().backend_errors,
+        proxy.resets()
+    );
 }

@@ -318,7 +318,7 @@ pub use steadycache_api::{
     CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions, Capabilities, CircuitOpen,
     Codec, DefaultManager, Entry, Error, FactoryTimeout, Format, Freshness, Glob, KeyPage,
     ListedKey, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy, RateLimited,
-    RateLimiter, Refresh, Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
+    RateLimiter, Refresh, RefreshWith, Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
 };
 pub use steadycache_macros::{cached, call_breaker, rate_limit};
 

@@ -25,6 +25,7 @@ const MAX_LOCK_PX: u64 = (i64::MAX / 2) as u64;
 // One per backend, inside its `Arc`: the variants' sizes (which depend on the TLS feature)
 // do not matter.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 pub(crate) enum Client {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -188,23 +189,18 @@ impl RedisBackend {
         let conn = inner
             .conn
             .get_or_try_init(|| async {
-                match &inner.client {
-                    Client::Single(client) => {
-                        let cfg = ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(inner.config.connect_timeout))
-                            .set_response_timeout(Some(inner.config.response_timeout))
-                            .set_number_of_retries(inner.config.reconnect_retries as usize)
-                            .set_min_delay(Duration::from_millis(50))
-                            .set_max_delay(Duration::from_millis(500));
-                        ConnectionManager::new_with_config(client.clone(), cfg)
-                            .await
-                            .map(Conn::Single)
-                    }
-                    Client::Cluster(client) => {
-                        client.get_async_connection().await.map(Conn::Cluster)
-                    }
+                // Connected on the library's runtime: the connection's own tasks (its driver,
+                // its reconnects and their timers) live there, not on the runtime of whichever
+                // call came first, which may end (a test's, a setup `block_on`'s) while the
+                // cache lives on; a reconnect there would then panic inside the client.
+                let connect = connect(inner.client.clone(), inner.config.clone());
+                match steadycache_api::plumbing::library_runtime() {
+                    Ok(rt) => match rt.spawn(connect).await {
+                        Ok(r) => r,
+                        Err(e) => Err(Error::unavailable(NAME, format!("connect: {e}"))),
+                    },
+                    Err(e) => Err(e),
                 }
-                .map_err(|e| convert("connect", e))
             })
             .await?;
         Ok(conn.clone())
@@ -492,4 +488,23 @@ mod tests {
         assert!(matches!(lock_px(Duration::ZERO), Err(Error::Config(_))));
         assert!(matches!(lock_px(Duration::MAX), Err(Error::Config(_))));
     }
+}
+
+/// A connection to `client` with `config`'s deadlines and retries.
+async fn connect(client: Client, config: RedisConfig) -> Result<Conn> {
+    match client {
+        Client::Single(client) => {
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.response_timeout))
+                .set_number_of_retries(config.reconnect_retries as usize)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_with_config(client, cfg)
+                .await
+                .map(Conn::Single)
+        }
+        Client::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+    }
+    .map_err(|e| convert("connect", e))
 }

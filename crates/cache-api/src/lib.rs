@@ -86,6 +86,7 @@ pub mod __private {
 pub use backend::{Backend, BackendExt, Capabilities, Subscription};
 pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
+pub use engine::RefreshWith;
 pub use envelope::{Entry, Freshness};
 pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Refusal, Result};
 pub use glob::{Glob, MAX_GLOB_LEN};

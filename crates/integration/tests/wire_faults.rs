@@ -267,3 +267,94 @@ async fn a_reply_cut_in_the_middle_is_a_counted_miss_never_a_truncated_value() {
         proxy.resets()
     );
 }
+
+/// The cache of [`swr_value`]: set by its test before the first call.
+static SWR_CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+static SWR_RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn swr_cache() -> Cache {
+    match SWR_CACHE.get() {
+        Some(c) => c.clone(),
+        None => panic!("the test sets the cache first"),
+    }
+}
+
+/// Stale after 500 ms, refreshed in the background; each computation returns its number.
+#[steadycache::cached(cache = swr_cache(), ttl = "500ms", stale_while_revalidate = "1h")]
+async fn swr_value(k: u32) -> u64 {
+    let _ = k;
+    SWR_RUNS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_200ms_of_latency_swr_readers_are_served_in_process_and_refresh_once() {
+    // A memoized function with an L1 over Redis, the link 200 ms ± 100 ms each way; values
+    // stale after 500 ms and refreshed in the background. 4 readers read for 3 s: every read
+    // after the first is served from the process (a hit or a stale value), without waiting
+    // for the store, and each stale period refreshes at most once.
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let url = format!(
+        // A link this slow needs the client's own deadlines raised too (500 ms by default).
+        "redis://127.0.0.1:{}/0?local=16mb&backend_timeout_ms=5000&response_timeout_ms=3000&connect_timeout_ms=3000",
+        proxy.port()
+    );
+    let cache = match Cache::from_url_unshared(&url) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(SWR_CACHE.set(cache).is_ok());
+    proxy.latency(Duration::from_millis(200), Duration::from_millis(100));
+    let stale_after = Duration::from_millis(500);
+    assert_eq!(swr_value(1).await, 1);
+    let began = Instant::now();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                let (mut calls, mut slowest) = (0u64, Duration::ZERO);
+                while began.elapsed() < Duration::from_secs(3) {
+                    let t = Instant::now();
+                    swr_value(1).await;
+                    calls += 1;
+                    slowest = slowest.max(t.elapsed());
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (calls, slowest)
+            })
+        })
+        .collect();
+    let (mut calls, mut slowest) = (0u64, Duration::ZERO);
+    for r in readers {
+        match r.await {
+            Ok((c, s)) => {
+                calls += c;
+                slowest = slowest.max(s);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let stats = swr_value_cache().stats();
+    let periods = began.elapsed().as_millis() / stale_after.as_millis() + 1;
+    let refreshes = SWR_RUNS.load(SeqCst) - 1;
+    assert!(
+        stats.hits + stats.stale >= calls,
+        "every read served from the process: {stats:?}, {calls} reads"
+    );
+    // 4 readers, one every ~5 ms each for 3 s: far more reads than a store round trip each
+    // (400 ms or more) would allow.
+    assert!(
+        calls >= 100,
+        "{calls} reads: the readers waited for the store"
+    );
+    assert!(refreshes >= 1, "the value was refreshed");
+    assert!(
+        u128::from(refreshes) <= periods,
+        "{refreshes} refreshes in {periods} stale periods"
+    );
+    println!(
+        "latency 200±100 ms: {calls} reads by 4 readers in 3 s, {} hits + {} stale, {refreshes} refreshes in {periods} stale periods, slowest read {slowest:?}",
+        stats.hits, stats.stale
+    );
+}

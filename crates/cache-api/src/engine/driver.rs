@@ -41,7 +41,7 @@ use super::timeout::{self, Fallback};
 use crate::envelope::Freshness;
 use crate::flight::LeaderGuard;
 use crate::flight::{self, Outcome, Role};
-use crate::policy::Lock;
+use crate::policy::{Lock, Refresh};
 use crate::scope::CallOptions;
 use crate::scope::{enter_call, note_origin, Origin};
 use crate::stats::Counter;
@@ -290,9 +290,16 @@ where
     /// dropped, and computed anew).
     async fn choose(&self) -> Chosen<V> {
         let (ctx, mode) = (self.ctx, self.mode);
+        let look = match ctx.plan.refresh == Refresh::Background
+            && self.background == Background::Possible
+            && ctx.place.announce.is_some()
+        {
+            true => Look::Servable,
+            false => Look::FirstFresh,
+        };
         let mut found = match self.wants {
             Wants::Fresh => None,
-            _ => lookup(mode, &ctx.place, ctx.plan, Look::FirstFresh, ctx.stats).await,
+            _ => lookup(mode, &ctx.place, ctx.plan, look, ctx.stats).await,
         };
         let call = Call {
             wants: self.wants,

@@ -102,7 +102,9 @@ impl<V, E> AsyncRefresh<V, E> for NoRefresh {
 }
 
 /// A factory closure for the background job: called only when a refresh is due and no refresh
-/// of the key is running already.
+/// of the key is running already. What [`Cache::get_or_compute_with`](crate::Cache::get_or_compute_with)
+/// takes for stale-while-revalidate: `RefreshWith(move || async move { fetch(id).await })`
+/// (it owns what it needs; it outlives the call).
 pub struct RefreshWith<F>(pub F);
 
 impl<V, E, F, J> SyncRefresh<V, E> for RefreshWith<F>

@@ -15,6 +15,12 @@ use crate::time::unix_millis;
 pub(crate) enum Look {
     /// A fresh copy in L1 is the answer (a call).
     FirstFresh,
+    /// A fresh or stale copy in L1 is the answer: a call that serves a stale value at once and
+    /// refreshes it in the background (stale-while-revalidate), on a cache whose bus carries
+    /// what other processes store, so a newer value stored elsewhere would have dropped this
+    /// copy. (Its refresh reads L2 first, with [`Look::Newest`].) Without this, every stale
+    /// read waited for a store round trip before serving what it already held.
+    Servable,
     /// L2 is read too and the newer of the two wins (a refresh looking for a value newer than
     /// the one it has).
     Newest,
@@ -54,7 +60,12 @@ where
                 created_at: held.created_at,
                 took_ms: held.took_ms,
             };
-            if (freshness == Freshness::Fresh && look == Look::FirstFresh) || place.l2.is_none() {
+            let answer = match look {
+                Look::FirstFresh => freshness == Freshness::Fresh,
+                Look::Servable => matches!(freshness, Freshness::Fresh | Freshness::Stale),
+                Look::Newest => false,
+            };
+            if answer || place.l2.is_none() {
                 return Some(found);
             }
             // Stale (or kept for fail-safe) here: another process may have stored a newer

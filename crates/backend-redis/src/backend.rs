@@ -471,25 +471,6 @@ impl Backend for RedisBackend {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_is_escaped() {
-        assert_eq!(escape_glob("ns:a*b?[c]\\"), "ns:a\\*b\\?\\[c\\]\\\\");
-        assert_eq!(escape_glob("plain:"), "plain:");
-    }
-
-    #[test]
-    fn lock_ttls_are_checked() {
-        assert_eq!(lock_px(Duration::from_millis(1500)).unwrap(), 1500);
-        assert_eq!(lock_px(Duration::from_micros(10)).unwrap(), 1);
-        assert!(matches!(lock_px(Duration::ZERO), Err(Error::Config(_))));
-        assert!(matches!(lock_px(Duration::MAX), Err(Error::Config(_))));
-    }
-}
-
 /// A connection to `client` with `config`'s deadlines and retries.
 async fn connect(client: Client, config: RedisConfig) -> Result<Conn> {
     match client {
@@ -507,4 +488,23 @@ async fn connect(client: Client, config: RedisConfig) -> Result<Conn> {
         Client::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
     }
     .map_err(|e| convert("connect", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_is_escaped() {
+        assert_eq!(escape_glob("ns:a*b?[c]\\"), "ns:a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(escape_glob("plain:"), "plain:");
+    }
+
+    #[test]
+    fn lock_ttls_are_checked() {
+        assert_eq!(lock_px(Duration::from_millis(1500)).unwrap(), 1500);
+        assert_eq!(lock_px(Duration::from_micros(10)).unwrap(), 1);
+        assert!(matches!(lock_px(Duration::ZERO), Err(Error::Config(_))));
+        assert!(matches!(lock_px(Duration::MAX), Err(Error::Config(_))));
+    }
 }

@@ -358,3 +358,121 @@ async fn under_200ms_of_latency_swr_readers_are_served_in_process_and_refresh_on
         stats.hits, stats.stale
     );
 }
+
+/// Two "processes" on one Redis, each with an L1: A directly, B through a proxy that carries all
+/// of B's connections (its bus's subscription too). Set by their test before the first call.
+static BH_A: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+static BH_B: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+/// What A's function computes; B's computes 1000 + its run count (so a value says who made it).
+static BH_VALUE: AtomicU64 = AtomicU64::new(1);
+static BH_B_RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn bh_a() -> Cache {
+    BH_A.get().cloned().unwrap_or_else(|| panic!("set first"))
+}
+fn bh_b() -> Cache {
+    BH_B.get().cloned().unwrap_or_else(|| panic!("set first"))
+}
+
+#[steadycache::cached(cache = bh_a(), key_prefix = "bh", version = "1", ttl = "1h")]
+async fn bh_in_a(k: u32) -> u64 {
+    let _ = k;
+    BH_VALUE.load(SeqCst)
+}
+
+#[steadycache::cached(cache = bh_b(), key_prefix = "bh", version = "1", ttl = "1h")]
+async fn bh_in_b(k: u32) -> u64 {
+    let _ = k;
+    1000 + BH_B_RUNS.fetch_add(1, SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug (issue 24): after the link heals, B's read of the entry finds a reply \
+            that is not its entry's (caught by the key-hash check: no wrong value is served), \
+            the engine then drops the entry as misplaced (A's valid value), computes its own \
+            and stores it over A's; B then serves 1103, not 2. Run it with --ignored."]
+async fn an_l1_whose_bus_is_black_holed_stops_serving_its_copies_within_the_grace() {
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let grace = Duration::from_millis(500);
+    let options = format!(
+        "local=16mb&backend_timeout_ms={}&bus_grace_ms={}",
+        TIMEOUT.as_millis(),
+        grace.as_millis()
+    );
+    let open = |port: u16| match Cache::from_url_unshared(&format!(
+        "redis://127.0.0.1:{port}/0?{options}"
+    )) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(BH_A.set(open(server.port())).is_ok());
+    assert!(BH_B.set(open(proxy.port())).is_ok());
+    // A computes 1; B reads it from the store and keeps a copy.
+    assert_eq!(bh_in_a(1).await, 1);
+    assert!(steadycache_api::testing::eventually(|| bh_b()
+        .health()
+        .bus_live));
+    assert_eq!(bh_in_b(1).await, 1);
+    assert_eq!(bh_in_b(1).await, 1, "from B's L1");
+
+    // B's link goes silent. A invalidates and computes 2: B never hears of it.
+    proxy.black_hole();
+    BH_VALUE.store(2, SeqCst);
+    if let Err(e) = bh_in_a_cache().invalidate(1).await {
+        panic!("{e}")
+    }
+    assert_eq!(bh_in_a(1).await, 2);
+    // Within the grace B may still serve its copy; after it (and an allowance for a loaded
+    // machine), never: its reads go to the store, which does not answer, and fail open.
+    let silent = Instant::now();
+    let mut last_copy = None;
+    let mut reads = 0;
+    while silent.elapsed() < grace + Duration::from_secs(3) {
+        let v = bh_in_b(1).await;
+        reads += 1;
+        if v == 1 {
+            last_copy = Some(silent.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last_copy = last_copy.unwrap_or_default();
+    assert!(
+        last_copy < grace + Duration::from_secs(2),
+        "B served its old copy {last_copy:?} after its bus went silent (grace {grace:?})"
+    );
+    assert!(!bh_b().health().bus_live, "{:?}", bh_b().health());
+
+    // Healed: B hears its bus again, flushes, and serves the store's value; never 1 again.
+    proxy.heal();
+    let mut served = Vec::new();
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(20) {
+        let v = bh_in_b(1).await;
+        served.push(v);
+        if v == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    served.truncate(12);
+    assert_eq!(
+        served.last(),
+        Some(&2),
+        "B serves A's value again: {served:?}"
+    );
+    assert!(
+        !served.contains(&1),
+        "never the copy older than the invalidation: {served:?}"
+    );
+    for _ in 0..20 {
+        assert_eq!(bh_in_b(1).await, 2);
+    }
+    println!(
+        "bus black hole: {reads} reads while silent, the old copy last served {last_copy:?} after the link went silent (grace {grace:?}); after healing, A's value after {} read(s), B's function ran {} time(s)",
+        served.len(),
+        BH_B_RUNS.load(SeqCst)
+    );
+}

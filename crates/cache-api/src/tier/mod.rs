@@ -144,8 +144,8 @@ pub(crate) struct L1<V> {
 pub(crate) struct L2 {
     pub(crate) store: Arc<Store>,
     pub(crate) key: String,
-    /// A read of the entry went unanswered in this call (a transient error: a timeout, a
-    /// broken link). The call then neither reads nor writes the entry again (`io::load`,
+    /// A read of the entry went unanswered in this call (a timeout, a broken link, a reply
+    /// that made no sense). The call then neither reads nor writes the entry again (`io::load`,
     /// `io::save`): a store that does not answer costs one call one backend timeout, not one
     /// per operation. Removals and bookkeeping are still tried. A clone (a background refresh,
     /// a task that outlives its caller) starts afresh.
@@ -167,9 +167,14 @@ impl L2 {
         self.unanswered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Note how a read of the entry ended.
+    /// Note how a read of the entry ended: any failure but a bad entry (which the call
+    /// replaces) ends the call's reads and writes of it, for a call never writes over what it
+    /// could not read (a reply that made no sense may hide a newer value).
     pub(crate) fn read_ended<T>(&self, r: &crate::error::Result<T>) {
-        if r.as_ref().is_err_and(|e| e.is_transient()) {
+        use crate::error::Error;
+        if r.as_ref()
+            .is_err_and(|e| !matches!(e, Error::Corrupt(_) | Error::Codec { .. }))
+        {
             self.unanswered
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }

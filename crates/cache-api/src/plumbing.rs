@@ -21,7 +21,7 @@
 //! * for stores that judge expiry in the client (MongoDB, S3): [`StoreClock`], an estimate of
 //!   the store's clock from the times its answers carry, and [`SKEW_MARGIN`], how far past its
 //!   expiry an entry must be before a read deletes it;
-//! * for a [`CacheManager`](crate::CacheManager) of your own: [`async_trait`] (the trait's
+//! * for a [`CacheManager`](crate::CacheManager) of your own: [`async_trait`](macro@async_trait) (the trait's
 //!   methods are `async_trait` methods), and, when its I/O is local, the blocking path:
 //!   [`BlockingManager`] with [`load_blocking_with_hooks`] / [`save_blocking_with_hooks`];
 //! * the guards' internals: [`Permit`] (what a [`CallBreaker`](crate::CallBreaker) lets

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now. A clock before 1970 reads as 0. Plus the offset a
-/// test added (see [`test_offset_ms`]: 0 unless a test installed the test clock).
+/// test added (`test_offset_ms`: 0 unless a test installed the test clock).
 pub fn unix_millis() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

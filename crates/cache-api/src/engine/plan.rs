@@ -11,20 +11,11 @@
 
 use super::xfetch;
 use crate::envelope::Freshness;
-use crate::policy::{Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE};
+use crate::policy::{
+    Lock, Policy, Refresh, DEFAULT_FAIL_SAFE_THROTTLE, MAX_JITTER, MAX_LOCK_TTL, MIN_LOCK_TTL,
+};
 use crate::tier::Deadlines;
 use std::time::Duration;
-
-/// The longest a distributed lock is held before it expires in the backend. A `lock_ttl` above
-/// it (up to `Duration::MAX`, set by hand) is clamped: a lock that outlives a day is a lock whose
-/// holder died, and backends store lock ttls as milliseconds in 64-bit (or 53-bit) integers.
-pub(crate) const MAX_LOCK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The shortest lock ttl (a zero ttl is refused by every backend).
-pub(crate) const MIN_LOCK_TTL: Duration = Duration::from_millis(1);
-
-/// The largest jitter fraction: entries keep at least a tenth of their lifetimes.
-pub(crate) const MAX_JITTER: f64 = 0.9;
 
 /// A [`Policy`], validated once: every field within range, so the driver never has to check.
 #[derive(Clone, Debug, PartialEq)]

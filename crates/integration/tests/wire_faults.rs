@@ -475,3 +475,82 @@ async fn an_l1_whose_bus_is_black_holed_stops_serving_its_copies_within_the_grac
         BH_B_RUNS.load(SeqCst)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_cut_off_never_overwrites_the_value_computed_after_it() {
+    // H holds the distributed lock of a key and computes for 2 s; 200 ms in, its link is cut
+    // (black hole), so it cannot renew. W1 and W2 (other processes, linked directly) wait out
+    // its lease; exactly one takes over and stores 200. The link heals; H finishes with 100:
+    // it counts the lost lease and the store keeps 200.
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let holder = cache_through(&proxy, 0);
+    let direct = |_: u8| match Cache::from_url_unshared(&format!(
+        "redis://127.0.0.1:{}/0?backend_timeout_ms={}",
+        server.port(),
+        TIMEOUT.as_millis()
+    )) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let (w1, w2, reader) = (direct(1), direct(2), direct(3));
+    let lease = Policy::expire_after(Duration::from_secs(3600))
+        .with_lock(steadycache::Lock::Distributed)
+        .with_lock_ttl(Duration::from_millis(600));
+    let h = {
+        let (holder, lease) = (holder.clone(), lease.clone());
+        tokio::spawn(async move {
+            holder
+                .get_or_compute("wire:lease", &lease, || async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok::<u64, Infallible>(100)
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.black_hole();
+    let takeovers = Arc::new(AtomicU64::new(0));
+    let wait = |w: Cache| {
+        let (lease, takeovers) = (lease.clone(), takeovers.clone());
+        tokio::spawn(async move {
+            w.get_or_compute("wire:lease", &lease, || async move {
+                takeovers.fetch_add(1, SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<u64, Infallible>(200)
+            })
+            .await
+        })
+    };
+    let (a, b) = (wait(w1), wait(w2));
+    let (a, b) = (a.await, b.await);
+    assert!(
+        matches!(a, Ok(Ok(200))) && matches!(b, Ok(Ok(200))),
+        "{a:?} {b:?}"
+    );
+    assert_eq!(takeovers.load(SeqCst), 1, "exactly one took the lease over");
+    proxy.heal();
+    let held = h.await;
+    assert!(
+        matches!(held, Ok(Ok(100))),
+        "the holder's caller gets its value: {held:?}"
+    );
+    // What the store keeps: the value computed after the holder lost its lease.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = reader.get::<u64>("wire:lease").await;
+    assert!(
+        matches!(stored, Ok(Some(200))),
+        "the store keeps 200: {stored:?}"
+    );
+    let lost = holder.stats();
+    assert_eq!(
+        lost.lock_lost, 1,
+        "the holder counts its lost lease: {lost:?}"
+    );
+    println!(
+        "lease cut: {} takeover(s), holder's stats {lost:?}, store keeps {stored:?}",
+        takeovers.load(SeqCst)
+    );
+}

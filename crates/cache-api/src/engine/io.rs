@@ -37,6 +37,31 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
     loaded
 }
 
+/// Whether L2 holds an entry computed after this call's computation began (`took` ago), or
+/// cannot tell (a read that failed: a value is never written over what could not be read).
+pub(crate) async fn newer_in_store<V>(
+    mode: Mode,
+    place: &Place<V>,
+    took: Duration,
+    stats: &Stats,
+) -> bool {
+    let Some(l2) = place.l2.as_ref() else {
+        return false;
+    };
+    let began = unix_millis().saturating_sub(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    match load_entry(mode, l2, stats).await {
+        Ok(Some(e)) if e.created_at >= began => {
+            tracing::info!(key = %l2.key, "steadycache: the lease ran out while computing and another process stored a newer value; it is kept");
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            backend_error(stats, &l2.key, "load", &e);
+            true
+        }
+    }
+}
+
 /// Why an operation of a call whose read went unanswered was not tried.
 fn unanswered(l2: &L2) -> Error {
     Error::unavailable(

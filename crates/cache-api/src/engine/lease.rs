@@ -17,6 +17,12 @@
 //! only if the store says another process holds it. A process that dies stops beating, and its
 //! lock expires at most `lock_ttl` after the last renewal.
 //!
+//! A lease that ran out at any point (`Lease::lapsed`) may have been taken over meanwhile, even
+//! if the lock was free again when it renewed (another process took it, computed, stored and
+//! let go while this one could not reach the store). Its holder then stores its value only if
+//! the store has none computed after it began: the newer value is kept, and the lease counted
+//! as `lock_lost` (`tail::conclude`, `io::newer_in_store`).
+//!
 //! A leader that computed but stored nothing (an `Err`, a `None` without `negative_ttl`, a store
 //! that failed) leaves a short-lived marker `key#done` with the time it finished before it
 //! releases (written as a plain value, or, when the store refuses plain writes, taken as a
@@ -69,13 +75,30 @@ pub(crate) struct Lease {
     _stop: Option<oneshot::Sender<()>>,
     /// Set by the heartbeat when a renewal found the lock no longer ours.
     lost: Arc<AtomicBool>,
+    /// Set by the heartbeat when the lease ran out before a renewal landed (it may have been
+    /// taken again since): another process may have computed and stored meanwhile.
+    lapsed: Arc<AtomicBool>,
 }
 
 impl Lease {
+    /// Whether the lease ran out (or was lost) at some point: the holder then stores its value
+    /// only if the store has none computed after it began (`io::newer_in_store`).
+    pub(crate) fn lapsed(&self) -> bool {
+        self.lapsed.load(Ordering::Acquire) || self.lost.load(Ordering::Acquire)
+    }
+
+    /// Count the lease as lost (when it finishes): it lapsed and another process stored a
+    /// value computed after this one began, so it took the lease over meanwhile, even if the
+    /// lock was free again when this one renewed.
+    pub(crate) fn mark_lost(&self) {
+        self.lost.store(true, Ordering::Release);
+    }
+
     /// A lease on the lock of `l2.key` just taken with `token`, renewed every `beat` for
     /// `lock_ttl` more while it lives.
     fn start(l2: &L2, token: String, lock_ttl: Duration, beat: Duration) -> Lease {
         let lost = Arc::new(AtomicBool::new(false));
+        let lapsed = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = oneshot::channel();
         let heartbeat = Heartbeat {
             store: l2.store.clone(),
@@ -84,6 +107,7 @@ impl Lease {
             lock_ttl,
             beat,
             lost: lost.clone(),
+            lapsed: lapsed.clone(),
         };
         let stop = match crate::runtime::library_runtime() {
             Ok(rt) => {
@@ -102,6 +126,7 @@ impl Lease {
             released: false,
             _stop: stop,
             lost,
+            lapsed,
         }
     }
 
@@ -212,6 +237,7 @@ struct Heartbeat {
     lock_ttl: Duration,
     beat: Duration,
     lost: Arc<AtomicBool>,
+    lapsed: Arc<AtomicBool>,
 }
 
 impl Heartbeat {
@@ -245,6 +271,7 @@ impl Heartbeat {
             }
             let left = expires.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.lapsed.store(true, Ordering::Release);
                 // Not renewed in time (the store was slow or unreachable): another process may
                 // hold it now. One more try says whether it is still ours.
                 tracing::debug!(lock = %self.lock, "steadycache: a lock lease ran out before it could be renewed");
@@ -265,6 +292,9 @@ impl Heartbeat {
                     pause = self.beat;
                 }
                 Ok(false) => {
+                    if !ended(stopped) {
+                        self.lapsed.store(true, Ordering::Release);
+                    }
                     if ended(stopped) {
                         return retook; // released meanwhile: gone because it was let go
                     }

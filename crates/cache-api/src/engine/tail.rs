@@ -44,7 +44,16 @@ pub(crate) async fn conclude<V: Value, E>(
     // The old value is served only while it may be kept (the computation may have been long).
     let stale = stale.filter(|o| result.is_ok() || o.servable(unix_millis()));
     let (place, plan, stats) = (tail.place, tail.plan, tail.stats);
+    // A lease that ran out while this computed: another process may have taken it over and
+    // stored a value computed after this one began; that newer value is kept (and counts as
+    // stored: the waiters find it).
+    let lapsed = result.is_ok() && held.as_ref().is_some_and(Lease::lapsed);
+    let newer_kept = lapsed && io::newer_in_store(mode, place, took, stats).await;
+    if let (true, Some(lease)) = (newer_kept, &held) {
+        lease.mark_lost();
+    }
     let stored = match (&result, &stale) {
+        (Ok(_), _) if newer_kept => true,
         (Ok(v), _) => {
             counted::admitted(mode, place, plan, stats).await
                 && io::store(mode, place, v, plan, &tail.shape, took, stats).await

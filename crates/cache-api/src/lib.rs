@@ -34,6 +34,7 @@ mod backend;
 mod bulk;
 mod cache;
 mod codec;
+mod defaults;
 mod engine;
 mod envelope;
 mod error;
@@ -84,8 +85,9 @@ pub mod __private {
 // backends needs. Plumbing (hook helpers, the defaults' constants, `async_trait`, ...) is in
 // `plumbing`; what the macro expands to, in `__private`.
 pub use backend::{Backend, BackendExt, Capabilities, Subscription};
-pub use cache::{default_cache, set_default_cache, Cache, CacheBuilder};
+pub use cache::{Cache, CacheBuilder};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
+pub use defaults::{default_cache, set_default_cache};
 pub use engine::RefreshWith;
 pub use envelope::{Entry, Freshness};
 pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Refusal, Result};

@@ -2,7 +2,8 @@
 //! typed in-process tier, in-flight calls and stats. `#[cached]` makes one per function (in a
 //! `static`); it can also be built by hand.
 
-use crate::cache::{default_cache, Cache};
+use crate::cache::Cache;
+use crate::defaults::default_cache;
 use crate::engine::ctx::Ctx;
 use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, block_local, Mode};

@@ -11,7 +11,8 @@ mod rate;
 pub use breaker::{CallBreaker, Permit};
 pub use rate::RateLimiter;
 
-use crate::cache::{default_cache, Cache};
+use crate::cache::Cache;
+use crate::defaults::default_cache;
 use crate::error::Result;
 use crate::memo::CacheSource;
 use crate::runtime;

@@ -26,6 +26,7 @@ pub(crate) use bus::{Bus, Event, Reach};
 pub(crate) use local::LocalStore;
 pub(crate) use store::Store;
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Where a cache's memoized functions keep their values.
@@ -149,7 +150,7 @@ pub(crate) struct L2 {
     /// `io::save`): a store that does not answer costs one call one backend timeout, not one
     /// per operation. Removals and bookkeeping are still tried. A clone (a background refresh,
     /// a task that outlives its caller) starts afresh.
-    unanswered: std::sync::atomic::AtomicBool,
+    unanswered: AtomicBool,
 }
 
 impl L2 {
@@ -158,25 +159,23 @@ impl L2 {
         L2 {
             store,
             key,
-            unanswered: std::sync::atomic::AtomicBool::new(false),
+            unanswered: AtomicBool::new(false),
         }
     }
 
     /// Whether a read of the entry went unanswered in this call.
     pub(crate) fn unanswered(&self) -> bool {
-        self.unanswered.load(std::sync::atomic::Ordering::Relaxed)
+        self.unanswered.load(Relaxed)
     }
 
     /// Note how a read of the entry ended: any failure but a bad entry (which the call
     /// replaces) ends the call's reads and writes of it, for a call never writes over what it
     /// could not read (a reply that made no sense may hide a newer value).
     pub(crate) fn read_ended<T>(&self, r: &crate::error::Result<T>) {
-        use crate::error::Error;
         if r.as_ref()
-            .is_err_and(|e| !matches!(e, Error::Corrupt(_) | Error::Codec { .. }))
+            .is_err_and(|e| !matches!(e, crate::Error::Corrupt(_) | crate::Error::Codec { .. }))
         {
-            self.unanswered
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.unanswered.store(true, Relaxed);
         }
     }
 }

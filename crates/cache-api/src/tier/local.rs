@@ -69,8 +69,8 @@ pub(crate) struct Held<V> {
 #[derive(Clone)]
 pub(crate) struct LocalWeighter;
 
-impl<V> quick_cache::Weighter<u128, LocalItem<V>> for LocalWeighter {
-    fn weight(&self, _key: &u128, item: &LocalItem<V>) -> u64 {
+impl<V> quick_cache::Weighter<Slot, LocalItem<V>> for LocalWeighter {
+    fn weight(&self, _key: &Slot, item: &LocalItem<V>) -> u64 {
         u64::from(item.weight)
     }
 }
@@ -92,6 +92,32 @@ fn weigh<V: Serialize>(value: &V, min: u64) -> u64 {
         .max(min)
 }
 
+/// A table key: the 128-bit args hash as two words, so it is aligned to 8 bytes, not 16 (a
+/// `u128` key pads every table entry to a multiple of 16: 112 bytes instead of 96 for a `u64`
+/// value, and a hit reads fewer cache lines).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    lo: u64,
+    hi: u64,
+}
+
+impl From<u128> for Slot {
+    #[inline(always)]
+    fn from(h: u128) -> Self {
+        Slot {
+            lo: h as u64,
+            hi: (h >> 64) as u64,
+        }
+    }
+}
+
+impl std::hash::Hash for Slot {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.lo ^ self.hi);
+    }
+}
+
 /// Keys are already XXH3-128 hashes: hashing them again is wasted work, so the table uses
 /// their bits as they are.
 #[derive(Clone, Copy, Default)]
@@ -108,14 +134,14 @@ impl std::hash::Hasher for KeyHasher {
     }
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        // Not reached for u128 keys; fold anything else in so the hasher stays total.
+        // Not reached for `Slot` keys; fold anything else in so the hasher stays total.
         for b in bytes {
             self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
     #[inline]
-    fn write_u128(&mut self, i: u128) {
-        self.0 = (i as u64) ^ ((i >> 64) as u64);
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
     }
 }
 
@@ -128,11 +154,11 @@ impl std::hash::BuildHasher for KeyIsHash {
 }
 
 type Table<V> = quick_cache::sync::Cache<
-    u128,
+    Slot,
     LocalItem<V>,
     LocalWeighter,
     KeyIsHash,
-    quick_cache::sync::DefaultLifecycle<u128, LocalItem<V>>,
+    quick_cache::sync::DefaultLifecycle<Slot, LocalItem<V>>,
 >;
 
 /// How a key's args part maps to the tier's hash ([`Tier::remove_part`]).
@@ -199,7 +225,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// The value if present and fresh: the hot path.
     #[inline(always)]
     pub(crate) fn get_fresh(&self, hash: u128) -> Option<V> {
-        if let Some(item) = self.items.get(&hash) {
+        if let Some(item) = self.items.get(&Slot::from(hash)) {
             return self.servable(&item).then_some(item.value);
         }
         if self.has_big.load(Relaxed) {
@@ -234,7 +260,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// What is held for `hash`; an expired item is removed. Nothing while the bus does not vouch
     /// for this cache's copies (they may have been invalidated elsewhere).
     pub(crate) fn lookup(&self, hash: u128) -> Option<Held<V>> {
-        let item = match self.items.get(&hash) {
+        let item = match self.items.get(&Slot::from(hash)) {
             Some(i) => i,
             None if self.has_big.load(Relaxed) => self.big_get(hash)?,
             None => return None,
@@ -276,7 +302,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         };
         let _ = self
             .items
-            .entry(&hash, Some(std::time::Duration::ZERO), |_, item| {
+            .entry(&Slot::from(hash), Some(std::time::Duration::ZERO), |_, item| {
                 update(item);
                 quick_cache::sync::EntryAction::Retain(())
             });
@@ -342,7 +368,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             }
             // quick_cache admits an item up to its shard's hot target (97 % of the shard).
             if weight <= self.items.shard_capacity() / 10 * 9 {
-                self.items.insert(hash, item);
+                self.items.insert(Slot::from(hash), item);
             } else {
                 let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
                 big.insert(hash, item);
@@ -384,7 +410,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
 
     /// Remove one item; whether it was there.
     pub(crate) fn remove(&self, hash: u128) -> bool {
-        let mut removed = self.items.remove(&hash).is_some();
+        let mut removed = self.items.remove(&Slot::from(hash)).is_some();
         if self.has_big.load(Relaxed) {
             let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
             if let Some(item) = big.remove(&hash) {

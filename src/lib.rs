@@ -43,7 +43,7 @@
 //! | `negative_ttl = "30s"` | also cache negative results for this long: `None` of a function returning `Option`, `Err` of one returning `Result` (error type: serde + `Clone`; not with `fail_safe`) |
 //! | `serve_stale_on_error = false` | do not serve the stale value when its refresh fails |
 //! | `fail_safe = "1h"` | keep values this long past their `ttl`; serve one when its recompute fails (an error; after a panic, to the callers that waited on it); needs a `ttl` (or `ttl_fn`), not with `negative_ttl` on a `Result` function (which stores the failure instead) |
-//! | `fail_safe_throttle = "30s"` | after a failed recompute, serve the old value this long before calling the function again (default 30 s with `fail_safe`) |
+//! | `fail_safe_throttle = "30s"` | after a failed recompute (blocking, background or early), serve the old value this long before calling the function again (default 30 s, with or without `fail_safe`; the expression `std::time::Duration::ZERO` turns it off) |
 //! | `early_refresh = 1.0` | early refresh (XFetch): before a value goes stale, each read refreshes it with a probability that grows as the deadline nears and with how long the value took to compute (`1.0` is the paper's optimum; larger refreshes earlier); the value is served meanwhile, one refresh per key per process |
 //! | `soft_timeout = "100ms"` | with an old value to serve, stop waiting for a slow function after this long and serve it; the computation finishes in the background and stores its value (free functions); shorter than `hard_timeout` |
 //! | `hard_timeout = "2s"` | stop waiting even without an old value: the caller gets `Err(FactoryTimeout.into())` (`Result` functions whose error is `From<steadycache::FactoryTimeout>`) |
@@ -306,6 +306,11 @@
 //!
 //! On a shared backend, `lock = "distributed"` makes a cold key run once across every process,
 //! and a stale-while-revalidate refresh run once per key across them.
+//!
+//! ## The guide
+//! The pages of the repository's `docs/guide`, as modules of [`guide`]: [`guide::options`],
+//! [`guide::controls`], [`guide::invalidation`], [`guide::consistency`], [`guide::stores`],
+//! [`guide::extending`], [`guide::operating`], [`guide::speed`] and [`guide::status`].
 #![deny(missing_docs)]
 // On docs.rs (nightly), each feature-gated item says which feature it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -373,6 +378,30 @@ pub use steadycache_redis::{RedisBackend, RedisConfig};
 pub use steadycache_s3::{S3Backend, S3Config};
 #[cfg(feature = "sqlite")]
 pub use steadycache_sqlite::{SqliteBackend, SqliteConfig};
+
+/// The guide: the pages of the repository's `docs/guide`, one module each. Nothing to import:
+/// their code blocks are compiled (and, unless marked `no_run`, run) as doc tests, so the guide
+/// cannot drift from the API.
+pub mod guide {
+    #[doc = include_str!("../docs/guide/options.md")]
+    pub mod options {}
+    #[doc = include_str!("../docs/guide/controls.md")]
+    pub mod controls {}
+    #[doc = include_str!("../docs/guide/invalidation.md")]
+    pub mod invalidation {}
+    #[doc = include_str!("../docs/guide/consistency.md")]
+    pub mod consistency {}
+    #[doc = include_str!("../docs/guide/stores.md")]
+    pub mod stores {}
+    #[doc = include_str!("../docs/guide/extending.md")]
+    pub mod extending {}
+    #[doc = include_str!("../docs/guide/operating.md")]
+    pub mod operating {}
+    #[doc = include_str!("../docs/guide/speed.md")]
+    pub mod speed {}
+    #[doc = include_str!("../docs/guide/status.md")]
+    pub mod status {}
+}
 
 /// The README's code blocks, compiled (and, unless marked `no_run`, run) as doc tests, so the
 /// README cannot drift from the API.

@@ -97,8 +97,9 @@ pub struct Policy {
     pub(crate) fail_safe: Option<Duration>,
     /// After a recompute failed and the old value was served (fail-safe, or a stale value with
     /// `serve_stale_on_error`), serve the old value for this long before calling the function
-    /// again, instead of calling it on every call. `None`: 30 s when `fail_safe` is set
-    /// ([`DEFAULT_FAIL_SAFE_THROTTLE`]), no throttle otherwise.
+    /// again, instead of calling it on every call. `None`: 30 s
+    /// ([`DEFAULT_FAIL_SAFE_THROTTLE`]), with or without `fail_safe` (every failing recompute is
+    /// throttled); zero turns the throttle off.
     pub(crate) fail_safe_throttle: Option<Duration>,
     /// Early refresh (XFetch): before a value goes stale (or expires), each read refreshes it
     /// with a probability that grows as the deadline nears, faster for values that took long

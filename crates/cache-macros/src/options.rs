@@ -270,7 +270,7 @@ pub(crate) struct Options {
     /// `negative_ttl` on a function returning `Result`.
     pub fail_safe: Option<DurationOpt>,
     /// `fail_safe_throttle = "30s"`: after a failed recompute, serve the old value this long
-    /// before calling the function again (default 30 s with `fail_safe`).
+    /// before calling the function again (default 30 s, with or without `fail_safe`).
     pub fail_safe_throttle: Option<DurationOpt>,
     /// `early_refresh = 1.0`: XFetch's beta (above 0, at most 100): before a value goes stale,
     /// reads refresh it early with a probability growing as the deadline nears.

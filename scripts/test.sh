@@ -2,8 +2,20 @@
 # Everything CI runs, on a fresh Debian machine or a developer's: installs what is missing,
 # the servers the tests need (each test suite starts its own on free loopback ports), checks
 # formatting and lints, runs every test with every feature, and stops the servers.
+#
+#   scripts/test.sh           everything (what CI runs)
+#   scripts/test.sh --quick   fmt, clippy, and the tests of the packages a change touches (files
+#                             changed since $STEADYCACHE_QUICK_BASE, default HEAD, and untracked
+#                             ones): a few minutes on a warm target dir. Dependents of a touched
+#                             package are not run: the full run is the gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUICK=0
+case "${1:-}" in
+  "") ;;
+  --quick) QUICK=1 ;;
+  *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
 
 # Each step is timed: the table at the end (also on failure) says where a run spends its time.
 STEP="setup" STEP_AT=$SECONDS TIMES=()
@@ -60,7 +72,11 @@ fi
 S3_HASH=$(cat tools/s3-server/Cargo.toml tools/s3-server/Cargo.lock tools/s3-server/src/*.rs | sha256sum | cut -c1-16)
 S3_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/steadycache-tools/s3-server-$S3_HASH"
 if [ ! -x "$S3_CACHE/bin/steadycache-s3-server" ]; then
-  log "building steadycache-s3-server into $S3_CACHE"
+  log "linting and building steadycache-s3-server into $S3_CACHE"
+  # Linted when built: a cached build is of a source whose lints passed (the hash above), so a
+  # run on an unchanged server skips both.
+  cargo fmt --manifest-path tools/s3-server/Cargo.toml -- --check
+  cargo clippy --manifest-path tools/s3-server/Cargo.toml --locked --target-dir target/tools -- -D warnings
   cargo install --path tools/s3-server --locked --root "$S3_CACHE" --target-dir target/tools
 fi
 mkdir -p .tools/s3s/bin
@@ -80,11 +96,40 @@ trap cleanup EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
-cargo fmt --manifest-path tools/s3-server/Cargo.toml -- --check
 
 log "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
-cargo clippy --manifest-path tools/s3-server/Cargo.toml --locked --target-dir target/tools -- -D warnings
+
+if [ "$QUICK" = 1 ]; then
+  # The package of each changed file: the nearest Cargo.toml above it with a [package].
+  pkgs=()
+  while IFS= read -r f; do
+    d=$(dirname "$f")
+    while :; do
+      if [ -f "$d/Cargo.toml" ] && grep -q '^\[package\]' "$d/Cargo.toml"; then
+        case "$d" in tools/*) ;; *) pkgs+=("$(sed -n 's/^name = "\(.*\)"/\1/p' "$d/Cargo.toml" | head -1)") ;; esac
+        break
+      fi
+      [ "$d" = "." ] && break
+      d=$(dirname "$d")
+    done
+  done < <({ git diff --name-only "${STEADYCACHE_QUICK_BASE:-HEAD}"; git ls-files --others --exclude-standard; } | sort -u)
+  mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]:-}" | sed '/^$/d' | sort -u)
+  if [ ${#pkgs[@]} -eq 0 ]; then
+    log "--quick: no package changed since ${STEADYCACHE_QUICK_BASE:-HEAD}"
+    exit 0
+  fi
+  log "--quick: the tests of ${pkgs[*]}"
+  if cargo nextest --version >/dev/null 2>&1; then
+    # The whole workspace's build (one feature resolution, warm), only these packages' tests.
+    filter=$(printf 'package(%s) | ' "${pkgs[@]}")
+    cargo nextest run --workspace --all-features --test-threads 4 -E "${filter% | }"
+  else
+    cargo test --all-features "${pkgs[@]/#/--package=}"
+  fi
+  log "quick checks green"
+  exit 0
+fi
 
 log "docs (rustdoc, -D warnings) and the packages a registry would get"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
@@ -95,8 +140,17 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 cargo package --workspace --no-verify --allow-dirty --exclude steadycache-bench \
   --exclude steadycache-integration --exclude steadycache-cli
 
-log "cargo test (workspace, all features, doc tests included)"
-cargo test --workspace --all-features
+log "tests (workspace, all features), then the doc tests"
+# cargo-nextest (on this project's machines; `cargo install cargo-nextest --locked` elsewhere)
+# runs the tests of every binary side by side, each in a process of its own: most of them wait
+# on servers, leases and timeouts, not on the CPU, so 4 at a time on 2 cores halves the run.
+# Without it, cargo test runs them binary after binary. Same build either way (same flags).
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --no-fail-fast --test-threads 4
+  cargo test --workspace --all-features --doc
+else
+  cargo test --workspace --all-features
+fi
 
 log "decoders and URL parsers fuzzed under a 4 GiB address-space limit (20,000 inputs each)"
 # The same flags as the workspace run above (so nothing is rebuilt with other features),

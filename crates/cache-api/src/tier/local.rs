@@ -300,12 +300,14 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
                 item.tag_stamp = item.tag_stamp.max(stamp);
             }
         };
-        let _ = self
-            .items
-            .entry(&Slot::from(hash), Some(std::time::Duration::ZERO), |_, item| {
+        let _ = self.items.entry(
+            &Slot::from(hash),
+            Some(std::time::Duration::ZERO),
+            |_, item| {
                 update(item);
                 quick_cache::sync::EntryAction::Retain(())
-            });
+            },
+        );
         if self.has_big.load(Relaxed) {
             let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
             if let Some(item) = big.get_mut(&hash) {

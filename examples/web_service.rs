@@ -19,7 +19,8 @@
 //! * `swr`: the same with `stale_while_revalidate = "1m"`: an expired value is served at once
 //!   while one background refresh (again one across every process) replaces it.
 //!
-//! `GET /stats` answers the upstream's counts (calls, refused) and the cache's counters. The
+//! `GET /stats` answers the upstream's counts (calls, refused), the service's live tokio tasks
+//! and the cache's counters. The
 //! service clears its keys at start, so each run begins cold. Ctrl-C (SIGINT) or SIGTERM stops
 //! it.
 
@@ -165,6 +166,8 @@ async fn stats(State(mode): State<Mode>) -> Json<serde_json::Value> {
         "mode": format!("{mode:?}").to_lowercase(),
         "upstream_calls": u.calls.load(Ordering::Relaxed),
         "upstream_refused": u.refused.load(Ordering::Relaxed),
+        // The service's runtime's live tasks: what `scripts/soak.sh` watches for leaks.
+        "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
         "cache": s.map(|s| serde_json::json!({
             "hits": s.hits, "misses": s.misses, "stale": s.stale, "refreshes": s.refreshes,
             "coalesced": s.coalesced, "lock_waits": s.lock_waits, "errors": s.errors,

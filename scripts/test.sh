@@ -170,6 +170,9 @@ cargo test -p steadycache --features file --test compile_fail
 log "steadycache-redis without its tls feature: rediss:// is a clear configuration error"
 cargo test -p steadycache-redis --features testing --test redis_backend rediss_without
 
+log "soak run, one minute (scripts/soak.sh: a fault every 12 s, every answer checked)"
+scripts/soak.sh --minutes 1
+
 log "benches, benchmark report and web service under load, smallest configuration (target/bench-report)"
 # Short measurements and 2 s of load per mode: checks that the benches compile and that they,
 # scripts/load.sh (oha against examples/web_service.rs) and bench-report run end to end. Built

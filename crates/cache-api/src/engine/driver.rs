@@ -286,17 +286,31 @@ where
         Ok(v)
     }
 
+    /// How far this call's lookups go when L1 holds a copy. On a cache whose bus carries what
+    /// other processes store (so an L1 copy is as new as L2's, or gone), a caller that can hand
+    /// its work to the background does not wait for a store round trip before it serves what
+    /// it holds: with a `soft_timeout`, any copy ([`Look::Held`]: it waits for its refresh at
+    /// most that long, not for a read first); with stale-while-revalidate, a fresh or stale
+    /// one ([`Look::Servable`]).
+    fn look(&self) -> Look {
+        let ctx = self.ctx;
+        if self.background == Background::Impossible || ctx.place.announce.is_none() {
+            return Look::FirstFresh;
+        }
+        if ctx.plan.soft_timeout.is_some() {
+            Look::Held
+        } else if ctx.plan.refresh == Refresh::Background {
+            Look::Servable
+        } else {
+            Look::FirstFresh
+        }
+    }
+
     /// Look up, decide, and count a `max_hits` hit (a value served its last time already is
     /// dropped, and computed anew).
     async fn choose(&self) -> Chosen<V> {
         let (ctx, mode) = (self.ctx, self.mode);
-        let look = match ctx.plan.refresh == Refresh::Background
-            && self.background == Background::Possible
-            && ctx.place.announce.is_some()
-        {
-            true => Look::Servable,
-            false => Look::FirstFresh,
-        };
+        let look = self.look();
         let mut found = match self.wants {
             Wants::Fresh => None,
             _ => lookup(mode, &ctx.place, ctx.plan, look, ctx.stats).await,
@@ -422,10 +436,12 @@ where
     /// fresh value not too old for the call, newer than `than` (ms) when given, is the answer.
     async fn look_again(&self, than: Option<u64>) -> Option<V> {
         let ctx = self.ctx;
-        let look = if than.is_some() {
-            Look::Newest
-        } else {
-            Look::FirstFresh
+        let look = match (than, self.look()) {
+            (Some(_), _) => Look::Newest,
+            // The round before ours stored in this process's L1 too; another process's value
+            // would have dropped the copy (and then L2 is read).
+            (None, Look::Held) => Look::Held,
+            (None, _) => Look::FirstFresh,
         };
         lookup(self.mode, &ctx.place, ctx.plan, look, ctx.stats)
             .await

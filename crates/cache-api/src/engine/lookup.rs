@@ -21,6 +21,11 @@ pub(crate) enum Look {
     /// copy. (Its refresh reads L2 first, with [`Look::Newest`].) Without this, every stale
     /// read waited for a store round trip before serving what it already held.
     Servable,
+    /// Any copy L1 holds is the answer, fresh or not, and L2 is read only when L1 holds none:
+    /// a caller that holds an old value under a `soft_timeout`, on a cache whose bus carries
+    /// what other processes store (so L1's copy is as new as L2's, or gone). Such a caller waits
+    /// for nothing longer than its soft timeout: not for a store round trip before it decides.
+    Held,
     /// L2 is read too and the newer of the two wins (a refresh looking for a value newer than
     /// the one it has).
     Newest,
@@ -63,6 +68,7 @@ where
             let answer = match look {
                 Look::FirstFresh => freshness == Freshness::Fresh,
                 Look::Servable => matches!(freshness, Freshness::Fresh | Freshness::Stale),
+                Look::Held => true,
                 Look::Newest => false,
             };
             if answer || place.l2.is_none() {

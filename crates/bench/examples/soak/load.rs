@@ -18,8 +18,15 @@ const IN_FLIGHT: usize = 512;
 /// A request not answered in this long is an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Keep-alive connections kept idle: a burst of slow answers (a fault) opens more, and those
+/// above this are closed once used, so the service's fds and tasks (one per connection) measure
+/// the service, not the high-water mark of the driver's pool.
+pub const IDLE_CONNECTIONS: usize = 16;
+
 pub fn client() -> Http {
-    Client::builder(TokioExecutor::new()).build_http()
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(IDLE_CONNECTIONS)
+        .build_http()
 }
 
 /// What the requests sent in one second came to.

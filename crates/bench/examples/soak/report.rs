@@ -134,7 +134,13 @@ fn verdict(run: &Run) -> (Vec<String>, bool) {
             "RSS (MiB)",
             flat(&series(|m| m.rss_mib), |b| (b * 0.05).max(8.0)),
         ),
-        ("open fds", flat(&series(|m| m.fds as f64), |_| 5.0)),
+        // The driver's idle keep-alive connections come and go with the load: each is an fd.
+        (
+            "open fds",
+            flat(&series(|m| m.fds as f64), |_| {
+                5.0 + load::IDLE_CONNECTIONS as f64
+            }),
+        ),
         (
             "tasks",
             flat(&series(|m| m.tasks as f64), |b| (b * 0.2).max(32.0)),

@@ -21,11 +21,12 @@ impl From<FactoryTimeout> for Failure {
     }
 }
 
-/// The scenario: `call(k)` returns what a caller got; the function sleeps `sleep` ms and counts
-/// its starts in `runs` and its ends in `ends`. Soft timeout 50 ms, hard 300 ms, ttl 1 s,
-/// fail-safe 1 h.
+/// The scenario: `call(k)` returns what a caller got, `stored(k)` what the cache holds for `k`
+/// (without calling); the function sleeps `sleep` ms and counts its starts in `runs` and its
+/// ends in `ends`. Soft timeout 50 ms, hard 300 ms, ttl 1 s, fail-safe 1 h.
 pub fn slow_upstreams(
     call: &dyn Fn(u32) -> Result<u64, Failure>,
+    stored: &dyn Fn(u32) -> Option<u64>,
     sleep: &AtomicU64,
     runs: &AtomicUsize,
     ends: &AtomicUsize,
@@ -48,7 +49,8 @@ pub fn slow_upstreams(
         eventually(|| ends.load(SeqCst) == 2),
         "background completion"
     );
-    std::thread::sleep(Duration::from_millis(200)); // its store follows its end
+    // Its store follows its end: wait for that event, not for a guess of its time.
+    assert!(eventually(|| stored(1) == Some(1)), "background store");
     assert_eq!(call(1), Ok(1), "the completed value is served");
     assert_eq!(runs.load(SeqCst), 2);
     // No old value: the hard timeout gives the caller a timeout error, then the value lands.
@@ -60,7 +62,7 @@ pub fn slow_upstreams(
     );
     assert!(err.0.contains("hard_timeout"), "{err:?}");
     assert!(eventually(|| ends.load(SeqCst) == 3));
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(eventually(|| stored(2) == Some(2)), "background store");
     assert_eq!(call(2), Ok(2), "stored by the abandoned computation");
     assert_eq!(runs.load(SeqCst), 3, "which never ran again");
     let s = stats();
@@ -100,7 +102,14 @@ macro_rules! scenario {
                 let _one = clock::exclusive();
                 RUNS.store(0, SeqCst);
                 ENDS.store(0, SeqCst);
-                slow_upstreams(&sync_fn, &SLEEP, &RUNS, &ENDS, &|| sync_fn_cache().stats());
+                slow_upstreams(
+                    &sync_fn,
+                    &|k| sync_fn_cache().get_cached_sync(k),
+                    &SLEEP,
+                    &RUNS,
+                    &ENDS,
+                    &|| sync_fn_cache().stats(),
+                );
             }
 
             #[test]
@@ -109,9 +118,14 @@ macro_rules! scenario {
                 RUNS.store(0, SeqCst);
                 ENDS.store(0, SeqCst);
                 let rt = tokio::runtime::Runtime::new().unwrap();
-                slow_upstreams(&|k| rt.block_on(async_fn(k)), &SLEEP, &RUNS, &ENDS, &|| {
-                    async_fn_cache().stats()
-                });
+                slow_upstreams(
+                    &|k| rt.block_on(async_fn(k)),
+                    &|k| async_fn_cache().get_cached_sync(k),
+                    &SLEEP,
+                    &RUNS,
+                    &ENDS,
+                    &|| async_fn_cache().stats(),
+                );
             }
         }
     };
@@ -207,7 +221,11 @@ fn waiters_get_the_old_value_at_the_soft_timeout_too() {
         2,
         "one computation for all of them"
     );
-    std::thread::sleep(Duration::from_millis(1_300));
+    // The computation ends after its second, then stores: wait for the stored value.
+    assert!(
+        eventually(|| shared_cache().get_cached_sync(1) == Some(1)),
+        "background store"
+    );
     assert_eq!(shared(1), 1, "the background completion's value");
     assert_eq!(WAITER_RUNS.load(SeqCst), 2);
 }

@@ -42,4 +42,9 @@ else
   cargo build --release -q -p steadycache-bench --example web_service --example soak
   BIN="$TARGET/release/examples"
 fi
-"$BIN/soak" --service "$BIN/web_service" --out "$OUT" "${PASS[@]}"
+# The driver leads a process group of its own (its service and Redis are in it): however this
+# script ends (the verdict, Ctrl-C, a closed pipe), nothing it started is left running.
+setsid "$BIN/soak" --service "$BIN/web_service" --out "$OUT" "${PASS[@]}" &
+DRIVER=$!
+trap 'kill -TERM -- "-$DRIVER" 2>/dev/null || true' EXIT
+wait "$DRIVER"

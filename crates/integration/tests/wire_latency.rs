@@ -194,3 +194,57 @@ async fn under_200ms_of_latency_a_soft_timeout_bounds_the_wait_for_the_store_too
     // One refresh at a time, each taking the upstream's second at least: 1 + 3 at most.
     assert!(runs <= 4, "{runs} runs: refreshes were not coalesced");
 }
+
+/// The cache of [`all_three`]: set by its test before the first call.
+static ALL_CACHE: OnceLock<Cache> = OnceLock::new();
+static ALL_RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn all_cache() -> Cache {
+    match ALL_CACHE.get() {
+        Some(c) => c.clone(),
+        None => panic!("the test sets the cache first"),
+    }
+}
+
+/// Stale-while-revalidate, fail-safe and a soft timeout set together, as a user sets them for
+/// a slow upstream.
+#[steadycache::cached(
+    cache = all_cache(),
+    ttl = "300ms",
+    stale_while_revalidate = "1h",
+    fail_safe = "1h",
+    soft_timeout = "50ms"
+)]
+async fn all_three(k: u32) -> u64 {
+    let _ = k;
+    tokio::time::sleep(UPSTREAM).await;
+    ALL_RUNS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_200ms_of_latency_swr_with_fail_safe_and_a_soft_timeout_never_waits_for_the_store() {
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    assert!(ALL_CACHE.set(slow_cache(&proxy)).is_ok());
+    assert_eq!(all_three(1).await, 1, "the first value is computed");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (calls, slowest, slow) = read_for(4, Duration::from_secs(3), || all_three(1)).await;
+    let runs = ALL_RUNS.load(SeqCst);
+    let stats = all_three_cache().stats();
+    println!(
+        "latency 200±100 ms, swr + fail-safe + soft_timeout: {calls} reads, {runs} runs, slowest {slowest:?}, {slow} reads of {STORE_BOUND:?} or more, {stats:?}"
+    );
+    assert!(
+        stats.hits + stats.stale >= calls,
+        "every read served from the process: {stats:?}, {calls} reads"
+    );
+    assert!(calls >= 150, "{calls} reads: the readers waited");
+    assert!(
+        slow <= calls / 20,
+        "{slow} of {calls} reads waited for a store round trip (slowest {slowest:?})"
+    );
+    // One background refresh at a time, each taking the upstream's second at least.
+    assert!(runs <= 4, "{runs} runs: refreshes were not coalesced");
+}

@@ -94,7 +94,7 @@ fn weigh<V: Serialize>(value: &V, min: u64) -> u64 {
 
 /// A table key: the 128-bit args hash as two words, so it is aligned to 8 bytes, not 16 (a
 /// `u128` key pads every table entry to a multiple of 16: 112 bytes instead of 96 for a `u64`
-/// value, and a hit reads fewer cache lines).
+/// value: a seventh less memory per entry; no change in a hit's time was measurable).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
     lo: u64,

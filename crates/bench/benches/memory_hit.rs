@@ -16,6 +16,10 @@
 //! with neither `redis` nor `disk`, uses the sharded in-memory `ShardedLruTtlCache` for
 //! `max_size` + `ttl_secs`, with a plain (non-`Result`) return type.
 //!
+//! Raw `quick_cache` here is the workspace's build of it, with `sharded-lock` as the tier uses
+//! it (its default `parking_lot` build read a `u64` in about 7.9 ns on this machine, 9.6 ns with
+//! the sharded lock, and served two threads about 4× fewer hits per second).
+//!
 //! Run: `cargo bench --bench memory_hit`.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;

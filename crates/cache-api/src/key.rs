@@ -68,7 +68,7 @@ impl bincode::enc::write::Writer for HashWriter<'_> {
 /// assert_eq!(a, hash_args(&("EUR", "USD", 3u32)).unwrap());
 /// assert_ne!(a, hash_args(&("USD", "EUR", 3u32)).unwrap());
 /// ```
-#[inline]
+#[inline(always)]
 pub fn hash_args<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
     let mut buf = [0u8; STACK];
     match bincode::serde::encode_into_slice(Canonical(args), &mut buf, bincode::config::standard())

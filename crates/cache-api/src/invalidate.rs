@@ -61,7 +61,8 @@ impl Cache {
     }
 
     /// Store `value` under `key` with the lifetimes of `policy`; the in-process copies of the
-    /// key, here and in every process the bus reaches, are dropped.
+    /// key, here and in every process the bus reaches, are dropped. A value over the policy's
+    /// `entry_size_limit` is not stored (logged; `Ok`, as for a policy that stores nothing).
     pub async fn set<V: Serialize>(&self, key: &str, value: &V, policy: &Policy) -> Result<()> {
         match self.entry_for(key, value, policy)? {
             Some((key, entry)) => self.save_entry(key, entry).await,
@@ -99,6 +100,12 @@ impl Cache {
             took_ms: 0,
         };
         let entry = io::make_entry(self.codec(), &key, value, meta)?;
+        if let Some(limit) = policy.entry_size_limit() {
+            if entry.payload.len() as u64 > limit {
+                tracing::warn!(key = %key, limit, "steadycache: set of a value larger than entry_size_limit; not stored");
+                return Ok(None);
+            }
+        }
         Ok(Some((key.into_owned(), entry)))
     }
 

@@ -130,6 +130,12 @@ pub struct Policy {
     /// function go through the engine (and the counter), not the typed fast path. `None`: no
     /// limit.
     pub(crate) max_hits: Option<u32>,
+    /// The largest value stored (cachier's `entry_size_limit`), in bytes of its encoding: the
+    /// codec's payload on a cache with a store, the value's bincode size on an in-process cache.
+    /// A larger value is returned to its caller but stored nowhere, neither in the store nor in
+    /// the in-process tier (counted as `too_large`, logged once per function). `None`: no limit
+    /// beyond the in-process tier's own bounds.
+    pub(crate) entry_size_limit: Option<u64>,
 }
 
 /// The throttle of fail-safe when none is set: FusionCache's default.
@@ -155,6 +161,7 @@ impl Default for Policy {
             background_completion: true,
             min_calls: None,
             max_hits: None,
+            entry_size_limit: None,
         }
     }
 }
@@ -412,6 +419,26 @@ impl Policy {
     /// No hit limit.
     pub fn without_max_hits(mut self) -> Self {
         self.max_hits = None;
+        self
+    }
+
+    /// The size limit of stored values, when set.
+    pub fn entry_size_limit(&self) -> Option<u64> {
+        self.entry_size_limit
+    }
+
+    /// Store no value whose encoding is larger than `bytes` (cachier's `entry_size_limit`):
+    /// such a value is returned to its caller, stored nowhere (neither in the store nor in
+    /// process), counted as `too_large` and logged once per function. The size is the codec's
+    /// payload on a cache with a store, the value's bincode size on an in-process cache.
+    pub fn with_entry_size_limit(mut self, bytes: u64) -> Self {
+        self.entry_size_limit = Some(bytes);
+        self
+    }
+
+    /// No size limit of stored values (the in-process tier's bounds still hold).
+    pub fn without_entry_size_limit(mut self) -> Self {
+        self.entry_size_limit = None;
         self
     }
 }

@@ -8,7 +8,7 @@
 //! [`SLOTS`] live at once share an overflow row updated with atomic adds (still exact).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
@@ -134,6 +134,8 @@ impl Labels {
 pub struct Stats {
     rows: Box<[Row]>,
     overflow: Row,
+    /// Whether a value over the policy's `entry_size_limit` was logged (once per function).
+    too_large_logged: AtomicBool,
     /// The labels its figures are reported under (feature `metrics`), once registered.
     #[cfg(feature = "metrics")]
     pub(crate) labels: std::sync::OnceLock<Labels>,
@@ -144,6 +146,7 @@ impl Default for Stats {
         Stats {
             rows: (0..SLOTS).map(|_| Row::default()).collect(),
             overflow: Row::default(),
+            too_large_logged: AtomicBool::new(false),
             #[cfg(feature = "metrics")]
             labels: std::sync::OnceLock::new(),
         }
@@ -209,6 +212,13 @@ impl Stats {
                 self.overflow.0[c as usize].fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// Count a value over the policy's `entry_size_limit` (as `too_large`); `true` the first
+    /// time, when it is to be logged.
+    pub(crate) fn over_size_limit(&self) -> bool {
+        self.incr(Counter::TooLarge);
+        !self.too_large_logged.swap(true, Relaxed)
     }
 
     /// The total of `c`.

@@ -322,6 +322,10 @@ pub(crate) struct Options {
     /// `max_bytes = 1 << 20`: bound of the function's in-process tier in bytes, on a memory
     /// cache.
     pub max_bytes: Option<syn::Expr>,
+    /// `entry_size_limit = 1 << 20`: store no value whose encoding is larger than this many
+    /// bytes, in the store or in process (cachier's `entry_size_limit`); the value is still
+    /// returned.
+    pub entry_size_limit: Option<syn::Expr>,
 }
 
 impl Options {

@@ -311,7 +311,24 @@ where
         negative,
         took_ms,
     };
-    store_with(mode, place, value, meta, stats, CopyRule::IfStored).await
+    let limit = plan.entry_size_limit;
+    if place.l2.is_none() && limit.is_some_and(|l| crate::tier::encoded_size(value) > l) {
+        over_size_limit(stats, "the in-process tier", limit);
+        return false;
+    }
+    store_with(mode, place, value, meta, stats, CopyRule::IfStored, limit).await
+}
+
+/// Count a value over the policy's `entry_size_limit`, and log the first of the function.
+#[cold]
+fn over_size_limit(stats: &Stats, store: &str, limit: Option<u64>) {
+    if stats.over_size_limit() {
+        tracing::warn!(
+            limit = limit.unwrap_or(u64::MAX),
+            "steadycache: a value is larger than entry_size_limit, not stored in {store} \
+             (counted as too_large; logged once per function)"
+        );
+    }
 }
 
 /// A value kept after its recompute failed (blocking, background or early), stored again with
@@ -340,8 +357,9 @@ where
         negative: false,
         took_ms: old.took_ms,
     };
+    // (A value the store kept: within any size limit.)
     let value = &old.value;
-    store_with(mode, place, value, meta, stats, CopyRule::Always).await
+    store_with(mode, place, value, meta, stats, CopyRule::Always, None).await
 }
 
 /// How [`store_with`] treats the in-process tier when the store refuses a value.
@@ -362,13 +380,14 @@ async fn store_with<V>(
     meta: Meta,
     stats: &Stats,
     copy: CopyRule,
+    limit: Option<u64>,
 ) -> bool
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
     let saved = match &place.l2 {
         Some(l2) => Some(
-            save_l2(mode, place, l2, value, meta, stats).await
+            save_l2(mode, (place, l2), value, meta, stats, limit).await
                 && !undone_if_invalidated(mode, l2, meta, stats).await,
         ),
         None => None,
@@ -400,19 +419,23 @@ async fn undone_if_invalidated(mode: Mode, l2: &L2, meta: Meta, stats: &Stats) -
 }
 
 /// Encode and save `value` in L2 (announcing it on the bus when the cache has an L1); whether
-/// it was saved.
+/// it was saved. A payload over `limit` (the policy's `entry_size_limit`) is not saved.
 async fn save_l2<V>(
     mode: Mode,
-    place: &Place<V>,
-    l2: &L2,
+    (place, l2): (&Place<V>, &L2),
     value: &V,
     meta: Meta,
     stats: &Stats,
+    limit: Option<u64>,
 ) -> bool
 where
     V: Clone + Serialize + Send + Sync + 'static,
 {
     let entry = match make_entry(l2.store.manager().codec(), &l2.key, value, meta) {
+        Ok(e) if limit.is_some_and(|l| e.payload.len() as u64 > l) => {
+            over_size_limit(stats, "the store", limit);
+            return false;
+        }
         Ok(e) => e,
         Err(e) => {
             stats.incr(Counter::Errors);

@@ -59,6 +59,8 @@ pub(crate) struct Plan {
     pub(crate) min_calls: Option<u32>,
     /// Times an entry is served before it is dropped.
     pub(crate) max_hits: Option<u32>,
+    /// The largest encoding stored, in bytes (`None`: no limit).
+    pub(crate) entry_size_limit: Option<u64>,
 }
 
 impl Plan {
@@ -94,6 +96,7 @@ impl Plan {
             background_completion: policy.background_completion,
             min_calls: policy.min_calls.filter(|n| *n >= 2),
             max_hits: policy.max_hits,
+            entry_size_limit: policy.entry_size_limit,
         }
     }
 

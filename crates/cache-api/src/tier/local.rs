@@ -84,10 +84,16 @@ impl bincode::enc::write::Writer for SizeWriter {
     }
 }
 
-fn weigh<V: Serialize>(value: &V, min: u64) -> u64 {
+/// The size of `value`'s bincode encoding, counted without allocating.
+pub(crate) fn encoded_size<V: Serialize + ?Sized>(value: &V) -> u64 {
     let mut w = SizeWriter(0);
     let _ = bincode::serde::encode_into_writer(value, &mut w, bincode::config::standard());
-    w.0.saturating_add(std::mem::size_of::<V>() as u64)
+    w.0
+}
+
+fn weigh<V: Serialize>(value: &V, min: u64) -> u64 {
+    encoded_size(value)
+        .saturating_add(std::mem::size_of::<V>() as u64)
         .saturating_add(ITEM_OVERHEAD)
         .max(min)
 }

@@ -117,6 +117,10 @@ fn policy(opts: &Options, plan: &Plan) -> TokenStream2 {
         ),
         ("with_negative_ttl", duration(opts.negative_ttl.as_ref())),
         ("with_serve_stale_on_error", flag(opts.serve_stale_on_error)),
+        (
+            "with_entry_size_limit",
+            opts.entry_size_limit.as_ref().map(|e| quote!(#e)),
+        ),
     ];
     let calls = calls.into_iter().filter_map(|(method, arg)| {
         let method = format_ident!("{}", method);

@@ -128,6 +128,8 @@ pub struct Memo<V> {
     plan: Plan,
     source: CacheSource,
     max_bytes: Option<u64>,
+    /// Time-to-idle of the in-process values, ms (0: none; see [`Memo::with_tti`]).
+    tti_ms: u64,
     /// Whether calls carry tags (`#[cached(tags = [...])]`).
     tagged: bool,
     enabled: AtomicBool,
@@ -159,6 +161,7 @@ where
             policy,
             source: CacheSource::Default,
             max_bytes: None,
+            tti_ms: 0,
             tagged: false,
             enabled: AtomicBool::new(true),
             stats: Arc::default(),
@@ -182,6 +185,25 @@ where
     /// budget, which bounds all its functions together).
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// Time-to-idle (moka's): a value of this function not read for `tti` expires from the
+    /// in-process tier (`#[cached(tti = "10m")]`), fail-safe copy included.
+    ///
+    /// Where it holds: on a memory cache (where the in-process tier is the store) and on the
+    /// in-process copies in front of any store (an L1 copy that idles out is read from the store
+    /// again). No store of bytes does it: files, SQLite, MongoDB and S3 would pay a write for
+    /// every read, and Redis' sliding expiry (`GETEX`) is not used; on a cache without an
+    /// in-process tier it does nothing (logged once).
+    ///
+    /// The hit path stays one comparison: a value is served from the fast path for an eighth of
+    /// `tti` after it was last touched, and the first read after that (on the engine's path)
+    /// touches it again. So a read keeps a value at least 7/8 of `tti`, and a value not read for
+    /// `tti` is gone. An idle value is dropped when it is next looked up or when the tier needs
+    /// the room, like an expired one. Zero: none.
+    pub fn with_tti(mut self, tti: std::time::Duration) -> Self {
+        self.tti_ms = u64::try_from(tti.as_millis()).unwrap_or(u64::MAX);
         self
     }
 
@@ -241,8 +263,12 @@ where
                     format!("{}:{}:", self.namespace, self.version),
                     part_hashes,
                     watched.then(|| bus.watch.clone()),
+                    self.tti_ms,
                 )
             });
+            if local.is_none() && self.tti_ms > 0 {
+                tracing::warn!(namespace = %self.namespace, "steadycache: tti has no effect: this cache keeps no values in process");
+            }
             if local.is_some() || self.tagged {
                 bus.listen();
             }

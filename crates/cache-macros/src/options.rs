@@ -326,6 +326,9 @@ pub(crate) struct Options {
     /// bytes, in the store or in process (cachier's `entry_size_limit`); the value is still
     /// returned.
     pub entry_size_limit: Option<syn::Expr>,
+    /// `tti = "10m"`: time-to-idle: a value not read for this long expires from the in-process
+    /// tier (`Memo::with_tti`).
+    pub tti: Option<DurationOpt>,
 }
 
 impl Options {

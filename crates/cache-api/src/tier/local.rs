@@ -31,9 +31,14 @@ use std::sync::{Arc, RwLock};
 pub(crate) struct LocalItem<V> {
     value: V,
     /// Until when a read is a plain hit: the earliest of `early_at`, `stale_at` and
-    /// `expires_at` (ms on the tier's clock; `u64::MAX` = never): one comparison on the hot
-    /// path.
+    /// `expires_at` (ms on the tier's clock; `u64::MAX` = never), and with a time-to-idle the
+    /// end of its touch window: one comparison on the hot path.
     fresh_until: u64,
+    /// The earliest of `early_at`, `stale_at` and `expires_at` (what `fresh_until` is without a
+    /// time-to-idle).
+    early_at: u64,
+    /// Gone from then unless read again (`u64::MAX`: no time-to-idle).
+    idle_until: u64,
     /// Stale from then (at or after `fresh_until`; later only inside an early-refresh window).
     stale_at: u64,
     expires_at: u64,
@@ -189,11 +194,13 @@ pub(crate) struct LocalStore<V> {
     /// What a hit checks besides freshness: `None` for an untagged function on a cache no
     /// other process writes (a plain memory hit), else the cache's watch.
     watch: Option<Arc<Watch>>,
+    /// Time-to-idle, ms (0: none; see `Memo::with_tti`).
+    tti_ms: u64,
 }
 
 impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// A tier of the function `namespace` (keys `key_prefix…`), registered with `budget`,
-    /// its hits checked by `watch` when given.
+    /// its hits checked by `watch` when given, its values idle after `tti_ms` unread (0: never).
     pub(crate) fn new(
         budget: Arc<Budget>,
         max_bytes: Option<u64>,
@@ -201,6 +208,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         key_prefix: String,
         part_hash: PartHash,
         watch: Option<Arc<Watch>>,
+        tti_ms: u64,
     ) -> Arc<Self> {
         clock::start();
         let max_bytes = max_bytes.unwrap_or(u64::MAX).min(budget.max_bytes()).max(1);
@@ -222,6 +230,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             warned_too_large: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
             watch,
+            tti_ms,
         });
         let as_tier: Arc<dyn Tier> = store.clone();
         budget.register(key_prefix, Arc::downgrade(&as_tier));
@@ -272,6 +281,13 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             None => return None,
         };
         let now = clock::now_ms();
+        if now >= item.idle_until {
+            self.remove(hash);
+            return None;
+        }
+        if now >= item.fresh_until && self.tti_ms > 0 {
+            self.touch(hash, item.created_at, now);
+        }
         let unchecked = match &self.watch {
             Some(w) if !w.trusts(u64::MAX, now) => return None,
             Some(w) => item.tag_stamp < w.tag_epoch(),
@@ -284,7 +300,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             }
             freshness => Some(Held {
                 at: Deadlines {
-                    early_at: item.fresh_until,
+                    early_at: item.early_at,
                     stale_at: item.stale_at,
                     expires_at: item.expires_at,
                     keep_until: item.keep_until,
@@ -301,23 +317,52 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// Mark the item under `hash` computed at `created_at` as checked at tag epoch `stamp` (its
     /// tags were found valid); nothing if the item there is another by now.
     pub(crate) fn restamp(&self, hash: u128, created_at: u64, stamp: u64) {
-        let update = |item: &mut LocalItem<V>| {
+        self.update(hash, |item: &mut LocalItem<V>| {
             if item.created_at == created_at {
                 item.tag_stamp = item.tag_stamp.max(stamp);
             }
+        });
+    }
+
+    /// `(fresh_until, idle_until)` of a value whose other deadlines end its plain hits at
+    /// `early_at`, touched at `now`: with a time-to-idle, plain hits for an eighth of it (the
+    /// first read after that comes here again), and gone after all of it unread.
+    fn idle_deadlines(&self, early_at: u64, now: u64) -> (u64, u64) {
+        match self.tti_ms {
+            0 => (early_at, u64::MAX),
+            tti => (
+                early_at.min(now.saturating_add((tti / 8).max(1))),
+                now.saturating_add(tti),
+            ),
+        }
+    }
+
+    /// A read of the item under `hash` computed at `created_at`, at `now`: its idle deadline
+    /// moves to `now + tti` (nothing if the item there is another by now).
+    #[cold]
+    fn touch(&self, hash: u128, created_at: u64, now: u64) {
+        let update = |item: &mut LocalItem<V>| {
+            if item.created_at == created_at {
+                (item.fresh_until, item.idle_until) = self.idle_deadlines(item.early_at, now);
+            }
         };
+        self.update(hash, update);
+    }
+
+    /// Apply `f` to the item under `hash`, wherever it is kept.
+    fn update(&self, hash: u128, f: impl Fn(&mut LocalItem<V>)) {
         let _ = self.items.entry(
             &Slot::from(hash),
             Some(std::time::Duration::ZERO),
             |_, item| {
-                update(item);
+                f(item);
                 quick_cache::sync::EntryAction::Retain(())
             },
         );
         if self.has_big.load(Relaxed) {
             let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
             if let Some(item) = big.get_mut(&hash) {
-                update(item);
+                f(item);
             }
         }
     }
@@ -349,9 +394,13 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             return;
         }
         let stale_at = at.stale_at.min(at.expires_at);
+        let early_at = at.early_at.min(stale_at);
+        let (fresh_until, idle_until) = self.idle_deadlines(early_at, clock::now_ms());
         let item = LocalItem {
             value: value.clone(),
-            fresh_until: at.early_at.min(stale_at),
+            fresh_until,
+            early_at,
+            idle_until,
             stale_at,
             expires_at: at.expires_at,
             keep_until: at.keep_until.max(at.expires_at),

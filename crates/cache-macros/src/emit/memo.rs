@@ -33,6 +33,10 @@ pub(crate) fn memo_static(
     if let Some(m) = &opts.max_bytes {
         memo_new = quote!(#memo_new.with_max_bytes(#m));
     }
+    if let Some(tti) = &opts.tti {
+        let tti = tti.tokens();
+        memo_new = quote!(#memo_new.with_tti(#tti));
+    }
     if opts.tags.is_some() {
         memo_new = quote!(#memo_new.with_tags());
     }

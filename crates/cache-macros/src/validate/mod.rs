@@ -96,6 +96,7 @@ fn check_durations(opts: &Options) -> syn::Result<()> {
         &opts.soft_timeout,
         &opts.hard_timeout,
         &opts.negative_ttl,
+        &opts.tti,
     ]
     .into_iter()
     .flatten()

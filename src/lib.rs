@@ -320,10 +320,11 @@
 pub use steadycache_api::{
     current_options, default_cache, is_enabled, set_default_cache, set_enabled, with_options,
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BusConfig, Cache,
-    CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions, Capabilities, CircuitOpen,
-    Codec, DefaultManager, Entry, Error, FactoryTimeout, Format, Freshness, Glob, KeyPage,
-    ListedKey, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy, RateLimited,
-    RateLimiter, Refresh, RefreshWith, Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
+    CacheBuilder, CacheEvent, CacheHealth, CacheListener, CacheManager, CallBreaker, CallOptions,
+    Capabilities, CircuitOpen, Codec, DefaultManager, Entry, Error, EventKind, EvictionCause,
+    FactoryTimeout, Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo,
+    MemoryBackend, MemoryConfig, Origin, Policy, RateLimited, RateLimiter, Refresh, RefreshWith,
+    Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
 };
 pub use steadycache_macros::{cached, call_breaker, rate_limit};
 

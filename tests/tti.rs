@@ -89,7 +89,11 @@ fn fail_safe_serves_a_value_read_lately_but_not_an_idle_one() {
     SAFE_DOWN.store(true, SeqCst);
     // Past ttl and stale-while-revalidate, read within tti: fail-safe serves the old value.
     clock::advance(3 * MIN);
-    assert_eq!(safe(1), Ok(1), "fail-safe, the value was read 3 minutes ago");
+    assert_eq!(
+        safe(1),
+        Ok(1),
+        "fail-safe, the value was read 3 minutes ago"
+    );
     // Then 11 minutes unread: the copy is gone, fail-safe's included.
     clock::advance(11 * MIN);
     assert_eq!(safe(1), Err("upstream down".to_string()));
@@ -128,4 +132,3 @@ fn an_idle_l1_copy_is_read_from_the_store_again() {
     assert_eq!(L1_RUNS.load(SeqCst), 1);
     assert_eq!(behind_cache().local_len(), 1, "copied in process again");
 }
-

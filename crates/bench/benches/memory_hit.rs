@@ -7,7 +7,8 @@
 //!
 //! Groups:
 //! * `hit_sync`: one thread, sync calls; also an L1 in front of Redis kept coherent by the
-//!   pub/sub bus (`steadycache_l1_over_redis`) and a tagged function (`steadycache_tagged`).
+//!   pub/sub bus (`steadycache_l1_over_redis`), a tagged function (`steadycache_tagged`) and a
+//!   function on a cache with a listener that ignores hits (`steadycache_listened`).
 //! * `hit_async`: one task on a current-thread tokio runtime (`Bencher::to_async`).
 //! * `hit_2threads`: two threads hitting the same function at once; throughput in hits/s.
 //!
@@ -86,6 +87,24 @@ fn sc_tagged(x: u64) -> u64 {
     body(x)
 }
 
+/// A memory cache with a listener that does not ask for hits (`CacheListener::wants_hits`):
+/// its hit should cost what `sc_sync`'s does.
+fn listened_cache() -> &'static steadycache::Cache {
+    struct Quiet;
+    impl steadycache::CacheListener for Quiet {}
+    static CACHE: std::sync::OnceLock<steadycache::Cache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        let cache = steadycache::Cache::memory();
+        cache.set_listener(std::sync::Arc::new(Quiet));
+        cache
+    })
+}
+
+#[steadycache::cached(cache = listened_cache(), ttl = "10m")]
+fn sc_listened(x: u64) -> u64 {
+    body(x)
+}
+
 // ---- cached 4.x -----------------------------------------------------------------------------
 
 /// `SizedCache` (LRU) behind the macro's global lock, no expiry.
@@ -119,7 +138,7 @@ async fn cd_concurrent_ttl_async(x: u64) -> u64 {
 }
 
 /// Memoized functions warmed with `KEYS` keys each (for the miss check).
-const MEMOIZED_FNS: u64 = 9;
+const MEMOIZED_FNS: u64 = 10;
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -171,6 +190,7 @@ fn warm_all() {
         sc_sync(k);
         sc_l1_redis(k);
         sc_tagged(k);
+        sc_listened(k);
         cd_sized(k);
         cd_sized_ttl(k);
         cd_concurrent_ttl(k);
@@ -203,6 +223,9 @@ fn hit_sync(c: &mut Criterion) {
     });
     g.bench_function("steadycache_tagged", |b| {
         b.iter(|| sc_tagged(black_box(keys.next())))
+    });
+    g.bench_function("steadycache_listened", |b| {
+        b.iter(|| sc_listened(black_box(keys.next())))
     });
     g.bench_function("cached_sized", |b| {
         b.iter(|| cd_sized(black_box(keys.next())))

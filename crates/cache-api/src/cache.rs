@@ -42,6 +42,8 @@ pub(crate) struct CacheInner {
     opening: Option<Arc<Reopening>>,
     /// Keeps the in-process copies coherent with other processes (see `tier::bus`).
     bus: Arc<Bus>,
+    /// Its listener, and the stats that report to it ([`crate::events`]).
+    events: Arc<crate::events::Hub>,
 }
 
 /// The default [`CacheBuilder::backend_timeout`]: long enough for any healthy store, short
@@ -251,7 +253,8 @@ impl CacheBuilder {
             .backend_timeout
             .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
             .max(Duration::from_millis(1));
-        let breaker = Breaker::new(self.breaker, &manager, backend_timeout);
+        let events = Arc::new(crate::events::Hub::default());
+        let breaker = Breaker::new(self.breaker, &manager, backend_timeout, events.clone());
         let reach = match (&tiers, &self.opening) {
             (Tiers::Typed(_), _) => Reach::Process,
             (_, Some(_)) => Reach::Opening,
@@ -266,19 +269,22 @@ impl CacheBuilder {
         if tiers.budget().is_some() {
             bus.listen(); // copies are served only once the bus is heard: start at once
         }
+        let stats = Arc::default();
+        events.attach(&stats, "");
         Cache {
             inner: Arc::new(CacheInner {
                 store: Arc::new(Store::new(manager, backend_timeout, breaker)),
                 tiers,
                 enabled: AtomicBool::new(true),
                 flights: flight::new_map(),
-                stats: Arc::default(),
+                stats,
                 bulk_timeout: self
                     .bulk_timeout
                     .unwrap_or(crate::bulk::DEFAULT_BULK_TIMEOUT)
                     .max(Duration::from_millis(1)),
                 opening: self.opening,
                 bus,
+                events,
             }),
         }
     }
@@ -400,6 +406,11 @@ impl Cache {
     /// The store breaker in front of the backend.
     pub(crate) fn breaker(&self) -> &Arc<Breaker> {
         self.inner.store.breaker()
+    }
+
+    /// Where its events go.
+    pub(crate) fn events(&self) -> &Arc<crate::events::Hub> {
+        &self.inner.events
     }
 
     /// The manager behind the backend timeout and the breaker.

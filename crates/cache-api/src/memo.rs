@@ -262,10 +262,14 @@ where
                     &self.namespace,
                     format!("{}:{}:", self.namespace, self.version),
                     part_hashes,
-                    watched.then(|| bus.watch.clone()),
-                    self.tti_ms,
+                    crate::tier::local::Rules {
+                        watch: watched.then(|| bus.watch.clone()),
+                        tti_ms: self.tti_ms,
+                        stats: self.stats.clone(),
+                    },
                 )
             });
+            cache.events().attach(&self.stats, &self.namespace);
             if local.is_none() && self.tti_ms > 0 {
                 tracing::warn!(namespace = %self.namespace, "steadycache: tti has no effect: this cache keeps no values in process");
             }
@@ -397,7 +401,7 @@ where
             return None;
         }
         let v = local.get_fresh(key.hash)?;
-        self.stats.incr(Counter::Hits);
+        self.stats.hit();
         // Opt-in (feature `trace-hits`): even a disabled `trace!` costs about 2 % of an
         // in-process hit. The hit is always counted in the stats.
         #[cfg(feature = "trace-hits")]

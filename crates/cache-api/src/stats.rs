@@ -7,9 +7,10 @@
 //! load and store that no other thread races with — exact, and about 1 ns. Threads beyond
 //! [`SLOTS`] live at once share an overflow row updated with atomic adds (still exact).
 
+use crate::events::{EventKind, Hub};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
 pub(crate) const SLOTS: usize = 32;
@@ -132,8 +133,11 @@ impl Labels {
 
 /// Live counters of one memoized function (or of one [`Cache`](crate::Cache) for calls by hand).
 pub struct Stats {
-    rows: Box<[Row]>,
+    /// What a hit reads: its rows and whether it reports to a listener, on one cache line.
+    head: Head,
     overflow: Row,
+    /// Where its events go ([`crate::events`]), once the function is on a cache.
+    events: OnceLock<(Arc<Hub>, Box<str>)>,
     /// Whether a value over the policy's `entry_size_limit` was logged (once per function).
     too_large_logged: AtomicBool,
     /// The labels its figures are reported under (feature `metrics`), once registered.
@@ -144,13 +148,23 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            rows: (0..SLOTS).map(|_| Row::default()).collect(),
+            head: Head {
+                rows: (0..SLOTS).map(|_| Row::default()).collect(),
+                report_hits: AtomicBool::new(false),
+            },
             overflow: Row::default(),
+            events: OnceLock::new(),
             too_large_logged: AtomicBool::new(false),
             #[cfg(feature = "metrics")]
             labels: std::sync::OnceLock::new(),
         }
     }
+}
+
+struct Head {
+    rows: Box<[Row]>,
+    /// A listener wants hits ([`CacheListener::wants_hits`](crate::CacheListener::wants_hits)).
+    report_hits: AtomicBool,
 }
 
 impl std::fmt::Debug for Stats {
@@ -199,10 +213,57 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
-    /// Add one to `c`.
+    /// Add one to `c` (and report it to the cache's listener: see [`crate::events`]).
     #[inline]
     pub fn incr(&self, c: Counter) {
-        match self.rows.get(slot()) {
+        self.bump(c);
+        if c != Counter::Hits {
+            self.counted(c);
+        }
+    }
+
+    /// Count a hit, and report it when a listener wants hits.
+    #[inline(always)]
+    pub(crate) fn hit(&self) {
+        self.bump(Counter::Hits);
+        if self.head.report_hits.load(Relaxed) {
+            self.emit(EventKind::Hit);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn counted(&self, c: Counter) {
+        if let Some(kind) = crate::events::of_counter(c) {
+            self.emit(kind);
+        }
+    }
+
+    /// Report `kind` to the cache's listener, if any.
+    pub(crate) fn emit(&self, kind: EventKind) {
+        if let Some((hub, namespace)) = self.events.get() {
+            hub.emit(namespace, kind);
+        }
+    }
+
+    /// Report `entries` values dropped from the in-process tier for `cause`.
+    pub(crate) fn evicted(&self, cause: crate::events::EvictionCause, entries: u64) {
+        self.emit(EventKind::Evicted { cause, entries });
+    }
+
+    /// Report to `hub` as the function `namespace`; `false` if it already reports somewhere.
+    pub(crate) fn report_to(&self, hub: Arc<Hub>, namespace: &str) -> bool {
+        self.events.set((hub, namespace.into())).is_ok()
+    }
+
+    /// Report hits from now on, or stop.
+    pub(crate) fn report_hits(&self, on: bool) {
+        self.head.report_hits.store(on, Relaxed);
+    }
+
+    #[inline(always)]
+    fn bump(&self, c: Counter) {
+        match self.head.rows.get(slot()) {
             Some(row) => {
                 // Only this thread writes this row (see the module docs).
                 let a = &row.0[c as usize];
@@ -223,7 +284,8 @@ impl Stats {
 
     /// The total of `c`.
     pub fn get(&self, c: Counter) -> u64 {
-        self.rows
+        self.head
+            .rows
             .iter()
             .chain(std::iter::once(&self.overflow))
             .map(|r| r.0[c as usize].load(Relaxed))
@@ -254,7 +316,7 @@ impl Stats {
 
     /// Zero every counter. Increments racing with the reset may survive it.
     pub fn reset(&self) {
-        for r in self.rows.iter().chain(std::iter::once(&self.overflow)) {
+        for r in self.head.rows.iter().chain(std::iter::once(&self.overflow)) {
             for a in &r.0 {
                 a.store(0, Relaxed);
             }

@@ -37,9 +37,17 @@ async fn small_kept_large_not(cache: &Cache, store: &str) {
     assert_eq!(get("small", 100).await.len(), 100);
     assert_eq!(get("small", 100).await.len(), 100);
     assert_eq!(runs.load(SeqCst), 1, "{store}: a small value is kept");
-    assert_eq!(get("large", 5_000).await.len(), 5_000, "{store}: still returned");
+    assert_eq!(
+        get("large", 5_000).await.len(),
+        5_000,
+        "{store}: still returned"
+    );
     assert_eq!(get("large", 5_000).await.len(), 5_000);
-    assert_eq!(runs.load(SeqCst), 3, "{store}: a value over the limit is not kept");
+    assert_eq!(
+        runs.load(SeqCst),
+        3,
+        "{store}: a value over the limit is not kept"
+    );
     assert!(
         ok(cache.get::<Vec<u8>>("large").await).is_none(),
         "{store}: the store holds nothing for it"
@@ -62,7 +70,10 @@ async fn on_files_and_sqlite() {
     )));
     small_kept_large_not(&files, "files").await;
     let db = dir.join("cache.db");
-    let sqlite = ok(Cache::from_url_unshared(&format!("sqlite://{}", db.display())));
+    let sqlite = ok(Cache::from_url_unshared(&format!(
+        "sqlite://{}",
+        db.display()
+    )));
     small_kept_large_not(&sqlite, "sqlite").await;
 }
 
@@ -91,7 +102,9 @@ async fn on_mongodb() {
 async fn on_s3() {
     let server = S3Server::start();
     let cache = Cache::builder()
-        .backend(ok(steadycache::S3Backend::open(server.config("limits", ""))))
+        .backend(ok(steadycache::S3Backend::open(
+            server.config("limits", ""),
+        )))
         .build();
     small_kept_large_not(&cache, "s3").await;
 }
@@ -126,8 +139,11 @@ fn the_macro_option_keeps_large_values_out_of_the_in_process_tier() {
     for _ in 0..3 {
         assert_eq!(blob(5_000).len(), 5_000);
     }
-    assert_eq!(BLOB_RUNS.load(SeqCst), 4, "computed on every call, never kept");
+    assert_eq!(
+        BLOB_RUNS.load(SeqCst),
+        4,
+        "computed on every call, never kept"
+    );
     assert_eq!(blob_cache().stats().too_large, 3);
     assert!(blob_cache().get_cached_sync(5_000).is_none());
 }
-

@@ -281,7 +281,7 @@ where
     }
 
     fn hit(&self, v: V) -> Result<V, E> {
-        self.ctx.stats.incr(Counter::Hits);
+        self.ctx.stats.hit();
         note_origin(self.opts, Origin::Hit);
         Ok(v)
     }
@@ -328,7 +328,7 @@ where
         }
         match (step, found) {
             (Step::Hit, Some(f)) => {
-                ctx.stats.incr(Counter::Hits);
+                ctx.stats.hit();
                 tracing::trace!("steadycache: hit");
                 Chosen::Serve(f.value, Origin::Hit)
             }
@@ -338,7 +338,7 @@ where
                 Chosen::ServeAndRefresh(f, Purpose::Replace)
             }
             (Step::RefreshEarly { background: true }, Some(f)) => {
-                ctx.stats.incr(Counter::Hits);
+                ctx.stats.hit();
                 tracing::debug!("steadycache: refreshing early in the background");
                 Chosen::ServeAndRefresh(f, Purpose::Early)
             }

@@ -157,6 +157,7 @@ impl<V: Value, E: Send + 'static> Refresh<V, E> {
             }
             Err(e) => {
                 stats.incr(Counter::Errors);
+                stats.emit(crate::events::EventKind::RefreshFailed);
                 tracing::warn!("steadycache: background refresh failed, backing off");
                 let kept = io::store_throttled(Mode::Async, place, &self.served, plan, stats).await;
                 if let Some(lease) = lease {

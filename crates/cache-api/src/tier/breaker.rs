@@ -13,6 +13,7 @@
 //! failures had been counted) one store after.
 
 use crate::error::{Error, Result};
+use crate::events::{EventKind, Hub};
 use crate::manager::CacheManager;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -64,6 +65,8 @@ pub(crate) struct Breaker {
     /// The manager the probe pings; weak, so a dropped cache ends its probe.
     manager: Weak<dyn CacheManager>,
     timeout: Duration,
+    /// Where its openings and closings are reported.
+    events: Arc<Hub>,
 }
 
 impl Breaker {
@@ -72,6 +75,7 @@ impl Breaker {
         config: Option<StoreBreaker>,
         manager: &Arc<dyn CacheManager>,
         timeout: Duration,
+        events: Arc<Hub>,
     ) -> Arc<Breaker> {
         Arc::new(Breaker {
             config: config.map(|c| StoreBreaker::new(c.threshold, c.cooldown)),
@@ -80,6 +84,7 @@ impl Breaker {
             opened: AtomicU32::new(0),
             manager: Arc::downgrade(manager),
             timeout,
+            events,
         })
     }
 
@@ -129,6 +134,7 @@ impl Breaker {
                 if n >= config.threshold && !self.open.swap(true, Ordering::AcqRel) {
                     self.opened.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(failures = n, error = %e, "steadycache: backend failing; store breaker open, calls skip it until a probe succeeds");
+                    self.events.emit("", EventKind::BreakerOpened);
                     self.spawn_probe(config.cooldown);
                 }
             }
@@ -172,5 +178,6 @@ impl Breaker {
     fn close(&self) {
         self.failures.store(0, Ordering::Relaxed);
         self.open.store(false, Ordering::Release);
+        self.events.emit("", EventKind::BreakerClosed);
     }
 }

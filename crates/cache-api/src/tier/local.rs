@@ -20,6 +20,7 @@ use super::clock;
 use super::watch::Watch;
 use super::Deadlines;
 use crate::envelope::Freshness;
+use crate::events::EvictionCause;
 use crate::memory::ITEM_OVERHEAD;
 use crate::stats::{Counter, Stats};
 use serde::Serialize;
@@ -164,13 +165,42 @@ impl std::hash::BuildHasher for KeyIsHash {
     }
 }
 
-type Table<V> = quick_cache::sync::Cache<
-    Slot,
-    LocalItem<V>,
-    LocalWeighter,
-    KeyIsHash,
-    quick_cache::sync::DefaultLifecycle<Slot, LocalItem<V>>,
->;
+type Table<V> = quick_cache::sync::Cache<Slot, LocalItem<V>, LocalWeighter, KeyIsHash, Evictions>;
+
+/// Counts what `quick_cache` evicts to make room, and reports it once the table's lock is
+/// released (its request state drops after the lock guard). A value replaced by a concurrent
+/// store of the same key is counted too.
+#[derive(Clone)]
+pub(crate) struct Evictions(Arc<Stats>);
+
+/// What one table operation evicted.
+#[derive(Default)]
+pub(crate) struct Evicted(Option<(Arc<Stats>, u64)>);
+
+impl Drop for Evicted {
+    fn drop(&mut self) {
+        if let Some((stats, n)) = self.0.take() {
+            crate::events::evicted(&stats, EvictionCause::Size, n);
+        }
+    }
+}
+
+impl<V> quick_cache::Lifecycle<Slot, LocalItem<V>> for Evictions {
+    type RequestState = Evicted;
+
+    fn on_evict(&self, state: &mut Evicted, _key: Slot, _item: LocalItem<V>) {
+        state.0.get_or_insert_with(|| (self.0.clone(), 0)).1 += 1;
+    }
+}
+
+/// What a tier checks and reports besides its values: the bus's watch (`None`: an untagged
+/// function on a cache no other process writes), its time-to-idle (ms, 0: none), and the stats
+/// its evictions are reported through.
+pub(crate) struct Rules {
+    pub(crate) watch: Option<Arc<Watch>>,
+    pub(crate) tti_ms: u64,
+    pub(crate) stats: Arc<Stats>,
+}
 
 /// How a key's args part maps to the tier's hash ([`Tier::remove_part`]).
 pub(crate) type PartHash = fn(&str) -> Vec<u128>;
@@ -196,19 +226,20 @@ pub(crate) struct LocalStore<V> {
     watch: Option<Arc<Watch>>,
     /// Time-to-idle, ms (0: none; see `Memo::with_tti`).
     tti_ms: u64,
+    /// The function's stats: evictions are reported through them.
+    stats: Arc<Stats>,
 }
 
 impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// A tier of the function `namespace` (keys `key_prefix…`), registered with `budget`,
-    /// its hits checked by `watch` when given, its values idle after `tti_ms` unread (0: never).
+    /// with its `rules`.
     pub(crate) fn new(
         budget: Arc<Budget>,
         max_bytes: Option<u64>,
         namespace: &str,
         key_prefix: String,
         part_hash: PartHash,
-        watch: Option<Arc<Watch>>,
-        tti_ms: u64,
+        rules: Rules,
     ) -> Arc<Self> {
         clock::start();
         let max_bytes = max_bytes.unwrap_or(u64::MAX).min(budget.max_bytes()).max(1);
@@ -218,7 +249,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
                 max_bytes,
                 LocalWeighter,
                 KeyIsHash,
-                Default::default(),
+                Evictions(rules.stats.clone()),
             ),
             big: RwLock::new(HashMap::new()),
             has_big: AtomicBool::new(false),
@@ -229,8 +260,9 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             part_hash,
             warned_too_large: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
-            watch,
-            tti_ms,
+            watch: rules.watch,
+            tti_ms: rules.tti_ms,
+            stats: rules.stats,
         });
         let as_tier: Arc<dyn Tier> = store.clone();
         budget.register(key_prefix, Arc::downgrade(&as_tier));
@@ -282,7 +314,9 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         };
         let now = clock::now_ms();
         if now >= item.idle_until {
-            self.remove(hash);
+            if self.remove(hash) {
+                self.stats.evicted(EvictionCause::Idle, 1);
+            }
             return None;
         }
         if now >= item.fresh_until && self.tti_ms > 0 {
@@ -295,7 +329,9 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         };
         match crate::envelope::freshness(item.stale_at, item.expires_at, item.keep_until, now) {
             Freshness::Expired => {
-                self.remove(hash);
+                if self.remove(hash) {
+                    self.stats.evicted(EvictionCause::Expired, 1);
+                }
                 None
             }
             freshness => Some(Held {
@@ -449,7 +485,11 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
     /// Remove one item as an invalidation does (counted, so a racing fill is undone).
     pub(crate) fn evict(&self, hash: u128) -> bool {
         self.evictions.fetch_add(1, Ordering::SeqCst);
-        self.remove(hash)
+        let removed = self.remove(hash);
+        if removed {
+            self.stats.evicted(EvictionCause::Invalidated, 1);
+        }
+        removed
     }
 
     fn too_large(&self, weight: u64, stats: &Stats) {
@@ -501,15 +541,21 @@ impl<V: Clone + Send + Sync + 'static> Weighed for LocalStore<V> {
         if self.has_big.load(Relaxed) {
             // The side map holds the largest items: they go first.
             let mut big = self.big.write().unwrap_or_else(|p| p.into_inner());
+            let mut n = 0;
             while self.weight() > weight {
                 let Some(hash) = big.keys().next().copied() else {
                     break;
                 };
                 if let Some(item) = big.remove(&hash) {
                     self.big_weight.fetch_sub(u64::from(item.weight), Relaxed);
+                    n += 1;
                 }
             }
             self.has_big.store(!big.is_empty(), Relaxed);
+            drop(big);
+            if n > 0 {
+                crate::events::evicted(&self.stats, EvictionCause::Size, n);
+            }
         }
         let rest = weight.saturating_sub(self.big_weight.load(Relaxed));
         if self.items.weight() > rest {
@@ -527,15 +573,22 @@ impl<V: Clone + Send + Sync + 'static> Tier for LocalStore<V> {
         big.clear();
         self.big_weight.store(0, Relaxed);
         self.has_big.store(false, Relaxed);
+        drop(big);
+        if n > 0 {
+            self.stats.evicted(EvictionCause::Invalidated, n);
+        }
         n
     }
 
     fn remove_part(&self, part: &str) -> bool {
         self.evictions.fetch_add(1, Ordering::SeqCst);
-        let mut removed = false;
+        let mut removed = 0;
         for hash in (self.part_hash)(part) {
-            removed |= self.remove(hash);
+            removed += u64::from(self.remove(hash));
         }
-        removed
+        if removed > 0 {
+            self.stats.evicted(EvictionCause::Invalidated, removed);
+        }
+        removed > 0
     }
 }

@@ -21,9 +21,9 @@ pub(crate) mod watch;
 pub(crate) use breaker::Breaker;
 pub use breaker::StoreBreaker;
 pub(crate) use budget::{Budget, Weighed};
-pub(crate) use local::encoded_size;
 pub use bus::BusConfig;
 pub(crate) use bus::{Bus, Event, Reach};
+pub(crate) use local::encoded_size;
 pub(crate) use local::LocalStore;
 pub(crate) use store::Store;
 

@@ -83,7 +83,9 @@ impl Encryption {
                 )));
             }
             if ring.iter().any(|(other, _)| *other == id) {
-                return Err(Error::Config(format!("encryption key id {id} is given twice")));
+                return Err(Error::Config(format!(
+                    "encryption key id {id} is given twice"
+                )));
             }
             let cipher = XChaCha20Poly1305::new_from_slice(key)
                 .map_err(|_| Error::Config(format!("encryption key {id} is refused")))?;
@@ -123,7 +125,10 @@ impl Encryption {
         out.extend_from_slice(&id.to_le_bytes());
         let aad = out.clone();
         out.extend_from_slice(&nonce);
-        let payload = Payload { msg: bytes, aad: &aad };
+        let payload = Payload {
+            msg: bytes,
+            aad: &aad,
+        };
         let sealed = cipher.encrypt(&nonce, payload).map_err(|_| Error::Codec {
             codec: "xchacha20poly1305",
             message: "encryption failed".into(),

@@ -360,6 +360,10 @@ pub use steadycache_macros::invalidates;
 /// added with [`CacheBuilder::layer`].
 pub use steadycache_api::layer;
 
+/// Ready manager hooks: compression (feature `compress`) and encryption (feature `encrypt`) of
+/// every stored entry, and the [`Transform`](transform::Transform) trait for one of yours.
+pub use steadycache_api::transform;
+
 /// For backend authors: URL schemes, the blocking fast path, the library runtime, and the
 /// helpers every backend of this workspace uses (see `steadycache_api::plumbing`).
 pub use steadycache_api::plumbing;

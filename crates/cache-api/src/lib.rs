@@ -7,6 +7,8 @@
 //! * [`Entry`]: the envelope every backend stores, so any process reads what another wrote;
 //! * [`Codec`]: bincode (default), JSON, and an HMAC-signed wrapper;
 //! * [`CacheManager`]: the overridable seam (`load`/`save` around `before_save`/`after_load`);
+//!   ready hooks in [`transform`]: compression (feature `compress`) and encryption (feature
+//!   `encrypt`);
 //! * [`Cache`]: a manager with switches and stats, opened by URL or built; [`Cache::get_or_compute`]
 //!   memoizes by hand;
 //! * [`Policy`]: ttl, stale-after, stale-while-revalidate, single-flight, negative caching,
@@ -64,6 +66,7 @@ mod skew;
 mod stats;
 mod tier;
 mod time;
+pub mod transform;
 
 #[cfg(feature = "testing")]
 pub mod testing;

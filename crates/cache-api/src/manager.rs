@@ -23,7 +23,9 @@ use std::time::Duration;
 /// * **Transform the bytes** (compress, encrypt): override the two hooks,
 ///   [`before_save`](CacheManager::before_save) and [`after_load`](CacheManager::after_load).
 ///   The default `load`/`save` call them around the backend. `examples/custom_manager.rs`
-///   gzips every entry this way.
+///   gzips every entry this way; compression and encryption come ready in
+///   [`transform`](crate::transform) (a [`Transform`](crate::transform::Transform) on the
+///   hooks of any manager).
 /// * **Store in a backend's own datatypes** (a Redis list per value, a hash per object):
 ///   override [`load`](CacheManager::load) and [`save`](CacheManager::save), and with them
 ///   [`delete`](CacheManager::delete) and [`delete_prefix`](CacheManager::delete_prefix) when

@@ -87,6 +87,55 @@ fn envelopes_and_payloads() {
     });
 }
 
+/// Arbitrary bytes, or bytes the ready hooks wrote (compressed, encrypted, both) with a few
+/// bytes changed, through their `undo` (what a load runs first): never a panic, and never more
+/// than the compression bound decompressed (refused before it is allocated, under the fuzz
+/// run's memory limit).
+fn transformed_bytes() -> impl Strategy<Value = Vec<u8>> {
+    use steadycache::transform::{Compression, Encryption, Transform};
+    let body = b"SC all systems nominal ".repeat(40);
+    let compressed = Compression::default().apply(body.clone()).unwrap();
+    let keys = Encryption::new([(1, [9u8; 32])]).unwrap();
+    let encrypted = keys.apply(body).unwrap();
+    let both = keys.apply(compressed.clone()).unwrap();
+    let forms = [compressed, encrypted, both];
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256).prop_map(|mut b| {
+            if let Some(first) = b.first_mut() {
+                *first = [0xC0, 0xC1, 0xE1][usize::from(*first) % 3];
+            }
+            b
+        }),
+        (0..forms.len(), edits).prop_map(move |(f, edits)| {
+            let mut b = forms[f].clone();
+            for (i, v) in edits {
+                let at = i.index(b.len());
+                b[at] = v;
+            }
+            b
+        }),
+    ]
+}
+
+#[test]
+fn compressed_and_encrypted_entries() {
+    use steadycache::transform::{Compression, Encryption, Transform};
+    let bound = 1 << 20;
+    let lz4 = Compression::default().with_max_decompressed(bound);
+    let keys = Encryption::new([(1, [9u8; 32])]).unwrap();
+    run(transformed_bytes(), |bytes| {
+        if let Ok(out) = lz4.undo(bytes.clone()) {
+            assert!(out.len() <= bound.max(bytes.len()));
+        }
+        if let Ok(plain) = keys.undo(bytes) {
+            if let Ok(out) = lz4.undo(plain.clone()) {
+                assert!(out.len() <= bound.max(plain.len()));
+            }
+        }
+    });
+}
+
 /// Arbitrary text, or one of the URL forms with characters changed.
 fn urls() -> impl Strategy<Value = String> {
     let forms = [

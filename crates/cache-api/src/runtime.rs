@@ -45,7 +45,8 @@ pub fn handle() -> Result<tokio::runtime::Handle> {
     }
 }
 
-/// Run `fut` on the library runtime and wait for it on this thread.
+/// Run `fut` on the library runtime and wait for it on this thread, in this thread's current
+/// span (so what it opens, a store layer's span say, stays under the caller's call span).
 pub fn block_on<F>(fut: F) -> Result<F::Output>
 where
     F: Future + Send + 'static,
@@ -53,8 +54,11 @@ where
 {
     let rt = runtime()?;
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let span = tracing::Span::current();
     rt.spawn(async move {
-        let _ = tx.send(fut.await);
+        // The span is let go before the answer: the caller's span ends on the caller's thread.
+        let out = tracing::Instrument::instrument(fut, span).await;
+        let _ = tx.send(out);
     });
     rx.recv()
         .map_err(|_| Error::unavailable("runtime", "the operation was cancelled"))

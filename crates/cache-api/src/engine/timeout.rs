@@ -101,7 +101,10 @@ where
         abandoned: Arc::new(AtomicBool::new(false)),
     };
     let abandoned = task.abandoned.clone();
-    let running = handle.spawn(task.run(job, round, reply));
+    // In the call's span, as the computation would be inline.
+    let running = handle.spawn(tracing::Instrument::in_current_span(
+        task.run(job, round, reply),
+    ));
     match (answer.wait(limit).await, fallback) {
         (Waited::Got(Done::Concluded(result, origin)), _) => (result, origin),
         // The function panicked: fail-safe serves the old value; otherwise the panic goes on

@@ -78,12 +78,16 @@ impl<B, E> Live<B, E> {
     }
 }
 
+/// What one call keeps aside from the engine (the request until it is asked, the upstream's
+/// answer when it is not stored).
+type Slot<T> = Mutex<Option<T>>;
+
 /// Take what a slot holds (a slot poisoned by a panic elsewhere is read all the same).
-fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+fn take<T>(slot: &Slot<T>) -> Option<T> {
     slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-fn put<T>(slot: &Mutex<Option<T>>, value: T) {
+fn put<T>(slot: &Slot<T>, value: T) {
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
 }
 
@@ -243,7 +247,7 @@ where
         }
     });
     let pending = Mutex::new(Some((svc, Request::from_parts(parts, body))));
-    let live: Mutex<Option<(Miss, Live<B, S::Error>)>> = Mutex::new(None);
+    let live: Slot<(Miss, Live<B, S::Error>)> = Mutex::new(None);
     let compute = || async {
         let (svc, req) = take(&pending).ok_or(Miss::Failed)?;
         up.fetch(svc, req).await.map_err(|(miss, answer)| {

@@ -401,6 +401,8 @@ pub mod guide {
     pub mod speed {}
     #[doc = include_str!("../docs/guide/status.md")]
     pub mod status {}
+    #[doc = include_str!("../docs/guide/http.md")]
+    pub mod http {}
 }
 
 /// The README's code blocks, compiled (and, unless marked `no_run`, run) as doc tests, so the

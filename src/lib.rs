@@ -322,8 +322,9 @@ pub use steadycache_api::{
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BusConfig, Cache,
     CacheBuilder, CacheHealth, CacheManager, CallBreaker, CallOptions, Capabilities, CircuitOpen,
     Codec, DefaultManager, Entry, Error, FactoryTimeout, Format, Freshness, Glob, KeyPage,
-    Lifetimes, ListedKey, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy, RateLimited,
-    RateLimiter, Refresh, RefreshWith, Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
+    Lifetimes, ListedKey, LocalTier, Lock, Memo, MemoryBackend, MemoryConfig, Origin, Policy,
+    RateLimited, RateLimiter, Refresh, RefreshWith, Refusal, Result, StatsSnapshot, StoreBreaker,
+    Subscription,
 };
 pub use steadycache_macros::{cached, call_breaker, rate_limit};
 

@@ -46,6 +46,19 @@ impl Config {
     }
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("prefix", &self.prefix)
+            .field("max_body", &self.max_body)
+            .field("max_ttl", &self.max_ttl)
+            .field("default_ttl", &self.default_ttl)
+            .field("lock", &self.lock)
+            .field("key_fn", &self.key_fn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -86,12 +99,7 @@ impl fmt::Debug for HttpCacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpCacheLayer")
             .field("cache", &self.cache)
-            .field("prefix", &self.config.prefix)
-            .field("max_body", &self.config.max_body)
-            .field("max_ttl", &self.config.max_ttl)
-            .field("default_ttl", &self.config.default_ttl)
-            .field("lock", &self.config.lock)
-            .field("key_fn", &self.config.key_fn.is_some())
+            .field("config", &self.config)
             .finish()
     }
 }

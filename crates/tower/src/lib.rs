@@ -51,7 +51,7 @@
 //! of the request headers its `Vary` names. Those names are known only once a response
 //! arrived, so each URI keeps a small variants record of them in the cache; a response whose
 //! `Vary` differs from the record it was looked up with rewrites the record and is answered
-//! without being stored (the next request is keyed right). See the `key` module's notes.
+//! without being stored (the next request is keyed right).
 //!
 //! # Concurrent requests
 //!

@@ -42,15 +42,6 @@ impl<S> HttpCache<S> {
     }
 }
 
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("prefix", &self.prefix)
-            .field("max_body", &self.max_body)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Why the computation did not return a response to store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Miss {

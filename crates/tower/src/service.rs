@@ -229,14 +229,7 @@ where
     };
     // The engine shares the refresh factory between its phases: behind a mutex, what it owns
     // need not be `Sync` (a service rarely is).
-    let owned = Mutex::new((svc.clone(), parts.clone(), up.clone()));
-    let refresh = RefreshWith(move || {
-        let (svc, parts, up) = owned.into_inner().unwrap_or_else(|e| e.into_inner());
-        async move {
-            let req = Request::from_parts(parts, Q::default());
-            up.fetch(svc, req).await.map_err(|(miss, _)| miss)
-        }
-    });
+    let refresh = refresh_job(svc.clone(), parts.clone(), up.clone(), key.clone());
     let pending = Mutex::new(Some((svc, Request::from_parts(parts, body))));
     let live: Slot<(Miss, Live<B, S::Error>)> = Mutex::new(None);
     let compute = || async {
@@ -265,6 +258,45 @@ where
             None => Ok(bad_gateway()),
         },
     }
+}
+
+/// What a background refresh runs.
+type Job = Pin<Box<dyn Future<Output = Result<Stored, Miss>> + Send>>;
+
+/// A background refresh's job (what stale-while-revalidate runs; it owns what it needs). An
+/// answer that must not be stored (the upstream now says `no-store`) removes the stale
+/// response rather than letting the engine serve it on as a failed refresh's old value.
+fn refresh_job<S, Q, B>(
+    svc: S,
+    parts: http::request::Parts,
+    up: Upstream,
+    key: String,
+) -> RefreshWith<impl FnOnce() -> Job>
+where
+    S: Service<Request<Q>, Response = Response<B>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Send + 'static,
+    Q: Default + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    // The engine shares the factory between its phases: behind a mutex, what it owns need not
+    // be `Sync` (a service rarely is).
+    let owned = Mutex::new((svc, parts, up, key));
+    RefreshWith(move || {
+        let (svc, parts, up, key) = owned.into_inner().unwrap_or_else(|e| e.into_inner());
+        Box::pin(async move {
+            let req = Request::from_parts(parts, Q::default());
+            let (miss, _) = match up.fetch(svc, req).await {
+                Ok(stored) => return Ok(stored),
+                Err(e) => e,
+            };
+            if miss == Miss::NotStored {
+                let _ = up.cache.invalidate(&key).await;
+            }
+            Err(miss)
+        }) as Job
+    })
 }
 
 /// The answer when there is nothing else to give (a computation lost in the engine).

@@ -68,6 +68,26 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once_in_the_backgroun
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_answered_no_store_drops_the_stale_response() {
+    let _clock = clock::exclusive();
+    let (addr, up) = serve(HttpCacheLayer::new(Cache::memory())).await;
+    let c = client();
+    assert_eq!(get_(&c, addr, "/turns/t").await.body, "turns/t n=1 lang=-");
+    up.failing.store(true, Ordering::SeqCst); // from now on: no-store
+    clock::advance(Duration::from_secs(2));
+    assert_eq!(get_(&c, addr, "/turns/t").await.body, "turns/t n=1 lang=-");
+    until(|| up.count("turns") == 2).await;
+    // The stale response is gone once the refresh learned it must not be kept (the removal
+    // follows the refresh's answer by a moment): every request now reaches the upstream.
+    until_body(&c, addr, "/turns/t", "turns/t n=3 lang=-").await;
+    let n = up.count("turns");
+    assert_eq!(
+        get_(&c, addr, "/turns/t").await.body,
+        format!("turns/t n={} lang=-", n + 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stale_if_error_serves_the_stored_response_while_the_upstream_fails() {
     let _clock = clock::exclusive();
     let layer = HttpCacheLayer::new(Cache::memory()).fail_safe_throttle(Duration::ZERO);

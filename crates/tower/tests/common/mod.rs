@@ -55,7 +55,8 @@ impl Upstream {
 /// * `vary`: `max-age=600`, `Vary: Accept-Language`;
 /// * `nostore` (`no-store`), `private` (`private, max-age=600`), `cookie` (`max-age=600` and
 ///   `Set-Cookie`), `plain` (no Cache-Control); `slownostore`: `no-store` after 200 ms;
-/// * `expire`: `max-age=1`; `swr`: `max-age=1, stale-while-revalidate=600`;
+/// * `expire`: `max-age=1`; `swr`: `max-age=1, stale-while-revalidate=600`; `turns`: the
+///   same, and `no-store` while `failing`;
 /// * `flaky`: `max-age=1, stale-if-error=600`, 500 while `failing`; `flakynosie`: `max-age=1`,
 ///   500 while failing;
 /// * `combined`: `max-age=1, stale-while-revalidate=10, stale-if-error=600`, `Vary:
@@ -106,6 +107,8 @@ async fn route(
         "plain" => body.into_response(),
         "expire" => (cc("max-age=1"), body).into_response(),
         "swr" => (cc("max-age=1, stale-while-revalidate=600"), body).into_response(),
+        "turns" if failing => (cc("no-store"), body).into_response(),
+        "turns" => (cc("max-age=1, stale-while-revalidate=600"), body).into_response(),
         "flaky" | "flakynosie" if failing => {
             (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
         }

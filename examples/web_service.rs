@@ -17,7 +17,11 @@
 //!   one caller across every process of the service recomputes an expired key, and the
 //!   callers that arrive meanwhile wait for its value;
 //! * `swr`: the same with `stale_while_revalidate = "1m"`: an expired value is served at once
-//!   while one background refresh (again one across every process) replaces it.
+//!   while one background refresh (again one across every process) replaces it;
+//! * `http`: no memoized function: the route answers `Cache-Control: max-age=1,
+//!   stale-while-revalidate=60` and `steadycache_tower::HttpCacheLayer` (on the same Redis,
+//!   `Lock::Distributed`) caches whole responses by it: the `swr` policy, said by the
+//!   response instead of the code, and the serialized JSON kept rather than the value.
 //!
 //! `GET /stats` answers the upstream's counts (calls, refused), the service's live tokio tasks
 //! and the cache's counters. The
@@ -33,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use steadycache::{cached, Cache};
+use steadycache::{cached, Cache, Lock};
+use steadycache_tower::HttpCacheLayer;
 
 /// What the upstream answers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -141,15 +146,25 @@ enum Mode {
     None,
     Ttl,
     Swr,
+    Http,
 }
 
 async fn forecast(State(mode): State<Mode>, Path(city): Path<String>) -> Response {
     let answer = match mode {
-        Mode::None => upstream().forecast(&city).await,
+        Mode::None | Mode::Http => upstream().forecast(&city).await,
         Mode::Ttl => forecast_ttl(city).await,
         Mode::Swr => forecast_swr(city).await,
     };
     match answer {
+        // What `HttpCacheLayer` reads in the `http` mode (the other modes' clients ignore it).
+        Ok(f) if mode == Mode::Http => (
+            [(
+                axum::http::header::CACHE_CONTROL,
+                "max-age=1, stale-while-revalidate=60",
+            )],
+            Json(f),
+        )
+            .into_response(),
         Ok(f) => Json(f).into_response(),
         Err(UpstreamError(why)) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
@@ -160,6 +175,8 @@ async fn stats(State(mode): State<Mode>) -> Json<serde_json::Value> {
         Mode::None => None,
         Mode::Ttl => Some(forecast_ttl_cache().stats()),
         Mode::Swr => Some(forecast_swr_cache().stats()),
+        // The layer's lookups are calls by hand on the cache.
+        Mode::Http => Some(redis().stats()),
     };
     let u = upstream();
     Json(serde_json::json!({
@@ -206,7 +223,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "none" => Mode::None,
         "ttl" => Mode::Ttl,
         "swr" => Mode::Swr,
-        other => return Err(format!("--mode is none, ttl or swr, not {other}").into()),
+        "http" => Mode::Http,
+        other => return Err(format!("--mode is none, ttl, swr or http, not {other}").into()),
     };
     let port: u16 = arg("--port", "3000").parse()?;
     let redis_url = arg("--redis", "redis://127.0.0.1:6379/0");
@@ -225,8 +243,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cache.clear().await?;
     let _ = CACHE.set(cache);
 
+    let route = match mode {
+        Mode::Http => get(forecast).layer(
+            HttpCacheLayer::new(redis())
+                .prefix("web.http")
+                .lock(Lock::Distributed),
+        ),
+        _ => get(forecast),
+    };
     let app = Router::new()
-        .route("/forecast/{city}", get(forecast))
+        .route("/forecast/{city}", route)
         .route("/stats", get(stats))
         .with_state(mode);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

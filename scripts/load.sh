@@ -2,8 +2,8 @@
 # Drive examples/web_service.rs (an API over a slow, rate-limited upstream, cached on Redis)
 # with a real HTTP load generator, oha, at a fixed rate, on loopback only, bounded in time,
 # once per mode (after one request per key): no cache, `#[cached]` ttl only, ttl +
-# stale-while-revalidate. Prints p50, p99, throughput and the upstream's calls for each, as a
-# Markdown table.
+# stale-while-revalidate, and the same said by the response to `steadycache-tower`'s layer
+# (`http`). Prints p50, p99, throughput and the upstream's calls for each, as a Markdown table.
 #
 #   scripts/load.sh                      # 10 s per mode at 400 requests/s over 50 keys
 #   scripts/load.sh --quick              # 2 s per mode at 200 requests/s (what CI runs)
@@ -111,7 +111,7 @@ wait_for_redis() {
 }
 wait_for_redis
 
-for mode in none ttl swr; do
+for mode in none ttl swr http; do
   port=$(free_port)
   "$SERVICE" --mode "$mode" --port "$port" --redis "redis://127.0.0.1:$REDIS_PORT/0" 2>"$WORK/$mode.log" &
   SERVICE_PID=$!
@@ -141,9 +141,10 @@ done
 python3 - "$WORK" "$DURATION" "$RATE" "$CONNECTIONS" "$OUT" <<'PY'
 import json, os, sys
 work, duration, rate, connections, out = sys.argv[1:6]
-names = {"none": "no cache", "ttl": "`#[cached]` ttl 1 s", "swr": "ttl 1 s + stale-while-revalidate"}
+names = {"none": "no cache", "ttl": "`#[cached]` ttl 1 s", "swr": "ttl 1 s + stale-while-revalidate",
+         "http": "`HttpCacheLayer`, max-age=1 + stale-while-revalidate"}
 rows = []
-for mode in ["none", "ttl", "swr"]:
+for mode in ["none", "ttl", "swr", "http"]:
     load = json.load(open(os.path.join(work, f"{mode}.json")))
     stats = json.load(open(os.path.join(work, f"{mode}.stats.json")))
     codes = load.get("statusCodeDistribution") or {}

@@ -322,7 +322,7 @@ pub use steadycache_api::{
     with_options_async, with_origin, with_origin_async, Backend, BackendExt, BusConfig, Cache,
     CacheBuilder, CacheEvent, CacheHealth, CacheListener, CacheManager, CallBreaker, CallOptions,
     Capabilities, CircuitOpen, Codec, DefaultManager, Entry, Error, EventKind, EvictionCause,
-    FactoryTimeout, Format, Freshness, Glob, KeyPage, ListedKey, LocalTier, Lock, Memo,
+    FactoryTimeout, Format, Freshness, Glob, KeyPage, Lifetimes, ListedKey, LocalTier, Lock, Memo,
     MemoryBackend, MemoryConfig, Origin, Policy, RateLimited, RateLimiter, Refresh, RefreshWith,
     Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
 };
@@ -406,6 +406,8 @@ pub mod guide {
     pub mod speed {}
     #[doc = include_str!("../docs/guide/status.md")]
     pub mod status {}
+    #[doc = include_str!("../docs/guide/http.md")]
+    pub mod http {}
 }
 
 /// The README's code blocks, compiled (and, unless marked `no_run`, run) as doc tests, so the

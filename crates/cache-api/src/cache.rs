@@ -7,7 +7,7 @@ use crate::engine::ctx::Ctx;
 use crate::engine::driver::{run_async, run_sync};
 use crate::engine::io::{self, Mode};
 use crate::engine::plan::Plan;
-use crate::engine::{AsyncRefresh, NoRefresh, Shape};
+use crate::engine::{AsyncRefresh, Lifetimes, NoRefresh, Shape};
 use crate::error::Result;
 use crate::flight::{self, FlightMap};
 use crate::key::by_hand;
@@ -486,7 +486,7 @@ impl Cache {
         crate::runtime::block_on(async move { cache.get::<V>(&key).await })?
     }
 
-    fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
+    fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan, shape: Shape<V, E>) -> Ctx<'a, V, E> {
         let key = by_hand(key);
         Ctx {
             place: Place {
@@ -501,7 +501,7 @@ impl Cache {
             plan,
             stats: &self.inner.stats,
             flights: &self.inner.flights,
-            shape: Shape::<V, E>::plain(),
+            shape,
         }
     }
 
@@ -545,7 +545,40 @@ impl Cache {
             return compute().await;
         }
         let plan = Plan::compile(policy);
-        run_async(self.ctx(key, &plan), compute, refresh).await
+        run_async(self.ctx(key, &plan, Shape::plain()), compute, refresh).await
+    }
+
+    /// [`get_or_compute_with`](Self::get_or_compute_with) for values that carry their own
+    /// lifetimes, known only once computed (an HTTP response's `Cache-Control`): each value is
+    /// stored fresh, stale and fail-safe for what `lifetimes` says of it, replacing the
+    /// policy's `ttl`, `stale_after` and `fail_safe`; the rest of the policy (refresh mode,
+    /// lock, throttle, timeouts) applies as it is. A value with no lifetime at all
+    /// (`Lifetimes::default()`) expires at once: return an error instead for what must not be
+    /// stored.
+    pub async fn get_or_compute_with_lifetimes<V, E, F, Fut, R>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        lifetimes: fn(&V) -> Lifetimes,
+        compute: F,
+        refresh: R,
+    ) -> Result<V, E>
+    where
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        R: AsyncRefresh<V, E>,
+    {
+        if !crate::scope::is_enabled() || !self.is_enabled() {
+            return compute().await;
+        }
+        let plan = Plan::compile(policy);
+        let shape = Shape {
+            lifetimes_of: Some(lifetimes),
+            ..Shape::plain()
+        };
+        run_async(self.ctx(key, &plan, shape), compute, refresh).await
     }
 
     /// The blocking twin of [`get_or_compute`](Self::get_or_compute): `compute` runs on the calling
@@ -565,7 +598,7 @@ impl Cache {
             return compute();
         }
         let plan = Plan::compile(policy);
-        run_sync(self.ctx(key, &plan), compute, NoRefresh)
+        run_sync(self.ctx(key, &plan, Shape::plain()), compute, NoRefresh)
     }
 }
 

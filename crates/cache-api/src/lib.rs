@@ -92,7 +92,7 @@ pub use backend::{Backend, BackendExt, Capabilities, Subscription};
 pub use cache::{Cache, CacheBuilder};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use defaults::{default_cache, set_default_cache};
-pub use engine::RefreshWith;
+pub use engine::{Lifetimes, RefreshWith};
 pub use envelope::{Entry, Freshness};
 pub use error::{CircuitOpen, Error, FactoryTimeout, RateLimited, Refusal, Result};
 pub use events::{CacheEvent, CacheListener, EventKind, EvictionCause};

@@ -294,9 +294,17 @@ where
         return false;
     }
     let negative = (shape.is_negative)(value);
-    let ttl = shape.ttl_of.map(|f| f(value));
     let now = unix_millis();
-    let Some(at) = plan.deadlines_with(now, negative, fastrand::f64(), ttl) else {
+    let at = match shape.lifetimes_of {
+        Some(f) if !negative => Some(plan.deadlines_of(now, fastrand::f64(), f(value))),
+        _ => plan.deadlines_with(
+            now,
+            negative,
+            fastrand::f64(),
+            shape.ttl_of.map(|f| f(value)),
+        ),
+    };
+    let Some(at) = at else {
         return false;
     };
     #[cfg(feature = "metrics")]

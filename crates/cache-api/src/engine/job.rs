@@ -26,6 +26,10 @@ pub struct Shape<V, E> {
     pub ttl_of: Option<fn(&V) -> std::time::Duration>,
     /// Whether a value is stored at all (`cache_if`); a value it refuses is returned, not kept.
     pub store_if: Option<fn(&V) -> bool>,
+    /// All the lifetimes of each value, chosen when it is stored (an HTTP response's own
+    /// `Cache-Control`): they replace the policy's `stale_after`, `ttl` and `fail_safe` (and
+    /// `ttl_of`) for that value. The policy's refresh mode, lock and throttle still apply.
+    pub lifetimes_of: Option<fn(&V) -> Lifetimes>,
     /// What a caller gets when `hard_timeout` runs out without an old value to serve (the
     /// timeout converted into the function's error). `None`: the hard timeout does not apply
     /// to calls without an old value (they wait for the function).
@@ -47,9 +51,26 @@ impl<V, E> Shape<V, E> {
             share_err: None,
             ttl_of: None,
             store_if: None,
+            lifetimes_of: None,
             on_timeout: None,
         }
     }
+}
+
+/// The lifetimes of one stored value, chosen for it when it is stored (see
+/// [`Cache::get_or_compute_with_lifetimes`](crate::Cache::get_or_compute_with_lifetimes)): fresh
+/// for `fresh`, then stale (served while it is refreshed, as the policy's refresh mode says) for
+/// `stale`, then kept `fail_safe` longer as a fallback served only when its recompute fails.
+/// The three windows follow each other; each may be zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// How long the value is fresh (a hit).
+    pub fresh: std::time::Duration,
+    /// How long after that it is stale: served at once (and refreshed in the background with
+    /// [`Refresh::Background`](crate::Refresh::Background)), or refreshed inline.
+    pub stale: std::time::Duration,
+    /// How long after that it is kept as the fail-safe fallback of a failing recompute.
+    pub fail_safe: std::time::Duration,
 }
 
 /// A boxed background refresh for a sync function.

@@ -30,4 +30,6 @@ pub(crate) mod tail;
 pub(crate) mod timeout;
 pub(crate) mod xfetch;
 
-pub use job::{AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh};
+pub use job::{
+    AsyncJob, AsyncRefresh, Lifetimes, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
+};

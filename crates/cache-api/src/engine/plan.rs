@@ -9,6 +9,7 @@
 //! A new strategy is a new rule here (or a layer around the computation in the driver), never
 //! a branch copied into a sync and an async flow.
 
+use super::job::Lifetimes;
 use super::xfetch;
 use crate::envelope::Freshness;
 use crate::policy::{
@@ -118,11 +119,33 @@ impl Plan {
         rand01: f64,
         ttl: Option<Duration>,
     ) -> Option<Deadlines> {
-        let (stale, ttl) = if negative {
-            (None, Some(self.negative_ttl?))
+        let (stale, ttl, fail_safe) = if negative {
+            (None, Some(self.negative_ttl?), None)
         } else {
-            (self.stale_after, ttl.or(self.ttl))
+            (self.stale_after, ttl.or(self.ttl), self.fail_safe)
         };
+        Some(self.deadlines_from(now_ms, rand01, stale, ttl, fail_safe))
+    }
+
+    /// [`deadlines`](Self::deadlines) of a positive value whose every lifetime was chosen for
+    /// it (`Shape::lifetimes_of`): stale after `fresh`, expired `stale` later, kept `fail_safe`
+    /// longer. The plan's jitter still shortens the first two.
+    pub(crate) fn deadlines_of(&self, now_ms: u64, rand01: f64, l: Lifetimes) -> Deadlines {
+        let ttl = l.fresh.saturating_add(l.stale);
+        let fail_safe = Some(l.fail_safe).filter(|d| !d.is_zero());
+        self.deadlines_from(now_ms, rand01, Some(l.fresh), Some(ttl), fail_safe)
+    }
+
+    /// The deadlines of a value stale after `stale`, expired after `ttl` and kept `fail_safe`
+    /// past its expiry (not jittered), jittered by `rand01`.
+    fn deadlines_from(
+        &self,
+        now_ms: u64,
+        rand01: f64,
+        stale: Option<Duration>,
+        ttl: Option<Duration>,
+        fail_safe: Option<Duration>,
+    ) -> Deadlines {
         let factor = if self.jitter > 0.0 && rand01.is_finite() {
             1.0 - self.jitter * rand01.clamp(0.0, 1.0)
         } else {
@@ -139,19 +162,19 @@ impl Plan {
             }
         };
         let (stale_at, expires_at) = (at(stale), at(ttl));
-        let keep_until = match self.fail_safe {
-            Some(f) if !negative && expires_at != u64::MAX => expires_at
+        let keep_until = match fail_safe {
+            Some(f) if expires_at != u64::MAX => expires_at
                 .saturating_add(u64::try_from(f.as_millis()).unwrap_or(u64::MAX))
                 .min(u64::MAX - 1),
             _ => expires_at,
         };
         let stale_at = stale_at.min(expires_at);
-        Some(Deadlines {
+        Deadlines {
             early_at: stale_at,
             stale_at,
             expires_at,
             keep_until,
-        })
+        }
     }
 
     /// Whether a rule keeps counters in the backend (`min_calls`, `max_hits`).

@@ -308,3 +308,24 @@ fn deadlines_follow_the_plan() {
         "negatives keep their own rule"
     );
 }
+
+#[test]
+fn deadlines_of_chosen_lifetimes_follow_each_other() {
+    use super::super::job::Lifetimes;
+    let plan = Plan::compile(&Policy::expire_after(Duration::from_secs(600)));
+    let l = Lifetimes {
+        fresh: Duration::from_secs(1),
+        stale: Duration::from_secs(2),
+        fail_safe: Duration::from_secs(3),
+    };
+    let at = plan.deadlines_of(1_000, 0.5, l);
+    assert_eq!(
+        (at.stale_at, at.expires_at, at.keep_until),
+        (2_000, 4_000, 7_000)
+    );
+    let none = plan.deadlines_of(1_000, 0.5, Lifetimes::default());
+    assert_eq!(
+        (none.stale_at, none.expires_at, none.keep_until),
+        (1_001, 1_001, 1_001)
+    );
+}

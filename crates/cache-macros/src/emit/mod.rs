@@ -196,6 +196,7 @@ impl ValueShape {
             share_err: #share,
             ttl_of: #ttl_of,
             store_if: #store_if,
+            lifetimes_of: ::core::option::Option::None,
             on_timeout: #on_timeout,
         })
     }

@@ -42,7 +42,7 @@ pub(crate) struct CacheInner {
     opening: Option<Arc<Reopening>>,
     /// Keeps the in-process copies coherent with other processes (see `tier::bus`).
     bus: Arc<Bus>,
-    /// Its listener, and the stats that report to it ([`crate::events`]).
+    /// Its listener, and the stats that report to it ([`CacheListener`](crate::CacheListener)).
     events: Arc<crate::events::Hub>,
 }
 

@@ -30,7 +30,21 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-/// Hears a cache's events. Every method has a default that does nothing.
+/// Hears a cache's events (set with [`Cache::set_listener`](crate::Cache::set_listener)).
+/// Every method has a default that does nothing.
+///
+/// Call events are the counters of the function's stats as they are counted, so events and
+/// stats agree: a miss, a stale value served, fail-safe serving an old value, a value too large
+/// to keep, a lost distributed lock, a factory timeout. Besides them: a background or early
+/// refresh that failed, values dropped from the in-process tier with their [`EvictionCause`]
+/// (evictions are reported for that tier only: a store drops entries without telling its
+/// clients), and the store's breaker opening and closing.
+///
+/// Hits are reported only when [`wants_hits`](Self::wants_hits) says so; otherwise a hit costs
+/// what it did without a listener. The listener runs synchronously on the thread (or task) where
+/// the event happened, never under a lock of the cache: keep it short and hand slow work to a
+/// channel. A listener that panics is not caught. The cache's own calls (`get_or_compute`,
+/// `set` …) and its breaker report with the namespace `""`.
 pub trait CacheListener: Send + Sync + 'static {
     /// Whether hits are reported to [`on_event`](Self::on_event) (default `false`: a hit then
     /// costs nothing more than without a listener). Read when the listener is set.
@@ -230,7 +244,7 @@ pub(crate) fn of_counter(c: Counter) -> Option<EventKind> {
 
 impl crate::Cache {
     /// Report this cache's events to `listener` from now on, replacing any listener set before
-    /// (see [`crate::events`]): the events of every function on it, its own calls and its
+    /// (see [`CacheListener`](crate::CacheListener)): the events of every function on it, its own calls and its
     /// store's breaker.
     ///
     /// ```

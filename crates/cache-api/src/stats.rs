@@ -136,7 +136,7 @@ pub struct Stats {
     /// What a hit reads: its rows and whether it reports to a listener, on one cache line.
     head: Head,
     overflow: Row,
-    /// Where its events go ([`crate::events`]), once the function is on a cache.
+    /// Where its events go ([`CacheListener`](crate::CacheListener)), once the function is on a cache.
     events: OnceLock<(Arc<Hub>, Box<str>)>,
     /// Whether a value over the policy's `entry_size_limit` was logged (once per function).
     too_large_logged: AtomicBool,
@@ -213,7 +213,7 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
-    /// Add one to `c` (and report it to the cache's listener: see [`crate::events`]).
+    /// Add one to `c` (and report it to the cache's listener: see [`CacheListener`](crate::CacheListener)).
     #[inline]
     pub fn incr(&self, c: Counter) {
         self.bump(c);

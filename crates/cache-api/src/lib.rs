@@ -36,6 +36,7 @@ mod backend;
 mod bulk;
 mod cache;
 mod codec;
+mod compute;
 mod defaults;
 mod engine;
 mod envelope;

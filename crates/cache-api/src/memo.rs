@@ -188,20 +188,13 @@ where
         self
     }
 
-    /// Time-to-idle (moka's): a value of this function not read for `tti` expires from the
-    /// in-process tier (`#[cached(tti = "10m")]`), fail-safe copy included.
-    ///
-    /// Where it holds: on a memory cache (where the in-process tier is the store) and on the
-    /// in-process copies in front of any store (an L1 copy that idles out is read from the store
-    /// again). No store of bytes does it: files, SQLite, MongoDB and S3 would pay a write for
-    /// every read, and Redis' sliding expiry (`GETEX`) is not used; on a cache without an
-    /// in-process tier it does nothing (logged once).
-    ///
-    /// The hit path stays one comparison: a value is served from the fast path for an eighth of
-    /// `tti` after it was last touched, and the first read after that (on the engine's path)
-    /// touches it again. So a read keeps a value at least 7/8 of `tti`, and a value not read for
-    /// `tti` is gone. An idle value is dropped when it is next looked up or when the tier needs
-    /// the room, like an expired one. Zero: none.
+    /// Time-to-idle (moka's, `#[cached(tti = "10m")]`): a value not read for `tti` is gone from
+    /// the in-process tier, fail-safe copy included. On a memory cache and on the L1 copies in
+    /// front of any store (an idle copy is read from the store again); no byte store keeps idle
+    /// times (files, SQLite, MongoDB and S3 would write on every read; Redis' `GETEX` is not
+    /// used); without an in-process tier it does nothing (logged once). A hit stays one
+    /// comparison: plain hits for `tti / 8` after a touch, then the next read touches the value
+    /// on the engine's path; so a read keeps a value at least 7/8 of `tti`. Zero: none.
     pub fn with_tti(mut self, tti: std::time::Duration) -> Self {
         self.tti_ms = u64::try_from(tti.as_millis()).unwrap_or(u64::MAX);
         self

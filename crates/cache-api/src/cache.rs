@@ -486,7 +486,11 @@ impl Cache {
         crate::runtime::block_on(async move { cache.get::<V>(&key).await })?
     }
 
-    fn ctx<'a, V, E>(&'a self, key: &str, plan: &'a Plan) -> Ctx<'a, V, E> {
+    fn ctx<'a, V: Serialize + DeserializeOwned, E>(
+        &'a self,
+        key: &str,
+        plan: &'a Plan,
+    ) -> Ctx<'a, V, E> {
         let key = by_hand(key);
         Ctx {
             place: Place {
@@ -496,6 +500,7 @@ impl Cache {
                 l2: Some(self.l2(&key)),
                 tags: None,
                 announce: None,
+                bytes: crate::value::ValueBytes::serde(),
             },
             id: xxh3_128(key.as_bytes()),
             plan,

@@ -66,6 +66,7 @@ mod skew;
 mod stats;
 mod tier;
 mod time;
+mod value;
 pub mod transform;
 
 #[cfg(feature = "testing")]
@@ -80,8 +81,8 @@ pub mod __private {
     pub use crate::engine::{
         AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
     };
-    pub use crate::key::{hash_args, KeyPart};
-    pub use crate::memo::{ArgsKey, CacheSource};
+    pub use crate::key::{hash_args, hash_local, ArgsKey, KeyPart, LocalArg};
+    pub use crate::memo::CacheSource;
     pub use crate::scope::{with_call_options, with_call_options_async};
 }
 
@@ -110,6 +111,7 @@ pub use scope::{
 };
 pub use stats::StatsSnapshot;
 pub use tier::{BusConfig, LocalTier, StoreBreaker};
+pub use value::ValueBytes;
 
 /// The old name of [`StoreBreaker`], the breaker in front of a cache's store (renamed so that
 /// it is not confused with [`CallBreaker`], the breaker around a function).

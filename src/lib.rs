@@ -419,10 +419,11 @@ pub struct ReadmeDoctests;
 pub mod __private {
     use std::marker::PhantomData;
     pub use steadycache_api::__private::{
-        hash_args, with_call_options, with_call_options_async, ArgsKey, AsyncJob, AsyncRefresh,
-        CacheSource, KeyPart, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
+        hash_args, hash_local, with_call_options, with_call_options_async, ArgsKey, AsyncJob,
+        AsyncRefresh, CacheSource, KeyPart, LocalArg, NoRefresh, RefreshWith, Shape, SyncJob,
+        SyncRefresh,
     };
-    pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh};
+    pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh, ValueBytes};
 
     /// A static on cache lines of its own (128 bytes: a pair of lines, as adjacent-line
     /// prefetchers fetch them), so that a memoized function's state, read on every hit, never
@@ -466,34 +467,127 @@ pub mod __private {
         }
     }
 
-    /// Arguments that are part of a key.
+    /// Arguments that are part of a key on a cache known at compile time to be a store
+    /// (`cache = "redis://…"`): their bytes are the key other processes share.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
-        label = "this argument is hashed into the key",
-        note = "derive `serde::Serialize` for it, or leave it out of the key with `#[cached(skip(arg))]`"
+        message = "`{Self}` cannot be part of a key of a store cache: it does not implement `serde::Serialize`",
+        label = "this argument is hashed into the key this cache shares",
+        note = "derive `serde::Serialize` for it, leave it out of the key with `#[cached(skip(arg))]`, or cache the function in memory (the default cache or `mem://`), where a `Hash` argument is enough"
     )]
     pub trait KeyArg {}
     impl<T: serde::Serialize + ?Sized> KeyArg for T {}
 
-    /// Check an argument at compile time.
+    /// Check an argument at compile time (a store cache known at compile time).
     #[inline(always)]
     pub fn assert_key_arg<T: KeyArg + ?Sized>(_: &T) {}
 
-    /// Values a memoized function returns.
+    /// Values a memoized function returns (any cache).
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be cached: it must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`",
-        label = "the value this function returns is stored in the cache",
-        note = "derive `serde::Serialize`, `serde::Deserialize` and `Clone` for it (wrap it in `Arc` if cloning is costly)"
+        message = "`{Self}` cannot be cached: it must be `Clone + Send + Sync + 'static`",
+        label = "the value this function returns is kept in the cache",
+        note = "derive `Clone` for it (wrap it in `Arc` if cloning is costly or impossible)"
     )]
     pub trait CacheValue {}
-    impl<T> CacheValue for T where
-        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
-    {
-    }
+    impl<T> CacheValue for T where T: Clone + Send + Sync + 'static {}
 
     /// Check the value type at compile time.
     #[inline(always)]
     pub fn assert_value<T: CacheValue>() {}
+
+    /// Values a memoized function stores in a cache known at compile time to be a store.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be cached in a store: it must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`",
+        label = "the value this function returns is stored in the cache",
+        note = "derive `serde::Serialize`, `serde::Deserialize` and `Clone` for it (wrap it in `Arc` if cloning is costly), or cache the function in memory (the default cache or `mem://`), where `Clone + Send + Sync + 'static` is enough"
+    )]
+    pub trait StoreValue {}
+    impl<T> StoreValue for T where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+    {
+    }
+
+    /// Check the value type of a store cache at compile time.
+    #[inline(always)]
+    pub fn assert_store_value<T: StoreValue>() {}
+
+    // Autoref-based specialization (dtolnay's): `(&&Probe).method()` resolves to the impl on
+    // `&Probe<T>` when its bounds hold (serde), else to the one on `Probe<T>` (the fallback).
+    // The choice is made at compile time, for the concrete types at the expansion site; a
+    // generic function makes its key with `convert` or `key` and returns a concrete type.
+
+    /// Probe of a value type: its [`ValueBytes`], serde when it has it, else opaque.
+    pub struct ValueProbe<V>(PhantomData<fn() -> V>);
+    impl<V> ValueProbe<V> {
+        /// A probe.
+        pub fn new() -> Self {
+            ValueProbe(PhantomData)
+        }
+    }
+    impl<V> Default for ValueProbe<V> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+    /// Chosen when `V` has serde.
+    pub trait ValueViaSerde<V> {
+        /// The values' bytes.
+        fn value_bytes(&self) -> ValueBytes<V>;
+    }
+    impl<V: serde::Serialize + serde::de::DeserializeOwned> ValueViaSerde<V> for &ValueProbe<V> {
+        #[inline(always)]
+        fn value_bytes(&self) -> ValueBytes<V> {
+            ValueBytes::serde()
+        }
+    }
+    /// Chosen otherwise: kept in memory only.
+    pub trait ValueOpaque<V> {
+        /// The values' bytes: none.
+        fn value_bytes(&self) -> ValueBytes<V>;
+    }
+    impl<V> ValueOpaque<V> for ValueProbe<V> {
+        #[inline(always)]
+        fn value_bytes(&self) -> ValueBytes<V> {
+            ValueBytes::opaque()
+        }
+    }
+
+    /// Probe of a key argument: its serde bytes when it has serde (the key is what it always
+    /// was), else the XXH3-128 of its `Hash` ([`LocalArg`], a key for this process only).
+    pub struct KeyProbe<'a, T: ?Sized>(pub &'a T);
+    /// Chosen when the argument has serde.
+    pub trait KeyViaSerde<'a, T: ?Sized> {
+        /// What is serialized in the argument's place.
+        fn key_arg(&self) -> &'a T;
+        /// Whether it makes the key meaningful in this process only.
+        fn key_is_local(&self) -> bool;
+    }
+    impl<'a, T: serde::Serialize + ?Sized> KeyViaSerde<'a, T> for &KeyProbe<'a, T> {
+        #[inline(always)]
+        fn key_arg(&self) -> &'a T {
+            self.0
+        }
+        #[inline(always)]
+        fn key_is_local(&self) -> bool {
+            false
+        }
+    }
+    /// Chosen when the argument is `Hash` without serde.
+    pub trait KeyViaHash<'a, T: ?Sized> {
+        /// What is serialized in the argument's place.
+        fn key_arg(&self) -> LocalArg;
+        /// Whether it makes the key meaningful in this process only.
+        fn key_is_local(&self) -> bool;
+    }
+    impl<'a, T: std::hash::Hash + ?Sized> KeyViaHash<'a, T> for KeyProbe<'a, T> {
+        #[inline(always)]
+        fn key_arg(&self) -> LocalArg {
+            hash_local(self.0)
+        }
+        #[inline(always)]
+        fn key_is_local(&self) -> bool {
+            true
+        }
+    }
 
     /// Autoref-specialization probe: shares an error with waiters when it is `Clone`.
     pub struct ErrProbe<E>(PhantomData<fn() -> E>);

@@ -503,10 +503,14 @@ mod tests {
         assert_ne!(hash_local(&NoSerde(1, "a")), hash_local(&NoSerde(2, "a")));
         // In a tuple of arguments, in the place of the argument: serde ones keep their bytes.
         let mixed = hash_args(&(&"EUR", hash_local(&NoSerde(1, "a")))).unwrap();
-        let mut bytes = bincode::serde::encode_to_vec(("EUR",), bincode::config::standard()).unwrap();
+        let mut bytes =
+            bincode::serde::encode_to_vec(("EUR",), bincode::config::standard()).unwrap();
         bytes.extend(
-            bincode::serde::encode_to_vec(hash_local(&NoSerde(1, "a")).0, bincode::config::standard())
-                .unwrap(),
+            bincode::serde::encode_to_vec(
+                hash_local(&NoSerde(1, "a")).0,
+                bincode::config::standard(),
+            )
+            .unwrap(),
         );
         assert_eq!(mixed, xxh3_128(&bytes));
         let key = ArgsKey::hashed(mixed);

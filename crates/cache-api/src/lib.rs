@@ -66,8 +66,8 @@ mod skew;
 mod stats;
 mod tier;
 mod time;
-mod value;
 pub mod transform;
+mod value;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -405,10 +405,13 @@ fn handle_key(opts: &Options, model: &FnModel) -> TokenStream2 {
             #render
             let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
         },
-        KeySource::Hashed(hashed) => quote! {
+        KeySource::Hashed(hashed, local) => quote! {
+            #[allow(unused_imports)]
+            use ::steadycache::__private::{KeyViaSerde as _, KeyViaHash as _};
             let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
                 ::steadycache::__private::hash_args(#hashed)?,
-            );
+            )
+            .in_process(#local);
         },
     };
     let Some(tags) = &opts.tags else {

@@ -414,6 +414,8 @@ pub mod guide {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod probe;
+
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
@@ -510,84 +512,9 @@ pub mod __private {
     #[inline(always)]
     pub fn assert_store_value<T: StoreValue>() {}
 
-    // Autoref-based specialization (dtolnay's): `(&&Probe).method()` resolves to the impl on
-    // `&Probe<T>` when its bounds hold (serde), else to the one on `Probe<T>` (the fallback).
-    // The choice is made at compile time, for the concrete types at the expansion site; a
-    // generic function makes its key with `convert` or `key` and returns a concrete type.
-
-    /// Probe of a value type: its [`ValueBytes`], serde when it has it, else opaque.
-    pub struct ValueProbe<V>(PhantomData<fn() -> V>);
-    impl<V> ValueProbe<V> {
-        /// A probe.
-        pub fn new() -> Self {
-            ValueProbe(PhantomData)
-        }
-    }
-    impl<V> Default for ValueProbe<V> {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-    /// Chosen when `V` has serde.
-    pub trait ValueViaSerde<V> {
-        /// The values' bytes.
-        fn value_bytes(&self) -> ValueBytes<V>;
-    }
-    impl<V: serde::Serialize + serde::de::DeserializeOwned> ValueViaSerde<V> for &ValueProbe<V> {
-        #[inline(always)]
-        fn value_bytes(&self) -> ValueBytes<V> {
-            ValueBytes::serde()
-        }
-    }
-    /// Chosen otherwise: kept in memory only.
-    pub trait ValueOpaque<V> {
-        /// The values' bytes: none.
-        fn value_bytes(&self) -> ValueBytes<V>;
-    }
-    impl<V> ValueOpaque<V> for ValueProbe<V> {
-        #[inline(always)]
-        fn value_bytes(&self) -> ValueBytes<V> {
-            ValueBytes::opaque()
-        }
-    }
-
-    /// Probe of a key argument: its serde bytes when it has serde (the key is what it always
-    /// was), else the XXH3-128 of its `Hash` ([`LocalArg`], a key for this process only).
-    pub struct KeyProbe<'a, T: ?Sized>(pub &'a T);
-    /// Chosen when the argument has serde.
-    pub trait KeyViaSerde<'a, T: ?Sized> {
-        /// What is serialized in the argument's place.
-        fn key_arg(&self) -> &'a T;
-        /// Whether it makes the key meaningful in this process only.
-        fn key_is_local(&self) -> bool;
-    }
-    impl<'a, T: serde::Serialize + ?Sized> KeyViaSerde<'a, T> for &KeyProbe<'a, T> {
-        #[inline(always)]
-        fn key_arg(&self) -> &'a T {
-            self.0
-        }
-        #[inline(always)]
-        fn key_is_local(&self) -> bool {
-            false
-        }
-    }
-    /// Chosen when the argument is `Hash` without serde.
-    pub trait KeyViaHash<'a, T: ?Sized> {
-        /// What is serialized in the argument's place.
-        fn key_arg(&self) -> LocalArg;
-        /// Whether it makes the key meaningful in this process only.
-        fn key_is_local(&self) -> bool;
-    }
-    impl<'a, T: std::hash::Hash + ?Sized> KeyViaHash<'a, T> for KeyProbe<'a, T> {
-        #[inline(always)]
-        fn key_arg(&self) -> LocalArg {
-            hash_local(self.0)
-        }
-        #[inline(always)]
-        fn key_is_local(&self) -> bool {
-            true
-        }
-    }
+    pub use crate::probe::{
+        KeyProbe, KeyViaHash, KeyViaSerde, ValueOpaque, ValueProbe, ValueViaSerde,
+    };
 
     /// Autoref-specialization probe: shares an error with waiters when it is `Clone`.
     pub struct ErrProbe<E>(PhantomData<fn() -> E>);

@@ -47,18 +47,9 @@ struct MemoState<V> {
 
 /// One memoized function's engine.
 ///
-/// # Values and arguments without serde
-///
-/// A memo's values need only be `Clone + Send + Sync + 'static`: how they become bytes for a
-/// store is its [`ValueBytes`] (`#[cached]` picks serde when the value has it, else
-/// [`ValueBytes::opaque`]). An opaque memo, or a call whose key holds an argument hashed by
-/// its `Hash` ([`ArgsKey::in_process`]), is cached only where its values stay in this process:
-/// a memory cache (`Cache::memory()`, `mem://`, the default cache unless configured
-/// otherwise). On a cache whose memoized values go to a store (files, SQLite, Redis, MongoDB,
-/// S3, or an L1 over one) it is refused at its first use: logged once as an error, then every
-/// call runs the function, uncached, and gets its result (never a panic, never half-cached:
-/// not in an L1 the store and the other processes know nothing of). `prime` stores nothing
-/// and `get_cached` finds nothing there.
+/// Its values need only be `Clone + Send + Sync + 'static`: their bytes are its
+/// [`ValueBytes`], and without serde it caches in memory only (see [`ValueBytes`] for what
+/// happens on a store).
 ///
 /// ```
 /// use steadycache_api::{Memo, Policy};
@@ -386,21 +377,7 @@ where
         if self.refused.swap(true, Ordering::Relaxed) {
             return;
         }
-        let what = if self.values.is_opaque() {
-            format!(
-                "its value type `{}` does not implement `Serialize` + `DeserializeOwned`",
-                std::any::type_name::<V>()
-            )
-        } else {
-            "an argument of its key has no `Serialize` (hashed by its `Hash`, meaningful in \
-             this process only)"
-                .to_owned()
-        };
-        tracing::error!(
-            namespace = %self.namespace,
-            "steadycache: cannot cache this function in a store: {what}; it runs uncached. \
-             Cache it in memory (`Cache::memory()`, `mem://`), or derive serde for it"
-        );
+        crate::value::log_refusal::<V>(&self.namespace, self.values.is_opaque());
     }
 
     /// Log a key that could not be built (arguments that fail to serialize): the call runs

@@ -9,9 +9,18 @@
 //! [`ValueBytes::serde`] when the value is `Serialize + DeserializeOwned` (today's bytes,
 //! unchanged), else [`ValueBytes::opaque`].
 //!
-//! An opaque function on a cache whose memoized values go to a store is refused at its first
-//! use (logged once as an error) and runs uncached: never half-cached (see
-//! [`Memo`](crate::Memo)).
+//! # On a store
+//!
+//! An opaque memo, or a call whose key holds an argument hashed by its `Hash`
+//! ([`ArgsKey::in_process`](crate::__private::ArgsKey::in_process)), is cached only where its
+//! values stay in this process: a memory cache (`Cache::memory()`, `mem://`, the default cache
+//! unless configured otherwise). On a cache whose memoized values go to a store (files,
+//! SQLite, Redis, MongoDB, S3, or an L1 over one) it is refused at its first use: logged once
+//! as an error, then every call runs the function, uncached, and gets its result (never a
+//! panic, never half-cached: not in an L1 the store and the other processes know nothing of).
+//! `prime` stores nothing and `get_cached` finds nothing there. (Keeping the values in a
+//! private memory tier instead was rejected: the cache's invalidations, clears, tags and bus
+//! would not reach it, so it would serve what the cache says is gone.)
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -88,6 +97,27 @@ impl<V> ValueBytes<V> {
     pub(crate) fn size(&self, value: &V) -> u64 {
         (self.size)(value)
     }
+}
+
+/// Log, as an error, that the memo `namespace` runs uncached on a store: its value type `V`
+/// has no serde (`opaque`), or an argument of its key went by its `Hash`.
+#[cold]
+pub(crate) fn log_refusal<V>(namespace: &str, opaque: bool) {
+    let what = if opaque {
+        format!(
+            "its value type `{}` does not implement `Serialize` + `DeserializeOwned`",
+            std::any::type_name::<V>()
+        )
+    } else {
+        "an argument of its key has no `Serialize` (hashed by its `Hash`, meaningful in this \
+         process only)"
+            .to_owned()
+    };
+    tracing::error!(
+        namespace = %namespace,
+        "steadycache: cannot cache this function in a store: {what}; it runs uncached. \
+         Cache it in memory (`Cache::memory()`, `mem://`), or derive serde for it"
+    );
 }
 
 fn opaque_error<V>() -> Error {

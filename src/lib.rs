@@ -513,7 +513,7 @@ pub mod __private {
     pub fn assert_store_value<T: StoreValue>() {}
 
     pub use crate::probe::{
-        KeyProbe, KeyViaHash, KeyViaSerde, ValueOpaque, ValueProbe, ValueViaSerde,
+        KeyPiece, KeyProbe, KeyViaHash, KeyViaSerde, ValueOpaque, ValueProbe, ValueViaSerde,
     };
 
     /// Autoref-specialization probe: shares an error with waiters when it is `Clone`.

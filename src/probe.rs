@@ -56,33 +56,40 @@ pub struct KeyProbe<'a, T: ?Sized>(pub &'a T);
 pub trait KeyViaSerde<'a, T: ?Sized> {
     /// What is serialized in the argument's place.
     fn key_arg(&self) -> &'a T;
-    /// Whether it makes the key meaningful in this process only.
-    fn key_is_local(&self) -> bool;
 }
 impl<'a, T: serde::Serialize + ?Sized> KeyViaSerde<'a, T> for &KeyProbe<'a, T> {
     #[inline(always)]
     fn key_arg(&self) -> &'a T {
         self.0
     }
-    #[inline(always)]
-    fn key_is_local(&self) -> bool {
-        false
-    }
 }
 /// Chosen when the argument is `Hash` without serde.
 pub trait KeyViaHash<'a, T: ?Sized> {
     /// What is serialized in the argument's place.
     fn key_arg(&self) -> LocalArg;
-    /// Whether it makes the key meaningful in this process only.
-    fn key_is_local(&self) -> bool;
 }
 impl<'a, T: std::hash::Hash + ?Sized> KeyViaHash<'a, T> for KeyProbe<'a, T> {
     #[inline(always)]
     fn key_arg(&self) -> LocalArg {
         hash_local(self.0)
     }
+}
+
+/// What a `KeyProbe` puts in an argument's place: whether it makes the key meaningful in this
+/// process only (a [`LocalArg`]).
+pub trait KeyPiece {
+    /// Whether the key is meaningful in this process only.
+    fn is_local(&self) -> bool;
+}
+impl<T: serde::Serialize + ?Sized> KeyPiece for &T {
     #[inline(always)]
-    fn key_is_local(&self) -> bool {
+    fn is_local(&self) -> bool {
+        false
+    }
+}
+impl KeyPiece for LocalArg {
+    #[inline(always)]
+    fn is_local(&self) -> bool {
         true
     }
 }

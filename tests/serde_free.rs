@@ -225,3 +225,46 @@ fn on_a_store_they_run_uncached_with_one_logged_error() {
     assert_eq!(client_on_files_cache().stats().hits, 0);
     assert_eq!(client_on_files(5).id, 5);
 }
+
+/// A method whose `self` (in its key: `key_self`) has no serde, only `Hash`.
+#[derive(Hash)]
+struct Pool {
+    name: &'static str,
+}
+
+static POOL_RUNS: AtomicUsize = AtomicUsize::new(0);
+impl Pool {
+    #[cached(key_self)]
+    fn client(&self, shard: u32) -> Arc<Client> {
+        let _ = (self.name, shard);
+        POOL_RUNS.fetch_add(1, SeqCst);
+        connect()
+    }
+}
+
+#[test]
+fn a_method_keyed_by_a_self_without_serde() {
+    let (a, b) = (Pool { name: "a" }, Pool { name: "b" });
+    let first = a.client(1);
+    assert!(Arc::ptr_eq(&first, &a.client(1)));
+    assert!(
+        Arc::ptr_eq(&first, &Pool { name: "a" }.client(1)),
+        "equal selves share"
+    );
+    assert!(!Arc::ptr_eq(&first, &b.client(1)));
+    assert_eq!(POOL_RUNS.load(SeqCst), 2);
+}
+
+/// A long `Hash` argument (more than the stack buffer) keys as well.
+#[cached]
+fn long_key(text: Region, long: Vec<Region>) -> usize {
+    text.name.len() + long.len()
+}
+
+#[test]
+fn long_hash_arguments() {
+    let long = vec![eu(); 100];
+    assert_eq!(long_key(us(), long.clone()), 102);
+    assert_eq!(long_key(us(), long), 102);
+    assert_eq!(long_key_cache().stats().hits, 1);
+}

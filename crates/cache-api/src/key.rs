@@ -194,15 +194,64 @@ impl Serialize for LocalArg {
     }
 }
 
-/// The [`LocalArg`] of an argument: its `Hash` fed to XXH3-128.
+/// The [`LocalArg`] of an argument: its `Hash` fed to XXH3-128 (from a stack buffer when it
+/// writes at most [`STACK`] bytes, streamed past that: the same hash either way, no allocation).
 #[inline]
 pub fn hash_local<T: std::hash::Hash + ?Sized>(arg: &T) -> LocalArg {
-    use std::hash::Hasher as _;
-    let mut h = Xxh3::new();
+    let mut h = LocalHasher {
+        buf: [0; STACK],
+        len: 0,
+        stream: None,
+    };
     arg.hash(&mut h);
-    // (`finish` is the `Hasher` contract; the digest is the 128-bit one.)
-    let _ = h.finish();
-    LocalArg(h.digest128())
+    LocalArg(match &h.stream {
+        Some(stream) => stream.digest128(),
+        None => xxh3_128(&h.buf[..h.len]),
+    })
+}
+
+/// The hasher of [`hash_local`]: bytes into a stack buffer, into a streaming XXH3 once they
+/// overflow it.
+struct LocalHasher {
+    buf: [u8; STACK],
+    len: usize,
+    /// (Inline, not boxed: a hit allocates nothing, whatever the argument's size.)
+    stream: Option<Xxh3>,
+}
+
+impl std::hash::Hasher for LocalHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(stream) = &mut self.stream {
+            stream.update(bytes);
+            return;
+        }
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.spill(bytes),
+        }
+    }
+
+    /// Not the key's hash (that is [`hash_local`]'s 128 bits): its low 64 bits so far.
+    fn finish(&self) -> u64 {
+        match &self.stream {
+            Some(stream) => stream.digest128() as u64,
+            None => xxh3_128(&self.buf[..self.len]) as u64,
+        }
+    }
+}
+
+impl LocalHasher {
+    #[cold]
+    fn spill(&mut self, bytes: &[u8]) {
+        let mut stream = Xxh3::new();
+        stream.update(&self.buf[..self.len]);
+        stream.update(bytes);
+        self.stream = Some(stream);
+    }
 }
 
 /// 32 lowercase hex digits.
@@ -501,6 +550,11 @@ mod tests {
         struct NoSerde(u32, &'static str);
         assert_eq!(hash_local(&NoSerde(1, "a")), hash_local(&NoSerde(1, "a")));
         assert_ne!(hash_local(&NoSerde(1, "a")), hash_local(&NoSerde(2, "a")));
+        // Long ones stream to the hash of the same bytes.
+        let long = "y".repeat(1000);
+        let mut h = Xxh3::new();
+        std::hash::Hash::hash(long.as_str(), &mut h);
+        assert_eq!(hash_local(long.as_str()).0, h.digest128());
         // In a tuple of arguments, in the place of the argument: serde ones keep their bytes.
         let mixed = hash_args(&(&"EUR", hash_local(&NoSerde(1, "a")))).unwrap();
         let mut bytes =

@@ -142,9 +142,12 @@ fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
                 ::steadycache::__private::ArgsKey::text(&__steadycache_text),
             );
         },
-        KeySource::Hashed(hashed, local) => quote! {
-            #[allow(unused_imports)]
-            use ::steadycache::__private::{KeyViaSerde as _, KeyViaHash as _};
+        KeySource::Hashed {
+            bind,
+            hashed,
+            local,
+        } => quote! {
+            #bind
             let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
                 ::core::result::Result::Ok(h) => ::core::option::Option::Some(
                     ::steadycache::__private::ArgsKey::hashed(h).in_process(#local),
@@ -162,11 +165,15 @@ fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
 pub(crate) enum KeySource {
     /// The `key` template, rendered: binds `__steadycache_text`.
     Text(TokenStream2),
-    /// A reference to what is hashed: `convert`'s value, or the key arguments (and `self`),
-    /// each through a `KeyProbe` (its serde bytes, or the hash of its `Hash`); and whether
-    /// the key is meaningful in this process only (a `bool` expression, constant per
+    /// What is hashed: `convert`'s value, or the key arguments (and `self`), each through a
+    /// `KeyProbe` (its serde bytes, or the hash of its `Hash`), bound once by `bind`; and
+    /// whether the key is meaningful in this process only (a `bool` expression, constant per
     /// function: an argument went by its `Hash`).
-    Hashed(TokenStream2, TokenStream2),
+    Hashed {
+        bind: TokenStream2,
+        hashed: TokenStream2,
+        local: TokenStream2,
+    },
 }
 
 impl KeySource {
@@ -175,16 +182,28 @@ impl KeySource {
             return KeySource::Text(super::render_template(tpl));
         }
         match &opts.convert {
-            Some(convert) => KeySource::Hashed(quote!(&(#convert)), quote!(false)),
+            Some(convert) => KeySource::Hashed {
+                bind: TokenStream2::new(),
+                hashed: quote!(&(#convert)),
+                local: quote!(false),
+            },
             None => {
-                let probes: Vec<TokenStream2> = key_refs(model)
-                    .into_iter()
-                    .map(|r| quote!((&&::steadycache::__private::KeyProbe(#r))))
-                    .collect();
-                KeySource::Hashed(
-                    quote!(&(#(#probes.key_arg(),)*)),
-                    quote!(false #(|| #probes.key_is_local())*),
-                )
+                let refs = key_refs(model);
+                let index = (0..refs.len()).map(syn::Index::from);
+                KeySource::Hashed {
+                    bind: quote! {
+                        #[allow(unused_imports)]
+                        use ::steadycache::__private::{KeyViaSerde as _, KeyViaHash as _};
+                        let __steadycache_key_args =
+                            (#((&&::steadycache::__private::KeyProbe(#refs)).key_arg(),)*);
+                    },
+                    hashed: quote!(&__steadycache_key_args),
+                    local: quote! {
+                        false #(|| ::steadycache::__private::KeyPiece::is_local(
+                            &__steadycache_key_args.#index,
+                        ))*
+                    },
+                }
             }
         }
     }

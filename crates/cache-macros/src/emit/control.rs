@@ -405,9 +405,12 @@ fn handle_key(opts: &Options, model: &FnModel) -> TokenStream2 {
             #render
             let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
         },
-        KeySource::Hashed(hashed, local) => quote! {
-            #[allow(unused_imports)]
-            use ::steadycache::__private::{KeyViaSerde as _, KeyViaHash as _};
+        KeySource::Hashed {
+            bind,
+            hashed,
+            local,
+        } => quote! {
+            #bind
             let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
                 ::steadycache::__private::hash_args(#hashed)?,
             )

@@ -10,7 +10,8 @@
 //!   pub/sub bus (`steadycache_l1_over_redis`), a tagged function (`steadycache_tagged`) and a
 //!   function on a cache with a listener that ignores hits (`steadycache_listened`), and a
 //!   value without serde (`steadycache_opaque`: an `Arc` of a plain struct) beside the same
-//!   `Arc` with serde (`steadycache_arc_serde`: what its hit costs today).
+//!   `Arc` with serde (`steadycache_arc_serde`: what its hit costs today), and a key argument
+//!   without serde, hashed by its `Hash` (`steadycache_hash_arg`).
 //! * `hit_async`: one task on a current-thread tokio runtime (`Bencher::to_async`).
 //! * `hit_2threads`: two threads hitting the same function at once; throughput in hits/s.
 //!
@@ -140,6 +141,15 @@ fn sc_arc_serde(x: u64) -> SerdeArc {
     SerdeArc(std::sync::Arc::new(body(x)))
 }
 
+/// A key argument without serde: hashed by its `Hash` (`hash_local`).
+#[derive(Hash)]
+struct HashOnly(u64);
+
+#[steadycache::cached(ttl = "10m")]
+fn sc_hash_arg(x: HashOnly) -> u64 {
+    body(x.0)
+}
+
 // ---- cached 4.x -----------------------------------------------------------------------------
 
 /// `SizedCache` (LRU) behind the macro's global lock, no expiry.
@@ -173,7 +183,7 @@ async fn cd_concurrent_ttl_async(x: u64) -> u64 {
 }
 
 /// Memoized functions warmed with `KEYS` keys each (for the miss check).
-const MEMOIZED_FNS: u64 = 12;
+const MEMOIZED_FNS: u64 = 13;
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -228,6 +238,7 @@ fn warm_all() {
         sc_listened(k);
         sc_opaque(k);
         sc_arc_serde(k);
+        sc_hash_arg(HashOnly(k));
         cd_sized(k);
         cd_sized_ttl(k);
         cd_concurrent_ttl(k);
@@ -269,6 +280,9 @@ fn hit_sync(c: &mut Criterion) {
     });
     g.bench_function("steadycache_arc_serde", |b| {
         b.iter(|| *sc_arc_serde(black_box(keys.next())).0)
+    });
+    g.bench_function("steadycache_hash_arg", |b| {
+        b.iter(|| sc_hash_arg(HashOnly(black_box(keys.next()))))
     });
     g.bench_function("cached_sized", |b| {
         b.iter(|| cd_sized(black_box(keys.next())))

@@ -195,62 +195,48 @@ impl Serialize for LocalArg {
 }
 
 /// The [`LocalArg`] of an argument: its `Hash` fed to XXH3-128 (from a stack buffer when it
-/// writes at most [`STACK`] bytes, streamed past that: the same hash either way, no allocation).
+/// writes at most [`STACK`] bytes; hashed again, streamed, past that: the same hash either
+/// way, no allocation).
 #[inline]
 pub fn hash_local<T: std::hash::Hash + ?Sized>(arg: &T) -> LocalArg {
     let mut h = LocalHasher {
         buf: [0; STACK],
         len: 0,
-        stream: None,
     };
     arg.hash(&mut h);
-    LocalArg(match &h.stream {
-        Some(stream) => stream.digest128(),
-        None => xxh3_128(&h.buf[..h.len]),
-    })
+    match h.buf.get(..h.len) {
+        Some(bytes) => LocalArg(xxh3_128(bytes)),
+        None => hash_local_streaming(arg),
+    }
 }
 
-/// The hasher of [`hash_local`]: bytes into a stack buffer, into a streaming XXH3 once they
-/// overflow it.
+#[cold]
+fn hash_local_streaming<T: std::hash::Hash + ?Sized>(arg: &T) -> LocalArg {
+    let mut h = Xxh3::new();
+    arg.hash(&mut h);
+    LocalArg(h.digest128())
+}
+
+/// The hasher of [`hash_local`]: bytes into a stack buffer; `len` past its end once they
+/// overflow it (then the argument is hashed again, streamed).
 struct LocalHasher {
     buf: [u8; STACK],
     len: usize,
-    /// (Inline, not boxed: a hit allocates nothing, whatever the argument's size.)
-    stream: Option<Xxh3>,
 }
 
 impl std::hash::Hasher for LocalHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        if let Some(stream) = &mut self.stream {
-            stream.update(bytes);
-            return;
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(room) = self.buf.get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
         }
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) => {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            None => self.spill(bytes),
-        }
+        self.len = end;
     }
 
-    /// Not the key's hash (that is [`hash_local`]'s 128 bits): its low 64 bits so far.
+    /// Not the key's hash (that is [`hash_local`]'s 128 bits), and never read by it.
     fn finish(&self) -> u64 {
-        match &self.stream {
-            Some(stream) => stream.digest128() as u64,
-            None => xxh3_128(&self.buf[..self.len]) as u64,
-        }
-    }
-}
-
-impl LocalHasher {
-    #[cold]
-    fn spill(&mut self, bytes: &[u8]) {
-        let mut stream = Xxh3::new();
-        stream.update(&self.buf[..self.len]);
-        stream.update(bytes);
-        self.stream = Some(stream);
+        self.buf.get(..self.len).map_or(0, |b| xxh3_128(b) as u64)
     }
 }
 

@@ -188,14 +188,24 @@ impl KeySource {
                 local: quote!(false),
             },
             None => {
-                let refs = key_refs(model);
-                let index = (0..refs.len()).map(syn::Index::from);
+                // Each probe spanned at its argument's type: an argument with neither serde nor
+                // `Hash` is an error there.
+                let probes: Vec<TokenStream2> = model
+                    .key_args()
+                    .map(|a| {
+                        let i = &a.ident;
+                        quote_spanned!(a.ty.span()=> (&&::steadycache::__private::KeyProbe(&#i)).key_arg())
+                    })
+                    .chain(model.key_self.then(|| {
+                        quote!((&&::steadycache::__private::KeyProbe(self)).key_arg())
+                    }))
+                    .collect();
+                let index = (0..probes.len()).map(syn::Index::from);
                 KeySource::Hashed {
                     bind: quote! {
                         #[allow(unused_imports)]
                         use ::steadycache::__private::{KeyViaSerde as _, KeyViaHash as _};
-                        let __steadycache_key_args =
-                            (#((&&::steadycache::__private::KeyProbe(#refs)).key_arg(),)*);
+                        let __steadycache_key_args = (#(#probes,)*);
                     },
                     hashed: quote!(&__steadycache_key_args),
                     local: quote! {
@@ -207,18 +217,6 @@ impl KeySource {
             }
         }
     }
-}
-
-/// `&arg` for each key argument, then `self` with `key_self`.
-fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
-    model
-        .key_args()
-        .map(|a| {
-            let i = &a.ident;
-            quote!(&#i)
-        })
-        .chain(model.key_self.then(|| quote!(self)))
-        .collect()
 }
 
 /// The uncached body as `__steadycache_inner` (a nested fn, or for a method a closure that

@@ -416,15 +416,18 @@ pub mod guide {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod probe;
+
 /// What `#[cached]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     use std::marker::PhantomData;
     pub use steadycache_api::__private::{
-        hash_args, with_call_options, with_call_options_async, ArgsKey, AsyncJob, AsyncRefresh,
-        CacheSource, KeyPart, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
+        hash_args, hash_local, with_call_options, with_call_options_async, ArgsKey, AsyncJob,
+        AsyncRefresh, CacheSource, KeyPart, LocalArg, NoRefresh, RefreshWith, Shape, SyncJob,
+        SyncRefresh,
     };
-    pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh};
+    pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh, ValueBytes};
 
     /// A static on cache lines of its own (128 bytes: a pair of lines, as adjacent-line
     /// prefetchers fetch them), so that a memoized function's state, read on every hit, never
@@ -468,34 +471,52 @@ pub mod __private {
         }
     }
 
-    /// Arguments that are part of a key.
+    /// Arguments that are part of a key on a cache known at compile time to be a store
+    /// (`cache = "redis://…"`): their bytes are the key other processes share.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
-        label = "this argument is hashed into the key",
-        note = "derive `serde::Serialize` for it, or leave it out of the key with `#[cached(skip(arg))]`"
+        message = "`{Self}` cannot be part of a key of a store cache: it does not implement `serde::Serialize`",
+        label = "this argument is hashed into the key this cache shares",
+        note = "derive `serde::Serialize` for it, leave it out of the key with `#[cached(skip(arg))]`, or cache the function in memory (the default cache or `mem://`), where a `Hash` argument is enough"
     )]
     pub trait KeyArg {}
     impl<T: serde::Serialize + ?Sized> KeyArg for T {}
 
-    /// Check an argument at compile time.
+    /// Check an argument at compile time (a store cache known at compile time).
     #[inline(always)]
     pub fn assert_key_arg<T: KeyArg + ?Sized>(_: &T) {}
 
-    /// Values a memoized function returns.
+    /// Values a memoized function returns (any cache).
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be cached: it must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`",
-        label = "the value this function returns is stored in the cache",
-        note = "derive `serde::Serialize`, `serde::Deserialize` and `Clone` for it (wrap it in `Arc` if cloning is costly)"
+        message = "`{Self}` cannot be cached: it must be `Clone + Send + Sync + 'static`",
+        label = "the value this function returns is kept in the cache",
+        note = "derive `Clone` for it (wrap it in `Arc` if cloning is costly or impossible)"
     )]
     pub trait CacheValue {}
-    impl<T> CacheValue for T where
-        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
-    {
-    }
+    impl<T> CacheValue for T where T: Clone + Send + Sync + 'static {}
 
     /// Check the value type at compile time.
     #[inline(always)]
     pub fn assert_value<T: CacheValue>() {}
+
+    /// Values a memoized function stores in a cache known at compile time to be a store.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be cached in a store: it must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`",
+        label = "the value this function returns is stored in the cache",
+        note = "derive `serde::Serialize`, `serde::Deserialize` and `Clone` for it (wrap it in `Arc` if cloning is costly), or cache the function in memory (the default cache or `mem://`), where `Clone + Send + Sync + 'static` is enough"
+    )]
+    pub trait StoreValue {}
+    impl<T> StoreValue for T where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+    {
+    }
+
+    /// Check the value type of a store cache at compile time.
+    #[inline(always)]
+    pub fn assert_store_value<T: StoreValue>() {}
+
+    pub use crate::probe::{
+        KeyPiece, KeyProbe, KeyViaHash, KeyViaSerde, ValueOpaque, ValueProbe, ValueViaSerde,
+    };
 
     /// Autoref-specialization probe: shares an error with waiters when it is `Clone`.
     pub struct ErrProbe<E>(PhantomData<fn() -> E>);

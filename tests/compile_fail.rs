@@ -16,7 +16,11 @@
 )))]
 
 /// The `tests/ui` cases that must compile.
-const PASS: &[&str] = &["cache_literal_and_expr.rs", "invalidates_ok.rs"];
+const PASS: &[&str] = &[
+    "cache_literal_and_expr.rs",
+    "invalidates_ok.rs",
+    "serde_free_in_memory.rs",
+];
 
 #[test]
 fn ui() {

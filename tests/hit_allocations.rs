@@ -45,6 +45,35 @@ async fn double_async(x: u64) -> u64 {
     x * 2
 }
 
+/// A value without serde (kept typed in memory): an `Arc` of a plain struct.
+struct Opaque(u64);
+
+#[cached(ttl = "10m")]
+fn opaque_double(x: u64) -> std::sync::Arc<Opaque> {
+    std::sync::Arc::new(Opaque(x * 2))
+}
+
+#[test]
+fn a_hit_of_a_value_without_serde_allocates_nothing() {
+    for i in 0..100 {
+        opaque_double(i);
+    }
+    let before = ALLOCS.load(SeqCst);
+    let mut sum = 0;
+    for i in 0..100 {
+        sum += opaque_double(i).0;
+    }
+    let after = ALLOCS.load(SeqCst);
+    assert_eq!(sum, 9900);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations on 100 hits",
+        after - before
+    );
+    assert_eq!(opaque_double_cache().stats().hits, 100);
+}
+
 #[test]
 fn a_sync_hit_allocates_nothing() {
     for i in 0..100 {

@@ -8,7 +8,10 @@
 //! Groups:
 //! * `hit_sync`: one thread, sync calls; also an L1 in front of Redis kept coherent by the
 //!   pub/sub bus (`steadycache_l1_over_redis`), a tagged function (`steadycache_tagged`) and a
-//!   function on a cache with a listener that ignores hits (`steadycache_listened`).
+//!   function on a cache with a listener that ignores hits (`steadycache_listened`), and a
+//!   value without serde (`steadycache_opaque`: an `Arc` of a plain struct) beside the same
+//!   `Arc` with serde (`steadycache_arc_serde`: what its hit costs today), and a key argument
+//!   without serde, hashed by its `Hash` (`steadycache_hash_arg`).
 //! * `hit_async`: one task on a current-thread tokio runtime (`Bencher::to_async`).
 //! * `hit_2threads`: two threads hitting the same function at once; throughput in hits/s.
 //!
@@ -105,6 +108,48 @@ fn sc_listened(x: u64) -> u64 {
     body(x)
 }
 
+/// A value without serde (issue 25, item 1): kept typed in memory, weighed by its size.
+struct Opaque(u64);
+
+/// A serde-free value on the default memory cache: an `Arc` of a type without serde, as an
+/// `Arc<Client>` would be. Its hit clones the `Arc` (an atomic increment, and a decrement
+/// when the caller drops it).
+#[steadycache::cached(ttl = "10m")]
+fn sc_opaque(x: u64) -> std::sync::Arc<Opaque> {
+    std::sync::Arc::new(Opaque(body(x)))
+}
+
+/// The same value with serde (a hand-written impl: the workspace's serde has no `rc`): the
+/// like-for-like baseline of `sc_opaque`, whose hit clones an `Arc` too.
+#[derive(Clone)]
+struct SerdeArc(std::sync::Arc<u64>);
+
+impl serde::Serialize for SerdeArc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SerdeArc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(|v| SerdeArc(std::sync::Arc::new(v)))
+    }
+}
+
+#[steadycache::cached(ttl = "10m")]
+fn sc_arc_serde(x: u64) -> SerdeArc {
+    SerdeArc(std::sync::Arc::new(body(x)))
+}
+
+/// A key argument without serde: hashed by its `Hash` (`hash_local`).
+#[derive(Hash)]
+struct HashOnly(u64);
+
+#[steadycache::cached(ttl = "10m")]
+fn sc_hash_arg(x: HashOnly) -> u64 {
+    body(x.0)
+}
+
 // ---- cached 4.x -----------------------------------------------------------------------------
 
 /// `SizedCache` (LRU) behind the macro's global lock, no expiry.
@@ -138,7 +183,7 @@ async fn cd_concurrent_ttl_async(x: u64) -> u64 {
 }
 
 /// Memoized functions warmed with `KEYS` keys each (for the miss check).
-const MEMOIZED_FNS: u64 = 10;
+const MEMOIZED_FNS: u64 = 13;
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -191,6 +236,9 @@ fn warm_all() {
         sc_l1_redis(k);
         sc_tagged(k);
         sc_listened(k);
+        sc_opaque(k);
+        sc_arc_serde(k);
+        sc_hash_arg(HashOnly(k));
         cd_sized(k);
         cd_sized_ttl(k);
         cd_concurrent_ttl(k);
@@ -226,6 +274,15 @@ fn hit_sync(c: &mut Criterion) {
     });
     g.bench_function("steadycache_listened", |b| {
         b.iter(|| sc_listened(black_box(keys.next())))
+    });
+    g.bench_function("steadycache_opaque", |b| {
+        b.iter(|| sc_opaque(black_box(keys.next())).0)
+    });
+    g.bench_function("steadycache_arc_serde", |b| {
+        b.iter(|| *sc_arc_serde(black_box(keys.next())).0)
+    });
+    g.bench_function("steadycache_hash_arg", |b| {
+        b.iter(|| sc_hash_arg(HashOnly(black_box(keys.next()))))
     });
     g.bench_function("cached_sized", |b| {
         b.iter(|| cd_sized(black_box(keys.next())))

@@ -17,7 +17,7 @@ use crate::stats::{Stats, StatsSnapshot};
 use crate::tier::{
     Breaker, Budget, Bus, BusConfig, LocalTier, Place, Reach, Store, StoreBreaker, Tiers, L2,
 };
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -484,7 +484,7 @@ impl Cache {
         crate::runtime::block_on(async move { cache.get::<V>(&key).await })?
     }
 
-    pub(crate) fn ctx<'a, V, E>(
+    pub(crate) fn ctx<'a, V: Serialize + DeserializeOwned, E>(
         &'a self,
         key: &str,
         plan: &'a Plan,
@@ -499,6 +499,7 @@ impl Cache {
                 l2: Some(self.l2(&key)),
                 tags: None,
                 announce: None,
+                bytes: crate::value::ValueBytes::serde(),
             },
             id: xxh3_128(key.as_bytes()),
             plan,

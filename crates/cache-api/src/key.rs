@@ -93,6 +93,153 @@ fn hash_args_streaming<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
     Ok(h.digest128())
 }
 
+/// The key of one call: the stable args hash, or a readable rendered template.
+#[derive(Clone, Copy)]
+pub struct ArgsKey<'a> {
+    pub(crate) hash: u128,
+    text: Option<&'a str>,
+    /// The call's tags (`#[cached(tags = [...])]`), rendered on the slow path only.
+    pub(crate) tags: Option<&'a [String]>,
+    /// Whether the hash holds an argument hashed by its `std::hash::Hash` (no serde): such a
+    /// key means something in this process only, so its entries never reach a store.
+    local: bool,
+}
+
+impl fmt::Debug for ArgsKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.text {
+            Some(t) => write!(f, "ArgsKey({t:?})"),
+            None => write!(f, "ArgsKey({})", hex128(self.hash)),
+        }
+    }
+}
+
+impl<'a> ArgsKey<'a> {
+    /// A key from the stable args hash ([`hash_args`](crate::hash_args)).
+    #[inline]
+    pub fn hashed(hash: u128) -> Self {
+        ArgsKey {
+            hash,
+            text: None,
+            tags: None,
+            local: false,
+        }
+    }
+
+    /// The same key, marked as meaningful in this process only when `local` (an argument
+    /// without serde hashed by its `std::hash::Hash`, which is not stable across processes or
+    /// versions for every type): a [`Memo`](crate::Memo) keeps such calls in process only, and
+    /// runs them uncached on a cache whose values go to a store.
+    #[inline]
+    pub fn in_process(mut self, local: bool) -> Self {
+        self.local |= local;
+        self
+    }
+
+    /// Whether the key means something in this process only (see [`in_process`](Self::in_process)).
+    #[inline]
+    pub fn is_in_process(&self) -> bool {
+        self.local
+    }
+
+    /// The same key, with the call's tags (rendered after [`Memo::hit`] missed: never on an
+    /// in-process hit).
+    #[inline]
+    pub fn with_tags(mut self, tags: &'a [String]) -> Self {
+        self.tags = Some(tags);
+        self
+    }
+
+    /// A readable key (`#[cached(key = "user:{id}")]`): stored as the text itself (the macro
+    /// renders it with its values escaped: see `KeyPart`), looked up in process by its
+    /// XXH3-128 hash.
+    #[inline]
+    pub fn text(text: &'a str) -> Self {
+        ArgsKey {
+            hash: xxhash_rust::xxh3::xxh3_128(text.as_bytes()),
+            text: Some(text),
+            tags: None,
+            local: false,
+        }
+    }
+
+    /// The hash that identifies the call in process.
+    pub fn hash(&self) -> u128 {
+        self.hash
+    }
+
+    /// The args part of the stored key.
+    pub fn part(&self) -> String {
+        match self.text {
+            Some(t) => t.to_owned(),
+            None => hex128(self.hash),
+        }
+    }
+}
+
+/// An argument without serde, in a key: the XXH3-128 digest of its [`std::hash::Hash`],
+/// serialized in its place in the arguments (as a `u128`), so a function may mix serde
+/// arguments (their bytes as ever) with arguments that are only `Hash`.
+///
+/// `Hash` is stable within one process, not across processes, builds or versions for every
+/// type (`usize` is hashed at its width, and a type may change how it hashes), so a key with
+/// such an argument is meaningful in this process only: it is marked
+/// [`ArgsKey::in_process`], and its entries never reach a store. 128 bits, like every key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalArg(pub u128);
+
+impl Serialize for LocalArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u128(self.0)
+    }
+}
+
+/// The [`LocalArg`] of an argument: its `Hash` fed to XXH3-128 (from a stack buffer when it
+/// writes at most [`STACK`] bytes; hashed again, streamed, past that: the same hash either
+/// way, no allocation).
+#[inline]
+pub fn hash_local<T: std::hash::Hash + ?Sized>(arg: &T) -> LocalArg {
+    let mut h = LocalHasher {
+        buf: [0; STACK],
+        len: 0,
+    };
+    arg.hash(&mut h);
+    match h.buf.get(..h.len) {
+        Some(bytes) => LocalArg(xxh3_128(bytes)),
+        None => hash_local_streaming(arg),
+    }
+}
+
+#[cold]
+fn hash_local_streaming<T: std::hash::Hash + ?Sized>(arg: &T) -> LocalArg {
+    let mut h = Xxh3::new();
+    arg.hash(&mut h);
+    LocalArg(h.digest128())
+}
+
+/// The hasher of [`hash_local`]: bytes into a stack buffer; `len` past its end once they
+/// overflow it (then the argument is hashed again, streamed).
+struct LocalHasher {
+    buf: [u8; STACK],
+    len: usize,
+}
+
+impl std::hash::Hasher for LocalHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(room) = self.buf.get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    /// Not the key's hash (that is [`hash_local`]'s 128 bits), and never read by it.
+    fn finish(&self) -> u64 {
+        self.buf.get(..self.len).map_or(0, |b| xxh3_128(b) as u64)
+    }
+}
+
 /// 32 lowercase hex digits.
 pub(crate) fn hex128(h: u128) -> String {
     format!("{h:032x}")
@@ -381,6 +528,33 @@ mod tests {
         let big = "x".repeat(10_000);
         let bytes = bincode::serde::encode_to_vec(&big, bincode::config::standard()).unwrap();
         assert_eq!(hash_args(&big).unwrap(), xxh3_128(&bytes));
+    }
+
+    #[test]
+    fn local_args_hash_by_their_hash() {
+        #[derive(Hash)]
+        struct NoSerde(u32, &'static str);
+        assert_eq!(hash_local(&NoSerde(1, "a")), hash_local(&NoSerde(1, "a")));
+        assert_ne!(hash_local(&NoSerde(1, "a")), hash_local(&NoSerde(2, "a")));
+        // Long ones stream to the hash of the same bytes.
+        let long = "y".repeat(1000);
+        let mut h = Xxh3::new();
+        std::hash::Hash::hash(long.as_str(), &mut h);
+        assert_eq!(hash_local(long.as_str()).0, h.digest128());
+        // In a tuple of arguments, in the place of the argument: serde ones keep their bytes.
+        let mixed = hash_args(&(&"EUR", hash_local(&NoSerde(1, "a")))).unwrap();
+        let mut bytes =
+            bincode::serde::encode_to_vec(("EUR",), bincode::config::standard()).unwrap();
+        bytes.extend(
+            bincode::serde::encode_to_vec(
+                hash_local(&NoSerde(1, "a")).0,
+                bincode::config::standard(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(mixed, xxh3_128(&bytes));
+        let key = ArgsKey::hashed(mixed);
+        assert!(!key.is_in_process() && key.in_process(true).is_in_process());
     }
 
     #[test]

@@ -68,6 +68,7 @@ mod stats;
 mod tier;
 mod time;
 pub mod transform;
+mod value;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -81,8 +82,8 @@ pub mod __private {
     pub use crate::engine::{
         AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
     };
-    pub use crate::key::{hash_args, KeyPart};
-    pub use crate::memo::{ArgsKey, CacheSource};
+    pub use crate::key::{hash_args, hash_local, ArgsKey, KeyPart, LocalArg};
+    pub use crate::memo::CacheSource;
     pub use crate::scope::{with_call_options, with_call_options_async};
 }
 
@@ -111,6 +112,7 @@ pub use scope::{
 };
 pub use stats::StatsSnapshot;
 pub use tier::{BusConfig, LocalTier, StoreBreaker};
+pub use value::ValueBytes;
 
 /// The old name of [`StoreBreaker`], the breaker in front of a cache's store (renamed so that
 /// it is not confused with [`CallBreaker`], the breaker around a function).

@@ -13,80 +13,19 @@ use crate::engine::{AsyncRefresh, Shape, SyncRefresh};
 use crate::envelope::Freshness;
 use crate::error::{Error, Result};
 use crate::flight::{self, FlightMap};
-use crate::key::{full_key, hex128, namespace_of, namespace_prefix, part_hashes, sanitize};
+pub use crate::key::ArgsKey;
+use crate::key::{full_key, namespace_of, namespace_prefix, part_hashes, sanitize};
 use crate::policy::Policy;
 use crate::scope::{current_options, is_enabled};
 use crate::stats::{Counter, Stats, StatsSnapshot};
 use crate::tier::{budget::Tier, CallTags, Event, LocalStore, Place, L1, L2};
+use crate::value::ValueBytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// The key of one call: the stable args hash, or a readable rendered template.
-#[derive(Clone, Copy)]
-pub struct ArgsKey<'a> {
-    hash: u128,
-    text: Option<&'a str>,
-    /// The call's tags (`#[cached(tags = [...])]`), rendered on the slow path only.
-    tags: Option<&'a [String]>,
-}
-
-impl fmt::Debug for ArgsKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.text {
-            Some(t) => write!(f, "ArgsKey({t:?})"),
-            None => write!(f, "ArgsKey({})", hex128(self.hash)),
-        }
-    }
-}
-
-impl<'a> ArgsKey<'a> {
-    /// A key from the stable args hash ([`hash_args`](crate::hash_args)).
-    #[inline]
-    pub fn hashed(hash: u128) -> Self {
-        ArgsKey {
-            hash,
-            text: None,
-            tags: None,
-        }
-    }
-
-    /// The same key, with the call's tags (rendered after [`Memo::hit`] missed: never on an
-    /// in-process hit).
-    #[inline]
-    pub fn with_tags(mut self, tags: &'a [String]) -> Self {
-        self.tags = Some(tags);
-        self
-    }
-
-    /// A readable key (`#[cached(key = "user:{id}")]`): stored as the text itself (the macro
-    /// renders it with its values escaped: see `KeyPart`), looked up in process by its
-    /// XXH3-128 hash.
-    #[inline]
-    pub fn text(text: &'a str) -> Self {
-        ArgsKey {
-            hash: xxhash_rust::xxh3::xxh3_128(text.as_bytes()),
-            text: Some(text),
-            tags: None,
-        }
-    }
-
-    /// The hash that identifies the call in process.
-    pub fn hash(&self) -> u128 {
-        self.hash
-    }
-
-    /// The args part of the stored key.
-    pub fn part(&self) -> String {
-        match self.text {
-            Some(t) => t.to_owned(),
-            None => hex128(self.hash),
-        }
-    }
-}
 
 /// Where a [`Memo`] gets its cache, resolved once at its first call.
 #[derive(Clone, Copy)]
@@ -99,11 +38,18 @@ pub enum CacheSource {
 
 struct MemoState<V> {
     cache: Cache,
+    /// The cache sends memoized values to a store (not a memory cache): values without serde
+    /// and keys meaningful in process only are refused there (the call runs uncached).
+    uses_store: bool,
     local: Option<Arc<LocalStore<V>>>,
     flights: FlightMap,
 }
 
 /// One memoized function's engine.
+///
+/// Its values need only be `Clone + Send + Sync + 'static`: their bytes are its
+/// [`ValueBytes`], and without serde it caches in memory only (see [`ValueBytes`] for what
+/// happens on a store).
 ///
 /// ```
 /// use steadycache_api::{Memo, Policy};
@@ -134,6 +80,10 @@ pub struct Memo<V> {
     tagged: bool,
     enabled: AtomicBool,
     stats: Arc<Stats>,
+    /// How values become bytes (serde, or none).
+    values: ValueBytes<V>,
+    /// The refusal on a store was logged (once per function).
+    refused: AtomicBool,
     state: OnceLock<MemoState<V>>,
 }
 
@@ -152,8 +102,26 @@ where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// A memo for the function `name` of module `module_path` (namespace
-    /// `module.path.name`), at `version`, with `policy`, on the default cache.
+    /// `module.path.name`), at `version`, with `policy`, on the default cache; its values
+    /// serialized with serde ([`ValueBytes::serde`]).
     pub fn new(module_path: &str, name: &str, version: &str, policy: Policy) -> Self {
+        Self::new_with(module_path, name, version, policy, ValueBytes::serde())
+    }
+}
+
+impl<V> Memo<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// [`new`](Self::new) with the values' bytes given: [`ValueBytes::opaque`] for values
+    /// without serde (cached in memory only: see the type's docs).
+    pub fn new_with(
+        module_path: &str,
+        name: &str,
+        version: &str,
+        policy: Policy,
+        values: ValueBytes<V>,
+    ) -> Self {
         Memo {
             namespace: namespace_of(module_path, name),
             version: sanitize(version),
@@ -165,6 +133,8 @@ where
             tagged: false,
             enabled: AtomicBool::new(true),
             stats: Arc::default(),
+            values,
+            refused: AtomicBool::new(false),
             state: OnceLock::new(),
         }
     }
@@ -260,8 +230,13 @@ where
                         tti_ms: self.tti_ms,
                         stats: self.stats.clone(),
                     },
+                    self.values,
                 )
             });
+            let uses_store = cache.memos_use_backend();
+            if uses_store && self.values.is_opaque() {
+                self.refuse();
+            }
             cache.events().attach(&self.stats, &self.namespace);
             if local.is_none() && self.tti_ms > 0 {
                 tracing::warn!(namespace = %self.namespace, "steadycache: tti has no effect: this cache keeps no values in process");
@@ -273,6 +248,7 @@ where
             crate::metrics::register(&self.namespace, cache.manager(), &self.stats);
             MemoState {
                 cache,
+                uses_store,
                 local,
                 flights: flight::new_map(),
             }
@@ -356,6 +332,7 @@ where
             tags: self.call_tags(st, key),
             announce: (st.local.is_some() && st.cache.bus().carries())
                 .then(|| st.cache.bus().clone()),
+            bytes: self.values,
         }
     }
 
@@ -374,6 +351,26 @@ where
     /// The call's slot in the cache's manager.
     fn l2(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> L2 {
         L2::new(st.cache.store().clone(), self.key_for(key))
+    }
+
+    /// Whether this call is refused here: an opaque value or an in-process key on a cache whose
+    /// values go to a store (see the type's docs). Logged once per function.
+    #[inline]
+    fn refuses(&self, st: &MemoState<V>, key: &ArgsKey<'_>) -> bool {
+        if !st.uses_store || !(self.values.is_opaque() || key.is_in_process()) {
+            return false;
+        }
+        self.refuse();
+        true
+    }
+
+    /// Log, once per function, that it runs uncached on a store.
+    #[cold]
+    fn refuse(&self) {
+        if self.refused.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        crate::value::log_refusal::<V>(&self.namespace, self.values.is_opaque());
     }
 
     /// Log a key that could not be built (arguments that fail to serialize): the call runs
@@ -436,6 +433,10 @@ where
         if let Some(v) = self.typed_hit(st, &key) {
             return Ok(v);
         }
+        if self.refuses(st, &key) {
+            crate::scope::enter_call();
+            return compute();
+        }
         let _span = self.miss_span(&key).entered();
         run_sync(self.ctx(st, &key, shape), compute, refresh)
     }
@@ -473,6 +474,10 @@ where
         };
         if let Some(v) = self.typed_hit(st, &key) {
             return Ok(v);
+        }
+        if self.refuses(st, &key) {
+            crate::scope::enter_call();
+            return compute().await;
         }
         let ctx = self.ctx(st, &key, shape);
         let span = self.miss_span(&key);
@@ -526,7 +531,7 @@ where
         shape: Shape<V, E>,
         value: &V,
     ) -> bool {
-        let Some(st) = self.active() else {
+        let Some(st) = self.active().filter(|st| !self.refuses(st, &key)) else {
             return false;
         };
         let place = self.place(st, &key);
@@ -554,7 +559,7 @@ where
     }
 
     async fn peek_in(&self, mode: Mode, key: ArgsKey<'_>) -> Option<V> {
-        let st = self.active()?;
+        let st = self.active().filter(|st| !self.refuses(st, &key))?;
         let place = self.place(st, &key);
         let found = crate::engine::lookup::lookup(
             mode,

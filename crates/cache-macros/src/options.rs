@@ -161,6 +161,26 @@ pub(crate) enum CacheOpt {
     Expr(syn::Expr),
 }
 
+impl CacheOpt {
+    /// Whether this names, at compile time, a cache whose values go to a store (a URL of any
+    /// scheme but `mem`/`memory`): its values and key arguments must have serde, checked at
+    /// compile time. A cache given by an expression is known at run time only (checked at the
+    /// function's first use).
+    pub(crate) fn is_known_store(&self) -> bool {
+        let CacheOpt::Url(url) = self else {
+            return false;
+        };
+        let url = url.value();
+        let scheme = url
+            .split_once("://")
+            .map(|(s, _)| s)
+            .or_else(|| url.split_once(':').map(|(s, _)| s))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        scheme != "mem" && scheme != "memory"
+    }
+}
+
 /// `tags = ["user:{id}", "users"]`: tag templates, string literals in an array.
 #[derive(Debug, Clone)]
 pub(crate) struct TagList(pub Vec<syn::LitStr>);

@@ -249,8 +249,13 @@ pub(crate) fn make_entry<V: Serialize + ?Sized>(
     value: &V,
     meta: Meta,
 ) -> Result<Entry> {
+    Ok(seal_entry(codec, key, codec.encode(value)?, meta))
+}
+
+/// The envelope of an encoded value (`payload`) to store under `key` (see [`make_entry`]).
+pub(crate) fn seal_entry(codec: &Codec, key: &str, payload: Vec<u8>, meta: Meta) -> Entry {
     let mut entry = Entry {
-        payload: codec.encode(value)?,
+        payload,
         created_at: meta.created_at,
         stale_at: meta.at.stale_at,
         expires_at: meta.at.expires_at,
@@ -261,7 +266,7 @@ pub(crate) fn make_entry<V: Serialize + ?Sized>(
         key_hash: Entry::key_hash_of(key),
     };
     codec.seal(key, &mut entry);
-    Ok(entry)
+    entry
 }
 
 /// The value of an entry loaded under `key`: its signature checked (a signed codec), then
@@ -288,7 +293,7 @@ pub(crate) async fn store<V, E>(
     stats: &Stats,
 ) -> bool
 where
-    V: Clone + Serialize + Send + Sync + 'static,
+    V: super::job::Value,
 {
     if shape.store_if.is_some_and(|keep| !keep(value)) {
         return false;
@@ -320,7 +325,7 @@ where
         took_ms,
     };
     let limit = plan.entry_size_limit;
-    if place.l2.is_none() && limit.is_some_and(|l| crate::tier::encoded_size(value) > l) {
+    if place.l2.is_none() && limit.is_some_and(|l| place.bytes.size(value) > l) {
         over_size_limit(stats, "the in-process tier", limit);
         return false;
     }
@@ -351,7 +356,7 @@ pub(crate) async fn store_throttled<V>(
     stats: &Stats,
 ) -> bool
 where
-    V: Clone + Serialize + Send + Sync + 'static,
+    V: super::job::Value,
 {
     let fresh = old.freshness == Freshness::Fresh;
     let Some(at) = plan.after_failure(unix_millis(), old.at, fresh) else {
@@ -391,7 +396,7 @@ async fn store_with<V>(
     limit: Option<u64>,
 ) -> bool
 where
-    V: Clone + Serialize + Send + Sync + 'static,
+    V: super::job::Value,
 {
     let saved = match &place.l2 {
         Some(l2) => Some(
@@ -437,9 +442,11 @@ async fn save_l2<V>(
     limit: Option<u64>,
 ) -> bool
 where
-    V: Clone + Serialize + Send + Sync + 'static,
+    V: super::job::Value,
 {
-    let entry = match make_entry(l2.store.manager().codec(), &l2.key, value, meta) {
+    let codec = l2.store.manager().codec();
+    let encoded = place.bytes.encode(codec, value);
+    let entry = match encoded.map(|payload| seal_entry(codec, &l2.key, payload, meta)) {
         Ok(e) if limit.is_some_and(|l| e.payload.len() as u64 > l) => {
             over_size_limit(stats, "the store", limit);
             return false;

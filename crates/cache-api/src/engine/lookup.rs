@@ -1,7 +1,7 @@
 //! Looking a call up in its tiers: L1 (typed copies), then L2 (the manager), with the checks a
 //! value passes before it is served (freshness, tags, which copy is newer).
 
-use super::io::{backend_error, decode_entry, drop_corrupt, load_entry, Found, Mode};
+use super::io::{backend_error, drop_corrupt, load_entry, Found, Mode};
 use super::job::Value;
 use super::plan::Plan;
 use super::tags;
@@ -119,7 +119,9 @@ where
     if !tags::valid(mode, place, started, stats).await {
         return in_l1; // a tag of it was invalidated after it was computed: gone
     }
-    let value = match decode_entry::<V>(l2.store.manager().codec(), &l2.key, &entry) {
+    let codec = l2.store.manager().codec();
+    let opened = codec.open(&l2.key, &entry);
+    let value = match opened.and_then(|body| place.bytes.decode(codec, body)) {
         Ok(v) => v,
         Err(e) => {
             drop_corrupt(mode, l2, &e, stats).await;

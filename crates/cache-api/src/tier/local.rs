@@ -5,7 +5,8 @@
 //! the value. No allocation, no serialization, no async runtime, no lock of the budget.
 //!
 //! Each item weighs its bincode-serialized size (measured once, when stored, with a counting
-//! writer that allocates nothing) plus `size_of::<V>()` and a fixed overhead, and at least the
+//! writer that allocates nothing; 0 for a value without serde, see
+//! [`ValueBytes::opaque`](crate::ValueBytes::opaque)) plus `size_of::<V>()` and a fixed overhead, and at least the
 //! budget's minimum weight (its entry bound). Insertions go through the cache's shared
 //! [`Budget`].
 //!
@@ -23,6 +24,7 @@ use crate::envelope::Freshness;
 use crate::events::EvictionCause;
 use crate::memory::ITEM_OVERHEAD;
 use crate::stats::{Counter, Stats};
+use crate::value::ValueBytes;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
@@ -97,8 +99,8 @@ pub(crate) fn encoded_size<V: Serialize + ?Sized>(value: &V) -> u64 {
     w.0
 }
 
-fn weigh<V: Serialize>(value: &V, min: u64) -> u64 {
-    encoded_size(value)
+fn weigh<V>(encoded: u64, min: u64) -> u64 {
+    encoded
         .saturating_add(std::mem::size_of::<V>() as u64)
         .saturating_add(ITEM_OVERHEAD)
         .max(min)
@@ -228,6 +230,8 @@ pub(crate) struct LocalStore<V> {
     tti_ms: u64,
     /// The function's stats: evictions are reported through them.
     stats: Arc<Stats>,
+    /// How values are weighed (their encoded size).
+    bytes: ValueBytes<V>,
 }
 
 impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
@@ -240,6 +244,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         key_prefix: String,
         part_hash: PartHash,
         rules: Rules,
+        bytes: ValueBytes<V>,
     ) -> Arc<Self> {
         clock::start();
         let max_bytes = max_bytes.unwrap_or(u64::MAX).min(budget.max_bytes()).max(1);
@@ -263,6 +268,7 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
             watch: rules.watch,
             tti_ms: rules.tti_ms,
             stats: rules.stats,
+            bytes,
         });
         let as_tier: Arc<dyn Tier> = store.clone();
         budget.register(key_prefix, Arc::downgrade(&as_tier));
@@ -421,10 +427,8 @@ impl<V: Clone + Send + Sync + 'static> LocalStore<V> {
         stamp: (u64, u32, u64),
         gen: u64,
         stats: &Stats,
-    ) where
-        V: Serialize,
-    {
-        let weight = weigh(value, self.budget.min_weight());
+    ) {
+        let weight = weigh::<V>(self.bytes.size(value), self.budget.min_weight());
         if weight > self.max_bytes || weight > u64::from(u32::MAX) {
             self.too_large(weight, stats);
             return;

@@ -209,6 +209,8 @@ pub(crate) struct Place<V> {
     /// The bus a stored value is announced on (a cache with an L1 over a shared store), so
     /// other processes drop their copies.
     pub(crate) announce: Option<Arc<Bus>>,
+    /// How the value becomes bytes for L2 (and back).
+    pub(crate) bytes: crate::value::ValueBytes<V>,
 }
 
 impl<V> Place<V> {
@@ -230,6 +232,7 @@ impl<V> Clone for Place<V> {
             counters: self.counters.clone(),
             tags: self.tags.clone(),
             announce: self.announce.clone(),
+            bytes: self.bytes,
         }
     }
 }

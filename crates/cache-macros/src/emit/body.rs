@@ -52,10 +52,14 @@ pub(crate) fn body(
     }}
 }
 
-/// The compile-time checks, at the types they are about: each key argument can be hashed
-/// (unless `key` or `convert` makes the key), and the value can be stored.
+/// The compile-time checks, at the types they are about: the value can be kept
+/// (`Clone + Send + Sync + 'static`); on a cache known at compile time to be a store
+/// (`cache = "redis://…"`), the value has serde and so has each key argument (unless `key` or
+/// `convert` makes the key). Elsewhere a value or an argument without serde is kept in memory
+/// only (see `ValueProbe` and `KeyProbe`), refused at first use on a store.
 fn asserts(opts: &Options, model: &FnModel, v_ty: &TokenStream2) -> TokenStream2 {
-    let args: Vec<TokenStream2> = if opts.key.is_some() || opts.convert.is_some() {
+    let store = opts.cache.as_ref().is_some_and(|c| c.is_known_store());
+    let args: Vec<TokenStream2> = if !store || opts.key.is_some() || opts.convert.is_some() {
         Vec::new()
     } else {
         model
@@ -67,7 +71,11 @@ fn asserts(opts: &Options, model: &FnModel, v_ty: &TokenStream2) -> TokenStream2
             .collect()
     };
     let ret_ty = &model.ret_ty;
-    let value = quote_spanned!(ret_ty.span()=> ::steadycache::__private::assert_value::<#v_ty>(););
+    let value = if store {
+        quote_spanned!(ret_ty.span()=> ::steadycache::__private::assert_store_value::<#v_ty>();)
+    } else {
+        quote_spanned!(ret_ty.span()=> ::steadycache::__private::assert_value::<#v_ty>();)
+    };
     quote! {
         #(#args)*
         #value
@@ -134,11 +142,16 @@ fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
                 ::steadycache::__private::ArgsKey::text(&__steadycache_text),
             );
         },
-        KeySource::Hashed(hashed) => quote! {
+        KeySource::Hashed {
+            bind,
+            hashed,
+            local,
+        } => quote! {
+            #bind
             let __steadycache_key = match ::steadycache::__private::hash_args(#hashed) {
-                ::core::result::Result::Ok(h) => {
-                    ::core::option::Option::Some(::steadycache::__private::ArgsKey::hashed(h))
-                }
+                ::core::result::Result::Ok(h) => ::core::option::Option::Some(
+                    ::steadycache::__private::ArgsKey::hashed(h).in_process(#local),
+                ),
                 ::core::result::Result::Err(e) => {
                     __steadycache_memo.key_error(&e);
                     ::core::option::Option::None
@@ -152,8 +165,15 @@ fn key_expr(opts: &Options, model: &FnModel) -> TokenStream2 {
 pub(crate) enum KeySource {
     /// The `key` template, rendered: binds `__steadycache_text`.
     Text(TokenStream2),
-    /// A reference to what is hashed: `convert`'s value, or the key arguments (and `self`).
-    Hashed(TokenStream2),
+    /// What is hashed: `convert`'s value, or the key arguments (and `self`), each through a
+    /// `KeyProbe` (its serde bytes, or the hash of its `Hash`), bound once by `bind`; and
+    /// whether the key is meaningful in this process only (a `bool` expression, constant per
+    /// function: an argument went by its `Hash`).
+    Hashed {
+        bind: TokenStream2,
+        hashed: TokenStream2,
+        local: TokenStream2,
+    },
 }
 
 impl KeySource {
@@ -161,26 +181,42 @@ impl KeySource {
         if let Some(tpl) = &opts.key {
             return KeySource::Text(super::render_template(tpl));
         }
-        KeySource::Hashed(match &opts.convert {
-            Some(convert) => quote!(&(#convert)),
+        match &opts.convert {
+            Some(convert) => KeySource::Hashed {
+                bind: TokenStream2::new(),
+                hashed: quote!(&(#convert)),
+                local: quote!(false),
+            },
             None => {
-                let refs = key_refs(model);
-                quote!(&(#(#refs,)*))
+                // Each probe spanned at its argument's type: an argument with neither serde nor
+                // `Hash` is an error there.
+                let probes: Vec<TokenStream2> = model
+                    .key_args()
+                    .map(|a| {
+                        let i = &a.ident;
+                        quote_spanned!(a.ty.span()=> (&&::steadycache::__private::KeyProbe(&#i)).key_arg())
+                    })
+                    .chain(model.key_self.then(|| {
+                        quote!((&&::steadycache::__private::KeyProbe(self)).key_arg())
+                    }))
+                    .collect();
+                let index = (0..probes.len()).map(syn::Index::from);
+                KeySource::Hashed {
+                    bind: quote! {
+                        #[allow(unused_imports)]
+                        use ::steadycache::__private::{KeyViaSerde as _, KeyViaHash as _};
+                        let __steadycache_key_args = (#(#probes,)*);
+                    },
+                    hashed: quote!(&__steadycache_key_args),
+                    local: quote! {
+                        false #(|| ::steadycache::__private::KeyPiece::is_local(
+                            &__steadycache_key_args.#index,
+                        ))*
+                    },
+                }
             }
-        })
+        }
     }
-}
-
-/// `&arg` for each key argument, then `self` with `key_self`.
-fn key_refs(model: &FnModel) -> Vec<TokenStream2> {
-    model
-        .key_args()
-        .map(|a| {
-            let i = &a.ident;
-            quote!(&#i)
-        })
-        .chain(model.key_self.then(|| quote!(self)))
-        .collect()
 }
 
 /// The uncached body as `__steadycache_inner` (a nested fn, or for a method a closure that

@@ -405,10 +405,16 @@ fn handle_key(opts: &Options, model: &FnModel) -> TokenStream2 {
             #render
             let __steadycache_key = ::steadycache::__private::ArgsKey::text(&__steadycache_text);
         },
-        KeySource::Hashed(hashed) => quote! {
+        KeySource::Hashed {
+            bind,
+            hashed,
+            local,
+        } => quote! {
+            #bind
             let __steadycache_key = ::steadycache::__private::ArgsKey::hashed(
                 ::steadycache::__private::hash_args(#hashed)?,
-            );
+            )
+            .in_process(#local);
         },
     };
     let Some(tags) = &opts.tags else {

@@ -18,7 +18,14 @@ pub(crate) fn memo_static(
     let name_str = &names.name_str;
     let version = version(opts, model);
     let policy = policy(opts, plan);
-    let mut memo_new = quote!(::steadycache::__private::Memo::<#v_ty>::new(::core::module_path!(), #name_str, #version, #policy));
+    // The values' bytes: serde when the value has it, else none (in memory only), chosen by
+    // autoref specialization at the concrete type (`ValueProbe`).
+    let bytes = quote! {{
+        #[allow(unused_imports)]
+        use ::steadycache::__private::{ValueViaSerde as _, ValueOpaque as _};
+        (&&::steadycache::__private::ValueProbe::<#v_ty>::new()).value_bytes()
+    }};
+    let mut memo_new = quote!(::steadycache::__private::Memo::<#v_ty>::new_with(::core::module_path!(), #name_str, #version, #policy, #bytes));
     if let Some(p) = &opts.key_prefix {
         memo_new = quote!(#memo_new.with_namespace(#p));
     }

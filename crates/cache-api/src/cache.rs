@@ -41,7 +41,7 @@ pub(crate) struct CacheInner {
     /// Keeps the in-process copies coherent with other processes (see `tier::bus`).
     bus: Arc<Bus>,
     /// Its listener, and the stats that report to it ([`CacheListener`](crate::CacheListener)).
-    events: Arc<crate::events::Hub>,
+    events: Arc<crate::stats::Hub>,
 }
 
 /// The default [`CacheBuilder::backend_timeout`]: long enough for any healthy store, short
@@ -251,7 +251,7 @@ impl CacheBuilder {
             .backend_timeout
             .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
             .max(Duration::from_millis(1));
-        let events = Arc::new(crate::events::Hub::default());
+        let events = Arc::new(crate::stats::Hub::default());
         let breaker = Breaker::new(self.breaker, &manager, backend_timeout, events.clone());
         let reach = match (&tiers, &self.opening) {
             (Tiers::Typed(_), _) => Reach::Process,
@@ -407,8 +407,41 @@ impl Cache {
     }
 
     /// Where its events go.
-    pub(crate) fn events(&self) -> &Arc<crate::events::Hub> {
+    pub(crate) fn events(&self) -> &Arc<crate::stats::Hub> {
         &self.inner.events
+    }
+
+    /// Report this cache's events to `listener` from now on, replacing any listener set before
+    /// (see [`CacheListener`](crate::CacheListener)): the events of every function on it, its own calls and its
+    /// store's breaker.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use steadycache_api::{Cache, CacheEvent, CacheListener, EventKind};
+    ///
+    /// #[derive(Default)]
+    /// struct Misses(AtomicU64);
+    /// impl CacheListener for Misses {
+    ///     fn on_event(&self, e: &CacheEvent<'_>) {
+    ///         if e.kind == EventKind::Miss {
+    ///             self.0.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     }
+    /// }
+    /// let cache = Cache::memory();
+    /// let misses = std::sync::Arc::new(Misses::default());
+    /// cache.set_listener(misses.clone());
+    /// # let p = steadycache_api::Policy::forever();
+    /// # let _: u32 = cache.get_or_compute_sync("k", &p, || Ok::<_, String>(1)).unwrap();
+    /// # assert_eq!(misses.0.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn set_listener<L: crate::CacheListener>(&self, listener: Arc<L>) {
+        self.events().set(Some(listener));
+    }
+
+    /// Report to no listener any more.
+    pub fn clear_listener(&self) {
+        self.events().set(None);
     }
 
     /// The manager behind the backend timeout and the breaker.

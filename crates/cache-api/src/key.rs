@@ -195,7 +195,7 @@ impl Serialize for LocalArg {
 }
 
 /// The [`LocalArg`] of an argument: its `Hash` fed to XXH3-128 (from a stack buffer when it
-/// writes at most [`STACK`] bytes; hashed again, streamed, past that: the same hash either
+/// writes at most `STACK` (64) bytes; hashed again, streamed, past that: the same hash either
 /// way, no allocation).
 #[inline]
 pub fn hash_local<T: std::hash::Hash + ?Sized>(arg: &T) -> LocalArg {

@@ -7,10 +7,13 @@
 //! load and store that no other thread races with — exact, and about 1 ns. Threads beyond
 //! [`SLOTS`] live at once share an overflow row updated with atomic adds (still exact).
 
-use crate::events::{EventKind, Hub};
+use crate::events::{CacheEvent, CacheListener, EventKind, EvictionCause};
 use std::cell::Cell;
+use std::cell::RefCell;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{RwLock, Weak};
 
 /// Rows of counters per [`Stats`]: threads alive at once that get an uncontended row.
 pub(crate) const SLOTS: usize = 32;
@@ -234,7 +237,7 @@ impl Stats {
     #[cold]
     #[inline(never)]
     fn counted(&self, c: Counter) {
-        if let Some(kind) = crate::events::of_counter(c) {
+        if let Some(kind) = of_counter(c) {
             self.emit(kind);
         }
     }
@@ -247,7 +250,7 @@ impl Stats {
     }
 
     /// Report `entries` values dropped from the in-process tier for `cause`.
-    pub(crate) fn evicted(&self, cause: crate::events::EvictionCause, entries: u64) {
+    pub(crate) fn evicted(&self, cause: EvictionCause, entries: u64) {
         self.emit(EventKind::Evicted { cause, entries });
     }
 
@@ -357,4 +360,132 @@ mod tests {
         assert_eq!(s.get(Counter::Hits), 3 * (SLOTS as u64 + 8) * 1000);
         assert_eq!(s.snapshot().misses, 0);
     }
+}
+
+// ---- where the events go (see `CacheListener`) ----
+
+/// A cache's listener, and the stats that report to it.
+#[derive(Default)]
+pub(crate) struct Hub {
+    listener: RwLock<Option<Arc<dyn CacheListener>>>,
+    /// Whether a listener is set (checked before the lock).
+    any: AtomicBool,
+    /// The stats of the functions on the cache (and the cache's own), told whether hits are
+    /// wanted.
+    stats: Mutex<Vec<Weak<Stats>>>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("listening", &self.any.load(Relaxed))
+            .finish()
+    }
+}
+
+impl Hub {
+    /// Report to `listener` from now on (`None`: to nobody).
+    pub(crate) fn set(&self, listener: Option<Arc<dyn CacheListener>>) {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let hits = listener.as_ref().is_some_and(|l| l.wants_hits());
+        self.any.store(listener.is_some(), Relaxed);
+        *self.listener.write().unwrap_or_else(|p| p.into_inner()) = listener;
+        for s in stats.iter().filter_map(Weak::upgrade) {
+            s.report_hits(hits);
+        }
+    }
+
+    /// Have `stats` (of the function `namespace`) report here.
+    pub(crate) fn attach(self: &Arc<Self>, stats: &Arc<Stats>, namespace: &str) {
+        let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if !stats.report_to(self.clone(), namespace) {
+            return; // (already attached)
+        }
+        let hits = self
+            .listener
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|l| l.wants_hits());
+        stats.report_hits(hits);
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(stats));
+    }
+
+    /// Tell the listener, if any.
+    pub(crate) fn emit(&self, namespace: &str, kind: EventKind) {
+        if !self.any.load(Relaxed) {
+            return;
+        }
+        let listener = self
+            .listener
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(l) = listener {
+            l.on_event(&CacheEvent { namespace, kind });
+        }
+    }
+}
+
+/// Events waiting to be told, with the stats they are told through.
+type Pending = Vec<(Arc<Stats>, EventKind)>;
+
+thread_local! {
+    /// Evictions reported while this thread holds a tier budget's lock: told once it is let go.
+    static DEFERRED: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// While alive, the evictions this thread reports wait; told when it drops (declare it before
+/// the lock guard, so that it drops after it: a listener never runs under the lock).
+pub(crate) struct Deferred(bool);
+
+impl Deferred {
+    pub(crate) fn begin() -> Deferred {
+        Deferred(DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            d.is_none() && d.replace(Vec::new()).is_none()
+        }))
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        if !self.0 {
+            return;
+        }
+        let pending = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+        for (stats, kind) in pending {
+            stats.emit(kind);
+        }
+    }
+}
+
+/// Report `entries` values of `stats`'s function dropped for `cause` (later, inside a
+/// [`Deferred`]).
+pub(crate) fn evicted(stats: &Arc<Stats>, cause: EvictionCause, entries: u64) {
+    let kind = EventKind::Evicted { cause, entries };
+    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(pending) => {
+            pending.push((stats.clone(), kind));
+            true
+        }
+        None => false,
+    });
+    if !deferred {
+        stats.emit(kind);
+    }
+}
+
+/// The event a counter reports, if it reports one (hits are reported apart).
+pub(crate) fn of_counter(c: Counter) -> Option<EventKind> {
+    Some(match c {
+        Counter::Misses => EventKind::Miss,
+        Counter::Stale => EventKind::StaleServed,
+        Counter::FailSafe => EventKind::FailSafe,
+        Counter::TooLarge => EventKind::TooLarge,
+        Counter::LockLost => EventKind::LockLost,
+        Counter::Timeouts => EventKind::Timeout,
+        _ => return None,
+    })
 }

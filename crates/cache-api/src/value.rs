@@ -57,7 +57,7 @@ impl<V: Serialize + DeserializeOwned> ValueBytes<V> {
         ValueBytes {
             encode: |codec, v| codec.encode(v),
             decode: |codec, body| codec.decode(body),
-            size: crate::tier::encoded_size::<V>,
+            size: encoded_size::<V>,
             opaque: false,
         }
     }
@@ -129,6 +129,22 @@ fn opaque_error<V>() -> Error {
             std::any::type_name::<V>()
         ),
     }
+}
+
+struct SizeWriter(u64);
+
+impl bincode::enc::write::Writer for SizeWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0 = self.0.saturating_add(bytes.len() as u64);
+        Ok(())
+    }
+}
+
+/// The size of `value`'s bincode encoding, counted without allocating.
+pub(crate) fn encoded_size<V: Serialize + ?Sized>(value: &V) -> u64 {
+    let mut w = SizeWriter(0);
+    let _ = bincode::serde::encode_into_writer(value, &mut w, bincode::config::standard());
+    w.0
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! [`HttpCacheLayer`]: the layer and its settings (`with_*` setters, as tower's own layers).
 
-use crate::service::HttpCache;
 use http::request::Parts;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use steadycache_api::{Cache, Lock, Policy, Refresh};
-use tower_layer::Layer;
 
 /// The default [`HttpCacheLayer::max_body`]: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -91,8 +89,8 @@ impl Default for Config {
 /// ```
 #[derive(Clone)]
 pub struct HttpCacheLayer {
-    cache: Cache,
-    config: Config,
+    pub(crate) cache: Cache,
+    pub(crate) config: Config,
 }
 
 impl fmt::Debug for HttpCacheLayer {
@@ -178,13 +176,5 @@ impl HttpCacheLayer {
     ) -> Self {
         self.config.key_fn = Some(Arc::new(key));
         self
-    }
-}
-
-impl<S> Layer<S> for HttpCacheLayer {
-    type Service = HttpCache<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        HttpCache::new(inner, self.cache.clone(), Arc::new(self.config.clone()))
     }
 }

@@ -305,3 +305,11 @@ fn bad_gateway<B>() -> Response<HttpCacheBody<B>> {
     *response.status_mut() = StatusCode::BAD_GATEWAY;
     response
 }
+
+impl<S> tower_layer::Layer<S> for crate::HttpCacheLayer {
+    type Service = HttpCache<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpCache::new(inner, self.cache.clone(), Arc::new(self.config.clone()))
+    }
+}

@@ -13,8 +13,9 @@
 //! failures had been counted) one store after.
 
 use crate::error::{Error, Result};
-use crate::events::{EventKind, Hub};
+use crate::events::EventKind;
 use crate::manager::CacheManager;
+use crate::stats::Hub;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};

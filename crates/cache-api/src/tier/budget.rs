@@ -136,7 +136,7 @@ impl Budget {
             return false;
         }
         // (Declared first, so it drops last: evictions are reported once the lock is let go.)
-        let _deferred = crate::events::Deferred::begin();
+        let _deferred = crate::stats::Deferred::begin();
         let mut members = lock(&self.members);
         let at_most = members.held_at_most.saturating_add(weight);
         if at_most <= self.max_bytes {

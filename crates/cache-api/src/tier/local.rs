@@ -25,7 +25,6 @@ use crate::events::EvictionCause;
 use crate::memory::ITEM_OVERHEAD;
 use crate::stats::{Counter, Stats};
 use crate::value::ValueBytes;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
@@ -81,22 +80,6 @@ impl<V> quick_cache::Weighter<Slot, LocalItem<V>> for LocalWeighter {
     fn weight(&self, _key: &Slot, item: &LocalItem<V>) -> u64 {
         u64::from(item.weight)
     }
-}
-
-struct SizeWriter(u64);
-
-impl bincode::enc::write::Writer for SizeWriter {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0 = self.0.saturating_add(bytes.len() as u64);
-        Ok(())
-    }
-}
-
-/// The size of `value`'s bincode encoding, counted without allocating.
-pub(crate) fn encoded_size<V: Serialize + ?Sized>(value: &V) -> u64 {
-    let mut w = SizeWriter(0);
-    let _ = bincode::serde::encode_into_writer(value, &mut w, bincode::config::standard());
-    w.0
 }
 
 fn weigh<V>(encoded: u64, min: u64) -> u64 {
@@ -182,7 +165,7 @@ pub(crate) struct Evicted(Option<(Arc<Stats>, u64)>);
 impl Drop for Evicted {
     fn drop(&mut self) {
         if let Some((stats, n)) = self.0.take() {
-            crate::events::evicted(&stats, EvictionCause::Size, n);
+            crate::stats::evicted(&stats, EvictionCause::Size, n);
         }
     }
 }
@@ -558,7 +541,7 @@ impl<V: Clone + Send + Sync + 'static> Weighed for LocalStore<V> {
             self.has_big.store(!big.is_empty(), Relaxed);
             drop(big);
             if n > 0 {
-                crate::events::evicted(&self.stats, EvictionCause::Size, n);
+                crate::stats::evicted(&self.stats, EvictionCause::Size, n);
             }
         }
         let rest = weight.saturating_sub(self.big_weight.load(Relaxed));

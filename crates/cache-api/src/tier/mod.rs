@@ -23,7 +23,6 @@ pub use breaker::StoreBreaker;
 pub(crate) use budget::{Budget, Weighed};
 pub use bus::BusConfig;
 pub(crate) use bus::{Bus, Event, Reach};
-pub(crate) use local::encoded_size;
 pub(crate) use local::LocalStore;
 pub(crate) use store::Store;
 

@@ -158,13 +158,10 @@ where
         self
     }
 
-    /// Time-to-idle (moka's, `#[cached(tti = "10m")]`): a value not read for `tti` is gone from
-    /// the in-process tier, fail-safe copy included. On a memory cache and on the L1 copies in
-    /// front of any store (an idle copy is read from the store again); no byte store keeps idle
-    /// times (files, SQLite, MongoDB and S3 would write on every read; Redis' `GETEX` is not
-    /// used); without an in-process tier it does nothing (logged once). A hit stays one
-    /// comparison: plain hits for `tti / 8` after a touch, then the next read touches the value
-    /// on the engine's path; so a read keeps a value at least 7/8 of `tti`. Zero: none.
+    /// Time-to-idle (`#[cached(tti = "10m")]`): a value not read for `tti` leaves the in-process
+    /// tier, fail-safe copy included; nothing without one (logged). No byte store keeps idle
+    /// times. A hit stays one comparison: plain hits for `tti / 8` after a touch, then one read
+    /// touches it on the engine's path (a read keeps a value ≥ 7/8 `tti`). See the options guide.
     pub fn with_tti(mut self, tti: std::time::Duration) -> Self {
         self.tti_ms = u64::try_from(tti.as_millis()).unwrap_or(u64::MAX);
         self

@@ -324,7 +324,7 @@ pub use steadycache_api::{
     Capabilities, CircuitOpen, Codec, DefaultManager, Entry, Error, EventKind, EvictionCause,
     FactoryTimeout, Format, Freshness, Glob, KeyPage, Lifetimes, ListedKey, LocalTier, Lock, Memo,
     MemoryBackend, MemoryConfig, Origin, Policy, RateLimited, RateLimiter, Refresh, RefreshWith,
-    Refusal, Result, StatsSnapshot, StoreBreaker, Subscription,
+    Refusal, Result, StatsSnapshot, StoreBreaker, Subscription, Tracked, Tracking,
 };
 pub use steadycache_macros::{cached, call_breaker, rate_limit};
 

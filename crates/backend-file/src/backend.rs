@@ -239,7 +239,7 @@ impl Backend for FileBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all().with_pubsub(false)
+        Capabilities::all().with_pubsub(false).with_tracking(false)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -304,7 +304,7 @@ impl Backend for MongoBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all().with_pubsub(false)
+        Capabilities::all().with_pubsub(false).with_tracking(false)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

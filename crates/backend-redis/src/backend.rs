@@ -63,6 +63,7 @@ pub(crate) struct Inner {
 /// | `delete_prefix` | `SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`, on every master of a cluster; never `KEYS` |
 /// | `delete_matching` | `SCAN MATCH <pattern> COUNT 1000` + `UNLINK` of the matches (internal keys, with `#`, left alone), on every master |
 /// | `publish` / `subscribe` | `PUBLISH` / `SUBSCRIBE` on `key_prefix` + the channel (on a cluster, to the first node: classic pub/sub reaches every node) |
+/// | `track` | RESP3 connections of its own with `CLIENT TRACKING ON BCAST PREFIX <key_prefix>`, one per master of a cluster (see [`BusConfig::tracking`](steadycache_api::BusConfig::tracking)) |
 /// | `ping` | `PING` |
 ///
 /// `delete_prefix("")` (what [`Cache::clear`](steadycache_api::Cache::clear) calls) removes every key
@@ -410,6 +411,10 @@ impl Backend for RedisBackend {
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription> {
         self.subscribe_channel(&self.redis_key(channel)).await
+    }
+
+    async fn track(&self, beat: Duration) -> Result<steadycache_api::Tracking> {
+        self.track_keys(beat).await
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {

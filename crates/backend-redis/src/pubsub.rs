@@ -40,7 +40,7 @@ impl RedisBackend {
         Err(last.unwrap_or_else(|| Error::Config("no redis node to subscribe to".into())))
     }
 
-    fn subscribe_clients(&self) -> Result<Vec<redis::Client>> {
+    pub(crate) fn subscribe_clients(&self) -> Result<Vec<redis::Client>> {
         let config = &self.inner.config;
         match &self.inner.client {
             Client::Single(c) => Ok(vec![c.clone()]),

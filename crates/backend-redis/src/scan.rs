@@ -40,7 +40,7 @@ impl RedisBackend {
     }
 
     /// The masters of the cluster, as `(host, port)`, from `CLUSTER SLOTS`.
-    async fn masters(&self, conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
+    pub(crate) async fn masters(&self, conn: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
         let reply: Value = cmd("CLUSTER")
             .arg("SLOTS")
             .query_async(conn)

@@ -404,7 +404,7 @@ impl Backend for S3Backend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::all().with_pubsub(false);
+        let mut c = Capabilities::all().with_pubsub(false).with_tracking(false);
         c.incr = false;
         c
     }

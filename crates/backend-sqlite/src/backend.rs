@@ -203,8 +203,9 @@ impl Backend for SqliteBackend {
                 .with_shared(false)
                 .with_persistent(false)
                 .with_pubsub(false)
+                .with_tracking(false)
         } else {
-            Capabilities::all().with_pubsub(false)
+            Capabilities::all().with_pubsub(false).with_tracking(false)
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Capabilities {
     pub pubsub: bool,
     /// `list_keys` is supported.
     pub list_keys: bool,
+    /// `track` is supported: the store tells which keys any client changed (Redis's
+    /// server-assisted client-side caching).
+    pub tracking: bool,
 }
 
 impl Capabilities {
@@ -55,12 +58,19 @@ impl Capabilities {
             delete_matching: true,
             pubsub: true,
             list_keys: true,
+            tracking: true,
         }
     }
 
     /// Set `pubsub`.
     pub fn with_pubsub(mut self, pubsub: bool) -> Self {
         self.pubsub = pubsub;
+        self
+    }
+
+    /// Set `tracking`.
+    pub fn with_tracking(mut self, tracking: bool) -> Self {
+        self.tracking = tracking;
         self
     }
 
@@ -173,6 +183,19 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Err(Error::unsupported("subscribe", self.name().to_owned()))
     }
 
+    /// Hear which of this backend's keys any client writes or removes from now on (Redis's
+    /// server-assisted client-side caching: `CLIENT TRACKING` in broadcast mode), so that a
+    /// cache's in-process copies drop what changed in the store, whoever changed it. The
+    /// backend confirms every `beat` that it still hears the store ([`Tracked::Beat`]); the
+    /// receiver ends when it no longer can (a connection broke, a cluster's masters changed):
+    /// the caller tracks again, and must assume it missed changes meanwhile. Keys are the
+    /// backend's own (its key prefix taken off; keys outside it are not reported). The
+    /// default is `Err(Unsupported)`.
+    async fn track(&self, beat: Duration) -> Result<Tracking> {
+        let _ = beat;
+        Err(Error::unsupported("track", self.name().to_owned()))
+    }
+
     /// One page of the keys that start with `prefix` (internal ones, with `#`, included), at
     /// most about `limit`, from `cursor` (`None`: the start; else the [`KeyPage::next`] of the
     /// page before). For operators' tools, not for the hot path: a listing may read every key
@@ -196,6 +219,22 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// The messages of one subscription ([`Backend::subscribe`]); `None` from `recv` when the
 /// connection broke.
 pub type Subscription = tokio::sync::mpsc::Receiver<Vec<u8>>;
+
+/// What a store's tracking reports ([`Backend::track`]); `None` from `recv` when the store can
+/// no longer be heard.
+pub type Tracking = tokio::sync::mpsc::Receiver<Tracked>;
+
+/// One report of a store's tracking ([`Backend::track`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tracked {
+    /// These keys were written, removed or expired (by any client).
+    Keys(Vec<String>),
+    /// Every key may have changed (the store was flushed).
+    All,
+    /// The store still answers: nothing was missed up to now.
+    Beat,
+}
 
 /// Blocking access to a local store (see [`Backend::blocking`]). Same semantics as the async
 /// methods of the same names.
@@ -269,6 +308,9 @@ macro_rules! forward_backend {
             }
             async fn subscribe(&self, channel: &str) -> Result<Subscription> {
                 (**self).subscribe(channel).await
+            }
+            async fn track(&self, beat: Duration) -> Result<Tracking> {
+                (**self).track(beat).await
             }
             async fn list_keys(
                 &self,

@@ -90,7 +90,7 @@ pub mod __private {
 // The root: what a user of `#[cached]`, `Cache`, `Policy`, the hooks (`CacheManager`) and the
 // backends needs. Plumbing (hook helpers, the defaults' constants, `async_trait`, ...) is in
 // `plumbing`; what the macro expands to, in `__private`.
-pub use backend::{Backend, BackendExt, Capabilities, Subscription};
+pub use backend::{Backend, BackendExt, Capabilities, Subscription, Tracked, Tracking};
 pub use cache::{Cache, CacheBuilder};
 pub use codec::{Codec, Format, MIN_SIGNING_KEY};
 pub use defaults::{default_cache, set_default_cache};

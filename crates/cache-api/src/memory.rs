@@ -340,6 +340,7 @@ impl Backend for MemoryBackend {
             .with_shared(false)
             .with_persistent(false)
             .with_pubsub(false)
+            .with_tracking(false)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

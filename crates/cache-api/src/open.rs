@@ -65,6 +65,28 @@ enum UrlBreaker {
 }
 
 impl UrlOptions {
+    /// `tracking=on` asks for what the store can do (it tracks: Redis) and keeps something
+    /// coherent (an L1, `local=`): otherwise a configuration error.
+    fn check_tracking(&self, backend: &dyn Backend) -> Result<()> {
+        if !self.bus.as_ref().is_some_and(|b| b.tracking) {
+            return Ok(());
+        }
+        if !backend.capabilities().tracking {
+            return Err(Error::Config(format!(
+                "`tracking=on`: the {} store cannot track changed keys (Redis can)",
+                backend.name()
+            )));
+        }
+        if self.local_tier.is_none() {
+            return Err(Error::Config(
+                "`tracking=on` keeps in-process copies coherent: give the cache an L1 \
+                 (`local=<bytes>`)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn apply(&self, mut b: CacheBuilder) -> CacheBuilder {
         if let Some(t) = self.local_tier {
             b = b.local_tier(t);
@@ -120,8 +142,9 @@ impl Cache {
     /// `bulk_timeout_ms=<n>` [`CacheBuilder::bulk_timeout`](crate::CacheBuilder::bulk_timeout),
     /// `breaker_threshold=<n>` (0: off) and `breaker_cooldown_ms=<n>` set the
     /// [`StoreBreaker`], and `bus=off|on`, `bus_channel=<name>`, `bus_poll_ms=<n>` and
-    /// `bus_grace_ms=<n>` set the invalidation bus ([`BusConfig`]); they are taken out of the
-    /// URL before the backend reads it.
+    /// `bus_grace_ms=<n>` set the invalidation bus ([`BusConfig`]), and `tracking=on` has the
+    /// store itself report changed keys to the L1 ([`BusConfig::tracking`]: Redis, with
+    /// `local=`); they are taken out of the URL before the backend reads it.
     ///
     /// **One cache per URL**: every call with the same URL (up to the scheme's case and the
     /// order of the query options) in this process returns the same cache, also shared with
@@ -157,7 +180,9 @@ impl Cache {
         }
         let open = find_opener(&scheme).ok_or_else(|| no_backend(&scheme))?;
         let (url, options) = split_cache_options(url)?;
-        Ok(options.apply(Cache::builder().backend(open(&url)?)).build())
+        let backend = open(&url)?;
+        options.check_tracking(&*backend)?;
+        Ok(options.apply(Cache::builder().backend(backend)).build())
     }
 
     /// [`Cache::from_url`] that fails open: what `#[cached(cache = "url")]` uses.
@@ -189,7 +214,10 @@ impl Cache {
             let open = find_opener(&scheme).ok_or_else(|| fail(no_backend(&scheme)))?;
             let (url, options) = split_cache_options(url).map_err(fail)?;
             match open(&url) {
-                Ok(b) => Ok(options.apply(Cache::builder().backend(b)).build()),
+                Ok(b) => {
+                    options.check_tracking(&*b).map_err(fail)?;
+                    Ok(options.apply(Cache::builder().backend(b)).build())
+                }
                 Err(e @ Error::Config(_)) => Err(fail(e)),
                 Err(error) => Err(Box::new(Unopened {
                     error,
@@ -318,7 +346,8 @@ fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
     Ok((out, o))
 }
 
-/// One of the bus's URL options (`bus`, `bus_channel`, `bus_poll_ms`, `bus_grace_ms`) into `o`;
+/// One of the bus's URL options (`bus`, `bus_channel`, `bus_poll_ms`, `bus_grace_ms`,
+/// `tracking`) into `o`;
 /// whether `name` was one (an empty `bus_channel` is not: the backend sees it).
 fn take_bus_option(o: &mut UrlOptions, name: &str, v: &str) -> Result<bool> {
     match name {
@@ -329,6 +358,17 @@ fn take_bus_option(o: &mut UrlOptions, name: &str, v: &str) -> Result<bool> {
                 _ => {
                     return Err(Error::Config(format!(
                         "`bus={v}`: write `bus=on` or `bus=off`"
+                    )))
+                }
+            }
+        }
+        "tracking" => {
+            bus(o).tracking = match v {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "`tracking={v}`: write `tracking=on` or `tracking=off`"
                     )))
                 }
             }

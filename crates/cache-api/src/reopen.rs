@@ -168,6 +168,9 @@ impl Backend for Reopening {
     async fn subscribe(&self, channel: &str) -> Result<crate::backend::Subscription> {
         self.target().subscribe(channel).await
     }
+    async fn track(&self, beat: Duration) -> Result<crate::backend::Tracking> {
+        self.target().track(beat).await
+    }
     async fn list_keys(
         &self,
         prefix: &str,

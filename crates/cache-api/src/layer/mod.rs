@@ -62,7 +62,7 @@ mod spans;
 pub use retry::Retry;
 pub use spans::Spans;
 
-use crate::backend::{Backend, BlockingBackend, Capabilities, Subscription};
+use crate::backend::{Backend, BlockingBackend, Capabilities, Subscription, Tracking};
 use crate::codec::Codec;
 use crate::envelope::Entry;
 use crate::error::Result;
@@ -113,6 +113,8 @@ pub enum Op {
     Subscribe,
     /// [`Backend::list_keys`].
     ListKeys,
+    /// [`Backend::track`].
+    Track,
 }
 
 impl Op {
@@ -136,6 +138,7 @@ impl Op {
             Op::Publish => "publish",
             Op::Subscribe => "subscribe",
             Op::ListKeys => "list_keys",
+            Op::Track => "track",
         }
     }
 
@@ -386,6 +389,11 @@ impl<L: Layer> Backend for Layered<L> {
         let s = self.store();
         let op = || s.subscribe(channel);
         self.layer.around(Op::Subscribe, channel, op).await
+    }
+    async fn track(&self, beat: Duration) -> Result<Tracking> {
+        let s = self.store();
+        let op = || s.track(beat);
+        self.layer.around(Op::Track, "", op).await
     }
     async fn list_keys(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<KeyPage> {
         let s = self.store();

@@ -363,6 +363,11 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.subscribe(channel).await
     }
 
+    async fn track(&self, beat: Duration) -> Result<crate::backend::Tracking> {
+        self.faults.enter(Op::Get, self.name()).await?;
+        self.inner.track(beat).await
+    }
+
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
         self.faults.enter(Op::Incr, self.name()).await?;
         self.inner.incr(key, by, ttl).await

@@ -11,38 +11,53 @@
 use super::clock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 /// The most tags a table remembers. Past it, a memory cache (whose table is the truth) forgets
 /// them all behind a floor, a time at which every tag counts as invalidated (safe: it can only
 /// turn valid copies into misses); a shared cache forgets them and reads them again.
 pub(crate) const MAX_TAGS: usize = 65_536;
 
+/// Who vouches for a shared cache's in-process copies (see [`Watch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Voucher {
+    /// The invalidation bus (pub/sub or the polled feed).
+    Bus,
+    /// The store's own tracking of changed keys (`tracking=on`, [`Backend::track`]).
+    ///
+    /// [`Backend::track`]: crate::Backend::track
+    Tracking,
+}
+
 /// The state an L1 hit checks (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Watch {
     /// Until when (ms on the tier's clock) in-process copies may be served without asking the
-    /// store: `u64::MAX` for a cache no other process writes; pushed forward by the bus while it
-    /// is heard on a shared one.
+    /// store: `u64::MAX` for a cache no other process writes; on a shared one, the earliest of
+    /// what its vouchers vouch for.
     live_until: AtomicU64,
     /// Counts the tag invalidations this process learned of.
     tag_epoch: AtomicU64,
+    /// Until when each voucher in use (`Some`) vouches, indexed by [`Voucher`]: `live_until`
+    /// is written under this lock, as the least of them (the hit reads only `live_until`).
+    vouchers: Mutex<[Option<u64>; 2]>,
 }
 
 impl Watch {
     /// A watch of a cache no other process writes to: always live.
     pub(crate) fn local() -> Watch {
-        Watch {
-            live_until: AtomicU64::new(u64::MAX),
-            tag_epoch: AtomicU64::new(1),
-        }
+        Watch::vouched_by(false, false)
     }
 
-    /// A watch of a shared cache: not live until its bus is heard.
-    pub(crate) fn shared() -> Watch {
+    /// A watch whose copies are vouched for by the bus and/or the store's tracking (neither:
+    /// always live); not live until each of them is heard.
+    pub(crate) fn vouched_by(bus: bool, tracking: bool) -> Watch {
+        let vouchers = [bus.then_some(0), tracking.then_some(0)];
+        let live = if bus || tracking { 0 } else { u64::MAX };
         Watch {
-            live_until: AtomicU64::new(0),
+            live_until: AtomicU64::new(live),
             tag_epoch: AtomicU64::new(1),
+            vouchers: Mutex::new(vouchers),
         }
     }
 
@@ -57,18 +72,49 @@ impl Watch {
         clock::now_ms() < self.live_until.load(Relaxed)
     }
 
-    /// Vouch for in-process copies until `until` (tier clock); whether they were not vouched
-    /// for just before (the bus was silent past its grace: copies must be flushed).
-    pub(crate) fn extend(&self, until: u64) -> bool {
-        let before = self.live_until.fetch_max(until, Relaxed);
+    /// Whether `voucher` is one this watch waits for.
+    pub(crate) fn uses(&self, voucher: Voucher) -> bool {
+        self.lock()[voucher as usize].is_some()
+    }
+
+    /// `voucher` vouches for in-process copies until `until` (tier clock); whether it did not
+    /// just before (it was silent past its grace: copies must be flushed). Nothing for a
+    /// voucher the watch does not use.
+    pub(crate) fn extend(&self, voucher: Voucher, until: u64) -> bool {
+        let mut v = self.lock();
+        let Some(slot) = v[voucher as usize].as_mut() else {
+            return false;
+        };
+        let before = *slot;
+        *slot = before.max(until);
+        self.settle(&v);
         before <= clock::now_ms()
     }
 
-    /// Stop vouching for in-process copies (the bus broke).
-    pub(crate) fn lapse(&self) {
-        if self.live_until.load(Relaxed) != u64::MAX {
-            self.live_until.store(0, Relaxed);
+    /// `voucher` stops vouching for in-process copies (it broke).
+    pub(crate) fn lapse(&self, voucher: Voucher) {
+        let mut v = self.lock();
+        if let Some(slot) = v[voucher as usize].as_mut() {
+            *slot = 0;
+            self.settle(&v);
         }
+    }
+
+    /// `voucher` no longer vouches at all (it cannot run): the others alone decide.
+    pub(crate) fn withdraw(&self, voucher: Voucher) {
+        let mut v = self.lock();
+        v[voucher as usize] = None;
+        self.settle(&v);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Option<u64>; 2]> {
+        self.vouchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `live_until` := the least of what the vouchers in use vouch for (under their lock).
+    fn settle(&self, vouchers: &[Option<u64>; 2]) {
+        let least = vouchers.iter().flatten().copied().min().unwrap_or(u64::MAX);
+        self.live_until.store(least, Relaxed);
     }
 
     /// The current tag epoch (read before a check: a copy is stamped with it).
@@ -190,24 +236,58 @@ mod tests {
 
     #[test]
     fn a_watch_trusts_only_live_and_checked_copies() {
-        let w = Watch::shared();
+        let w = Watch::vouched_by(true, false);
         let now = clock::now_ms();
         assert!(!w.trusts(u64::MAX, now), "not live before the bus is heard");
-        assert!(w.extend(now + 1000), "was not live: flush");
+        assert!(w.extend(Voucher::Bus, now + 1000), "was not live: flush");
         assert!(w.trusts(w.tag_epoch(), now));
         let stamp = w.tag_epoch();
         w.bump();
         assert!(!w.trusts(stamp, now), "checked before the invalidation");
         assert!(w.trusts(u64::MAX, now), "untagged copies are not concerned");
-        assert!(!w.extend(now + 2000), "was live: no flush");
-        w.lapse();
+        assert!(!w.extend(Voucher::Bus, now + 2000), "was live: no flush");
+        w.lapse(Voucher::Bus);
         assert!(!w.trusts(u64::MAX, now));
         let l = Watch::local();
-        l.lapse();
+        l.lapse(Voucher::Bus);
+        l.lapse(Voucher::Tracking);
         assert!(
             l.trusts(u64::MAX, u64::MAX - 1),
             "a local watch never lapses"
         );
+    }
+
+    #[test]
+    fn two_vouchers_trust_only_while_both_are_heard() {
+        let w = Watch::vouched_by(true, true);
+        let now = clock::now_ms();
+        assert!(w.uses(Voucher::Tracking));
+        assert!(w.extend(Voucher::Bus, now + 1000));
+        assert!(!w.trusts(u64::MAX, now), "tracking not heard yet");
+        assert!(
+            w.extend(Voucher::Tracking, now + 500),
+            "was not heard: flush"
+        );
+        assert!(w.trusts(u64::MAX, now + 499));
+        assert!(!w.trusts(u64::MAX, now + 500), "the earlier of the two");
+        w.lapse(Voucher::Tracking);
+        assert!(!w.trusts(u64::MAX, now), "either lapsing stops the copies");
+        assert!(!w.extend(Voucher::Bus, now + 2000), "the bus was live");
+        assert!(!w.trusts(u64::MAX, now));
+        assert!(
+            w.extend(Voucher::Tracking, now + 2000),
+            "tracking lapsed: flush"
+        );
+        assert!(w.trusts(u64::MAX, now + 1999));
+        let t = Watch::vouched_by(false, true);
+        assert!(!t.uses(Voucher::Bus));
+        assert!(
+            !t.extend(Voucher::Bus, now + 1000),
+            "not a voucher of this watch"
+        );
+        assert!(!t.trusts(u64::MAX, now), "tracking alone: not heard yet");
+        t.extend(Voucher::Tracking, now + 1000);
+        assert!(t.trusts(u64::MAX, now));
     }
 
     #[test]

@@ -19,10 +19,11 @@
 
 pub(crate) mod event;
 pub(crate) mod feed;
+mod tracking;
 
 use super::budget::{Budget, Forget};
 use super::clock;
-use super::watch::{TagTable, Watch};
+use super::watch::{TagTable, Voucher, Watch};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::glob::Glob;
@@ -51,6 +52,19 @@ pub struct BusConfig {
     /// least twice the poll): the most a value invalidated elsewhere can be served while the
     /// bus is down.
     pub grace: Duration,
+    /// Whether the store itself tells which keys changed (default off; the URL option
+    /// `tracking=on`): on Redis, `CLIENT TRACKING` in broadcast mode on the backend's key
+    /// prefix, so that a key written or removed by **any** client (one that does not use this
+    /// library too, `redis-cli`, an expiry, an eviction, a `FLUSHALL`) drops the L1 copies at
+    /// once. It vouches for the copies beside the bus (each must be heard: a broken tracking
+    /// connection stops L1 serving within [`grace`](Self::grace), and the copies are flushed
+    /// when it is back), and works with the bus off too. On a Redis Cluster one connection
+    /// tracks each master. Only caches with an L1 track. The price: every write under the
+    /// prefix, this process's own included, reaches every tracking process, so a value this
+    /// process stores is read back from Redis once before its copy is kept (the report of a
+    /// write cannot say whose write it was). A store that cannot track refuses the URL option
+    /// (a builder's cache logs an error and relies on the bus).
+    pub tracking: bool,
 }
 
 impl Default for BusConfig {
@@ -60,6 +74,7 @@ impl Default for BusConfig {
             channel: "steadycache:bus".into(),
             poll: Duration::from_millis(100),
             grace: Duration::from_secs(1),
+            tracking: false,
         }
     }
 }
@@ -139,11 +154,13 @@ impl Bus {
             Reach::Store => !manager.backend().capabilities().shared,
             Reach::Opening => false,
         };
+        // Tracking vouches for L1 copies: a cache without one does not track.
+        let tracking = config.tracking && budget.is_some();
         let (watch, authoritative) = match () {
             _ if alone => (Watch::local(), true),
-            // Off: copies are served until they expire, tag times read at every check.
-            _ if !config.enabled => (Watch::local(), false),
-            _ => (Watch::shared(), false),
+            // The bus off: copies are served until they expire (or the store's tracking drops
+            // them), tag times read at every check.
+            _ => (Watch::vouched_by(config.enabled, tracking), false),
         };
         Arc::new(Bus {
             origin: fastrand::u64(..),
@@ -188,7 +205,15 @@ impl Bus {
     /// Start listening (once; on the library's runtime), unless this process is alone or the
     /// bus is off. Until the bus is heard, in-process copies are not served.
     pub(crate) fn listen(self: &Arc<Self>) {
-        if self.is_alone() || !self.config.enabled || self.started.swap(true, Relaxed) {
+        let tracking = self.watch.uses(Voucher::Tracking);
+        let silent = !self.config.enabled && !tracking;
+        if self.is_alone() || silent || self.started.swap(true, Relaxed) {
+            return;
+        }
+        if tracking {
+            tracking::start(self);
+        }
+        if !self.config.enabled {
             return;
         }
         let weak = Arc::downgrade(self);
@@ -306,23 +331,23 @@ impl Bus {
         }
     }
 
-    /// Vouch for the copies for one grace from now, flushing them first if they were not
-    /// vouched for (`live_until` is the task's own: it alone extends it).
-    fn heard(&self, live_until: &mut u64) {
+    /// `voucher` vouches for the copies for one grace from now, flushing them first if it had
+    /// not (`live_until` is the task's own: it alone extends it).
+    fn heard(&self, voucher: Voucher, live_until: &mut u64) {
         let now = clock::now_ms();
         if now >= *live_until {
             self.flush();
         }
         let grace = u64::try_from(self.config.effective_grace().as_millis()).unwrap_or(u64::MAX);
         *live_until = now.saturating_add(grace);
-        self.watch.extend(*live_until);
+        self.watch.extend(voucher, *live_until);
     }
 
     fn hear(&self, bytes: &[u8], live_until: &mut u64) {
         let Some(m) = Message::decode(bytes) else {
             return; // another release's message, or garbage: dropped
         };
-        self.heard(live_until);
+        self.heard(Voucher::Bus, live_until);
         if m.origin != self.origin {
             self.apply(&m.event);
         }
@@ -366,7 +391,7 @@ async fn run_pubsub(weak: Weak<Bus>) {
             return;
         }
         if let Some(bus) = weak.upgrade() {
-            bus.watch.lapse();
+            bus.watch.lapse(Voucher::Bus);
         }
         live_until = 0;
         tokio::time::sleep(RETRY).await;
@@ -427,7 +452,7 @@ async fn run_feed(weak: Weak<Bus>) {
                     if polled.lost {
                         bus.flush();
                     }
-                    bus.heard(&mut live_until);
+                    bus.heard(Voucher::Bus, &mut live_until);
                 }
                 Ok(Err(e)) => {
                     if !std::mem::replace(&mut logged, true) {

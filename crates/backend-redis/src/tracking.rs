@@ -179,7 +179,7 @@ impl Forwarder {
                         return;
                     }
                     beats = beats.wrapping_add(1);
-                    if beats % TOPOLOGY_EVERY == 0 && self.masters_changed().await {
+                    if beats.is_multiple_of(TOPOLOGY_EVERY) && self.masters_changed().await {
                         return;
                     }
                     // What arrived before the answers is reported before the beat.

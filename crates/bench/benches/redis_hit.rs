@@ -42,6 +42,27 @@ async fn st_hit(x: u64) -> Vec<u8> {
     value(x)
 }
 
+/// An L1 over Redis kept coherent by the pub/sub bus (the default).
+fn l1_bus_cache() -> Cache {
+    Cache::from_url(&format!("{}?local=16MiB", server().url())).expect("redis cache")
+}
+
+/// An L1 over Redis kept coherent by the server's tracking (`tracking=on`) and the bus.
+fn l1_tracking_cache() -> Cache {
+    let url = format!("{}?local=16MiB&tracking=on", server().url());
+    Cache::from_url(&url).expect("redis cache")
+}
+
+#[cached(cache = l1_bus_cache(), ttl = "1h", key_prefix = "l1bus")]
+async fn l1_bus_hit(x: u64) -> Vec<u8> {
+    value(x)
+}
+
+#[cached(cache = l1_tracking_cache(), ttl = "1h", key_prefix = "l1track")]
+async fn l1_tracking_hit(x: u64) -> Vec<u8> {
+    value(x)
+}
+
 struct Peers {
     raw: ConnectionManager,
     /// A raw connection whose driver task lives on a runtime of its own (2 workers, as
@@ -157,6 +178,29 @@ fn bench(c: &mut Criterion) {
             let x = black_box(next());
             async move { peers.cached.async_cache_get(&x).await }
         })
+    });
+    g.finish();
+
+    // An L1 hit over Redis: kept coherent by the bus alone, and with the server's tracking
+    // too (issue 25, item 2: the same hit check, one relaxed load of `live_until`).
+    rt.block_on(async {
+        for x in 0..KEYS {
+            l1_bus_hit(x).await;
+            l1_tracking_hit(x).await;
+        }
+    });
+    let live = || l1_bus_cache().health().bus_live && l1_tracking_cache().health().bus_live;
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !live() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(live(), "the L1s' bus and tracking are heard");
+    let mut g = c.benchmark_group("redis_l1_hit");
+    g.bench_function("bus", |b| {
+        b.to_async(&rt).iter(|| l1_bus_hit(black_box(next())))
+    });
+    g.bench_function("tracking", |b| {
+        b.to_async(&rt).iter(|| l1_tracking_hit(black_box(next())))
     });
     g.finish();
 

@@ -181,28 +181,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    // An L1 hit over Redis: kept coherent by the bus alone, and with the server's tracking
-    // too (issue 25, item 2: the same hit check, one relaxed load of `live_until`).
-    rt.block_on(async {
-        for x in 0..KEYS {
-            l1_bus_hit(x).await;
-            l1_tracking_hit(x).await;
-        }
-    });
-    let live = || l1_bus_cache().health().bus_live && l1_tracking_cache().health().bus_live;
-    let give_up = Instant::now() + Duration::from_secs(10);
-    while !live() && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(live(), "the L1s' bus and tracking are heard");
-    let mut g = c.benchmark_group("redis_l1_hit");
-    g.bench_function("bus", |b| {
-        b.to_async(&rt).iter(|| l1_bus_hit(black_box(next())))
-    });
-    g.bench_function("tracking", |b| {
-        b.to_async(&rt).iter(|| l1_tracking_hit(black_box(next())))
-    });
-    g.finish();
+    bench_l1(c, &rt, &mut next);
 
     // 64 tasks hitting at once; criterion's time per element gives hits/s.
     let mut g = c.benchmark_group("redis_hit_64_tasks");
@@ -243,6 +222,31 @@ fn bench(c: &mut Criterion) {
 }
 
 /// `iters` raw GETs spread over `TASKS` tasks on `conn`; the time per element.
+/// An L1 hit over Redis: kept coherent by the bus alone, and with the server's tracking too
+/// (issue 25, item 2: the same hit check, one relaxed load of `live_until`).
+fn bench_l1(c: &mut Criterion, rt: &tokio::runtime::Runtime, next: &mut impl FnMut() -> u64) {
+    rt.block_on(async {
+        for x in 0..KEYS {
+            l1_bus_hit(x).await;
+            l1_tracking_hit(x).await;
+        }
+    });
+    let live = || l1_bus_cache().health().bus_live && l1_tracking_cache().health().bus_live;
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !live() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(live(), "the L1s' bus and tracking are heard");
+    let mut g = c.benchmark_group("redis_l1_hit");
+    g.bench_function("bus", |b| {
+        b.to_async(rt).iter(|| l1_bus_hit(black_box(next())))
+    });
+    g.bench_function("tracking", |b| {
+        b.to_async(rt).iter(|| l1_tracking_hit(black_box(next())))
+    });
+    g.finish();
+}
+
 async fn raw_tasks(conn: ConnectionManager, iters: u64) -> Duration {
     let per = iters.div_ceil(TASKS);
     let start = Instant::now();

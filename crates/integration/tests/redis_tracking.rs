@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use steadycache::{cached, Cache, Error, Policy};
 use steadycache_api::testing::eventually;
+use steadycache_api::testing::proxy::FaultProxy;
 use steadycache_redis::testing::{RedisCluster, RedisServer};
 
 /// The reader's options: an L1, tracking on, the given bus setting.
@@ -270,4 +271,90 @@ fn tracking_without_a_tracking_store_or_an_l1_is_a_configuration_error() {
         Err(Error::Config(m)) => assert!(m.contains("tracking=on"), "{m}"),
         other => panic!("a bad tracking value: {other:?}"),
     }
+}
+
+static HOLED: OnceLock<Cache> = OnceLock::new();
+static HOLED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn holed() -> Cache {
+    HOLED.get().cloned().unwrap_or_else(Cache::memory)
+}
+
+#[cached(cache = holed(), ttl = "10m", key_prefix = "track-bh", version = "1", key = "v:{k}")]
+fn holed_value(k: u32) -> u64 {
+    let _ = k;
+    HOLED_RUNS.fetch_add(1, SeqCst) + 1
+}
+
+/// A tracking connection that goes silent (a black hole on the wire, no reset) stops the L1
+/// within the grace: a key deleted meanwhile is not served from the copy for long (the reads
+/// then go to the store, which does not answer either, and fail open). Healed, the reader
+/// tracks again and its copies are trusted again.
+#[test]
+fn a_silent_tracking_connection_stops_the_l1_within_the_grace() {
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let through = format!(
+        "redis://127.0.0.1:{}/0?backend_timeout_ms=300",
+        proxy.port()
+    );
+    let reader = Cache::from_url_unshared(&reader_url(&through, "off")).unwrap();
+    assert!(HOLED.set(reader.clone()).is_ok());
+    until_live(&reader);
+    let key = holed_value_cache().key(1).unwrap();
+    let first = holed_value(1);
+    assert_eq!(holed_value(1), first);
+
+    proxy.black_hole();
+    let deleted = server.command(&format!("DEL {key}"));
+    assert!(deleted.starts_with(":1"), "DEL replied {deleted:?}");
+    assert!(
+        eventually(|| holed_value(1) != first),
+        "the L1 kept serving its copy with its tracking silent"
+    );
+    assert!(!reader.health().bus_live, "{:?}", reader.health());
+
+    proxy.heal();
+    until_live(&reader);
+    let now = holed_value(1);
+    let runs = HOLED_RUNS.load(SeqCst);
+    assert!(eventually(|| {
+        holed_value(1);
+        HOLED_RUNS.load(SeqCst) == runs
+    }));
+    assert_eq!(holed_value(1), holed_value(1), "hits again ({now} before)");
+}
+
+static SEALED: OnceLock<Cache> = OnceLock::new();
+
+fn sealed() -> Cache {
+    SEALED.get().cloned().unwrap_or_else(Cache::memory)
+}
+
+#[cached(cache = sealed(), ttl = "10m", key_prefix = "track-tls", version = "1", key = "v:{k}")]
+fn sealed_value(k: u32) -> u64 {
+    u64::from(k)
+}
+
+/// Over TLS (`rediss://` with a CA of its own), the tracking connection keeps the backend's
+/// TLS settings: another cache's `set` reaches the reader, whose bus is off.
+#[test]
+fn tracking_works_over_tls() {
+    let server = RedisServer::start_tls();
+    let reader = Cache::from_url_unshared(&reader_url(&server.url(), "off")).unwrap();
+    assert!(SEALED.set(reader.clone()).is_ok());
+    until_live(&reader);
+    assert_eq!(sealed_value(3), 3);
+    assert_eq!(sealed_value(3), 3);
+    let writer = Cache::from_url_unshared(&server.url()).unwrap();
+    let key = sealed_value_cache().key(3).unwrap();
+    let policy = Policy::expire_after(Duration::from_secs(600));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(writer.set(&key, &33u64, &policy)).unwrap();
+    assert!(
+        eventually(|| sealed_value(3) == 33),
+        "a write over TLS did not reach the L1"
+    );
 }

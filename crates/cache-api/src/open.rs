@@ -351,28 +351,8 @@ fn split_cache_options(url: &str) -> Result<(String, UrlOptions)> {
 /// whether `name` was one (an empty `bus_channel` is not: the backend sees it).
 fn take_bus_option(o: &mut UrlOptions, name: &str, v: &str) -> Result<bool> {
     match name {
-        "bus" => {
-            bus(o).enabled = match v {
-                "on" | "true" | "1" => true,
-                "off" | "false" | "0" => false,
-                _ => {
-                    return Err(Error::Config(format!(
-                        "`bus={v}`: write `bus=on` or `bus=off`"
-                    )))
-                }
-            }
-        }
-        "tracking" => {
-            bus(o).tracking = match v {
-                "on" | "true" | "1" => true,
-                "off" | "false" | "0" => false,
-                _ => {
-                    return Err(Error::Config(format!(
-                        "`tracking={v}`: write `tracking=on` or `tracking=off`"
-                    )))
-                }
-            }
-        }
+        "bus" => bus(o).enabled = on_off(name, v)?,
+        "tracking" => bus(o).tracking = on_off(name, v)?,
         "bus_channel" if !v.is_empty() => bus(o).channel = v.to_owned(),
         "bus_poll_ms" => {
             let ms = parse_count("bus_poll_ms", v)?.max(1);
@@ -385,6 +365,17 @@ fn take_bus_option(o: &mut UrlOptions, name: &str, v: &str) -> Result<bool> {
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// A switch option: `on`/`true`/`1` or `off`/`false`/`0`.
+fn on_off(name: &str, v: &str) -> Result<bool> {
+    match v {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "`{name}={v}`: write `{name}=on` or `{name}=off`"
+        ))),
+    }
 }
 
 /// The local tier (`local`, `local_max_entries`) and the breaker (`breaker_threshold`,

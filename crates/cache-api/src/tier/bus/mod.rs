@@ -357,54 +357,70 @@ impl Bus {
 /// Backoff between attempts to reach a broken bus.
 const RETRY: Duration = Duration::from_millis(200);
 
-async fn run_pubsub(weak: Weak<Bus>) {
+/// What a voucher's task does until its cache is gone: open its source (within the grace;
+/// `Ok(None)`: it never can, stop), hear it until it breaks, stop vouching, pause, again. A
+/// failure to open is logged once per outage (`down`), then retried after a pause.
+pub(super) async fn keep_hearing<R, F>(
+    weak: Weak<Bus>,
+    voucher: Voucher,
+    down: &'static str,
+    open: impl Fn(Arc<Bus>) -> F,
+    hear: impl AsyncFn(&Weak<Bus>, R, &mut u64) -> bool,
+) where
+    F: std::future::Future<Output = Result<Option<R>>>,
+{
     let mut live_until = 0u64;
     let mut logged = false;
     loop {
-        let (rx, beat_every) = {
+        let source = {
             let Some(bus) = weak.upgrade() else { return };
-            let beat_every = bus.config.effective_grace() / 4;
-            let sub = tokio::time::timeout(
-                bus.config.effective_grace(),
-                bus.manager.backend().subscribe(&bus.config.channel),
-            )
-            .await;
-            match sub {
-                Ok(Ok(rx)) => (rx, beat_every),
+            let grace = bus.config.effective_grace();
+            match tokio::time::timeout(grace, open(bus)).await {
+                Ok(Ok(Some(source))) => Some(source),
+                Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
                     if !std::mem::replace(&mut logged, true) {
-                        tracing::warn!(error = %e, "steadycache: the invalidation bus is down; in-process copies are not served until it is back");
+                        tracing::warn!(error = %e, "{down}");
                     }
-                    drop(bus);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
+                    None
                 }
-                Err(_) => {
-                    drop(bus);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
+                Err(_) => None,
             }
         };
+        let Some(source) = source else {
+            tokio::time::sleep(RETRY).await;
+            continue;
+        };
         logged = false;
-        if !listen_pubsub(&weak, rx, beat_every, &mut live_until).await {
+        if !hear(&weak, source, &mut live_until).await {
             return;
         }
         if let Some(bus) = weak.upgrade() {
-            bus.watch.lapse(Voucher::Bus);
+            bus.watch.lapse(voucher);
         }
         live_until = 0;
         tokio::time::sleep(RETRY).await;
     }
 }
 
+async fn run_pubsub(weak: Weak<Bus>) {
+    let subscribe = |bus: Arc<Bus>| async move {
+        let backend = bus.manager.backend();
+        backend.subscribe(&bus.config.channel).await.map(Some)
+    };
+    let down = "steadycache: the invalidation bus is down; in-process copies are not served until it is back";
+    keep_hearing(weak, Voucher::Bus, down, subscribe, listen_pubsub).await;
+}
+
 /// Hear one subscription until it breaks (`true`) or the cache is gone (`false`).
 async fn listen_pubsub(
     weak: &Weak<Bus>,
     mut rx: crate::backend::Subscription,
-    beat_every: Duration,
     live_until: &mut u64,
 ) -> bool {
+    let Some(beat_every) = weak.upgrade().map(|b| b.config.effective_grace() / 4) else {
+        return false;
+    };
     let mut beat = tokio::time::interval(beat_every.max(Duration::from_millis(10)));
     let mut last_heard = tokio::time::Instant::now();
     loop {

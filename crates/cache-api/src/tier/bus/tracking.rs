@@ -8,13 +8,12 @@
 //! changed) the copies are no longer served past that bound, and when tracking is back they are
 //! flushed first (changes may have been missed), then trusted again.
 
-use super::{Bus, Carrier, RETRY};
+use super::{keep_hearing, Bus, Carrier, RETRY};
 use crate::backend::{Tracked, Tracking};
 use crate::error::Error;
 use crate::tier::budget::Forget;
 use crate::tier::watch::Voucher;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 /// Start tracking for `bus`'s cache (on the library's runtime).
 pub(super) fn start(bus: &Arc<Bus>) {
@@ -26,56 +25,38 @@ pub(super) fn start(bus: &Arc<Bus>) {
 
 /// Track until the cache is gone: again after each break.
 async fn run(weak: Weak<Bus>) {
-    let mut live_until = 0u64;
-    let mut logged = false;
-    loop {
-        let (rx, silence) = {
-            let Some(bus) = weak.upgrade() else { return };
-            if bus.carrier() == Carrier::Local {
-                // The store is not open yet (its memory fallback is not shared): wait for it.
-                drop(bus);
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            let grace = bus.config.effective_grace();
-            let track = bus.manager.backend().track(grace / 4);
-            match tokio::time::timeout(grace, track).await {
-                Ok(Ok(rx)) => (rx, grace.saturating_mul(2)),
-                Ok(Err(e @ Error::Unsupported { .. })) => {
-                    tracing::error!(error = %e, "steadycache: tracking is on but the store cannot track; L1 copies rely on the invalidation bus alone");
-                    bus.watch.withdraw(Voucher::Tracking);
-                    return;
-                }
-                Ok(Err(e)) => {
-                    if !std::mem::replace(&mut logged, true) {
-                        tracing::warn!(error = %e, "steadycache: the store's tracking is down; in-process copies are not served until it is back");
-                    }
-                    drop(bus);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-                Err(_) => {
-                    drop(bus);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            }
-        };
-        logged = false;
-        if !hear(&weak, rx, silence, &mut live_until).await {
-            return;
-        }
-        if let Some(bus) = weak.upgrade() {
-            bus.watch.lapse(Voucher::Tracking);
-        }
-        live_until = 0;
+    // The store is not open yet (its memory fallback is not shared): wait for it.
+    while weak
+        .upgrade()
+        .is_some_and(|b| b.carrier() == Carrier::Local)
+    {
         tokio::time::sleep(RETRY).await;
     }
+    let track = |bus: Arc<Bus>| async move {
+        let beat = bus.config.effective_grace() / 4;
+        match bus.manager.backend().track(beat).await {
+            Ok(rx) => Ok(Some(rx)),
+            Err(e @ Error::Unsupported { .. }) => {
+                tracing::error!(error = %e, "steadycache: tracking is on but the store cannot track; L1 copies rely on the invalidation bus alone");
+                bus.watch.withdraw(Voucher::Tracking);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let down = "steadycache: the store's tracking is down; in-process copies are not served until it is back";
+    keep_hearing(weak, Voucher::Tracking, down, track, hear).await;
 }
 
-/// Hear one tracking until it breaks or goes silent for `silence` (`true`), or the cache is
+/// Hear one tracking until it breaks or goes silent for two graces (`true`), or the cache is
 /// gone (`false`).
-async fn hear(weak: &Weak<Bus>, mut rx: Tracking, silence: Duration, live_until: &mut u64) -> bool {
+async fn hear(weak: &Weak<Bus>, mut rx: Tracking, live_until: &mut u64) -> bool {
+    let Some(silence) = weak
+        .upgrade()
+        .map(|b| b.config.effective_grace().saturating_mul(2))
+    else {
+        return false;
+    };
     loop {
         let next = tokio::time::timeout(silence, rx.recv()).await;
         let Some(bus) = weak.upgrade() else {

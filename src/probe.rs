@@ -31,7 +31,9 @@ pub trait ValueViaSerde<V> {
     /// The values' bytes.
     fn value_bytes(&self) -> ValueBytes<V>;
 }
-impl<V: serde::Serialize + serde::de::DeserializeOwned> ValueViaSerde<V> for &ValueProbe<V> {
+impl<V: serde::Serialize + serde::de::DeserializeOwned + 'static> ValueViaSerde<V>
+    for &ValueProbe<V>
+{
     #[inline(always)]
     fn value_bytes(&self) -> ValueBytes<V> {
         ValueBytes::serde()

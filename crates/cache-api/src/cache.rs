@@ -517,7 +517,7 @@ impl Cache {
         crate::runtime::block_on(async move { cache.get::<V>(&key).await })?
     }
 
-    pub(crate) fn ctx<'a, V: Serialize + DeserializeOwned, E>(
+    pub(crate) fn ctx<'a, V: Serialize + DeserializeOwned + 'static, E>(
         &'a self,
         key: &str,
         plan: &'a Plan,

@@ -51,15 +51,82 @@ impl<V> std::fmt::Debug for ValueBytes<V> {
     }
 }
 
-impl<V: Serialize + DeserializeOwned> ValueBytes<V> {
+impl<V: Serialize + DeserializeOwned + 'static> ValueBytes<V> {
     /// Values encoded by the cache's [`Codec`] (serde), weighed by their bincode size.
+    ///
+    /// A `Vec<u8>` value with the bincode format is written and read as one slice (see
+    /// [`bytes`]): serde sees a `Vec<u8>` as a sequence of bytes, one call each (1.2 µs of a
+    /// 1 KiB value's 7.8 µs file hit); the bytes are the same either way.
     pub fn serde() -> Self {
         ValueBytes {
-            encode: |codec, v| codec.encode(v),
-            decode: |codec, body| codec.decode(body),
-            size: encoded_size::<V>,
+            encode: |codec, v| match bytes::of(codec, v) {
+                Some(b) => Ok(bytes::encode(b)),
+                None => codec.encode(v),
+            },
+            decode: |codec, body| match bytes::decode::<V>(codec, body) {
+                Some(v) => Ok(v),
+                None => codec.decode(body),
+            },
+            size: |v| match (v as &dyn std::any::Any).downcast_ref::<Vec<u8>>() {
+                Some(b) => bytes::len_prefix(b.len()).saturating_add(b.len() as u64),
+                None => encoded_size(v),
+            },
             opaque: false,
         }
+    }
+}
+
+/// `Vec<u8>` values in the bincode format as one slice: bincode's standard configuration
+/// writes a sequence as its length (a varint, through bincode itself) followed by its
+/// elements, and a `u8` as itself, so the length and the bytes are the encoding serde would
+/// have written byte by byte. Anything else (another type, another format, bytes that are not
+/// exactly one such vector) goes through serde.
+mod bytes {
+    use crate::codec::{Codec, Format};
+    use std::any::Any;
+
+    /// `v` as bytes, when it is a `Vec<u8>` and `codec` writes bincode.
+    pub(super) fn of<'a, V: 'static>(codec: &Codec, v: &'a V) -> Option<&'a Vec<u8>> {
+        if codec.format() != Format::Bincode {
+            return None;
+        }
+        (v as &dyn Any).downcast_ref::<Vec<u8>>()
+    }
+
+    /// The encoding of `b`: its length, then itself.
+    pub(super) fn encode(b: &[u8]) -> Vec<u8> {
+        let mut out =
+            bincode::encode_to_vec(b.len() as u64, bincode::config::standard()).unwrap_or_default();
+        out.extend_from_slice(b);
+        out
+    }
+
+    /// The size of the length prefix of `len` bytes.
+    pub(super) fn len_prefix(len: usize) -> u64 {
+        let mut w = super::SizeWriter(0);
+        let _ = bincode::encode_into_writer(len as u64, &mut w, bincode::config::standard());
+        w.0
+    }
+
+    /// A `V` decoded from `body`, when `V` is `Vec<u8>`, `codec` reads bincode and `body` is
+    /// exactly one length and that many bytes (`None` otherwise: serde decides, errors
+    /// included).
+    pub(super) fn decode<V: 'static>(codec: &Codec, body: &[u8]) -> Option<V> {
+        if codec.format() != Format::Bincode
+            || std::any::TypeId::of::<V>() != std::any::TypeId::of::<Vec<u8>>()
+        {
+            return None;
+        }
+        let (len, used): (u64, usize) =
+            bincode::decode_from_slice(body, bincode::config::standard()).ok()?;
+        let rest = body.get(used..)?;
+        if rest.len() as u64 != len {
+            return None;
+        }
+        let mut slot = Some(rest.to_vec());
+        (&mut slot as &mut dyn Any)
+            .downcast_mut::<Option<V>>()
+            .and_then(Option::take)
     }
 }
 
@@ -166,5 +233,33 @@ mod tests {
         assert!(opaque.encode(&codec, &NoSerde).is_err());
         assert!(opaque.decode(&codec, &[]).is_err());
         assert_eq!(opaque.size(&NoSerde), 0);
+    }
+
+    /// A `Vec<u8>` value is written and read as one slice with exactly serde's bytes (every
+    /// length prefix size: 1, 3 and 5 bytes), and bytes that are not one such vector get serde's
+    /// answer (cut short, trailing bytes); JSON is untouched.
+    #[test]
+    fn byte_vectors_keep_serdes_bytes() {
+        let codec = Codec::bincode();
+        let fast = ValueBytes::<Vec<u8>>::serde();
+        for len in [0, 1, 250, 251, 252, 1024, 65_535, 65_536, 70_000] {
+            let v: Vec<u8> = (0..len).map(|_| fastrand::u8(..)).collect();
+            let bytes = fast.encode(&codec, &v).unwrap_or_default();
+            assert_eq!(bytes, codec.encode(&v).unwrap_or_default(), "len {len}");
+            assert_eq!(fast.size(&v), encoded_size(&v));
+            assert_eq!(fast.decode(&codec, &bytes).ok(), Some(v.clone()));
+            for cut in 1..6 {
+                let short = &bytes[..bytes.len().saturating_sub(cut)];
+                let serde: Result<Vec<u8>> = codec.decode(short);
+                assert_eq!(fast.decode(&codec, short).ok(), serde.ok(), "cut {cut}");
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(fast.decode(&codec, &long).is_err(), "trailing bytes");
+            let json = Codec::json();
+            let text = fast.encode(&json, &v).unwrap_or_default();
+            assert_eq!(text, json.encode(&v).unwrap_or_default());
+            assert_eq!(fast.decode(&json, &text).ok(), Some(v));
+        }
     }
 }

@@ -61,11 +61,13 @@ fn heard_value(k: u32) -> u64 {
 #[test]
 fn writes_by_any_client_drop_the_l1_copies() {
     let server = RedisServer::start();
-    let q = Cache::from_url_unshared(&reader_url(&server.url(), "off")).unwrap();
+    // The quiet reader's keys live under a key prefix (tracked with `BCAST PREFIX app1:`).
+    let prefixed = format!("{}?key_prefix=app1:", server.url());
+    let q = Cache::from_url_unshared(&reader_url(&prefixed, "off")).unwrap();
     assert!(QUIET.set(q).is_ok());
     let h = Cache::from_url_unshared(&reader_url(&server.url(), "on")).unwrap();
     assert!(HEARD.set(h).is_ok());
-    let quiet_key = quiet_value_cache().key(1).unwrap();
+    let quiet_key = format!("app1:{}", quiet_value_cache().key(1).unwrap());
     let heard_key = heard_value_cache().key(1).unwrap();
     foreign_writes_drop(&server, &quiet(), || quiet_value(1), &quiet_key, "bus=off");
     foreign_writes_drop(&server, &heard(), || heard_value(1), &heard_key, "bus=on");

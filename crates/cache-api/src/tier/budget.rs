@@ -193,6 +193,14 @@ impl Budget {
                         tier.remove_part(part);
                     }
                 }
+                Forget::Keys(keys) => {
+                    for part in keys
+                        .iter()
+                        .filter_map(|k| k.strip_prefix(key_prefix.as_str()))
+                    {
+                        tier.remove_part(part);
+                    }
+                }
                 Forget::Prefix(prefix) => {
                     if key_prefix.starts_with(prefix) || prefix.starts_with(key_prefix.as_str()) {
                         tier.clear();
@@ -241,6 +249,8 @@ pub(crate) enum Forget<'a> {
     All,
     /// One key.
     Key(&'a str),
+    /// These keys (a batch the store's tracking reported): one pass over the tiers.
+    Keys(&'a [String]),
     /// Every key starting with this.
     Prefix(&'a str),
     /// Every key matching this pattern (a tier some of whose keys may match is cleared).

@@ -76,11 +76,10 @@ impl Bus {
     fn tracked(&self, report: Tracked, live_until: &mut u64) {
         self.heard(Voucher::Tracking, live_until);
         match report {
-            Tracked::Keys(keys) => {
-                if let Some(budget) = &self.budget {
-                    for key in keys.iter().filter(|k| !k.contains('#')) {
-                        budget.forget(Forget::Key(key));
-                    }
+            Tracked::Keys(mut keys) => {
+                keys.retain(|k| !k.contains('#'));
+                if let (Some(budget), false) = (&self.budget, keys.is_empty()) {
+                    budget.forget(Forget::Keys(&keys));
                 }
             }
             Tracked::All => self.flush(),

@@ -54,8 +54,7 @@ impl<V> std::fmt::Debug for ValueBytes<V> {
 impl<V: Serialize + DeserializeOwned + 'static> ValueBytes<V> {
     /// Values encoded by the cache's [`Codec`] (serde), weighed by their bincode size.
     ///
-    /// A `Vec<u8>` value with the bincode format is written and read as one slice (see
-    /// [`bytes`]): serde sees a `Vec<u8>` as a sequence of bytes, one call each (1.2 µs of a
+    /// A `Vec<u8>` value with the bincode format is written and read as one slice: serde sees a `Vec<u8>` as a sequence of bytes, one call each (1.2 µs of a
     /// 1 KiB value's 7.8 µs file hit); the bytes are the same either way.
     pub fn serde() -> Self {
         ValueBytes {

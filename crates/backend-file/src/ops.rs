@@ -44,6 +44,28 @@ pub(crate) struct Stored {
     pub(crate) value: Vec<u8>,
 }
 
+/// A temp file for an entry in `dir` (named so that listings and clears pass it by);
+/// `Ok(Err(_))` when `dir` was missing: it is created now, try again.
+fn temp_file_in(dir: &Path) -> Result<io::Result<tempfile::NamedTempFile>> {
+    match tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_RAND)
+        .tempfile_in(dir)
+    {
+        Ok(t) => Ok(Ok(t)),
+        Err(e) if is_not_found(&e) => {
+            create_private_dir_all(dir)
+                .map_err(|e| io_error(NAME, &format!("create directory `{}`", dir.display()), e))?;
+            Ok(Err(e))
+        }
+        Err(e) => Err(io_error(
+            NAME,
+            &format!("create a temp file in `{}`", dir.display()),
+            e,
+        )),
+    }
+}
+
 impl Inner {
     /// Read the entry of `key`. Corrupt and expired files are removed; another key's file (a
     /// hash collision) is absent and left alone.
@@ -166,25 +188,11 @@ impl Inner {
         refuse_foreign(&path)?;
         let mut last = None;
         for _ in 0..WRITE_ATTEMPTS {
-            let mut tmp = match tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .rand_bytes(TEMP_RAND)
-                .tempfile_in(&dir)
-            {
+            let mut tmp = match temp_file_in(&dir)? {
                 Ok(t) => t,
-                Err(e) if is_not_found(&e) => {
-                    create_private_dir_all(&dir).map_err(|e| {
-                        io_error(NAME, &format!("create directory `{}`", dir.display()), e)
-                    })?;
-                    last = Some(e);
+                Err(missing) => {
+                    last = Some(missing);
                     continue;
-                }
-                Err(e) => {
-                    return Err(io_error(
-                        NAME,
-                        &format!("create a temp file in `{}`", dir.display()),
-                        e,
-                    ))
                 }
             };
             let written = tmp.write_all(&bytes).and_then(|()| {

@@ -131,6 +131,31 @@ fn own_runtime_connection() -> ConnectionManager {
     rx.recv().expect("connection made on the peer runtime")
 }
 
+/// The latency figure: 5,000 sequential hits of each peer, timed one by one.
+async fn print_percentiles(peers: &Peers) {
+    let (st50, st99) = support::percentiles(5000, KEYS, st_hit).await;
+    let (raw50, raw99) = support::percentiles(5000, KEYS, |x| raw_get(&peers.raw, x)).await;
+    let (c50, c99) = support::percentiles(5000, KEYS, |x| async move {
+        peers
+            .cached
+            .async_cache_get(&x)
+            .await
+            .ok()
+            .flatten()
+            .expect("cached hit")
+    })
+    .await;
+    println!("redis hit p50 / p99 (µs), 5,000 sequential hits each:");
+    println!("  steadycache #[cached]      {st50:7.1} / {st99:7.1}");
+    println!("  raw redis-rs GET           {raw50:7.1} / {raw99:7.1}");
+    println!("  cached AsyncRedisCache     {c50:7.1} / {c99:7.1}");
+    println!(
+        "  p50 ratio steadycache / raw GET = {:.3}, / cached = {:.3}",
+        st50 / raw50,
+        st50 / c50
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -140,29 +165,7 @@ fn bench(c: &mut Criterion) {
     let peers = rt.block_on(setup());
     let peers = &peers;
 
-    rt.block_on(async {
-        let (st50, st99) = support::percentiles(5000, KEYS, st_hit).await;
-        let (raw50, raw99) = support::percentiles(5000, KEYS, |x| raw_get(&peers.raw, x)).await;
-        let (c50, c99) = support::percentiles(5000, KEYS, |x| async move {
-            peers
-                .cached
-                .async_cache_get(&x)
-                .await
-                .ok()
-                .flatten()
-                .expect("cached hit")
-        })
-        .await;
-        println!("redis hit p50 / p99 (µs), 5,000 sequential hits each:");
-        println!("  steadycache #[cached]      {st50:7.1} / {st99:7.1}");
-        println!("  raw redis-rs GET           {raw50:7.1} / {raw99:7.1}");
-        println!("  cached AsyncRedisCache     {c50:7.1} / {c99:7.1}");
-        println!(
-            "  p50 ratio steadycache / raw GET = {:.3}, / cached = {:.3}",
-            st50 / raw50,
-            st50 / c50
-        );
-    });
+    rt.block_on(print_percentiles(peers));
 
     let mut g = c.benchmark_group("redis_hit_seq");
     let mut next = support::key_cycle(KEYS);

@@ -160,24 +160,36 @@ fn urls() -> impl Strategy<Value = String> {
     ]
 }
 
-#[test]
-fn url_parsers() {
-    run(urls(), |url| {
-        let _ = steadycache::MemoryConfig::from_url(&url);
-        let _ = FileConfig::from_url(&url);
-        let _ = SqliteConfig::from_url(&url);
-        let _ = RedisConfig::from_url(&url);
-        let _ = MongoConfig::from_url(&url);
-        let _ = S3Config::from_url(&url);
-        let shown = steadycache::plumbing::redact_url(&url);
-        if let Some((_, rest)) = url.split_once("://") {
-            if let Some((userinfo, _)) = rest.rsplit_once('@') {
-                if userinfo.len() > 3 {
-                    assert!(!shown.contains(userinfo), "{url} shown as {shown}");
-                }
+/// Parse `url` with every parser (none may panic) and check that what is shown of it holds no
+/// userinfo, unless the rest of the URL holds the same text (then it is not only a secret:
+/// `mem://?max_@ytes=64MiB?max_entries=10` shows `?max_entries`, which holds `?max_`).
+fn parse_and_redact(url: &str) {
+    let _ = steadycache::MemoryConfig::from_url(url);
+    let _ = FileConfig::from_url(url);
+    let _ = SqliteConfig::from_url(url);
+    let _ = RedisConfig::from_url(url);
+    let _ = MongoConfig::from_url(url);
+    let _ = S3Config::from_url(url);
+    let shown = steadycache::plumbing::redact_url(url);
+    if let Some((_, rest)) = url.split_once("://") {
+        if let Some((userinfo, after)) = rest.rsplit_once('@') {
+            if userinfo.len() > 3 && !after.contains(userinfo) {
+                assert!(!shown.contains(userinfo), "{url} shown as {shown}");
             }
         }
-    });
+    }
+}
+
+#[test]
+fn url_parsers() {
+    // Inputs the fuzzing found once, kept.
+    for url in [
+        "mem://?max_@ytes=64MiB?max_entries=10",
+        "redis://user:s3cret@host:6379/0?key_prefix=s3cret",
+    ] {
+        parse_and_redact(url);
+    }
+    run(urls(), |url| parse_and_redact(&url));
 }
 
 /// The file backend's header and entry parser, through its public read path: arbitrary bytes,

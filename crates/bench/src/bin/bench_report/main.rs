@@ -252,35 +252,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         }
     }
 
-    // The hit latency by backend.
-    let mut bars = Vec::new();
-    for (backend, group, ours, peer) in BY_BACKEND {
-        if let Some(o) = median(&m, group, ours) {
-            bars.push(Bar {
-                label: format!("{backend}: steadycache"),
-                value: o,
-                series: 0,
-            });
-        }
-        if let Some(p) = peer.and_then(|p| median(&m, group, p)) {
-            bars.push(Bar {
-                label: format!("{backend}: {}", peer.unwrap_or_default()),
-                value: p,
-                series: 1,
-            });
-        }
-    }
-    if !bars.is_empty() {
-        bars_log(
-            &dir.join("hit_latency.svg"),
-            "Hit latency by backend (median, log scale)",
-            "time per hit",
-            &time,
-            &bars,
-            &["steadycache", "peer"],
-        )?;
-        let _ = writeln!(doc, "\n![Hit latency by backend](hit_latency.svg)\n");
-    }
+    hit_latency_plot(&mut doc, &dir, &m)?;
 
     if let Some(load) = &load {
         load_section(&mut doc, &dir, load)?;
@@ -301,6 +273,39 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     std::fs::write(&a.out, doc)?;
     eprintln!("bench-report: wrote {}", a.out.display());
+    Ok(())
+}
+
+/// The hit latency by backend: a log-scale bar plot beside the document.
+fn hit_latency_plot(doc: &mut String, dir: &Path, m: &Measures) -> Result<(), Box<dyn Error>> {
+    let mut bars = Vec::new();
+    for (backend, group, ours, peer) in BY_BACKEND {
+        if let Some(o) = median(m, group, ours) {
+            bars.push(Bar {
+                label: format!("{backend}: steadycache"),
+                value: o,
+                series: 0,
+            });
+        }
+        if let Some(p) = peer.and_then(|p| median(m, group, p)) {
+            bars.push(Bar {
+                label: format!("{backend}: {}", peer.unwrap_or_default()),
+                value: p,
+                series: 1,
+            });
+        }
+    }
+    if !bars.is_empty() {
+        bars_log(
+            &dir.join("hit_latency.svg"),
+            "Hit latency by backend (median, log scale)",
+            "time per hit",
+            &time,
+            &bars,
+            &["steadycache", "peer"],
+        )?;
+        let _ = writeln!(doc, "\n![Hit latency by backend](hit_latency.svg)\n");
+    }
     Ok(())
 }
 

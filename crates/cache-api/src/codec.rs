@@ -221,6 +221,78 @@ impl Codec {
     }
 }
 
+impl Codec {
+    /// [`encode`](Codec::encode) for a memoized value: the same bytes, but a `Vec<u8>` in the
+    /// bincode format is written as one slice (see [`byte_vec`]) where serde writes it a byte
+    /// at a time (1.2 µs of a 1 KiB value's 7.8 µs file hit).
+    pub(crate) fn encode_value<V: Serialize + 'static>(&self, value: &V) -> Result<Vec<u8>> {
+        match (self.format, byte_vec::of(value)) {
+            (Format::Bincode, Some(b)) => Ok(byte_vec::encode(b)),
+            _ => self.encode(value),
+        }
+    }
+
+    /// [`decode`](Codec::decode) for a memoized value, a `Vec<u8>` read as one slice; bytes
+    /// that are not exactly one such vector get serde's answer, errors included.
+    pub(crate) fn decode_value<V: DeserializeOwned + 'static>(&self, body: &[u8]) -> Result<V> {
+        let fast = match self.format {
+            Format::Bincode => byte_vec::decode::<V>(body),
+            Format::Json => None,
+        };
+        match fast {
+            Some(v) => Ok(v),
+            None => self.decode(body),
+        }
+    }
+}
+
+/// The size of `v`'s bincode encoding when it is a `Vec<u8>` (counted without encoding it).
+pub(crate) fn byte_vec_size<V: 'static>(v: &V) -> Option<u64> {
+    let b = byte_vec::of(v)?;
+    let mut w = crate::value::SizeWriter(0);
+    let _ = bincode::encode_into_writer(b.len() as u64, &mut w, bincode::config::standard());
+    Some(w.0.saturating_add(b.len() as u64))
+}
+
+/// `Vec<u8>` values in the bincode format as one slice: bincode's standard configuration
+/// writes a sequence as its length (a varint, through bincode itself) followed by its
+/// elements, and a `u8` as itself, so the length and the bytes are the encoding serde would
+/// have written byte by byte.
+mod byte_vec {
+    use std::any::Any;
+
+    /// `v` as bytes, when it is a `Vec<u8>`.
+    pub(super) fn of<V: 'static>(v: &V) -> Option<&Vec<u8>> {
+        (v as &dyn Any).downcast_ref::<Vec<u8>>()
+    }
+
+    /// The encoding of `b`: its length, then itself.
+    pub(super) fn encode(b: &[u8]) -> Vec<u8> {
+        let mut out =
+            bincode::encode_to_vec(b.len() as u64, bincode::config::standard()).unwrap_or_default();
+        out.extend_from_slice(b);
+        out
+    }
+
+    /// A `V` decoded from `body`, when `V` is `Vec<u8>` and `body` is exactly one length and
+    /// that many bytes (`None` otherwise).
+    pub(super) fn decode<V: 'static>(body: &[u8]) -> Option<V> {
+        if std::any::TypeId::of::<V>() != std::any::TypeId::of::<Vec<u8>>() {
+            return None;
+        }
+        let (len, used): (u64, usize) =
+            bincode::decode_from_slice(body, bincode::config::standard()).ok()?;
+        let rest = body.get(used..)?;
+        if rest.len() as u64 != len {
+            return None;
+        }
+        let mut slot = Some(rest.to_vec());
+        (&mut slot as &mut dyn Any)
+            .downcast_mut::<Option<V>>()
+            .and_then(Option::take)
+    }
+}
+
 /// The most a bincode decode of `len` input bytes may claim (its allocation limit): 64 bytes of
 /// memory per input byte, and at least 64 KiB. A value's memory is rarely more than a few times
 /// its encoding (a `Vec<String>` of empty strings, the worst common case, is 24 to 1); a

@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use steadycache::{cached, Cache, Policy};
 use steadycache_redis::testing::RedisServer;
@@ -69,7 +69,7 @@ fn seen(path: &Path, v: u64) -> Option<u64> {
 }
 
 /// Update the value to `v` in A and wait for both readers to see it; their delays (µs).
-fn update_and_wait(a: &Cache, logs: &[std::path::PathBuf], v: u64, what: &str) -> Vec<u64> {
+fn update_and_wait(a: &Cache, logs: &[PathBuf], v: u64, what: &str) -> Vec<u64> {
     let key = value_cache().key(KEY).unwrap();
     let give_up = Instant::now() + Duration::from_secs(20);
     let policy = Policy::expire_after(Duration::from_secs(600));
@@ -101,6 +101,41 @@ fn update_and_wait(a: &Cache, logs: &[std::path::PathBuf], v: u64, what: &str) -
         .collect()
 }
 
+/// One reader process per URL, each logging what it reads into a file of `dir`; returned once
+/// each has read (its first value is 0: nothing stored yet) and its bus has had a moment to be
+/// heard, as a running service's would have.
+fn start_readers(dir: &Path, urls: &[&String]) -> (Vec<PathBuf>, Vec<std::process::Child>) {
+    let logs: Vec<_> = (0..urls.len())
+        .map(|i| dir.join(format!("reader-{i}.log")))
+        .collect();
+    let readers = logs
+        .iter()
+        .zip(urls)
+        .map(|(log, url)| {
+            let log = log.display().to_string();
+            spawn("reader", &[(XP_URL, url.as_str()), (COUNT, log.as_str())])
+        })
+        .collect();
+    for log in &logs {
+        assert!(steadycache_api::testing::eventually(
+            || seen(log, 0).is_some()
+        ));
+    }
+    std::thread::sleep(GRACE * 2);
+    (logs, readers)
+}
+
+/// Tell the readers to stop (A stores [`DONE`]) and check that each ended well.
+fn stop_readers(a: &Cache, logs: &[PathBuf], readers: Vec<std::process::Child>) {
+    update_and_wait(a, logs, DONE, "the end");
+    for r in readers {
+        assert!(
+            wait(r, Duration::from_secs(30)).success(),
+            "a reader failed"
+        );
+    }
+}
+
 fn report(what: &str, mut delays: Vec<u64>) {
     delays.sort_unstable();
     let at = |q: f64| delays[((delays.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
@@ -125,27 +160,7 @@ fn three_processes_see_updates_through_the_bus_and_its_outages() {
     );
     // A (this process) has no L1: it writes; its writes are announced all the same.
     let a = Cache::from_url_unshared(&server.url()).unwrap();
-    let logs: Vec<_> = (0..2)
-        .map(|i| dir.join(format!("reader-{i}.log")))
-        .collect();
-    let readers: Vec<_> = logs
-        .iter()
-        .map(|log| {
-            let log = log.display().to_string();
-            spawn(
-                "reader",
-                &[(XP_URL, reader_url.as_str()), (COUNT, log.as_str())],
-            )
-        })
-        .collect();
-    // Both readers are up and reading (their first value is 0: nothing stored yet).
-    for log in &logs {
-        assert!(steadycache_api::testing::eventually(
-            || seen(log, 0).is_some()
-        ));
-    }
-    // Give their buses a moment to be heard, as a running service's would be.
-    std::thread::sleep(GRACE * 2);
+    let (logs, readers) = start_readers(&dir, &[&reader_url, &reader_url]);
 
     let mut delays = Vec::new();
     for v in 1..=100 {
@@ -175,13 +190,7 @@ fn three_processes_see_updates_through_the_bus_and_its_outages() {
     }
     report("after a Redis restart", delays);
 
-    update_and_wait(&a, &logs, DONE, "the end");
-    for r in readers {
-        assert!(
-            wait(r, Duration::from_secs(30)).success(),
-            "a reader failed"
-        );
-    }
+    stop_readers(&a, &logs, readers);
 }
 
 /// The cache of [`computed`]: B, one of two caches with an L1 over one Redis (set by the test).
@@ -216,24 +225,7 @@ fn tracking_and_the_bus_deliver_the_same_updates() {
     let bus_url = base.clone();
     let tracking_url = format!("{base}&bus=off&tracking=on");
     let a = Cache::from_url_unshared(&server.url()).unwrap();
-    let kinds = [&bus_url, &bus_url, &tracking_url, &tracking_url];
-    let logs: Vec<_> = (0..kinds.len())
-        .map(|i| dir.join(format!("reader-{i}.log")))
-        .collect();
-    let readers: Vec<_> = logs
-        .iter()
-        .zip(kinds)
-        .map(|(log, url)| {
-            let log = log.display().to_string();
-            spawn("reader", &[(XP_URL, url.as_str()), (COUNT, log.as_str())])
-        })
-        .collect();
-    for log in &logs {
-        assert!(steadycache_api::testing::eventually(
-            || seen(log, 0).is_some()
-        ));
-    }
-    std::thread::sleep(GRACE * 2);
+    let (logs, readers) = start_readers(&dir, &[&bus_url, &bus_url, &tracking_url, &tracking_url]);
     let (mut bus, mut tracking) = (Vec::new(), Vec::new());
     for v in 1..=100 {
         let delays = update_and_wait(&a, &logs, v, "tracking vs bus");
@@ -246,13 +238,7 @@ fn tracking_and_the_bus_deliver_the_same_updates() {
         "tracking=on, bus off (the same trials, 2 readers)",
         tracking,
     );
-    update_and_wait(&a, &logs, DONE, "the end");
-    for r in readers {
-        assert!(
-            wait(r, Duration::from_secs(30)).success(),
-            "a reader failed"
-        );
-    }
+    stop_readers(&a, &logs, readers);
 }
 
 /// Issue 21, item 2, with a real restart: after Redis comes back, B's bus is heard again

@@ -56,16 +56,28 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 WORK=$(mktemp -d)
 REDIS_PID=""
 SERVICE_PID=""
-# Stop a child process: SIGTERM, and SIGKILL from a watchdog if it has not exited after 5 s.
+# Stop a child process: SIGTERM, then SIGKILL if it is still running after 5 s. Polled in
+# this shell, not timed by a background `( sleep 5; kill … ) &`: bash 5.2 runs the EXIT trap
+# in such a subshell when it is killed before it has reset its traps, and that trap (cleanup)
+# stopped Redis and removed $WORK while the loop went on (a CI run failed so).
+running() {
+  local stat
+  stat=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ "${stat%% *}" != Z ]
+}
 stop() {
   kill -TERM "$1" 2>/dev/null || return 0
-  ( sleep 5; kill -KILL "$1" 2>/dev/null ) &
-  local watchdog=$!
+  for _ in $(seq 1 50); do
+    running "$1" || break
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
-  kill "$watchdog" 2>/dev/null || true
-  wait "$watchdog" 2>/dev/null || true
 }
+MAIN_SHELL=$BASHPID
 cleanup() {
+  # Only the script itself cleans up, never a subshell that inherited the trap.
+  [ "$BASHPID" = "$MAIN_SHELL" ] || return 0
   if [ -n "$SERVICE_PID" ]; then stop "$SERVICE_PID"; fi
   if [ -n "$REDIS_PID" ]; then stop "$REDIS_PID"; fi
   rm -rf "$WORK"

@@ -429,9 +429,9 @@ mod probe;
 pub mod __private {
     use std::marker::PhantomData;
     pub use steadycache_api::__private::{
-        hash_args, hash_local, with_call_options, with_call_options_async, ArgsKey, AsyncJob,
-        AsyncRefresh, CacheSource, KeyPart, LocalArg, NoRefresh, RefreshWith, Shape, SyncJob,
-        SyncRefresh,
+        hash_args, hash_args_bincode, hash_local, with_call_options, with_call_options_async,
+        ArgsKey, AsyncJob, AsyncRefresh, CacheSource, KeyPart, LocalArg, NoRefresh, RefreshWith,
+        Shape, SyncJob, SyncRefresh,
     };
     pub use steadycache_api::{Cache, FactoryTimeout, Lock, Memo, Policy, Refresh, ValueBytes};
 

@@ -395,6 +395,30 @@ fn hit_2threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// The key of a hit, alone: the args hash of one `u64` (what `#[cached]` computes before its
+/// lookup) by the fast encoder of `key::direct`, and by bincode's own serde encoder (the
+/// general path, same bytes and hash), in one run.
+fn key_hash(c: &mut Criterion) {
+    use steadycache::__private::{hash_args, hash_args_bincode};
+    let mut g = c.benchmark_group("key_hash");
+    g.throughput(Throughput::Elements(1));
+    let mut keys = Keys::starting_at(0);
+    g.bench_function("u64_direct", |b| {
+        b.iter(|| hash_args(&(black_box(keys.next()),)))
+    });
+    g.bench_function("u64_bincode", |b| {
+        b.iter(|| hash_args_bincode(&(black_box(keys.next()),)))
+    });
+    let text = "EUR/USD";
+    g.bench_function("str_u32_direct", |b| {
+        b.iter(|| hash_args(&(black_box(text), black_box(keys.next()) as u32)))
+    });
+    g.bench_function("str_u32_bincode", |b| {
+        b.iter(|| hash_args_bincode(&(black_box(text), black_box(keys.next()) as u32)))
+    });
+    g.finish();
+}
+
 /// Every measured call must have been a hit: the bodies ran only while warming.
 fn check_all_hits(_: &mut Criterion) {
     let runs = BODY_RUNS.load(Ordering::Relaxed);
@@ -411,5 +435,12 @@ fn check_all_hits(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, hit_sync, hit_async, hit_2threads, check_all_hits);
+criterion_group!(
+    benches,
+    hit_sync,
+    hit_async,
+    hit_2threads,
+    key_hash,
+    check_all_hits
+);
 criterion_main!(benches);

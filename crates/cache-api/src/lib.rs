@@ -82,7 +82,7 @@ pub mod __private {
     pub use crate::engine::{
         AsyncJob, AsyncRefresh, NoRefresh, RefreshWith, Shape, SyncJob, SyncRefresh,
     };
-    pub use crate::key::{hash_args, hash_local, ArgsKey, KeyPart, LocalArg};
+    pub use crate::key::{hash_args, hash_args_bincode, hash_local, ArgsKey, KeyPart, LocalArg};
     pub use crate::memo::CacheSource;
     pub use crate::scope::{with_call_options, with_call_options_async};
 }

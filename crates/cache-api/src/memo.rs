@@ -430,6 +430,25 @@ where
         if let Some(v) = self.typed_hit(st, &key) {
             return Ok(v);
         }
+        self.call_sync_missed(st, key, shape, compute, refresh)
+    }
+
+    /// What a sync call does past a missed in-process hit. Out of line: inlined, its stack
+    /// frame and registers were set up on every hit (measured: about 1 ns of a 20 ns hit).
+    #[inline(never)]
+    fn call_sync_missed<E, F, R>(
+        &self,
+        st: &MemoState<V>,
+        key: ArgsKey<'_>,
+        shape: Shape<V, E>,
+        compute: F,
+        refresh: R,
+    ) -> Result<V, E>
+    where
+        E: Send + 'static,
+        F: FnOnce() -> Result<V, E>,
+        R: SyncRefresh<V, E>,
+    {
         if self.refuses(st, &key) {
             crate::scope::enter_call();
             return compute();

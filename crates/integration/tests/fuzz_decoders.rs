@@ -267,3 +267,126 @@ fn file_entries() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An integer near one of bincode's varint boundaries (250/251, 2^16, 2^32, 2^64), or any.
+fn int() -> impl Strategy<Value = u128> {
+    let edges: Vec<u128> = [0u128, 250, 251, 1 << 16, 1 << 32, 1 << 64]
+        .iter()
+        .flat_map(|&e| [e.saturating_sub(1), e, e + 1])
+        .collect();
+    prop_oneof![
+        prop::sample::select(edges),
+        any::<u128>(),
+        any::<u8>().prop_map(u128::from)
+    ]
+}
+
+#[derive(serde::Serialize, Debug, Clone)]
+struct Unit;
+
+#[derive(serde::Serialize, Debug, Clone)]
+enum Shape {
+    Empty,
+    One(i32),
+    Pair(i16, String),
+    Named { c: char, f: f32, unit: Unit },
+}
+
+#[derive(serde::Serialize, Debug, Clone)]
+struct Args {
+    small: (u8, i8, u16, i16, u32, i32),
+    wide: (u64, i64, u128, i128, usize, isize),
+    floats: (f32, f64),
+    flags: (bool, char),
+    text: String,
+    bytes: Vec<u8>,
+    maybe: Option<Shape>,
+    list: Vec<(u32, Option<String>)>,
+    /// A map sends the whole argument list to the general path (canonical maps).
+    map: Option<HashMap<String, u8>>,
+}
+
+fn args() -> impl Strategy<Value = Args> {
+    let shape = prop_oneof![
+        Just(Shape::Empty),
+        any::<i32>().prop_map(Shape::One),
+        (any::<i16>(), ".{0,8}").prop_map(|(a, b)| Shape::Pair(a, b)),
+        (any::<char>(), any::<f32>()).prop_map(|(c, f)| Shape::Named { c, f, unit: Unit }),
+    ];
+    (
+        (int(), int(), int(), int()),
+        (any::<bool>(), any::<char>(), any::<f32>(), any::<f64>()),
+        (".{0,40}", prop::collection::vec(any::<u8>(), 0..40)),
+        prop::option::of(shape),
+        prop::collection::vec((any::<u32>(), prop::option::of("[a-z]{0,5}")), 0..4),
+        prop::option::of(prop::collection::hash_map("[a-z]{1,3}", any::<u8>(), 0..3)),
+    )
+        .prop_map(
+            |((a, b, c, d), (t, ch, f, g), (text, bytes), maybe, list, map)| Args {
+                small: (a as u8, b as i8, c as u16, d as i16, a as u32, b as i32),
+                wide: (c as u64, d as i64, a, b as i128, c as usize, d as isize),
+                floats: (f, g),
+                flags: (t, ch),
+                text,
+                bytes,
+                maybe,
+                list,
+                map,
+            },
+        )
+}
+
+/// The args hash's fast encoder (`key::direct`) writes bincode's bytes exactly: the hash of any
+/// argument list is the one bincode's own encoder gives (keys stay what they were), whether the
+/// list fits the fast path's buffer or not, has a map or not.
+#[test]
+fn args_hash_fast_path_is_bincode() {
+    use steadycache_api::__private::{hash_args, hash_args_bincode};
+    run((args(), int(), ".{0,70}"), |(a, n, s)| {
+        assert_eq!(
+            hash_args(&a).unwrap(),
+            hash_args_bincode(&a).unwrap(),
+            "{a:?}"
+        );
+        let one = (n as u64,);
+        assert_eq!(hash_args(&one).unwrap(), hash_args_bincode(&one).unwrap());
+        let (signed, wide) = ((n as i64, n as i32, n as i16), (n, n as i128));
+        assert_eq!(
+            hash_args(&signed).unwrap(),
+            hash_args_bincode(&signed).unwrap()
+        );
+        assert_eq!(hash_args(&wide).unwrap(), hash_args_bincode(&wide).unwrap());
+        assert_eq!(
+            hash_args(&(&s, n as u32)).unwrap(),
+            hash_args_bincode(&(&s, n as u32)).unwrap()
+        );
+    });
+}
+
+/// Keys are stable across versions: the args hash of a few argument lists, as every release so
+/// far computed them (a change here orphans every stored entry), on both paths.
+#[test]
+fn args_hash_is_pinned() {
+    use steadycache_api::__private::{hash_args, hash_args_bincode};
+    let lists: [(u128, u128, u128); 3] = [
+        (
+            hash_args(&(42u64,)).unwrap(),
+            hash_args_bincode(&(42u64,)).unwrap(),
+            0x14c9ae9594c463c479d03016b7aeed0d,
+        ),
+        (
+            hash_args(&("EUR", "USD", 3u32)).unwrap(),
+            hash_args_bincode(&("EUR", "USD", 3u32)).unwrap(),
+            0x2c3a82fef2baafa7f829dfc68136d007,
+        ),
+        (
+            hash_args(&(Some(-7i64), vec![1u16, 300], 'é')).unwrap(),
+            hash_args_bincode(&(Some(-7i64), vec![1u16, 300], 'é')).unwrap(),
+            0xc04eb69976efe37efb269ae7a9a9d038,
+        ),
+    ];
+    for (i, (fast, general, pinned)) in lists.into_iter().enumerate() {
+        assert_eq!(fast, pinned, "argument list {i}, fast path");
+        assert_eq!(general, pinned, "argument list {i}, general path");
+    }
+}

@@ -12,11 +12,14 @@ use steadycache_api::plumbing::{
 use steadycache_api::{Error, Result};
 
 use crate::backend::{Inner, NAME};
-use crate::format::{encode_entry, is_ours, parse_entry, Sniffed, KIND_VALUE, MAGIC_LEN, MIN_LEN};
+use crate::format::{encode_entry, is_ours, parse_entry, Sniffed, KIND_VALUE, MIN_LEN};
 use crate::fs::{is_not_found, older_than, remove_if_same, sync_dir};
 use crate::names::{Location, TEMP_PREFIX, TEMP_RAND};
 use crate::prefix::header_at;
 
+/// The first read of an entry file: an entry up to this long (key and value included) is read
+/// whole by it.
+const FIRST_READ: usize = 4096;
 /// A hit refreshes an entry's mtime (for LRU eviction) at most this often.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// How often a write retries when its directory vanishes under it (a concurrent namespace clear).
@@ -29,6 +32,16 @@ pub(crate) enum Found {
     Absent,
     /// A damaged file, removed; the reason.
     Corrupt(&'static str),
+}
+
+/// Read into `buf` once (again if interrupted): how many bytes came, `buf.len()` at most.
+fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 /// A file at an entry's path that this backend did not write: a miss, left alone.
@@ -69,75 +82,114 @@ fn temp_file_in(dir: &Path) -> Result<io::Result<tempfile::NamedTempFile>> {
 impl Inner {
     /// Read the entry of `key`. Corrupt and expired files are removed; another key's file (a
     /// hash collision) is absent and left alone.
+    ///
+    /// One `read` of up to [`FIRST_READ`] bytes, into the stack, holds a whole ordinary entry:
+    /// a hit is `open`, `read`, `close` (no `stat`: the header says how long the entry is, and
+    /// a short read of a regular file is its end). A file that fills the first read is sized
+    /// with `stat` and read on only if it starts with the magic: a user's file is read at most
+    /// its first 4 KiB, never whole, and never removed. The file's identity (to remove only
+    /// the file read) and its mtime (LRU touches, with `max_bytes`) are asked for only when
+    /// needed.
     pub(crate) fn read_entry(&self, key: &str, path: &Path) -> Result<Found> {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if is_not_found(&e) => return Ok(Found::Absent),
             Err(e) => return Err(io_error(NAME, &format!("open `{}`", path.display()), e)),
         };
+        let mut first = [0u8; FIRST_READ];
+        let n = read_some(&mut file, &mut first)
+            .map_err(|e| io_error(NAME, &format!("read `{}`", path.display()), e))?;
+        let head = first.get(..n).unwrap_or_default();
+        if !is_ours(head) {
+            return Ok(foreign(path));
+        }
+        let mut long = Vec::new();
+        let bytes = if n < FIRST_READ {
+            head
+        } else {
+            match self.read_rest(&mut file, path, key, head, &mut long)? {
+                Some(()) => &long[..],
+                None => return Ok(Found::Corrupt("truncated while reading")),
+            }
+        };
+        self.judge(key, path, &file, bytes)
+    }
+
+    /// The rest of a file whose first read filled [`FIRST_READ`] (`head`), into `whole`; `None`
+    /// (removed as corrupt) when it ends before its size said.
+    fn read_rest(
+        &self,
+        file: &mut File,
+        path: &Path,
+        key: &str,
+        head: &[u8],
+        whole: &mut Vec<u8>,
+    ) -> Result<Option<()>> {
         let meta = file
             .metadata()
             .map_err(|e| io_error(NAME, &format!("inspect `{}`", path.display()), e))?;
-        let Ok(len) = usize::try_from(meta.len()) else {
-            return Ok(foreign(path)); // no entry of ours is larger than memory
+        let Some(len) = usize::try_from(meta.len())
+            .ok()
+            .filter(|&l| l >= head.len())
+        else {
+            // Larger than memory, or shorter than what was read: not an entry of ours.
+            self.discard(path, file, key, "truncated while reading");
+            return Ok(None);
         };
-        // The magic first: a user's file is never read whole, nor removed.
-        let mut buf = vec![0u8; len.min(MAGIC_LEN)];
-        let whole = file.read_exact(&mut buf).and_then(|()| {
-            if !is_ours(&buf) {
-                return Ok(false);
+        whole.reserve_exact(len);
+        whole.extend_from_slice(head);
+        whole.resize(len, 0);
+        match file.read_exact(whole.get_mut(head.len()..).unwrap_or_default()) {
+            Ok(()) => Ok(Some(())),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.discard(path, file, key, "truncated while reading");
+                Ok(None)
             }
-            buf.resize(len, 0);
-            file.read_exact(buf.get_mut(MAGIC_LEN..).unwrap_or_default())
-                .map(|()| true)
-        });
-        match whole {
-            Ok(true) => {}
-            Ok(false) => return Ok(foreign(path)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && is_ours(&buf) => {
-                self.discard(path, &meta, key, "truncated while reading");
-                return Ok(Found::Corrupt("truncated while reading"));
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(foreign(path)),
-            Err(e) => return Err(io_error(NAME, &format!("read `{}`", path.display()), e)),
+            Err(e) => Err(io_error(NAME, &format!("read `{}`", path.display()), e)),
         }
-        if len < MIN_LEN {
-            self.discard(path, &meta, key, "shorter than a header");
+    }
+
+    /// A whole file of ours, `bytes`, judged: live (its value copied out), absent (expired and
+    /// removed, or another key's) or corrupt (removed).
+    fn judge(&self, key: &str, path: &Path, file: &File, bytes: &[u8]) -> Result<Found> {
+        if bytes.len() < MIN_LEN {
+            self.discard(path, file, key, "shorter than a header");
             return Ok(Found::Corrupt("shorter than a header"));
         }
-        let parsed = match parse_entry(&buf) {
+        let parsed = match parse_entry(bytes) {
             Ok(p) => p,
             Err(why) => {
-                self.discard(path, &meta, key, why);
+                self.discard(path, file, key, why);
                 return Ok(Found::Corrupt(why));
             }
         };
-        if buf.get(parsed.key.clone()) != Some(key.as_bytes()) {
+        if bytes.get(parsed.key.clone()) != Some(key.as_bytes()) {
             tracing::debug!(path = %path.display(), key, "file holds another key (hash collision)");
             return Ok(Found::Absent);
         }
         if parsed.expires_at <= unix_millis() {
-            if let Err(e) = remove_if_same(path, &meta) {
+            let removed = file.metadata().and_then(|meta| remove_if_same(path, &meta));
+            if let Err(e) = removed {
                 tracing::debug!(path = %path.display(), error = %e, "could not remove an expired entry");
             }
             return Ok(Found::Absent);
         }
-        if self.config.max_bytes.is_some() && older_than(&meta, TOUCH_EVERY) {
-            touch(&file, path);
+        if self.config.max_bytes.is_some()
+            && file.metadata().is_ok_and(|m| older_than(&m, TOUCH_EVERY))
+        {
+            touch(file, path);
         }
-        buf.truncate(parsed.value.end);
-        buf.drain(..parsed.value.start);
         Ok(Found::Live(Stored {
             kind: parsed.kind,
             expires_at: parsed.expires_at,
-            value: buf,
+            value: bytes.get(parsed.value).unwrap_or_default().to_vec(),
         }))
     }
 
-    /// Log and remove a corrupt file (if it was not replaced meanwhile).
-    fn discard(&self, path: &Path, meta: &fs::Metadata, key: &str, why: &str) {
+    /// Log and remove a corrupt file (if it is still the file read: not replaced meanwhile).
+    fn discard(&self, path: &Path, file: &File, key: &str, why: &str) {
         tracing::warn!(path = %path.display(), key, reason = why, "corrupt cache file: removed, read as a miss");
-        if let Err(e) = remove_if_same(path, meta) {
+        if let Err(e) = file.metadata().and_then(|meta| remove_if_same(path, &meta)) {
             tracing::warn!(path = %path.display(), error = %e, "could not remove a corrupt cache file");
         }
     }

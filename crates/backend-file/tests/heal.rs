@@ -59,3 +59,38 @@ async fn file_well_formed_file_with_a_garbage_payload_heals() {
 async fn file_entry_of_another_codec_heals() {
     foreign_codec_case(Arc::new(file_backend(&fresh_dir("codec")))).await;
 }
+
+/// Entries longer than the first read (4 KiB) are read whole after a `stat`; damaged ones are
+/// corrupt misses and removed; a long file of the user's at a key's path is a miss, left
+/// alone; and a short entry with bytes appended is caught although it is read in one go.
+#[tokio::test]
+async fn long_entries_and_padded_ones() {
+    use steadycache_api::{Backend, Error};
+    let dir = fresh_dir("long");
+    let b = file_backend(&dir);
+    let path = b.entry_path(KEY);
+    let long: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let corrupt = |r: steadycache_api::Result<Option<Vec<u8>>>| matches!(r, Err(Error::Corrupt(_)));
+    for cut in [3u64, 10_000, 16_000] {
+        b.set(KEY, long.clone(), None).await.unwrap();
+        assert_eq!(b.get(KEY).await.unwrap().as_deref(), Some(&long[..]));
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - cut).unwrap();
+        assert!(corrupt(b.get(KEY).await), "cut by {cut}");
+        assert!(!path.exists(), "a corrupt entry is removed");
+    }
+    for value in [vec![5u8; 100], long.clone()] {
+        b.set(KEY, value, None).await.unwrap();
+        let mut padded = std::fs::read(&path).unwrap();
+        padded.extend_from_slice(b"tail");
+        std::fs::write(&path, &padded).unwrap();
+        assert!(corrupt(b.get(KEY).await), "bytes appended to a {} byte file", padded.len());
+        assert!(!path.exists());
+    }
+    let users = vec![b'u'; 50_000];
+    std::fs::write(&path, &users).unwrap();
+    assert_eq!(b.get(KEY).await.unwrap(), None);
+    assert_eq!(std::fs::read(&path).unwrap(), users, "a user's file is left alone");
+    let _ = std::fs::remove_dir_all(&dir);
+}

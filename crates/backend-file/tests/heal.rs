@@ -85,12 +85,20 @@ async fn long_entries_and_padded_ones() {
         let mut padded = std::fs::read(&path).unwrap();
         padded.extend_from_slice(b"tail");
         std::fs::write(&path, &padded).unwrap();
-        assert!(corrupt(b.get(KEY).await), "bytes appended to a {} byte file", padded.len());
+        assert!(
+            corrupt(b.get(KEY).await),
+            "bytes appended to a {} byte file",
+            padded.len()
+        );
         assert!(!path.exists());
     }
     let users = vec![b'u'; 50_000];
     std::fs::write(&path, &users).unwrap();
     assert_eq!(b.get(KEY).await.unwrap(), None);
-    assert_eq!(std::fs::read(&path).unwrap(), users, "a user's file is left alone");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        users,
+        "a user's file is left alone"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

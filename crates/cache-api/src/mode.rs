@@ -57,7 +57,15 @@ pub(crate) fn block_local<F: Future>(fut: F) -> F::Output {
 /// `op` within `timeout`: a store that does not answer in time is an [`Error::Unavailable`]
 /// (transient), so the caller fails open instead of hanging.
 pub(crate) async fn within<T>(timeout: Duration, op: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(timeout, op).await {
+    in_time(tokio::time::timeout(timeout, op).await, timeout)
+}
+
+/// What [`within`] returns, from the timeout's outcome.
+fn in_time<T>(
+    r: std::result::Result<Result<T>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+) -> Result<T> {
+    match r {
         Ok(r) => r,
         Err(_) => Err(Error::unavailable(
             "backend",
@@ -81,7 +89,16 @@ where
     F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
-    finish(mode, within(timeout, op(manager.clone(), key.to_owned()))).await
+    // Written out rather than `finish(mode, within(..))`: an `async fn` keeps a future it is
+    // passed beside the one it awaits, so each such wrapper doubled the size of every store
+    // call's future (and of every call's above it, moved on each call).
+    match mode {
+        Mode::Async => in_time(
+            tokio::time::timeout(timeout, op(manager.clone(), key.to_owned())).await,
+            timeout,
+        ),
+        Mode::Sync => runtime::block_on(within(timeout, op(manager.clone(), key.to_owned())))?,
+    }
 }
 
 /// `fut` for a caller in `mode`: awaited, or run on the library's runtime and waited for on

@@ -25,14 +25,17 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
         return Err(unanswered(l2));
     }
     let span = tracing::trace_span!("steadycache.backend", op = "load");
-    let load = l2.store.through(
-        mode,
-        &l2.key,
-        (),
-        |b, ()| b.load_blocking(&l2.key),
-        |m, k, ()| async move { m.load(&k).await },
-    );
-    let loaded = tracing::Instrument::instrument(load, span).await;
+    let loaded = tracing::Instrument::instrument(
+        l2.store.through(
+            mode,
+            &l2.key,
+            (),
+            |b, ()| b.load_blocking(&l2.key),
+            |m, k, ()| async move { m.load(&k).await },
+        ),
+        span,
+    )
+    .await;
     l2.read_ended(&loaded);
     loaded
 }
@@ -198,7 +201,7 @@ pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Opt
         Err(e @ (Error::Corrupt(_) | Error::Codec { .. })) => e,
         Err(e) => return Err(e),
     };
-    drop_corrupt(mode, l2, &err, stats).await;
+    Box::pin(drop_corrupt(mode, l2, &err, stats)).await; // rare: kept out of a load's future
     Ok(None)
 }
 

@@ -124,7 +124,7 @@ where
     let value = match opened.and_then(|body| place.bytes.decode(codec, body)) {
         Ok(v) => v,
         Err(e) => {
-            drop_corrupt(mode, l2, &e, stats).await;
+            Box::pin(drop_corrupt(mode, l2, &e, stats)).await; // rare: kept out of the hit's future
             return in_l1;
         }
     };

@@ -43,7 +43,8 @@ pub(crate) async fn valid<V>(mode: Mode, place: &Place<V>, started_at: u64, stat
     for name in tags.names.iter() {
         let at = match tags.bus.known_tag(name) {
             Some(at) => at,
-            None => match time_of(mode, place.l2.as_ref(), tags, name, stats).await {
+            // Boxed: read once per tag, it should not size every lookup's future.
+            None => match Box::pin(time_of(mode, place.l2.as_ref(), tags, name, stats)).await {
                 Some(at) => at,
                 None => return false,
             },

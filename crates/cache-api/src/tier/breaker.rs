@@ -106,18 +106,27 @@ impl Breaker {
         self: &Arc<Self>,
         op: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        self.check()?;
+        let r = op.await;
+        self.record(&r);
+        r
+    }
+
+    /// `Err` while the breaker is open (a call is refused). With [`record`](Self::record)
+    /// after the call, what [`guard`](Self::guard) does, for a caller that builds its future
+    /// in place (a future passed to an `async fn` is kept twice in its state).
+    pub(crate) fn check(&self) -> Result<()> {
         if self.is_open() {
             return Err(Error::unavailable(
                 "backend",
                 "store breaker open: the store failed repeatedly and is being probed in the background",
             ));
         }
-        let r = op.await;
-        self.record(&r);
-        r
+        Ok(())
     }
 
-    fn record<T>(self: &Arc<Self>, r: &Result<T>) {
+    /// Count a call's outcome (see [`check`](Self::check)).
+    pub(crate) fn record<T>(self: &Arc<Self>, r: &Result<T>) {
         let Some(config) = self.config else {
             return;
         };

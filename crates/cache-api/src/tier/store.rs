@@ -63,7 +63,12 @@ impl Store {
         F: FnOnce(Arc<dyn CacheManager>, String) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        self.breaker.guard(self.call_unguarded(mode, key, op)).await
+        // The breaker's guard written out (see `Breaker::check`): the call's future is built
+        // in place, not passed.
+        self.breaker.check()?;
+        let r = on_manager(mode, &self.manager, key, self.timeout, op).await;
+        self.breaker.record(&r);
+        r
     }
 
     /// The same, not through the breaker: a lease's own bookkeeping (its release, its marker)
@@ -94,12 +99,12 @@ impl Store {
         F: FnOnce(Arc<dyn CacheManager>, String, A) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let run = async {
-            match (mode, self.manager.blocking()) {
-                (Mode::Sync, Some(b)) => blocking(b, arg),
-                _ => self.call_unguarded(mode, key, |m, k| op(m, k, arg)).await,
-            }
+        self.breaker.check()?;
+        let r = match (mode, self.manager.blocking()) {
+            (Mode::Sync, Some(b)) => blocking(b, arg),
+            _ => on_manager(mode, &self.manager, key, self.timeout, |m, k| op(m, k, arg)).await,
         };
-        self.breaker.guard(run).await
+        self.breaker.record(&r);
+        r
     }
 }

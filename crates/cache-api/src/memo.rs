@@ -14,7 +14,7 @@ use crate::envelope::Freshness;
 use crate::error::{Error, Result};
 use crate::flight::{self, FlightMap};
 pub use crate::key::ArgsKey;
-use crate::key::{full_key, namespace_of, namespace_prefix, part_hashes, sanitize};
+use crate::key::{call_key, namespace_of, namespace_prefix, part_hashes, sanitize};
 use crate::policy::Policy;
 use crate::scope::{current_options, is_enabled};
 use crate::stats::{Counter, Stats, StatsSnapshot};
@@ -193,7 +193,7 @@ where
 
     /// The full stored key of one call.
     pub fn key_for(&self, key: &ArgsKey<'_>) -> String {
-        full_key(&self.namespace, &self.version, &key.part())
+        call_key(&self.namespace, &self.version, key)
     }
 
     #[inline(always)]

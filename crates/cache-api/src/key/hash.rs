@@ -91,7 +91,7 @@ fn hash_args_streaming<T: Serialize + ?Sized>(args: &T) -> Result<u128> {
 /// `Hash` is stable within one process, not across processes, builds or versions for every
 /// type (`usize` is hashed at its width, and a type may change how it hashes), so a key with
 /// such an argument is meaningful in this process only: it is marked
-/// [`ArgsKey::in_process`], and its entries never reach a store. 128 bits, like every key.
+/// [`ArgsKey::in_process`](super::ArgsKey::in_process), and its entries never reach a store. 128 bits, like every key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalArg(pub u128);
 

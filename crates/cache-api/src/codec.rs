@@ -246,10 +246,27 @@ impl Codec {
     }
 }
 
+/// A bincode writer that counts the bytes it is given (sizes without allocating).
+pub(crate) struct SizeWriter(pub(crate) u64);
+
+impl bincode::enc::write::Writer for SizeWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0 = self.0.saturating_add(bytes.len() as u64);
+        Ok(())
+    }
+}
+
+/// The size of `value`'s bincode encoding, counted without allocating.
+pub(crate) fn encoded_size<V: Serialize + ?Sized>(value: &V) -> u64 {
+    let mut w = SizeWriter(0);
+    let _ = bincode::serde::encode_into_writer(value, &mut w, bincode::config::standard());
+    w.0
+}
+
 /// The size of `v`'s bincode encoding when it is a `Vec<u8>` (counted without encoding it).
 pub(crate) fn byte_vec_size<V: 'static>(v: &V) -> Option<u64> {
     let b = byte_vec::of(v)?;
-    let mut w = crate::value::SizeWriter(0);
+    let mut w = SizeWriter(0);
     let _ = bincode::encode_into_writer(b.len() as u64, &mut w, bincode::config::standard());
     Some(w.0.saturating_add(b.len() as u64))
 }

@@ -22,7 +22,7 @@
 //! private memory tier instead was rejected: the cache's invalidations, clears, tags and bus
 //! would not reach it, so it would serve what the cache says is gone.)
 
-use crate::codec::{byte_vec_size, Codec};
+use crate::codec::{byte_vec_size, encoded_size, Codec};
 use crate::error::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -130,22 +130,6 @@ fn opaque_error<V>() -> Error {
             std::any::type_name::<V>()
         ),
     }
-}
-
-pub(crate) struct SizeWriter(pub(crate) u64);
-
-impl bincode::enc::write::Writer for SizeWriter {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0 = self.0.saturating_add(bytes.len() as u64);
-        Ok(())
-    }
-}
-
-/// The size of `value`'s bincode encoding, counted without allocating.
-pub(crate) fn encoded_size<V: Serialize + ?Sized>(value: &V) -> u64 {
-    let mut w = SizeWriter(0);
-    let _ = bincode::serde::encode_into_writer(value, &mut w, bincode::config::standard());
-    w.0
 }
 
 #[cfg(test)]

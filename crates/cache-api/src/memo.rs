@@ -15,7 +15,7 @@ use crate::flight::{self, FlightMap};
 pub use crate::key::ArgsKey;
 use crate::key::{call_key, namespace_of, part_hashes, sanitize};
 use crate::policy::Policy;
-use crate::scope::{current_options, is_enabled};
+use crate::scope::{is_enabled, options_are_default};
 use crate::stats::{Counter, Stats, StatsSnapshot};
 use crate::tier::{CallTags, LocalStore, Place, L1, L2};
 use crate::value::ValueBytes;
@@ -382,7 +382,7 @@ where
         let local = st.local.as_ref()?;
         // (`max_hits` counts every hit: its values are stored with no plain hits at all, see
         // `Plan::with_early`, so this path never serves them.)
-        if !current_options().is_default() {
+        if !options_are_default() {
             return None;
         }
         let v = local.get_fresh(key.hash)?;

@@ -91,6 +91,10 @@ impl CallOptions {
 
 thread_local! {
     static THREAD_OPTS: Cell<CallOptions> = const { Cell::new(DEFAULT_OPTIONS) };
+    /// Whether `THREAD_OPTS` holds the defaults: what an in-process hit reads (one byte; reading
+    /// and comparing the options themselves was about 0.4 ns of a 19 ns hit). Written with
+    /// them, by [`put`] alone.
+    static PLAIN: Cell<bool> = const { Cell::new(true) };
     /// The options around a handle's control, restored by the call it names.
     static OUTER: Cell<CallOptions> = const { Cell::new(DEFAULT_OPTIONS) };
 }
@@ -104,7 +108,7 @@ thread_local! {
 /// assert_eq!(v, 42);
 /// ```
 pub fn with_options<R>(opts: CallOptions, f: impl FnOnce() -> R) -> R {
-    let _restore = Restore(THREAD_OPTS.with(|c| c.replace(opts)));
+    let _restore = Restore(put(opts));
     f()
 }
 
@@ -112,8 +116,21 @@ struct Restore(CallOptions);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        THREAD_OPTS.with(|c| c.set(self.0));
+        put(self.0);
     }
+}
+
+/// Put `opts` in force on this thread (and [`PLAIN`] with them); the options they replace.
+fn put(opts: CallOptions) -> CallOptions {
+    PLAIN.with(|p| p.set(opts.is_default()));
+    THREAD_OPTS.with(|c| c.replace(opts))
+}
+
+/// Whether the options in force are the defaults (what a hit checks: [`current_options`]
+/// `.is_default()`, read from one flag).
+#[inline(always)]
+pub(crate) fn options_are_default() -> bool {
+    PLAIN.with(|p| p.get())
 }
 
 /// Run `fut` with `opts` applied to every memoized call it makes, nested calls included, on
@@ -136,7 +153,7 @@ impl<F: Future> Future for WithOptions<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let opts = self.opts;
-        let _restore = Restore(THREAD_OPTS.with(|c| c.replace(opts)));
+        let _restore = Restore(put(opts));
         self.fut.as_mut().poll(cx)
     }
 }
@@ -154,7 +171,7 @@ pub fn with_call_options<R>(opts: CallOptions, f: impl FnOnce() -> R) -> R {
     let outer = current_options();
     let _outer = RestoreOuter(OUTER.with(|c| c.replace(outer)));
     let once = CallOptions { once: true, ..opts };
-    let _restore = Restore(THREAD_OPTS.with(|c| c.replace(once)));
+    let _restore = Restore(put(once));
     f()
 }
 
@@ -188,7 +205,7 @@ pub(crate) fn enter_call() -> CallOptions {
     if !opts.once {
         return opts;
     }
-    THREAD_OPTS.with(|c| c.set(OUTER.with(|o| o.get())));
+    put(OUTER.with(|o| o.get()));
     CallOptions {
         once: false,
         ..opts

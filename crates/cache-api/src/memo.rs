@@ -482,13 +482,33 @@ where
         Fut: Future<Output = Result<V, E>>,
         R: AsyncRefresh<V, E>,
     {
+        if let Some(v) = self.hit(&key) {
+            return Ok(v);
+        }
+        self.call_async_missed(key, shape, compute, refresh).await
+    }
+
+    /// [`call_async`](Self::call_async) for a caller that has asked [`hit`](Self::hit) already
+    /// and missed: what `#[cached]` expands to (an async function serves its in-process hit
+    /// before it builds the call's future), so the typed tier is not looked at twice.
+    #[doc(hidden)]
+    pub async fn call_async_missed<E, F, Fut, R>(
+        &self,
+        key: ArgsKey<'_>,
+        shape: Shape<V, E>,
+        compute: F,
+        refresh: R,
+    ) -> Result<V, E>
+    where
+        E: Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        R: AsyncRefresh<V, E>,
+    {
         let Some(st) = self.active() else {
             crate::scope::enter_call();
             return compute().await;
         };
-        if let Some(v) = self.typed_hit(st, &key) {
-            return Ok(v);
-        }
         if self.refuses(st, &key) {
             crate::scope::enter_call();
             return compute().await;

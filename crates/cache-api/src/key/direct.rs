@@ -107,6 +107,12 @@ impl Direct {
         }
     }
 
+    /// An enum variant's index (a varint), before its fields.
+    fn variant(&mut self, index: u32) -> Result<&mut Self, Fallback> {
+        self.varint(u64::from(index))?;
+        Ok(self)
+    }
+
     fn varint128(&mut self, v: u128) -> Result<(), Fallback> {
         match u64::try_from(v) {
             Ok(small) => self.varint(small),
@@ -250,8 +256,7 @@ impl Serializer for &mut Direct {
         _: &'static str,
         _: usize,
     ) -> Result<Self, Fallback> {
-        self.varint(u64::from(index))?;
-        Ok(self)
+        self.variant(index)
     }
     /// Maps are made canonical by the general path.
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Fallback> {
@@ -267,8 +272,7 @@ impl Serializer for &mut Direct {
         _: &'static str,
         _: usize,
     ) -> Result<Self, Fallback> {
-        self.varint(u64::from(index))?;
-        Ok(self)
+        self.variant(index)
     }
     fn is_human_readable(&self) -> bool {
         false

@@ -88,7 +88,7 @@ fn asserts(opts: &Options, model: &FnModel, v_ty: &TokenStream2) -> TokenStream2
     }
 }
 
-/// The call into the `Memo` (`call_sync` or `call_async`), computing with `call_inner` (the
+/// The call into the `Memo` (`call_sync`, or `call_async_missed` after the hit served first), computing with `call_inner` (the
 /// original body's call, awaited), or with a background refresh job (`plan.job`).
 fn memo_call(
     opts: &Options,
@@ -112,7 +112,7 @@ fn memo_call(
     if model.is_async {
         quote! {
             __steadycache_memo
-                .call_async(__steadycache_key, #shape_value, #compute, #refresh)
+                .call_async_missed(__steadycache_key, #shape_value, #compute, #refresh)
                 .await
         }
     } else {

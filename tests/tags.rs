@@ -112,6 +112,12 @@ fn a_tag_invalidated_by_one_cache_reaches_the_copies_of_another() {
     }));
     assert_eq!(RUNS_B.load(SeqCst), 0, "B computed nothing: A's values");
     PAIR.0.invalidate_tag_sync("item:1").unwrap();
+    // A computation that starts within `START_MARGIN_MS` (2 ms) of an invalidation of its tag
+    // is judged to have raced it, and what it stores is dropped: B's recomputation must start
+    // later than that for A to use it. The test clock makes that so, without a wait (a run in
+    // which B recomputed within 2 ms saw A compute a third time).
+    let _clock = steadycache_api::testing::clock::exclusive();
+    steadycache_api::testing::clock::advance(std::time::Duration::from_millis(10));
     assert!(
         eventually(|| {
             item_b(1);

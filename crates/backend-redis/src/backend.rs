@@ -3,6 +3,7 @@
 use crate::config::RedisConfig;
 use crate::error::{convert, NAME};
 use crate::scripts::{EXTEND, INCR, RATE, RELEASE};
+use crate::timed::Timed;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -34,7 +35,8 @@ pub(crate) enum Client {
 /// A connection handle; cloning is an `Arc` clone.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    Single(ConnectionManager),
+    /// Its requests bounded by the response timeout, or by the cache's deadline (see `timed`).
+    Single(Timed),
     Cluster(ClusterConnection),
 }
 
@@ -341,6 +343,13 @@ impl Backend for RedisBackend {
         Capabilities::all()
     }
 
+    /// A single server's `response_timeout`: a cache bounds its operations by it when it is the
+    /// shorter deadline, and the connection then skips its own timer (see `timed`). A cluster's
+    /// client times its requests itself (`None`).
+    fn own_deadline(&self) -> Option<Duration> {
+        (!self.inner.config.cluster).then_some(self.inner.config.response_timeout)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let mut c = cmd("GET");
         c.arg(&*self.redis_key(key));
@@ -480,15 +489,16 @@ impl Backend for RedisBackend {
 async fn connect(client: Client, config: RedisConfig) -> Result<Conn> {
     match client {
         Client::Single(client) => {
+            // No response timeout in the client: `Timed` applies it (see `timed`).
             let cfg = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
-                .set_response_timeout(Some(config.response_timeout))
+                .set_response_timeout(None)
                 .set_number_of_retries(config.reconnect_retries as usize)
                 .set_min_delay(Duration::from_millis(50))
                 .set_max_delay(Duration::from_millis(500));
             ConnectionManager::new_with_config(client, cfg)
                 .await
-                .map(Conn::Single)
+                .map(|c| Conn::Single(Timed::new(c, config.response_timeout)))
         }
         Client::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
     }

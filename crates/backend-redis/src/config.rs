@@ -44,7 +44,9 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
-    /// How long to wait for one answer.
+    /// How long to wait for one answer. Inside a cache it also bounds the cache's calls when
+    /// it is shorter than `backend_timeout` (see `Backend::own_deadline`): the cache's deadline
+    /// then covers the whole operation, and the request is not timed twice.
     pub response_timeout: Duration,
     /// Reconnection attempts per failure (standalone) or retries per command (cluster).
     pub reconnect_retries: u32,

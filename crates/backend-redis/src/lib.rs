@@ -32,6 +32,7 @@ mod scan;
 mod scripts;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timed;
 mod tracking;
 
 pub use backend::RedisBackend;

@@ -107,6 +107,20 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn name(&self) -> &str;
     /// What the backend does natively.
     fn capabilities(&self) -> Capabilities;
+    /// The deadline this backend puts on each operation itself (a Redis request's response
+    /// timeout), when it can leave it to a caller that bounds the operation: a cache then bounds
+    /// each store operation by the shorter of its `backend_timeout` and this, and the backend
+    /// skips its own timer while [`plumbing::caller_deadline`](crate::plumbing::caller_deadline)
+    /// is no longer than it, so an operation waits on one timer, not two. Everywhere else (a
+    /// user's own call, a bulk operation) it keeps its deadline.
+    ///
+    /// `None` (the default): the cache bounds each operation by `backend_timeout`, and the
+    /// backend's own deadlines, if any, run inside it. A wrapper that adds work around each
+    /// operation (retries, say) should keep the default: the cache's deadline would then cover
+    /// all of it.
+    fn own_deadline(&self) -> Option<Duration> {
+        None
+    }
     /// The value under `key`, if any and not expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Store `value` under `key`, replacing any, expiring after `ttl` when given.
@@ -256,6 +270,9 @@ macro_rules! forward_backend {
             }
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
+            }
+            fn own_deadline(&self) -> Option<Duration> {
+                (**self).own_deadline()
             }
             async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
                 (**self).get(key).await

@@ -188,6 +188,11 @@ impl CacheBuilder {
     /// local stores (files, SQLite) for sync callers are not cut short: they are bounded by the
     /// store's own timeouts (the file lock wait, SQLite's `busy_timeout`). Also the URL option
     /// `backend_timeout_ms`.
+    ///
+    /// A backend that bounds each operation itself ([`Backend::own_deadline`]: a Redis store's
+    /// `response_timeout`, 500 ms by default) bounds the cache's calls too when its deadline is
+    /// the shorter one: the cache's timer then covers the whole operation (a retry after a
+    /// dropped connection, a wait for a reconnection included) and the backend's own is skipped.
     pub fn backend_timeout(mut self, timeout: Duration) -> Self {
         self.backend_timeout = Some(timeout);
         self
@@ -250,6 +255,7 @@ impl CacheBuilder {
         let backend_timeout = self
             .backend_timeout
             .unwrap_or(DEFAULT_BACKEND_TIMEOUT)
+            .min(manager.backend().own_deadline().unwrap_or(Duration::MAX))
             .max(Duration::from_millis(1));
         let events = Arc::new(crate::stats::Hub::default());
         let breaker = Breaker::new(self.breaker, &manager, backend_timeout, events.clone());
@@ -388,7 +394,9 @@ impl Cache {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// The deadline of every call into the backend ([`CacheBuilder::backend_timeout`]).
+    /// The deadline of every call into the backend: [`CacheBuilder::backend_timeout`], or the
+    /// backend's own deadline on each operation when that is shorter
+    /// ([`Backend::own_deadline`]: a Redis store's `response_timeout`).
     pub fn backend_timeout(&self) -> Duration {
         self.inner.store.timeout()
     }

@@ -54,10 +54,37 @@ pub(crate) fn block_local<F: Future>(fut: F) -> F::Output {
     }
 }
 
+tokio::task_local! {
+    /// The deadline the cache puts on the store operation this task runs (see
+    /// [`caller_deadline`]).
+    static DEADLINE: Duration;
+}
+
+/// The deadline a cache puts on the store operation the current task is running, if it runs
+/// one (`None` elsewhere: a user's own call on a backend, a bulk operation, a bus's
+/// connection).
+///
+/// For a backend that bounds each operation itself (a Redis request's response timeout, see
+/// [`Backend::own_deadline`](crate::Backend::own_deadline)): while this is no longer than its
+/// own deadline, the operation already waits on the cache's timer, and the backend may skip its
+/// own. Measured: a second timer per operation made a Redis hit under 64 tasks 1.22–1.35× a
+/// raw `GET` instead of 1.02–1.05×.
+pub fn caller_deadline() -> Option<Duration> {
+    DEADLINE.try_with(|d| *d).ok()
+}
+
+/// `op` under `timeout`, which it can read with [`caller_deadline`].
+fn timed<F: Future>(
+    timeout: Duration,
+    op: F,
+) -> tokio::time::Timeout<impl Future<Output = F::Output>> {
+    tokio::time::timeout(timeout, DEADLINE.scope(timeout, op))
+}
+
 /// `op` within `timeout`: a store that does not answer in time is an [`Error::Unavailable`]
 /// (transient), so the caller fails open instead of hanging.
 pub(crate) async fn within<T>(timeout: Duration, op: impl Future<Output = Result<T>>) -> Result<T> {
-    in_time(tokio::time::timeout(timeout, op).await, timeout)
+    in_time(timed(timeout, op).await, timeout)
 }
 
 /// What [`within`] returns, from the timeout's outcome.
@@ -94,7 +121,7 @@ where
     // call's future (and of every call's above it, moved on each call).
     match mode {
         Mode::Async => in_time(
-            tokio::time::timeout(timeout, op(manager.clone(), key.to_owned())).await,
+            timed(timeout, op(manager.clone(), key.to_owned())).await,
             timeout,
         ),
         Mode::Sync => runtime::block_on(within(timeout, op(manager.clone(), key.to_owned())))?,

@@ -42,6 +42,7 @@ pub use crate::envelope::FORMAT_VERSION;
 pub use crate::guard::Permit;
 pub use crate::manager::{load_blocking_with_hooks, save_blocking_with_hooks, BlockingManager};
 pub use crate::memory::DEFAULT_MAX_BYTES;
+pub use crate::mode::caller_deadline;
 pub use crate::options::{parse_bytes, parse_count, parse_flag, redact_url};
 pub use crate::policy::DEFAULT_FAIL_SAFE_THROTTLE;
 pub use crate::runtime::{block_on, library_runtime};

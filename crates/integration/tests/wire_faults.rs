@@ -158,17 +158,94 @@ async fn a_call_waits_for_an_unanswering_store_once_not_once_per_operation() {
         panic!("a proxy")
     };
     let cache = cache_through(&proxy, 0);
+    let slowest = calls_in_a_black_hole(&server, &proxy, &cache, "wire:once").await;
+    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
+    println!("black hole, no breaker: slowest call {slowest:?} (backend timeout {TIMEOUT:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_own_shorter_deadline_bounds_a_call_once_too() {
+    // The store's own deadline (Redis `response_timeout_ms`) shorter than `backend_timeout`:
+    // the cache bounds each operation by the shorter one itself and the backend skips its own
+    // timer (one timer per operation). Before, the backend timed the read out, retried it and
+    // timed it out again: two reads per call into the black hole, and twice the wait.
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let url = format!(
+        "redis://127.0.0.1:{}/0?backend_timeout_ms=4000&response_timeout_ms={}&breaker_threshold=0",
+        proxy.port(),
+        TIMEOUT.as_millis()
+    );
+    let cache = match Cache::from_url_unshared(&url) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        cache.backend_timeout(),
+        TIMEOUT,
+        "the shorter deadline bounds each call"
+    );
+    let slowest = calls_in_a_black_hole(&server, &proxy, &cache, "wire:own").await;
+    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
+    println!("black hole, the store's own deadline: slowest call {slowest:?} ({TIMEOUT:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_a_caches_calls_the_backend_keeps_its_own_deadline() {
+    // The connection skips its own timer only under a cache's deadline. A user's own call on
+    // the backend, and each request of a bulk removal (bounded by the long `bulk_timeout`), is
+    // timed out by the backend itself: a black hole is an error, not a wait without end.
+    let server = RedisServer::start();
+    let Ok(proxy) = FaultProxy::start(server.port()) else {
+        panic!("a proxy")
+    };
+    let url = format!(
+        "redis://127.0.0.1:{}/0?response_timeout_ms={}",
+        proxy.port(),
+        TIMEOUT.as_millis()
+    );
+    let backend = match steadycache_redis::RedisBackend::from_url(&url) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let cache = cache_through(&proxy, 0);
+    use steadycache_api::Backend;
+    assert!(backend.ping().await.is_ok(), "reachable");
+    assert!(cache.backend().ping().await.is_ok(), "reachable");
+    proxy.black_hole();
+    let guard = TIMEOUT * 2 + ALLOWANCE;
+    match tokio::time::timeout(guard, backend.get("wire:direct")).await {
+        Ok(Err(e)) => assert!(e.is_transient(), "{e}"),
+        other => panic!("a direct read in a black hole: {other:?}"),
+    }
+    match tokio::time::timeout(guard, cache.clear_namespace("wire")).await {
+        Ok(Err(e)) => assert!(e.is_transient(), "{e}"),
+        other => panic!("a bulk removal in a black hole: {other:?}"),
+    }
+}
+
+/// Calls of `key` on `cache` (through `proxy` to `server`) while the link is a black hole,
+/// async and sync in turn: each fails open after one read and no write (counted on the
+/// server once the link heals); the slowest call's time.
+async fn calls_in_a_black_hole(
+    server: &RedisServer,
+    proxy: &FaultProxy,
+    cache: &Cache,
+    key: &str,
+) -> Duration {
     let runs = Arc::new(AtomicU64::new(0));
-    call(&cache, "wire:once", &runs).await;
-    let (gets, sets) = (command_calls(&server, "get"), command_calls(&server, "set"));
+    call(cache, key, &runs).await;
+    let (gets, sets) = (command_calls(server, "get"), command_calls(server, "set"));
     proxy.black_hole();
     let mut slowest = Duration::ZERO;
     const CALLS: u64 = 4;
     for i in 0..CALLS {
         let (_, took) = if i % 2 == 0 {
-            call(&cache, "wire:once", &runs).await
+            call(cache, key, &runs).await
         } else {
-            call_sync(&cache, "wire:once", &runs).await
+            call_sync(cache, key, &runs).await
         };
         slowest = slowest.max(took);
     }
@@ -176,17 +253,17 @@ async fn a_call_waits_for_an_unanswering_store_once_not_once_per_operation() {
     // Healed, what the calls sent reaches Redis (held, not lost): count it.
     proxy.heal();
     let delivered =
-        steadycache_api::testing::eventually(|| command_calls(&server, "get") >= gets + CALLS);
+        steadycache_api::testing::eventually(|| command_calls(server, "get") >= gets + CALLS);
     assert!(delivered, "the held reads arrived");
     std::thread::sleep(Duration::from_millis(300));
     let (gets, sets) = (
-        command_calls(&server, "get") - gets,
-        command_calls(&server, "set") - sets,
+        command_calls(server, "get") - gets,
+        command_calls(server, "set") - sets,
     );
     assert_eq!(gets, CALLS, "one read per call");
     assert_eq!(sets, 0, "no write after a read that went unanswered");
-    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
-    println!("black hole, no breaker: {CALLS} calls sent {gets} reads and {sets} writes; slowest call {slowest:?} (backend timeout {TIMEOUT:?})");
+    println!("{CALLS} calls into a black hole sent {gets} reads and {sets} writes");
+    slowest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

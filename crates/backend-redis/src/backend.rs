@@ -321,16 +321,59 @@ fn lock_px(ttl: Duration) -> Result<u64> {
     Ok(ms)
 }
 
-fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>, nx: bool) -> Cmd {
-    let mut c = cmd("SET");
-    c.arg(key).arg(value);
+/// A key as one command argument: the key prefix, then the key, written straight into the
+/// command (no `String` joining them on each call).
+pub(crate) struct KeyArg<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl redis::ToRedisArgs for KeyArg<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut w = out.writer_for_next_arg();
+        // Writing into the command's buffer cannot fail.
+        let _ = w.write_all(self.prefix.as_bytes());
+        let _ = w.write_all(self.key.as_bytes());
+    }
+}
+
+impl RedisBackend {
+    /// `key` under the key prefix, as a command argument (what [`redis_key`](Self::redis_key)
+    /// renders).
+    pub(crate) fn key_arg<'a>(&'a self, key: &'a str) -> KeyArg<'a> {
+        KeyArg {
+            prefix: &self.inner.config.key_prefix,
+            key,
+        }
+    }
+
+    /// The command `name` on `key`, its buffers sized for `more_args` further arguments of
+    /// `more_bytes` in all: each allocated once (growing them took two reallocations a call).
+    fn key_cmd(&self, name: &str, key: &str, more_args: usize, more_bytes: usize) -> Cmd {
+        let prefix = &self.inner.config.key_prefix;
+        let bytes = name.len() + prefix.len() + key.len() + more_bytes;
+        let mut c = Cmd::with_capacity(2 + more_args, bytes);
+        c.arg(name).arg(self.key_arg(key));
+        c
+    }
+
+    fn set_cmd(&self, key: &str, value: &[u8], ttl: Option<Duration>, nx: bool) -> Cmd {
+        // The value, `NX`, `PX` and up to 20 digits.
+        let mut c = self.key_cmd("SET", key, 4, value.len() + 2 + 2 + 20);
+        c.arg(value);
+        set_options(&mut c, ttl, nx);
+        c
+    }
+}
+
+fn set_options(c: &mut Cmd, ttl: Option<Duration>, nx: bool) {
     if nx {
         c.arg("NX");
     }
     if let Some(ttl) = ttl {
         c.arg("PX").arg(px(ttl));
     }
-    c
 }
 
 #[async_trait]
@@ -351,14 +394,13 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut c = cmd("GET");
-        c.arg(&*self.redis_key(key));
+        let c = self.key_cmd("GET", key, 0, 0);
         self.run("GET", &c, true).await
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
         check_ttl(ttl)?;
-        let c = set_cmd(&self.redis_key(key), &value, ttl, false);
+        let c = self.set_cmd(key, &value, ttl, false);
         self.run("SET", &c, true).await
     }
 
@@ -369,14 +411,13 @@ impl Backend for RedisBackend {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         check_ttl(ttl)?;
-        let c = set_cmd(&self.redis_key(key), &value, ttl, true);
+        let c = self.set_cmd(key, &value, ttl, true);
         let reply: Option<String> = self.run("SET NX", &c, false).await?;
         Ok(reply.is_some())
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut c = cmd("UNLINK");
-        c.arg(&*self.redis_key(key));
+        let c = self.key_cmd("UNLINK", key, 0, 0);
         let n: u64 = self.run("UNLINK", &c, false).await?;
         Ok(n > 0)
     }
@@ -459,7 +500,7 @@ impl Backend for RedisBackend {
 
     async fn acquire_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         lock_px(ttl)?;
-        let c = set_cmd(&self.redis_key(key), token.as_bytes(), Some(ttl), true);
+        let c = self.set_cmd(key, token.as_bytes(), Some(ttl), true);
         let reply: Option<String> = self.run("lock", &c, false).await?;
         Ok(reply.is_some())
     }
@@ -508,6 +549,30 @@ async fn connect(client: Client, config: RedisConfig) -> Result<Conn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commands_key_is_the_prefixed_key() {
+        for prefix in ["", "app1:", "{tag}:"] {
+            let b = RedisBackend::open(
+                RedisConfig::new("redis://127.0.0.1:1/0").with_key_prefix(prefix),
+            )
+            .unwrap();
+            for key in ["", "ns:v1:k", "ünï:#lock"] {
+                let mut joined = cmd("GET");
+                joined.arg(&*b.redis_key(key));
+                let ours = b.key_cmd("GET", key, 0, 0);
+                assert_eq!(ours.get_packed_command(), joined.get_packed_command());
+                let mut set = cmd("SET");
+                set.arg(&*b.redis_key(key))
+                    .arg(b"v")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(1500);
+                let ours = b.set_cmd(key, b"v", Some(Duration::from_millis(1500)), true);
+                assert_eq!(ours.get_packed_command(), set.get_packed_command());
+            }
+        }
+    }
 
     #[test]
     fn glob_is_escaped() {

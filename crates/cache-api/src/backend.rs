@@ -360,7 +360,7 @@ pub trait BackendExt: Backend {
     async fn get_entry(&self, key: &str) -> Result<Option<Entry>> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => Ok(Entry::decode(&bytes)?.unless_gone(unix_millis())),
+            Some(bytes) => Ok(Entry::decode_vec(bytes)?.unless_gone(unix_millis())),
         }
     }
 

@@ -312,6 +312,27 @@ impl Entry {
         if bytes.first() == Some(&b'{') {
             return Self::decode_json(bytes);
         }
+        let (mut entry, body) = Self::decode_header(bytes)?;
+        entry.payload = bytes[HEADER..body].to_vec();
+        Ok(entry)
+    }
+
+    /// [`decode`](Self::decode), keeping the payload in `bytes`' own buffer (moved to its
+    /// start): what a store read returns is not copied again.
+    pub fn decode_vec(mut bytes: Vec<u8>) -> Result<Entry> {
+        if bytes.first() == Some(&b'{') {
+            return Self::decode_json(&bytes);
+        }
+        let (mut entry, body) = Self::decode_header(&bytes)?;
+        bytes.truncate(body);
+        bytes.drain(..HEADER);
+        entry.payload = bytes;
+        Ok(entry)
+    }
+
+    /// A binary envelope's fields, checked (its payload left empty), and where its payload
+    /// ends.
+    fn decode_header(bytes: &[u8]) -> Result<(Entry, usize)> {
         let corrupt = |why: &str| Error::Corrupt(why.to_string());
         if bytes.len() < HEADER + TRAILER {
             return Err(corrupt("shorter than an envelope header"));
@@ -343,7 +364,7 @@ impl Entry {
         if xxh3_64(&bytes[..body]) != u64_at(body) {
             return Err(corrupt("checksum mismatch"));
         }
-        Ok(Entry {
+        let entry = Entry {
             codec: bytes[3],
             flags: bytes[4],
             key_hash: u64_at(5),
@@ -352,8 +373,9 @@ impl Entry {
             expires_at: u64_at(29),
             keep_until: u64_at(37),
             took_ms: u32_at(45),
-            payload: bytes[HEADER..body].to_vec(),
-        })
+            payload: Vec::new(),
+        };
+        Ok((entry, body))
     }
 }
 

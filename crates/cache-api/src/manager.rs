@@ -156,7 +156,7 @@ pub trait BlockingManager: Send + Sync {
 /// Bytes read from the backend into an envelope: the `after_load` hook, then decoding; an
 /// envelope past its hard expiry is `None`.
 fn decode_loaded<M: CacheManager + ?Sized>(m: &M, raw: Vec<u8>) -> Result<Option<Entry>> {
-    Ok(Entry::decode(&m.after_load(raw)?)?.unless_gone(unix_millis()))
+    Ok(Entry::decode_vec(m.after_load(raw)?)?.unless_gone(unix_millis()))
 }
 
 /// An envelope into the bytes and backend ttl to store (the `before_save` hook applied);

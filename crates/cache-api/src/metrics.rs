@@ -17,6 +17,7 @@
 
 use crate::manager::CacheManager;
 use crate::stats::{Labels, Stats, StatsSnapshot};
+use metrics::{Key, Label};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub(crate) fn register(namespace: &str, manager: &Arc<dyn CacheManager>, stats: 
     let labels = Labels {
         namespace: namespace.to_owned(),
         manager: Arc::downgrade(manager),
+        histograms: HistogramKeys::new(namespace, manager.backend().name()),
     };
     let _ = stats.labels.set(labels.clone());
     let mut members = MEMBERS.lock().unwrap_or_else(|p| p.into_inner());
@@ -110,27 +112,66 @@ pub fn publish() {
     }
 }
 
-/// Record one computation of the function `stats` belongs to.
-pub(crate) fn computed(stats: &Stats, took: Duration) {
-    if let Some(l) = stats.labels.get() {
-        metrics::histogram!(
-            "steadycache_compute_seconds",
-            "namespace" => l.namespace.clone(),
-            "backend" => l.backend()
-        )
-        .record(took.as_secs_f64());
+/// The keys of a function's histograms, with its labels.
+#[derive(Clone, Debug)]
+pub(crate) struct HistogramKeys {
+    compute: Key,
+    load: Key,
+    save: Key,
+}
+
+impl HistogramKeys {
+    fn new(namespace: &str, backend: &str) -> HistogramKeys {
+        let labels = |op: Option<&'static str>| {
+            let mut l = vec![
+                Label::new("namespace", namespace.to_owned()),
+                Label::new("backend", backend.to_owned()),
+            ];
+            l.extend(op.map(|op| Label::from_static_parts("op", op)));
+            l
+        };
+        HistogramKeys {
+            compute: Key::from_parts("steadycache_compute_seconds", labels(None)),
+            load: Key::from_parts("steadycache_backend_seconds", labels(Some("load"))),
+            save: Key::from_parts("steadycache_backend_seconds", labels(Some("save"))),
+        }
     }
 }
 
-/// Record one call into the backend (`op`: `load` or `save`).
-pub(crate) fn backend_call(stats: &Stats, op: &'static str, took: Duration) {
+/// What `metrics::histogram!` passes the recorder, for histograms whose keys are built once.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+fn record(key: &Key, took: Duration) {
+    metrics::with_recorder(|r| {
+        r.register_histogram(key, &METADATA)
+            .record(took.as_secs_f64())
+    });
+}
+
+/// Record one computation of the function `stats` belongs to.
+pub(crate) fn computed(stats: &Stats, took: Duration) {
     if let Some(l) = stats.labels.get() {
-        metrics::histogram!(
-            "steadycache_backend_seconds",
-            "namespace" => l.namespace.clone(),
-            "backend" => l.backend(),
-            "op" => op
-        )
-        .record(took.as_secs_f64());
+        record(&l.histograms.compute, took);
+    }
+}
+
+/// An operation on the store, as the `op` label of `steadycache_backend_seconds` names it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StoreOp {
+    /// A read of an entry.
+    Load,
+    /// A write of an entry.
+    Save,
+}
+
+/// Record one call into the backend.
+pub(crate) fn backend_call(stats: &Stats, op: StoreOp, took: Duration) {
+    if let Some(l) = stats.labels.get() {
+        let key = match op {
+            StoreOp::Load => &l.histograms.load,
+            StoreOp::Save => &l.histograms.save,
+        };
+        record(key, took);
     }
 }

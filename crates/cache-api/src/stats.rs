@@ -143,6 +143,9 @@ fn leased_slot() -> usize {
 pub(crate) struct Labels {
     pub(crate) namespace: String,
     pub(crate) manager: std::sync::Weak<dyn crate::manager::CacheManager>,
+    /// The keys of its histograms, built once: recording one allocates nothing (labels built
+    /// per call were 3 allocations a store call).
+    pub(crate) histograms: crate::metrics::HistogramKeys,
 }
 
 #[cfg(feature = "metrics")]

@@ -74,6 +74,11 @@ fn envelopes_and_payloads() {
         .signed(b"a signing key of 16+ bytes")
         .unwrap();
     run(stored_bytes(), |bytes| {
+        // A read's decode, in the buffer it was read into, is the same parse.
+        assert_eq!(
+            Entry::decode_vec(bytes.clone()).ok(),
+            Entry::decode(&bytes).ok()
+        );
         if let Ok(e) = Entry::decode(&bytes) {
             // What a load does next: open (signed) and decode into a few shapes.
             let _ = signed.open("k", &e);

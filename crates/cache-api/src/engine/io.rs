@@ -31,7 +31,8 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
             &l2.key,
             (),
             |b, ()| b.load_blocking(&l2.key),
-            |m, k, ()| async move { m.load(&k).await },
+            // `as_ref`: the manager's own `load`, not `Arc`'s forwarding one (one box less).
+            |m, k, ()| async move { m.as_ref().load(&k).await },
         ),
         span,
     )
@@ -84,7 +85,7 @@ pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
         &l2.key,
         entry,
         |b, entry| b.save_blocking(&l2.key, &entry),
-        |m, k, entry| async move { m.save(&k, &entry).await },
+        |m, k, entry| async move { m.as_ref().save(&k, &entry).await },
     );
     tracing::Instrument::instrument(save, span).await
 }
@@ -185,7 +186,7 @@ pub(crate) async fn load_entry(mode: Mode, l2: &L2, stats: &Stats) -> Result<Opt
     let began = std::time::Instant::now();
     let loaded = load(mode, l2).await;
     #[cfg(feature = "metrics")]
-    crate::metrics::backend_call(stats, "load", began.elapsed());
+    crate::metrics::backend_call(stats, crate::metrics::StoreOp::Load, began.elapsed());
     let err = match loaded {
         Ok(Some(e)) if e.codec == codec && e.key_hash == Entry::key_hash_of(&l2.key) => {
             return Ok(Some(e))
@@ -465,7 +466,7 @@ where
     let began = std::time::Instant::now();
     let saved = save(mode, l2, entry).await;
     #[cfg(feature = "metrics")]
-    crate::metrics::backend_call(stats, "save", began.elapsed());
+    crate::metrics::backend_call(stats, crate::metrics::StoreOp::Save, began.elapsed());
     match saved {
         Ok(()) => {
             if let Some(bus) = &place.announce {

@@ -23,14 +23,30 @@ fn policy() -> Policy {
 /// A cache on Redis through `proxy`, whose breaker opens after `breaker` failed calls (0: no
 /// breaker).
 fn cache_through(proxy: &FaultProxy, breaker: u32) -> Cache {
-    let url = format!(
-        "redis://127.0.0.1:{}/0?backend_timeout_ms={}&breaker_threshold={breaker}&breaker_cooldown_ms=300",
-        proxy.port(),
-        TIMEOUT.as_millis()
-    );
+    cache_with(
+        proxy,
+        &format!(
+            "backend_timeout_ms={}&breaker_threshold={breaker}&breaker_cooldown_ms=300",
+            TIMEOUT.as_millis()
+        ),
+    )
+}
+
+/// A cache on Redis through `proxy`, with the URL options `query`.
+fn cache_with(proxy: &FaultProxy, query: &str) -> Cache {
+    let url = format!("redis://127.0.0.1:{}/0?{query}", proxy.port());
     match Cache::from_url_unshared(&url) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// A new `redis-server`, and a fault proxy in front of it.
+fn redis_behind_a_proxy() -> (RedisServer, FaultProxy) {
+    let server = RedisServer::start();
+    match FaultProxy::start(server.port()) {
+        Ok(proxy) => (server, proxy),
+        Err(e) => panic!("a proxy: {e}"),
     }
 }
 
@@ -71,10 +87,7 @@ async fn call_sync(cache: &Cache, key: &str, runs: &Arc<AtomicU64>) -> (u64, Dur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_a_black_hole_each_call_fails_open_in_time_and_the_breaker_heals() {
-    let server = RedisServer::start();
-    let Ok(proxy) = FaultProxy::start(server.port()) else {
-        panic!("a proxy")
-    };
+    let (_server, proxy) = redis_behind_a_proxy();
     let cache = cache_through(&proxy, 3);
     let runs = Arc::new(AtomicU64::new(0));
     assert_eq!(call(&cache, "wire:bh", &runs).await.0, 1);
@@ -153,14 +166,9 @@ async fn a_call_waits_for_an_unanswering_store_once_not_once_per_operation() {
     // No breaker: each call meets the black hole. Before, a call read (timeout), read again
     // after taking the in-process lock (timeout) and saved (timeout): 3 backend timeouts. Now
     // the read that went unanswered is the call's only store operation on the entry.
-    let server = RedisServer::start();
-    let Ok(proxy) = FaultProxy::start(server.port()) else {
-        panic!("a proxy")
-    };
+    let (server, proxy) = redis_behind_a_proxy();
     let cache = cache_through(&proxy, 0);
-    let slowest = calls_in_a_black_hole(&server, &proxy, &cache, "wire:once").await;
-    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
-    println!("black hole, no breaker: slowest call {slowest:?} (backend timeout {TIMEOUT:?})");
+    calls_in_a_black_hole(&server, &proxy, &cache, "wire:once").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,27 +177,15 @@ async fn the_stores_own_shorter_deadline_bounds_a_call_once_too() {
     // the cache bounds each operation by the shorter one itself and the backend skips its own
     // timer (one timer per operation). Before, the backend timed the read out, retried it and
     // timed it out again: two reads per call into the black hole, and twice the wait.
-    let server = RedisServer::start();
-    let Ok(proxy) = FaultProxy::start(server.port()) else {
-        panic!("a proxy")
-    };
-    let url = format!(
-        "redis://127.0.0.1:{}/0?backend_timeout_ms=4000&response_timeout_ms={}&breaker_threshold=0",
-        proxy.port(),
+    let (server, proxy) = redis_behind_a_proxy();
+    let query = format!(
+        "backend_timeout_ms=4000&response_timeout_ms={}&breaker_threshold=0",
         TIMEOUT.as_millis()
     );
-    let cache = match Cache::from_url_unshared(&url) {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    assert_eq!(
-        cache.backend_timeout(),
-        TIMEOUT,
-        "the shorter deadline bounds each call"
-    );
-    let slowest = calls_in_a_black_hole(&server, &proxy, &cache, "wire:own").await;
-    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
-    println!("black hole, the store's own deadline: slowest call {slowest:?} ({TIMEOUT:?})");
+    let cache = cache_with(&proxy, &query);
+    let shorter = cache.backend_timeout();
+    assert_eq!(shorter, TIMEOUT, "the shorter deadline bounds each call");
+    calls_in_a_black_hole(&server, &proxy, &cache, "wire:own").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,10 +193,7 @@ async fn outside_a_caches_calls_the_backend_keeps_its_own_deadline() {
     // The connection skips its own timer only under a cache's deadline. A user's own call on
     // the backend, and each request of a bulk removal (bounded by the long `bulk_timeout`), is
     // timed out by the backend itself: a black hole is an error, not a wait without end.
-    let server = RedisServer::start();
-    let Ok(proxy) = FaultProxy::start(server.port()) else {
-        panic!("a proxy")
-    };
+    let (_server, proxy) = redis_behind_a_proxy();
     let url = format!(
         "redis://127.0.0.1:{}/0?response_timeout_ms={}",
         proxy.port(),
@@ -228,13 +221,8 @@ async fn outside_a_caches_calls_the_backend_keeps_its_own_deadline() {
 
 /// Calls of `key` on `cache` (through `proxy` to `server`) while the link is a black hole,
 /// async and sync in turn: each fails open after one read and no write (counted on the
-/// server once the link heals); the slowest call's time.
-async fn calls_in_a_black_hole(
-    server: &RedisServer,
-    proxy: &FaultProxy,
-    cache: &Cache,
-    key: &str,
-) -> Duration {
+/// server once the link heals), none waiting much past [`TIMEOUT`].
+async fn calls_in_a_black_hole(server: &RedisServer, proxy: &FaultProxy, cache: &Cache, key: &str) {
     let runs = Arc::new(AtomicU64::new(0));
     call(cache, key, &runs).await;
     let (gets, sets) = (command_calls(server, "get"), command_calls(server, "set"));
@@ -262,8 +250,8 @@ async fn calls_in_a_black_hole(
     );
     assert_eq!(gets, CALLS, "one read per call");
     assert_eq!(sets, 0, "no write after a read that went unanswered");
-    println!("{CALLS} calls into a black hole sent {gets} reads and {sets} writes");
-    slowest
+    assert!(slowest < TIMEOUT + ALLOWANCE, "slowest call {slowest:?}");
+    println!("{CALLS} calls of {key} into a black hole sent {gets} reads and {sets} writes; slowest call {slowest:?} (deadline {TIMEOUT:?})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,10 +260,7 @@ async fn a_reply_cut_in_the_middle_is_a_counted_miss_never_a_truncated_value() {
     // after 1 MB from the server. B's read is a miss (the function runs and serves its own
     // value), counted as a backend error, and B does not overwrite A's value with its own.
     // Healed, B reads A's value whole.
-    let server = RedisServer::start();
-    let Ok(proxy) = FaultProxy::start(server.port()) else {
-        panic!("a proxy")
-    };
+    let (server, proxy) = redis_behind_a_proxy();
     let direct = format!("redis://127.0.0.1:{}/0", server.port());
     let a = match Cache::from_url_unshared(&direct) {
         Ok(c) => c,
@@ -374,10 +359,7 @@ async fn bh_in_b(k: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_l1_whose_bus_is_black_holed_stops_serving_its_copies_within_the_grace() {
-    let server = RedisServer::start();
-    let Ok(proxy) = FaultProxy::start(server.port()) else {
-        panic!("a proxy")
-    };
+    let (server, proxy) = redis_behind_a_proxy();
     let grace = Duration::from_millis(500);
     let options = format!(
         "local=16mb&backend_timeout_ms={}&bus_grace_ms={}",

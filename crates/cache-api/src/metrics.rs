@@ -16,8 +16,8 @@
 //! looked up in the recorder at each publication, not kept from the first.
 
 use crate::manager::CacheManager;
-use crate::stats::{Labels, Stats, StatsSnapshot};
-use metrics::{Key, Label};
+use crate::stats::{HistogramKeys, Labels, Stats, StatsSnapshot};
+use metrics::Key;
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
@@ -108,32 +108,6 @@ pub fn publish() {
                 "backend" => backend.clone()
             )
             .increment(delta);
-        }
-    }
-}
-
-/// The keys of a function's histograms, with its labels.
-#[derive(Clone, Debug)]
-pub(crate) struct HistogramKeys {
-    compute: Key,
-    load: Key,
-    save: Key,
-}
-
-impl HistogramKeys {
-    fn new(namespace: &str, backend: &str) -> HistogramKeys {
-        let labels = |op: Option<&'static str>| {
-            let mut l = vec![
-                Label::new("namespace", namespace.to_owned()),
-                Label::new("backend", backend.to_owned()),
-            ];
-            l.extend(op.map(|op| Label::from_static_parts("op", op)));
-            l
-        };
-        HistogramKeys {
-            compute: Key::from_parts("steadycache_compute_seconds", labels(None)),
-            load: Key::from_parts("steadycache_backend_seconds", labels(Some("load"))),
-            save: Key::from_parts("steadycache_backend_seconds", labels(Some("save"))),
         }
     }
 }

@@ -145,7 +145,7 @@ pub(crate) struct Labels {
     pub(crate) manager: std::sync::Weak<dyn crate::manager::CacheManager>,
     /// The keys of its histograms, built once: recording one allocates nothing (labels built
     /// per call were 3 allocations a store call).
-    pub(crate) histograms: crate::metrics::HistogramKeys,
+    pub(crate) histograms: HistogramKeys,
 }
 
 #[cfg(feature = "metrics")]
@@ -155,6 +155,35 @@ impl Labels {
         self.manager
             .upgrade()
             .map_or_else(|| "gone".to_owned(), |m| m.backend().name().to_owned())
+    }
+}
+
+/// The keys of a function's histograms, with its labels.
+#[cfg(feature = "metrics")]
+#[derive(Clone, Debug)]
+pub(crate) struct HistogramKeys {
+    pub(crate) compute: metrics::Key,
+    pub(crate) load: metrics::Key,
+    pub(crate) save: metrics::Key,
+}
+
+#[cfg(feature = "metrics")]
+impl HistogramKeys {
+    /// The keys for the function `namespace` on `backend`.
+    pub(crate) fn new(namespace: &str, backend: &str) -> HistogramKeys {
+        let labels = |op: Option<&'static str>| {
+            let mut l = vec![
+                metrics::Label::new("namespace", namespace.to_owned()),
+                metrics::Label::new("backend", backend.to_owned()),
+            ];
+            l.extend(op.map(|op| metrics::Label::from_static_parts("op", op)));
+            l
+        };
+        HistogramKeys {
+            compute: metrics::Key::from_parts("steadycache_compute_seconds", labels(None)),
+            load: metrics::Key::from_parts("steadycache_backend_seconds", labels(Some("load"))),
+            save: metrics::Key::from_parts("steadycache_backend_seconds", labels(Some("save"))),
+        }
     }
 }
 

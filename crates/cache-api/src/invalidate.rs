@@ -109,14 +109,8 @@ impl Cache {
         Ok(Some((key.into_owned(), entry)))
     }
 
-    /// Save `entry` under `key`, then drop its copies and announce it. The key is marked
-    /// first, as an invalidation marks it (`engine::sticks`): a write replaces what came
-    /// before it, so a computation that began before it (of the data as it was) does not keep
-    /// its value over it, in any process. Without the mark such a computation's save, landing
-    /// after this one, replaced it and was served until its ttl. (It removes what it saved, and
-    /// the next call computes again.) One write more per `set`.
+    /// Save `entry` under `key`, then drop its copies and announce it.
     async fn save_entry(&self, key: String, entry: Entry) -> Result<()> {
-        self.mark(Mode::Async, &key_mark(&key)).await;
         let saved = self.guarded(self.manager().save(&key, &entry)).await;
         self.then_announce(saved, Event::Key(key)).await
     }

@@ -108,11 +108,11 @@ fn update_and_wait(a: &Cache, logs: &[PathBuf], v: u64, what: &str) -> Vec<u64> 
 
 /// After a restart (the store is empty), wait until the readers have computed and stored the
 /// value again (0), and a while longer for a store still under way. A reader computes from a
-/// miss, and a computation that races A's update does not keep its value over it (the `set`
-/// sticks: `invalidation_sticks.rs`, `Kind::Set`), but it takes A's value away with its own,
-/// and the readers compute this test's function again: 0, where the test waits for A's value.
-/// (Before the `set` stuck, the reader's value replaced A's for good, which fits this test's
-/// rare failures under CI's load: the readers served 0 after A's update to 111.)
+/// miss, and A's next update must not race that computation: a value computed from a read
+/// made before another process's `Cache::set` and saved after it replaces what the `set`
+/// wrote (a `set` writes no invalidation mark, so `engine::sticks` cannot see it). That race
+/// fits this test's rare failures under CI's load (both readers served 0 after A's update to
+/// 111); it is a known limit of `set`, which this test is not about.
 fn readers_store_again(a: &Cache) {
     let key = value_cache().key(KEY).unwrap();
     let stored = || support::block_on(a.get::<u64>(&key)).ok().flatten();

@@ -29,9 +29,11 @@ impl Timed {
         Timed { conn, limit }
     }
 
-    /// Whether the caller's timer already bounds this request.
-    fn bounded_by_caller(&self) -> bool {
-        caller_deadline().is_some_and(|d| d <= self.limit)
+    /// The limit this connection puts on a request now: none when the caller's timer already
+    /// bounds it.
+    fn own_limit(&self) -> Option<Duration> {
+        let bounded = caller_deadline().is_some_and(|d| d <= self.limit);
+        (!bounded).then_some(self.limit)
     }
 }
 
@@ -41,17 +43,26 @@ fn timed_out() -> RedisError {
     std::io::Error::from(std::io::ErrorKind::TimedOut).into()
 }
 
-impl ConnectionLike for Timed {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        if self.bounded_by_caller() {
-            return self.conn.req_packed_command(cmd);
-        }
-        let limit = self.limit;
-        Box::pin(async move {
-            tokio::time::timeout(limit, self.conn.req_packed_command(cmd))
+/// `reply`, within `limit` when there is one (as the client's own response timeout would have
+/// it).
+fn bound<'a, T: Send + 'a>(
+    limit: Option<Duration>,
+    reply: RedisFuture<'a, T>,
+) -> RedisFuture<'a, T> {
+    match limit {
+        None => reply,
+        Some(limit) => Box::pin(async move {
+            tokio::time::timeout(limit, reply)
                 .await
                 .unwrap_or_else(|_| Err(timed_out()))
-        })
+        }),
+    }
+}
+
+impl ConnectionLike for Timed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let limit = self.own_limit();
+        bound(limit, self.conn.req_packed_command(cmd))
     }
 
     fn req_packed_commands<'a>(
@@ -60,16 +71,11 @@ impl ConnectionLike for Timed {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        if self.bounded_by_caller() {
-            return self.conn.req_packed_commands(pipeline, offset, count);
-        }
-        let limit = self.limit;
-        Box::pin(async move {
-            let reply = self.conn.req_packed_commands(pipeline, offset, count);
-            tokio::time::timeout(limit, reply)
-                .await
-                .unwrap_or_else(|_| Err(timed_out()))
-        })
+        let limit = self.own_limit();
+        bound(
+            limit,
+            self.conn.req_packed_commands(pipeline, offset, count),
+        )
     }
 
     fn get_db(&self) -> i64 {

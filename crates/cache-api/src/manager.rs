@@ -105,9 +105,14 @@ pub trait CacheManager: Send + Sync + fmt::Debug + 'static {
 // Compile-time check that `CacheManager` stays object-safe.
 const _: Option<&dyn CacheManager> = None;
 
+/// What an `async fn` of [`CacheManager`] returns once `async_trait` has boxed it.
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
 /// A shared manager is a manager: `Arc<M>` and `Arc<dyn CacheManager>` forward every method
 /// (hooks and overrides included), so [`CacheBuilder::manager`](crate::CacheBuilder::manager)
-/// takes a manager by value or one the caller keeps a handle on.
+/// takes a manager by value or one the caller keeps a handle on. The operations hand back the
+/// inner manager's future as it is: written as `async fn`s they boxed it once more, an
+/// allocation on every store call the engine makes through its `Arc<dyn CacheManager>`.
 #[async_trait]
 impl<M: CacheManager + ?Sized> CacheManager for Arc<M> {
     fn backend(&self) -> &dyn Backend {
@@ -122,20 +127,46 @@ impl<M: CacheManager + ?Sized> CacheManager for Arc<M> {
     fn after_load(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         (**self).after_load(bytes)
     }
-    async fn load(&self, key: &str) -> Result<Option<Entry>> {
-        (**self).load(key).await
+    fn load<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, Option<Entry>>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).load(key)
     }
-    async fn save(&self, key: &str, entry: &Entry) -> Result<()> {
-        (**self).save(key, entry).await
+    fn save<'s, 'k, 'e, 'f>(&'s self, key: &'k str, entry: &'e Entry) -> Boxed<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        (**self).save(key, entry)
     }
-    async fn delete(&self, key: &str) -> Result<bool> {
-        (**self).delete(key).await
+    fn delete<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        (**self).delete(key)
     }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        (**self).delete_prefix(prefix).await
+    fn delete_prefix<'s, 'p, 'f>(&'s self, prefix: &'p str) -> Boxed<'f, u64>
+    where
+        's: 'f,
+        'p: 'f,
+        Self: 'f,
+    {
+        (**self).delete_prefix(prefix)
     }
-    async fn delete_matching(&self, pattern: &crate::glob::Glob) -> Result<u64> {
-        (**self).delete_matching(pattern).await
+    fn delete_matching<'s, 'p, 'f>(&'s self, pattern: &'p crate::glob::Glob) -> Boxed<'f, u64>
+    where
+        's: 'f,
+        'p: 'f,
+        Self: 'f,
+    {
+        (**self).delete_matching(pattern)
     }
     fn blocking(&self) -> Option<&dyn BlockingManager> {
         (**self).blocking()

@@ -31,8 +31,7 @@ pub(crate) async fn load(mode: Mode, l2: &L2) -> Result<Option<Entry>> {
             &l2.key,
             (),
             |b, ()| b.load_blocking(&l2.key),
-            // `as_ref`: the manager's own `load`, not `Arc`'s forwarding one (one box less).
-            |m, k, ()| async move { m.as_ref().load(&k).await },
+            |m, k, ()| async move { m.load(&k).await },
         ),
         span,
     )
@@ -85,7 +84,7 @@ pub(crate) async fn save(mode: Mode, l2: &L2, entry: Entry) -> Result<()> {
         &l2.key,
         entry,
         |b, entry| b.save_blocking(&l2.key, &entry),
-        |m, k, entry| async move { m.as_ref().save(&k, &entry).await },
+        |m, k, entry| async move { m.save(&k, &entry).await },
     );
     tracing::Instrument::instrument(save, span).await
 }
